@@ -1,0 +1,136 @@
+"""The `celeris` command: one entry point whose subcommands run and steer the components.
+
+A shell: each subcommand parses its flags, builds settings or a client, makes one call into the core or
+a service, and prints the result. Exit codes: 0 ok, 2 usage or settings error, 1 a failed call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, Sequence
+
+from celeris import __version__
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting (repeatable); CELERIS_<KEY> environment variables also apply")
+
+
+def cmd_version(_: argparse.Namespace) -> int:
+    print(__version__)
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from celeris.runtime import settings as settings_mod
+
+    settings = settings_mod.load_settings(settings_mod.ServiceSettings,
+                                          settings_mod.parse_overrides(args.overrides))
+    print(json.dumps(settings.redacted(), indent=2, default=str))
+    return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    return asyncio.run(_control_call(args))
+
+
+async def _control_call(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+
+    from celeris.api.v1 import control_pb2, control_pb2_grpc
+    from celeris.runtime import grpc_server
+    from celeris.runtime.control import MODE_TO_PB
+    from celeris.domain.modes import Mode
+
+    async with grpc_server.insecure_channel(args.target) as channel:
+        stub = control_pb2_grpc.ControlStub(channel)
+        try:
+            if args.action == "status":
+                reply = await stub.GetStatus(control_pb2.GetStatusRequest(), timeout=args.timeout)
+            elif args.action == "set-mode":
+                reply = await stub.SetMode(control_pb2.SetModeRequest(
+                    mode=MODE_TO_PB[Mode(args.mode)], requested_by=args.by, reason=args.reason), timeout=args.timeout)
+            elif args.action == "halt":
+                reply = await stub.Halt(control_pb2.HaltRequest(
+                    reason=args.reason, requested_by=args.by, flatten_positions=args.flatten), timeout=args.timeout)
+            elif args.action == "resume":
+                reply = await stub.Resume(control_pb2.ResumeRequest(requested_by=args.by, reason=args.reason),
+                                          timeout=args.timeout)
+            else:
+                reply = await stub.Drain(control_pb2.DrainRequest(), timeout=args.timeout)
+        except grpc.aio.AioRpcError as exc:
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(json_format.MessageToJson(reply, preserving_proto_field_name=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="celeris",
+        description="Celeris: high-frequency trading for Binance USD-M perpetual futures.",
+    )
+    parser.add_argument("--version", action="version", version=f"celeris {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser("settings", help="print the effective settings, secrets redacted")
+    _add_settings_flags(p)
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("control", help="pull a component's levers over gRPC (Control service)")
+    p.add_argument("action", choices=["status", "set-mode", "halt", "resume", "drain"])
+    p.add_argument("--target", default="127.0.0.1:50051", help="host:port of the component's gRPC server")
+    p.add_argument("--mode", choices=["observation", "simulation", "live"], help="for set-mode")
+    p.add_argument("--by", default="cli", help="who is asking (recorded)")
+    p.add_argument("--reason", default="", help="why (recorded)")
+    p.add_argument("--flatten", action="store_true", help="halt: also flatten positions")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    p.set_defaults(func=cmd_control)
+
+    _register_extra_commands(sub)
+    return parser
+
+
+def _register_extra_commands(sub: Any) -> None:
+    """Commands of the components that exist in this build (each module adds its own)."""
+    import importlib
+
+    for module_name in ("celeris.exchange_sim.cli",):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if args.command == "control" and args.action == "set-mode" and not args.mode:
+        parser.error("set-mode needs --mode")
+    from celeris.runtime.settings import SettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

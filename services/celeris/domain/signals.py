@@ -1,0 +1,92 @@
+"""Trading signals and the `Strategy` protocol every strategy plugin implements.
+
+Owns what a strategy may say (a `Signal`: symbol, side, strength 0..1, urgency, optional price hint,
+reason) and what it is told (`BookTop` market data, `FillReport` fills, position updates). Strength is a
+confidence, not money, so it is a plain number; prices stay in ticks.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from celeris.domain.values import Side
+
+
+class Urgency(enum.Enum):
+    PASSIVE = "passive"  # join the queue: post-only at the touch
+    NORMAL = "normal"
+    AGGRESSIVE = "aggressive"  # may take liquidity
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    symbol: str
+    side: Side
+    strength: float
+    strategy: str
+    ts_event_ns: int
+    urgency: Urgency = Urgency.NORMAL
+    price_hint_ticks: int | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"signal strength {self.strength} outside 0..1")
+        if not self.symbol:
+            raise ValueError("signal needs a symbol")
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    """The market data a strategy sees on each book update: top of book and recent trade flow."""
+
+    symbol: str
+    ts_event_ns: int
+    bid_ticks: int
+    bid_steps: int
+    ask_ticks: int
+    ask_steps: int
+    last_trade_ticks: int | None = None
+    net_taker_steps: int = 0
+    """Taker buy minus taker sell volume over the engine's trade-flow window."""
+
+
+@dataclass(frozen=True, slots=True)
+class FillReport:
+    symbol: str
+    client_order_id: str
+    side: Side
+    qty_steps: int
+    price_ticks: int
+    fee: int
+    is_maker: bool
+    ts_event_ns: int
+    strategy: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    symbol: str
+    qty_steps: int
+    entry_price: str
+    unrealized_pnl: int
+    ts_event_ns: int
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """A strategy plugin. Calls come from one engine task; a strategy never blocks or does I/O."""
+
+    name: str
+
+    def initialize(self, config: Mapping[str, Any]) -> None: ...
+
+    def on_market_data(self, data: BookTop) -> list[Signal]: ...
+
+    def on_order_fill(self, fill: FillReport) -> None: ...
+
+    def on_position_update(self, position: PositionReport) -> None: ...
+
+    def get_state(self) -> Mapping[str, Any]: ...

@@ -1,0 +1,133 @@
+"""The Control service every component exposes: status, mode, halt/resume, drain.
+
+Owns `ComponentControl`, the per-process state behind the operator's levers (current mode through the
+domain's mode table, the halt flag with who/why, draining), with hooks an engine registers to act on a
+change, and `ControlServicer`, the gRPC shell that only translates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import grpc
+
+from celeris import __version__
+from celeris.api.v1 import common_pb2, control_pb2, control_pb2_grpc
+from celeris.domain.clock import Clock
+from celeris.domain.modes import IllegalModeChange, Mode, change_mode
+
+log = logging.getLogger(__name__)
+
+MODE_TO_PB = {Mode.OBSERVATION: common_pb2.MODE_OBSERVATION, Mode.SIMULATION: common_pb2.MODE_SIMULATION,
+              Mode.LIVE: common_pb2.MODE_LIVE}
+PB_TO_MODE = {v: k for k, v in MODE_TO_PB.items()}
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ComponentControl:
+    component: str
+    clock: Clock
+    mode: Mode = Mode.OBSERVATION
+    halted: bool = False
+    halt_reason: str = ""
+    halted_by: str = ""
+    draining: bool = False
+    ready: bool = True
+    started_at_ns: int = 0
+    audit: list[tuple[int, str, str]] = field(default_factory=list)
+    """(ts_ns, action, detail) of every lever pulled."""
+    on_mode: list[Callable[[Mode], Awaitable[None]]] = field(default_factory=list)
+    on_halt: list[Callable[[str, bool], Awaitable[None]]] = field(default_factory=list)
+    on_resume: list[Hook] = field(default_factory=list)
+    on_drain: list[Hook] = field(default_factory=list)
+    details: Callable[[], dict[str, str]] = field(default=lambda: {})
+
+    def __post_init__(self) -> None:
+        if not self.started_at_ns:
+            self.started_at_ns = self.clock.now_ns()
+
+    async def set_mode(self, target: Mode, requested_by: str = "", reason: str = "") -> None:
+        previous = self.mode
+        self.mode = change_mode(self.mode, target)
+        self._record("set_mode", f"{previous.value}->{target.value} by {requested_by or '?'}: {reason}")
+        for hook in self.on_mode:
+            await hook(target)
+
+    async def halt(self, reason: str, requested_by: str = "", flatten: bool = False) -> None:
+        if self.halted:
+            return  # idempotent: the first reason stands
+        self.halted, self.halt_reason, self.halted_by = True, reason, requested_by
+        self._record("halt", f"by {requested_by or '?'}: {reason}")
+        for hook in self.on_halt:
+            await hook(reason, flatten)
+
+    async def resume(self, requested_by: str, reason: str = "") -> None:
+        if not requested_by:
+            raise ValueError("resume needs requested_by: re-enabling trading is recorded")
+        if not self.halted:
+            return
+        self.halted, self.halt_reason = False, ""
+        self._record("resume", f"by {requested_by}: {reason}")
+        for hook in self.on_resume:
+            await hook()
+
+    async def drain(self) -> None:
+        self.draining = True
+        self.ready = False
+        self._record("drain", "")
+        for hook in self.on_drain:
+            await hook()
+
+    def _record(self, action: str, detail: str) -> None:
+        self.audit.append((self.clock.now_ns(), action, detail))
+        log.info("control %s", action, extra={"detail": detail, "component": self.component})
+
+    def status(self, request_id: str = "") -> control_pb2.ComponentStatus:
+        return control_pb2.ComponentStatus(
+            request_id=request_id, component=self.component, version=__version__,
+            mode=MODE_TO_PB[self.mode], halted=self.halted, halt_reason=self.halt_reason,
+            draining=self.draining, ready=self.ready, started_at_ns=self.started_at_ns,
+            ts_ns=self.clock.now_ns(), details=self.details(),
+        )
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    def __init__(self, control: ComponentControl) -> None:
+        self._control = control
+
+    async def GetStatus(self, request, context):  # type: ignore[no-untyped-def]
+        return self._control.status(request.request_id)
+
+    async def SetMode(self, request, context):  # type: ignore[no-untyped-def]
+        if request.mode not in PB_TO_MODE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be observation, simulation or live")
+        try:
+            await self._control.set_mode(PB_TO_MODE[request.mode], request.requested_by, request.reason)
+        except IllegalModeChange as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return self._control.status(request.request_id)
+
+    async def Halt(self, request, context):  # type: ignore[no-untyped-def]
+        await self._control.halt(request.reason or "manual halt", request.requested_by, request.flatten_positions)
+        return self._control.status(request.request_id)
+
+    async def Resume(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            await self._control.resume(request.requested_by, request.reason)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return self._control.status(request.request_id)
+
+    async def Drain(self, request, context):  # type: ignore[no-untyped-def]
+        await self._control.drain()
+        return self._control.status(request.request_id)
+
+
+def registrar(control: ComponentControl) -> Callable[[grpc.aio.Server], None]:
+    def register(server: grpc.aio.Server) -> None:
+        control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
+    return register

@@ -1,0 +1,1 @@
+"""The Binance USD-M futures connector (REST, streams, user data stream, codec)."""

@@ -1,0 +1,175 @@
+"""Decoding Binance USD-M wire messages into domain values, fast.
+
+Owns the typed shapes of the venue's market and user-data messages (msgspec structs, decoded straight
+from bytes without building dicts) and their conversion to domain values: prices to ticks, quantities to
+steps, times to nanoseconds. A message that does not fit raises `MalformedMessage`, which callers count
+and skip. Price strings repeat constantly on a busy book, so their tick values are memoised.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from celeris.domain import book as book_mod
+from celeris.domain import values
+from celeris.domain.instruments import Instrument
+
+NS_PER_MS = 1_000_000
+
+
+class MalformedMessage(ValueError):
+    """A venue message that cannot be decoded or does not fit its instrument."""
+
+
+# -- market streams ---------------------------------------------------------------------------
+class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+    E: int
+    T: int
+    s: str
+    U: int
+    u: int
+    pu: int
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+
+
+class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
+    u: int
+    E: int
+    T: int
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+
+
+class Trade(msgspec.Struct, tag_field="e", tag="trade"):
+    E: int
+    T: int
+    s: str
+    t: int
+    p: str
+    q: str
+    m: bool
+    X: str = "MARKET"
+
+
+class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
+    E: int
+    a: int
+    s: str
+    p: str
+    q: str
+    f: int
+    l: int  # noqa: E741 - the venue's key
+    T: int
+    m: bool
+    nq: str | None = None
+
+
+class MarkPriceUpdate(msgspec.Struct, tag_field="e", tag="markPriceUpdate"):
+    E: int
+    s: str
+    p: str
+    i: str
+    r: str
+    T: int
+    P: str = "0"
+
+
+MarketEvent = Union[DepthUpdate, BookTicker, Trade, AggTrade, MarkPriceUpdate]
+
+
+class CombinedFrame(msgspec.Struct):
+    stream: str
+    data: MarketEvent
+
+
+class DepthSnapshot(msgspec.Struct):
+    lastUpdateId: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+    E: int = 0
+    T: int = 0
+
+
+_combined_decoder = msgspec.json.Decoder(CombinedFrame)
+_raw_decoder = msgspec.json.Decoder(MarketEvent)
+_snapshot_decoder = msgspec.json.Decoder(DepthSnapshot)
+
+
+def decode_combined(raw: bytes | str) -> CombinedFrame:
+    try:
+        return _combined_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(str(exc)) from exc
+
+
+def decode_raw(raw: bytes | str) -> MarketEvent:
+    try:
+        return _raw_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(str(exc)) from exc
+
+
+def decode_snapshot(raw: bytes | str) -> DepthSnapshot:
+    try:
+        return _snapshot_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(str(exc)) from exc
+
+
+class LevelParser:
+    """Price/quantity strings of one instrument -> ticks/steps, memoising the repeated ones."""
+
+    __slots__ = ("instrument", "_prices", "_qtys", "max_cache")
+
+    def __init__(self, instrument: Instrument, max_cache: int = 200_000) -> None:
+        self.instrument = instrument
+        self._prices: dict[str, int] = {}
+        self._qtys: dict[str, int] = {}
+        self.max_cache = max_cache
+
+    def price(self, text: str) -> int:
+        ticks = self._prices.get(text)
+        if ticks is None:
+            ticks = self._parse(self.instrument.price_grid, text)
+            if len(self._prices) >= self.max_cache:
+                self._prices.clear()
+            self._prices[text] = ticks
+        return ticks
+
+    def qty(self, text: str) -> int:
+        steps = self._qtys.get(text)
+        if steps is None:
+            steps = self._parse(self.instrument.qty_grid, text)
+            if len(self._qtys) >= self.max_cache:
+                self._qtys.clear()
+            self._qtys[text] = steps
+        return steps
+
+    def levels(self, pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
+        price, qty = self.price, self.qty
+        return [(price(p), qty(q)) for p, q in pairs]
+
+    @staticmethod
+    def _parse(grid: values.Grid, text: str) -> int:
+        try:
+            return grid.parse(text)
+        except ValueError as exc:
+            raise MalformedMessage(str(exc)) from exc
+
+
+def depth_event(msg: DepthUpdate, parser: LevelParser) -> book_mod.DepthEvent:
+    return book_mod.DepthEvent(
+        first_id=msg.U, final_id=msg.u, prev_final_id=msg.pu,
+        bids=parser.levels(msg.b), asks=parser.levels(msg.a),
+        ts_event_ms=msg.E, ts_transact_ms=msg.T,
+    )
+
+
+def snapshot_levels(msg: DepthSnapshot, parser: LevelParser) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    return parser.levels(msg.bids), parser.levels(msg.asks)

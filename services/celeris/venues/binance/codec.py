@@ -98,7 +98,8 @@ class DepthSnapshot(msgspec.Struct):
 
 _combined_decoder = msgspec.json.Decoder(CombinedFrame)
 _raw_decoder = msgspec.json.Decoder(MarketEvent)
-_snapshot_decoder = msgspec.json.Decoder(DepthSnapshot)
+# Some gateways (and ccxt fixtures) quote the ids; the values are still exact integers.
+_snapshot_decoder = msgspec.json.Decoder(DepthSnapshot, strict=False)
 
 
 def decode_combined(raw: bytes | str) -> CombinedFrame:
@@ -173,3 +174,99 @@ def depth_event(msg: DepthUpdate, parser: LevelParser) -> book_mod.DepthEvent:
 
 def snapshot_levels(msg: DepthSnapshot, parser: LevelParser) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     return parser.levels(msg.bids), parser.levels(msg.asks)
+
+
+# -- user data stream -------------------------------------------------------------------------
+class OrderUpdateBody(msgspec.Struct):
+    s: str
+    c: str
+    S: str
+    o: str
+    f: str
+    q: str
+    p: str
+    ap: str
+    x: str
+    X: str
+    i: int
+    l: str  # noqa: E741 - the venue's key
+    z: str
+    L: str
+    T: int
+    t: int
+    m: bool
+    R: bool
+    ps: str
+    sp: str | None = "0"  # null on liquidation orders (real payloads)
+    N: str | None = None
+    n: str | None = None
+    ot: str = ""
+    rp: str = "0"
+
+
+class OrderTradeUpdate(msgspec.Struct, tag_field="e", tag="ORDER_TRADE_UPDATE"):
+    E: int
+    T: int
+    o: OrderUpdateBody
+
+
+class TradeLite(msgspec.Struct, tag_field="e", tag="TRADE_LITE"):
+    E: int
+    T: int
+    s: str
+    q: str
+    p: str
+    m: bool
+    c: str
+    S: str
+    L: str
+    l: str  # noqa: E741
+    t: int
+    i: int
+
+
+class BalanceChange(msgspec.Struct):
+    a: str
+    wb: str
+    cw: str
+    bc: str = "0"
+
+
+class PositionChange(msgspec.Struct):
+    s: str
+    pa: str
+    ep: str
+    up: str
+    mt: str
+    ps: str
+    cr: str = "0"
+    iw: str = "0"
+    bep: str = "0"
+
+
+class AccountUpdateBody(msgspec.Struct):
+    m: str
+    B: list[BalanceChange]
+    P: list[PositionChange]
+
+
+class AccountUpdate(msgspec.Struct, tag_field="e", tag="ACCOUNT_UPDATE"):
+    E: int
+    T: int
+    a: AccountUpdateBody
+
+
+class ListenKeyExpired(msgspec.Struct, tag_field="e", tag="listenKeyExpired"):
+    E: int
+    listenKey: str = ""
+
+
+UserEvent = Union[OrderTradeUpdate, TradeLite, AccountUpdate, ListenKeyExpired]
+_user_decoder = msgspec.json.Decoder(UserEvent)
+
+
+def decode_user_event(raw: bytes | str) -> UserEvent:
+    try:
+        return _user_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(str(exc)) from exc

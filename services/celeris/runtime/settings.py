@@ -77,7 +77,15 @@ class ServiceSettings(BaseSettings):
         return out
 
     def secrets(self) -> list[str]:
-        return [v.get_secret_value() for _, v in self if isinstance(v, SecretStr) and v.get_secret_value()]
+        """Every secret value, and the password inside each secret URL, for the log redactor."""
+        out = []
+        for _, value in self:
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+                password = urlsplit(value.get_secret_value()).password
+                if password:
+                    out.append(password)
+        return out
 
 
 def redact_secret(name: str, secret: str) -> str:

@@ -1,0 +1,29 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CELERIS = [str(Path(sys.executable).with_name("celeris"))]
+
+
+def run(*args, env=None):
+    return subprocess.run(CELERIS + list(args), capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_help_lists_commands():
+    result = run("--help")
+    assert result.returncode == 0 and "settings" in result.stdout and "control" in result.stdout
+
+
+def test_settings_command_redacts_and_rejects_unknown_keys():
+    result = run("settings", "--set", "venue_api_secret=topsecretvalue99", "--set", "mode=live")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["mode"] == "live" and "topsecretvalue99" not in result.stdout
+    bad = run("settings", "--set", "nonsense=1")
+    assert bad.returncode == 2 and "unknown setting" in bad.stderr
+
+
+def test_control_against_nothing_fails_cleanly():
+    result = run("control", "status", "--target", "127.0.0.1:1", "--timeout", "0.5")
+    assert result.returncode == 1 and "UNAVAILABLE" in result.stderr

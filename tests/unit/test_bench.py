@@ -1,0 +1,18 @@
+"""The benchmarks keep working (their figures are printed, never asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_book_benchmark_prints_one_json_object_with_unit_keys():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "book.py"), "--json", "--repeat", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("events_per_s", "p50_us", "p99_us", "baseline_events_per_s"):
+        assert out[key] > 0
+    assert out["gaps"] == 0 and out["crossed_books"] == 0 and out["depth_events_applied"] > 1000

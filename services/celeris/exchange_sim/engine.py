@@ -307,7 +307,8 @@ class MatchingEngine:
                                         "been rejected. The order will not be recorded in the order history")
         if order_type is OrderType.MARKET:
             self._check_market_protection(book, side)
-        if order_type.is_conditional and self._triggered(book, order_type, side, stop_ticks,
+        if order_type.is_conditional and order_type is not OrderType.TRAILING_STOP_MARKET and \
+                self._triggered(book, order_type, side, stop_ticks,
                                                          params.get("workingType", "CONTRACT_PRICE")):
             raise VenueError(-2021, "Order would immediately trigger.")
         now = self.now_ms()
@@ -579,21 +580,22 @@ class MatchingEngine:
             self._notify(account)
 
     def _account_update(self, account: Account, symbol: str, reason: str) -> None:
-        pos = account.positions[symbol]
+        """ACCOUNT_UPDATE with the balance and, for a symbol, its position (FUNDING_FEE: balance only)."""
         now = self.now_ms()
-        mark = self.mark(symbol)
-        event = {"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
-            "m": reason,
-            "B": [{"a": "USDT", "wb": money_str(account.wallet), "cw": money_str(account.wallet), "bc": "0"}],
-            "P": [] if symbol == "" else [{
+        positions = []
+        if symbol:
+            pos = account.positions[symbol]
+            mark = self.mark(symbol)
+            positions.append({
                 "s": symbol, "pa": pos.instrument.format_qty(pos.qty_steps),
                 "ep": _price_str(pos.entry_price), "bep": _price_str(pos.entry_price),
                 "cr": money_str(pos.realized_pnl), "up": money_str(pos.unrealized_pnl(mark) if mark else 0),
-                "mt": account.margin_type[symbol], "iw": "0", "ps": "BOTH", "ma": "USDT"}],
-        }}
-        if reason == "FUNDING_FEE":
-            event["a"]["P"] = []
-        account.events.append(event)
+                "mt": account.margin_type[symbol], "iw": "0", "ps": "BOTH", "ma": "USDT"})
+        account.events.append({"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
+            "m": reason,
+            "B": [{"a": "USDT", "wb": money_str(account.wallet), "cw": money_str(account.wallet), "bc": "0"}],
+            "P": positions,
+        }})
         self._notify(account)
 
     def _notify(self, account: Account) -> None:

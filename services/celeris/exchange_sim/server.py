@@ -134,8 +134,9 @@ class SimVenue:
         self._depth_chain: dict[tuple[str, int], list[int]] = {}
         self._pending_levels: dict[tuple[str, int], dict[tuple[bool, int], None]] = {}
         self._last_top: dict[str, tuple[int | None, int | None, int, int]] = {}
+        self._skip_left: dict[tuple[str, int], int] = {}
         self._last_mark_ms = 0
-        self._next_funding_ms = 0
+        self._next_funding_ms = self.now_ms() + self.funding_interval_ms
         self._task: asyncio.Task[None] | None = None
         self._users_dirty = asyncio.Event()
         self.stats = {"rest_requests": 0, "ws_messages": 0, "orders": 0}
@@ -177,7 +178,6 @@ class SimVenue:
             await conn.ws.close()
 
     async def _run(self) -> None:
-        self._next_funding_ms = self.now_ms() + self.funding_interval_ms
         while True:
             try:
                 self.tick()
@@ -266,9 +266,15 @@ class SimVenue:
                 "u": book.update_id, "pu": chain[0], "b": bids, "a": asks}
 
     def _swallow_depth(self, symbol: str, speed: int) -> bool:
-        left = self.faults.skip_depth_events.get(symbol, 0)
-        if left and speed in (0, 100):
-            self.faults.skip_depth_events[symbol] = left - 1
+        # Each stream speed has its own chain, so each loses its next N events.
+        requested = self.faults.skip_depth_events.get(symbol, 0)
+        if requested:
+            for each in (0, 100, 250, 500):
+                self._skip_left[(symbol, each)] = self._skip_left.get((symbol, each), 0) + requested
+            self.faults.skip_depth_events[symbol] = 0
+        left = self._skip_left.get((symbol, speed), 0)
+        if left:
+            self._skip_left[(symbol, speed)] = left - 1
             return True
         return False
 

@@ -247,3 +247,40 @@ async def test_dropped_connections_and_listen_key_expiry(live_venue):
             live_venue.listen_keys[key] = (API_KEY, 0)  # expire it now
             events = await _collect(ws, lambda out: any(e.get("e") == "listenKeyExpired" for e in out))
             assert any(e.get("e") == "listenKeyExpired" and e["listenKey"] == key for e in events)
+
+
+async def test_recent_trades_and_stalls(live_venue):
+    async with aiohttp.ClientSession() as s:
+        await asyncio.sleep(0.3)  # let background flow trade
+        status, trades, _ = await rest(s, live_venue, "GET", "/fapi/v1/trades", "symbol=BTCUSDT&limit=5")
+        assert status == 200 and 0 < len(trades) <= 5
+        assert [t["id"] for t in trades] == sorted(t["id"] for t in trades)
+        _, aggs, _ = await rest(s, live_venue, "GET", "/fapi/v1/aggTrades", "symbol=BTCUSDT&limit=5")
+        assert aggs[-1]["a"] >= trades[-1]["id"]
+        async with s.ws_connect(f"{live_venue.ws_url}/ws/btcusdt@depth@0ms") as ws:
+            assert await _collect(ws, lambda out: len(out) >= 2, timeout=3)
+            await s.post(f"{live_venue.base_url}/_sim/faults", json={"stall_ms": 600})
+            await asyncio.sleep(0.05)
+            stalled = await _collect(ws, lambda out: len(out) >= 1, timeout=0.4)
+            resumed = await _collect(ws, lambda out: len(out) >= 1, timeout=3)
+        assert stalled == [] and resumed
+
+
+async def test_connection_age_cap_closes_the_socket():
+    from celeris.exchange_sim.server import SimVenue, start
+    from celeris.runtime.clock import SystemClock
+
+    v = SimVenue(symbols=["BTCUSDT"], api_key=API_KEY, api_secret=API_SECRET, clock=SystemClock(), tick_ms=20,
+                 ws_max_age_s=0.3)  # the venue's 24 h cap, compressed
+    runner, port = await start(v, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(f"ws://127.0.0.1:{port}/ws/btcusdt@bookTicker") as ws:
+                started = asyncio.get_running_loop().time()
+                while True:
+                    msg = await ws.receive(timeout=5)
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                assert 0.2 < asyncio.get_running_loop().time() - started < 3
+    finally:
+        await runner.cleanup()

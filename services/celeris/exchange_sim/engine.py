@@ -106,9 +106,11 @@ class SymbolBook:
     mark_ticks: int = 0
     index_ticks: int = 0
     trade_id: int = 0
-    agg_id: int = 0
     funding_rate: Fraction = Fraction(1, 10_000)
     trades_out: list[dict[str, Any]] = field(default_factory=list)
+    """Trades not yet pushed to the streams."""
+    recent_trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
+    """The last trades, for GET /fapi/v1/trades and /aggTrades."""
 
     def level_qty(self, is_bid: bool, price: int) -> int:
         synthetic = (self.synthetic_bids if is_bid else self.synthetic_asks).get(price, 0)
@@ -485,8 +487,9 @@ class MatchingEngine:
     def _record_trade(self, book: SymbolBook, price: int, qty: int, buyer_is_maker: bool) -> None:
         book.trade_id += 1
         book.last_price_ticks = price
-        book.trades_out.append({"t": book.trade_id, "p": price, "q": qty, "m": buyer_is_maker,
-                                "T": self.now_ms()})
+        trade = {"t": book.trade_id, "p": price, "q": qty, "m": buyer_is_maker, "T": self.now_ms()}
+        book.trades_out.append(trade)
+        book.recent_trades.append(trade)
 
     def _fill(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool) -> None:
         ins = self.books[order.symbol].instrument

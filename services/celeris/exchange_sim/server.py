@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 
 from celeris.domain.clock import Clock
 from celeris.domain.instruments import Instrument
-from celeris.domain.values import money_str
+from celeris.domain.values import format_units, money_str
 from celeris.exchange_sim.engine import Account, EngineConfig, MatchingEngine, VenueError, _price_str
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
 
@@ -233,8 +233,7 @@ class SimVenue:
                 self._send(f"{lower}@trade", {"e": "trade", "E": now, "T": trade["T"], "s": symbol,
                                               "t": trade["t"], "p": price, "q": qty, "X": "MARKET",
                                               "m": trade["m"]}, wanted)
-                book.agg_id += 1
-                self._send(f"{lower}@aggTrade", {"e": "aggTrade", "E": now, "a": book.agg_id, "s": symbol,
+                self._send(f"{lower}@aggTrade", {"e": "aggTrade", "E": now, "a": trade["t"], "s": symbol,
                                                  "p": price, "q": qty, "nq": qty, "f": trade["t"],
                                                  "l": trade["t"], "T": trade["T"], "m": trade["m"]}, wanted)
             book.trades_out.clear()
@@ -483,22 +482,28 @@ class SimVenue:
             "bids": [[ins.format_price(p), ins.format_qty(q)] for p, q in bids],
             "asks": [[ins.format_price(p), ins.format_qty(q)] for p, q in asks]})
 
-    async def recent_trades(self, request: web.Request) -> web.Response:
-        params = await self._params(request)
+    def _recent(self, params: dict[str, str]) -> tuple[Any, list[dict[str, Any]]]:
         book = self._book(params)
+        try:
+            limit = min(1000, max(1, int(params.get("limit", "500"))))
+        except ValueError:
+            raise VenueError(-1130, "Data sent for parameter 'limit' is not valid.") from None
+        return book, list(book.recent_trades)[-limit:]
+
+    async def recent_trades(self, request: web.Request) -> web.Response:
+        book, trades = self._recent(await self._params(request))
         ins = book.instrument
-        last = book.last_price_ticks
-        return web.json_response([{"id": book.trade_id, "price": ins.format_price(last), "qty": ins.format_qty(1),
-                                   "quoteQty": "0", "time": self.now_ms(), "isBuyerMaker": False}] if last else [])
+        return web.json_response([{
+            "id": t["t"], "price": ins.format_price(t["p"]), "qty": ins.format_qty(t["q"]),
+            "quoteQty": format_units(ins.price_grid.units(t["p"]) * ins.qty_grid.units(t["q"]), ins.notional_scale),
+            "time": t["T"], "isBuyerMaker": t["m"]} for t in trades])
 
     async def agg_trades(self, request: web.Request) -> web.Response:
-        params = await self._params(request)
-        book = self._book(params)
+        # Each simulated trade is one taker fill at one price, so it is its own aggregate.
+        book, trades = self._recent(await self._params(request))
         ins = book.instrument
-        last = book.last_price_ticks
-        return web.json_response([{"a": book.agg_id, "p": ins.format_price(last), "q": ins.format_qty(1),
-                                   "f": book.trade_id, "l": book.trade_id, "T": self.now_ms(), "m": False}]
-                                 if last else [])
+        return web.json_response([{"a": t["t"], "p": ins.format_price(t["p"]), "q": ins.format_qty(t["q"]),
+                                   "f": t["t"], "l": t["t"], "T": t["T"], "m": t["m"]} for t in trades])
 
     def _premium(self, book: Any) -> dict[str, Any]:
         ins = book.instrument

@@ -224,3 +224,24 @@ def test_replay_market_plays_the_real_capture(clock):
     for _ in range(50):
         v.market.step()
     assert b.best(True) < b.best(False) and b.trade_id > 0
+
+
+def test_depth_events_cover_every_update_id_even_when_a_level_changes_twice(venue):
+    """A snapshot taken between any two changes must be straddled by the next event (U <= id <= u)."""
+    b = book(venue)
+    published = []
+    venue._send = lambda stream, payload, wanted: published.append(payload) if stream == "btcusdt@depth@100ms" else None
+    venue._wanted_streams = lambda: {"btcusdt@depth@100ms"}
+    venue.tick()
+    snapshot_ids = []
+    for _ in range(30):
+        bid = b.best(True)
+        b.set_synthetic(True, bid, b.level_qty(True, bid) + 1)
+        snapshot_ids.append(b.update_id)
+        b.set_synthetic(True, bid, b.level_qty(True, bid) + 1)  # the same level again
+        venue._publish_market(venue.now_ms())
+    events = [e for e in published]
+    for a, nxt in zip(events, events[1:]):
+        assert nxt["pu"] == a["u"] and nxt["U"] == a["u"] + 1
+    for snap_id in snapshot_ids:
+        assert any(e["U"] <= snap_id <= e["u"] for e in events)

@@ -102,6 +102,8 @@ class SymbolBook:
     update_id: int = 1_000_000
     changed: dict[tuple[bool, int], None] = field(default_factory=dict)
     """Levels changed since the streams last flushed (order kept)."""
+    first_changed_id: int = 0
+    """Update id of the first change in `changed` (a level may change several times)."""
     last_price_ticks: int = 0
     mark_ticks: int = 0
     index_ticks: int = 0
@@ -128,6 +130,8 @@ class SymbolBook:
 
     def touch(self, is_bid: bool, price: int) -> None:
         self.update_id += 1
+        if not self.changed:
+            self.first_changed_id = self.update_id
         self.changed[(is_bid, price)] = None
 
     def depth(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

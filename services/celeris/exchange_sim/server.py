@@ -211,11 +211,11 @@ class SimVenue:
             ins = book.instrument
             changed = dict(book.changed)
             book.changed.clear()
-            first_id = book.update_id - len(changed) + 1
+            first_id = book.first_changed_id
             for speed in {0, 100, 250, 500}:
                 key = (symbol, speed)
                 pending = self._pending_levels.setdefault(key, {})
-                chain = self._depth_chain.setdefault(key, [book.update_id - len(changed), 0, now])
+                chain = self._depth_chain.setdefault(key, [first_id - 1 if changed else book.update_id, 0, now])
                 if changed:
                     if not pending:
                         chain[1] = first_id

@@ -71,6 +71,8 @@ class Faults:
     rest_429: int = 0
     rest_418: int = 0
     clock_skew_ms: int = 0
+    malformed_messages: int = 0
+    """Next N market stream frames are sent truncated (clients must count and skip them)."""
 
 
 @dataclass
@@ -305,6 +307,13 @@ class SimVenue:
         if self.faults.stall_until_ms > self.now_ms():
             return
         raw = json.dumps(payload, separators=(",", ":"))
+        if self.faults.malformed_messages > 0 and stream not in self.listen_keys:
+            self.faults.malformed_messages -= 1
+            raw = raw[: len(raw) // 2]
+            for conn in self.connections:
+                if stream in conn.streams and conn.queue is not None:
+                    conn.queue.put_nowait(raw)
+            return
         for conn in self.connections:
             if stream in conn.streams and conn.queue is not None:
                 conn.queue.put_nowait(json.dumps({"stream": stream, "data": payload}, separators=(",", ":"))
@@ -947,7 +956,8 @@ class SimVenue:
                 self.faults.skip_depth_events.update({k.upper(): int(v) for k, v in value.items()})
             elif key == "stall_ms":
                 self.faults.stall_until_ms = now + int(value)
-            elif key in ("ws_delay_ms", "rest_5xx", "rest_unknown_503", "rest_429", "rest_418", "clock_skew_ms"):
+            elif key in ("ws_delay_ms", "rest_5xx", "rest_unknown_503", "rest_429", "rest_418", "clock_skew_ms",
+                         "malformed_messages"):
                 setattr(self.faults, key, int(value))
             elif key == "reset":
                 self.faults = Faults()
@@ -959,7 +969,8 @@ class SimVenue:
         f = self.faults
         return {"skip_depth_events": f.skip_depth_events, "ws_delay_ms": f.ws_delay_ms,
                 "stall_until_ms": f.stall_until_ms, "rest_5xx": f.rest_5xx, "rest_unknown_503": f.rest_unknown_503,
-                "rest_429": f.rest_429, "rest_418": f.rest_418, "clock_skew_ms": f.clock_skew_ms}
+                "rest_429": f.rest_429, "rest_418": f.rest_418, "clock_skew_ms": f.clock_skew_ms,
+                "malformed_messages": f.malformed_messages}
 
     async def _admin_drop(self, request: web.Request) -> web.Response:
         """Close WebSocket connections: all, or only market ("market") or user ("user") ones."""

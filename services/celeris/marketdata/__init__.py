@@ -1,0 +1,1 @@
+"""celeris.marketdata: venue streams -> synchronized books, trades and mark prices -> subscribers."""

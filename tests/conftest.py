@@ -24,3 +24,21 @@ def btcusdt():
     info = load_sample("nautilus/py_http_futures_market_exchange_info.json")
     entry = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
     return Instrument.from_exchange_info(entry)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    from tests.servers import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests.servers import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()

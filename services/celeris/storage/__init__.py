@@ -1,0 +1,1 @@
+"""Storage adapters: PostgreSQL/TimescaleDB (asyncpg), Redis, and their SQL migrations."""

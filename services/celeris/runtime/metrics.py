@@ -5,6 +5,8 @@ Engines receive the registry (no module-level metrics), so tests can build isola
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -13,7 +15,9 @@ def new_registry() -> CollectorRegistry:
     return CollectorRegistry(auto_describe=True)
 
 
-def metrics_app(registry: CollectorRegistry) -> web.Application:
+def metrics_app(registry: CollectorRegistry, health: Callable[[], dict[str, Any]] | None = None) -> web.Application:
+    """/metrics, /healthz (process alive) and, when given, /health (the component's own document;
+    503 unless its "status" is "ok")."""
     async def handle_metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -21,15 +25,23 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
     async def handle_health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def handle_component_health(_: web.Request) -> web.Response:
+        assert health is not None
+        doc = health()
+        return web.json_response(doc, status=200 if doc.get("status") == "ok" else 503)
+
     app = web.Application()
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/healthz", handle_health)
+    if health is not None:
+        app.router.add_get("/health", handle_component_health)
     return app
 
 
-async def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve /metrics; returns the runner (to clean up) and the bound port (port 0 picks one)."""
-    runner = web.AppRunner(metrics_app(registry), access_log=None)
+async def start_metrics_server(registry: CollectorRegistry, host: str, port: int,
+                               health: Callable[[], dict[str, Any]] | None = None) -> tuple[web.AppRunner, int]:
+    """Serve /metrics (and /health); returns the runner and the bound port (port 0 picks one)."""
+    runner = web.AppRunner(metrics_app(registry, health), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

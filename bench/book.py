@@ -11,43 +11,18 @@ p50/p99 microseconds per event; `--json` prints one JSON object. Single-threaded
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import statistics
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "services"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _capture import CAPTURE, btcusdt, load_messages, summarize  # noqa: E402
 
 from celeris.domain.book import OrderBook, SyncedBook  # noqa: E402
 from celeris.domain.instruments import Instrument  # noqa: E402
 from celeris.venues.binance import codec  # noqa: E402
-
-CAPTURE = ROOT / "data" / "binance" / "hftbacktest_usdm_btcusdt_20240808_first60s.txt.gz"
-EXCHANGE_INFO = ROOT / "data" / "binance" / "samples" / "nautilus" / "py_http_futures_market_exchange_info.json"
-
-
-def load_lines() -> tuple[bytes, list[bytes]]:
-    """The snapshot body and the market messages in arrival order (receive timestamps stripped)."""
-    snapshot = b""
-    messages = []
-    with gzip.open(CAPTURE, "rb") as fh:
-        for line in fh:
-            raw = line.split(b" ", 1)[1].rstrip(b"\n")
-            if raw.startswith(b'{"lastUpdateId"'):
-                snapshot = raw
-                messages.append(raw)  # keep its place: events before it are buffered
-            else:
-                messages.append(raw)
-    return snapshot, messages
-
-
-def btcusdt() -> Instrument:
-    info = json.loads(EXCHANGE_INFO.read_text())
-    return Instrument.from_exchange_info(next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT"))
 
 
 def run_celeris(messages: list[bytes], instrument: Instrument) -> tuple[list[int], dict[str, int]]:
@@ -117,25 +92,13 @@ def run_naive(messages: list[bytes]) -> list[int]:
     return samples
 
 
-def percentile(sorted_ns: list[int], q: float) -> float:
-    index = min(len(sorted_ns) - 1, int(q * len(sorted_ns)))
-    return sorted_ns[index] / 1000
-
-
-def summarize(samples_ns: list[int], wall_s: float) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-    return {"events": len(samples_ns), "events_per_s": len(samples_ns) / wall_s,
-            "p50_us": percentile(ordered, 0.50), "p99_us": percentile(ordered, 0.99),
-            "mean_us": statistics.fmean(ordered) / 1000}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeat", type=int, default=5, help="replays of the 60 s (best run is reported)")
     args = parser.parse_args()
 
-    _, messages = load_lines()
+    messages = load_messages()
     instrument = btcusdt()
     best = None
     for _ in range(args.repeat):

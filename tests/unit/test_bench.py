@@ -16,3 +16,13 @@ def test_book_benchmark_prints_one_json_object_with_unit_keys():
     for key in ("events_per_s", "p50_us", "p99_us", "baseline_events_per_s"):
         assert out[key] > 0
     assert out["gaps"] == 0 and out["crossed_books"] == 0 and out["depth_events_applied"] > 1000
+
+
+def test_marketdata_benchmark_prints_one_json_object():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "marketdata.py"), "--json", "--repeat", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("events_per_s", "p50_us", "p99_us", "baseline_events_per_s", "baseline_p99_us"):
+        assert out[key] > 0
+    assert out["gaps"] == 0 and out["book_updates_published"] > 1000

@@ -207,7 +207,7 @@ class MarketDataCore:
             state.recent.append(event)
             state.sequence += 1
             self.sink.book(BookUpdate(state.instrument.symbol, state.sequence, BookState.LIVE, False,
-                                      list(event.bids), list(event.asks), event.final_id,
+                                      event.bids, event.asks, event.final_id,
                                       event.ts_event_ms * NS_PER_MS, ts_recv))
         elif verdict is Verdict.GAP:
             log.warning("sequence gap on %s: pu=%d, expected %s", msg.s, msg.pu, state.synced.book.last_update_id)

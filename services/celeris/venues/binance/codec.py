@@ -153,8 +153,19 @@ class LevelParser:
         return steps
 
     def levels(self, pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
-        price, qty = self.price, self.qty
-        return [(price(p), qty(q)) for p, q in pairs]
+        # The hot loop of market data: plain dict lookups first, parsing only on a cache miss.
+        prices, qtys = self._prices, self._qtys
+        out = []
+        append = out.append
+        for p, q in pairs:
+            ticks = prices.get(p)
+            if ticks is None:
+                ticks = self.price(p)
+            steps = qtys.get(q)
+            if steps is None:
+                steps = self.qty(q)
+            append((ticks, steps))
+        return out
 
     @staticmethod
     def _parse(grid: values.Grid, text: str) -> int:

@@ -59,7 +59,7 @@ async def test_429_blocks_every_request_for_retry_after(live_venue):  # noqa: F8
         slept.append(seconds)
         budget.blocked_until = 0  # time "passes"
 
-    budget = LocalWeightBudget(limit=2400, sleep=fake_sleep)
+    budget = LocalWeightBudget(limit=2400, sleep=fake_sleep, max_block_wait_s=120)
     async with aiohttp.ClientSession() as s:
         await s.post(f"{live_venue.base_url}/_sim/faults", json={"rest_429": 1})
     async with BinanceRestClient(live_venue.base_url, SystemClock(), budget=budget) as rest:
@@ -99,7 +99,8 @@ async def test_redis_budget_is_shared_between_processes(redis_server):
     client_a = aioredis.from_url(redis_server.url)
     client_b = aioredis.from_url(redis_server.url)
     a = RedisWeightBudget(client_a, "203.0.113.7", limit=100, wall=lambda: clock[0], sleep=fake_sleep)
-    b = RedisWeightBudget(client_b, "203.0.113.7", limit=100, wall=lambda: clock[0], sleep=fake_sleep)
+    b = RedisWeightBudget(client_b, "203.0.113.7", limit=100, wall=lambda: clock[0], sleep=fake_sleep,
+                          max_block_wait_s=60)
     try:
         for _ in range(5):
             await a.acquire(10)
@@ -115,6 +116,14 @@ async def test_redis_budget_is_shared_between_processes(redis_server):
     finally:
         await client_a.aclose()
         await client_b.aclose()
+
+
+async def test_a_long_ban_fails_requests_at_once_instead_of_waiting():
+    budget = LocalWeightBudget(limit=100, max_block_wait_s=10)
+    await budget.block_for(120)
+    with pytest.raises(errors.RateLimited) as err:
+        await budget.acquire(1)
+    assert err.value.retry_after_s > 100
 
 
 def test_backoff_doubles_to_sixty_seconds_with_jitter():

@@ -23,11 +23,16 @@ class WeightBudget(Protocol):
 
 
 class LocalWeightBudget:
-    """One process's view of the budget (the default)."""
+    """One process's view of the budget (the default).
+
+    A block longer than `max_block_wait_s` (a 418 ban lasts minutes) is not waited out inside a request:
+    the request fails at once with RateLimited, and the caller decides.
+    """
 
     def __init__(self, limit: int = 2400, safety: float = 0.9, wall: Any = time.time,
-                 sleep: Any = asyncio.sleep) -> None:
+                 sleep: Any = asyncio.sleep, max_block_wait_s: float = 10.0) -> None:
         self.limit = limit
+        self.max_block_wait_s = max_block_wait_s
         self.safety = safety
         self._wall = wall
         self._sleep = sleep
@@ -45,6 +50,7 @@ class LocalWeightBudget:
         while True:
             now = self._wall()
             if self.blocked_until > now:
+                _refuse_long_block(self.blocked_until - now, self.max_block_wait_s)
                 self.waits += 1
                 await self._sleep(self.blocked_until - now)
                 continue
@@ -71,8 +77,9 @@ class RedisWeightBudget:
     """
 
     def __init__(self, redis: Any, egress_ip: str, limit: int = 2400, safety: float = 0.9,
-                 wall: Any = time.time, sleep: Any = asyncio.sleep) -> None:
+                 wall: Any = time.time, sleep: Any = asyncio.sleep, max_block_wait_s: float = 10.0) -> None:
         self.redis = redis
+        self.max_block_wait_s = max_block_wait_s
         self.prefix = f"celeris:weight:{egress_ip}"
         self.limit = limit
         self.safety = safety
@@ -88,6 +95,7 @@ class RedisWeightBudget:
             now = self._wall()
             blocked = await self.redis.get(f"{self.prefix}:blocked_until")
             if blocked is not None and float(blocked) > now:
+                _refuse_long_block(float(blocked) - now, self.max_block_wait_s)
                 self.waits += 1
                 await self._sleep(float(blocked) - now)
                 continue
@@ -118,3 +126,11 @@ class RedisWeightBudget:
     async def used(self) -> int:
         value = await self.redis.get(self._key())
         return int(value or 0)
+
+
+def _refuse_long_block(remaining_s: float, max_wait_s: float) -> None:
+    if remaining_s > max_wait_s:
+        from celeris.venues.binance.errors import RateLimited
+
+        raise RateLimited(-1003, f"request budget blocked for {remaining_s:.0f} s more (429/418)", 418,
+                          remaining_s)

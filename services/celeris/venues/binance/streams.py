@@ -72,6 +72,8 @@ class StreamClient:
 
     @property
     def url(self) -> str:
+        if not self.streams:  # a raw path such as /ws/<listenKey>
+            return f"{self.base}{self.path}"
         return f"{self.base}{self.path}?streams={'/'.join(self.streams)}"
 
     def start(self) -> None:

@@ -1,0 +1,1 @@
+"""celeris.execution: validated, idempotent order entry; the order lifecycle; paper and live venues."""

@@ -1,0 +1,101 @@
+"""Execution values <-> protobuf (used by the gRPC servicer and by gRPC clients of execution)."""
+
+from __future__ import annotations
+
+from celeris.api.v1 import common_pb2, execution_pb2
+from celeris.domain.instruments import Instrument, OrderType, TimeInForce
+from celeris.domain.modes import Mode
+from celeris.domain.orders import Order, OrderStatus
+from celeris.domain.values import MONEY_SCALE, DecimalFormatError, OffGridError, Side, format_units
+from celeris.execution.model import Fill, OrderRequest, Outcome
+
+SIDE = {Side.BUY: common_pb2.SIDE_BUY, Side.SELL: common_pb2.SIDE_SELL}
+SIDE_IN = {v: k for k, v in SIDE.items()}
+TYPE = {t: getattr(execution_pb2, f"ORDER_TYPE_{t.value}") for t in OrderType}
+TYPE_IN = {v: k for k, v in TYPE.items()}
+TIF = {TimeInForce.GTC: execution_pb2.TIME_IN_FORCE_GTC, TimeInForce.IOC: execution_pb2.TIME_IN_FORCE_IOC,
+       TimeInForce.FOK: execution_pb2.TIME_IN_FORCE_FOK, TimeInForce.GTX: execution_pb2.TIME_IN_FORCE_GTX}
+TIF_IN = {v: k for k, v in TIF.items()}
+STATUS = {s: getattr(execution_pb2, f"ORDER_STATUS_{s.value}") for s in OrderStatus}
+MODE = {Mode.OBSERVATION: common_pb2.MODE_OBSERVATION, Mode.SIMULATION: common_pb2.MODE_SIMULATION,
+        Mode.LIVE: common_pb2.MODE_LIVE}
+
+
+class BadRequest(ValueError):
+    """A request that cannot be turned into an order (the message says which field)."""
+
+
+def _grid_value(ins: Instrument, dec: common_pb2.Decimal, qty: bool, field: str) -> int:
+    grid = ins.qty_grid if qty else ins.price_grid
+    try:
+        return grid.parse(format_units(dec.mantissa, dec.scale))
+    except OffGridError:
+        raise BadRequest(f"{field} is not a multiple of {grid.increment}") from None
+    except DecimalFormatError:
+        raise BadRequest(f"{field} has more than {grid.scale} decimals") from None
+
+
+def order_request(pb: execution_pb2.SubmitOrderRequest, instruments: dict[str, Instrument]) -> OrderRequest:
+    ins = instruments.get(pb.symbol)
+    if ins is None:
+        raise BadRequest(f"unknown symbol {pb.symbol!r}")
+    if pb.side not in SIDE_IN:
+        raise BadRequest("side must be BUY or SELL")
+    if pb.type not in TYPE_IN:
+        raise BadRequest("type is required")
+    order_type = TYPE_IN[pb.type]
+    tif = TIF_IN.get(pb.time_in_force, TimeInForce.GTC)
+    if not pb.HasField("quantity"):
+        raise BadRequest("quantity is required")
+    price = _grid_value(ins, pb.price, False, "price") if pb.HasField("price") else None
+    stop = _grid_value(ins, pb.stop_price, False, "stop_price") if pb.HasField("stop_price") else None
+    return OrderRequest(pb.request_id, pb.symbol, SIDE_IN[pb.side], order_type,
+                        _grid_value(ins, pb.quantity, True, "quantity"), price, tif, pb.reduce_only, stop,
+                        pb.strategy_id, pb.client_order_id, pb.ts_signal_ns)
+
+
+def _price(ins: Instrument, ticks: int | None) -> common_pb2.Decimal | None:
+    if ticks is None:
+        return None
+    return common_pb2.Decimal(mantissa=ins.price_grid.units(ticks), scale=ins.price_grid.scale)
+
+
+def _qty(ins: Instrument, steps: int) -> common_pb2.Decimal:
+    return common_pb2.Decimal(mantissa=ins.qty_grid.units(steps), scale=ins.qty_grid.scale)
+
+
+def order_pb(order: Order, ins: Instrument, mode: Mode) -> execution_pb2.Order:
+    avg = None
+    if order.filled_steps:
+        # Average price with 4 more decimals than the tick, truncated: exact enough for people.
+        scale = ins.price_grid.scale + 4
+        units = order.filled_quote * ins.price_grid.step_units * 10**4 // order.filled_steps
+        avg = common_pb2.Decimal(mantissa=units, scale=scale)
+    return execution_pb2.Order(
+        client_order_id=order.client_order_id, venue_order_id=order.venue_order_id or 0, symbol=order.symbol,
+        side=SIDE[order.side], type=TYPE[order.order_type], time_in_force=TIF.get(order.time_in_force, 0),
+        status=STATUS[order.status], quantity=_qty(ins, order.qty_steps), price=_price(ins, order.price_ticks),
+        stop_price=_price(ins, order.stop_price_ticks), filled_quantity=_qty(ins, order.filled_steps),
+        average_price=avg, reduce_only=order.reduce_only, strategy_id=order.strategy_id, mode=MODE[mode],
+        reject_reason=order.reject_reason, ts_created_ns=order.ts_created_ns, ts_updated_ns=order.ts_updated_ns)
+
+
+def ack_pb(outcome: Outcome, instruments: dict[str, Instrument], mode: Mode) -> execution_pb2.OrderAck:
+    ack = execution_pb2.OrderAck(request_id=outcome.request_id, accepted=outcome.accepted)
+    if outcome.order is not None:
+        ack.order.CopyFrom(order_pb(outcome.order, instruments[outcome.order.symbol], mode))
+    if outcome.rejection is not None:
+        ack.error.CopyFrom(common_pb2.Error(code=outcome.rejection.code.value, message=outcome.rejection.message,
+                                            venue_code=outcome.rejection.venue_code))
+    return ack
+
+
+def fill_pb(fill: Fill, ins: Instrument, sequence: int, now_ns: int) -> execution_pb2.Fill:
+    return execution_pb2.Fill(
+        header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=fill.ts_event_ns, ts_publish_ns=now_ns),
+        symbol=fill.symbol, client_order_id=fill.client_order_id, venue_order_id=fill.venue_order_id,
+        trade_id=fill.trade_id, side=SIDE[fill.side], price=_price(ins, fill.price_ticks),
+        quantity=_qty(ins, fill.qty_steps), commission=common_pb2.Decimal(mantissa=fill.commission, scale=MONEY_SCALE),
+        commission_asset="USDT", is_maker=fill.is_maker,
+        realized_pnl=common_pb2.Decimal(mantissa=fill.realized_pnl, scale=MONEY_SCALE), strategy_id=fill.strategy_id,
+        mode=MODE[Mode(fill.mode)])

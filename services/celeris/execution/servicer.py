@@ -1,0 +1,108 @@
+"""gRPC shell of execution: decode, one call into the engine, encode."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from celeris.api.v1 import common_pb2, execution_pb2, execution_pb2_grpc
+from celeris.domain.orders import Order
+from celeris.execution import convert
+from celeris.execution.engine import ExecutionEngine, fill_topic, order_topic
+from celeris.execution.model import Fill
+from celeris.transport.bus import InProcessBus
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
+    def __init__(self, engine: ExecutionEngine, bus: InProcessBus) -> None:
+        self._engine = engine
+        self._bus = bus
+
+    def _mode(self, order: Order):  # type: ignore[no-untyped-def]
+        return self._engine.order_mode.get(order.client_order_id, self._engine.mode)
+
+    async def SubmitOrder(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            order_request = convert.order_request(request, self._engine.instruments)
+        except convert.BadRequest as exc:
+            return execution_pb2.OrderAck(request_id=request.request_id, accepted=False,
+                                          error=common_pb2.Error(code="INVALID_REQUEST", message=str(exc)))
+        outcome = await self._engine.submit(order_request)
+        return convert.ack_pb(outcome, self._engine.instruments, self._engine.mode)
+
+    async def CancelOrder(self, request, context):  # type: ignore[no-untyped-def]
+        outcome = await self._engine.cancel(request.request_id, request.symbol, request.client_order_id,
+                                            request.venue_order_id)
+        return convert.ack_pb(outcome, self._engine.instruments, self._engine.mode)
+
+    async def CancelAll(self, request, context):  # type: ignore[no-untyped-def]
+        canceled, failures = await self._engine.cancel_all(request.request_id, request.symbol)
+        return execution_pb2.CancelAllResponse(
+            request_id=request.request_id, canceled=canceled,
+            errors=[common_pb2.Error(code=f.code.value, message=f.message, venue_code=f.venue_code)
+                    for f in failures])
+
+    async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
+        order = self._engine.orders.get(request.client_order_id)
+        if order is None or order.symbol != request.symbol:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown order")
+        return convert.order_pb(order, self._engine.instruments[order.symbol], self._mode(order))
+
+    async def ListOpenOrders(self, request, context):  # type: ignore[no-untyped-def]
+        orders = self._engine.open_orders(request.symbol)
+        return execution_pb2.ListOpenOrdersResponse(
+            request_id=request.request_id,
+            orders=[convert.order_pb(o, self._engine.instruments[o.symbol], self._mode(o)) for o in orders])
+
+    async def StreamOrderUpdates(self, request, context):  # type: ignore[no-untyped-def]
+        symbols = list(request.symbols) or list(self._engine.instruments)
+        queue: asyncio.Queue[Order] = asyncio.Queue(maxsize=100_000)
+        offs = [self._bus.subscribe(order_topic(s), queue.put_nowait) for s in symbols]
+        sequence = 0
+        clock = self._engine.clock
+        try:
+            for order in self._engine.open_orders():
+                if order.symbol in symbols:
+                    sequence += 1
+                    yield execution_pb2.OrderUpdate(
+                        header=common_pb2.StreamHeader(sequence=sequence, ts_publish_ns=clock.now_ns(), snapshot=True),
+                        order=convert.order_pb(order, self._engine.instruments[order.symbol], self._mode(order)))
+            sequence += 1
+            # An empty snapshot marker closes the snapshot even when there were no open orders.
+            yield execution_pb2.OrderUpdate(header=common_pb2.StreamHeader(sequence=sequence, snapshot=True,
+                                                                           ts_publish_ns=clock.now_ns()))
+            while True:
+                order = await queue.get()
+                sequence += 1
+                yield execution_pb2.OrderUpdate(
+                    header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=order.ts_updated_ns,
+                                                   ts_publish_ns=clock.now_ns()),
+                    order=convert.order_pb(order, self._engine.instruments[order.symbol], self._mode(order)))
+        finally:
+            for off in offs:
+                off()
+
+    async def StreamFills(self, request, context):  # type: ignore[no-untyped-def]
+        symbols = list(request.symbols) or list(self._engine.instruments)
+        queue: asyncio.Queue[Fill] = asyncio.Queue(maxsize=100_000)
+        offs = [self._bus.subscribe(fill_topic(s), queue.put_nowait) for s in symbols]
+        sequence = 0
+        try:
+            sequence += 1
+            yield execution_pb2.Fill(header=common_pb2.StreamHeader(sequence=sequence, snapshot=True,
+                                                                     ts_publish_ns=self._engine.clock.now_ns()))
+            while True:
+                fill = await queue.get()
+                sequence += 1
+                yield convert.fill_pb(fill, self._engine.instruments[fill.symbol], sequence,
+                                      self._engine.clock.now_ns())
+        finally:
+            for off in offs:
+                off()
+
+
+def registrar(engine: ExecutionEngine, bus: InProcessBus):  # type: ignore[no-untyped-def]
+    def register(server: grpc.aio.Server) -> None:
+        execution_pb2_grpc.add_ExecutionServicer_to_server(ExecutionServicer(engine, bus), server)
+    return register

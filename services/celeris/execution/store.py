@@ -1,0 +1,145 @@
+"""Execution's persistence: hot state (memory or Redis) and the append-only journal (memory or PostgreSQL).
+
+Hot state is what a restarted engine needs at once: every order record by client order id, the
+idempotency answers by request id (24 h), the trade ids already applied (no fill counted twice), and
+the trading-disabled flag that keeps a halt across restarts. The journal keeps every order event and fill
+for audit and reconciliation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any, Protocol
+
+from celeris.domain.instruments import Instrument
+from celeris.domain.values import money_str
+from celeris.execution.model import Fill
+
+
+class HotState(Protocol):
+    async def save_order(self, doc: dict[str, Any]) -> None: ...
+    async def load_orders(self) -> list[dict[str, Any]]: ...
+    async def get_answer(self, request_id: str) -> dict[str, Any] | None: ...
+    async def put_answer(self, request_id: str, answer: dict[str, Any], ttl_s: int) -> None: ...
+    async def add_trade(self, symbol: str, trade_id: int) -> bool: ...
+    async def set_halt(self, halted: bool, reason: str) -> None: ...
+    async def get_halt(self) -> tuple[bool, str]: ...
+
+
+class Journal(Protocol):
+    async def order_event(self, ts_ns: int, doc: dict[str, Any], event: str, mode: str, ins: Instrument,
+                          detail: str = "") -> None: ...
+    async def fill(self, fill: Fill, ins: Instrument) -> None: ...
+
+
+class MemoryHotState:
+    def __init__(self) -> None:
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.trades: set[tuple[str, int]] = set()
+        self.halt = (False, "")
+
+    async def save_order(self, doc: dict[str, Any]) -> None:
+        self.orders[doc["client_order_id"]] = dict(doc)
+
+    async def load_orders(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self.orders.values()]
+
+    async def get_answer(self, request_id: str) -> dict[str, Any] | None:
+        return self.answers.get(request_id)
+
+    async def put_answer(self, request_id: str, answer: dict[str, Any], ttl_s: int) -> None:
+        self.answers[request_id] = answer
+
+    async def add_trade(self, symbol: str, trade_id: int) -> bool:
+        key = (symbol, trade_id)
+        if key in self.trades:
+            return False
+        self.trades.add(key)
+        return True
+
+    async def set_halt(self, halted: bool, reason: str) -> None:
+        self.halt = (halted, reason)
+
+    async def get_halt(self) -> tuple[bool, str]:
+        return self.halt
+
+
+class RedisHotState:
+    """Keys under `{prefix}:`: orders (hash), answer:{request_id} (TTL), trades:{symbol} (set),
+    trading_disabled (the halt flag with its reason)."""
+
+    def __init__(self, redis: Any, prefix: str = "celeris:execution") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def save_order(self, doc: dict[str, Any]) -> None:
+        await self.redis.hset(f"{self.prefix}:orders", doc["client_order_id"], json.dumps(doc))
+
+    async def load_orders(self) -> list[dict[str, Any]]:
+        raw = await self.redis.hgetall(f"{self.prefix}:orders")
+        return [json.loads(v) for v in raw.values()]
+
+    async def get_answer(self, request_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(f"{self.prefix}:answer:{request_id}")
+        return json.loads(raw) if raw else None
+
+    async def put_answer(self, request_id: str, answer: dict[str, Any], ttl_s: int) -> None:
+        await self.redis.set(f"{self.prefix}:answer:{request_id}", json.dumps(answer), ex=ttl_s)
+
+    async def add_trade(self, symbol: str, trade_id: int) -> bool:
+        return bool(await self.redis.sadd(f"{self.prefix}:trades:{symbol}", trade_id))
+
+    async def set_halt(self, halted: bool, reason: str) -> None:
+        if halted:
+            await self.redis.set(f"{self.prefix}:trading_disabled", reason or "halted")
+        else:
+            await self.redis.delete(f"{self.prefix}:trading_disabled")
+
+    async def get_halt(self) -> tuple[bool, str]:
+        raw = await self.redis.get(f"{self.prefix}:trading_disabled")
+        return (raw is not None, raw.decode() if isinstance(raw, bytes) else (raw or ""))
+
+
+class MemoryJournal:
+    def __init__(self) -> None:
+        self.events: list[tuple[int, str, str, str]] = []
+        self.fills: list[Fill] = []
+
+    async def order_event(self, ts_ns: int, doc: dict[str, Any], event: str, mode: str, ins: Instrument,
+                          detail: str = "") -> None:
+        self.events.append((ts_ns, doc["client_order_id"], event, doc["status"]))
+
+    async def fill(self, fill: Fill, ins: Instrument) -> None:
+        self.fills.append(fill)
+
+
+class PostgresJournal:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def order_event(self, ts_ns: int, doc: dict[str, Any], event: str, mode: str, ins: Instrument,
+                          detail: str = "") -> None:
+        price = Decimal(ins.format_price(doc["price_ticks"])) if doc.get("price_ticks") else None
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO order_events (ts, client_order_id, venue_order_id, symbol, side, type, price, "
+                "quantity, status, event_type, mode, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+                _ts(ts_ns), doc["client_order_id"], doc.get("venue_order_id"), doc["symbol"], doc["side"],
+                doc["type"], price, Decimal(ins.format_qty(doc["qty_steps"])), doc["status"], event, mode, detail)
+
+    async def fill(self, fill: Fill, ins: Instrument) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO fills (ts, client_order_id, venue_order_id, trade_id, symbol, side, price, quantity, "
+                "commission, is_maker, realized_pnl, mode) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
+                "ON CONFLICT DO NOTHING",
+                _ts(fill.ts_event_ns), fill.client_order_id, fill.venue_order_id, fill.trade_id, fill.symbol,
+                fill.side.value, Decimal(ins.format_price(fill.price_ticks)), Decimal(ins.format_qty(fill.qty_steps)),
+                Decimal(money_str(fill.commission)), fill.is_maker, Decimal(money_str(fill.realized_pnl)), fill.mode)
+
+
+def _ts(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc)

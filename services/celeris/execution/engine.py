@@ -84,6 +84,8 @@ class ExecutionEngine:
         self._sleep = sleep
         self.orders: dict[str, Order] = {}
         self.order_mode: dict[str, Mode] = {}
+        self.request_of: dict[str, str] = {}
+        """client order id -> the request id that created it (persisted with the order)."""
         self.by_venue_id: dict[int, str] = {}
         self.positions = {s: Position(ins) for s, ins in instruments.items()}
         self.marks: dict[str, int] = {}
@@ -97,6 +99,10 @@ class ExecutionEngine:
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.on_halt: list[Callable[[str], Awaitable[None]]] = []
+        self._events: asyncio.Queue[VenueOrderEvent] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.on_outcome: list[Callable[[Outcome], None]] = []
+        """Observers of every submit answer (metrics); called synchronously."""
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,9 +111,11 @@ class ExecutionEngine:
             order = order_from_json(doc)
             self.orders[order.client_order_id] = order
             self.order_mode[order.client_order_id] = Mode(doc.get("mode", "live"))
+            self.request_of[order.client_order_id] = doc.get("request_id", "")
             if order.venue_order_id:
                 self.by_venue_id[order.venue_order_id] = order.client_order_id
         self.halted, self.halt_reason = await self.hot.get_halt()
+        self._worker = asyncio.create_task(self._event_worker(), name="execution-events")
         for venue in self._distinct_venues():
             await venue.start(self.on_venue_event, lambda v=venue: self.reconcile(v))
         for venue in self._distinct_venues():
@@ -116,6 +124,8 @@ class ExecutionEngine:
     async def stop(self) -> None:
         for venue in self._distinct_venues():
             await venue.stop()
+        if self._worker is not None:
+            self._worker.cancel()
 
     def _distinct_venues(self) -> list[OrderVenue]:
         seen: list[OrderVenue] = []
@@ -148,6 +158,8 @@ class ExecutionEngine:
         try:
             outcome = await self._submit(request)
             await self.hot.put_answer(request.request_id, self._answer(outcome), self.config.idempotency_ttl_s)
+            for observer in self.on_outcome:
+                observer(outcome)
             future.set_result(outcome)
             return outcome
         except BaseException as exc:
@@ -166,7 +178,15 @@ class ExecutionEngine:
         if rejection is not None:
             return self._reject(request, rejection)
         client_id = request.client_order_id or client_order_id_for(request.request_id)
-        if client_id in self.orders:
+        existing = self.orders.get(client_id)
+        if existing is not None:
+            if self.request_of.get(client_id) == request.request_id:
+                # The same request, whose answer was lost (a crash between sending and answering).
+                self.stats.duplicates_answered += 1
+                if existing.status is OrderStatus.REJECTED:
+                    return Outcome(request.request_id, False, existing,
+                                   Rejection(RejectCode.SUBMIT_FAILED, existing.reject_reason or "rejected"))
+                return Outcome(request.request_id, True, existing)
             return self._reject(request, Rejection(RejectCode.DUPLICATE_CLIENT_ORDER_ID,
                                                    f"client order id {client_id} was already used"))
         now = self.clock.now_ns()
@@ -176,6 +196,7 @@ class ExecutionEngine:
         mode = self.mode
         self.orders[client_id] = order
         self.order_mode[client_id] = mode
+        self.request_of[client_id] = request.request_id
         order.apply(OrderEvent.SUBMIT, now)
         await self._persist(order, "submit")  # before the request leaves: a crash now loses nothing
         venue = self._venue(mode)
@@ -260,12 +281,16 @@ class ExecutionEngine:
         self.by_venue_id[state.venue_order_id] = order.client_order_id
         now = self.clock.now_ns()
         # Fills are applied from the event stream (trade ids); the answer only moves the lifecycle.
+        # An answer that says "expired after filling 0.3" must not close the order before those
+        # fills arrive: it is accepted, and the stream's own events finish it in order.
         if order.status is OrderStatus.PENDING_SUBMIT:
-            if state.status in ("NEW", "PARTIALLY_FILLED", "FILLED"):
+            unfilled_terminal = state.status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH") and \
+                state.executed_steps <= order.filled_steps
+            if not unfilled_terminal:
                 order.apply(OrderEvent.ACCEPT, now)
-            elif state.status in ("CANCELED",):
+            elif state.status == "CANCELED":
                 order.apply(OrderEvent.CANCEL, now)
-            elif state.status in ("EXPIRED", "EXPIRED_IN_MATCH"):
+            else:
                 order.apply(OrderEvent.EXPIRE, now)
 
     def _validate(self, request: OrderRequest) -> Rejection | None:
@@ -419,8 +444,23 @@ class ExecutionEngine:
 
     # -- venue events ---------------------------------------------------------------------------
     def on_venue_event(self, event: VenueOrderEvent) -> None:
-        """An event from a venue's stream. Never raises: an impossible event is logged and counted."""
-        asyncio.ensure_future(self._on_venue_event(event))
+        """An event from a venue's stream, queued: events are applied one at a time, in arrival order."""
+        self._events.put_nowait(event)
+
+    async def _event_worker(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self._on_venue_event(event)
+            except Exception:  # never lose the worker: log, count, go on
+                self.stats.illegal_transitions += 1
+                log.exception("venue event failed")
+            finally:
+                self._events.task_done()
+
+    async def settle(self) -> None:
+        """Wait until every venue event received so far has been applied."""
+        await self._events.join()
 
     async def _on_venue_event(self, event: VenueOrderEvent) -> None:
         client_id = event.client_order_id or self.by_venue_id.get(event.venue_order_id, "")
@@ -526,10 +566,9 @@ class ExecutionEngine:
                 log.warning("fills of %s not reconciled: %s", symbol, exc)
                 continue
             for trade in trades:
-                client_id = self.by_venue_id.get(trade.venue_order_id)
-                if client_id is None:
-                    continue
-                await self._on_venue_event(trade)
+                if trade.venue_order_id in self.by_venue_id:
+                    self.on_venue_event(trade)  # through the queue: one writer of order state
+        await self.settle()
         for order in list(self.orders.values()):
             if not order.is_open or order.client_order_id in venue_open_ids:
                 continue
@@ -562,7 +601,7 @@ class ExecutionEngine:
     # -- persistence and publication ------------------------------------------------------------
     async def _persist(self, order: Order, event: str, detail: str = "") -> None:
         mode = self.order_mode.get(order.client_order_id, self.mode)
-        doc = order_to_json(order, {"mode": mode.value})
+        doc = order_to_json(order, {"mode": mode.value, "request_id": self.request_of.get(order.client_order_id, "")})
         await self.hot.save_order(doc)
         await self.journal.order_event(self.clock.now_ns(), doc, event, mode.value,
                                        self.instruments[order.symbol], detail)

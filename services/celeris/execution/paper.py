@@ -57,7 +57,7 @@ class PaperVenue:
         self.books = {s: OrderBook(s) for s in instruments}
         self.live = {s: False for s in instruments}
         self.orders: dict[str, _Resting] = {}
-        self.positions = {s: Position(ins) for s, ins in instruments.items()}
+        self.account_positions = {s: Position(ins) for s, ins in instruments.items()}
         self.wallet = wallet_usdt * 10**MONEY_SCALE
         self.leverage = leverage
         self.fills: list[VenueOrderEvent] = []
@@ -133,7 +133,7 @@ class PaperVenue:
         book = self.books[order.symbol]
         qty = order.qty_steps
         if order.reduce_only:
-            pos = self.positions[order.symbol].qty_steps
+            pos = self.account_positions[order.symbol].qty_steps
             if pos == 0 or (pos > 0) == (order.side is Side.BUY):
                 raise errors.OrderRejected(-2022, "ReduceOnly Order is rejected.")
             qty = min(qty, abs(pos))
@@ -195,7 +195,7 @@ class PaperVenue:
     async def available_balance(self) -> int | None:
         used = 0
         upnl = 0
-        for symbol, pos in self.positions.items():
+        for symbol, pos in self.account_positions.items():
             mid = self.books[symbol].mid()
             if pos.qty_steps and mid is not None:
                 mark = int(mid)
@@ -205,7 +205,7 @@ class PaperVenue:
 
     async def positions(self) -> dict[str, tuple[int, Fraction]]:
         return {s: (p.qty_steps, p.cost / abs(p.qty_steps) if p.qty_steps else Fraction(0))
-                for s, p in self.positions.items()}
+                for s, p in self.account_positions.items()}
 
     # -- internals ------------------------------------------------------------------------------
     def _fill(self, resting: _Resting, price: int, qty: int, maker: bool) -> None:
@@ -214,7 +214,7 @@ class PaperVenue:
         order = resting.order
         ins = self.instruments[order.symbol]
         commission = fee(ins, price, qty, self.maker_fee if maker else self.taker_fee)
-        result = self.positions[order.symbol].apply_fill(order.side, qty, price, commission)
+        result = self.account_positions[order.symbol].apply_fill(order.side, qty, price, commission)
         self.wallet += result.realized_pnl - commission
         resting.filled += qty
         resting.status = "FILLED" if resting.remaining == 0 else "PARTIALLY_FILLED"

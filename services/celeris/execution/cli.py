@@ -1,0 +1,193 @@
+"""`celeris execution run`: the execution service (gRPC Execution + Control, /metrics, /health)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from pydantic import Field
+
+from celeris.runtime.settings import ServiceSettings
+
+
+class ExecutionSettings(ServiceSettings):
+    """Execution settings (CELERIS_* environment variables or --set key=value)."""
+
+    component: str = "execution"
+    max_position_usdt: int = Field(0, ge=0)
+    """Per-symbol position limit in USDT notional (0 = none)."""
+    max_orders_per_second: int = Field(10, ge=1)
+    leverage: int = Field(20, ge=1, le=125)
+    marketdata_target: str = ""
+    """host:port of market data's gRPC server: books for the paper venue and marks for validation."""
+    unknown_orders_policy: str = Field("adopt", pattern="^(adopt|cancel)$")
+    paper_latency_ms: float = Field(5.0, ge=0)
+    paper_wallet_usdt: int = Field(100_000, ge=0)
+    risk_target: str = ""
+    """host:port of the risk manager for the pre-trade check (empty = none)."""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("execution", help="execution service: validated, idempotent order entry")
+    actions = p.add_subparsers(dest="ex_action", metavar="ACTION")
+    run = actions.add_parser("run", help="run the service")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.set_defaults(func=cmd_run)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from celeris.runtime import grpc_server, logs
+    from celeris.runtime.settings import load_settings, parse_overrides
+
+    settings = load_settings(ExecutionSettings, parse_overrides(args.overrides))
+    logs.setup(settings.component, settings.log_level, settings.log_format)
+    grpc_server.install_uvloop()
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings: ExecutionSettings) -> None:
+    from prometheus_client import Counter
+
+    from celeris.domain.instruments import Instrument
+    from celeris.domain.modes import Mode
+    from celeris.execution import servicer
+    from celeris.execution.engine import ExecutionEngine
+    from celeris.execution.model import ExecutionConfig, PositionLimits
+    from celeris.execution.paper import PaperVenue
+    from celeris.execution.store import MemoryHotState, MemoryJournal, PostgresJournal, RedisHotState
+    from celeris.execution.venue import BinanceOrderVenue
+    from celeris.marketdata.client import MarketDataClient
+    from celeris.runtime import control, grpc_server, metrics
+    from celeris.runtime.clock import SystemClock
+    from celeris.transport.bus import InProcessBus
+    from celeris.venues.binance.rest import BinanceRestClient
+
+    clock = SystemClock()
+    registry = metrics.new_registry()
+    bus = InProcessBus()
+    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
+                             api_secret=settings.venue_api_secret.get_secret_value())
+    await rest.sync_clock()
+    info = await rest.exchange_info()
+    by_symbol = {s["symbol"]: s for s in info["symbols"]}
+    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+    redis_client = pool = None
+    hot: Any = MemoryHotState()
+    journal: Any = MemoryJournal()
+    if settings.redis_url.get_secret_value():
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
+        hot = RedisHotState(redis_client)
+    if settings.postgres_url.get_secret_value():
+        from celeris.storage import postgres
+
+        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
+        await postgres.migrate(pool)
+        journal = PostgresJournal(pool)
+    live = BinanceOrderVenue(rest, settings.venue_ws_url, instruments, clock)
+    paper = PaperVenue(instruments, clock, latency_ms=settings.paper_latency_ms,
+                       wallet_usdt=settings.paper_wallet_usdt, leverage=settings.leverage)
+    submitted = Counter("orders_submitted_total", "Order requests received", registry=registry)
+    rejected = Counter("orders_rejected_total", "Order requests refused", ["code"], registry=registry)
+    fills = Counter("fills_total", "Fills applied", ["symbol"], registry=registry)
+
+    def publish(topic: str, message: Any) -> None:
+        if topic.startswith("fills."):
+            fills.labels(topic.split(".", 1)[1]).inc()
+        bus.publish(topic, message)
+        if redis_client is not None:
+            asyncio.ensure_future(_to_redis(redis_client, topic, message, instruments))
+
+    engine = ExecutionEngine(
+        ExecutionConfig(settings.symbols, PositionLimits(settings.max_position_usdt * 10**8,
+                                                         settings.max_orders_per_second, settings.leverage),
+                        unknown_orders_policy=settings.unknown_orders_policy),
+        instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: paper}, publish, hot, journal,
+        mode=Mode(settings.mode))
+
+    def count(outcome: Any) -> None:
+        submitted.inc()
+        if outcome.rejection is not None:
+            rejected.labels(outcome.rejection.code.value).inc()
+
+    engine.on_outcome.append(count)
+    md_client = None
+    if settings.marketdata_target:
+        def on_book(update: Any) -> None:
+            paper.on_book(update)
+            book = paper.books[update.symbol]
+            mid = book.mid()
+            if mid is not None and paper.live[update.symbol]:
+                engine.on_mark(update.symbol, int(mid))
+
+        md_client = MarketDataClient(settings.marketdata_target, instruments, on_book, paper.on_trade)
+        md_client.start()
+    await engine.start()
+    ctl = control.ComponentControl("execution", clock, mode=engine.mode, halted=engine.halted,
+                                   halt_reason=engine.halt_reason,
+                                   details=lambda: {"open_orders": str(len(engine.open_orders())),
+                                                    "stats": json.dumps(engine.stats.__dict__)})
+
+    async def on_mode(mode: Mode) -> None:
+        await engine.set_mode(mode)
+
+    async def on_halt(reason: str, flatten: bool) -> None:
+        await engine.halt(reason, "control", flatten)
+
+    async def on_resume() -> None:
+        await engine.resume("control")
+
+    async def on_drain() -> None:
+        engine.draining = True
+
+    ctl.on_mode.append(on_mode)
+    ctl.on_halt.append(on_halt)
+    ctl.on_resume.append(on_resume)
+    ctl.on_drain.append(on_drain)
+
+    def health() -> dict[str, Any]:
+        return {"status": "ok" if not engine.breaker.is_open else "degraded", "service": "execution",
+                "mode": engine.mode.value, "halted": engine.halted, "open_orders": len(engine.open_orders()),
+                "breaker": engine.breaker.state.value, "stats": engine.stats.__dict__}
+
+    bound = grpc_server.create_server([servicer.registrar(engine, bus), control.registrar(ctl)],
+                                      settings.grpc_host, settings.grpc_port)
+    runner, _ = await metrics.start_metrics_server(registry, settings.grpc_host, settings.metrics_port, health)
+
+    async def drain() -> None:
+        engine.draining = True
+        await engine.stop()
+        if md_client is not None:
+            await md_client.stop()
+
+    try:
+        await grpc_server.serve_until_signal(bound, drain, settings.drain_timeout_ms / 1000)
+    finally:
+        await runner.cleanup()
+        await rest.close()
+        if redis_client is not None:
+            await redis_client.aclose()
+        if pool is not None:
+            await pool.close()
+
+
+async def _to_redis(client: Any, topic: str, message: Any, instruments: dict[str, Any]) -> None:
+    """Topics `orders.{symbol}` and `fills.{symbol}` for consumers outside the process."""
+    from celeris.execution.model import Fill, order_to_json
+
+    if isinstance(message, Fill):
+        ins = instruments[message.symbol]
+        doc = {"symbol": message.symbol, "client_order_id": message.client_order_id, "trade_id": message.trade_id,
+               "side": message.side.value, "price": ins.format_price(message.price_ticks),
+               "qty": ins.format_qty(message.qty_steps), "is_maker": message.is_maker, "mode": message.mode}
+    else:
+        doc = order_to_json(message)
+    try:
+        await client.publish(topic, json.dumps(doc))
+    except Exception:  # a Redis hiccup must never stop order handling
+        pass

@@ -26,3 +26,12 @@ def test_marketdata_benchmark_prints_one_json_object():
     for key in ("events_per_s", "p50_us", "p99_us", "baseline_events_per_s", "baseline_p99_us"):
         assert out[key] > 0
     assert out["gaps"] == 0 and out["book_updates_published"] > 1000
+
+
+def test_execution_benchmark_prints_one_json_object():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "execution.py"), "--json", "--count", "200"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("p50_us", "p99_us", "orders_per_s", "baseline_p99_us", "validation_orders_per_s"):
+        assert out[key] > 0

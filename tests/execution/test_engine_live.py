@@ -8,7 +8,7 @@ from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import Side
 from celeris.execution.model import RejectCode
-from tests.execution.conftest import Harness, request, wait_for
+from tests.execution.conftest import Harness, live_venue, request, wait_for  # noqa: F401
 from tests.sim.conftest import API_KEY
 
 
@@ -258,3 +258,73 @@ async def test_dropped_user_stream_fills_during_the_outage_are_recovered(harness
     h.sim.engine.fill_resting_from_flow("BTCUSDT", Side.SELL, bid, ahead + 20)  # while nobody listens
     assert await wait_for(lambda: order.status is OrderStatus.FILLED, timeout=8)
     assert order.filled_steps == 20 and h.engine.positions["BTCUSDT"].qty_steps == 20
+
+
+async def test_listen_key_expiry_recreates_the_key_and_reconciles(harness):
+    h = harness
+    ins = h.ins()
+    old_key = h.live.listen_key
+    bid = h.best(True)
+    order = (await h.engine.submit(request(price=ins.format_price(bid), qty="0.010", instrument=ins))).order
+    h.sim.listen_keys[old_key] = (API_KEY, 0)  # the venue expires it
+    assert await wait_for(lambda: h.live.listen_key != old_key and h.live.listen_key_renewals == 1)
+    ahead = h.sim.engine.books["BTCUSDT"].synthetic_bids.get(bid, 0)
+    h.sim.engine.fill_resting_from_flow("BTCUSDT", Side.SELL, bid, ahead + 10)
+    assert await wait_for(lambda: order.status is OrderStatus.FILLED)
+
+
+@pytest.mark.parametrize("policy", ["adopt", "cancel"])
+async def test_unknown_venue_orders_at_startup_are_adopted_or_cancelled(live_venue, policy):
+    from binance.um_futures import UMFutures
+
+    from tests.sim.conftest import API_SECRET
+
+    manual = UMFutures(key=API_KEY, secret=API_SECRET, base_url=live_venue.base_url)
+    bid = live_venue.engine.books["BTCUSDT"].best(True)
+    ins = live_venue.instruments[0]
+    await __import__("asyncio").to_thread(
+        manual.new_order, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.010",
+        price=ins.format_price(bid - 500), newClientOrderId=f"manual-{policy}")
+    h = await Harness(live_venue, unknown_orders_policy=policy).start()
+    try:
+        if policy == "adopt":
+            assert f"manual-{policy}" in {o.client_order_id for o in h.engine.open_orders()}
+            assert h.engine.stats.adopted == 1
+        else:
+            assert h.engine.stats.canceled_unknown == 1
+            assert not [o for o in sim_orders(h, f"manual-{policy}") if o.is_open]
+    finally:
+        await h.stop()
+
+
+async def test_risk_managers_check_is_applied_and_fails_closed(harness):
+    import grpc
+
+    from celeris.api.v1 import risk_pb2, risk_pb2_grpc
+    from celeris.execution.risk_client import GrpcRiskCheck
+    from celeris.runtime import grpc_server
+
+    class Risk(risk_pb2_grpc.RiskManagerServicer):
+        async def CheckOrder(self, request, context):
+            if request.quantity.mantissa > 20:
+                return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=False, violations=[
+                    risk_pb2.PolicyViolation(policy="max-order-size", kind="hard", metric="position_notional_usdt",
+                                             threshold="1000", scope="account")])
+            return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=True)
+
+    bound = grpc_server.create_server([lambda s: risk_pb2_grpc.add_RiskManagerServicer_to_server(Risk(), s)])
+    await bound.server.start()
+    h = harness
+    ins = h.ins()
+    h.engine.risk = GrpcRiskCheck(bound.target, h.instruments)
+    try:
+        small = await h.engine.submit(request(order_type=OrderType.MARKET, qty="0.010", instrument=ins))
+        big = await h.engine.submit(request(order_type=OrderType.MARKET, qty="0.500", instrument=ins))
+        assert small.accepted and not big.accepted
+        assert big.rejection.code is RejectCode.RISK_DENIED and "max-order-size" in big.rejection.message
+        await bound.server.stop(None)
+        down = await h.engine.submit(request(order_type=OrderType.MARKET, qty="0.010", instrument=ins))
+        assert down.rejection.code is RejectCode.RISK_DENIED and "unreachable" in down.rejection.message
+    finally:
+        await h.engine.risk.close()
+        await bound.server.stop(None)

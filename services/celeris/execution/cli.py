@@ -103,11 +103,16 @@ async def serve(settings: ExecutionSettings) -> None:
         if redis_client is not None:
             asyncio.ensure_future(_to_redis(redis_client, topic, message, instruments))
 
+    risk = None
+    if settings.risk_target:
+        from celeris.execution.risk_client import GrpcRiskCheck
+
+        risk = GrpcRiskCheck(settings.risk_target, instruments)
     engine = ExecutionEngine(
         ExecutionConfig(settings.symbols, PositionLimits(settings.max_position_usdt * 10**8,
                                                          settings.max_orders_per_second, settings.leverage),
                         unknown_orders_policy=settings.unknown_orders_policy),
-        instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: paper}, publish, hot, journal,
+        instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: paper}, publish, hot, journal, risk=risk,
         mode=Mode(settings.mode))
 
     def count(outcome: Any) -> None:

@@ -1,0 +1,1 @@
+"""celeris.strategy: the strategy engine (plugins, aggregation, risk filter, order generation)."""

@@ -1,0 +1,108 @@
+"""Finding, loading and hot-reloading strategy plugins (FR-SE-001, NFR-SE-002).
+
+A strategy is a class implementing celeris.domain.signals.Strategy. It can come from the built-ins, from
+any installed package's `celeris.strategies` entry point, or from a directory of .py files (each defines
+classes with a `name` attribute; the file's classes are registered under their `name`). Directory plugins
+are reloaded when their file changes: the new class replaces the old, and if it has
+`restore(state)` it receives the old instance's get_state() (the strategy chooses handover or reset).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from celeris.domain.signals import Strategy
+from celeris.strategies import BUILTIN
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "celeris.strategies"
+
+
+@dataclass
+class PluginSource:
+    kind: str  # builtin | entry_point | file
+    path: Path | None = None
+    mtime_ns: int = 0
+
+
+def _load(spec: str) -> type:
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def is_strategy_class(obj: Any) -> bool:
+    return (inspect.isclass(obj) and isinstance(getattr(obj, "name", None), str)
+            and all(callable(getattr(obj, m, None)) for m in
+                    ("initialize", "on_market_data", "on_order_fill", "on_position_update", "get_state")))
+
+
+class PluginRegistry:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self.classes: dict[str, type] = {}
+        self.sources: dict[str, PluginSource] = {}
+        self.load_errors: dict[str, str] = {}
+        self.seen_mtime: dict[Path, int] = {}
+        for name, spec in BUILTIN.items():
+            self.classes[name] = _load(spec)
+            self.sources[name] = PluginSource("builtin")
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                cls = ep.load()
+            except Exception as exc:  # a broken plugin must not stop the others
+                self.load_errors[ep.name] = repr(exc)
+                continue
+            if is_strategy_class(cls):
+                self.classes[ep.name] = cls
+                self.sources[ep.name] = PluginSource("entry_point")
+        if directory is not None:
+            for path in sorted(directory.glob("*.py")):
+                self._load_file(path)
+
+    def _load_file(self, path: Path) -> list[str]:
+        self.seen_mtime[path] = path.stat().st_mtime_ns
+        module_name = f"celeris_strategy_plugin_{path.stem}_{path.stat().st_mtime_ns}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            self.load_errors[str(path)] = repr(exc)
+            log.error("strategy plugin %s failed to load: %r", path.name, exc)
+            return []
+        self.load_errors.pop(str(path), None)
+        names = []
+        for _, obj in inspect.getmembers(module, is_strategy_class):
+            if obj.__module__ != module_name:
+                continue  # imported, not defined here
+            self.classes[obj.name] = obj
+            self.sources[obj.name] = PluginSource("file", path, path.stat().st_mtime_ns)
+            names.append(obj.name)
+        return names
+
+    def changed_files(self) -> list[Path]:
+        """Plugin files that changed (or appeared) since their last load attempt."""
+        if self.directory is None:
+            return []
+        return [p for p in sorted(self.directory.glob("*.py")) if self.seen_mtime.get(p) != p.stat().st_mtime_ns]
+
+    def reload(self, path: Path) -> list[str]:
+        """Load a changed file again; returns the strategy names it defines (empty if it failed)."""
+        return self._load_file(path)
+
+    def create(self, type_name: str) -> Strategy:
+        cls = self.classes.get(type_name)
+        if cls is None:
+            raise KeyError(f"unknown strategy type {type_name!r} (known: {', '.join(sorted(self.classes))})")
+        return cls()

@@ -103,7 +103,8 @@ def _register_extra_commands(sub: Any) -> None:
     """Commands of the components that exist in this build (each module adds its own)."""
     import importlib
 
-    for module_name in ("celeris.exchange_sim.cli", "celeris.marketdata.cli", "celeris.execution.cli"):
+    for module_name in ("celeris.exchange_sim.cli", "celeris.marketdata.cli", "celeris.execution.cli",
+                        "celeris.strategy.cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

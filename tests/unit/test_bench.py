@@ -35,3 +35,12 @@ def test_execution_benchmark_prints_one_json_object():
     out = json.loads(result.stdout)
     for key in ("p50_us", "p99_us", "orders_per_s", "baseline_p99_us", "validation_orders_per_s"):
         assert out[key] > 0
+
+
+def test_risk_benchmark_prints_one_json_object():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "risk.py"), "--json", "--count", "400"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("p50_us", "p99_us", "checks_per_s", "baseline_p99_us", "grpc_checks_per_s"):
+        assert out[key] > 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Mapping
 
@@ -36,6 +36,7 @@ _OPERATORS: dict[str, Callable[[Fraction, Fraction], bool]] = {
 METRICS = frozenset({
     "leverage", "margin_ratio", "daily_drawdown_pct", "peak_drawdown_pct", "concentration_pct",
     "position_notional_usdt", "total_exposure_usdt", "orders_per_minute", "daily_loss_usdt",
+    "available_margin_usdt", "equity_usdt",
 })
 
 
@@ -52,24 +53,25 @@ class Policy:
     scope_id: str = ""
     enabled: bool = True
     priority: int = 100
+    _threshold: Fraction = field(init=False, repr=False, compare=False, default=Fraction(0))
 
     def __post_init__(self) -> None:
         if self.operator not in _OPERATORS:
             raise ValueError(f"policy {self.name}: unknown operator {self.operator!r}")
         if self.metric not in METRICS:
             raise ValueError(f"policy {self.name}: unknown metric {self.metric!r}")
-        parse_decimal(self.threshold)
+        mantissa, scale = parse_decimal(self.threshold)
+        object.__setattr__(self, "_threshold", Fraction(mantissa, 10**scale))  # parsed once, checked often
         if self.scope is not Scope.ACCOUNT and not self.scope_id:
             raise ValueError(f"policy {self.name}: scope {self.scope.value} needs a scope_id")
 
     @property
     def threshold_value(self) -> Fraction:
-        mantissa, scale = parse_decimal(self.threshold)
-        return Fraction(mantissa, 10**scale)
+        return self._threshold
 
     def holds(self, value: Fraction) -> bool:
         """True when the allowed condition is met."""
-        return _OPERATORS[self.operator](value, self.threshold_value)
+        return _OPERATORS[self.operator](value, self._threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,7 @@ CheckOutcome = Approved | Denied
 def evaluate(policies: list[Policy], metrics: Mapping[tuple[Scope, str, str], Fraction]) -> list[Violation]:
     """Evaluate enabled policies against metrics keyed (scope, scope_id, metric); missing = not checked."""
     violations = []
-    for policy in sorted(policies, key=lambda p: p.priority):
+    for policy in sorted(policies, key=_priority):
         if not policy.enabled:
             continue
         value = metrics.get((policy.scope, policy.scope_id, policy.metric))
@@ -115,6 +117,10 @@ def evaluate(policies: list[Policy], metrics: Mapping[tuple[Scope, str, str], Fr
             violations.append(Violation(policy.name, policy.kind, policy.metric, value, policy.threshold,
                                         policy.scope, policy.scope_id))
     return violations
+
+
+def _priority(policy: Policy) -> int:
+    return policy.priority
 
 
 def decide(violations: list[Violation]) -> CheckOutcome:

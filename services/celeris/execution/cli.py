@@ -144,8 +144,8 @@ async def serve(settings: ExecutionSettings) -> None:
     async def on_halt(reason: str, flatten: bool) -> None:
         await engine.halt(reason, "control", flatten)
 
-    async def on_resume() -> None:
-        await engine.resume("control")
+    async def on_resume(requested_by: str) -> None:
+        await engine.resume(requested_by)
 
     async def on_drain() -> None:
         engine.draining = True

@@ -42,7 +42,8 @@ class ComponentControl:
     """(ts_ns, action, detail) of every lever pulled."""
     on_mode: list[Callable[[Mode], Awaitable[None]]] = field(default_factory=list)
     on_halt: list[Callable[[str, bool], Awaitable[None]]] = field(default_factory=list)
-    on_resume: list[Hook] = field(default_factory=list)
+    on_resume: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
+    """Called with who resumed (recorded by the component)."""
     on_drain: list[Hook] = field(default_factory=list)
     details: Callable[[], dict[str, str]] = field(default=lambda: {})
 
@@ -73,7 +74,7 @@ class ComponentControl:
         self.halted, self.halt_reason = False, ""
         self._record("resume", f"by {requested_by}: {reason}")
         for hook in self.on_resume:
-            await hook()
+            await hook(requested_by)
 
     async def drain(self) -> None:
         self.draining = True

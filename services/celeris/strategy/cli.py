@@ -117,7 +117,7 @@ async def serve(settings: StrategySettings) -> None:
         engine.halted = True
         await engine.cancel_quotes()
 
-    async def on_resume() -> None:
+    async def on_resume(requested_by: str) -> None:
         engine.halted = False
 
     ctl.on_mode.append(on_mode)

@@ -1,0 +1,206 @@
+"""The risk manager's ports made real: the venue's account, Redis flag, PostgreSQL policies and audit,
+and the emergency actions (execution's Control service and the venue's REST API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from celeris.api.v1 import control_pb2, control_pb2_grpc
+from celeris.domain.instruments import Instrument
+from celeris.domain.positions import Position
+from celeris.domain.risk import Policy, PolicyKind, Scope
+from celeris.domain.values import Side, money, parse_decimal
+from celeris.risk.metrics import AccountSnapshot
+from celeris.runtime import grpc_server
+from celeris.venues.binance import errors
+from celeris.venues.binance.rest import BinanceRestClient
+
+log = logging.getLogger(__name__)
+
+
+def _ticks(ins: Instrument, text: str) -> Fraction:
+    mantissa, scale = parse_decimal(text)
+    return Fraction(mantissa, 10**scale) * 10**ins.price_grid.scale / ins.price_grid.step_units
+
+
+class VenueAccountSource:
+    """The account as the venue reports it: /fapi/v2/account (wallet, positions, leverage) + marks."""
+
+    def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument]) -> None:
+        self.rest = rest
+        self.instruments = instruments
+
+    async def snapshot(self) -> AccountSnapshot:
+        account, marks = await asyncio.gather(
+            self.rest.request("GET", "/fapi/v2/account", signed=True, weight=5),
+            self.rest.request("GET", "/fapi/v1/premiumIndex", weight=1))
+        positions: dict[str, Position] = {}
+        leverage: dict[str, int] = {}
+        for p in account["positions"]:
+            ins = self.instruments.get(p["symbol"])
+            if ins is None or p.get("positionSide", "BOTH") != "BOTH":
+                continue
+            qty = ins.qty(p["positionAmt"])
+            positions[p["symbol"]] = Position(ins, qty, abs(qty) * _ticks(ins, p["entryPrice"]))
+            leverage[p["symbol"]] = int(p.get("leverage", 20))
+        mark_ticks = {}
+        for m in marks if isinstance(marks, list) else [marks]:
+            ins = self.instruments.get(m["symbol"])
+            if ins is not None:
+                mark_ticks[m["symbol"]] = int(_ticks(ins, m["markPrice"]))
+        return AccountSnapshot(money(account["totalWalletBalance"]), positions, mark_ticks, leverage,
+                               money(account.get("totalOpenOrderInitialMargin", "0")))
+
+
+class RedisTradingFlag:
+    """The trading-disabled flag, in the key execution reads at start (celeris.execution.store)."""
+
+    def __init__(self, redis: Any, key: str = "celeris:execution:trading_disabled") -> None:
+        self.redis = redis
+        self.key = key
+
+    async def set(self, disabled: bool, reason: str) -> None:
+        if disabled:
+            await self.redis.set(self.key, reason or "emergency stop")
+        else:
+            await self.redis.delete(self.key)
+
+    async def get(self) -> tuple[bool, str]:
+        raw = await self.redis.get(self.key)
+        return (raw is not None, raw.decode() if isinstance(raw, bytes) else (raw or ""))
+
+
+class VenueEmergencyActions:
+    """Halt execution through its Control service; cancel and flatten directly at the venue, so the
+    stop works even when execution does not answer."""
+
+    def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument], execution_target: str = "",
+                 spacing_s: float = 0.1) -> None:
+        self.rest = rest
+        self.instruments = instruments
+        self.execution_target = execution_target
+        self.spacing_s = spacing_s
+
+    async def _control(self) -> Any:
+        channel = grpc_server.insecure_channel(self.execution_target)
+        return channel, control_pb2_grpc.ControlStub(channel)
+
+    async def halt_execution(self, reason: str) -> None:
+        if not self.execution_target:
+            return
+        channel, stub = await self._control()
+        async with channel:
+            await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager"), timeout=5)
+
+    async def resume_execution(self, by: str) -> None:
+        if not self.execution_target:
+            return
+        channel, stub = await self._control()
+        async with channel:
+            await stub.Resume(control_pb2.ResumeRequest(requested_by=by, reason="trading re-enabled"), timeout=5)
+
+    async def open_order_count(self) -> int:
+        return len(await self.rest.request("GET", "/fapi/v1/openOrders", signed=True, weight=40))
+
+    async def cancel_all_orders(self) -> int:
+        open_orders = await self.rest.request("GET", "/fapi/v1/openOrders", signed=True, weight=40)
+        symbols = sorted({o["symbol"] for o in open_orders})
+        await asyncio.gather(*(self.rest.request("DELETE", "/fapi/v1/allOpenOrders", {"symbol": s}, signed=True)
+                               for s in symbols))
+        return len(open_orders)
+
+    async def flatten(self, positions: list[tuple[str, int]]) -> int:
+        closed = 0
+        for symbol, qty in positions:  # already sorted largest notional first
+            ins = self.instruments[symbol]
+            side = Side.SELL if qty > 0 else Side.BUY
+            try:
+                await self.rest.request("POST", "/fapi/v1/order", {
+                    "symbol": symbol, "side": side.value, "type": "MARKET", "quantity": ins.format_qty(abs(qty)),
+                    "reduceOnly": True, "newClientOrderId": f"flatten-{symbol}-{abs(qty)}"[:36]}, signed=True, weight=0)
+                closed += 1
+            except errors.VenueError as exc:
+                log.error("flattening %s failed: %s (manual handling needed)", symbol, exc)
+            await asyncio.sleep(self.spacing_s)
+        return closed
+
+
+class PostgresPolicyStore:
+    def __init__(self, pool: Any, seed: list[Policy] | None = None) -> None:
+        self.pool = pool
+        self.seed = seed or []
+
+    async def load(self) -> list[Policy]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM risk_policies ORDER BY priority, name")
+            if not rows and self.seed:
+                for policy in self.seed:
+                    await self._upsert(conn, policy)
+                rows = await conn.fetch("SELECT * FROM risk_policies ORDER BY priority, name")
+        return [Policy(r["name"], r["metric"], r["operator"], _decimal_text(r["threshold"]), PolicyKind(r["kind"]),
+                       Scope(r["scope"]), r["scope_id"], r["enabled"], r["priority"]) for r in rows]
+
+    async def upsert(self, policy: Policy) -> None:
+        async with self.pool.acquire() as conn:
+            await self._upsert(conn, policy)
+
+    async def _upsert(self, conn: Any, policy: Policy) -> None:
+        await conn.execute(
+            "INSERT INTO risk_policies (name, metric, operator, threshold, kind, scope, scope_id, enabled, priority) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (name) DO UPDATE SET metric=$2, operator=$3, "
+            "threshold=$4, kind=$5, scope=$6, scope_id=$7, enabled=$8, priority=$9, updated_at=now()",
+            policy.name, policy.metric, policy.operator, Decimal(policy.threshold), policy.kind.value,
+            policy.scope.value, policy.scope_id, policy.enabled, policy.priority)
+
+    async def delete(self, name: str) -> bool:
+        async with self.pool.acquire() as conn:
+            result = await conn.execute("DELETE FROM risk_policies WHERE name = $1", name)
+        return result.endswith(" 1")
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
+
+
+class PostgresAudit:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def check(self, record: dict[str, Any]) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO pre_trade_checks (ts, request_id, symbol, side, quantity, price, approved, violations, "
+                "processing_time_us, leverage, margin_ratio) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+                _ts(record["ts_ns"]), record["request_id"], record["symbol"], record["side"],
+                Decimal(record["quantity"]), Decimal(record["price"]), record["approved"],
+                json.dumps(record["violations"]), record["processing_time_us"], Decimal(record["leverage"]),
+                Decimal(record["margin_ratio"]))
+
+    async def stop_started(self, record: dict[str, Any]) -> int:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(
+                "INSERT INTO emergency_stops (triggered_at, reason, triggered_by, account_state) "
+                "VALUES ($1,$2,$3,$4) RETURNING id", _ts(record["triggered_at_ns"]), record["reason"],
+                record["triggered_by"], json.dumps(record["account_state"]))
+
+    async def stop_finished(self, stop_id: int, canceled: int, closed: int) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE emergency_stops SET orders_canceled=$2, positions_closed=$3, "
+                               "completed_at=now() WHERE id=$1", stop_id, canceled, closed)
+
+    async def re_enabled(self, stop_id: int, by: str) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE emergency_stops SET re_enabled_at=now(), re_enabled_by=$2 WHERE id=$1",
+                               stop_id, by)
+
+
+def _ts(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc)

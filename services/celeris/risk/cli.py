@@ -1,0 +1,159 @@
+"""`celeris risk run` (the risk manager), and the kill switch: `celeris halt` / `celeris resume`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from pydantic import Field
+
+from celeris.runtime.settings import ServiceSettings
+
+
+class RiskSettings(ServiceSettings):
+    """Risk manager settings (CELERIS_* environment variables or --set key=value)."""
+
+    component: str = "risk"
+    execution_target: str = ""
+    """host:port of execution's gRPC server, halted by an emergency stop (empty = venue-side actions only)."""
+    monitor_interval_s: float = Field(1.0, gt=0)
+    flatten_on_emergency: bool = True
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("risk", help="risk manager: pre-trade checks, policies, the emergency stop")
+    actions = p.add_subparsers(dest="risk_action", metavar="ACTION")
+    run = actions.add_parser("run", help="run the service")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.set_defaults(func=cmd_run)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    halt = sub.add_parser("halt", help="EMERGENCY STOP: cancel everything, flatten, disable trading")
+    halt.add_argument("--target", default="127.0.0.1:50054", help="the risk manager's gRPC host:port")
+    halt.add_argument("--reason", required=True)
+    halt.add_argument("--by", required=True, help="who is stopping trading (recorded)")
+    halt.add_argument("--no-flatten", action="store_true", help="cancel orders but keep positions")
+    halt.set_defaults(func=cmd_halt)
+    resume = sub.add_parser("resume", help="re-enable trading after an emergency stop (recorded)")
+    resume.add_argument("--target", default="127.0.0.1:50054")
+    resume.add_argument("--by", required=True)
+    resume.add_argument("--reason", default="")
+    resume.set_defaults(func=cmd_resume)
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    from celeris.api.v1 import risk_pb2
+
+    return _call(args.target, "TriggerEmergencyStop", risk_pb2.EmergencyStopRequest(
+        reason=args.reason, triggered_by=args.by, flatten_positions=not args.no_flatten))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from celeris.api.v1 import risk_pb2
+
+    return _call(args.target, "EnableTrading", risk_pb2.EnableTradingRequest(enabled_by=args.by, reason=args.reason))
+
+
+def _call(target: str, method: str, request: Any) -> int:
+    import grpc
+    from google.protobuf import json_format
+
+    from celeris.api.v1 import risk_pb2_grpc
+    from celeris.runtime import grpc_server
+
+    async def go() -> int:
+        async with grpc_server.insecure_channel(target) as channel:
+            try:
+                reply = await getattr(risk_pb2_grpc.RiskManagerStub(channel), method)(request, timeout=35)
+            except grpc.aio.AioRpcError as exc:
+                print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                return 1
+        print(json_format.MessageToJson(reply, preserving_proto_field_name=True))
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from celeris.runtime import grpc_server, logs
+    from celeris.runtime.settings import load_settings, parse_overrides
+
+    settings = load_settings(RiskSettings, parse_overrides(args.overrides))
+    logs.setup(settings.component, settings.log_level, settings.log_format)
+    grpc_server.install_uvloop()
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings: RiskSettings) -> None:
+    from celeris.domain.instruments import Instrument
+    from celeris.domain.modes import Mode
+    from celeris.risk import adapters, servicer
+    from celeris.risk.engine import (DEFAULT_POLICIES, MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskConfig,
+                                     RiskEngine, metrics_json)
+    from celeris.runtime import control, grpc_server, metrics
+    from celeris.runtime.clock import SystemClock
+    from celeris.venues.binance.rest import BinanceRestClient
+
+    clock = SystemClock()
+    registry = metrics.new_registry()
+    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
+                             api_secret=settings.venue_api_secret.get_secret_value())
+    await rest.sync_clock()
+    info = await rest.exchange_info()
+    by_symbol = {s["symbol"]: s for s in info["symbols"]}
+    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+    redis_client = pool = None
+    flag: Any = MemoryFlag()
+    policies: Any = MemoryPolicyStore()
+    audit: Any = MemoryAudit()
+    if settings.redis_url.get_secret_value():
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
+        flag = adapters.RedisTradingFlag(redis_client)
+    if settings.postgres_url.get_secret_value():
+        from celeris.storage import postgres
+
+        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
+        await postgres.migrate(pool)
+        policies = adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES)
+        audit = adapters.PostgresAudit(pool)
+    engine = RiskEngine(instruments, clock, adapters.VenueAccountSource(rest, instruments), policies, audit, flag,
+                        adapters.VenueEmergencyActions(rest, instruments, settings.execution_target),
+                        RiskConfig(settings.monitor_interval_s, settings.flatten_on_emergency))
+    from celeris.risk.metrics_export import RiskCollector
+
+    registry.register(RiskCollector(engine))
+    await engine.start()
+    ctl = control.ComponentControl("risk", clock, mode=Mode(settings.mode), halted=engine.stop.active,
+                                   halt_reason=engine.stop.reason,
+                                   details=lambda: {"metrics": json.dumps(metrics_json(engine.metrics))
+                                                    if engine.metrics else "{}"})
+
+    async def on_halt(reason: str, flatten: bool) -> None:
+        await engine.emergency_stop(reason, "control", flatten)
+
+    async def on_resume(requested_by: str) -> None:
+        await engine.enable_trading(requested_by)
+
+    ctl.on_halt.append(on_halt)
+    ctl.on_resume.append(on_resume)
+    bound = grpc_server.create_server([servicer.registrar(engine), control.registrar(ctl)], settings.grpc_host,
+                                      settings.grpc_port)
+    runner, _ = await metrics.start_metrics_server(
+        registry, settings.grpc_host, settings.metrics_port,
+        lambda: {"status": "ok" if engine.metrics is not None else "degraded", "service": "risk",
+                 "emergency_stop": engine.stop.active, "checks": engine.checks})
+    try:
+        await grpc_server.serve_until_signal(bound, engine.stop_tasks, settings.drain_timeout_ms / 1000)
+    finally:
+        await runner.cleanup()
+        await rest.close()
+        if redis_client is not None:
+            await redis_client.aclose()
+        if pool is not None:
+            await pool.close()

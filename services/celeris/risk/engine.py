@@ -1,0 +1,424 @@
+"""The risk manager: metrics, policies, the synchronous pre-trade check, monitoring and the emergency stop.
+
+Owns:
+- the account picture (from an AccountSource port; the venue wins) refreshed every second, with the
+  equity at 00:00 UTC and the peak equity for drawdowns;
+- policies (the allowed condition, ARCHITECTURE.md §8) loaded from a PolicyStore at start and on change;
+- `check_order`: the post-trade state simulated with futures margin, every applicable policy
+  evaluated, approved or denied with the violations and post-trade metrics, audited;
+- the monitoring loop: soft -> warning, hard -> critical alert, emergency -> stop; alerts de-duplicated
+  over 5 minutes;
+- the emergency stop: one at a time (lock), idempotent, a persistent trading-disabled flag, execution
+  halted, every open order cancelled and positions flattened reduce-only largest first at the venue,
+  audited, alerted, and nothing resumes until a person re-enables it (recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Protocol
+
+from celeris.domain.clock import NS_PER_S, Clock, utc_day_start_ns
+from celeris.domain.instruments import Instrument
+from celeris.domain.risk import Approved, Denied, Policy, PolicyKind, Scope, Violation, decide, evaluate
+from celeris.domain.values import Side
+from celeris.risk.metrics import AccountSnapshot, RiskMetrics, compute, post_trade
+
+log = logging.getLogger(__name__)
+
+ALERT_DEDUP_NS = 5 * 60 * NS_PER_S
+
+DEFAULT_POLICIES = [
+    Policy("max-leverage", "leverage", "<=", "10", PolicyKind.HARD, priority=10),
+    Policy("margin-ratio", "margin_ratio", "<", "0.8", PolicyKind.HARD, priority=10),
+    Policy("available-margin", "available_margin_usdt", ">=", "0", PolicyKind.HARD, priority=5),
+    Policy("daily-drawdown", "daily_drawdown_pct", "<", "10", PolicyKind.HARD, priority=20),
+    Policy("daily-drawdown-emergency", "daily_drawdown_pct", "<", "25", PolicyKind.EMERGENCY, priority=1),
+    Policy("peak-drawdown-emergency", "peak_drawdown_pct", "<", "25", PolicyKind.EMERGENCY, priority=1),
+    Policy("concentration", "concentration_pct", "<=", "400", PolicyKind.SOFT, priority=50),
+    Policy("order-velocity", "orders_per_minute", "<=", "120", PolicyKind.HARD, priority=30),
+]
+
+
+class AccountSource(Protocol):
+    async def snapshot(self) -> AccountSnapshot: ...
+
+
+class PolicyStore(Protocol):
+    async def load(self) -> list[Policy]: ...
+    async def upsert(self, policy: Policy) -> None: ...
+    async def delete(self, name: str) -> bool: ...
+
+
+class Audit(Protocol):
+    async def check(self, record: dict[str, Any]) -> None: ...
+    async def stop_started(self, record: dict[str, Any]) -> int: ...
+    async def stop_finished(self, stop_id: int, canceled: int, closed: int) -> None: ...
+    async def re_enabled(self, stop_id: int, by: str) -> None: ...
+
+
+class TradingFlag(Protocol):
+    async def set(self, disabled: bool, reason: str) -> None: ...
+    async def get(self) -> tuple[bool, str]: ...
+
+
+class EmergencyActions(Protocol):
+    """What the stop does outside the risk manager: halt execution, clean up at the venue."""
+
+    async def open_order_count(self) -> int: ...
+    async def halt_execution(self, reason: str) -> None: ...
+    async def resume_execution(self, by: str) -> None: ...
+    async def cancel_all_orders(self) -> int: ...
+    async def flatten(self, positions: list[tuple[str, int]]) -> int: ...
+
+
+@dataclass
+class Alert:
+    id: str
+    severity: str  # info | warning | error | critical
+    category: str
+    message: str
+    ts_ns: int
+    acknowledged: bool = False
+
+
+@dataclass
+class StopState:
+    active: bool = False
+    reason: str = ""
+    triggered_by: str = ""
+    triggered_at_ns: int = 0
+    completed_at_ns: int = 0
+    orders_canceled: int = 0
+    positions_closed: int = 0
+    enabled_by: str = ""
+    enabled_at_ns: int = 0
+    stop_id: int = 0
+
+
+@dataclass
+class CheckResult:
+    outcome: Approved | Denied
+    post_trade: RiskMetrics
+    processing_time_us: int
+
+
+class MemoryPolicyStore:
+    def __init__(self, policies: list[Policy] | None = None) -> None:
+        self.policies = {p.name: p for p in (DEFAULT_POLICIES if policies is None else policies)}
+
+    async def load(self) -> list[Policy]:
+        return list(self.policies.values())
+
+    async def upsert(self, policy: Policy) -> None:
+        self.policies[policy.name] = policy
+
+    async def delete(self, name: str) -> bool:
+        return self.policies.pop(name, None) is not None
+
+
+class MemoryAudit:
+    def __init__(self) -> None:
+        self.checks: list[dict[str, Any]] = []
+        self.stops: list[dict[str, Any]] = []
+
+    async def check(self, record: dict[str, Any]) -> None:
+        self.checks.append(record)
+
+    async def stop_started(self, record: dict[str, Any]) -> int:
+        self.stops.append(dict(record))
+        return len(self.stops)
+
+    async def stop_finished(self, stop_id: int, canceled: int, closed: int) -> None:
+        self.stops[stop_id - 1].update(orders_canceled=canceled, positions_closed=closed, completed=True)
+
+    async def re_enabled(self, stop_id: int, by: str) -> None:
+        if stop_id:
+            self.stops[stop_id - 1].update(re_enabled_by=by)
+
+
+class MemoryFlag:
+    def __init__(self) -> None:
+        self.value = (False, "")
+
+    async def set(self, disabled: bool, reason: str) -> None:
+        self.value = (disabled, reason)
+
+    async def get(self) -> tuple[bool, str]:
+        return self.value
+
+
+@dataclass
+class RiskConfig:
+    monitor_interval_s: float = 1.0
+    flatten_on_emergency: bool = True
+    taker_fee: Fraction = Fraction(4, 10_000)
+    policy_reload_s: float = 5.0
+
+
+class RiskEngine:
+    def __init__(self, instruments: dict[str, Instrument], clock: Clock, source: AccountSource,
+                 policies: PolicyStore, audit: Audit, flag: TradingFlag, actions: EmergencyActions | None,
+                 config: RiskConfig | None = None) -> None:
+        self.instruments = instruments
+        self.clock = clock
+        self.source = source
+        self.policy_store = policies
+        self.audit = audit
+        self.flag = flag
+        self.actions = actions
+        self.config = config or RiskConfig()
+        self.policies: list[Policy] = []
+        self.snapshot: AccountSnapshot | None = None
+        self.metrics: RiskMetrics | None = None
+        self.day_start_ns = 0
+        self.day_start_equity: Fraction | None = None
+        self.peak_equity: Fraction | None = None
+        self.order_times: dict[str, deque[int]] = defaultdict(deque)
+        self.strategy_order_times: dict[str, deque[int]] = defaultdict(deque)
+        self.stop = StopState()
+        self._stop_lock = asyncio.Lock()
+        self.alerts: list[Alert] = []
+        self._alert_last: dict[str, int] = {}
+        self.on_alert: list[Callable[[Alert], None]] = []
+        self.check_latency_ns: deque[int] = deque(maxlen=10_000)
+        self.checks = 0
+        self._before_inputs: dict[tuple[Scope, str, str], Fraction] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.policies = await self.policy_store.load()
+        disabled, reason = await self.flag.get()
+        if disabled:  # a stop survives restarts until a person re-enables trading
+            self.stop = StopState(active=True, reason=reason, triggered_by="(before restart)")
+        await self.refresh()
+        self._tasks.append(asyncio.create_task(self._monitor_loop(), name="risk-monitor"))
+        self._tasks.append(asyncio.create_task(self._policy_loop(), name="risk-policies"))
+
+    async def stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def reload_policies(self) -> None:
+        self.policies = await self.policy_store.load()
+
+    async def _policy_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.policy_reload_s)
+            try:
+                await self.reload_policies()
+            except Exception:
+                log.exception("policy reload failed; keeping the previous set")
+
+    # -- the account picture ----------------------------------------------------------------------
+    async def refresh(self) -> RiskMetrics:
+        self.snapshot = await self.source.snapshot()
+        now = self.clock.now_ns()
+        metrics = compute(self.snapshot, self.day_start_equity, self.peak_equity, self._velocity(now))
+        day = utc_day_start_ns(now)
+        if day != self.day_start_ns or self.day_start_equity is None:
+            self.day_start_ns, self.day_start_equity = day, metrics.equity
+            metrics = compute(self.snapshot, self.day_start_equity, self.peak_equity, self._velocity(now))
+        self.peak_equity = max(self.peak_equity or metrics.equity, metrics.equity)
+        self.metrics = metrics
+        self._before_inputs = metrics.as_policy_inputs()
+        return metrics
+
+    def _velocity(self, now: int) -> dict[str, int]:
+        horizon = now - 60 * NS_PER_S
+        out = {}
+        for symbol, times in self.order_times.items():
+            while times and times[0] < horizon:
+                times.popleft()
+            out[symbol] = len(times)
+        return out
+
+    # -- the pre-trade check ----------------------------------------------------------------------
+    def check_order(self, request_id: str, symbol: str, side: Side, qty_steps: int, price_ticks: int | None,
+                    reduce_only: bool = False, strategy_id: str = "") -> CheckResult:
+        """Synchronous: uses the cached account (refreshed every second), simulates the fill, evaluates."""
+        started = time.perf_counter_ns()
+        ins = self.instruments.get(symbol)
+        if self.stop.active:
+            return self._result(started, Denied((Violation("emergency-stop", PolicyKind.EMERGENCY, "trading_enabled",
+                                                           Fraction(0), f"stopped: {self.stop.reason}"),)))
+        if ins is None or self.snapshot is None:
+            reason = f"unknown symbol {symbol}" if ins is None else "no account state yet"
+            return self._result(started, Denied((Violation("check-unavailable", PolicyKind.HARD, "availability",
+                                                           Fraction(0), reason),)))
+        price = price_ticks or self.snapshot.marks.get(symbol)
+        if not price:
+            return self._result(started, Denied((Violation("no-price", PolicyKind.HARD, "availability", Fraction(0),
+                                                           f"no price for {symbol}"),)))
+        now = self.clock.now_ns()
+        velocity = self._velocity(now)
+        velocity[symbol] = velocity.get(symbol, 0) + 1
+        strategy_velocity = {}
+        if strategy_id:
+            times = self.strategy_order_times[strategy_id]
+            while times and times[0] < now - 60 * NS_PER_S:
+                times.popleft()
+            strategy_velocity[strategy_id] = len(times) + 1
+        after = post_trade(self.snapshot, ins, side, qty_steps, price, self.config.taker_fee)
+        metrics = compute(after, self.day_start_equity, self.peak_equity, velocity)
+        inputs = metrics.as_policy_inputs(strategy_velocity)
+        violations = evaluate(self.policies, inputs)
+        if reduce_only:
+            # Reducing risk is always allowed: only the emergency stop blocks it (handled above).
+            violations = [v for v in violations if v.kind is PolicyKind.SOFT]
+        else:
+            violations = self._only_worsening(violations, inputs)
+        outcome = decide(violations)
+        if isinstance(outcome, Approved):
+            self.order_times[symbol].append(now)
+            if strategy_id:
+                self.strategy_order_times[strategy_id].append(now)
+        result = CheckResult(outcome, metrics, (time.perf_counter_ns() - started) // 1000)
+        self.check_latency_ns.append(time.perf_counter_ns() - started)
+        self.checks += 1
+        asyncio.ensure_future(self.audit.check({
+            "ts_ns": now, "request_id": request_id, "symbol": symbol, "side": side.value,
+            "quantity": ins.format_qty(qty_steps), "price": ins.format_price(price),
+            "approved": isinstance(outcome, Approved),
+            "violations": [v.reason for v in (outcome.violations if isinstance(outcome, Denied) else outcome.warnings)],
+            "processing_time_us": result.processing_time_us, "leverage": str(float(metrics.leverage)),
+            "margin_ratio": str(float(metrics.margin_ratio))}))
+        return result
+
+    def _only_worsening(self, violations: list[Violation], after: dict[tuple[Scope, str, str], Fraction]) -> list[Violation]:
+        """A policy already broken before the order blocks it only if the order makes it worse."""
+        if self.metrics is None:
+            return violations
+        before = self._before_inputs
+        kept = []
+        for v in violations:
+            old = before.get((v.scope, v.scope_id, v.metric))
+            if old is not None and v.metric in ("leverage", "margin_ratio", "concentration_pct",
+                                                "position_notional_usdt", "total_exposure_usdt"):
+                if after[(v.scope, v.scope_id, v.metric)] < old:
+                    continue  # the order reduces the breach
+            kept.append(v)
+        return kept
+
+    def _result(self, started: int, outcome: Approved | Denied) -> CheckResult:
+        metrics = self.metrics or compute(AccountSnapshot(0, {}, {}, {}), None, None)
+        return CheckResult(outcome, metrics, (time.perf_counter_ns() - started) // 1000)
+
+    # -- monitoring -------------------------------------------------------------------------------
+    async def _monitor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.monitor_interval_s)
+            try:
+                await self.monitor_once()
+            except Exception:
+                log.exception("risk monitoring failed this round")
+                self.raise_alert("system", "error", "risk monitoring could not read the account")
+
+    async def monitor_once(self) -> list[Violation]:
+        metrics = await self.refresh()
+        violations = evaluate(self.policies, metrics.as_policy_inputs())
+        for v in violations:
+            severity = {PolicyKind.SOFT: "warning", PolicyKind.HARD: "critical", PolicyKind.EMERGENCY: "critical"}[v.kind]
+            self.raise_alert("risk", severity, v.reason, key=f"{v.policy}:{v.scope_id}")
+        emergencies = [v for v in violations if v.kind is PolicyKind.EMERGENCY]
+        if emergencies and not self.stop.active:
+            await self.emergency_stop(f"emergency policy breached: {emergencies[0].reason}", "risk-monitor")
+        return violations
+
+    def raise_alert(self, category: str, severity: str, message: str, key: str | None = None) -> Alert | None:
+        now = self.clock.now_ns()
+        key = key or f"{category}:{message}"
+        last = self._alert_last.get(key)
+        if last is not None and now - last < ALERT_DEDUP_NS:
+            return None
+        self._alert_last[key] = now
+        alert = Alert(f"risk-{len(self.alerts) + 1}", severity, category, message, now)
+        self.alerts.append(alert)
+        log.warning("risk alert [%s] %s", severity, message)
+        for observer in self.on_alert:
+            observer(alert)
+        return alert
+
+    # -- the emergency stop -----------------------------------------------------------------------
+    async def emergency_stop(self, reason: str, triggered_by: str, flatten: bool | None = None) -> StopState:
+        """Idempotent and safe to call twice: a second call while one runs waits for it and returns."""
+        async with self._stop_lock:
+            if self.stop.active:
+                return self.stop
+            now = self.clock.now_ns()
+            self.stop = StopState(True, reason, triggered_by, now)
+            await self.flag.set(True, reason)  # first: nothing new is accepted from here on
+            self.raise_alert("risk", "critical", f"EMERGENCY STOP by {triggered_by}: {reason}", key=f"stop:{now}")
+            snapshot = self.snapshot
+            positions = []
+            if snapshot is not None:
+                for symbol, pos in snapshot.positions.items():
+                    if pos.qty_steps:
+                        positions.append((symbol, pos.qty_steps))
+            self.stop.stop_id = await self.audit.stop_started({
+                "triggered_at_ns": now, "reason": reason, "triggered_by": triggered_by,
+                "account_state": {"wallet": snapshot.wallet if snapshot else None,
+                                  "positions": {s: q for s, q in positions}}})
+            canceled = closed = 0
+            if self.actions is not None:
+                try:
+                    open_before = await self.actions.open_order_count()
+                except Exception:
+                    open_before = 0
+                try:
+                    await asyncio.wait_for(self.actions.halt_execution(reason), 5)
+                except Exception as exc:  # execution down: the venue-side cleanup below still runs
+                    log.error("could not halt execution: %r", exc)
+                # Execution's halt cancels its own orders; whatever is still open is cancelled here.
+                canceled = max(open_before, await self.actions.cancel_all_orders())
+                if flatten if flatten is not None else self.config.flatten_on_emergency:
+                    try:
+                        await self.refresh()
+                    except Exception:
+                        pass
+                    current = [(s, p.qty_steps) for s, p in (self.snapshot.positions.items() if self.snapshot else [])
+                               if p.qty_steps]
+                    marks = self.snapshot.marks if self.snapshot else {}
+                    current.sort(key=lambda sq: -abs(sq[1]) * marks.get(sq[0], 0)
+                                 * self.instruments[sq[0]].price_grid.step_units
+                                 * self.instruments[sq[0]].qty_grid.step_units)
+                    closed = await self.actions.flatten(current)
+            self.stop.orders_canceled, self.stop.positions_closed = canceled, closed
+            self.stop.completed_at_ns = self.clock.now_ns()
+            await self.audit.stop_finished(self.stop.stop_id, canceled, closed)
+            return self.stop
+
+    async def enable_trading(self, enabled_by: str, reason: str = "") -> StopState:
+        if not enabled_by:
+            raise ValueError("re-enabling trading needs the name of the person doing it")
+        async with self._stop_lock:
+            if not self.stop.active:
+                return self.stop
+            await self.flag.set(False, "")
+            if self.actions is not None:
+                await self.actions.resume_execution(enabled_by)
+            self.stop.active = False
+            self.stop.enabled_by, self.stop.enabled_at_ns = enabled_by, self.clock.now_ns()
+            await self.audit.re_enabled(self.stop.stop_id, enabled_by)
+            self.raise_alert("risk", "info", f"trading re-enabled by {enabled_by}: {reason}",
+                             key=f"enable:{self.stop.enabled_at_ns}")
+            return self.stop
+
+
+def metrics_json(metrics: RiskMetrics) -> dict[str, Any]:
+    return {"equity": str(float(metrics.equity)), "margin_ratio": str(float(metrics.margin_ratio)),
+            "leverage": str(float(metrics.leverage)), "daily_drawdown_pct": str(float(metrics.daily_drawdown_pct)),
+            "peak_drawdown_pct": str(float(metrics.peak_drawdown_pct)),
+            "concentration_pct": {s: str(float(v)) for s, v in metrics.concentration_pct.items()}}
+

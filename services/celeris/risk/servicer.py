@@ -1,0 +1,150 @@
+"""gRPC shell of the risk manager: CheckOrder, metrics, policies, the emergency stop, alerts."""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+
+import grpc
+
+from celeris.api.v1 import common_pb2, risk_pb2, risk_pb2_grpc
+from celeris.domain.risk import Denied, Policy, PolicyKind, Scope, Violation
+from celeris.domain.values import Side, format_units
+from celeris.risk.engine import Alert, RiskEngine, StopState
+from celeris.risk.metrics import RiskMetrics
+
+
+def dec(value: Fraction, scale: int = 8) -> common_pb2.Decimal:
+    return common_pb2.Decimal(mantissa=round(value * 10**scale), scale=scale)
+
+
+def metrics_pb(m: RiskMetrics, ts_ns: int) -> risk_pb2.RiskMetrics:
+    return risk_pb2.RiskMetrics(
+        equity=dec(m.equity), margin_ratio=dec(m.margin_ratio), leverage=dec(m.leverage),
+        daily_drawdown_pct=dec(m.daily_drawdown_pct), peak_drawdown_pct=dec(m.peak_drawdown_pct),
+        concentration_pct={s: dec(v) for s, v in m.concentration_pct.items()},
+        orders_per_minute=m.orders_per_minute, ts_ns=ts_ns)
+
+
+def violation_pb(v: Violation) -> risk_pb2.PolicyViolation:
+    return risk_pb2.PolicyViolation(policy=v.policy, kind=v.kind.value, metric=v.metric, value=dec(v.value),
+                                    threshold=v.threshold, scope=v.scope.value, scope_id=v.scope_id)
+
+
+def stop_pb(stop: StopState, request_id: str) -> risk_pb2.EmergencyStopStatus:
+    return risk_pb2.EmergencyStopStatus(
+        request_id=request_id, active=stop.active, reason=stop.reason, triggered_by=stop.triggered_by,
+        triggered_at_ns=stop.triggered_at_ns, orders_canceled=stop.orders_canceled,
+        positions_closed=stop.positions_closed, completed_at_ns=stop.completed_at_ns, enabled_by=stop.enabled_by,
+        enabled_at_ns=stop.enabled_at_ns)
+
+
+def policy_pb(p: Policy, request_id: str = "") -> risk_pb2.RiskPolicy:
+    return risk_pb2.RiskPolicy(request_id=request_id, name=p.name, metric=p.metric, operator=p.operator,
+                               threshold=p.threshold, kind=p.kind.value, scope=p.scope.value, scope_id=p.scope_id,
+                               enabled=p.enabled, priority=p.priority)
+
+
+class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
+    def __init__(self, engine: RiskEngine) -> None:
+        self._engine = engine
+
+    async def CheckOrder(self, request, context):  # type: ignore[no-untyped-def]
+        ins = self._engine.instruments.get(request.symbol)
+        if ins is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol!r}")
+        if request.side not in (common_pb2.SIDE_BUY, common_pb2.SIDE_SELL):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "side must be BUY or SELL")
+        try:
+            qty = ins.qty(format_units(request.quantity.mantissa, request.quantity.scale))
+            price = (ins.price(format_units(request.price.mantissa, request.price.scale))
+                     if request.price.mantissa else None)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        result = self._engine.check_order(request.request_id, request.symbol,
+                                          Side.BUY if request.side == common_pb2.SIDE_BUY else Side.SELL,
+                                          qty, price, request.reduce_only, request.strategy_id)
+        outcome = result.outcome
+        violations = outcome.violations if isinstance(outcome, Denied) else outcome.warnings
+        return risk_pb2.CheckOrderResponse(
+            request_id=request.request_id, approved=not isinstance(outcome, Denied),
+            violations=[violation_pb(v) for v in violations],
+            post_trade=metrics_pb(result.post_trade, self._engine.clock.now_ns()),
+            processing_time_us=result.processing_time_us)
+
+    async def GetRiskMetrics(self, request, context):  # type: ignore[no-untyped-def]
+        if self._engine.metrics is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "no account state yet")
+        return metrics_pb(self._engine.metrics, self._engine.clock.now_ns())
+
+    async def TriggerEmergencyStop(self, request, context):  # type: ignore[no-untyped-def]
+        stop = await self._engine.emergency_stop(request.reason or "manual emergency stop",
+                                                 request.triggered_by or "unknown",
+                                                 request.flatten_positions or None)
+        return stop_pb(stop, request.request_id)
+
+    async def GetEmergencyStopStatus(self, request, context):  # type: ignore[no-untyped-def]
+        return stop_pb(self._engine.stop, request.request_id)
+
+    async def EnableTrading(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            stop = await self._engine.enable_trading(request.enabled_by, request.reason)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return stop_pb(stop, request.request_id)
+
+    async def ListPolicies(self, request, context):  # type: ignore[no-untyped-def]
+        return risk_pb2.ListPoliciesResponse(request_id=request.request_id,
+                                             policies=[policy_pb(p) for p in self._engine.policies])
+
+    async def UpsertPolicy(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            policy = Policy(request.name, request.metric, request.operator, request.threshold,
+                            PolicyKind(request.kind or "hard"), Scope(request.scope or "account"), request.scope_id,
+                            request.enabled, request.priority or 100)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        await self._engine.policy_store.upsert(policy)
+        await self._engine.reload_policies()
+        return policy_pb(policy, request.request_id)
+
+    async def DeletePolicy(self, request, context):  # type: ignore[no-untyped-def]
+        if not await self._engine.policy_store.delete(request.name):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no policy named {request.name!r}")
+        await self._engine.reload_policies()
+        return risk_pb2.ListPoliciesResponse(request_id=request.request_id,
+                                             policies=[policy_pb(p) for p in self._engine.policies])
+
+    async def StreamAlerts(self, request, context):  # type: ignore[no-untyped-def]
+        queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=1000)
+
+        def on_alert(alert: Alert) -> None:
+            if queue.full():
+                queue.get_nowait()  # a consumer this slow gets the newest alerts
+            queue.put_nowait(alert)
+
+        self._engine.on_alert.append(on_alert)
+        sequence = 0
+        try:
+            for alert in self._engine.alerts[-50:]:
+                sequence += 1
+                yield _alert_pb(alert, sequence, True)
+            while True:
+                alert = await queue.get()
+                sequence += 1
+                yield _alert_pb(alert, sequence, False)
+        finally:
+            self._engine.on_alert.remove(on_alert)
+
+
+def _alert_pb(alert: Alert, sequence: int, snapshot: bool) -> risk_pb2.RiskAlert:
+    return risk_pb2.RiskAlert(header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=alert.ts_ns,
+                                                             snapshot=snapshot),
+                              id=alert.id, severity=alert.severity, category=alert.category, message=alert.message,
+                              acknowledged=alert.acknowledged)
+
+
+def registrar(engine: RiskEngine):  # type: ignore[no-untyped-def]
+    def register(server: grpc.aio.Server) -> None:
+        risk_pb2_grpc.add_RiskManagerServicer_to_server(RiskServicer(engine), server)
+    return register

@@ -1,0 +1,150 @@
+"""The risk engine: checks, policies, monitoring, alerts and the emergency stop (in-process)."""
+
+from fractions import Fraction
+
+import pytest
+
+from celeris.domain.clock import NS_PER_S, TestClock
+from celeris.domain.positions import Position
+from celeris.domain.risk import Approved, Denied, Policy, PolicyKind, Scope
+from celeris.domain.values import MONEY_SCALE, Side
+from celeris.risk.engine import DEFAULT_POLICIES, MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskEngine
+from celeris.risk.metrics import AccountSnapshot
+
+M = 10**MONEY_SCALE
+
+
+class Source:
+    def __init__(self, snap):
+        self.snap = snap
+
+    async def snapshot(self):
+        return self.snap
+
+
+class Actions:
+    def __init__(self):
+        self.calls = []
+
+    async def open_order_count(self):
+        return 3
+
+    async def halt_execution(self, reason):
+        self.calls.append(("halt", reason))
+
+    async def resume_execution(self, by):
+        self.calls.append(("resume", by))
+
+    async def cancel_all_orders(self):
+        self.calls.append(("cancel",))
+        return 3
+
+    async def flatten(self, positions):
+        self.calls.append(("flatten", positions))
+        return len(positions)
+
+
+def make(btcusdt, qty=0, wallet=10_000, policies=None, clock=None):
+    pos = Position(btcusdt, qty, Fraction(abs(qty) * 600_000))
+    source = Source(AccountSnapshot(wallet * M, {"BTCUSDT": pos}, {"BTCUSDT": 600_000}, {"BTCUSDT": 20}))
+    actions = Actions()
+    engine = RiskEngine({"BTCUSDT": btcusdt}, clock or TestClock(), source, MemoryPolicyStore(policies),
+                        MemoryAudit(), MemoryFlag(), actions)
+    return engine, source, actions
+
+
+async def test_small_order_approved_and_audited(btcusdt):
+    engine, _, _ = make(btcusdt)
+    await engine.start()
+    result = engine.check_order("r1", "BTCUSDT", Side.BUY, 100, 600_000)  # 0.1 BTC: 6,000 on 10,000
+    assert isinstance(result.outcome, Approved)
+    assert result.post_trade.leverage == Fraction(6_000, 10_000 - Fraction(24, 10))  # minus the taker fee
+    import asyncio
+    await asyncio.sleep(0)
+    assert engine.audit.checks[-1]["approved"] is True and engine.audit.checks[-1]["request_id"] == "r1"
+    await engine.stop_tasks()
+
+
+async def test_leverage_and_margin_denials_with_violations(btcusdt):
+    engine, _, _ = make(btcusdt)
+    await engine.start()
+    result = engine.check_order("r2", "BTCUSDT", Side.BUY, 2000, 600_000)  # 120,000 notional: 12x
+    assert isinstance(result.outcome, Denied)
+    assert {v.policy for v in result.outcome.violations} == {"max-leverage"}
+    await engine.stop_tasks()
+    poor, _, _ = make(btcusdt, wallet=5_000)  # initial margin 6,000 at 20x on a 5,000 wallet
+    await poor.start()
+    names = {v.policy for v in poor.check_order("r3", "BTCUSDT", Side.BUY, 2000, 600_000).outcome.violations}
+    assert {"max-leverage", "available-margin"} <= names
+    await poor.stop_tasks()
+
+
+async def test_reduce_only_and_risk_reducing_orders_pass_when_already_over(btcusdt):
+    engine, _, _ = make(btcusdt, qty=2000)  # 12x long already
+    await engine.start()
+    assert isinstance(engine.check_order("r3", "BTCUSDT", Side.BUY, 10, 600_000).outcome, Denied)
+    assert isinstance(engine.check_order("r4", "BTCUSDT", Side.SELL, 500, 600_000).outcome, Approved)
+    assert isinstance(engine.check_order("r5", "BTCUSDT", Side.SELL, 2000, None, reduce_only=True).outcome, Approved)
+    await engine.stop_tasks()
+
+
+async def test_symbol_and_strategy_scoped_policies(btcusdt):
+    policies = [Policy("btc-cap", "position_notional_usdt", "<=", "5000", scope=Scope.SYMBOL, scope_id="BTCUSDT"),
+                Policy("mm-rate", "orders_per_minute", "<=", "2", scope=Scope.STRATEGY, scope_id="mm")]
+    engine, _, _ = make(btcusdt, policies=policies)
+    await engine.start()
+    assert isinstance(engine.check_order("a", "BTCUSDT", Side.BUY, 100, 600_000).outcome, Denied)  # 6,000 > 5,000
+    assert isinstance(engine.check_order("b", "BTCUSDT", Side.BUY, 50, 600_000, strategy_id="mm").outcome, Approved)
+    assert isinstance(engine.check_order("c", "BTCUSDT", Side.BUY, 10, 600_000, strategy_id="mm").outcome, Approved)
+    assert isinstance(engine.check_order("d", "BTCUSDT", Side.BUY, 10, 600_000, strategy_id="mm").outcome, Denied)
+    assert isinstance(engine.check_order("e", "BTCUSDT", Side.BUY, 10, 600_000, strategy_id="other").outcome, Approved)
+    await engine.stop_tasks()
+
+
+async def test_monitoring_alerts_dedup_and_emergency_trigger(btcusdt):
+    clock = TestClock()
+    engine, source, actions = make(btcusdt, qty=1000, clock=clock)
+    await engine.start()
+    # Mark falls 10 %: equity 10,000 -> 4,000, daily drawdown 60 % (emergency at 25 %)
+    await engine.monitor_once()
+    assert not engine.stop.active
+    source.snap.marks["BTCUSDT"] = 540_000
+    violations = await engine.monitor_once()
+    assert {v.policy for v in violations} >= {"daily-drawdown-emergency"}
+    assert engine.stop.active and "daily_drawdown_pct" in engine.stop.reason
+    assert actions.calls[0][0] == "halt" and ("cancel",) in actions.calls
+    assert actions.calls[-1] == ("flatten", [("BTCUSDT", 1000)])
+    critical = [a for a in engine.alerts if a.severity == "critical"]
+    count = len(engine.alerts)
+    await engine.monitor_once()  # the same breach one second later: no new alert
+    assert len(engine.alerts) == count
+    clock.advance(s=301)
+    await engine.monitor_once()
+    assert len(engine.alerts) > count and critical
+    await engine.stop_tasks()
+
+
+async def test_emergency_stop_is_idempotent_blocks_checks_and_needs_a_person(btcusdt):
+    engine, _, actions = make(btcusdt, qty=100)
+    await engine.start()
+    import asyncio
+    first, second = await asyncio.gather(engine.emergency_stop("manual", "alice"),
+                                         engine.emergency_stop("again", "bob"))
+    assert first is second and first.reason == "manual" and first.orders_canceled == 3
+    assert [c[0] for c in actions.calls].count("cancel") == 1
+    assert await engine.flag.get() == (True, "manual")
+    assert isinstance(engine.check_order("x", "BTCUSDT", Side.BUY, 1, 600_000).outcome, Denied)
+    with pytest.raises(ValueError):
+        await engine.enable_trading("")
+    stop = await engine.enable_trading("carol", "checked")
+    assert not stop.active and stop.enabled_by == "carol" and ("resume", "carol") in actions.calls
+    assert engine.audit.stops[0]["re_enabled_by"] == "carol" and engine.audit.stops[0]["completed"]
+    await engine.stop_tasks()
+
+
+async def test_a_stop_survives_a_restart(btcusdt):
+    engine, source, actions = make(btcusdt)
+    await engine.flag.set(True, "from before")
+    await engine.start()
+    assert engine.stop.active and isinstance(engine.check_order("x", "BTCUSDT", Side.BUY, 1, 600_000).outcome, Denied)
+    await engine.stop_tasks()

@@ -8,8 +8,6 @@ recreated on expiry; a reconnect is reported so the engine can reconcile what it
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from fractions import Fraction
 from typing import Any, Awaitable, Callable, Protocol
@@ -21,7 +19,8 @@ from celeris.domain.values import Side, money, parse_decimal, to_units
 from celeris.execution.model import Execution, VenueOrderEvent, VenueOrderState
 from celeris.venues.binance import codec, errors
 from celeris.venues.binance.rest import BinanceRestClient
-from celeris.venues.binance.streams import StreamClient, StreamConfig
+from celeris.venues.binance.streams import StreamConfig
+from celeris.venues.binance.userstream import UserDataStream
 
 log = logging.getLogger(__name__)
 
@@ -55,79 +54,37 @@ class BinanceOrderVenue:
     def __init__(self, rest: BinanceRestClient, ws_url: str, instruments: dict[str, Instrument], clock: Clock,
                  keepalive_s: float = 30 * 60, stream_config: StreamConfig | None = None) -> None:
         self.rest = rest
-        self.ws_url = ws_url
         self.instruments = instruments
         self.clock = clock
-        self.keepalive_s = keepalive_s
-        self.stream_config = stream_config or StreamConfig(stall_s=24 * 3600)  # a user stream may be quiet
-        self._stream: StreamClient | None = None
         self._on_event: OnEvent | None = None
         self._on_reconnect: OnReconnect | None = None
-        self._keepalive: asyncio.Task[None] | None = None
-        self.listen_key = ""
-        self.malformed = 0
-        self.listen_key_renewals = 0
+        self.user_stream = UserDataStream(rest, ws_url, self._on_user_event, self._reconnected, keepalive_s,
+                                          stream_config)
+
+    @property
+    def listen_key(self) -> str:
+        return self.user_stream.listen_key
+
+    @property
+    def listen_key_renewals(self) -> int:
+        return self.user_stream.renewals
 
     async def start(self, on_event: OnEvent, on_reconnect: OnReconnect) -> None:
         self._on_event, self._on_reconnect = on_event, on_reconnect
-        await self._open_stream()
-        self._keepalive = asyncio.create_task(self._keepalive_loop())
-
-    async def _open_stream(self) -> None:
-        self.listen_key = await self.rest.new_listen_key()
-        self._stream = StreamClient(self.ws_url, [], self._on_raw, self._on_state, self.stream_config,
-                                    path=f"/ws/{self.listen_key}")
-        self._stream.start()
+        await self.user_stream.start()
 
     async def stop(self) -> None:
-        if self._keepalive:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
-        if self._stream:
-            await self._stream.stop()
+        await self.user_stream.stop()
 
-    async def _keepalive_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.keepalive_s)
-            try:
-                await self.rest.keepalive_listen_key()
-            except errors.VenueError as exc:
-                log.warning("listenKey keepalive failed (%s); creating a new one", exc)
-                await self._renew()
-
-    async def _renew(self) -> None:
-        self.listen_key_renewals += 1
-        if self._stream:
-            await self._stream.stop()
-        await self._open_stream()
-
-    async def _on_state(self, connected: bool) -> None:
-        if connected and self._stream is not None and self._stream.connects > 1 and self._on_reconnect:
+    async def _reconnected(self) -> None:
+        if self._on_reconnect is not None:
             await self._on_reconnect()  # fills may have happened while we were away
 
-    def _on_raw(self, raw: bytes | str) -> None:
-        try:
-            event = codec.decode_user_event(raw)
-        except codec.MalformedMessage:
-            # Other event kinds (ACCOUNT_CONFIG_UPDATE, MARGIN_CALL...) are not execution's business.
-            if b'"listenKeyExpired"' in (raw if isinstance(raw, bytes) else raw.encode()):
-                asyncio.ensure_future(self._expired())
-            elif not _known_other(raw):
-                self.malformed += 1
-            return
-        if isinstance(event, codec.ListenKeyExpired):
-            asyncio.ensure_future(self._expired())
-        elif isinstance(event, codec.OrderTradeUpdate) and self._on_event is not None:
+    def _on_user_event(self, event: codec.UserEvent) -> None:
+        if isinstance(event, codec.OrderTradeUpdate) and self._on_event is not None:
             converted = self._convert(event)
             if converted is not None:
                 self._on_event(converted)
-
-    async def _expired(self) -> None:
-        log.warning("listenKey expired; creating a new one and reconciling")
-        await self._renew()
-        if self._on_reconnect:
-            await self._on_reconnect()
 
     def _convert(self, event: codec.OrderTradeUpdate) -> VenueOrderEvent | None:
         o = event.o
@@ -226,7 +183,3 @@ def _price_or_zero(ins: Instrument, text: str) -> int:
     except ValueError:
         return 0  # "0" on market orders
 
-
-def _known_other(raw: bytes | str) -> bool:
-    text = raw if isinstance(raw, str) else raw.decode(errors="replace")
-    return any(k in text for k in ('"ACCOUNT_UPDATE"', '"TRADE_LITE"', '"ACCOUNT_CONFIG_UPDATE"', '"MARGIN_CALL"'))

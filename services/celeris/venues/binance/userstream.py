@@ -1,0 +1,98 @@
+"""The venue's user data stream: listenKey lifecycle and a WebSocket that delivers decoded events.
+
+Owns creating the listenKey, keeping it alive (every 30 min), recreating it when the venue says it
+expired (or a keepalive fails), and reporting reconnections so that owners reconcile what they may have
+missed. Events reach the owner decoded (codec.UserEvent); unknown event kinds are ignored, malformed
+ones counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Awaitable, Callable
+
+from celeris.venues.binance import codec, errors
+from celeris.venues.binance.rest import BinanceRestClient
+from celeris.venues.binance.streams import StreamClient, StreamConfig
+
+log = logging.getLogger(__name__)
+
+_OTHER_EVENTS = (b'"ACCOUNT_CONFIG_UPDATE"', b'"MARGIN_CALL"', b'"ALGO_UPDATE"', b'"STRATEGY_UPDATE"',
+                 b'"GRID_UPDATE"', b'"CONDITIONAL_ORDER_TRIGGER_REJECT"')
+
+
+class UserDataStream:
+    def __init__(self, rest: BinanceRestClient, ws_url: str, on_event: Callable[[codec.UserEvent], None],
+                 on_reconnect: Callable[[], Awaitable[None]] | None = None, keepalive_s: float = 30 * 60,
+                 config: StreamConfig | None = None) -> None:
+        self.rest = rest
+        self.ws_url = ws_url
+        self.on_event = on_event
+        self.on_reconnect = on_reconnect
+        self.keepalive_s = keepalive_s
+        # A user stream can be silent for hours: silence is not a stall.
+        self.config = config or StreamConfig(stall_s=24 * 3600)
+        self.listen_key = ""
+        self.renewals = 0
+        self.malformed = 0
+        self._stream: StreamClient | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._stream and self._stream.connected)
+
+    async def start(self) -> None:
+        await self._open()
+        self._keepalive = asyncio.create_task(self._keepalive_loop(), name="listenkey-keepalive")
+
+    async def stop(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keepalive
+        if self._stream is not None:
+            await self._stream.stop()
+
+    async def _open(self) -> None:
+        self.listen_key = await self.rest.new_listen_key()
+        self._stream = StreamClient(self.ws_url, [], self._on_raw, self._on_state, self.config,
+                                    path=f"/ws/{self.listen_key}")
+        self._stream.start()
+
+    async def renew(self) -> None:
+        self.renewals += 1
+        if self._stream is not None:
+            await self._stream.stop()
+        await self._open()
+        if self.on_reconnect is not None:
+            await self.on_reconnect()
+
+    async def _keepalive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_s)
+            try:
+                await self.rest.keepalive_listen_key()
+            except errors.VenueError as exc:
+                log.warning("listenKey keepalive failed (%s); creating a new one", exc)
+                await self.renew()
+
+    async def _on_state(self, connected: bool) -> None:
+        if connected and self._stream is not None and self._stream.connects > 1 and self.on_reconnect:
+            await self.on_reconnect()
+
+    def _on_raw(self, raw: bytes | str) -> None:
+        data = raw if isinstance(raw, bytes) else raw.encode()
+        try:
+            event = codec.decode_user_event(data)
+        except codec.MalformedMessage:
+            if not any(kind in data for kind in _OTHER_EVENTS):
+                self.malformed += 1
+            return
+        if isinstance(event, codec.ListenKeyExpired):
+            log.warning("listenKey expired; creating a new one")
+            asyncio.ensure_future(self.renew())
+            return
+        self.on_event(event)

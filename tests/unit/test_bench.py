@@ -44,3 +44,12 @@ def test_risk_benchmark_prints_one_json_object():
     out = json.loads(result.stdout)
     for key in ("p50_us", "p99_us", "checks_per_s", "baseline_p99_us", "grpc_checks_per_s"):
         assert out[key] > 0
+
+
+def test_account_benchmark_prints_one_json_object():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "account.py"), "--json", "--count", "100"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("p50_us", "p99_us", "queries_per_s", "baseline_p99_us"):
+        assert out[key] > 0

@@ -15,7 +15,7 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HYPERTABLES = {"book_snapshots": "ts", "trades": "ts"}
+HYPERTABLES = {"book_snapshots": "ts", "trades": "ts", "balance_snapshots": "ts", "pnl_snapshots": "ts"}
 
 
 async def connect_pool(dsn: str, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:

@@ -1,0 +1,1 @@
+"""celeris.account: balances, positions and PnL kept equal to the venue's, reconciliation, alerts."""

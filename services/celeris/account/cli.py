@@ -1,0 +1,148 @@
+"""`celeris account run`: the account monitor service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from fractions import Fraction
+from typing import Any, Iterator
+
+from pydantic import Field
+
+from celeris.runtime.settings import ServiceSettings
+
+
+class AccountSettings(ServiceSettings):
+    """Account monitor settings (CELERIS_* environment variables or --set key=value)."""
+
+    component: str = "account"
+    reconcile_interval_s: float = Field(5.0, gt=0)
+    halt_mismatch_pct: float = Field(5.0, gt=0)
+    risk_target: str = ""
+    """host:port of the risk manager (its emergency stop halts trading on a mismatch)."""
+    execution_target: str = ""
+    """Used to halt execution directly when no risk manager runs."""
+    alert_daily_drawdown_pct: float = Field(5.0, gt=0)
+    alert_margin_ratio: float = Field(0.5, gt=0, le=1)
+    alert_max_position_usdt: int = Field(50_000, gt=0)
+    alert_liquidation_proximity_pct: float = Field(5.0, gt=0)
+    snapshot_interval_s: float = Field(5.0, gt=0)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("account", help="account monitor: balances, positions, PnL, reconciliation, alerts")
+    actions = p.add_subparsers(dest="acct_action", metavar="ACTION")
+    run = actions.add_parser("run", help="run the service")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.set_defaults(func=cmd_run)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from celeris.runtime import grpc_server, logs
+    from celeris.runtime.settings import load_settings, parse_overrides
+
+    settings = load_settings(AccountSettings, parse_overrides(args.overrides))
+    logs.setup(settings.component, settings.log_level, settings.log_format)
+    grpc_server.install_uvloop()
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _fraction(value: float) -> Fraction:
+    return Fraction(str(value))
+
+
+class AccountCollector:
+    """Prometheus view with the spec's business metric names."""
+
+    def __init__(self, monitor: Any) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        pnl = self.monitor.pnl()
+        for name, key, help_text in (("pnl_usdt", "total", "Total PnL"), ("realized_pnl_usdt", "realized", "Realized"),
+                                     ("unrealized_pnl_usdt", "unrealized", "Unrealized at the mark"),
+                                     ("daily_pnl_usdt", "daily", "PnL since 00:00 UTC"),
+                                     ("win_rate_pct", "win_rate_pct", "Winning closing trades"),
+                                     ("max_drawdown_pct", "max_drawdown_pct", "Maximum drawdown"),
+                                     ("equity_usdt", "equity", "Wallet + unrealized")):
+            yield GaugeMetricFamily(name, help_text, value=float(pnl[key] or 0))
+        yield GaugeMetricFamily("sharpe_ratio", "Sharpe ratio over the window", value=float(pnl["sharpe_ratio"] or 0))
+        yield GaugeMetricFamily("margin_ratio", "Maintenance margin / margin balance",
+                                value=float(self.monitor.margin_ratio()))
+        yield CounterMetricFamily("reconciliation_mismatch_count", "Discrepancies found with the venue",
+                                  value=self.monitor.recon.mismatches)
+        yield CounterMetricFamily("reconciliation_runs", "Reconciliations run", value=self.monitor.recon.runs)
+
+
+async def serve(settings: AccountSettings) -> None:
+    from celeris.account import servicer
+    from celeris.account.engine import AccountConfig, AccountMonitor, AlertThresholds, GrpcHalter, RestVenueReader
+    from celeris.account.persistence import AccountPersistence
+    from celeris.domain.instruments import Instrument
+    from celeris.domain.modes import Mode
+    from celeris.runtime import control, grpc_server, metrics
+    from celeris.runtime.clock import SystemClock
+    from celeris.venues.binance.rest import BinanceRestClient
+    from celeris.venues.binance.userstream import UserDataStream
+
+    clock = SystemClock()
+    registry = metrics.new_registry()
+    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
+                             api_secret=settings.venue_api_secret.get_secret_value())
+    await rest.sync_clock()
+    info = await rest.exchange_info()
+    by_symbol = {s["symbol"]: s for s in info["symbols"]}
+    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+    halter = GrpcHalter(settings.risk_target, settings.execution_target) \
+        if settings.risk_target or settings.execution_target else None
+    monitor = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), halter, AccountConfig(
+        reconcile_interval_s=settings.reconcile_interval_s, halt_mismatch_pct=_fraction(settings.halt_mismatch_pct),
+        thresholds=AlertThresholds(daily_drawdown_pct=_fraction(settings.alert_daily_drawdown_pct),
+                                   margin_ratio=_fraction(settings.alert_margin_ratio),
+                                   max_position_usdt=Fraction(settings.alert_max_position_usdt),
+                                   liquidation_proximity_pct=_fraction(settings.alert_liquidation_proximity_pct))))
+    registry.register(AccountCollector(monitor))
+    stream = UserDataStream(rest, settings.venue_ws_url, monitor.on_user_event, monitor.reconcile)
+    await monitor.start()
+    await stream.start()
+    redis_client = pool = None
+    if settings.redis_url.get_secret_value():
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
+    if settings.postgres_url.get_secret_value():
+        from celeris.storage import postgres
+
+        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
+        await postgres.migrate(pool)
+    persistence = AccountPersistence(monitor, pool, redis_client, settings.snapshot_interval_s)
+    persistence.start()
+    ctl = control.ComponentControl("account", clock, mode=Mode(settings.mode),
+                                   details=lambda: {"reconciliations": str(monitor.recon.runs),
+                                                    "mismatches": str(monitor.recon.mismatches)})
+    bound = grpc_server.create_server([servicer.registrar(monitor), control.registrar(ctl)], settings.grpc_host,
+                                      settings.grpc_port)
+    runner, _ = await metrics.start_metrics_server(
+        registry, settings.grpc_host, settings.metrics_port,
+        lambda: {"status": "ok" if stream.connected else "degraded", "service": "account",
+                 "user_stream_connected": stream.connected, "reconciliations": monitor.recon.runs,
+                 "mismatches": monitor.recon.mismatches})
+
+    async def drain() -> None:
+        await stream.stop()
+        await monitor.stop()
+        await persistence.stop()
+
+    try:
+        await grpc_server.serve_until_signal(bound, drain, settings.drain_timeout_ms / 1000)
+    finally:
+        await runner.cleanup()
+        await rest.close()
+        if redis_client is not None:
+            await redis_client.aclose()
+        if pool is not None:
+            await pool.close()

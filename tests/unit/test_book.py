@@ -82,6 +82,10 @@ def test_sequencer_futures_rules():
     assert seq.classify(130, 140, 125) is Verdict.GAP
     seq.reset(100)
     assert seq.classify(101, 110, 99) is Verdict.GAP  # first event after the snapshot: snapshot too old
+    seq.reset(100)
+    assert seq.classify(101, 110, 100) is Verdict.APPLY  # starts right after the snapshot: contiguous
+    seq.reset(100)
+    assert seq.classify(90, 100, 80) is Verdict.APPLY  # ends exactly at the snapshot id: straddles
 
 
 def _ev(U, u, pu, bids=(), asks=()):

@@ -146,7 +146,9 @@ class DepthSequencer:
         if last_u is None:
             if final_id < self.snapshot_id:
                 return Verdict.STALE
-            if first_id <= self.snapshot_id:
+            # The venue's rule is U <= lastUpdateId <= u; an event that starts right after the
+            # snapshot (pu == lastUpdateId) continues it just as exactly (ccxt accepts it too).
+            if first_id <= self.snapshot_id or prev_final_id == self.snapshot_id:
                 self.last_u = final_id
                 return Verdict.APPLY
             return Verdict.GAP  # the snapshot is older than the stream: refetch it

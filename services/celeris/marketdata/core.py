@@ -210,7 +210,8 @@ class MarketDataCore:
                                       event.bids, event.asks, event.final_id,
                                       event.ts_event_ms * NS_PER_MS, ts_recv))
         elif verdict is Verdict.GAP:
-            log.warning("sequence gap on %s: pu=%d, expected %s", msg.s, msg.pu, state.synced.book.last_update_id)
+            log.warning("sequence gap on %s: event U=%d u=%d pu=%d does not continue the book at %d", msg.s, msg.U,
+                        msg.u, msg.pu, state.synced.book.last_update_id)
             if was_live:
                 self._publish_state(state)
             self.request_snapshot(state.instrument.symbol)

@@ -1,0 +1,305 @@
+"""The whole system in one process: the engines wired on the in-process bus (the `inproc` topology).
+
+Owns building and tearing down one trading system: the simulator (unless a real venue is configured),
+market data, the paper venue, execution with the risk manager's check, the strategy engine, the risk
+manager, the account monitor, the dashboard server, and one gRPC server exposing every service so the
+usual tools (`celeris control`, `celeris halt`) work against it. `celeris up` and the end-to-end tests
+build it; nothing here decides anything a component does not already decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from fractions import Fraction
+from typing import Any
+
+from celeris.domain.book import BookState
+from celeris.domain.instruments import Instrument
+from celeris.domain.modes import Mode
+from celeris.domain.risk import Approved, Denied
+from celeris.domain.values import money_str, parse_decimal
+
+MONEY = 10**8
+
+
+class _InProcessRisk:
+    """Execution's RiskCheck port, answered by the risk engine in the same process."""
+
+    def __init__(self, risk: Any) -> None:
+        self.risk = risk
+
+    async def check(self, request: Any, mark_ticks: int | None) -> Approved | Denied:
+        result = self.risk.check_order(request.request_id, request.symbol, request.side, request.qty_steps,
+                                       request.price_ticks, request.reduce_only, request.strategy_id)
+        return result.outcome
+
+
+class _InProcessActions:
+    """The emergency stop's actions: halt our execution engine, then clean up at the venue."""
+
+    def __init__(self, execution: Any, venue_actions: Any) -> None:
+        self.execution = execution
+        self.venue = venue_actions
+
+    async def open_order_count(self) -> int:
+        return await self.venue.open_order_count()
+
+    async def halt_execution(self, reason: str) -> None:
+        await self.execution.halt(reason, "risk-manager")
+
+    async def resume_execution(self, by: str) -> None:
+        await self.execution.resume(by)
+
+    async def cancel_all_orders(self) -> int:
+        return await self.venue.cancel_all_orders()
+
+    async def flatten(self, positions: list[tuple[str, int]]) -> int:
+        return await self.venue.flatten(positions)
+
+
+class _RiskHalter:
+    def __init__(self, risk: Any) -> None:
+        self.risk = risk
+
+    async def halt(self, reason: str) -> None:
+        await self.risk.emergency_stop(reason, "account-monitor")
+
+
+def mark_ticks(ins: Instrument, text: str) -> int:
+    mantissa, scale = parse_decimal(text)
+    return int(Fraction(mantissa, 10**scale) * 10**ins.price_grid.scale / ins.price_grid.step_units)
+
+
+class InProcessSystem:
+    def __init__(self, up: Any) -> None:
+        self.up = up
+        self.closers: list[Any] = []
+        self.grpc_target = ""
+        self.dashboard_url = ""
+
+    async def start(self) -> None:
+        from celeris.account.engine import AccountConfig, AccountMonitor, RestVenueReader
+        from celeris.execution.engine import ExecutionEngine, fill_topic, order_topic
+        from celeris.execution.model import ExecutionConfig, PositionLimits
+        from celeris.execution.paper import PaperVenue
+        from celeris.execution.store import MemoryHotState, MemoryJournal, PostgresJournal, RedisHotState
+        from celeris.execution.venue import BinanceOrderVenue
+        from celeris.marketdata.service import (MarketDataConfig, MarketDataService, book_topic, mark_topic,
+                                                trade_topic)
+        from celeris.risk import adapters as risk_adapters
+        from celeris.risk.engine import MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskConfig, RiskEngine
+        from celeris.runtime import metrics
+        from celeris.runtime.clock import SystemClock
+        from celeris.strategy.cli import parse_strategies
+        from celeris.strategy.engine import StrategyEngine
+        from celeris.transport.bus import InProcessBus
+        from celeris.venues.binance.rest import BinanceRestClient
+        from celeris.venues.binance.userstream import UserDataStream
+
+        up = self.up
+        self.clock = clock = SystemClock()
+        self.bus = bus = InProcessBus()
+        self.registry = metrics.new_registry()
+        if up.real_venue:
+            rest_url, ws_url = up.args.venue_rest_url, up.args.venue_ws_url
+        else:
+            from celeris.exchange_sim.server import SimVenue, start as start_sim
+
+            self.sim = SimVenue(symbols=up.symbols, api_key=up.api_key, api_secret=up.api_secret, clock=clock,
+                                seed=up.args.seed)
+            runner, port = await start_sim(self.sim, "127.0.0.1", 0)
+            self.closers.append(runner.cleanup)
+            rest_url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+        self.venue_url = rest_url
+        self.rest = rest = BinanceRestClient(rest_url, clock, api_key=up.api_key, api_secret=up.api_secret)
+        self.closers.append(rest.close)
+        await rest.sync_clock()
+        info = await rest.exchange_info()
+        by_symbol = {s["symbol"]: s for s in info["symbols"]}
+        missing = [s for s in up.symbols if s not in by_symbol]
+        if missing:
+            from celeris.up import UpError
+            raise UpError(f"the venue does not list {', '.join(missing)}")
+        self.instruments = instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in up.symbols}
+
+        redis_client = pool = None
+        if up.args.redis_url:
+            import redis.asyncio as aioredis
+
+            redis_client = aioredis.from_url(up.args.redis_url)
+            self.closers.append(redis_client.aclose)
+        if up.args.postgres_url:
+            from celeris.storage import postgres
+
+            pool = await postgres.connect_pool(up.args.postgres_url)
+            await postgres.migrate(pool)
+            self.closers.append(pool.close)
+
+        # Market data
+        self.marketdata = MarketDataService(MarketDataConfig(tuple(up.symbols)), rest, ws_url, clock, bus,
+                                            self.registry, list(instruments.values()))
+        # Execution: the venue for live, the paper venue (fed by market data) for simulation
+        self.paper = PaperVenue(instruments, clock)
+        live = BinanceOrderVenue(rest, ws_url, instruments, clock)
+        hot = RedisHotState(redis_client) if redis_client is not None else MemoryHotState()
+        journal = PostgresJournal(pool) if pool is not None else MemoryJournal()
+        self.execution = ExecutionEngine(ExecutionConfig(tuple(up.symbols), PositionLimits(0, 50, 20)), instruments,
+                                         clock, {Mode.LIVE: live, Mode.SIMULATION: self.paper}, bus.publish, hot,
+                                         journal, mode=Mode(up.mode))
+        # Risk
+        self.risk = RiskEngine(
+            instruments, clock, risk_adapters.VenueAccountSource(rest, instruments),
+            risk_adapters.PostgresPolicyStore(pool, None) if pool is not None else MemoryPolicyStore(),
+            risk_adapters.PostgresAudit(pool) if pool is not None else MemoryAudit(),
+            risk_adapters.RedisTradingFlag(redis_client) if redis_client is not None else MemoryFlag(),
+            _InProcessActions(self.execution, risk_adapters.VenueEmergencyActions(rest, instruments)),
+            RiskConfig())
+        if pool is not None:
+            from celeris.risk.engine import DEFAULT_POLICIES
+            self.risk.policy_store.seed = DEFAULT_POLICIES
+        self.execution.risk = _InProcessRisk(self.risk)
+        # Strategy
+        self.strategy = StrategyEngine(parse_strategies(json.dumps(up.strategies)), instruments, clock,
+                                       self.execution, bus.publish, mode=Mode(up.mode))
+        # Account
+        self.account = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), _RiskHalter(self.risk),
+                                      AccountConfig())
+        self.user_stream = UserDataStream(rest, ws_url, self.account.on_user_event, self.account.reconcile)
+
+        for symbol, ins in instruments.items():
+            bus.subscribe(book_topic(symbol), self.paper.on_book)
+            bus.subscribe(book_topic(symbol), self.strategy.on_book)
+            bus.subscribe(trade_topic(symbol), self.paper.on_trade)
+            bus.subscribe(trade_topic(symbol), self.strategy.on_trade)
+            bus.subscribe(mark_topic(symbol), lambda m, ins=ins: self.execution.on_mark(m.symbol, mark_ticks(ins, m.mark_price)))
+            bus.subscribe(mark_topic(symbol), lambda m: self.account.on_mark(m.symbol, m.mark_price))
+            bus.subscribe(fill_topic(symbol), self.strategy.on_fill)
+            bus.subscribe(order_topic(symbol),
+                          lambda o: None if o.is_open else self.strategy.on_order_closed(o.client_order_id))
+
+        await self.marketdata.start()
+        await self.execution.start()
+        await self.risk.start()
+        await self.account.start()
+        await self.user_stream.start()
+        await self._start_servers()
+        await self._wait_books()
+
+    async def _wait_books(self, timeout_s: float = 20) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.marketdata.ready:
+            if time.monotonic() > deadline:
+                from celeris.up import UpError
+                raise UpError("market data did not synchronise its books")
+            await asyncio.sleep(0.05)
+
+    async def _start_servers(self) -> None:
+        from celeris.account import servicer as account_servicer
+        from celeris.execution import servicer as execution_servicer
+        from celeris.marketdata import servicer as md_servicer
+        from celeris.risk import servicer as risk_servicer
+        from celeris.runtime import control, grpc_server
+        from celeris.strategy import servicer as strategy_servicer
+
+        self.control = ctl = control.ComponentControl("celeris-up", self.clock, mode=Mode(self.up.mode))
+
+        async def on_mode(mode: Mode) -> None:
+            await self.execution.set_mode(mode)
+            self.strategy.mode = mode
+
+        async def on_halt(reason: str, flatten: bool) -> None:
+            await self.risk.emergency_stop(reason, "control", flatten)
+
+        async def on_resume(requested_by: str) -> None:
+            await self.risk.enable_trading(requested_by)
+
+        ctl.on_mode.append(on_mode)
+        ctl.on_halt.append(on_halt)
+        ctl.on_resume.append(on_resume)
+        bound = grpc_server.create_server([
+            md_servicer.registrar(self.marketdata), execution_servicer.registrar(self.execution, self.bus),
+            strategy_servicer.registrar(self.strategy, self.bus), risk_servicer.registrar(self.risk),
+            account_servicer.registrar(self.account), control.registrar(ctl)], "127.0.0.1", 0)
+        await bound.server.start()
+        await bound.set_serving()
+        self.grpc_target = bound.target
+        self.closers.append(lambda: bound.server.stop(2))
+        try:
+            from celeris.dashboard.server import DashboardServer
+        except ImportError:
+            return
+        self.dashboard = DashboardServer.for_system(self, token=self.up.token)
+        port = await self.dashboard.start("127.0.0.1", self.up.args.dashboard_port)
+        self.dashboard_url = f"http://127.0.0.1:{port}/?token={self.up.token}"
+        self.closers.append(self.dashboard.stop)
+
+    def banner(self) -> str:
+        up = self.up
+        lines = [f"celeris up: {up.mode} mode, in-process topology, symbols {', '.join(up.symbols)}",
+                 f"  venue       {self.venue_url}{'' if up.real_venue else ' (bundled simulator)'}",
+                 f"  strategies  {', '.join(s['name'] for s in up.strategies)}",
+                 f"  gRPC        {self.grpc_target}  (celeris control / celeris halt --target {self.grpc_target})"]
+        if self.dashboard_url:
+            lines.append(f"  dashboard   {self.dashboard_url}")
+            lines.append(f"  token       {up.token}")
+        lines.append("  Ctrl-C stops cleanly")
+        return "\n".join(lines)
+
+    async def progress_line(self) -> str:
+        stats = self.execution.stats
+        pnl = self.account.pnl()
+        positions = ", ".join(f"{k[0]} {p.instrument.format_qty(p.qty_steps)}" for k, p in self.account.positions.items()
+                              if p.qty_steps) or "flat"
+        books = "/".join("live" if s.synced.state is BookState.LIVE else s.synced.state.value
+                         for s in self.marketdata.core.symbols.values()) if self.marketdata.core else "-"
+        halted = "  HALTED" if self.execution.halted else ""
+        return (f"[{time.strftime('%H:%M:%S')}] books {books} | orders {stats.accepted} ok {stats.rejected} "
+                f"refused | fills {stats.fills} | positions {positions} | pnl {float(pnl['total'] or 0):+.2f} USDT"
+                f"{halted}")
+
+    async def stop(self) -> dict[str, Any]:
+        from celeris.up import percentile_us
+
+        await self.strategy.stop()
+        self.strategy.mode = Mode.OBSERVATION  # no new orders while we wind down
+        canceled, _ = await self.execution.cancel_all("up-shutdown")
+        await self.execution.settle()
+        try:
+            await self.account.reconcile()
+        except Exception:
+            pass
+        core = self.marketdata.core
+        pnl = self.account.pnl()
+        summary = {
+            "orders": self.execution.stats.accepted, "fills": self.execution.stats.fills,
+            "rejects": self.execution.stats.rejected, "reject_codes": self.execution.stats.reject_codes,
+            "canceled_at_shutdown": canceled,
+            "pnl": {k: f"{float(v):.8f}" for k, v in pnl.items() if v is not None and k in
+                    ("realized", "unrealized", "total", "fees", "daily", "funding")},
+            "positions": {k[0]: p.instrument.format_qty(p.qty_steps) for k, p in self.account.positions.items()},
+            "wallet": money_str(self.account.wallet),
+            "gaps": sum(s.synced.stats.gaps for s in core.symbols.values()) if core else 0,
+            "resyncs": sum(s.synced.stats.resyncs for s in core.symbols.values()) if core else 0,
+            "reconciliation_mismatches": self.account.recon.mismatches,
+            "halted": self.execution.halted,
+            "latency": {"strategy_decision_p50_us": percentile_us(list(self.strategy.decision_latency_ns), 0.5),
+                        "strategy_decision_p99_us": percentile_us(list(self.strategy.decision_latency_ns), 0.99),
+                        "risk_check_p50_us": percentile_us(list(self.risk.check_latency_ns), 0.5),
+                        "risk_check_p99_us": percentile_us(list(self.risk.check_latency_ns), 0.99)},
+            "signals": self.strategy.stats["signals"],
+        }
+        await self.user_stream.stop()
+        await self.account.stop()
+        await self.risk.stop_tasks()
+        await self.execution.stop()
+        await self.marketdata.stop()
+        for close in reversed(self.closers):
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                pass
+        return summary

@@ -1,0 +1,307 @@
+"""`celeris up`: the whole system on one machine, against the bundled simulator or a configured venue.
+
+Two topologies. `inproc` wires the engines in one process on the in-process bus (market data ->
+strategy -> execution with the risk check, account monitor, dashboard). `services` runs every component
+as its own process talking gRPC on loopback, as in Kubernetes. Defaults are embedded (in-memory stores);
+`--redis-url` / `--postgres-url` switch to real ones. `--duration S` stops after S seconds, Ctrl-C stops
+cleanly (open orders cancelled, state flushed), and `--json` prints one summary object at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+log = logging.getLogger("celeris.up")
+
+DEFAULT_SYMBOLS = "BTCUSDT,ETHUSDT"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("up", help="run the whole system on this machine (simulator included)")
+    p.add_argument("--mode", choices=["observation", "simulation", "live"],
+                   help="default: live against the simulator, observation against a real venue")
+    p.add_argument("--symbols", default=DEFAULT_SYMBOLS)
+    p.add_argument("--topology", choices=["inproc", "services"], default="inproc")
+    p.add_argument("--duration", type=float, default=0, help="seconds; 0 = until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    p.add_argument("--redis-url", default="")
+    p.add_argument("--postgres-url", default="")
+    p.add_argument("--venue-rest-url", default="", help="a real venue (e.g. Binance testnet); default: simulator")
+    p.add_argument("--venue-ws-url", default="")
+    p.add_argument("--api-key", default=os.environ.get("CELERIS_VENUE_API_KEY", ""))
+    p.add_argument("--api-secret", default=os.environ.get("CELERIS_VENUE_API_SECRET", ""))
+    p.add_argument("--strategies", default="", help="JSON list of strategies (default: momentum + market making)")
+    p.add_argument("--dashboard-port", type=int, default=8080, help="0 picks a free port")
+    p.add_argument("--dashboard-token", default="", help="default: a fresh random token")
+    p.add_argument("--seed", type=int, default=7, help="simulator market seed")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_up)
+
+
+def default_strategies(symbols: list[str]) -> list[dict[str, Any]]:
+    sizes = {"BTCUSDT": "0.002", "ETHUSDT": "0.050"}
+    out = []
+    for symbol in symbols:
+        size = sizes.get(symbol, "1")
+        out.append({"name": f"mom-{symbol.lower()}", "type": "momentum", "symbol": symbol, "order_size": size,
+                    "params": {"lookback": 30, "threshold_bps": 1.0, "cooldown": 40}})
+        out.append({"name": f"mm-{symbol.lower()}", "type": "market_making", "symbol": symbol, "order_size": size,
+                    "params": {"requote_every": 10, "max_inventory_steps": 20 if symbol == "BTCUSDT" else 500,
+                               "inventory_unit_steps": 2 if symbol == "BTCUSDT" else 50}})
+    return out
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from celeris.runtime import grpc_server, logs
+
+    logs.setup("celeris-up", "WARNING", "text")
+    grpc_server.install_uvloop()
+    if args.venue_rest_url and not args.venue_ws_url:
+        print("error: --venue-ws-url is required with --venue-rest-url", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(Up(args).run())
+    except UpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+class UpError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ports:
+    marketdata: int = field(default_factory=free_port)
+    execution: int = field(default_factory=free_port)
+    strategy: int = field(default_factory=free_port)
+    risk: int = field(default_factory=free_port)
+    account: int = field(default_factory=free_port)
+
+
+class Up:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        self.real_venue = bool(args.venue_rest_url)
+        self.mode = args.mode or ("observation" if self.real_venue else "live")
+        self.strategies = json.loads(args.strategies) if args.strategies else default_strategies(self.symbols)
+        self.api_key = args.api_key or ("celeris-up-" + secrets.token_hex(4))
+        self.api_secret = args.api_secret or secrets.token_hex(16)
+        self.token = args.dashboard_token or secrets.token_urlsafe(16)
+        self.stop_event = asyncio.Event()
+        self.started = time.monotonic()
+        self.components: dict[str, Any] = {}
+        self.closers: list[Any] = []
+
+    def _progress(self, text: str) -> None:
+        if not self.args.quiet:
+            print(text, file=sys.stderr if self.args.json else sys.stdout, flush=True)
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        try:
+            if self.args.topology == "inproc":
+                from celeris.system import InProcessSystem
+
+                system: Any = InProcessSystem(self)
+            else:
+                system = ServicesSystem(self)
+            await system.start()
+            self._progress(system.banner())
+            deadline = self.started + self.args.duration if self.args.duration else None
+            while not self.stop_event.is_set():
+                timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), timeout)
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self._progress(await system.progress_line())
+            self._progress("stopping: cancelling open orders, flushing state ...")
+            summary = await system.stop()
+            summary["duration_s"] = round(time.monotonic() - self.started, 1)
+            summary["topology"] = self.args.topology
+            summary["mode"] = self.mode
+            return summary
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+class ServicesSystem:
+    """Every component as its own process on loopback gRPC (the Kubernetes shape on one machine)."""
+
+    def __init__(self, up: Up) -> None:
+        self.up = up
+        self.ports = Ports()
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+        self.sim: dict[str, Any] = {}
+
+    def _spawn(self, name: str, module: str, **settings: Any) -> None:
+        up = self.up
+        base = {"venue_rest_url": self.sim["rest_url"], "venue_ws_url": self.sim["ws_url"],
+                "venue_api_key": up.api_key, "venue_api_secret": up.api_secret, "symbols": ",".join(up.symbols),
+                "log_level": "WARNING", "metrics_port": free_port()}
+        if up.args.redis_url:
+            base["redis_url"] = up.args.redis_url
+        if up.args.postgres_url:
+            base["postgres_url"] = up.args.postgres_url
+        base.update(settings)
+        argv = [sys.executable, "-m", module]
+        for key, value in base.items():
+            argv += ["--set", f"{key}={value}"]
+        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    async def start(self) -> None:
+        up = self.up
+        if up.real_venue:
+            self.sim = {"rest_url": up.args.venue_rest_url, "ws_url": up.args.venue_ws_url}
+        else:
+            proc = subprocess.Popen([sys.executable, "-m", "celeris.cli", "sim", "--port", "0", "--api-key",
+                                     up.api_key, "--api-secret", up.api_secret, "--symbols", ",".join(up.symbols),
+                                     "--seed", str(up.args.seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            self.procs["sim"] = proc
+            line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
+            if not line:
+                raise UpError("the simulator did not start: " + (proc.stderr.read() if proc.stderr else ""))
+            self.sim = json.loads(line)
+        p = self.ports
+        self._spawn("marketdata", "celeris.marketdata", grpc_port=p.marketdata)
+        self._spawn("risk", "celeris.risk", grpc_port=p.risk, execution_target=f"127.0.0.1:{p.execution}",
+                    mode=up.mode)
+        self._spawn("execution", "celeris.execution", grpc_port=p.execution, mode=up.mode,
+                    marketdata_target=f"127.0.0.1:{p.marketdata}", risk_target=f"127.0.0.1:{p.risk}")
+        self._spawn("account", "celeris.account", grpc_port=p.account, risk_target=f"127.0.0.1:{p.risk}")
+        self._spawn("strategy", "celeris.strategy", grpc_port=p.strategy, mode=up.mode,
+                    marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
+                    strategies=json.dumps(up.strategies))
+        await self._wait_ready()
+
+    async def _wait_ready(self, timeout_s: float = 60) -> None:
+        from celeris.api.v1 import control_pb2, control_pb2_grpc
+        from celeris.runtime import grpc_server
+
+        deadline = time.monotonic() + timeout_s
+        pending = {"marketdata": self.ports.marketdata, "risk": self.ports.risk, "execution": self.ports.execution,
+                   "account": self.ports.account, "strategy": self.ports.strategy}
+        while pending:
+            for name, port in list(pending.items()):
+                proc = self.procs[name]
+                if proc.poll() is not None:
+                    raise UpError(f"{name} exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                try:
+                    async with grpc_server.insecure_channel(f"127.0.0.1:{port}") as channel:
+                        await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(),
+                                                                              timeout=0.5)
+                    del pending[name]
+                except Exception:
+                    pass
+            if time.monotonic() > deadline:
+                raise UpError(f"not ready after {timeout_s} s: {', '.join(pending)}")
+            await asyncio.sleep(0.2)
+
+    def banner(self) -> str:
+        lines = [f"celeris up: {len(self.procs)} processes ({self.up.mode} mode, services topology)",
+                 f"  venue       {self.sim['rest_url']}"]
+        for name in ("marketdata", "execution", "strategy", "risk", "account"):
+            lines.append(f"  {name:11} 127.0.0.1:{getattr(self.ports, name)}")
+        lines.append("  Ctrl-C stops cleanly")
+        return "\n".join(lines)
+
+    async def _execution_stats(self) -> dict[str, Any]:
+        from celeris.api.v1 import control_pb2, control_pb2_grpc
+        from celeris.runtime import grpc_server
+
+        async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.execution}") as channel:
+            status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2)
+        return json.loads(status.details.get("stats", "{}"))
+
+    async def progress_line(self) -> str:
+        try:
+            stats = await self._execution_stats()
+        except Exception as exc:
+            return f"[{time.strftime('%H:%M:%S')}] execution not answering: {type(exc).__name__}"
+        return (f"[{time.strftime('%H:%M:%S')}] orders {stats.get('accepted', 0)} accepted, "
+                f"{stats.get('rejected', 0)} rejected, fills {stats.get('fills', 0)}")
+
+    async def stop(self) -> dict[str, Any]:
+        from celeris.api.v1 import account_pb2, account_pb2_grpc, execution_pb2, execution_pb2_grpc
+        from celeris.runtime import grpc_server
+
+        summary: dict[str, Any] = {}
+        try:
+            async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.strategy}") as channel:
+                from celeris.api.v1 import control_pb2, control_pb2_grpc
+                await control_pb2_grpc.ControlStub(channel).Drain(control_pb2.DrainRequest(), timeout=5)
+        except Exception:
+            pass
+        try:
+            async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.execution}") as channel:
+                stub = execution_pb2_grpc.ExecutionStub(channel)
+                await stub.CancelAll(execution_pb2.CancelAllRequest(request_id="up-shutdown"), timeout=10)
+            stats = await self._execution_stats()
+            summary.update(orders=stats.get("accepted", 0), rejects=stats.get("rejected", 0),
+                           fills=stats.get("fills", 0))
+            async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.account}") as channel:
+                state = await account_pb2_grpc.AccountMonitorStub(channel).GetAccountState(
+                    account_pb2.AccountRequest(), timeout=5)
+            pnl = state.pnl
+            summary["pnl"] = {k: _dec(getattr(pnl, k)) for k in ("realized", "unrealized", "total", "fees")}
+            summary["positions"] = {p.symbol: _dec(p.quantity) for p in state.positions}
+        except Exception as exc:
+            summary["error"] = f"summary incomplete: {exc!r}"
+        for name in ("strategy", "execution", "account", "risk", "marketdata", "sim"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                await asyncio.to_thread(proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return summary
+
+
+def _dec(d: Any) -> str:
+    from celeris.domain.values import format_units
+
+    return format_units(d.mantissa, d.scale)
+
+
+def percentile_us(samples: list[int], q: float) -> float:
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 1)
+
+
+def fraction_str(value: Fraction | None) -> str:
+    if value is None:
+        return "0"
+    return f"{float(value):.8f}"

@@ -24,7 +24,7 @@ def start_execution(sim, redis_url, pg_dsn, port):
             "--set", f"venue_api_secret={API_SECRET}", "--set", "symbols=BTCUSDT,ETHUSDT", "--set", "mode=live",
             "--set", f"grpc_port={port}", "--set", f"metrics_port={free_port()}", "--set", f"redis_url={redis_url}",
             "--set", f"postgres_url={pg_dsn}", "--set", "max_orders_per_second=1000", "--set", "log_level=WARNING"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
 async def wait_ready(target, timeout=30):

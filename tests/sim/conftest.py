@@ -58,7 +58,7 @@ def sim_process():
     exe = Path(sys.executable).with_name("celeris")
     proc = subprocess.Popen([str(exe), "sim", "--port", "0", "--api-key", API_KEY, "--api-secret", API_SECRET,
                              "--symbols", "BTCUSDT,ETHUSDT", "--tick-ms", "50"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         info = json.loads(proc.stdout.readline())
         yield info

@@ -21,7 +21,7 @@ def spawn(module, sim, **settings):
             "--set", f"venue_api_secret={API_SECRET}", "--set", "symbols=BTCUSDT,ETHUSDT", "--set", "log_level=WARNING"]
     for key, value in settings.items():
         args += ["--set", f"{key}={value}"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
 async def until(fn, timeout=30.0):

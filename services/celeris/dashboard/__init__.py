@@ -1,0 +1,1 @@
+"""celeris.dashboard: the dashboard server (state aggregation, WebSocket fan-out, actions) and the TUI."""

@@ -1,0 +1,323 @@
+"""The dashboard server: aggregated state over WebSocket to web and terminal clients, and a small action API.
+
+Owns client connections (FR-DS-002..005): token authentication (off only when explicitly configured), a
+maximum number of clients, the full state on connect and then changed paths only, at 100 ms for terminal
+clients and 250 ms for web clients, per-client channel subscriptions, MessagePack by default and JSON
+with ?format=json, heartbeats, dead clients dropped by ping/pong, and slow clients coalesced (a client
+whose previous message is still being written skips a round and gets everything in the next one). The
+HTTP API halts and resumes trading and acknowledges alerts (token required). It also serves the built
+web dashboard. State comes from a source (in-process engines, or the services' gRPC streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol
+
+import msgspec
+from aiohttp import WSMsgType, web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from celeris.dashboard.state import CHANNELS, DashboardState
+
+log = logging.getLogger(__name__)
+
+WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
+RATES_MS = {"tui": 100, "web": 250}
+
+
+class Actions(Protocol):
+    async def halt(self, reason: str, by: str) -> dict[str, Any]: ...
+    async def resume(self, by: str) -> dict[str, Any]: ...
+    async def acknowledge(self, alert_id: str, by: str) -> bool: ...
+
+
+@dataclass
+class Client:
+    ws: web.WebSocketResponse
+    kind: str
+    binary: bool
+    channels: set[str] | None
+    sent_version: int = 0
+    busy: bool = False
+    last_send: float = 0.0
+    sent: int = 0
+    needs_snapshot: bool = True
+
+
+@dataclass
+class DashboardConfig:
+    token: str = ""
+    auth_disabled: bool = False
+    max_clients: int = 100
+    heartbeat_ms: int = 5000
+    ws_ping_s: float = 10.0
+    static_dir: Path = WEB_DIST
+
+
+@dataclass
+class DashboardMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.clients = Gauge("dashboard_clients_connected", "Connected clients", ["kind"], registry=r)
+        self.messages = Counter("dashboard_messages_sent_total", "Messages sent", ["type"], registry=r)
+        self.staleness = Histogram("dashboard_update_staleness_ms", "Source change to send, milliseconds",
+                                   buckets=(5, 10, 25, 50, 100, 250, 500, 1000), registry=r)
+        self.rejected = Counter("dashboard_clients_rejected_total", "Refused connections", ["reason"], registry=r)
+
+
+class DashboardServer:
+    def __init__(self, state: DashboardState, actions: Actions | None, config: DashboardConfig,
+                 now_ns: Callable[[], int] = time.time_ns, metrics: DashboardMetrics | None = None) -> None:
+        if not config.token and not config.auth_disabled:
+            raise ValueError("a dashboard token is required (or auth_disabled=True, explicitly)")
+        self.state = state
+        self.actions = actions
+        self.config = config
+        self.now_ns = now_ns
+        self.metrics = metrics or DashboardMetrics()
+        self.clients: list[Client] = []
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._json = msgspec.json.Encoder()
+        self._msgpack = msgspec.msgpack.Encoder()
+        self.sources: list[Any] = []
+
+    @classmethod
+    def for_system(cls, system: Any, token: str, **config: Any) -> DashboardServer:
+        """A server fed by an in-process system (celeris up)."""
+        from celeris.dashboard.sources import InProcessSource, SystemActions
+
+        state = DashboardState()
+        server = cls(state, SystemActions(system), DashboardConfig(token=token, **config),
+                     now_ns=system.clock.now_ns)
+        server.sources.append(InProcessSource(system, state))
+        return server
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/api/state", self._api_state)
+        app.router.add_post("/api/halt", self._api_halt)
+        app.router.add_post("/api/resume", self._api_resume)
+        app.router.add_post("/api/alerts/{alert_id}/ack", self._api_ack)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok", "clients": len(self.clients)}))
+        if self.config.static_dir.exists():
+            app.router.add_get("/", self._index)
+            app.router.add_static("/assets", self.config.static_dir / "assets", show_index=False)
+        else:
+            app.router.add_get("/", lambda _: web.Response(
+                text="web dashboard not built: run scripts/install (npm run build in web/)", status=503))
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        for source in self.sources:
+            await source.start()
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="dashboard-broadcast"))
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="dashboard-heartbeat"))
+        sockets = site._server.sockets if site._server else []  # aiohttp exposes no public getter
+        return sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for source in self.sources:
+            await source.stop()
+        for client in list(self.clients):
+            await client.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- auth -----------------------------------------------------------------------------------
+    def _authorized(self, request: web.Request) -> bool:
+        if self.config.auth_disabled:
+            return True
+        supplied = request.query.get("token", "")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            supplied = header[7:]
+        supplied = request.headers.get("X-Celeris-Token", supplied)
+        return bool(supplied) and hmac.compare_digest(supplied.encode(), self.config.token.encode())
+
+    # -- WebSocket ------------------------------------------------------------------------------
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            self.metrics.rejected.labels("auth").inc()
+            return web.json_response({"error": "missing or wrong token"}, status=401)
+        if len(self.clients) >= self.config.max_clients:
+            self.metrics.rejected.labels("full").inc()
+            return web.json_response({"error": "too many clients"}, status=503)
+        kind = request.query.get("client", "web")
+        if kind not in RATES_MS:
+            return web.json_response({"error": "client must be web or tui"}, status=400)
+        ws = web.WebSocketResponse(heartbeat=self.config.ws_ping_s, max_msg_size=1 << 16)
+        await ws.prepare(request)
+        channels = request.query.get("channels")
+        client = Client(ws, kind, request.query.get("format", "msgpack") != "json",
+                        set(channels.split(",")) & set(CHANNELS) if channels else None)
+        self.clients.append(client)
+        self.metrics.clients.labels(kind).inc()
+        try:
+            await self._send_snapshot(client)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._client_message(client, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._client_message(client, msg.data.decode(errors="replace"))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.clients.remove(client)
+            self.metrics.clients.labels(kind).dec()
+        return ws
+
+    async def _client_message(self, client: Client, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            kind = msg["type"]
+        except (ValueError, KeyError, TypeError):
+            await self._send(client, {"type": "error", "message": "expected a JSON object with a type"})
+            return
+        if kind in ("subscribe", "unsubscribe"):
+            requested = set(msg.get("channels", [])) & set(CHANNELS)
+            current = set(CHANNELS) if client.channels is None else set(client.channels)
+            client.channels = current | requested if kind == "subscribe" else current - requested
+            client.needs_snapshot = True  # the new channels' state arrives as a snapshot
+        elif kind == "refresh":
+            client.needs_snapshot = True
+        elif kind == "ping":
+            await self._send(client, {"type": "pong", "ts": self.now_ns() // 1_000_000})
+        else:
+            await self._send(client, {"type": "error", "message": f"unknown message type {kind!r}"})
+
+    async def _send(self, client: Client, payload: dict[str, Any]) -> None:
+        if client.binary:
+            await client.ws.send_bytes(self._msgpack.encode(payload))
+        else:
+            await client.ws.send_str(self._json.encode(payload).decode())
+        client.sent += 1
+        self.metrics.messages.labels(payload["type"]).inc()
+
+    async def _send_snapshot(self, client: Client) -> None:
+        client.needs_snapshot = False
+        version = self.state.version
+        await self._send(client, {"type": "snapshot", "seq": version, "ts": self.now_ns() // 1_000_000,
+                                  "channels": sorted(client.channels) if client.channels is not None else list(CHANNELS),
+                                  "data": self.state.snapshot(client.channels)})
+        client.sent_version = version
+
+    # -- broadcasting ---------------------------------------------------------------------------
+    async def _broadcast_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.monotonic()
+            for client in list(self.clients):
+                if client.busy or now - client.last_send < RATES_MS[client.kind] / 1000:
+                    continue
+                if client.needs_snapshot or client.sent_version < self.state.version:
+                    client.busy = True  # a slow client skips rounds: its next update covers them
+                    client.last_send = now
+                    asyncio.ensure_future(self._deliver(client))
+
+    async def _deliver(self, client: Client) -> None:
+        try:
+            if client.needs_snapshot:
+                await self._send_snapshot(client)
+                return
+            version = self.state.version
+            changes, removed, oldest = self.state.changes_since(client.sent_version, client.channels)
+            client.sent_version = version
+            if not changes and not removed:
+                return
+            now = self.now_ns()
+            if oldest:
+                self.metrics.staleness.observe((now - oldest) / 1e6)
+            await self._send(client, {"type": "update", "seq": version, "ts": now // 1_000_000,
+                                      "source_ts": oldest // 1_000_000, "changes": changes, "removed": removed})
+        except (ConnectionResetError, RuntimeError):
+            await client.ws.close()
+        finally:
+            client.busy = False
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_ms / 1000)
+            for client in list(self.clients):
+                if not client.busy:
+                    try:
+                        await self._send(client, {"type": "heartbeat", "seq": client.sent_version,
+                                                  "ts": self.now_ns() // 1_000_000})
+                    except (ConnectionResetError, RuntimeError):
+                        await client.ws.close()
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.FileResponse(self.config.static_dir / "index.html")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _api_state(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": "missing or wrong token"}, status=401)
+        return web.Response(body=self._json.encode({"seq": self.state.version, "data": self.state.snapshot()}),
+                            content_type="application/json")
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if not request.can_read_body:
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="expected a JSON body") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="expected a JSON object")
+        return body
+
+    async def _guarded(self, request: web.Request, action: Callable[[dict[str, Any]], Awaitable[Any]]) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": "missing or wrong token"}, status=401)
+        if self.actions is None:
+            return web.json_response({"error": "this dashboard is read-only"}, status=501)
+        body = await self._body(request)
+        try:
+            result = await action(body)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(result if isinstance(result, dict) else {"ok": bool(result)})
+
+    async def _api_halt(self, request: web.Request) -> web.Response:
+        return await self._guarded(request, lambda b: self.actions.halt(  # type: ignore[union-attr]
+            str(b.get("reason") or "halted from the dashboard"), str(b.get("by") or "dashboard")))
+
+    async def _api_resume(self, request: web.Request) -> web.Response:
+        async def resume(body: dict[str, Any]) -> Any:
+            if not body.get("by"):
+                raise ValueError("resuming needs 'by': the person re-enabling trading")
+            return await self.actions.resume(str(body["by"]))  # type: ignore[union-attr]
+        return await self._guarded(request, resume)
+
+    async def _api_ack(self, request: web.Request) -> web.Response:
+        alert_id = request.match_info["alert_id"]
+
+        async def ack(body: dict[str, Any]) -> Any:
+            if not await self.actions.acknowledge(alert_id, str(body.get("by") or "dashboard")):  # type: ignore[union-attr]
+                raise ValueError(f"no alert {alert_id}")
+            return {"ok": True, "alert_id": alert_id}
+        return await self._guarded(request, ack)

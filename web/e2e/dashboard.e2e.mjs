@@ -1,0 +1,57 @@
+// End-to-end check of the web dashboard in headless Chromium (Debian's package, driven by playwright-core).
+// usage: node e2e/dashboard.e2e.mjs URL_WITH_TOKEN SCREENSHOT_DIR   -> prints one JSON object
+import { chromium } from "playwright-core";
+
+const [url, shots = "/tmp"] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const result = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForFunction(() => document.getElementById("connection").textContent === "live", null, { timeout: 15000 });
+  await page.waitForFunction(() => document.getElementById("card-equity").textContent !== "—", null, { timeout: 15000 });
+  result.mode = await page.textContent("#mode");
+  const read = () => page.evaluate(() => ({
+    equity: document.getElementById("card-equity").textContent,
+    book: document.getElementById("book").textContent,
+    orders: document.querySelectorAll("#orders tbody tr").length,
+    uptime: document.getElementById("uptime").textContent,
+  }));
+  const first = await read();
+  let later = first;
+  for (let i = 0; i < 40 && (later.book === first.book || later.uptime === first.uptime); i++) {
+    await page.waitForTimeout(250);
+    later = await read();
+  }
+  result.first = first;
+  result.later = later;
+  result.changed = later.book !== first.book && later.uptime !== first.uptime;
+  result.bookLevels = await page.locator("#book .level").count();
+  result.healthItems = await page.locator("#health li").count();
+  await page.screenshot({ path: `${shots}/dashboard-desktop.png`, fullPage: true });
+
+  await page.click("#halt");
+  await page.waitForSelector("#confirm-halt[open]");
+  await page.click("#confirm-halt-yes");
+  await page.waitForSelector("#halted:not(.hidden)", { timeout: 15000 });
+  result.haltedBadge = await page.isVisible("#halted");
+  result.resumeVisible = await page.isVisible("#resume");
+  await page.screenshot({ path: `${shots}/dashboard-halted.png` });
+
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+  await phone.goto(url);
+  await phone.waitForFunction(() => document.getElementById("connection").textContent === "live", null, { timeout: 15000 });
+  await phone.waitForTimeout(500);
+  result.phoneOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await phone.screenshot({ path: `${shots}/dashboard-phone.png`, fullPage: true });
+  result.errors = errors;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,45 @@
+// Unit tests of the client's state handling (node's test runner).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { applyMessage, channelOf, depthBars, emptyState, formatUptime, reconnectDelayMs, section, signed } from "../src/state.js";
+
+test("a snapshot replaces everything, updates patch changed paths only", () => {
+  const s = emptyState();
+  const changed = applyMessage(s, { type: "snapshot", seq: 5, data: { "markets.BTCUSDT": { mid: "1" }, "pnl.history": [[1, 0.5, 10]], "system.status": { mode: "live" } } });
+  assert.deepEqual([...changed].sort(), ["markets", "pnl", "system"]);
+  assert.equal(s.seq, 5);
+  assert.deepEqual(s.history, [[1, 0.5, 10]]);
+  applyMessage(s, { type: "update", seq: 6, changes: { "markets.BTCUSDT": { mid: "2" }, "pnl.point": [2, 0.7, 11] } });
+  assert.equal(s.values["markets.BTCUSDT"].mid, "2");
+  assert.equal(s.values["system.status"].mode, "live");
+  assert.deepEqual(s.history.at(-1), [2, 0.7, 11]);
+  applyMessage(s, { type: "update", seq: 7, changes: { "pnl.point": [2, 0.7, 11] } });
+  assert.equal(s.history.length, 2, "the same point twice is appended once");
+  applyMessage(s, { type: "update", seq: 8, removed: ["markets.BTCUSDT"] });
+  assert.equal(s.values["markets.BTCUSDT"], undefined);
+  applyMessage(s, { type: "heartbeat", ts: 1 });
+  assert.equal(s.seq, 8);
+});
+
+test("sections and channels", () => {
+  const s = emptyState();
+  applyMessage(s, { type: "snapshot", seq: 1, data: { "health.risk": { ready: true }, "health.execution": { ready: false }, "healthy": 1 } });
+  assert.deepEqual(Object.keys(section(s, "health")).sort(), ["execution", "risk"]);
+  assert.equal(channelOf("a.b.c"), "a");
+  assert.equal(channelOf("solo"), "solo");
+});
+
+test("formatting and reconnection back-off", () => {
+  assert.equal(formatUptime(3723), "1h 02m 03s");
+  assert.equal(formatUptime(59), "00m 59s");
+  assert.equal(signed("1.234"), "+1.23");
+  assert.equal(signed("-0.5"), "-0.50");
+  assert.equal(signed(""), "—");
+  assert.deepEqual([0, 1, 2, 3, 10].map(reconnectDelayMs), [500, 1000, 2000, 4000, 10000]);
+});
+
+test("depth bars are relative to the largest level", () => {
+  const bars = depthBars([["100.0", "2"], ["99.9", "1"]], [["100.1", "4"]]);
+  assert.deepEqual(bars.bids.map((b) => b.pct), [50, 25]);
+  assert.equal(bars.asks[0].pct, 100);
+});

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - imported up front: CPython 3.11.7 can fail to compile it lazily at session end
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -104,7 +104,8 @@ def _register_extra_commands(sub: Any) -> None:
     import importlib
 
     for module_name in ("celeris.exchange_sim.cli", "celeris.marketdata.cli", "celeris.execution.cli",
-                        "celeris.strategy.cli", "celeris.risk.cli", "celeris.account.cli", "celeris.up"):
+                        "celeris.strategy.cli", "celeris.risk.cli", "celeris.account.cli", "celeris.up",
+                        "celeris.dashboard.tui", "celeris.dashboard.cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

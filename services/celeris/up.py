@@ -201,6 +201,11 @@ class ServicesSystem:
         self._spawn("strategy", "celeris.strategy", grpc_port=p.strategy, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategies=json.dumps(up.strategies))
+        self.dashboard_port = up.args.dashboard_port or free_port()
+        self._spawn("dashboard", "celeris.dashboard", http_port=self.dashboard_port, token=up.token,
+                    marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
+                    strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
+                    account_target=f"127.0.0.1:{p.account}")
         await self._wait_ready()
 
     async def _wait_ready(self, timeout_s: float = 60) -> None:
@@ -231,6 +236,7 @@ class ServicesSystem:
                  f"  venue       {self.sim['rest_url']}"]
         for name in ("marketdata", "execution", "strategy", "risk", "account"):
             lines.append(f"  {name:11} 127.0.0.1:{getattr(self.ports, name)}")
+        lines.append(f"  dashboard   http://127.0.0.1:{self.dashboard_port}/?token={self.up.token}")
         lines.append("  Ctrl-C stops cleanly")
         return "\n".join(lines)
 
@@ -276,7 +282,7 @@ class ServicesSystem:
             summary["positions"] = {p.symbol: _dec(p.quantity) for p in state.positions}
         except Exception as exc:
             summary["error"] = f"summary incomplete: {exc!r}"
-        for name in ("strategy", "execution", "account", "risk", "marketdata", "sim"):
+        for name in ("dashboard", "strategy", "execution", "account", "risk", "marketdata", "sim"):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

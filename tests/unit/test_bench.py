@@ -53,3 +53,12 @@ def test_account_benchmark_prints_one_json_object():
     out = json.loads(result.stdout)
     for key in ("p50_us", "p99_us", "queries_per_s", "baseline_p99_us"):
         assert out[key] > 0
+
+
+def test_dashboard_benchmark_prints_one_json_object():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "dashboard.py"), "--json", "--clients", "10",
+                             "--duration", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["web_updates_per_client_per_s"] > 1 and out["tui_updates_per_client_per_s"] > 3
+    assert out["web_p99_staleness_ms"] > 0 and "baseline_p99_staleness_ms" in out

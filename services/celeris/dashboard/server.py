@@ -111,14 +111,19 @@ class DashboardServer:
         app.router.add_post("/api/resume", self._api_resume)
         app.router.add_post("/api/alerts/{alert_id}/ack", self._api_ack)
         app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok", "clients": len(self.clients)}))
-        if self.config.static_dir.exists():
+        app.router.add_get("/healthz", self._healthz)
+        if (self.config.static_dir / "index.html").exists():
             app.router.add_get("/", self._index)
             app.router.add_static("/assets", self.config.static_dir / "assets", show_index=False)
         else:
-            app.router.add_get("/", lambda _: web.Response(
-                text="web dashboard not built: run scripts/install (npm run build in web/)", status=503))
+            app.router.add_get("/", self._not_built)
         return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "clients": len(self.clients)})
+
+    async def _not_built(self, request: web.Request) -> web.Response:
+        return web.Response(text="web dashboard not built: run scripts/install (npm run build in web/)", status=503)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         for source in self.sources:

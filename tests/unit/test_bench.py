@@ -62,3 +62,16 @@ def test_dashboard_benchmark_prints_one_json_object():
     out = json.loads(result.stdout)
     assert out["web_updates_per_client_per_s"] > 1 and out["tui_updates_per_client_per_s"] > 3
     assert out["web_p99_staleness_ms"] > 0 and "baseline_p99_staleness_ms" in out
+
+
+def test_celeris_bench_suite_subset_prints_one_json_object():
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    result = subprocess.run([celeris, "bench", "--json", "--only", "book,tick_to_order", "--soak-seconds", "4",
+                             "--services-seconds", "4"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["book"]["events_per_s"] > 0
+    for topology in ("inproc", "services"):
+        assert set(out["tick_to_order"][topology]) >= {"p50_us", "p99_us"}
+    assert out["tick_to_order"]["inproc"]["count"] > 0
+    assert "memory_growth_pct" in out["soak"]

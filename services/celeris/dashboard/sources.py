@@ -48,6 +48,8 @@ class InProcessSource:
         self._unsubscribe: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._last_point = 0.0
+        self._dirty_books: set[str] = set()
+        self._book_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         from celeris.execution.engine import fill_topic, order_topic
@@ -62,24 +64,40 @@ class InProcessSource:
                                   bus.subscribe(signal_topic(symbol), self._on_signal)]
         self.poll()
         self._task = asyncio.create_task(self._loop(), name="dashboard-source")
+        self._book_task = asyncio.create_task(self._book_loop(), name="dashboard-books")
+
+    async def _book_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)  # the terminal cadence: nobody sees books faster than this
+            self._flush_books()
 
     async def stop(self) -> None:
         for off in self._unsubscribe:
             off()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._book_task):
+            if task is not None:
+                task.cancel()
 
     def _now(self) -> int:
         return self.system.clock.now_ns()
 
     # -- events ---------------------------------------------------------------------------------
     def _on_book(self, update: Any) -> None:
+        # Formatting a book for display is not the hot path's business: mark it, format it on the tick.
+        self._dirty_books.add(update.symbol)
+
+    def _flush_books(self) -> None:
+        dirty, self._dirty_books = self._dirty_books, set()
+        for symbol in dirty:
+            self._format_book(symbol)
+
+    def _format_book(self, symbol: str) -> None:
         core = self.system.marketdata.core
-        state = core.symbols[update.symbol]
+        state = core.symbols[symbol]
         book, ins = state.synced.book, state.instrument
         live = state.synced.state is BookState.LIVE
         mid = book.mid()
-        self.state.set(f"markets.{update.symbol}", {
+        self.state.set(f"markets.{symbol}", {
             "state": state.synced.state.value,
             "bids": [[ins.format_price(p), ins.format_qty(q)] for p, q in book.bids(DEPTH)] if live else [],
             "asks": [[ins.format_price(p), ins.format_qty(q)] for p, q in book.asks(DEPTH)] if live else [],

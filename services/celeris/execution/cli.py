@@ -136,7 +136,8 @@ async def serve(settings: ExecutionSettings) -> None:
     ctl = control.ComponentControl("execution", clock, mode=engine.mode, halted=engine.halted,
                                    halt_reason=engine.halt_reason,
                                    details=lambda: {"open_orders": str(len(engine.open_orders())),
-                                                    "stats": json.dumps(engine.stats.__dict__)})
+                                                    "stats": json.dumps(engine.stats.__dict__),
+                                                    "tick_to_order": json.dumps(_percentiles(engine.tick_to_order_ns))})
 
     async def on_mode(mode: Mode) -> None:
         await engine.set_mode(mode)
@@ -179,6 +180,14 @@ async def serve(settings: ExecutionSettings) -> None:
             await redis_client.aclose()
         if pool is not None:
             await pool.close()
+
+
+def _percentiles(samples: Any) -> dict[str, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return {"count": 0}
+    return {"count": len(ordered), "p50_us": ordered[len(ordered) // 2] / 1000,
+            "p99_us": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1000}
 
 
 async def _to_redis(client: Any, topic: str, message: Any, instruments: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -85,6 +86,7 @@ class ExecutionEngine:
         self.orders: dict[str, Order] = {}
         self.order_mode: dict[str, Mode] = {}
         self.request_of: dict[str, str] = {}
+        self._ts_signal: dict[str, int] = {}
         """client order id -> the request id that created it (persisted with the order)."""
         self.by_venue_id: dict[int, str] = {}
         self.positions = {s: Position(ins) for s, ins in instruments.items()}
@@ -99,6 +101,8 @@ class ExecutionEngine:
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.on_halt: list[Callable[[str], Awaitable[None]]] = []
+        self.tick_to_order_ns: deque[int] = deque(maxlen=10_000)
+        """Market data receipt (the request's ts_signal_ns) -> signed request handed to the socket."""
         self._events: asyncio.Queue[VenueOrderEvent] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.on_outcome: list[Callable[[Outcome], None]] = []
@@ -197,6 +201,8 @@ class ExecutionEngine:
         self.orders[client_id] = order
         self.order_mode[client_id] = mode
         self.request_of[client_id] = request.request_id
+        if request.ts_signal_ns:
+            self._ts_signal[client_id] = request.ts_signal_ns
         order.apply(OrderEvent.SUBMIT, now)
         await self._persist(order, "submit")  # before the request leaves: a crash now loses nothing
         venue = self._venue(mode)
@@ -240,7 +246,7 @@ class ExecutionEngine:
             if not self.breaker.allow():
                 return None, Rejection(RejectCode.CIRCUIT_OPEN, "circuit breaker open: the venue is failing")
             try:
-                state = await venue.place(order)
+                state = await venue.place(order, self._latency_probe(order))
                 self.breaker.success()
                 return state, None
             except errors.OrderRejected as exc:
@@ -265,6 +271,12 @@ class ExecutionEngine:
             return known, None
         return None, Rejection(RejectCode.SUBMIT_FAILED, f"not accepted after "
                                                          f"{self.config.max_submit_attempts} attempts: {last_error}")
+
+    def _latency_probe(self, order: Order) -> Callable[[int], None] | None:
+        ts_signal = self._ts_signal.pop(order.client_order_id, 0)
+        if not ts_signal:
+            return None
+        return lambda written_ns: self.tick_to_order_ns.append(written_ns - ts_signal)
 
     async def _query_quietly(self, venue: OrderVenue, order: Order) -> VenueOrderState | None:
         for _ in range(3):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Awaitable, Callable
@@ -119,7 +120,9 @@ class PaperVenue:
     async def stop(self) -> None:
         self._on_event = None
 
-    async def place(self, order: Order) -> VenueOrderState:
+    async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:
+        if on_write is not None:
+            on_write(time.time_ns())  # the paper venue's "socket": the order is out of our hands here
         if self.latency_s:
             await self._sleep(self.latency_s)
         ins = self.instruments[order.symbol]

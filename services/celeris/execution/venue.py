@@ -33,7 +33,7 @@ class OrderVenue(Protocol):
 
     async def start(self, on_event: OnEvent, on_reconnect: OnReconnect) -> None: ...
     async def stop(self) -> None: ...
-    async def place(self, order: Order) -> VenueOrderState: ...
+    async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState: ...
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState: ...
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None: ...
     async def open_orders(self) -> list[VenueOrderEvent]: ...
@@ -103,7 +103,7 @@ class BinanceOrderVenue:
             price_ticks=_price_or_zero(ins, o.p), reduce_only=o.R)
 
     # -- REST ------------------------------------------------------------------------------------
-    async def place(self, order: Order) -> VenueOrderState:
+    async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:
         ins = self.instruments[order.symbol]
         params: dict[str, Any] = {"symbol": order.symbol, "side": order.side.value, "type": order.order_type.value,
                                   "quantity": ins.format_qty(order.qty_steps),
@@ -115,7 +115,7 @@ class BinanceOrderVenue:
             params["stopPrice"] = ins.format_price(order.stop_price_ticks)
         if order.reduce_only:
             params["reduceOnly"] = True
-        body = await self.rest.request("POST", "/fapi/v1/order", params, signed=True, weight=0)
+        body = await self.rest.request("POST", "/fapi/v1/order", params, signed=True, weight=0, on_write=on_write)
         return _state(body, ins)
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:

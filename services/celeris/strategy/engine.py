@@ -104,6 +104,8 @@ class StrategyEngine:
         self.live = {s: False for s in instruments}
         self.net_taker: dict[str, deque[tuple[int, int]]] = {s: deque() for s in instruments}
         self.last_trade: dict[str, int] = {}
+        self.received_ns: dict[str, int] = {}
+        """When the market data behind the current top arrived (tick-to-order starts there)."""
         self.positions = {s: Position(ins) for s, ins in instruments.items()}
         self.quotes: dict[tuple[str, str, Side], _Quote] = {}
         self.order_owner: dict[str, tuple[str, ...]] = {}
@@ -218,6 +220,7 @@ class StrategyEngine:
         else:
             book.apply_diff(update.bids, update.asks, update.update_id)
         self.live[update.symbol] = True
+        self.received_ns[update.symbol] = update.ts_recv_ns or self.clock.now_ns()
         self.decide(update.symbol)
 
     def top(self, symbol: str) -> BookTop | None:
@@ -225,7 +228,8 @@ class StrategyEngine:
         bid, ask = book.best_bid(), book.best_ask()
         if not self.live[symbol] or bid is None or ask is None or bid[0] >= ask[0]:
             return None
-        return BookTop(symbol, self.clock.now_ns(), bid[0], bid[1], ask[0], ask[1], self.last_trade.get(symbol),
+        return BookTop(symbol, self.received_ns.get(symbol) or self.clock.now_ns(), bid[0], bid[1], ask[0], ask[1],
+                       self.last_trade.get(symbol),
                        sum(q for _, q in self.net_taker[symbol]))
 
     def decide(self, symbol: str) -> None:
@@ -306,17 +310,22 @@ class StrategyEngine:
     async def _send(self, key: tuple[str, str, Side], decision: Aggregated, plan: Any, quote: _Quote | None) -> None:
         owner, symbol, side = key
         try:
-            if quote is not None:
-                await self.gateway.cancel(f"requote-{quote.client_order_id}", symbol, quote.client_order_id)
-                self.quotes.pop(key, None)
             now = self.clock.now_ns()
             self._sequence += 1
             # Unique per decision: execution answers a repeated request id with its first answer.
-            request = OrderRequest(f"{owner}-{symbol}-{side.value}-{now}-{self._sequence}", symbol, side, plan.order_type,
-                                   plan.qty_steps, plan.price_ticks, plan.time_in_force, strategy_id=owner,
-                                   ts_signal_ns=decision.signal.ts_event_ns)
+            request = OrderRequest(f"{owner}-{symbol}-{side.value}-{now}-{self._sequence}", symbol, side,
+                                   plan.order_type, plan.qty_steps, plan.price_ticks, plan.time_in_force,
+                                   strategy_id=owner, ts_signal_ns=decision.signal.ts_event_ns)
             self.order_times.append(now)
             self.stats["orders"] += 1
+            # A requote cancels the old quote while the new one goes out: the new order does not wait
+            # for the cancel's round trip to the venue.
+            if quote is not None:
+                self.quotes.pop(key, None)
+                cancel = asyncio.ensure_future(
+                    self.gateway.cancel(f"requote-{quote.client_order_id}", symbol, quote.client_order_id))
+                self._tasks.add(cancel)
+                cancel.add_done_callback(self._tasks.discard)
             outcome = await self.gateway.submit(request)
             if outcome.accepted and outcome.order is not None:
                 self.order_owner[outcome.order.client_order_id] = decision.contributors

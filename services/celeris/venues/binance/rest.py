@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
+import time
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import aiohttp
@@ -81,19 +82,21 @@ class BinanceRestClient:
         return f"{query}&signature={signature}"
 
     async def request(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-                      signed: bool = False, keyed: bool = False, weight: int = 1, raw: bool = False) -> Any:
-        """One call; `raw=True` returns the body bytes undecoded."""
+                      signed: bool = False, keyed: bool = False, weight: int = 1, raw: bool = False,
+                      on_write: Callable[[int], None] | None = None) -> Any:
+        """One call; `raw=True` returns the body bytes undecoded; `on_write(ns)` is called when the signed
+        request is handed to the connection (latency accounting)."""
         try:
-            return await self._request(method, path, params, signed, keyed, weight, raw)
+            return await self._request(method, path, params, signed, keyed, weight, raw, on_write)
         except errors.InvalidTimestamp:
             if not signed:
                 raise
             log.warning("venue refused our timestamp; re-syncing the clock offset")
             await self.sync_clock()
-            return await self._request(method, path, params, signed, keyed, weight, raw)
+            return await self._request(method, path, params, signed, keyed, weight, raw, on_write)
 
     async def _request(self, method: str, path: str, params: dict[str, Any] | None, signed: bool, keyed: bool,
-                       weight: int, raw_body: bool) -> Any:
+                       weight: int, raw_body: bool, on_write: Callable[[int], None] | None = None) -> Any:
         if self._session is None:
             await self.start()
         assert self._session is not None
@@ -105,6 +108,8 @@ class BinanceRestClient:
         headers = {"X-MBX-APIKEY": self._api_key} if (signed or keyed) else {}
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         self.requests += 1
+        if on_write is not None:
+            on_write(time.time_ns())
         try:
             async with self._session.request(method, url, headers=headers) as resp:
                 raw = await resp.read()

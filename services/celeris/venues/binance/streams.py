@@ -167,6 +167,9 @@ class StreamClient:
             if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 self.messages += 1
                 self.on_message(msg.data)
+                # receive() does not yield while frames are buffered: yield here, so that an order
+                # decided on this frame leaves before the rest of the burst is processed.
+                await asyncio.sleep(0)
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
                               aiohttp.WSMsgType.ERROR):
                 return

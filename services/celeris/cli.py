@@ -105,7 +105,8 @@ def _register_extra_commands(sub: Any) -> None:
 
     for module_name in ("celeris.exchange_sim.cli", "celeris.marketdata.cli", "celeris.execution.cli",
                         "celeris.strategy.cli", "celeris.risk.cli", "celeris.account.cli", "celeris.up",
-                        "celeris.dashboard.tui", "celeris.dashboard.cli", "celeris.benchsuite"):
+                        "celeris.dashboard.tui", "celeris.dashboard.cli", "celeris.benchsuite",
+                        "celeris.replay"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,173 @@
+"""End-to-end scenarios of the seed, against the simulator, with the whole system running.
+
+1) momentum: signals on price moves -> orders -> fills -> positions and PnL equal to the venue's account;
+2) emergency stop: open orders cancelled, flat, halted, alert raised, manual resume recorded;
+3) reconnection: market and user streams dropped -> reconnect, books resynced, outage fills accounted;
+4) execution killed mid-flight and restarted -> tests/execution/test_restart.py (services topology);
+5) observation -> simulation -> live at run time through the Control service.
+"""
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+
+from celeris.api.v1 import common_pb2, control_pb2, control_pb2_grpc
+from celeris.domain.book import BookState
+from celeris.domain.modes import Mode
+from celeris.system import InProcessSystem
+from celeris.up import Up, register
+
+pytestmark = pytest.mark.slow
+
+
+def make_up(*extra, strategies=None):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = ["up", "--quiet", "--dashboard-port", "0", *extra]
+    if strategies is not None:
+        args += ["--strategies", json.dumps(strategies)]
+    return Up(parser.parse_args(args))
+
+
+async def wait_for(predicate, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def started(up):
+    system = InProcessSystem(up)
+    await system.start()
+    return system
+
+
+def venue_account(system):
+    return system.sim.engine.accounts[system.up.api_key]
+
+
+async def test_1_momentum_trades_and_the_books_agree_with_the_venue():
+    momentum = [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT", "order_size": "0.005",
+                 "params": {"lookback": 5, "threshold_bps": 0.05, "cooldown": 5}}]
+    system = await started(make_up("--symbols", "BTCUSDT", "--seed", "5", strategies=momentum))
+    try:
+        system.sim.market.volatility = 6  # a market that moves enough to trigger momentum
+        assert await wait_for(lambda: system.execution.stats.fills >= 3, timeout=30)
+        runner = system.strategy.runners["mom-btc"]
+        assert runner.signals >= 3 and runner.errors == 0
+        await asyncio.sleep(0.5)
+        await system.execution.settle()
+        await system.account.reconcile()
+        venue = venue_account(system)
+        venue_qty = venue.positions["BTCUSDT"].qty_steps
+        assert system.execution.positions["BTCUSDT"].qty_steps == venue_qty
+        assert system.account.positions[("BTCUSDT", "BOTH")].qty_steps == venue_qty
+        assert system.account.wallet == venue.wallet
+        assert system.account.realized == venue.positions["BTCUSDT"].realized_pnl
+        assert system.account.recon.mismatches == 0
+        fills = [o for o in system.execution.orders.values() if o.filled_steps]
+        assert all(o.strategy_id == "mom-btc" for o in fills)
+    finally:
+        await system.stop()
+
+
+async def test_2_emergency_stop_cancels_flattens_halts_alerts_and_needs_a_person():
+    system = await started(make_up("--seed", "9"))
+    try:
+        assert await wait_for(lambda: len(system.execution.open_orders()) >= 2 and
+                              any(p.qty_steps for p in system.execution.positions.values()), timeout=30)
+        stop = await system.risk.emergency_stop("e2e drill", "pytest")
+        venue = venue_account(system)
+        assert stop.active and stop.completed_at_ns
+        assert not [o for o in venue.orders.values() if o.is_open]
+        assert await wait_for(lambda: all(p.qty_steps == 0 for p in venue.positions.values()))
+        assert system.execution.halted
+        assert any("EMERGENCY STOP" in a.message and a.severity == "critical" for a in system.risk.alerts)
+        orders_before = system.execution.stats.accepted
+        await asyncio.sleep(1.5)  # strategies keep deciding; nothing leaves
+        assert system.execution.stats.accepted == orders_before
+        with pytest.raises(ValueError):
+            await system.risk.enable_trading("")
+        resumed = await system.risk.enable_trading("alice", "drill over")
+        assert not resumed.active and resumed.enabled_by == "alice" and not system.execution.halted
+        assert await wait_for(lambda: system.execution.stats.accepted > orders_before, timeout=20)
+    finally:
+        await system.stop()
+
+
+async def test_3_dropped_streams_reconnect_resync_and_account_for_outage_fills():
+    system = await started(make_up("--seed", "11"))
+    try:
+        assert await wait_for(lambda: system.execution.stats.fills >= 1, timeout=30)
+        md = system.marketdata
+        resyncs = {s: st.synced.stats.resyncs for s, st in md.core.symbols.items()}
+        connects = md.stream.connects
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{system.venue_url}/_sim/drop", json={"which": "all"}) as r:
+                assert (await r.json())["dropped"] >= 3  # market data, execution's and the account's streams
+        # Fills can happen while our user streams are down: make one happen on a resting order.
+        venue = venue_account(system)
+        engine = system.sim.engine
+        for order in list(venue.orders.values()):
+            if order.is_open:
+                from celeris.domain.values import Side
+                taker = Side.SELL if order.side is Side.BUY else Side.BUY
+                engine.fill_resting_from_flow(order.symbol, taker, order.price_ticks, 10**6)
+                break
+        assert await wait_for(lambda: md.stream.connects > connects and md.ready, timeout=20)
+        assert all(st.synced.stats.resyncs > resyncs[s] for s, st in md.core.symbols.items())
+        assert all(st.synced.state is BookState.LIVE for st in md.core.symbols.values())
+        await system.execution.settle()
+        assert await wait_for(lambda: all(
+            system.execution.positions[s].qty_steps == venue.positions[s].qty_steps for s in system.instruments),
+            timeout=15)
+        fills_after = system.execution.stats.fills
+        assert await wait_for(lambda: system.execution.stats.fills > fills_after, timeout=30)  # trading resumed
+        await system.account.reconcile()
+        assert system.account.wallet == venue.wallet
+    finally:
+        await system.stop()
+
+
+async def test_5_mode_switches_at_run_time_through_control():
+    system = await started(make_up("--mode", "observation", "--seed", "13"))
+    try:
+        async with grpc.aio.insecure_channel(system.grpc_target) as channel:
+            ctl = control_pb2_grpc.ControlStub(channel)
+            await asyncio.sleep(2)
+            assert system.execution.stats.accepted == 0 and system.strategy.stats["signals"] > 0
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_LIVE, requested_by="pytest"))
+            assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION  # no jump over simulation
+            await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_SIMULATION, requested_by="pytest"))
+            assert await wait_for(lambda: system.execution.stats.accepted > 0, timeout=20)
+            venue = venue_account(system)
+            assert not venue.orders  # simulation: nothing reached the venue
+            assert all(system.execution.order_mode[o] is Mode.SIMULATION for o in system.execution.orders)
+            status = await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_LIVE, requested_by="pytest"))
+            assert status.mode == common_pb2.MODE_LIVE
+            assert await wait_for(lambda: len(venue.orders) > 0, timeout=20)  # live: orders at the venue
+    finally:
+        await system.stop()
+
+
+@pytest.mark.parametrize("topology", ["inproc", "services"])
+def test_celeris_up_runs_and_prints_a_summary(topology):
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    result = subprocess.run([celeris, "up", "--topology", topology, "--duration", "8", "--json", "--quiet",
+                             "--dashboard-port", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["topology"] == topology and summary["mode"] == "live"
+    assert summary["orders"] > 0 and summary["fills"] > 0
+    assert isinstance(summary["positions"], dict) and summary["rejects"] >= 0
+    assert "total" in summary["pnl"]

@@ -1,0 +1,396 @@
+"""An emulated Kubernetes API server for operator tests: just enough of the real one for kopf and the client.
+
+Serves discovery, namespaced objects of the kinds the operator uses and the TradingSystem custom resource
+with what kopf relies on: resourceVersion on every write, generation bumped on spec changes, a real
+/status subresource (status writes never touch spec or generation), 409 on a stale resourceVersion, 422
+when the CRD's schema or its CEL rules refuse an object, finalizers and deletionTimestamp, and watch
+streams that deliver every change in order without gaps. Deployments become ready by themselves unless
+their image is listed in `never_ready` (how tests make an image rollout fail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import celpy
+import jsonschema
+import yaml
+from aiohttp import web
+
+CRD_FILE = Path(__file__).resolve().parents[2] / "k8s" / "crds" / "tradingsystems.celeris.dev.yaml"
+
+RESOURCES = {
+    # (group, version, plural): (kind, namespaced)
+    ("", "v1", "configmaps"): ("ConfigMap", True),
+    ("", "v1", "services"): ("Service", True),
+    ("", "v1", "events"): ("Event", True),
+    ("", "v1", "namespaces"): ("Namespace", False),
+    ("apps", "v1", "deployments"): ("Deployment", True),
+    ("policy", "v1", "poddisruptionbudgets"): ("PodDisruptionBudget", True),
+    ("networking.k8s.io", "v1", "networkpolicies"): ("NetworkPolicy", True),
+    ("celeris.dev", "v1alpha1", "tradingsystems"): ("TradingSystem", True),
+    ("apiextensions.k8s.io", "v1", "customresourcedefinitions"): ("CustomResourceDefinition", False),
+}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+class PatchTestFailed(Exception):
+    pass
+
+
+def json_patch(target: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 (test, add, remove, replace): what kopf uses for finalizers."""
+    doc = copy.deepcopy(target)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+        parent = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1]
+        if op["op"] == "test":
+            current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if current != op["value"]:
+                raise PatchTestFailed(op["path"])
+        elif op["op"] in ("add", "replace"):
+            if isinstance(parent, list):
+                parent.insert(len(parent) if last == "-" else int(last), op["value"]) if op["op"] == "add" \
+                    else parent.__setitem__(int(last), op["value"])
+            else:
+                parent[last] = op["value"]
+        elif op["op"] == "remove":
+            if isinstance(parent, list):
+                del parent[int(last)]
+            else:
+                parent.pop(last, None)
+    return doc
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                              "reason": reason, "message": message}, status=code)
+
+
+class ApiServer:
+    def __init__(self) -> None:
+        self.rv = 0
+        self.objects: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+        self.log: list[tuple[int, tuple[str, str, str], str, dict[str, Any]]] = []
+        self.changed = asyncio.Condition()
+        self.never_ready: set[str] = set()
+        self.requests: list[tuple[str, str]] = []
+        crd = yaml.safe_load(CRD_FILE.read_text())
+        self.crd = crd
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        self.schema = schema
+        self.validator = jsonschema.Draft4Validator(_to_jsonschema(schema))
+        self.cel_rules = schema["properties"]["spec"].get("x-kubernetes-validations", [])
+        self._store(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", {
+            **copy.deepcopy(crd), "metadata": {"name": crd["metadata"]["name"]}})
+
+    # -- storage ---------------------------------------------------------------------------------
+    def _key(self, res: tuple[str, str, str], namespace: str, name: str) -> tuple[str, str, str, str, str]:
+        return (*res, namespace, name)
+
+    def _store(self, res: tuple[str, str, str], namespace: str, obj: dict[str, Any], event: str = "ADDED") -> dict[str, Any]:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.objects[self._key(res, namespace, obj["metadata"]["name"])] = obj
+        self.log.append((self.rv, res, event, copy.deepcopy(obj)))
+        return obj
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    def get(self, res: tuple[str, str, str], namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get(self._key(res, namespace, name))
+
+    def by_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [o for k, o in self.objects.items() if RESOURCES[k[:3]][0] == kind]
+
+    # -- app ----------------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        r = app.router
+        r.add_get("/version", self._version)
+        r.add_get("/api", self._core_versions)
+        r.add_get("/apis", self._groups)
+        r.add_get("/api/{version}", self._resource_list)
+        r.add_get("/apis/{group}/{version}", self._resource_list)
+        for prefix in ("/api/{version}", "/apis/{group}/{version}"):
+            r.add_route("*", prefix + "/{plural}", self._collection)
+            r.add_route("*", prefix + "/namespaces/{namespace}/{plural}", self._collection)
+            r.add_route("*", prefix + "/{plural}/{name}", self._item)
+            r.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}", self._item)
+            r.add_route("*", prefix + "/namespaces/{namespace}/{plural}/{name}/status", self._status_item)
+        return app
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"major": "1", "minor": "32", "gitVersion": "v1.32.0-emulated"})
+
+    async def _core_versions(self, request: web.Request) -> web.Response:
+        return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        groups = sorted({(g, v) for g, v, _ in RESOURCES if g})
+        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+             "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in groups]})
+
+    async def _resource_list(self, request: web.Request) -> web.Response:
+        group, version = request.match_info.get("group", ""), request.match_info["version"]
+        resources = []
+        for (g, v, plural), (kind, namespaced) in RESOURCES.items():
+            if g == group and v == version:
+                verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+                resources.append({"name": plural, "singularName": kind.lower(), "namespaced": namespaced,
+                                  "kind": kind, "verbs": verbs})
+                if plural == "tradingsystems":
+                    resources.append({"name": f"{plural}/status", "singularName": "", "namespaced": True,
+                                      "kind": kind, "verbs": ["get", "patch", "update"]})
+        gv = f"{group}/{version}" if group else version
+        return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                                  "resources": resources})
+
+    def _res(self, request: web.Request) -> tuple[str, str, str] | None:
+        res = (request.match_info.get("group", ""), request.match_info["version"], request.match_info["plural"])
+        return res if res in RESOURCES else None
+
+    async def _collection(self, request: web.Request) -> web.StreamResponse:
+        res = self._res(request)
+        if res is None:
+            return _status(404, "NotFound", "no such resource")
+        namespace = request.match_info.get("namespace", "")
+        self.requests.append((request.method, request.path))
+        if request.method == "GET":
+            if request.query.get("watch") in ("true", "1"):
+                return await self._watch(request, res, namespace)
+            items = [copy.deepcopy(o) for k, o in self.objects.items() if k[:3] == res and (not namespace or k[3] == namespace)]
+            kind = RESOURCES[res][0]
+            return web.json_response({"kind": f"{kind}List", "apiVersion": "/".join(p for p in res[:2] if p),
+                                      "metadata": {"resourceVersion": str(self.rv)}, "items": items})
+        if request.method == "POST":
+            body = await request.json()
+            return await self._create(res, namespace, body)
+        return _status(405, "MethodNotAllowed", request.method)
+
+    async def _create(self, res: tuple[str, str, str], namespace: str, body: dict[str, Any]) -> web.Response:
+        meta = body.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if self.get(res, namespace, meta.get("name", "")) is not None:
+            return _status(409, "AlreadyExists", f"{meta.get('name')} already exists")
+        kind = RESOURCES[res][0]
+        body.setdefault("kind", kind)
+        body.setdefault("apiVersion", "/".join(p for p in res[:2] if p))
+        if namespace:
+            meta["namespace"] = namespace
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        if kind == "TradingSystem":
+            error = self._validate(body, None)
+            if error:
+                return _status(422, "Invalid", error)
+        self._settle_deployment(body)
+        obj = self._store(res, namespace, body)
+        await self._notify()
+        return web.json_response(obj, status=201)
+
+    async def _item(self, request: web.Request) -> web.Response:
+        res = self._res(request)
+        if res is None:
+            return _status(404, "NotFound", "no such resource")
+        namespace, name = request.match_info.get("namespace", ""), request.match_info["name"]
+        self.requests.append((request.method, request.path))
+        current = self.get(res, namespace, name)
+        if current is None:
+            return _status(404, "NotFound", f"{res[2]} {name} not found")
+        if request.method == "GET":
+            return web.json_response(copy.deepcopy(current))
+        if request.method == "DELETE":
+            return await self._delete(res, namespace, current)
+        if request.method in ("PATCH", "PUT"):
+            body = await request.json()
+            if request.method == "PUT":
+                sent_rv = body.get("metadata", {}).get("resourceVersion")
+                if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+                    return _status(409, "Conflict", "the object has been modified")
+                updated = copy.deepcopy(body)
+                updated["status"] = current.get("status", {}) if RESOURCES[res][0] == "TradingSystem" else body.get("status")
+            else:
+                sent_rv = body.get("metadata", {}).get("resourceVersion") if isinstance(body, dict) else None
+                if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+                    return _status(409, "Conflict", "the object has been modified")
+                if isinstance(body, list):
+                    try:
+                        updated = json_patch(current, body)
+                    except PatchTestFailed:
+                        return _status(409, "Conflict", "the object has been modified (patch test failed)")
+                else:
+                    updated = merge_patch(current, body)
+                if RESOURCES[res][0] == "TradingSystem":
+                    updated["status"] = current.get("status", {})  # status only through /status
+            return await self._update(res, namespace, current, updated)
+        return _status(405, "MethodNotAllowed", request.method)
+
+    async def _status_item(self, request: web.Request) -> web.Response:
+        res = self._res(request)
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        current = self.get(res, namespace, name) if res else None
+        if current is None:
+            return _status(404, "NotFound", "not found")
+        if request.method == "GET":
+            return web.json_response(copy.deepcopy(current))
+        body = await request.json()
+        updated = copy.deepcopy(current)
+        updated["status"] = merge_patch(current.get("status", {}), body.get("status", {})) \
+            if request.method == "PATCH" else body.get("status", {})
+        updated["metadata"] = copy.deepcopy(current["metadata"])
+        obj = self._store(res, namespace, updated, "MODIFIED")  # type: ignore[arg-type]
+        await self._notify()
+        return web.json_response(obj)
+
+    async def _update(self, res: tuple[str, str, str], namespace: str, current: dict[str, Any],
+                      updated: dict[str, Any]) -> web.Response:
+        meta = updated["metadata"]
+        for fixed in ("uid", "creationTimestamp", "name", "namespace"):
+            if fixed in current["metadata"]:
+                meta[fixed] = current["metadata"][fixed]
+        meta["generation"] = current["metadata"].get("generation", 1)
+        if updated.get("spec") != current.get("spec"):
+            meta["generation"] += 1
+            if RESOURCES[res][0] == "TradingSystem":
+                error = self._validate(updated, current)
+                if error:
+                    return _status(422, "Invalid", error)
+        self._settle_deployment(updated)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            del self.objects[self._key(res, namespace, meta["name"])]
+            self.rv += 1
+            meta["resourceVersion"] = str(self.rv)
+            self.log.append((self.rv, res, "DELETED", copy.deepcopy(updated)))
+            self._collect_children(updated)
+            await self._notify()
+            return web.json_response(updated)
+        obj = self._store(res, namespace, updated, "MODIFIED")
+        await self._notify()
+        return web.json_response(obj)
+
+    async def _delete(self, res: tuple[str, str, str], namespace: str, current: dict[str, Any]) -> web.Response:
+        if current["metadata"].get("finalizers"):
+            updated = copy.deepcopy(current)
+            updated["metadata"].setdefault("deletionTimestamp", _now())
+            obj = self._store(res, namespace, updated, "MODIFIED")
+            await self._notify()
+            return web.json_response(obj)
+        del self.objects[self._key(res, namespace, current["metadata"]["name"])]
+        self.rv += 1
+        self.log.append((self.rv, res, "DELETED", copy.deepcopy(current)))
+        self._collect_children(current)
+        await self._notify()
+        return web.json_response({"kind": "Status", "status": "Success"})
+
+    def _collect_children(self, owner: dict[str, Any]) -> None:
+        """The garbage collector: objects whose owner reference points at a deleted owner go too."""
+        uid = owner["metadata"]["uid"]
+        for key, obj in list(self.objects.items()):
+            if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", [])):
+                del self.objects[key]
+                self.rv += 1
+                self.log.append((self.rv, key[:3], "DELETED", copy.deepcopy(obj)))
+
+    async def _watch(self, request: web.Request, res: tuple[str, str, str], namespace: str) -> web.StreamResponse:
+        since = int(request.query.get("resourceVersion") or 0)
+        timeout = float(request.query.get("timeoutSeconds") or 60)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        deadline = asyncio.get_running_loop().time() + timeout
+        position = since
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                for rv, r, event, obj in list(self.log):
+                    if rv <= position:
+                        continue
+                    position = rv
+                    if r == res and (not namespace or obj["metadata"].get("namespace", "") == namespace):
+                        await resp.write(json.dumps({"type": event, "object": obj}).encode() + b"\n")
+                async with self.changed:
+                    try:
+                        await asyncio.wait_for(self.changed.wait(), max(0.05, deadline - asyncio.get_running_loop().time()))
+                    except asyncio.TimeoutError:
+                        pass
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    # -- behaviour of the real thing ------------------------------------------------------------------
+    def _settle_deployment(self, obj: dict[str, Any]) -> None:
+        if obj.get("kind") != "Deployment":
+            return
+        replicas = obj.get("spec", {}).get("replicas", 1)
+        images = [c.get("image") for c in obj["spec"]["template"]["spec"]["containers"]]
+        ready = 0 if any(i in self.never_ready for i in images) else replicas
+        obj["status"] = {"observedGeneration": obj["metadata"].get("generation", 1), "replicas": replicas,
+                         "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready}
+
+    def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> str:
+        _apply_defaults(self.schema, obj)
+        errors = sorted(self.validator.iter_errors(obj), key=lambda e: list(e.path))
+        if errors:
+            e = errors[0]
+            return f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}"
+        env = celpy.Environment()
+        for rule in self.cel_rules:
+            if "oldSelf" in rule["rule"] and old is None:
+                continue
+            program = env.program(env.compile(rule["rule"]))
+            activation = {"self": celpy.json_to_cel(obj["spec"])}
+            if old is not None:
+                activation["oldSelf"] = celpy.json_to_cel(old["spec"])
+            if not bool(program.evaluate(activation)):
+                return f"spec: {rule['message']}"
+        return ""
+
+
+def _to_jsonschema(schema: Any) -> Any:
+    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys."""
+    if isinstance(schema, dict):
+        return {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+    if isinstance(schema, list):
+        return [_to_jsonschema(v) for v in schema]
+    return schema
+
+
+def _apply_defaults(schema: dict[str, Any], value: Any) -> None:
+    if not isinstance(value, dict) or schema.get("type") != "object":
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value:
+            if sub.get("type") == "object":
+                _apply_defaults(sub, value[key])
+            elif sub.get("type") == "array" and isinstance(value[key], list):
+                for item in value[key]:
+                    _apply_defaults(sub.get("items", {}), item)

@@ -1,0 +1,173 @@
+"""The chart, the plain manifests and the builders: lint, render, validate against Kubernetes schemas,
+the CRD schema and its CEL rules, and RBAC that matches what the operator really does."""
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from celeris.domain.modes import IllegalModeChange, Mode
+from celeris_operator import builders, rollout
+from tests.operator.apiserver import ApiServer
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+HELM = shutil.which("helm", path=str(BIN)) or shutil.which("helm")
+KUBECTL = shutil.which("kubectl", path=str(BIN)) or shutil.which("kubectl")
+K8S_VERSION = "1.32.0"
+ALL_FEATURES = ["--set", "redis.enabled=true,postgres.enabled=true,example.enabled=true,monitoring.prometheusRule=true"]
+needs_helm = pytest.mark.skipif(HELM is None, reason="helm not installed (scripts/install --system)")
+
+
+def docs(text):
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def validate_objects(objects):
+    validator = ApiServer()  # the same schema + CEL checks the emulated API applies
+    checked = 0
+    for obj in objects:
+        if obj["kind"] == "TradingSystem":
+            assert validator._validate(copy.deepcopy(obj), None) == "", obj["metadata"]["name"]
+        elif obj["kind"] in ("PrometheusRule", "CustomResourceDefinition"):
+            continue  # not in the Kubernetes schemas (the CRD is checked by the API emulator's use of it)
+        else:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        checked += 1
+    return checked
+
+
+@needs_helm
+@pytest.mark.parametrize("flags", [[], ALL_FEATURES])
+def test_chart_lints_and_renders_valid_objects(flags):
+    lint = subprocess.run([HELM, "lint", "--strict", str(ROOT / "charts/celeris"), *flags], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    rendered = subprocess.run([HELM, "template", "celeris", str(ROOT / "charts/celeris"), "--namespace",
+                               "celeris-system", "--include-crds", *flags], capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+    objects = docs(rendered.stdout)
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "Deployment", "ClusterRole", "ServiceAccount"} <= kinds
+    assert validate_objects(objects) >= 4
+
+
+@needs_helm
+def test_chart_values_schema_refuses_nonsense():
+    bad = subprocess.run([HELM, "template", "x", str(ROOT / "charts/celeris"), "--set", "operator.replicas=3"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "replicas" in bad.stderr
+
+
+def test_chart_crd_is_the_source_crd():
+    assert (ROOT / "charts/celeris/crds/tradingsystems.celeris.dev.yaml").read_text() == \
+        (ROOT / "k8s/crds/tradingsystems.celeris.dev.yaml").read_text()
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_kustomize_manifests_render_and_validate():
+    for path in ("k8s", "k8s/samples"):
+        out = subprocess.run([KUBECTL, "kustomize", str(ROOT / path)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert validate_objects(docs(out.stdout)) >= 1
+
+
+def rules_of(path: str) -> set[tuple[str, str, str]]:
+    for doc in docs((ROOT / path).read_text()):
+        if doc.get("kind") == "ClusterRole":
+            return {(g, r, v) for rule in doc["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                    for v in rule["verbs"]}
+    raise AssertionError("no ClusterRole")
+
+
+def test_rbac_is_exactly_what_the_operator_uses():
+    from tests.operator import test_operator  # noqa: F401 - the handlers register on import
+
+    used = {("celeris.dev", "tradingsystems", v) for v in ("get", "list", "watch", "patch")}
+    used |= {("celeris.dev", "tradingsystems/status", v) for v in ("get", "patch")}
+    used |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")}
+    used |= {("", "events", "create"), ("events.k8s.io", "events", "create")}
+    for group, resource in (("", "configmaps"), ("", "services"), ("apps", "deployments"),
+                            ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies")):
+        used |= {(group, resource, v) for v in ("get", "create", "patch")}  # celeris_operator.kube.apply
+    assert rules_of("k8s/rbac/rbac.yaml") == used
+    rendered = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris")], capture_output=True, text=True) \
+        if HELM else None
+    if rendered is not None:
+        role = next(d for d in docs(rendered.stdout) if d["kind"] == "ClusterRole")
+        assert {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                for v in rule["verbs"]} == used
+
+
+def body(**spec):
+    base = {"image": "celeris:1", "symbols": ["BTCUSDT"], "venue": {"kind": "binance-usdm", "restUrl": "https://x",
+                                                                    "wsUrl": "wss://x", "credentialsSecret": "api"}}
+    base.update(spec)
+    return {"apiVersion": "celeris.dev/v1alpha1", "kind": "TradingSystem",
+            "metadata": {"name": "t", "namespace": "ns", "uid": "u-1", "generation": 3}, "spec": base}
+
+
+def test_builders_distributed_and_colocated():
+    distributed = builders.build_all(body(), "observation")
+    deployments = [o for o in distributed if o["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments][:2] == ["t-marketdata", "t-execution"]  # data plane first
+    assert len(deployments) == 6
+    for obj in distributed:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    colocated = builders.build_all(body(topology="colocated"), "simulation")
+    hot = next(o for o in colocated if o["metadata"]["name"] == "t-hotpath" and o["kind"] == "Deployment")
+    names = [c["name"] for c in hot["spec"]["template"]["spec"]["containers"]]
+    assert names == ["marketdata", "strategy", "execution"]
+    ports = [c["ports"][0]["containerPort"] for c in hot["spec"]["template"]["spec"]["containers"]]
+    assert len(set(ports)) == 3
+    env = {e["name"]: e.get("value") for e in hot["spec"]["template"]["spec"]["containers"][1]["env"]}
+    assert env["CELERIS_EXECUTION_TARGET"].startswith("127.0.0.1:")  # same pod: loopback
+    assert env["CELERIS_MODE"] == "simulation"
+    for c in hot["spec"]["template"]["spec"]["containers"]:
+        assert c["resources"]["requests"] == c["resources"]["limits"]  # Guaranteed QoS, whole CPUs
+        assert c["resources"]["requests"]["cpu"] == "1"
+
+
+def test_credentials_only_by_secret_reference():
+    objects = builders.build_all(body(), "live")
+    configmap = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert "api" not in json.dumps(configmap["data"]).replace("CELERIS_VENUE_REST_URL", "")
+    execution = next(o for o in objects if o["metadata"]["name"] == "t-execution" and o["kind"] == "Deployment")
+    env = execution["spec"]["template"]["spec"]["containers"][0]["env"]
+    secret_env = [e for e in env if "valueFrom" in e]
+    assert {e["name"] for e in secret_env} == {"CELERIS_VENUE_API_KEY", "CELERIS_VENUE_API_SECRET"}
+    assert all(e["valueFrom"]["secretKeyRef"]["name"] == "api" for e in secret_env)
+    assert builders.placement(body(placement={"dedicatedNodes": False})["spec"], "execution") == {}
+
+
+SPEC = {"mode": "live", "rollout": {"stages": [{"mode": "observation", "minDuration": "1h"},
+                                               {"mode": "simulation", "minDuration": "30m"}, {"mode": "live"}]}}
+
+
+def facts(now=10_000.0, since=0.0, ready=True, mismatches=0, critical=0):
+    return rollout.Facts(now, since, {"execution": ready, "risk": True}, mismatches, critical)
+
+
+def test_rollout_gates_promotion_approval_and_demotion():
+    assert rollout.parse_duration("2h30m") == 9000
+    waiting = rollout.decide(SPEC, Mode.OBSERVATION, facts(now=100))
+    assert waiting.action == "stay" and "minDuration" in waiting.reason
+    assert rollout.decide(SPEC, Mode.OBSERVATION, facts()).action == "promote"
+    unapproved = rollout.decide(SPEC, Mode.SIMULATION, facts())
+    assert unapproved.action == "stay" and "approvedForLive" in unapproved.reason
+    approved = rollout.decide({**SPEC, "approvedForLive": True}, Mode.SIMULATION, facts())
+    assert approved.action == "promote" and approved.mode is Mode.LIVE
+    auto = rollout.decide({**SPEC, "rollout": {**SPEC["rollout"], "autoPromote": True}}, Mode.SIMULATION, facts())
+    assert auto.mode is Mode.LIVE
+    demoted = rollout.decide(SPEC, Mode.LIVE, facts(mismatches=1))
+    assert demoted.action == "demote" and demoted.mode is Mode.SIMULATION and "reconciliation" in demoted.reason
+    assert rollout.decide({**SPEC, "mode": "observation"}, Mode.LIVE, facts()).mode is Mode.OBSERVATION
+    assert rollout.decide(SPEC, Mode.OBSERVATION, facts(ready=False)).action == "stay"
+    with pytest.raises(IllegalModeChange):
+        from celeris.domain.modes import change_mode
+        change_mode(Mode.OBSERVATION, Mode.LIVE)

@@ -4,7 +4,7 @@ import sys
 
 import kopf
 
-from celeris_operator import handlers  # noqa: F401 - registers the handlers
+from celeris_operator import handlers  # noqa: F401 - importing registers the handlers
 
 
 def main() -> int:

@@ -3,10 +3,8 @@ the gRPC query API, and snapshots in real Redis and PostgreSQL."""
 
 import asyncio
 import json
-from fractions import Fraction
 
 import aiohttp
-import asyncpg
 import grpc
 import redis.asyncio as aioredis
 

@@ -3,7 +3,6 @@
 import json
 from fractions import Fraction
 
-import pytest
 
 from celeris.account.engine import AccountConfig, AccountMonitor, AlertThresholds, VenueAccount
 from celeris.domain.clock import TestClock

@@ -1,6 +1,5 @@
 """The terminal dashboard, driven by Textual's pilot against a running dashboard server."""
 
-import asyncio
 import time
 
 from textual.widgets import DataTable, Static

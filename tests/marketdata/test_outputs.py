@@ -5,8 +5,6 @@ import json
 import multiprocessing
 import uuid
 
-import asyncpg
-import pytest
 import redis.asyncio as aioredis
 
 from celeris.marketdata.outputs import PostgresOutput, RedisOutput, ShmRingOutput, orderbook_channel, trades_channel

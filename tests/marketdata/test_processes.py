@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-import pytest
 
 from celeris.api.v1 import marketdata_pb2, marketdata_pb2_grpc
 from tests.conftest import DATA

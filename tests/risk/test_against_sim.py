@@ -19,7 +19,7 @@ from celeris.risk.engine import DEFAULT_POLICIES, RiskConfig, RiskEngine
 from celeris.runtime import control, grpc_server
 from celeris.runtime.clock import SystemClock
 from celeris.storage import postgres
-from tests.execution.conftest import Harness, request, wait_for
+from tests.execution.conftest import Harness, request
 from tests.sim.conftest import API_KEY, live_venue  # noqa: F401
 
 CELERIS = str(Path(sys.executable).with_name("celeris"))

@@ -4,11 +4,11 @@ from fractions import Fraction
 
 import pytest
 
-from celeris.domain.clock import NS_PER_S, TestClock
+from celeris.domain.clock import TestClock
 from celeris.domain.positions import Position
-from celeris.domain.risk import Approved, Denied, Policy, PolicyKind, Scope
+from celeris.domain.risk import Approved, Denied, Policy, Scope
 from celeris.domain.values import MONEY_SCALE, Side
-from celeris.risk.engine import DEFAULT_POLICIES, MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskEngine
+from celeris.risk.engine import MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskEngine
 from celeris.risk.metrics import AccountSnapshot
 
 M = 10**MONEY_SCALE

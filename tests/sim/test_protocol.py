@@ -5,9 +5,8 @@ import json
 import time
 
 import aiohttp
-import pytest
 
-from celeris.domain.book import BookState, DepthEvent, OrderBook, SyncedBook, Verdict
+from celeris.domain.book import BookState, DepthEvent, OrderBook, SyncedBook
 from tests.sim.conftest import API_KEY, API_SECRET, signed_query
 
 HEADERS = {"X-MBX-APIKEY": API_KEY}

@@ -1,7 +1,6 @@
 """The strategy engine: isolation of faulty strategies, plugins and hot reload, modes, orders end to end."""
 
 import asyncio
-import sys
 import textwrap
 import time
 

@@ -1,10 +1,7 @@
 """The runtime's gRPC server over real sockets: health, Control, correlation ids, /metrics, drain."""
 
-import asyncio
 import io
 import json
-import logging
-import os
 import signal
 import subprocess
 import sys

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from fractions import Fraction
 from typing import Any, Iterator
 
 from pydantic import Field
 
+from celeris.runtime.service_cli import add_service_command, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -30,23 +29,8 @@ class AccountSettings(ServiceSettings):
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("account", help="account monitor: balances, positions, PnL, reconciliation, alerts")
-    actions = p.add_subparsers(dest="acct_action", metavar="ACTION")
-    run = actions.add_parser("run", help="run the service")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from celeris.runtime import grpc_server, logs
-    from celeris.runtime.settings import load_settings, parse_overrides
-
-    settings = load_settings(AccountSettings, parse_overrides(args.overrides))
-    logs.setup(settings.component, settings.log_level, settings.log_format)
-    grpc_server.install_uvloop()
-    asyncio.run(serve(settings))
-    return 0
+    add_service_command(sub, "account", "account monitor: balances, positions, PnL, reconciliation, alerts",
+                        AccountSettings, serve)
 
 
 def _fraction(value: float) -> Fraction:
@@ -82,7 +66,6 @@ async def serve(settings: AccountSettings) -> None:
     from celeris.account import servicer
     from celeris.account.engine import AccountConfig, AccountMonitor, AlertThresholds, GrpcHalter, RestVenueReader
     from celeris.account.persistence import AccountPersistence
-    from celeris.domain.instruments import Instrument
     from celeris.domain.modes import Mode
     from celeris.runtime import control, grpc_server, metrics
     from celeris.runtime.clock import SystemClock
@@ -94,9 +77,7 @@ async def serve(settings: AccountSettings) -> None:
     rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
                              api_secret=settings.venue_api_secret.get_secret_value())
     await rest.sync_clock()
-    info = await rest.exchange_info()
-    by_symbol = {s["symbol"]: s for s in info["symbols"]}
-    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+    instruments = await venue_instruments(rest, settings.symbols)
     halter = GrpcHalter(settings.risk_target, settings.execution_target) \
         if settings.risk_target or settings.execution_target else None
     monitor = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), halter, AccountConfig(

@@ -9,7 +9,6 @@ for health. Its actions go to the risk manager (emergency stop, re-enable) and t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from collections import deque
@@ -19,6 +18,7 @@ from pydantic import Field
 
 from celeris.dashboard.state import DashboardState
 from celeris.domain.values import format_units
+from celeris.runtime.service_cli import add_service_command
 from celeris.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -272,23 +272,8 @@ class GrpcActions:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("dashboard", help="dashboard server for the services topology (web + terminal clients)")
-    actions = p.add_subparsers(dest="dash_action", metavar="ACTION")
-    run = actions.add_parser("run", help="run the server")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from celeris.runtime import grpc_server, logs
-    from celeris.runtime.settings import load_settings, parse_overrides
-
-    settings = load_settings(DashboardSettings, parse_overrides(args.overrides))
-    logs.setup(settings.component, settings.log_level, settings.log_format)
-    grpc_server.install_uvloop()
-    asyncio.run(serve(settings))
-    return 0
+    add_service_command(sub, "dashboard", "dashboard server for the services topology (web + terminal clients)",
+                        DashboardSettings, serve)
 
 
 async def serve(settings: DashboardSettings) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from typing import Any
 
 from pydantic import Field
 
+from celeris.runtime.service_cli import add_service_command, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -30,29 +30,13 @@ class ExecutionSettings(ServiceSettings):
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("execution", help="execution service: validated, idempotent order entry")
-    actions = p.add_subparsers(dest="ex_action", metavar="ACTION")
-    run = actions.add_parser("run", help="run the service")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from celeris.runtime import grpc_server, logs
-    from celeris.runtime.settings import load_settings, parse_overrides
-
-    settings = load_settings(ExecutionSettings, parse_overrides(args.overrides))
-    logs.setup(settings.component, settings.log_level, settings.log_format)
-    grpc_server.install_uvloop()
-    asyncio.run(serve(settings))
-    return 0
+    add_service_command(sub, "execution", "execution service: validated, idempotent order entry",
+                        ExecutionSettings, serve)
 
 
 async def serve(settings: ExecutionSettings) -> None:
     from prometheus_client import Counter
 
-    from celeris.domain.instruments import Instrument
     from celeris.domain.modes import Mode
     from celeris.execution import servicer
     from celeris.execution.engine import ExecutionEngine
@@ -72,9 +56,7 @@ async def serve(settings: ExecutionSettings) -> None:
     rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
                              api_secret=settings.venue_api_secret.get_secret_value())
     await rest.sync_clock()
-    info = await rest.exchange_info()
-    by_symbol = {s["symbol"]: s for s in info["symbols"]}
-    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+    instruments = await venue_instruments(rest, settings.symbols)
     redis_client = pool = None
     hot: Any = MemoryHotState()
     journal: Any = MemoryJournal()

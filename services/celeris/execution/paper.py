@@ -125,7 +125,6 @@ class PaperVenue:
             on_write(time.time_ns())  # the paper venue's "socket": the order is out of our hands here
         if self.latency_s:
             await self._sleep(self.latency_s)
-        ins = self.instruments[order.symbol]
         if order.order_type not in (OrderType.LIMIT, OrderType.MARKET):
             raise errors.OrderRejected(-4120, f"paper venue: {order.order_type.value} orders need the live venue")
         if any(r.order.client_order_id == order.client_order_id and r.status in ("NEW", "PARTIALLY_FILLED")

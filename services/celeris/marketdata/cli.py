@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
+from celeris.runtime.service_cli import add_service_command
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -34,16 +34,12 @@ class MarketDataSettings(ServiceSettings):
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("marketdata", help="market data service: synchronized books, trades, mark prices")
-    actions = p.add_subparsers(dest="md_action", metavar="ACTION")
-    run = actions.add_parser("run", help="run the service (gRPC, /metrics, /health)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.set_defaults(func=cmd_run)
-    verify = actions.add_parser("verify-capture", help="replay a capture through the sync code; print JSON")
+    parser = add_service_command(sub, "marketdata", "market data service: synchronized books, trades, mark prices",
+                                 MarketDataSettings, serve)
+    verify = parser.actions.add_parser("verify-capture", help="replay a capture through the sync code; print JSON")
     verify.add_argument("file", type=Path)
     verify.add_argument("--symbol", default="BTCUSDT")
     verify.set_defaults(func=cmd_verify)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -55,17 +51,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = verify_capture(args.file, args.symbol)
     print(json.dumps(result))
     return 0 if result["ok"] else 1
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from celeris.runtime import grpc_server, logs
-    from celeris.runtime.settings import load_settings, parse_overrides
-
-    settings = load_settings(MarketDataSettings, parse_overrides(args.overrides))
-    logs.setup(settings.component, settings.log_level, settings.log_format)
-    grpc_server.install_uvloop()
-    asyncio.run(serve(settings))
-    return 0
 
 
 async def serve(settings: MarketDataSettings) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
+from celeris.runtime.service_cli import add_service_command, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -24,12 +25,7 @@ class RiskSettings(ServiceSettings):
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("risk", help="risk manager: pre-trade checks, policies, the emergency stop")
-    actions = p.add_subparsers(dest="risk_action", metavar="ACTION")
-    run = actions.add_parser("run", help="run the service")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+    add_service_command(sub, "risk", "risk manager: pre-trade checks, policies, the emergency stop", RiskSettings, serve)
 
     halt = sub.add_parser("halt", help="EMERGENCY STOP: cancel everything, flatten, disable trading")
     halt.add_argument("--target", default="127.0.0.1:50054", help="the risk manager's gRPC host:port")
@@ -77,19 +73,7 @@ def _call(target: str, method: str, request: Any) -> int:
     return asyncio.run(go())
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from celeris.runtime import grpc_server, logs
-    from celeris.runtime.settings import load_settings, parse_overrides
-
-    settings = load_settings(RiskSettings, parse_overrides(args.overrides))
-    logs.setup(settings.component, settings.log_level, settings.log_format)
-    grpc_server.install_uvloop()
-    asyncio.run(serve(settings))
-    return 0
-
-
 async def serve(settings: RiskSettings) -> None:
-    from celeris.domain.instruments import Instrument
     from celeris.domain.modes import Mode
     from celeris.risk import adapters, servicer
     from celeris.risk.engine import (DEFAULT_POLICIES, MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskConfig,
@@ -103,9 +87,7 @@ async def serve(settings: RiskSettings) -> None:
     rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
                              api_secret=settings.venue_api_secret.get_secret_value())
     await rest.sync_clock()
-    info = await rest.exchange_info()
-    by_symbol = {s["symbol"]: s for s in info["symbols"]}
-    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+    instruments = await venue_instruments(rest, settings.symbols)
     redis_client = pool = None
     flag: Any = MemoryFlag()
     policies: Any = MemoryPolicyStore()

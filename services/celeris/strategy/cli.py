@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from celeris.runtime.service_cli import add_service_command, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -37,12 +37,7 @@ class StrategySettings(ServiceSettings):
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("strategy", help="strategy engine: strategies -> signals -> orders")
-    actions = p.add_subparsers(dest="st_action", metavar="ACTION")
-    run = actions.add_parser("run", help="run the service")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    run.set_defaults(func=cmd_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+    add_service_command(sub, "strategy", "strategy engine: strategies -> signals -> orders", StrategySettings, serve)
 
 
 def parse_strategies(text: str) -> list[Any]:
@@ -56,19 +51,7 @@ def parse_strategies(text: str) -> list[Any]:
     return out
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from celeris.runtime import grpc_server, logs
-    from celeris.runtime.settings import load_settings, parse_overrides
-
-    settings = load_settings(StrategySettings, parse_overrides(args.overrides))
-    logs.setup(settings.component, settings.log_level, settings.log_format)
-    grpc_server.install_uvloop()
-    asyncio.run(serve(settings))
-    return 0
-
-
 async def serve(settings: StrategySettings) -> None:
-    from celeris.domain.instruments import Instrument
     from celeris.domain.modes import Mode
     from celeris.execution.client import ExecutionClient
     from celeris.marketdata.client import MarketDataClient
@@ -86,9 +69,7 @@ async def serve(settings: StrategySettings) -> None:
     registry = metrics.new_registry()
     bus = InProcessBus()
     async with BinanceRestClient(settings.venue_rest_url, clock) as rest:
-        info = await rest.exchange_info()
-    by_symbol = {s["symbol"]: s for s in info["symbols"]}
-    instruments = {s: Instrument.from_exchange_info(by_symbol[s]) for s in settings.symbols}
+        instruments = await venue_instruments(rest, settings.symbols)
     gateway = ExecutionClient(settings.execution_target, instruments)
     money = 10**8
     engine = StrategyEngine(

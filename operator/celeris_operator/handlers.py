@@ -81,6 +81,23 @@ async def set_mode_everywhere(body: Any, mode: rollout.Mode, reason: str) -> dic
     return applied
 
 
+async def configure_everywhere(body: Any, generation: int) -> dict[str, Any]:
+    """Push strategy parameters and risk limits to the running components; returns what each applied."""
+    from celeris.api.v1 import control_pb2
+
+    spec = body["spec"]
+    settings = json.dumps({"strategies": list(spec.get("strategies") or []), "risk": dict(spec.get("risk") or {})})
+    applied: dict[str, Any] = {}
+    for component, target in targets(body).items():
+        try:
+            status = await _control(target, "Configure", control_pb2.ConfigureRequest(
+                generation=generation, settings_json=settings, requested_by="celeris-operator"))
+            applied[component] = status.config_generation
+        except Exception as exc:
+            applied[component] = f"failed: {type(exc).__name__}"
+    return applied
+
+
 async def halt_everywhere(body: Any, halt: bool, reason: str) -> None:
     from celeris.api.v1 import control_pb2
 
@@ -112,16 +129,23 @@ async def reconcile(body: Any, spec: Any, status: Any, meta: Any, patch: Any, **
     objects = builders.build_all(dict(body), current.value, images)
     await asyncio.to_thread(kube.apply_all, objects)
     patch.status["observedGeneration"] = meta.get("generation")
-    patch.status.setdefault("mode", current.value)
+    # mode, stage and history belong to the rollout timer: writing them here from a stale read would
+    # undo a promotion that landed while this handler ran.
+    if not (status or {}).get("mode"):
+        patch.status["mode"] = current.value
     patch.status["components"] = {g: {"deployment": f"{meta['name']}-{g}", "image": images[g]}
                                   for g in builders.pod_groups(dict(spec))}
+    # The configuration reaches running components without a restart; each records the generation.
+    applied = await configure_everywhere(body, int(meta.get("generation") or 0))
+    patch.status["appliedGeneration"] = applied
     halted = bool(spec.get("halted"))
     if halted != bool((status or {}).get("halted")):
         await halt_everywhere(body, halted, "spec.halted" if halted else "spec.halted cleared")
         kopf.info(body, reason="Halted" if halted else "Resumed",
                   message="trading halted (spec.halted)" if halted else "trading resumed")
     patch.status["halted"] = halted
-    patch.status["phase"] = "Halted" if halted else ((status or {}).get("phase") or "Progressing")
+    if halted or not (status or {}).get("phase") or (status or {}).get("phase") == "Halted":
+        patch.status["phase"] = "Halted" if halted else "Progressing"
     conditions = [condition("Reconciled", True, "Applied", f"{len(objects)} objects applied for generation "
                                                            f"{meta.get('generation')}"),
                   condition("Halted", halted, "SpecHalted" if halted else "Running", "spec.halted" if halted else "")]

@@ -63,6 +63,9 @@ class SyncControl(control_pb2_grpc.ControlServicer):
         asyncio.run(self.ctl.resume(request.requested_by or "?", request.reason))
         return self.ctl.status(request.request_id)
 
+    def Configure(self, request, context):
+        return self._run("Configure", request, context)
+
     def Drain(self, request, context):
         asyncio.run(self.ctl.drain())
         return self.ctl.status(request.request_id)
@@ -202,6 +205,15 @@ def test_lifecycle_through_the_operator(cluster, operator):
     wait_until(lambda: cluster.get("btc-perp").get("status", {}).get("phase") == "Running", what="Running")
     ts = cluster.get("btc-perp")
     assert ts["status"]["observedGeneration"] == 1 and ts["status"]["mode"] == "observation"
+
+    # Changed strategy parameters reach the running components without a restart.
+    assert all(c.config_generation == 1 for c in cluster.controls.values())
+    cluster.patch_spec("btc-perp", {"strategies": [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT",
+                                                    "orderSize": "0.002", "params": {"lookback": 20}}]})
+    wait_until(lambda: all(c.config_generation == 2 for c in cluster.controls.values()), what="configuration")
+    assert cluster.controls["strategy"].config["strategies"][0]["params"] == {"lookback": 20}
+    wait_until(lambda: set(cluster.get("btc-perp")["status"].get("appliedGeneration", {}).values()) == {2},
+               what="applied generation in status")
 
     # Promotion through the gates, one stage at a time; live needs an approval.
     cluster.patch_spec("btc-perp", {"mode": "live"})

@@ -193,3 +193,17 @@ async def test_observation_mode_sends_nothing(btcusdt):
     engine.on_book(BookUpdate("BTCUSDT", 2, BookState.STALE, False, [], [], 2, 0, 0))
     engine.decide("BTCUSDT")
     assert len(published) == 2  # no decisions on a stale book
+
+
+def test_reconfigure_without_restart(btcusdt):
+    engine = StrategyEngine([StrategyConfig("mom", "momentum", "BTCUSDT", "0.001", {"lookback": 10})],
+                            {"BTCUSDT": btcusdt}, TestClock(), NullGateway(), lambda t, m: None)
+    assert engine.reconfigure([StrategyConfig("mom", "momentum", "BTCUSDT", "0.001", {"lookback": 10})]) == []
+    changed = engine.reconfigure([StrategyConfig("mom", "momentum", "BTCUSDT", "0.002", {"lookback": 30}),
+                                  StrategyConfig("mm", "market_making", "BTCUSDT", "0.001")])
+    assert set(changed) == {"mom", "mm"}
+    assert engine.runners["mom"].strategy.get_state()["lookback"] == 30
+    assert engine.reconfigure([StrategyConfig("mm", "market_making", "BTCUSDT", "0.001")]) == ["mom"]
+    assert not engine.runners["mom"].enabled
+    with pytest.raises(ValueError):
+        engine.reconfigure([StrategyConfig("mm", "market_making", "BTCUSDT", "0.0005")])

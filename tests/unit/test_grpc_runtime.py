@@ -132,3 +132,21 @@ def test_sigterm_drains_and_stops_cleanly():
     assert proc.returncode == 0, err
     assert "drained" in out
     assert '"msg": "stopped"' in err
+
+
+async def test_configure_applies_in_order_and_refuses_old_generations(running):
+    ctl, _, channel = running
+    seen = []
+
+    async def hook(config):
+        seen.append(config)
+
+    ctl.on_configure.append(hook)
+    stub = control_pb2_grpc.ControlStub(channel)
+    reply = await stub.Configure(control_pb2.ConfigureRequest(generation=3, settings_json='{"risk": {"maxLeverage": 5}}'))
+    assert reply.config_generation == 3 and seen == [{"risk": {"maxLeverage": 5}}]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Configure(control_pb2.ConfigureRequest(generation=2, settings_json="{}"))
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.Configure(control_pb2.ConfigureRequest(generation=4, settings_json="not json"))

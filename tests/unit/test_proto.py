@@ -54,4 +54,4 @@ def test_every_component_has_a_service_and_control_is_shared():
     assert names >= {"MarketData", "Execution", "StrategyEngine", "RiskManager", "AccountMonitor",
                      "DashboardState", "Control"}
     control = control_pb2.DESCRIPTOR.services_by_name["Control"]
-    assert {m.name for m in control.methods} == {"GetStatus", "SetMode", "Halt", "Resume", "Drain"}
+    assert {m.name for m in control.methods} == {"GetStatus", "SetMode", "Halt", "Resume", "Drain", "Configure"}

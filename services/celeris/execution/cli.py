@@ -133,6 +133,15 @@ async def serve(settings: ExecutionSettings) -> None:
     async def on_drain() -> None:
         engine.draining = True
 
+    async def on_configure(config: dict[str, Any]) -> None:
+        risk = config.get("risk", {})
+        if "maxOrdersPerSecond" in risk:
+            engine.rate.limit = int(risk["maxOrdersPerSecond"])
+            engine.config.limits.max_orders_per_second = int(risk["maxOrdersPerSecond"])
+        if "maxLeverage" in risk:
+            engine.config.limits.leverage = int(risk["maxLeverage"])
+
+    ctl.on_configure.append(on_configure)
     ctl.on_mode.append(on_mode)
     ctl.on_halt.append(on_halt)
     ctl.on_resume.append(on_resume)

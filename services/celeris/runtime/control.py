@@ -7,9 +7,10 @@ change, and `ControlServicer`, the gRPC shell that only translates.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import grpc
 
@@ -46,6 +47,10 @@ class ComponentControl:
     """Called with who resumed (recorded by the component)."""
     on_drain: list[Hook] = field(default_factory=list)
     details: Callable[[], dict[str, str]] = field(default=lambda: {})
+    config_generation: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    on_configure: list[Callable[[dict[str, Any]], Awaitable[None]]] = field(default_factory=list)
+    """Called with the new configuration; a hook that raises refuses it (the generation stays)."""
 
     def __post_init__(self) -> None:
         if not self.started_at_ns:
@@ -76,6 +81,14 @@ class ComponentControl:
         for hook in self.on_resume:
             await hook(requested_by)
 
+    async def configure(self, generation: int, settings: dict[str, Any], requested_by: str = "") -> None:
+        if generation < self.config_generation:
+            raise ValueError(f"generation {generation} is older than the applied {self.config_generation}")
+        for hook in self.on_configure:
+            await hook(settings)
+        self.config, self.config_generation = settings, generation
+        self._record("configure", f"generation {generation} by {requested_by or '?'}")
+
     async def drain(self) -> None:
         self.draining = True
         self.ready = False
@@ -92,7 +105,7 @@ class ComponentControl:
             request_id=request_id, component=self.component, version=__version__,
             mode=MODE_TO_PB[self.mode], halted=self.halted, halt_reason=self.halt_reason,
             draining=self.draining, ready=self.ready, started_at_ns=self.started_at_ns,
-            ts_ns=self.clock.now_ns(), details=self.details(),
+            ts_ns=self.clock.now_ns(), details=self.details(), config_generation=self.config_generation,
         )
 
 
@@ -121,6 +134,14 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             await self._control.resume(request.requested_by, request.reason)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return self._control.status(request.request_id)
+
+    async def Configure(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            settings = json.loads(request.settings_json or "{}")
+            await self._control.configure(request.generation, settings, request.requested_by)
+        except (ValueError, KeyError, TypeError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"configuration refused: {exc}")
         return self._control.status(request.request_id)
 
     async def Drain(self, request, context):  # type: ignore[no-untyped-def]

@@ -101,9 +101,22 @@ async def serve(settings: StrategySettings) -> None:
     async def on_resume(requested_by: str) -> None:
         engine.halted = False
 
+    async def on_configure(config: dict[str, Any]) -> None:
+        if "strategies" in config:
+            engine.reconfigure(parse_strategies(json.dumps([
+                {"name": s["name"], "type": s["type"], "symbol": s["symbol"],
+                 "order_size": s.get("orderSize", s.get("order_size")), "params": s.get("params", {}),
+                 "enabled": s.get("enabled", True)} for s in config["strategies"]])))
+        risk = config.get("risk", {})
+        if "maxPositionUsdt" in risk:
+            import dataclasses
+
+            engine.limits = dataclasses.replace(engine.limits, max_position_usdt=int(float(risk["maxPositionUsdt"])) * money)
+
     ctl.on_mode.append(on_mode)
     ctl.on_halt.append(on_halt)
     ctl.on_resume.append(on_resume)
+    ctl.on_configure.append(on_configure)
     bound = grpc_server.create_server([servicer.registrar(engine, bus), control.registrar(ctl)],
                                       settings.grpc_host, settings.grpc_port)
     runner, _ = await metrics.start_metrics_server(

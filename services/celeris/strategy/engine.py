@@ -164,6 +164,30 @@ class StrategyEngine:
         log.info("strategy %s reloaded (%s)", name, "state handed over" if callable(restore) else "state reset")
         return runner
 
+    def reconfigure(self, configs: list[StrategyConfig]) -> list[str]:
+        """Apply changed parameters, sizes or enablement of configured strategies (no restart); returns
+        the names that changed. New names are added; a strategy missing from `configs` is disabled."""
+        changed = []
+        wanted = {c.name: c for c in configs}
+        for name, config in wanted.items():
+            runner = self.runners.get(name)
+            if runner is None:
+                self.add(config)
+                changed.append(name)
+                continue
+            if config == runner.config:
+                continue
+            self.instruments[config.symbol].qty(config.order_size)  # refuse an off-step size before changing
+            runner.config = config
+            self.reload(name)
+            runner.enabled = config.enabled
+            changed.append(name)
+        for name, runner in self.runners.items():
+            if name not in wanted and runner.enabled:
+                self.disable(name, "removed from the configuration")
+                changed.append(name)
+        return changed
+
     def reload_changed(self) -> list[str]:
         """Reload every strategy whose plugin file changed on disk (hot reload)."""
         reloaded = []

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from celeris.api.v1 import common_pb2 as celeris_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x65leris/v1/control.proto\x12\nceleris.v1\x1a\x17\x63\x65leris/v1/common.proto\"&\n\x10GetStatusRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"j\n\x0eSetModeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1e\n\x04mode\x18\x02 \x01(\x0e\x32\x10.celeris.v1.Mode\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"b\n\x0bHaltRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12\x19\n\x11\x66latten_positions\x18\x04 \x01(\x08\"I\n\rResumeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"6\n\x0c\x44rainRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"\xc0\x02\n\x0f\x43omponentStatus\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1e\n\x04mode\x18\x04 \x01(\x0e\x32\x10.celeris.v1.Mode\x12\x0e\n\x06halted\x18\x05 \x01(\x08\x12\x13\n\x0bhalt_reason\x18\x06 \x01(\t\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\r\n\x05ready\x18\x08 \x01(\x08\x12\x15\n\rstarted_at_ns\x18\t \x01(\x03\x12\r\n\x05ts_ns\x18\n \x01(\x03\x12\x39\n\x07\x64\x65tails\x18\x0b \x03(\x0b\x32(.celeris.v1.ComponentStatus.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xd5\x02\n\x07\x43ontrol\x12\x46\n\tGetStatus\x12\x1c.celeris.v1.GetStatusRequest\x1a\x1b.celeris.v1.ComponentStatus\x12\x42\n\x07SetMode\x12\x1a.celeris.v1.SetModeRequest\x1a\x1b.celeris.v1.ComponentStatus\x12<\n\x04Halt\x12\x17.celeris.v1.HaltRequest\x1a\x1b.celeris.v1.ComponentStatus\x12@\n\x06Resume\x12\x19.celeris.v1.ResumeRequest\x1a\x1b.celeris.v1.ComponentStatus\x12>\n\x05\x44rain\x12\x18.celeris.v1.DrainRequest\x1a\x1b.celeris.v1.ComponentStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x65leris/v1/control.proto\x12\nceleris.v1\x1a\x17\x63\x65leris/v1/common.proto\"g\n\x10\x43onfigureRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x15\n\rsettings_json\x18\x03 \x01(\t\x12\x14\n\x0crequested_by\x18\x04 \x01(\t\"&\n\x10GetStatusRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"j\n\x0eSetModeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1e\n\x04mode\x18\x02 \x01(\x0e\x32\x10.celeris.v1.Mode\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"b\n\x0bHaltRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12\x19\n\x11\x66latten_positions\x18\x04 \x01(\x08\"I\n\rResumeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"6\n\x0c\x44rainRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"\xdb\x02\n\x0f\x43omponentStatus\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1e\n\x04mode\x18\x04 \x01(\x0e\x32\x10.celeris.v1.Mode\x12\x0e\n\x06halted\x18\x05 \x01(\x08\x12\x13\n\x0bhalt_reason\x18\x06 \x01(\t\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\r\n\x05ready\x18\x08 \x01(\x08\x12\x15\n\rstarted_at_ns\x18\t \x01(\x03\x12\r\n\x05ts_ns\x18\n \x01(\x03\x12\x39\n\x07\x64\x65tails\x18\x0b \x03(\x0b\x32(.celeris.v1.ComponentStatus.DetailsEntry\x12\x19\n\x11\x63onfig_generation\x18\x0c \x01(\x03\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x9d\x03\n\x07\x43ontrol\x12\x46\n\tGetStatus\x12\x1c.celeris.v1.GetStatusRequest\x1a\x1b.celeris.v1.ComponentStatus\x12\x42\n\x07SetMode\x12\x1a.celeris.v1.SetModeRequest\x1a\x1b.celeris.v1.ComponentStatus\x12<\n\x04Halt\x12\x17.celeris.v1.HaltRequest\x1a\x1b.celeris.v1.ComponentStatus\x12@\n\x06Resume\x12\x19.celeris.v1.ResumeRequest\x1a\x1b.celeris.v1.ComponentStatus\x12>\n\x05\x44rain\x12\x18.celeris.v1.DrainRequest\x1a\x1b.celeris.v1.ComponentStatus\x12\x46\n\tConfigure\x12\x1c.celeris.v1.ConfigureRequest\x1a\x1b.celeris.v1.ComponentStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMPONENTSTATUS_DETAILSENTRY']._loaded_options = None
   _globals['_COMPONENTSTATUS_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_GETSTATUSREQUEST']._serialized_start=65
-  _globals['_GETSTATUSREQUEST']._serialized_end=103
-  _globals['_SETMODEREQUEST']._serialized_start=105
-  _globals['_SETMODEREQUEST']._serialized_end=211
-  _globals['_HALTREQUEST']._serialized_start=213
-  _globals['_HALTREQUEST']._serialized_end=311
-  _globals['_RESUMEREQUEST']._serialized_start=313
-  _globals['_RESUMEREQUEST']._serialized_end=386
-  _globals['_DRAINREQUEST']._serialized_start=388
-  _globals['_DRAINREQUEST']._serialized_end=442
-  _globals['_COMPONENTSTATUS']._serialized_start=445
-  _globals['_COMPONENTSTATUS']._serialized_end=765
-  _globals['_COMPONENTSTATUS_DETAILSENTRY']._serialized_start=719
-  _globals['_COMPONENTSTATUS_DETAILSENTRY']._serialized_end=765
-  _globals['_CONTROL']._serialized_start=768
-  _globals['_CONTROL']._serialized_end=1109
+  _globals['_CONFIGUREREQUEST']._serialized_start=65
+  _globals['_CONFIGUREREQUEST']._serialized_end=168
+  _globals['_GETSTATUSREQUEST']._serialized_start=170
+  _globals['_GETSTATUSREQUEST']._serialized_end=208
+  _globals['_SETMODEREQUEST']._serialized_start=210
+  _globals['_SETMODEREQUEST']._serialized_end=316
+  _globals['_HALTREQUEST']._serialized_start=318
+  _globals['_HALTREQUEST']._serialized_end=416
+  _globals['_RESUMEREQUEST']._serialized_start=418
+  _globals['_RESUMEREQUEST']._serialized_end=491
+  _globals['_DRAINREQUEST']._serialized_start=493
+  _globals['_DRAINREQUEST']._serialized_end=547
+  _globals['_COMPONENTSTATUS']._serialized_start=550
+  _globals['_COMPONENTSTATUS']._serialized_end=897
+  _globals['_COMPONENTSTATUS_DETAILSENTRY']._serialized_start=851
+  _globals['_COMPONENTSTATUS_DETAILSENTRY']._serialized_end=897
+  _globals['_CONTROL']._serialized_start=900
+  _globals['_CONTROL']._serialized_end=1313
 # @@protoc_insertion_point(module_scope)

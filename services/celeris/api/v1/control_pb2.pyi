@@ -21,6 +21,36 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ConfigureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SETTINGS_JSON_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    generation: _builtins.int
+    """the TradingSystem's metadata.generation this configuration comes from"""
+    settings_json: _builtins.str
+    """{"strategies": [...], "risk": {...}}: the component takes what concerns it"""
+    requested_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        generation: _builtins.int = ...,
+        settings_json: _builtins.str = ...,
+        requested_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "request_id", b"request_id", "requested_by", b"requested_by", "settings_json", b"settings_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureRequest: _TypeAlias = ConfigureRequest  # noqa: Y015
+
+@_typing.final
 class GetStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -178,6 +208,7 @@ class ComponentStatus(_message.Message):
     STARTED_AT_NS_FIELD_NUMBER: _builtins.int
     TS_NS_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    CONFIG_GENERATION_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     component: _builtins.str
     """"marketdata", "execution", ..."""
@@ -189,6 +220,8 @@ class ComponentStatus(_message.Message):
     ready: _builtins.bool
     started_at_ns: _builtins.int
     ts_ns: _builtins.int
+    config_generation: _builtins.int
+    """generation of the last configuration applied"""
     @_builtins.property
     def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """component-specific facts (counts, states), for people"""
@@ -207,10 +240,11 @@ class ComponentStatus(_message.Message):
         started_at_ns: _builtins.int = ...,
         ts_ns: _builtins.int = ...,
         details: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        config_generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "details", b"details", "draining", b"draining", "halt_reason", b"halt_reason", "halted", b"halted", "mode", b"mode", "ready", b"ready", "request_id", b"request_id", "started_at_ns", b"started_at_ns", "ts_ns", b"ts_ns", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "config_generation", b"config_generation", "details", b"details", "draining", b"draining", "halt_reason", b"halt_reason", "halted", b"halted", "mode", b"mode", "ready", b"ready", "request_id", b"request_id", "started_at_ns", b"started_at_ns", "ts_ns", b"ts_ns", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -60,6 +60,11 @@ class ControlStub:
                 request_serializer=celeris_dot_v1_dot_control__pb2.DrainRequest.SerializeToString,
                 response_deserializer=celeris_dot_v1_dot_control__pb2.ComponentStatus.FromString,
                 _registered_method=True)
+        self.Configure = channel.unary_unary(
+                '/celeris.v1.Control/Configure',
+                request_serializer=celeris_dot_v1_dot_control__pb2.ConfigureRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_control__pb2.ComponentStatus.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -98,6 +103,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Configure(self, request, context):
+        """Apply changed configuration (strategy parameters, risk limits) without a restart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +136,11 @@ def add_ControlServicer_to_server(servicer, server):
             'Drain': grpc.unary_unary_rpc_method_handler(
                     servicer.Drain,
                     request_deserializer=celeris_dot_v1_dot_control__pb2.DrainRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_control__pb2.ComponentStatus.SerializeToString,
+            ),
+            'Configure': grpc.unary_unary_rpc_method_handler(
+                    servicer.Configure,
+                    request_deserializer=celeris_dot_v1_dot_control__pb2.ConfigureRequest.FromString,
                     response_serializer=celeris_dot_v1_dot_control__pb2.ComponentStatus.SerializeToString,
             ),
     }
@@ -261,6 +278,33 @@ class Control:
             target,
             '/celeris.v1.Control/Drain',
             celeris_dot_v1_dot_control__pb2.DrainRequest.SerializeToString,
+            celeris_dot_v1_dot_control__pb2.ComponentStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Configure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Control/Configure',
+            celeris_dot_v1_dot_control__pb2.ConfigureRequest.SerializeToString,
             celeris_dot_v1_dot_control__pb2.ComponentStatus.FromString,
             options,
             channel_credentials,

@@ -40,6 +40,8 @@ class ControlStub:
     Resume: _grpc.UnaryUnaryMultiCallable[_control_pb2.ResumeRequest, _control_pb2.ComponentStatus]
     Drain: _grpc.UnaryUnaryMultiCallable[_control_pb2.DrainRequest, _control_pb2.ComponentStatus]
     """Stop taking new work and finish what is in flight (before a rollout or shutdown)."""
+    Configure: _grpc.UnaryUnaryMultiCallable[_control_pb2.ConfigureRequest, _control_pb2.ComponentStatus]
+    """Apply changed configuration (strategy parameters, risk limits) without a restart."""
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -52,6 +54,8 @@ class ControlAsyncStub(ControlStub):
     Resume: _aio.UnaryUnaryMultiCallable[_control_pb2.ResumeRequest, _control_pb2.ComponentStatus]  # type: ignore[assignment]
     Drain: _aio.UnaryUnaryMultiCallable[_control_pb2.DrainRequest, _control_pb2.ComponentStatus]  # type: ignore[assignment]
     """Stop taking new work and finish what is in flight (before a rollout or shutdown)."""
+    Configure: _aio.UnaryUnaryMultiCallable[_control_pb2.ConfigureRequest, _control_pb2.ComponentStatus]  # type: ignore[assignment]
+    """Apply changed configuration (strategy parameters, risk limits) without a restart."""
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -91,5 +95,13 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ComponentStatus, _abc.Awaitable[_control_pb2.ComponentStatus]]:
         """Stop taking new work and finish what is in flight (before a rollout or shutdown)."""
+
+    @_abc_1.abstractmethod
+    def Configure(
+        self,
+        request: _control_pb2.ConfigureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_control_pb2.ComponentStatus, _abc.Awaitable[_control_pb2.ComponentStatus]]:
+        """Apply changed configuration (strategy parameters, risk limits) without a restart."""
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -95,7 +95,7 @@ class Cluster:
         from aiohttp import web
 
         self.api = ApiServer()
-        runner = web.AppRunner(self.api.app(), access_log=None)
+        self.runner = runner = web.AppRunner(self.api.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -109,6 +109,21 @@ class Cluster:
             self.servers.append(server)
             self.controls[name] = ctl
             self.targets[name] = f"127.0.0.1:{port}"
+
+    def close(self) -> None:
+        """Close open watches on the API server's own loop, then stop it (no coroutine outlives its loop)."""
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(10)
+        for server in self.servers:
+            server.stop(None)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
     def call(self, method: str, path: str, body: dict | None = None, content_type: str = "application/json"):
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
@@ -151,17 +166,21 @@ def trading_system(cluster, name="btc-perp", **spec):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     c = Cluster()
-    kubeconfig = tmp_path_factory.mktemp("kube") / "config"
+    # One path for the session, rewritten per emulated cluster: the kubernetes client reads $KUBECONFIG
+    # once, at import, and kopf logs in through it.
+    kubeconfig = tmp_path_factory.getbasetemp() / "kubeconfig"
     kubeconfig.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
         "clusters": [{"name": "emulated", "cluster": {"server": f"http://127.0.0.1:{c.port}"}}],
         "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "test", "namespace": "trading"}}],
         "users": [{"name": "test", "user": {"token": "test-token"}}]}))
     os.environ["KUBECONFIG"] = str(kubeconfig)
+    import kubernetes.config.kube_config
+    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kubeconfig)
     from celeris_operator import kube
     kube.api_client.cache_clear()
     yield c
-    c.loop.call_soon_threadsafe(c.loop.stop)
+    c.close()
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +210,8 @@ def test_lifecycle_through_the_operator(cluster, operator):
     status, created = cluster.call("POST", BASE, trading_system(cluster))
     assert status == 201
     api = cluster.api
-    wait_until(lambda: len(api.by_kind("Deployment")) == 6, what="deployments")
+    wait_until(lambda: len(api.by_kind("Deployment")) == 6 and len(api.by_kind("PodDisruptionBudget")) == 6,
+               what="deployments and disruption budgets")
     deployments = api.by_kind("Deployment")
     assert all(d["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"] for d in deployments)
     hot = next(d for d in deployments if d["metadata"]["name"] == "btc-perp-execution")

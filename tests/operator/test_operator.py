@@ -14,18 +14,18 @@ import urllib.request
 
 import pytest
 
-os.environ["CELERIS_OPERATOR_INTERVAL_S"] = "0.5"
-os.environ["CELERIS_OPERATOR_IMAGE_TIMEOUT_S"] = "2"
+from concurrent import futures
 
-from concurrent import futures  # noqa: E402
+import grpc
 
-import grpc  # noqa: E402
+from celeris.api.v1 import control_pb2_grpc
+from celeris.domain.clock import TestClock
+from celeris.domain.modes import IllegalModeChange, Mode
+from celeris.runtime import control
+from tests.operator.apiserver import ApiServer
 
-from celeris.api.v1 import control_pb2_grpc  # noqa: E402
-from celeris.domain.clock import TestClock  # noqa: E402
-from celeris.domain.modes import IllegalModeChange, Mode  # noqa: E402
-from celeris.runtime import control  # noqa: E402
-from tests.operator.apiserver import ApiServer  # noqa: E402
+# Read by the operator module when kopf imports it: fast rollout ticks and image timeouts for tests.
+OPERATOR_ENV = {"CELERIS_OPERATOR_INTERVAL_S": "0.5", "CELERIS_OPERATOR_IMAGE_TIMEOUT_S": "2"}
 
 COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
 BASE = "/apis/celeris.dev/v1alpha1/namespaces/trading/tradingsystems"
@@ -165,6 +165,8 @@ def trading_system(cluster, name="btc-perp", **spec):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    saved = {k: os.environ.get(k) for k in OPERATOR_ENV}
+    os.environ.update(OPERATOR_ENV)
     c = Cluster()
     # One path for the session, rewritten per emulated cluster: the kubernetes client reads $KUBECONFIG
     # once, at import, and kopf logs in through it.
@@ -181,6 +183,11 @@ def cluster(tmp_path_factory):
     kube.api_client.cache_clear()
     yield c
     c.close()
+    for key, value in saved.items():  # later tests start components in subprocesses with this environment
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

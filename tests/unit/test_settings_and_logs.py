@@ -11,7 +11,8 @@ from celeris.runtime.settings import ServiceSettings, SettingsError, load_settin
 def test_env_and_flags_merge_with_flags_winning():
     s = load_settings(ServiceSettings, {"mode": "live"},
                       environ={"CELERIS_MODE": "simulation", "CELERIS_SYMBOLS": "btcusdt, ethusdt",
-                               "CELERIS_GRPC_PORT": "0", "UNRELATED": "x"})
+                               "CELERIS_GRPC_PORT": "0", "UNRELATED": "x",
+                               "CELERIS_OPERATOR_INTERVAL_S": "5"})  # the operator's own
     assert s.mode == "live" and s.symbols == ("BTCUSDT", "ETHUSDT") and s.grpc_port == 0
 
 

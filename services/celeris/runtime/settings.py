@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from celeris.runtime import logs
 
 ENV_PREFIX = "CELERIS_"
+OPERATOR_ENV_PREFIX = "CELERIS_OPERATOR_"
 
 
 class SettingsError(ValueError):
@@ -110,7 +111,8 @@ def load_settings(cls: type[S], overrides: Mapping[str, Any] | None = None,
     fields = set(cls.model_fields)
     values: dict[str, Any] = {}
     for key, value in environ.items():
-        if key.startswith(ENV_PREFIX):
+        # CELERIS_OPERATOR_* belongs to the operator, which may share a shell or pod spec with a component.
+        if key.startswith(ENV_PREFIX) and not key.startswith(OPERATOR_ENV_PREFIX):
             name = key[len(ENV_PREFIX):].lower()
             if name not in fields:
                 raise SettingsError(f"unknown setting {key} (known: {', '.join(sorted(fields))})")

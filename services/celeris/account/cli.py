@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command, venue_instruments
+from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -90,16 +90,7 @@ async def serve(settings: AccountSettings) -> None:
     stream = UserDataStream(rest, settings.venue_ws_url, monitor.on_user_event, monitor.reconcile)
     await monitor.start()
     await stream.start()
-    redis_client = pool = None
-    if settings.redis_url.get_secret_value():
-        import redis.asyncio as aioredis
-
-        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
-    if settings.postgres_url.get_secret_value():
-        from celeris.storage import postgres
-
-        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
-        await postgres.migrate(pool)
+    redis_client, pool = await open_stores(settings)
     persistence = AccountPersistence(monitor, pool, redis_client, settings.snapshot_interval_s)
     persistence.start()
     ctl = control.ComponentControl("account", clock, mode=Mode(settings.mode),
@@ -118,12 +109,5 @@ async def serve(settings: AccountSettings) -> None:
         await monitor.stop()
         await persistence.stop()
 
-    try:
-        await grpc_server.serve_until_signal(bound, drain, settings.drain_timeout_ms / 1000)
-    finally:
-        await runner.cleanup()
-        await rest.close()
-        if redis_client is not None:
-            await redis_client.aclose()
-        if pool is not None:
-            await pool.close()
+    await serve_then_close(bound, drain, settings, [
+        runner.cleanup, rest.close, *store_closers(redis_client, pool)])

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command, venue_instruments
+from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -57,20 +57,9 @@ async def serve(settings: ExecutionSettings) -> None:
                              api_secret=settings.venue_api_secret.get_secret_value())
     await rest.sync_clock()
     instruments = await venue_instruments(rest, settings.symbols)
-    redis_client = pool = None
-    hot: Any = MemoryHotState()
-    journal: Any = MemoryJournal()
-    if settings.redis_url.get_secret_value():
-        import redis.asyncio as aioredis
-
-        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
-        hot = RedisHotState(redis_client)
-    if settings.postgres_url.get_secret_value():
-        from celeris.storage import postgres
-
-        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
-        await postgres.migrate(pool)
-        journal = PostgresJournal(pool)
+    redis_client, pool = await open_stores(settings)
+    hot: Any = RedisHotState(redis_client) if redis_client is not None else MemoryHotState()
+    journal: Any = PostgresJournal(pool) if pool is not None else MemoryJournal()
     live = BinanceOrderVenue(rest, settings.venue_ws_url, instruments, clock)
     paper = PaperVenue(instruments, clock, latency_ms=settings.paper_latency_ms,
                        wallet_usdt=settings.paper_wallet_usdt, leverage=settings.leverage)
@@ -162,15 +151,8 @@ async def serve(settings: ExecutionSettings) -> None:
         if md_client is not None:
             await md_client.stop()
 
-    try:
-        await grpc_server.serve_until_signal(bound, drain, settings.drain_timeout_ms / 1000)
-    finally:
-        await runner.cleanup()
-        await rest.close()
-        if redis_client is not None:
-            await redis_client.aclose()
-        if pool is not None:
-            await pool.close()
+    await serve_then_close(bound, drain, settings, [
+        runner.cleanup, rest.close, *store_closers(redis_client, pool)])
 
 
 def _percentiles(samples: Any) -> dict[str, float]:

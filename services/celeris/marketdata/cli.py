@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command
+from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -65,21 +65,13 @@ async def serve(settings: MarketDataSettings) -> None:
 
     clock = SystemClock()
     registry = metrics.new_registry()
-    redis_client = None
+    redis_client, pool = await open_stores(settings)
     budget: Any = LocalWeightBudget(settings.weight_limit)
     outs: list[Any] = []
-    if settings.redis_url.get_secret_value():
-        import redis.asyncio as aioredis
-
-        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
+    if redis_client is not None:
         budget = RedisWeightBudget(redis_client, settings.egress_ip, settings.weight_limit)
         outs.append(outputs.RedisOutput(redis_client, settings.redis_interval_ms / 1000))
-    pool = None
-    if settings.postgres_url.get_secret_value():
-        from celeris.storage import postgres
-
-        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
-        await postgres.migrate(pool)
+    if pool is not None:
         outs.append(outputs.PostgresOutput(pool, settings.db_batch_ms / 1000))
     if settings.shm_ring_name:
         outs.append(outputs.ShmRingOutput(settings.shm_ring_name))
@@ -97,12 +89,5 @@ async def serve(settings: MarketDataSettings) -> None:
                                       settings.grpc_host, settings.grpc_port)
     runner, _ = await metrics.start_metrics_server(registry, settings.grpc_host, settings.metrics_port,
                                                    service.health)
-    try:
-        await grpc_server.serve_until_signal(bound, service.stop, settings.drain_timeout_ms / 1000)
-    finally:
-        await runner.cleanup()
-        await rest.close()
-        if redis_client is not None:
-            await redis_client.aclose()
-        if pool is not None:
-            await pool.close()
+    await serve_then_close(bound, service.stop, settings, [
+        runner.cleanup, rest.close, *store_closers(redis_client, pool)])

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command, venue_instruments
+from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers, venue_instruments
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -88,22 +88,10 @@ async def serve(settings: RiskSettings) -> None:
                              api_secret=settings.venue_api_secret.get_secret_value())
     await rest.sync_clock()
     instruments = await venue_instruments(rest, settings.symbols)
-    redis_client = pool = None
-    flag: Any = MemoryFlag()
-    policies: Any = MemoryPolicyStore()
-    audit: Any = MemoryAudit()
-    if settings.redis_url.get_secret_value():
-        import redis.asyncio as aioredis
-
-        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
-        flag = adapters.RedisTradingFlag(redis_client)
-    if settings.postgres_url.get_secret_value():
-        from celeris.storage import postgres
-
-        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
-        await postgres.migrate(pool)
-        policies = adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES)
-        audit = adapters.PostgresAudit(pool)
+    redis_client, pool = await open_stores(settings)
+    flag: Any = adapters.RedisTradingFlag(redis_client) if redis_client is not None else MemoryFlag()
+    policies: Any = adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES) if pool is not None else MemoryPolicyStore()
+    audit: Any = adapters.PostgresAudit(pool) if pool is not None else MemoryAudit()
     engine = RiskEngine(instruments, clock, adapters.VenueAccountSource(rest, instruments), policies, audit, flag,
                         adapters.VenueEmergencyActions(rest, instruments, settings.execution_target),
                         RiskConfig(settings.monitor_interval_s, settings.flatten_on_emergency))
@@ -130,12 +118,5 @@ async def serve(settings: RiskSettings) -> None:
         registry, settings.grpc_host, settings.metrics_port,
         lambda: {"status": "ok" if engine.metrics is not None else "degraded", "service": "risk",
                  "emergency_stop": engine.stop.active, "checks": engine.checks})
-    try:
-        await grpc_server.serve_until_signal(bound, engine.stop_tasks, settings.drain_timeout_ms / 1000)
-    finally:
-        await runner.cleanup()
-        await rest.close()
-        if redis_client is not None:
-            await redis_client.aclose()
-        if pool is not None:
-            await pool.close()
+    await serve_then_close(bound, engine.stop_tasks, settings, [
+        runner.cleanup, rest.close, *store_closers(redis_client, pool)])

@@ -1,8 +1,8 @@
 """The shell every service command shares: `celeris <service> run --set key=value`.
 
 Owns adding the command to the CLI, reading and validating the settings once, setting up logs and
-uvloop, and running the service's `serve(settings)` coroutine; plus reading the venue's instruments,
-which every trading service needs at start.
+uvloop, and running the service's `serve(settings)` coroutine; serving until a signal and then closing
+what the service opened; and reading the venue's instruments, which every trading service needs at start.
 """
 
 from __future__ import annotations
@@ -37,6 +37,38 @@ def run_service(settings_cls: type[ServiceSettings], serve: Callable[[Any], Awai
     grpc_server.install_uvloop()
     asyncio.run(serve(settings))
     return 0
+
+
+async def open_stores(settings: Any) -> tuple[Any, Any]:
+    """The Redis client and the migrated PostgreSQL pool the settings name; None for each one not set."""
+    redis_client = pool = None
+    if settings.redis_url.get_secret_value():
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.from_url(settings.redis_url.get_secret_value())
+    if settings.postgres_url.get_secret_value():
+        from celeris.storage import postgres
+
+        pool = await postgres.connect_pool(settings.postgres_url.get_secret_value())
+        await postgres.migrate(pool)
+    return redis_client, pool
+
+
+def store_closers(redis_client: Any, pool: Any) -> list[Callable[[], Awaitable[Any]] | None]:
+    return [redis_client.aclose if redis_client is not None else None, pool.close if pool is not None else None]
+
+
+async def serve_then_close(bound: Any, drain: Callable[[], Awaitable[None]], settings: ServiceSettings,
+                           closers: list[Callable[[], Awaitable[Any]] | None]) -> None:
+    """Serve until SIGTERM/SIGINT, drain, then close (in order) what the service opened; None is skipped."""
+    from celeris.runtime import grpc_server
+
+    try:
+        await grpc_server.serve_until_signal(bound, drain, settings.drain_timeout_ms / 1000)
+    finally:
+        for close in closers:
+            if close is not None:
+                await close()
 
 
 async def venue_instruments(rest: Any, symbols: tuple[str, ...]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _capture import CAPTURE, btcusdt, load_messages, summarize  # noqa: E402
+from _capture import CAPTURE, NaiveBook, btcusdt, load_messages, summarize  # noqa: E402
 
 from celeris.domain.book import OrderBook, SyncedBook  # noqa: E402
 from celeris.domain.instruments import Instrument  # noqa: E402
@@ -58,35 +58,20 @@ def run_celeris(messages: list[bytes], instrument: Instrument) -> tuple[list[int
 
 
 def run_naive(messages: list[bytes]) -> list[int]:
-    bids: dict[Decimal, Decimal] = {}
-    asks: dict[Decimal, Decimal] = {}
-    last_u = None
+    book = NaiveBook()
     samples = []
     clock = time.perf_counter_ns
     for raw in messages:
         start = clock()
-        msg = json.loads(raw)
-        if "lastUpdateId" in msg:
-            bids = {Decimal(p): Decimal(q) for p, q in msg["bids"]}
-            asks = {Decimal(p): Decimal(q) for p, q in msg["asks"]}
-            last_u = msg["lastUpdateId"]
+        kind, data = book.on_message(raw)
+        if kind == "snapshot":
             continue
-        data = msg["data"]
-        if data["e"] == "depthUpdate":
-            if last_u is not None and data["u"] >= last_u:
-                for side, levels in ((bids, data["b"]), (asks, data["a"])):
-                    for p, q in levels:
-                        price, qty = Decimal(p), Decimal(q)
-                        if qty:
-                            side[price] = qty
-                        else:
-                            side.pop(price, None)
-                last_u = data["u"]
-                if bids and asks:
-                    max(bids), min(asks)
-        elif data["e"] == "bookTicker":
+        if kind == "depth":
+            if book.bids and book.asks:
+                max(book.bids), min(book.asks)
+        elif kind == "bookTicker":
             Decimal(data["b"]) < Decimal(data["a"])
-        else:
+        elif kind != "stale":
             Decimal(data["p"]), Decimal(data["q"])
         samples.append(clock() - start)
     return samples

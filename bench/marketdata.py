@@ -15,11 +15,10 @@ import argparse
 import json
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _capture import CAPTURE, btcusdt, load_messages, summarize  # noqa: E402
+from _capture import CAPTURE, NaiveBook, btcusdt, load_messages, summarize  # noqa: E402
 
 from celeris.domain.clock import TestClock  # noqa: E402
 from celeris.marketdata.core import MarketDataCore, Sink  # noqa: E402
@@ -54,36 +53,18 @@ def run_celeris(messages: list[bytes]) -> tuple[list[int], float, dict[str, int]
 
 
 def run_naive(messages: list[bytes]) -> tuple[list[int], float]:
-    bids: dict[Decimal, Decimal] = {}
-    asks: dict[Decimal, Decimal] = {}
+    book = NaiveBook()
     published: list[dict] = []
     latencies = []
     stamp = time.perf_counter_ns
-    last_u = None
     start_wall = time.perf_counter()
     for raw in messages:
         received = stamp()
-        msg = json.loads(raw)
-        if "lastUpdateId" in msg:
-            bids = {Decimal(p): Decimal(q) for p, q in msg["bids"]}
-            asks = {Decimal(p): Decimal(q) for p, q in msg["asks"]}
-            last_u = msg["lastUpdateId"]
+        kind, data = book.on_message(raw)
+        if kind != "depth":
             continue
-        data = msg["data"]
-        if data["e"] != "depthUpdate":
-            continue
-        if last_u is None or data["u"] < last_u:
-            continue
-        for side, levels in ((bids, data["b"]), (asks, data["a"])):
-            for p, q in levels:
-                price, qty = Decimal(p), Decimal(q)
-                if qty:
-                    side[price] = qty
-                else:
-                    side.pop(price, None)
-        last_u = data["u"]
-        published.append({"symbol": data["s"], "bids": sorted(bids.items(), reverse=True)[:20],
-                          "asks": sorted(asks.items())[:20]})
+        published.append({"symbol": data["s"], "bids": sorted(book.bids.items(), reverse=True)[:20],
+                          "asks": sorted(book.asks.items())[:20]})
         latencies.append(stamp() - received)
     return latencies, time.perf_counter() - start_wall
 

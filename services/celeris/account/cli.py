@@ -7,7 +7,8 @@ from typing import Any, Iterator
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers, venue_instruments
+from celeris.runtime.service_cli import (add_service_command, connect_venue, open_stores, serve_then_close,
+                                         store_closers)
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -69,15 +70,11 @@ async def serve(settings: AccountSettings) -> None:
     from celeris.domain.modes import Mode
     from celeris.runtime import control, grpc_server, metrics
     from celeris.runtime.clock import SystemClock
-    from celeris.venues.binance.rest import BinanceRestClient
     from celeris.venues.binance.userstream import UserDataStream
 
     clock = SystemClock()
     registry = metrics.new_registry()
-    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
-                             api_secret=settings.venue_api_secret.get_secret_value())
-    await rest.sync_clock()
-    instruments = await venue_instruments(rest, settings.symbols)
+    rest, instruments = await connect_venue(settings, clock)
     halter = GrpcHalter(settings.risk_target, settings.execution_target) \
         if settings.risk_target or settings.execution_target else None
     monitor = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), halter, AccountConfig(

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers, venue_instruments
+from celeris.runtime.service_cli import (add_service_command, connect_venue, open_stores, serve_then_close,
+                                         store_closers)
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -48,15 +49,11 @@ async def serve(settings: ExecutionSettings) -> None:
     from celeris.runtime import control, grpc_server, metrics
     from celeris.runtime.clock import SystemClock
     from celeris.transport.bus import InProcessBus
-    from celeris.venues.binance.rest import BinanceRestClient
 
     clock = SystemClock()
     registry = metrics.new_registry()
     bus = InProcessBus()
-    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
-                             api_secret=settings.venue_api_secret.get_secret_value())
-    await rest.sync_clock()
-    instruments = await venue_instruments(rest, settings.symbols)
+    rest, instruments = await connect_venue(settings, clock)
     redis_client, pool = await open_stores(settings)
     hot: Any = RedisHotState(redis_client) if redis_client is not None else MemoryHotState()
     journal: Any = PostgresJournal(pool) if pool is not None else MemoryJournal()

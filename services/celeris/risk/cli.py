@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
-from celeris.runtime.service_cli import add_service_command, open_stores, serve_then_close, store_closers, venue_instruments
+from celeris.runtime.service_cli import (add_service_command, connect_venue, open_stores, serve_then_close,
+                                         store_closers)
 from celeris.runtime.settings import ServiceSettings
 
 
@@ -80,14 +81,10 @@ async def serve(settings: RiskSettings) -> None:
                                      RiskEngine, metrics_json)
     from celeris.runtime import control, grpc_server, metrics
     from celeris.runtime.clock import SystemClock
-    from celeris.venues.binance.rest import BinanceRestClient
 
     clock = SystemClock()
     registry = metrics.new_registry()
-    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
-                             api_secret=settings.venue_api_secret.get_secret_value())
-    await rest.sync_clock()
-    instruments = await venue_instruments(rest, settings.symbols)
+    rest, instruments = await connect_venue(settings, clock)
     redis_client, pool = await open_stores(settings)
     flag: Any = adapters.RedisTradingFlag(redis_client) if redis_client is not None else MemoryFlag()
     policies: Any = adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES) if pool is not None else MemoryPolicyStore()

@@ -71,6 +71,16 @@ async def serve_then_close(bound: Any, drain: Callable[[], Awaitable[None]], set
                 await close()
 
 
+async def connect_venue(settings: Any, clock: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
+    """A signed REST client for the settings' venue, clock-synchronised, and the instruments it lists."""
+    from celeris.venues.binance.rest import BinanceRestClient
+
+    rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
+                             api_secret=settings.venue_api_secret.get_secret_value(), **options)
+    await rest.sync_clock()
+    return rest, await venue_instruments(rest, settings.symbols)
+
+
 async def venue_instruments(rest: Any, symbols: tuple[str, ...]) -> dict[str, Any]:
     """The venue's instruments for `symbols` (from exchangeInfo); unknown symbols are an error."""
     from celeris.domain.instruments import Instrument

@@ -165,7 +165,7 @@ def trading_system(cluster, name="btc-perp", **spec):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in OPERATOR_ENV}
+    saved = {k: os.environ.get(k) for k in [*OPERATOR_ENV, "KUBECONFIG"]}
     os.environ.update(OPERATOR_ENV)
     c = Cluster()
     # One path for the session, rewritten per emulated cluster: the kubernetes client reads $KUBECONFIG

@@ -71,6 +71,21 @@ class SyncControl(control_pb2_grpc.ControlServicer):
         return self.ctl.status(request.request_id)
 
 
+def start_controls() -> tuple[dict[str, control.ComponentControl], dict[str, str], list[grpc.Server]]:
+    """Every component's real Control service on 127.0.0.1: controls, targets (host:port), servers."""
+    controls, targets, servers = {}, {}, []
+    for name in COMPONENTS:
+        ctl = control.ComponentControl(name, TestClock())
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        control_pb2_grpc.add_ControlServicer_to_server(SyncControl(ctl), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        controls[name] = ctl
+        targets[name] = f"127.0.0.1:{port}"
+    return controls, targets, servers
+
+
 class Cluster:
     """The emulated API server (on a loop in its own thread) and the components' Control servers."""
 
@@ -100,15 +115,7 @@ class Cluster:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
-        for name in COMPONENTS:
-            ctl = control.ComponentControl(name, TestClock())
-            server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-            control_pb2_grpc.add_ControlServicer_to_server(SyncControl(ctl), server)
-            port = server.add_insecure_port("127.0.0.1:0")
-            server.start()
-            self.servers.append(server)
-            self.controls[name] = ctl
-            self.targets[name] = f"127.0.0.1:{port}"
+        self.controls, self.targets, self.servers = start_controls()
 
     def close(self) -> None:
         """Close open watches on the API server's own loop, then stop it (no coroutine outlives its loop)."""

@@ -1,0 +1,169 @@
+"""The optional real-cluster tier: the operator's scenarios against a real Kubernetes API server.
+
+Runs only when CELERIS_TEST_KUBECONFIG names a kubeconfig (a separate variable from KUBECONFIG on
+purpose, so an everyday KUBECONFIG never points the tests at a cluster that matters). The operator runs
+here, on this machine, through KopfRunner; the components' Control services run here too and the
+TradingSystem's control-targets annotation points the operator at them, so the cluster needs no image:
+the scenarios check what the operator writes to the API (Deployments, Services, status, events) and what it
+tells the components. Image rollout needs pods that become ready, so it stays with the emulated tier.
+The CRD is applied with kubectl when the cluster does not serve it yet; everything else lives in a fresh
+namespace that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from celeris.domain.modes import Mode
+from tests.operator.test_operator import OPERATOR_ENV, start_controls, wait_until
+
+KUBECONFIG = os.environ.get("CELERIS_TEST_KUBECONFIG", "")
+pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="set CELERIS_TEST_KUBECONFIG to run the real-cluster tier")
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "celeris.dev", "v1alpha1", "tradingsystems"
+
+
+class RealCluster:
+    def __init__(self, kubeconfig: str) -> None:
+        from kubernetes import client, config
+
+        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.namespace = f"celeris-e2e-{uuid.uuid4().hex[:6]}"
+
+    def ensure_crd(self, kubectl: str) -> None:
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        try:
+            client.ApiextensionsV1Api(self.api).read_custom_resource_definition(f"{PLURAL}.{GROUP}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            subprocess.run([kubectl, "--kubeconfig", KUBECONFIG, "apply", "-f", str(ROOT / "k8s" / "crds")],
+                           check=True, capture_output=True, timeout=60)
+            wait_until(lambda: self._served(), timeout=30, what="the CRD to be served")
+
+    def _served(self) -> bool:
+        try:
+            self.custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
+            return True
+        except Exception:
+            return False
+
+    def get(self, name: str) -> dict:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def status(self, name: str) -> dict:
+        return self.get(name).get("status") or {}
+
+    def patch_spec(self, name: str, spec: dict) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+
+    def deployments(self) -> list:
+        return self.apps.list_namespaced_deployment(self.namespace).items
+
+    def exists(self, name: str) -> bool:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            self.get(name)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+
+@pytest.fixture(scope="module")
+def real():
+    from kubernetes.client import V1Namespace, V1ObjectMeta
+
+    kubectl = str(ROOT / ".venv" / "bin" / "kubectl")
+    cluster = RealCluster(KUBECONFIG)
+    cluster.ensure_crd(kubectl)
+    cluster.core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=cluster.namespace)))
+    controls, targets, servers = start_controls()
+    cluster.controls, cluster.targets = controls, targets
+    saved = {k: os.environ.get(k) for k in [*OPERATOR_ENV, "KUBECONFIG"]}
+    os.environ.update({**OPERATOR_ENV, "KUBECONFIG": KUBECONFIG})
+    import kubernetes.config.kube_config
+
+    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = KUBECONFIG
+    from celeris_operator import kube
+
+    kube.api_client.cache_clear()
+    try:
+        yield cluster
+    finally:
+        for server in servers:
+            server.stop(None)
+        cluster.core.delete_namespace(cluster.namespace)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_scenarios_on_a_real_cluster(real):
+    from kopf.testing import KopfRunner
+    from kubernetes.client.rest import ApiException
+
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TradingSystem",
+            "metadata": {"name": "btc-perp", "annotations": {"celeris.dev/control-targets": json.dumps(real.targets)}},
+            "spec": {"image": "celeris:0.1.0", "symbols": ["BTCUSDT"], "mode": "observation",
+                     "venue": {"kind": "binance-usdm", "restUrl": "https://testnet.example/fapi",
+                               "wsUrl": "wss://testnet.example/ws", "credentialsSecret": "binance-api"},
+                     "rollout": {"stages": [{"mode": "observation"}, {"mode": "simulation"}, {"mode": "live"}]},
+                     "strategies": [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT",
+                                     "orderSize": "0.001"}]}}
+    with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
+                    timeout=120) as runner:
+        real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, body)
+        wait_until(lambda: len(real.deployments()) == 6, timeout=60, what="deployments")
+        assert all(d.metadata.owner_references[0].name == "btc-perp" for d in real.deployments())
+        wait_until(lambda: real.status("btc-perp").get("phase") == "Running", timeout=60, what="Running")
+
+        # Configuration reaches the components without a restart.
+        real.patch_spec("btc-perp", {"strategies": [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT",
+                                                     "orderSize": "0.002", "params": {"lookback": 20}}]})
+        wait_until(lambda: set((real.status("btc-perp").get("appliedGeneration") or {}).values()) == {2},
+                   timeout=30, what="applied generation")
+
+        # Promotion through the gates; live waits for the approval.
+        real.patch_spec("btc-perp", {"mode": "live"})
+        wait_until(lambda: real.status("btc-perp").get("mode") == "simulation", timeout=30, what="simulation")
+        real.patch_spec("btc-perp", {"approvedForLive": True})
+        wait_until(lambda: real.status("btc-perp").get("mode") == "live", timeout=30, what="live")
+        assert all(c.mode is Mode.LIVE for c in real.controls.values())
+
+        # A failed gate in live demotes.
+        real.controls["risk"].ready = False
+        wait_until(lambda: real.status("btc-perp").get("mode") == "simulation", timeout=30, what="demotion")
+        real.controls["risk"].ready = True
+
+        # The API server's CEL rules refuse an illegal jump.
+        with pytest.raises(ApiException) as refused:
+            real.custom.patch_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "btc-perp",
+                                                       {"spec": {"rollout": None, "mode": "live"}})
+        assert refused.value.status == 422
+
+        # Halt, then delete through the finalizer.
+        real.patch_spec("btc-perp", {"halted": True})
+        wait_until(lambda: real.status("btc-perp").get("phase") == "Halted", timeout=30, what="Halted")
+        assert all(c.halted for c in real.controls.values())
+        real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "btc-perp")
+        wait_until(lambda: not real.exists("btc-perp"), timeout=60, what="deletion")
+        time.sleep(0.5)
+    assert runner.exception is None, runner.output[-3000:]

@@ -148,3 +148,20 @@ async def test_a_stop_survives_a_restart(btcusdt):
     await engine.start()
     assert engine.stop.active and isinstance(engine.check_order("x", "BTCUSDT", Side.BUY, 1, 600_000).outcome, Denied)
     await engine.stop_tasks()
+
+
+async def test_configured_limits_replace_the_defaults_and_a_bad_one_changes_nothing(btcusdt):
+    engine, _, _ = make(btcusdt)
+    await engine.start()
+    assert isinstance(engine.check_order("c1", "BTCUSDT", Side.BUY, 100, 600_000).outcome, Approved)  # 6,000
+    names = await engine.apply_limits({"maxPositionUsdt": "5000", "maxLeverage": 3, "maxOrdersPerSecond": 2,
+                                       "maxDailyDrawdownPct": 1.5})
+    assert set(names) == {"max-position", "max-leverage", "order-velocity", "daily-drawdown"}
+    by_name = {p.name: p for p in engine.policies}
+    assert by_name["order-velocity"].threshold == "120" and by_name["daily-drawdown"].threshold == "1.5"
+    denied = engine.check_order("c2", "BTCUSDT", Side.BUY, 100, 600_000).outcome
+    assert isinstance(denied, Denied) and "max-position" in {v.policy for v in denied.violations}
+    with pytest.raises(ValueError):
+        await engine.apply_limits({"maxLeverage": 5, "maxPositionUsdt": "lots"})
+    assert {p.name: p for p in engine.policies}["max-leverage"].threshold == "3"  # unchanged
+    await engine.stop_tasks()

@@ -8,6 +8,7 @@ import time
 import urllib.request
 
 import grpc
+import pytest
 
 from celeris.api.v1 import (common_pb2, control_pb2, control_pb2_grpc, execution_pb2, execution_pb2_grpc, strategy_pb2,
                             strategy_pb2_grpc)
@@ -80,6 +81,21 @@ async def test_strategy_engine_trades_through_services(sim_process):  # noqa: F8
             ctl = control_pb2_grpc.ControlStub(st_ch)
             status = await ctl.GetStatus(control_pb2.GetStatusRequest())
             assert status.component == "strategy" and status.mode == common_pb2.MODE_SIMULATION
+
+            # The operator's Configure (the TradingSystem's shape): mm-btc back on, mom-eth dropped.
+            settings = {"strategies": [{"name": "mm-btc", "type": "market_making", "symbol": "BTCUSDT",
+                                        "orderSize": "0.020", "params": {"requote_every": 5}}],
+                        "risk": {"maxPositionUsdt": "20000"}}
+            configured = await ctl.Configure(control_pb2.ConfigureRequest(
+                generation=2, settings_json=json.dumps(settings), requested_by="test"))
+            assert configured.config_generation == 2
+            listed = {s.name: s for s in (await st.ListStrategies(strategy_pb2.ListStrategiesRequest())).strategies}
+            assert listed["mm-btc"].enabled and not listed["mom-eth"].enabled
+            with pytest.raises(grpc.aio.AioRpcError) as refused:  # an off-step size changes nothing
+                await ctl.Configure(control_pb2.ConfigureRequest(generation=3, settings_json=json.dumps(
+                    {"strategies": [{**settings["strategies"][0], "orderSize": "0.0001"}]})))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (await ctl.GetStatus(control_pb2.GetStatusRequest())).config_generation == 2
         with urllib.request.urlopen(f"http://127.0.0.1:{st_metrics}/metrics", timeout=2) as resp:
             text = resp.read().decode()
         assert 'strategy_signals_total{strategy="mm-btc"}' in text and "strategy_decision_latency_us" in text

@@ -107,8 +107,12 @@ async def serve(settings: RiskSettings) -> None:
     async def on_resume(requested_by: str) -> None:
         await engine.enable_trading(requested_by)
 
+    async def on_configure(config: dict[str, Any]) -> None:
+        await engine.apply_limits(config.get("risk") or {})
+
     ctl.on_halt.append(on_halt)
     ctl.on_resume.append(on_resume)
+    ctl.on_configure.append(on_configure)
     bound = grpc_server.create_server([servicer.registrar(engine), control.registrar(ctl)], settings.grpc_host,
                                       settings.grpc_port)
     runner, _ = await metrics.start_metrics_server(

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from celeris.domain.clock import NS_PER_S, Clock, utc_day_start_ns
 from celeris.domain.instruments import Instrument
@@ -43,6 +43,25 @@ DEFAULT_POLICIES = [
     Policy("concentration", "concentration_pct", "<=", "400", PolicyKind.SOFT, priority=50),
     Policy("order-velocity", "orders_per_minute", "<=", "120", PolicyKind.HARD, priority=30),
 ]
+
+
+def policies_from_limits(limits: Mapping[str, Any]) -> list[Policy]:
+    """A TradingSystem's `spec.risk` limits as hard policies. They share names with the defaults, so each
+    limit replaces the default it corresponds to. A bad value raises ValueError."""
+    out: list[Policy] = []
+    if "maxLeverage" in limits:
+        out.append(Policy("max-leverage", "leverage", "<=", str(int(limits["maxLeverage"])), PolicyKind.HARD, priority=10))
+    if "maxDailyDrawdownPct" in limits:
+        out.append(Policy("daily-drawdown", "daily_drawdown_pct", "<", str(limits["maxDailyDrawdownPct"]),
+                          PolicyKind.HARD, priority=20))
+    if "maxOrdersPerSecond" in limits:
+        out.append(Policy("order-velocity", "orders_per_minute", "<=", str(60 * int(limits["maxOrdersPerSecond"])),
+                          PolicyKind.HARD, priority=30))
+    if "maxPositionUsdt" in limits:
+        # Account scope: the largest single position's notional.
+        out.append(Policy("max-position", "position_notional_usdt", "<=", str(limits["maxPositionUsdt"]),
+                          PolicyKind.HARD, priority=15))
+    return out
 
 
 class AccountSource(Protocol):
@@ -212,6 +231,16 @@ class RiskEngine:
 
     async def reload_policies(self) -> None:
         self.policies = await self.policy_store.load()
+
+    async def apply_limits(self, limits: Mapping[str, Any]) -> list[str]:
+        """Store the configured limits as policies and use them from the next check; returns their names.
+        Every limit is validated before any is stored, so a bad one changes nothing."""
+        policies = policies_from_limits(limits)
+        for policy in policies:
+            await self.policy_store.upsert(policy)
+        await self.reload_policies()
+        log.info("risk limits applied: %s", ", ".join(f"{p.name} {p.operator} {p.threshold}" for p in policies))
+        return [p.name for p in policies]
 
     async def _policy_loop(self) -> None:
         while True:

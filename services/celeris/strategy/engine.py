@@ -169,6 +169,10 @@ class StrategyEngine:
         the names that changed. New names are added; a strategy missing from `configs` is disabled."""
         changed = []
         wanted = {c.name: c for c in configs}
+        for config in configs:  # all or nothing: refuse an unknown symbol or off-step size before changing any
+            if config.symbol not in self.instruments:
+                raise ValueError(f"strategy {config.name}: no instrument {config.symbol}")
+            self.instruments[config.symbol].qty(config.order_size)
         for name, config in wanted.items():
             runner = self.runners.get(name)
             if runner is None:
@@ -177,7 +181,6 @@ class StrategyEngine:
                 continue
             if config == runner.config:
                 continue
-            self.instruments[config.symbol].qty(config.order_size)  # refuse an off-step size before changing
             runner.config = config
             self.reload(name)
             runner.enabled = config.enabled

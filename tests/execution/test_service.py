@@ -72,6 +72,14 @@ async def test_grpc_service_streams_redis_topics_and_control(sim_process, redis_
             refused = await ex.SubmitOrder(limit("svc-after-halt", 5000000))
             assert refused.error.code == "HALTED"
             await ctl.Resume(control_pb2.ResumeRequest(requested_by="pytest", reason="checked"))
+            # A configured order-rate limit applies from the next order, without a restart.
+            configured = await ctl.Configure(control_pb2.ConfigureRequest(
+                generation=7, settings_json=json.dumps({"risk": {"maxOrdersPerSecond": 1}}), requested_by="pytest"))
+            assert configured.config_generation == 7
+            await asyncio.sleep(1.1)  # the orders above leave the one-second window
+            first = await ex.SubmitOrder(limit("svc-rate-1", 5000000))
+            second = await ex.SubmitOrder(limit("svc-rate-2", 5000000))
+            assert first.accepted and second.error.code == "RATE_LIMIT", (first.error, second.error)
             await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_OBSERVATION, requested_by="pytest"))
             observed = await ex.SubmitOrder(limit("svc-observe", 5000000))
             assert observed.error.code == "OBSERVATION_MODE"

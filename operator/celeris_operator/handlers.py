@@ -138,6 +138,9 @@ async def reconcile(body: Any, spec: Any, status: Any, meta: Any, patch: Any, **
     # The configuration reaches running components without a restart; each records the generation.
     applied = await configure_everywhere(body, int(meta.get("generation") or 0))
     patch.status["appliedGeneration"] = applied
+    refused = {c: v for c, v in applied.items() if isinstance(v, str)}
+    if refused:
+        kopf.warn(body, reason="ConfigurationNotApplied", message=f"generation {meta.get('generation')}: {refused}")
     halted = bool(spec.get("halted"))
     if halted != bool((status or {}).get("halted")):
         await halt_everywhere(body, halted, "spec.halted" if halted else "spec.halted cleared")

@@ -249,6 +249,18 @@ def test_lifecycle_through_the_operator(cluster, operator):
     wait_until(lambda: set(cluster.get("btc-perp")["status"].get("appliedGeneration", {}).values()) == {2},
                what="applied generation in status")
 
+    # A component that refuses a configuration keeps its generation; status and an event say so.
+    async def refuse(settings):
+        raise ValueError("maxLeverage above what this account allows")
+
+    cluster.controls["risk"].on_configure.append(refuse)
+    cluster.patch_spec("btc-perp", {"risk": {"maxLeverage": 50}})
+    wait_until(lambda: str(cluster.get("btc-perp")["status"]["appliedGeneration"].get("risk")).startswith("failed"),
+               what="refused configuration in status")
+    assert cluster.controls["risk"].config_generation == 2 and cluster.controls["strategy"].config_generation == 3
+    assert "ConfigurationNotApplied" in {e.get("reason") for e in cluster.api.by_kind("Event")}
+    cluster.controls["risk"].on_configure.remove(refuse)
+
     # Promotion through the gates, one stage at a time; live needs an approval.
     cluster.patch_spec("btc-perp", {"mode": "live"})
     wait_until(lambda: cluster.get("btc-perp")["status"].get("mode") == "simulation", what="simulation")

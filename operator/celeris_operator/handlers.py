@@ -196,6 +196,8 @@ async def image_rollout(body: Any, old: Any, new: Any, status: Any, meta: Any, p
 @kopf.timer(GROUP, VERSION, PLURAL, interval=ROLLOUT_INTERVAL_S, initial_delay=1.0)
 async def rollout_tick(body: Any, spec: Any, status: Any, patch: Any, **_: Any) -> None:
     status = status or {}
+    if not status.get("observedGeneration"):
+        return  # the first reconcile has not applied the objects yet: nothing to judge
     current = rollout.Mode(status.get("mode") or "observation")
     stage = status.get("stage") or {}
     observed = await statuses(body)

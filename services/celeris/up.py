@@ -78,9 +78,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     except UpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(summary))
+    print(json.dumps(summary) if args.json else format_summary(summary))
     return 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The end-of-run summary for a person (``--json`` prints the same figures as one object)."""
+    pnl = summary.get("pnl") or {}
+    positions = ", ".join(f"{k} {v}" for k, v in (summary.get("positions") or {}).items()) or "flat"
+    latency = ", ".join(f"{k} {v}" for k, v in (summary.get("latency") or {}).items()) or "-"
+    lines = [
+        f"summary: {summary.get('mode')} mode, {summary.get('topology')} topology, {summary.get('duration_s')} s",
+        f"  orders      {summary.get('orders', 0)} ({summary.get('rejects', 0)} rejected"
+        f"{', ' + json.dumps(summary['reject_codes']) if summary.get('reject_codes') else ''}), "
+        f"{summary.get('fills', 0)} fills, {summary.get('canceled_at_shutdown', 0)} cancelled at shutdown",
+        f"  pnl         total {pnl.get('total', '-')} USDT (realized {pnl.get('realized', '-')}, "
+        f"unrealized {pnl.get('unrealized', '-')}, fees {pnl.get('fees', '-')})",
+        f"  positions   {positions}",
+        f"  books       {summary.get('gaps', 0)} gaps, {summary.get('resyncs', 0)} resyncs; "
+        f"{summary.get('reconciliation_mismatches', 0)} reconciliation mismatches"
+        f"{'; HALTED' if summary.get('halted') else ''}",
+        f"  latency     {latency}",
+    ]
+    return "\n".join(lines)
 
 
 class UpError(RuntimeError):

@@ -171,3 +171,29 @@ def test_celeris_up_runs_and_prints_a_summary(topology):
     assert summary["orders"] > 0 and summary["fills"] > 0
     assert isinstance(summary["positions"], dict) and summary["rejects"] >= 0
     assert "total" in summary["pnl"]
+
+
+def test_ctrl_c_stops_cleanly_and_prints_a_summary_for_a_person():
+    import signal
+    import time
+
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    proc = subprocess.Popen([celeris, "up", "--dashboard-port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        seen = 0
+        for line in proc.stdout:  # progress lines once a second
+            seen += "books live/live" in line
+            if seen >= 3 or time.monotonic() > deadline:
+                break
+        assert seen >= 3, "celeris up never showed live books"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest[-2000:]
+    assert "stopping: cancelling open orders" in rest
+    summary = rest[rest.index("summary:"):]
+    assert "orders" in summary and "pnl         total" in summary and "positions" in summary

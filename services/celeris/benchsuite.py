@@ -111,8 +111,8 @@ async def _services(seconds: float) -> dict[str, Any]:
     from celeris.up import ServicesSystem, Up
 
     system = ServicesSystem(Up(_up_args(["--topology", "services"])))
-    await system.start()
     try:
+        await system.start()
         await asyncio.sleep(seconds)
         async with grpc_server.insecure_channel(f"127.0.0.1:{system.ports.execution}") as channel:
             status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=5)

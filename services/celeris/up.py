@@ -152,7 +152,13 @@ class Up:
                 system: Any = InProcessSystem(self)
             else:
                 system = ServicesSystem(self)
-            await system.start()
+            try:
+                await system.start()
+            except BaseException:
+                # What did start (the simulator, the first components) must not outlive a failed start.
+                with contextlib.suppress(Exception):
+                    await system.stop()
+                raise
             self._progress(system.banner())
             deadline = self.started + self.args.duration if self.args.duration else None
             while not self.stop_event.is_set():

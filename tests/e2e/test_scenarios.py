@@ -197,3 +197,25 @@ def test_ctrl_c_stops_cleanly_and_prints_a_summary_for_a_person():
     assert "stopping: cancelling open orders" in rest
     summary = rest[rest.index("summary:"):]
     assert "orders" in summary and "pnl         total" in summary and "positions" in summary
+
+
+def test_a_failed_start_leaves_no_process_behind():
+    import os
+    import time
+    import uuid
+
+    key = f"orphan-check-{uuid.uuid4().hex[:8]}"
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    env = {**os.environ, "CELERIS_BOGUS_SETTING": "1"}  # every component refuses to start on it
+    result = subprocess.run([celeris, "up", "--topology", "services", "--duration", "5", "--quiet", "--api-key", key,
+                             "--api-secret", "s3cret-for-the-orphan-check"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "unknown setting CELERIS_BOGUS_SETTING" in result.stderr
+    assert "s3cret-for-the-orphan-check" not in result.stderr + result.stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = subprocess.run(["pgrep", "-f", key], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left, f"processes left behind: {left}"

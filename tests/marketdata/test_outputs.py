@@ -77,8 +77,10 @@ def test_shm_ring_across_processes():
     name = f"celeris-test-{uuid.uuid4().hex[:8]}"
     ring = TopOfBookRing.create(name, slots=1024)
     try:
-        out = multiprocessing.Queue()
-        reader = multiprocessing.Process(target=_reader, args=(name, 500, out))
+        # spawn, not fork: a forked copy of this process (with gRPC's threads) can spin in gRPC's fork handlers.
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        reader = ctx.Process(target=_reader, args=(name, 500, out))
         reader.start()
         for i in range(1, 501):
             ring.write("BTCUSDT", 1000 + i, 600_000 + i, 5, 600_001 + i, 7)

@@ -91,6 +91,10 @@ async def test_strategy_engine_trades_through_services(sim_process):  # noqa: F8
             assert configured.config_generation == 2
             listed = {s.name: s for s in (await st.ListStrategies(strategy_pb2.ListStrategiesRequest())).strategies}
             assert listed["mm-btc"].enabled and not listed["mom-eth"].enabled
+            with pytest.raises(grpc.aio.AioRpcError) as bad_limit:  # money is a decimal string, or refused
+                await ctl.Configure(control_pb2.ConfigureRequest(generation=3, settings_json=json.dumps(
+                    {"risk": {"maxPositionUsdt": "plenty"}})))
+            assert bad_limit.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             with pytest.raises(grpc.aio.AioRpcError) as refused:  # an off-step size changes nothing
                 await ctl.Configure(control_pb2.ConfigureRequest(generation=3, settings_json=json.dumps(
                     {"strategies": [{**settings["strategies"][0], "orderSize": "0.0001"}]})))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +110,9 @@ async def serve(settings: StrategySettings) -> None:
                  "order_size": s.get("orderSize", s.get("order_size")), "params": s.get("params", {}),
                  "enabled": s.get("enabled", True)} for s in config["strategies"]])))
         risk = config.get("risk", {})
-        if "maxPositionUsdt" in risk:
-            import dataclasses
-
-            engine.limits = dataclasses.replace(engine.limits, max_position_usdt=int(float(risk["maxPositionUsdt"])) * money)
+        if "maxPositionUsdt" in risk:  # a decimal string: parsed exactly, never through a float
+            engine.limits = dataclasses.replace(
+                engine.limits, max_position_usdt=int(Fraction(str(risk["maxPositionUsdt"])) * money))
 
     ctl.on_mode.append(on_mode)
     ctl.on_halt.append(on_halt)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Below the ephemeral range, as `celeris up` chooses them (see celeris.up.free_port)."""
+    from celeris.up import free_port as below_ephemeral
+
+    return below_ephemeral()
 
 
 def _wait_port(port: int, timeout: float = 20.0) -> None:

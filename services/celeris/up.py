@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
@@ -108,7 +109,21 @@ class UpError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port below the kernel's ephemeral range. The port is chosen before the component
+    that listens on it starts; one from the ephemeral range could meanwhile be taken by any outgoing
+    connection (the components connect to the simulator while their neighbours start)."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the range below is crowded: fall back to any free port
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -16,13 +16,15 @@ Owns what must never go wrong with orders:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from celeris.domain.breaker import CircuitBreaker, SlidingWindowLimit
-from celeris.domain.clock import Clock
+from celeris.domain.clock import Clock, utc_day_start_ns
+from celeris.domain.exposure import BreachCode, ExposureLedger, WorkingOrder
 from celeris.domain.instruments import Instrument, OrderType, check_order
 from celeris.domain.modes import Mode
 from celeris.domain.orders import InvalidTransition, Order, OrderEvent, OrderStatus, Overfill
@@ -38,6 +40,10 @@ from celeris.execution.venue import OrderVenue
 from celeris.venues.binance import errors
 
 log = logging.getLogger(__name__)
+
+FLATTEN_OWNER = "emergency-flatten"
+"""The owner of the emergency stop's reduce-only orders (no strategy may use it)."""
+RESERVED_OWNERS = frozenset({FLATTEN_OWNER, "external"})
 
 
 class RiskCheck(Protocol):
@@ -65,6 +71,7 @@ class ExecutionStats:
     illegal_transitions: int = 0
     adopted: int = 0
     canceled_unknown: int = 0
+    orphans_canceled: int = 0
     reject_codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -96,6 +103,22 @@ class ExecutionEngine:
         self.rate = SlidingWindowLimit(clock, config.limits.max_orders_per_second)
         self.halted = False
         self.halt_reason = ""
+        self.halted_by = ""
+        self.halted_at_ns = 0
+        self._halt_lock = asyncio.Lock()
+        self._sending: set[asyncio.Future[None]] = set()
+        """Sends that passed the gate and have not finished: a halt waits for them, then cancels."""
+        self._flatten_round = 0
+        self.audit_log: list[dict[str, Any]] = []
+        self.alerts: list[tuple[int, str, str]] = []
+        self.on_alert: list[Callable[[str, str], None]] = []
+        self.exposure = ExposureLedger(instruments)
+        self._open_ids: dict[str, set[str]] = {}
+        self._day_start = 0
+        self._day_start_pnl = 0
+        self.owner_leases: dict[str, int] = {}
+        """owner -> lease expiry (ns); 0 = released."""
+        self._tasks: list[asyncio.Task[None]] = []
         self.draining = False
         self.stats = ExecutionStats()
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
@@ -118,14 +141,24 @@ class ExecutionEngine:
             self.request_of[order.client_order_id] = doc.get("request_id", "")
             if order.venue_order_id:
                 self.by_venue_id[order.venue_order_id] = order.client_order_id
-        self.halted, self.halt_reason = await self.hot.get_halt()
+            if order.is_open:
+                self._open_ids.setdefault(order.symbol, set()).add(order.client_order_id)
+        halted, reason = await self.hot.get_halt()
+        if halted:  # a halt survives restarts until a person resumes
+            self.halted, self.halt_reason, self.halted_by = True, reason, "(before restart)"
+            log.warning("starting halted: %s", reason)
         self._worker = asyncio.create_task(self._event_worker(), name="execution-events")
         for venue in self._distinct_venues():
             await venue.start(self.on_venue_event, lambda v=venue: self.reconcile(v))
         for venue in self._distinct_venues():
             await self.reconcile(venue)
+        if self.config.owner_lease_s > 0:
+            self._tasks.append(asyncio.create_task(self._reaper(min(1.0, self.config.owner_lease_s / 2)),
+                                                   name="execution-orphan-reaper"))
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         for venue in self._distinct_venues():
             await venue.stop()
         if self._worker is not None:
@@ -173,12 +206,10 @@ class ExecutionEngine:
         finally:
             self._inflight.pop(request.request_id, None)
 
-    async def _submit(self, request: OrderRequest) -> Outcome:
-        rejection = self._validate(request)
-        if rejection is None and self.risk is not None:
-            verdict = await self.risk.check(request, self.marks.get(request.symbol))
-            if isinstance(verdict, Denied):
-                rejection = Rejection(RejectCode.RISK_DENIED, verdict.reason)
+    async def _submit(self, request: OrderRequest, flatten: bool = False) -> Outcome:
+        """The gate. Everything up to the reservation is synchronous, so two requests cannot both pass
+        on the same headroom; the halt is checked again after every wait and just before the send."""
+        rejection = self._validate(request, flatten)
         if rejection is not None:
             return self._reject(request, rejection)
         client_id = request.client_order_id or client_order_id_for(request.request_id)
@@ -194,36 +225,101 @@ class ExecutionEngine:
             return self._reject(request, Rejection(RejectCode.DUPLICATE_CLIENT_ORDER_ID,
                                                    f"client order id {client_id} was already used"))
         now = self.clock.now_ns()
-        order = Order(client_id, request.symbol, request.side, request.order_type, request.qty_steps,
-                      request.price_ticks, request.time_in_force, request.reduce_only, request.stop_price_ticks,
-                      request.strategy_id, ts_created_ns=now, ts_updated_ns=now)
+        try:
+            order = Order(client_id, request.symbol, request.side, request.order_type, request.qty_steps,
+                          request.price_ticks, request.time_in_force, request.reduce_only, request.stop_price_ticks,
+                          request.strategy_id, ts_created_ns=now, ts_updated_ns=now)
+        except ValueError as exc:
+            return self._reject(request, Rejection(RejectCode.INVALID_REQUEST, str(exc)))
         mode = self.mode
-        self.orders[client_id] = order
-        self.order_mode[client_id] = mode
-        self.request_of[client_id] = request.request_id
+        # The reservation: from here this order counts as working in every later check (status NEW).
+        self._register(order, mode, request.request_id)
         if request.ts_signal_ns:
             self._ts_signal[client_id] = request.ts_signal_ns
-        order.apply(OrderEvent.SUBMIT, now)
-        await self._persist(order, "submit")  # before the request leaves: a crash now loses nothing
+        if self.risk is not None and not flatten:
+            try:
+                verdict = await self.risk.check(request, self.marks.get(request.symbol))
+            except BaseException:
+                self._abandon(order, "the risk check failed")
+                raise
+            if isinstance(verdict, Denied):
+                return self._refuse_reserved(request, order, Rejection(RejectCode.RISK_DENIED, verdict.reason))
+        late = self._late_gate(order, flatten)
+        if late is not None:
+            return self._refuse_reserved(request, order, late)
         venue = self._venue(mode)
         assert venue is not None
-        async with self._lock(client_id):
-            state, rejection = await self._send_with_retries(venue, order)
-            if rejection is not None:
-                if order.status in (OrderStatus.NEW, OrderStatus.PENDING_SUBMIT):
-                    order.reject_reason = rejection.message
+        sending = asyncio.get_running_loop().create_future()
+        self._sending.add(sending)
+        try:
+            async with self._lock(client_id):  # a cancel of this order waits until it has been sent
+                late = self._late_gate(order, flatten)
+                if late is not None:
+                    return self._refuse_reserved(request, order, late)
+                order.apply(OrderEvent.SUBMIT, self.clock.now_ns())
+                await self._persist(order, "submit")  # before the request leaves: a crash now loses nothing
+                late = self._late_gate(order, flatten)  # the halt may have come while the record was written
+                if late is not None:
+                    order.reject_reason = late.message
                     order.apply(OrderEvent.REJECT, self.clock.now_ns())
-                    await self._persist(order, "reject", rejection.message)
+                    await self._persist(order, "reject", late.message)
                     self._publish_order(order)
-                self.stats.rejected += 1
-                self._count(rejection.code)
-                return Outcome(request.request_id, False, order, rejection)
-            assert state is not None
-            self._apply_venue_state(order, state)
-            await self._persist(order, "ack")
-            self._publish_order(order)
+                    self.stats.rejected += 1
+                    self._count(late.code)
+                    return Outcome(request.request_id, False, order, late)
+                state, rejection = await self._send_with_retries(venue, order, flatten)
+                if rejection is not None:
+                    if order.status in (OrderStatus.NEW, OrderStatus.PENDING_SUBMIT):
+                        order.reject_reason = rejection.message
+                        order.apply(OrderEvent.REJECT, self.clock.now_ns())
+                        await self._persist(order, "reject", rejection.message)
+                        self._publish_order(order)
+                    self.stats.rejected += 1
+                    self._count(rejection.code)
+                    return Outcome(request.request_id, False, order, rejection)
+                assert state is not None
+                self._apply_venue_state(order, state)
+                await self._persist(order, "ack")
+                self._publish_order(order)
+        finally:
+            self._sending.discard(sending)
+            sending.set_result(None)
         self.stats.accepted += 1
         return Outcome(request.request_id, True, order)
+
+    def _register(self, order: Order, mode: Mode, request_id: str) -> None:
+        cid = order.client_order_id
+        self.orders[cid] = order
+        self.order_mode[cid] = mode
+        self.request_of[cid] = request_id
+        self._open_ids.setdefault(order.symbol, set()).add(cid)
+
+    def _abandon(self, order: Order, reason: str) -> None:
+        """A reserved order that never left: it stops counting (its id is never reused)."""
+        if order.status is OrderStatus.NEW:
+            order.reject_reason = reason
+            order.apply(OrderEvent.REJECT, self.clock.now_ns())
+
+    def _refuse_reserved(self, request: OrderRequest, order: Order, rejection: Rejection) -> Outcome:
+        self._abandon(order, rejection.message)
+        self._ts_signal.pop(order.client_order_id, None)
+        return self._reject(request, rejection)
+
+    def _late_gate(self, order: Order, flatten: bool) -> Rejection | None:
+        """What may have changed while we waited: a halt, a drain, a switch to observation, a cancel."""
+        if order.status not in (OrderStatus.NEW, OrderStatus.PENDING_SUBMIT):
+            return Rejection(RejectCode.HALTED if self.halted else RejectCode.NOT_CANCELABLE,
+                             order.reject_reason or f"order was {order.status.value} before it was sent")
+        if flatten:
+            return None
+        if self.halted:
+            return Rejection(RejectCode.HALTED, f"trading halted: {self.halt_reason}")
+        if self.draining:
+            return Rejection(RejectCode.DRAINING, "execution is draining for shutdown")
+        if self.mode is Mode.OBSERVATION or self.mode is not self.order_mode.get(order.client_order_id):
+            return Rejection(RejectCode.OBSERVATION_MODE if self.mode is Mode.OBSERVATION else RejectCode.HALTED,
+                             f"mode changed to {self.mode.value} before the order was sent")
+        return None
 
     def _lock(self, client_id: str) -> asyncio.Lock:
         lock = self._locks.get(client_id)
@@ -231,8 +327,8 @@ class ExecutionEngine:
             lock = self._locks[client_id] = asyncio.Lock()
         return lock
 
-    async def _send_with_retries(self, venue: OrderVenue, order: Order) -> tuple[VenueOrderState | None,
-                                                                                  Rejection | None]:
+    async def _send_with_retries(self, venue: OrderVenue, order: Order, flatten: bool = False) -> tuple[
+            VenueOrderState | None, Rejection | None]:
         last_error = ""
         for attempt in range(self.config.max_submit_attempts):
             if attempt:
@@ -243,6 +339,10 @@ class ExecutionEngine:
                     self.stats.ambiguous_resolved += 1
                     return known, None
                 await self._sleep(self.config.retry_backoff_s * (2 ** (attempt - 1)))
+                if self.halted and not flatten:
+                    # No new attempt once halted; one last look below settles whether an earlier one landed.
+                    last_error = f"trading halted: {self.halt_reason}"
+                    break
             if not self.breaker.allow():
                 return None, Rejection(RejectCode.CIRCUIT_OPEN, "circuit breaker open: the venue is failing")
             try:
@@ -305,20 +405,23 @@ class ExecutionEngine:
             else:
                 order.apply(OrderEvent.EXPIRE, now)
 
-    def _validate(self, request: OrderRequest) -> Rejection | None:
+    def _validate(self, request: OrderRequest, flatten: bool = False) -> Rejection | None:
+        """Everything checked before the reservation, synchronously."""
         if self.mode is Mode.OBSERVATION:
             log.info("observation mode: order not sent", extra={"request_id": request.request_id,
                                                                 "symbol": request.symbol})
             return Rejection(RejectCode.OBSERVATION_MODE, "observation mode: orders are logged, not sent")
-        if self.halted:
+        if self.halted and not (flatten and request.reduce_only):
             return Rejection(RejectCode.HALTED, f"trading halted: {self.halt_reason}")
-        if self.draining:
+        if self.draining and not flatten:
             return Rejection(RejectCode.DRAINING, "execution is draining for shutdown")
         ins = self.instruments.get(request.symbol)
         if ins is None:
             return Rejection(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol}")
         if not request.request_id:
             return Rejection(RejectCode.INVALID_REQUEST, "request_id is required (it makes retries safe)")
+        if request.strategy_id in RESERVED_OWNERS and not flatten:
+            return Rejection(RejectCode.INVALID_REQUEST, f"owner {request.strategy_id!r} is reserved")
         if request.order_type is OrderType.LIMIT and request.price_ticks is None:
             return Rejection(RejectCode.INVALID_REQUEST, "a LIMIT order needs a price")
         if request.order_type is OrderType.MARKET and request.price_ticks is not None:
@@ -338,20 +441,66 @@ class ExecutionEngine:
         if request.reduce_only:
             if position.qty_steps == 0 or (position.qty_steps > 0) == (request.side is Side.BUY):
                 return Rejection(RejectCode.FILTER, "reduce-only order would not reduce the position", -2022)
-        elif reference is not None:
-            limit = self.config.limits.max_position_usdt
-            after = position.qty_steps + request.side.sign * request.qty_steps
-            if limit and ins.notional(reference, abs(after)) > limit and abs(after) > abs(position.qty_steps):
-                return Rejection(RejectCode.POSITION_LIMIT, f"position would be {ins.format_qty(abs(after))} "
-                                                            f"{request.symbol}, over the limit")
-            if self.available_balance is not None:
+        else:
+            breach = self._exposure_view().check(request.symbol, request.side, request.qty_steps,
+                                                 request.price_ticks, False, self.marks,
+                                                 self.config.exposure_limits(), self._day_pnl())
+            if breach is not None:
+                code = RejectCode.POSITION_LIMIT if breach.code is BreachCode.POSITION_LIMIT else \
+                    RejectCode.EXPOSURE_LIMIT
+                return Rejection(code, f"{breach.code.value}: {breach.message}")
+            if reference is not None and self.available_balance is not None:
                 margin = ins.notional(reference, request.qty_steps) // max(1, self.config.limits.leverage)
-                if margin > self.available_balance:
-                    return Rejection(RejectCode.INSUFFICIENT_MARGIN, "available margin is insufficient", -2019)
-        if not self.rate.try_acquire():
+                if margin > self.available_balance - self._working_margin():
+                    return Rejection(RejectCode.INSUFFICIENT_MARGIN, "available margin is insufficient "
+                                     "(working orders included)", -2019)
+        if not flatten and not self.rate.try_acquire():
             return Rejection(RejectCode.RATE_LIMIT, f"more than {self.config.limits.max_orders_per_second} "
                                                     f"orders per second")
         return None
+
+    def _exposure_view(self) -> ExposureLedger:
+        """The ledger brought up to date from the orders themselves (one source of truth: the order table)."""
+        for symbol, book in self.exposure.symbols.items():
+            book.position_steps = self.positions[symbol].qty_steps
+            ids = self._open_ids.get(symbol)
+            book.working = {}
+            if not ids:
+                continue
+            for cid in list(ids):
+                order = self.orders.get(cid)
+                if order is None or not order.is_open:
+                    ids.discard(cid)
+                    continue
+                book.working[cid] = WorkingOrder(symbol, order.side, order.remaining_steps, order.price_ticks,
+                                                 order.reduce_only)
+        return self.exposure
+
+    def _working_margin(self) -> int:
+        """Initial margin the working (not yet filled) orders will need: the venue's balance does not
+        show orders it has not seen yet."""
+        total = 0
+        for symbol, book in self.exposure.symbols.items():
+            price = book.highest_price(self.marks.get(symbol))
+            if price is None:
+                continue
+            qty = book.pending(Side.BUY) + book.pending(Side.SELL)
+            total += self.instruments[symbol].notional(price, qty) // max(1, self.config.limits.leverage)
+        return total
+
+    def _day_pnl(self) -> int:
+        """Realized - fees + unrealized since 00:00 UTC (money units), for the daily-loss limit."""
+        now = self.clock.now_ns()
+        total = 0
+        for symbol, pos in self.positions.items():
+            total += pos.realized_pnl - pos.fees_paid
+            mark = self.marks.get(symbol)
+            if mark is not None and pos.qty_steps:
+                total += pos.unrealized_pnl(mark)
+        day = utc_day_start_ns(now)
+        if day != self._day_start:
+            self._day_start, self._day_start_pnl = day, total
+        return total - self._day_start_pnl
 
     def _reject(self, request: OrderRequest, rejection: Rejection) -> Outcome:
         self.stats.rejected += 1
@@ -375,6 +524,10 @@ class ExecutionEngine:
             if not order.is_open:
                 return Outcome(request_id, False, order,
                                Rejection(RejectCode.NOT_CANCELABLE, f"order is {order.status.value}"))
+            if order.status is OrderStatus.NEW:
+                # Reserved, still in its pre-trade checks: it will never be sent.
+                self._abandon(order, "cancelled before it was sent")
+                return Outcome(request_id, True, order)
             venue = self._venue(self.order_mode[client_order_id])
             assert venue is not None
             if order.status is not OrderStatus.PENDING_SUBMIT:
@@ -419,40 +572,153 @@ class ExecutionEngine:
 
     # -- halt -----------------------------------------------------------------------------------
     async def halt(self, reason: str, requested_by: str = "", flatten: bool = False) -> int:
-        """Refuse new orders, cancel every open one; persistent and idempotent. Returns orders cancelled."""
+        """Halt: from this call on no order that could add exposure is sent. Then wait for the sends that
+        passed the gate before it, cancel every open order and, if asked, flatten until flat. Persistent
+        (it survives a restart until a person resumes) and idempotent. Returns the orders cancelled."""
         first = not self.halted
-        self.halted, self.halt_reason = True, reason
-        await self.hot.set_halt(True, reason)
-        canceled, _ = await self.cancel_all(f"halt-{self.clock.now_ns()}")
-        if flatten:
-            await self._flatten()
+        self.halted, self.halt_reason = True, reason  # synchronously: the gate is closed from this line
+        now = self.clock.now_ns()
         if first:
+            self.halted_by, self.halted_at_ns = requested_by or "?", now
             log.warning("trading halted by %s: %s", requested_by or "?", reason)
+        async with self._halt_lock:
+            if first:
+                await self.hot.set_halt(True, reason)
+                self._audit("halt", requested_by, reason)
+            await self._wait_sends()
+            canceled, _ = await self.cancel_all(f"halt-{now}")
+            if flatten:
+                await self._flatten()
+        if first:
             for hook in self.on_halt:
                 await hook(reason)
         return canceled
 
-    async def _flatten(self) -> None:
-        """Reduce-only market orders closing every position, largest notional first."""
-        positions = sorted((p for p in self.positions.values() if p.qty_steps),
-                           key=lambda p: -p.notional(self.marks.get(p.symbol) or 0))
-        was_halted = self.halted
-        self.halted = False  # the flattening orders themselves must pass
-        try:
-            for pos in positions:
-                side = Side.SELL if pos.qty_steps > 0 else Side.BUY
-                await self._submit(OrderRequest(f"flatten-{pos.symbol}-{self.clock.now_ns()}", pos.symbol, side,
-                                                OrderType.MARKET, abs(pos.qty_steps), reduce_only=True,
-                                                strategy_id="emergency-flatten"))
-        finally:
-            self.halted = was_halted
+    async def _wait_sends(self, timeout_s: float = 10.0) -> None:
+        """Sends that passed the gate before the halt: let them finish, so the cancel below finds them."""
+        pending = [f for f in self._sending if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
 
-    async def resume(self, requested_by: str) -> None:
+    async def _flatten(self) -> bool:
+        """Close every position with reduce-only market orders through this engine's own order path
+        (deterministic ids, the state table, user-stream fills), sliced to the symbol's market max
+        quantity, largest notional first; re-read the venue's position and repeat until flat or
+        `flatten_timeout_s` (then a critical alert). Returns whether the account is flat."""
+        if self.mode is Mode.OBSERVATION:
+            log.warning("flatten skipped: observation mode sends nothing")
+            return False
+        deadline = self.clock.now_ns() + int(self.config.flatten_timeout_s * 1e9)
+        self._flatten_round += 1
+        sequence = itertools.count()
+        while True:
+            positions = await self._venue_positions()
+            open_positions = sorted(((s, q) for s, q in positions.items() if q),
+                                    key=lambda sq: -self.instruments[sq[0]].notional(
+                                        self.marks.get(sq[0]) or 1, abs(sq[1])))
+            if not open_positions:
+                return True
+            if self.clock.now_ns() >= deadline:
+                left = ", ".join(f"{s} {self.instruments[s].format_qty(q)}" for s, q in open_positions)
+                self._alert("critical", f"emergency flatten did not finish in {self.config.flatten_timeout_s:g} s: "
+                                        f"still open {left}; manual handling needed")
+                return False
+            await self.cancel_all(f"flatten-cancel-{self.clock.now_ns()}")
+            for symbol, qty in open_positions:
+                ins = self.instruments[symbol]
+                side = Side.SELL if qty > 0 else Side.BUY
+                remaining = abs(qty)
+                while remaining > 0:
+                    chunk = min(remaining, ins.market_max_qty_steps or remaining)
+                    request_id = f"flatten-{self._flatten_round}-{symbol}-{self.clock.now_ns()}-{next(sequence)}"
+                    outcome = await self._submit(OrderRequest(request_id, symbol, side, OrderType.MARKET, chunk,
+                                                              reduce_only=True, strategy_id=FLATTEN_OWNER),
+                                                 flatten=True)
+                    if not outcome.accepted:
+                        log.warning("flatten order for %s refused: %s", symbol,
+                                    outcome.rejection.message if outcome.rejection else "?")
+                        break
+                    remaining -= chunk
+            await self.settle()
+            await self._sleep(self.config.flatten_poll_s)
+
+    async def _venue_positions(self) -> dict[str, int]:
+        """The venue's positions (reconciliation wins); our own if the venue cannot be read."""
+        venue = self._venue(self.mode)
+        if venue is not None:
+            try:
+                answer = await venue.positions()
+                for symbol, (qty, entry) in answer.items():
+                    if symbol in self.positions:
+                        self.positions[symbol].qty_steps = qty
+                        self.positions[symbol].cost = abs(qty) * entry
+            except errors.VenueError as exc:
+                log.warning("positions not read from the venue: %s", exc)
+        return {s: p.qty_steps for s, p in self.positions.items()}
+
+    async def resume(self, requested_by: str, reason: str = "") -> None:
         if not requested_by:
             raise ValueError("resume needs requested_by")
-        self.halted, self.halt_reason = False, ""
-        await self.hot.set_halt(False, "")
-        log.warning("trading resumed by %s", requested_by)
+        async with self._halt_lock:
+            was_halted = self.halted
+            self.halted, self.halt_reason = False, ""
+            await self.hot.set_halt(False, "")
+        if was_halted:
+            self._audit("resume", requested_by, reason)
+            log.warning("trading resumed by %s", requested_by)
+
+    def _audit(self, action: str, by: str, reason: str) -> None:
+        self.audit_log.append({"ts_ns": self.clock.now_ns(), "action": action, "by": by or "?", "reason": reason})
+
+    def _alert(self, severity: str, message: str) -> None:
+        (log.critical if severity == "critical" else log.warning)("execution alert: %s", message)
+        self.alerts.append((self.clock.now_ns(), severity, message))
+        for observer in self.on_alert:
+            observer(severity, message)
+
+    # -- owners ---------------------------------------------------------------------------------
+    def renew_owners(self, owners: Iterable[str], lease_s: float | None = None) -> None:
+        """The owners (strategies) that are alive renew their lease; their orders stay working."""
+        until = self.clock.now_ns() + int((lease_s or self.config.owner_lease_s) * 1e9)
+        for owner in owners:
+            if owner:
+                self.owner_leases[owner] = until
+
+    def release_owner(self, owner: str) -> None:
+        """The owner is gone (disabled, removed): its orders are orphans from now on."""
+        self.owner_leases[owner] = 0
+
+    def owner_alive(self, owner: str) -> bool:
+        """Unowned and manual orders are left alone; a strategy's orders need all its owners' leases."""
+        if not owner or owner in RESERVED_OWNERS:
+            return True
+        now = self.clock.now_ns()
+        parts = owner.split("+")
+        if not any(p in self.owner_leases for p in parts):
+            return True  # an owner this engine never heard of (a client of the gRPC API without leases)
+        return all(self.owner_leases.get(p, 0) > now for p in parts)
+
+    async def reap_orphans(self) -> int:
+        """Cancel every open order whose owner is gone; returns how many were cancelled."""
+        orphans = [o for o in self.orders.values() if o.is_open and o.status is not OrderStatus.NEW
+                   and not self.owner_alive(o.strategy_id)]
+        if not orphans:
+            return 0
+        results = await asyncio.gather(*(self.cancel(f"orphan-{o.client_order_id}", o.symbol, o.client_order_id)
+                                         for o in orphans))
+        reaped = sum(1 for r in results if r.accepted)
+        self.stats.orphans_canceled += reaped
+        if reaped:
+            log.warning("cancelled %d orphan orders (owner gone)", reaped)
+        return reaped
+
+    async def _reaper(self, interval_s: float) -> None:
+        while True:
+            await self._sleep(interval_s)
+            try:
+                await self.reap_orphans()
+            except Exception:
+                log.exception("orphan reaper failed this round")
 
     # -- venue events ---------------------------------------------------------------------------
     def on_venue_event(self, event: VenueOrderEvent) -> None:
@@ -538,6 +804,7 @@ class ExecutionEngine:
         self.orders[order.client_order_id] = order
         self.order_mode[order.client_order_id] = self.mode if self.mode is not Mode.OBSERVATION else Mode.LIVE
         self.by_venue_id[event.venue_order_id] = order.client_order_id
+        self._open_ids.setdefault(order.symbol, set()).add(order.client_order_id)
         self.stats.adopted += 1
         await self._persist(order, "adopted")
         return order

@@ -6,11 +6,13 @@ engine has one path for acknowledgements, fills, cancels and expiries.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from celeris.domain.exposure import ExposureLimits
 from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.orders import Order, OrderEvent, OrderStatus
 from celeris.domain.values import Side
@@ -46,6 +48,8 @@ class RejectCode(enum.Enum):
     INVALID_REQUEST = "INVALID_REQUEST"
     FILTER = "FILTER"
     POSITION_LIMIT = "POSITION_LIMIT"
+    EXPOSURE_LIMIT = "EXPOSURE_LIMIT"
+    """A worst-case exposure limit other than the per-symbol position (total, open orders, notional, band, loss)."""
     INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
     RISK_DENIED = "RISK_DENIED"
     VENUE_REJECTED = "VENUE_REJECTED"
@@ -173,8 +177,21 @@ class PositionLimits:
 class ExecutionConfig:
     symbols: tuple[str, ...]
     limits: PositionLimits = field(default_factory=PositionLimits)
+    exposure: ExposureLimits = field(default_factory=ExposureLimits)
+    """Worst-case exposure limits (open and in-flight orders counted); see celeris.domain.exposure."""
     max_submit_attempts: int = 3
     retry_backoff_s: float = 0.2
     max_rate_limit_wait_s: float = 5.0
     unknown_orders_policy: str = "adopt"  # or "cancel": venue orders we did not place, found at start
     idempotency_ttl_s: int = 24 * 3600
+    flatten_timeout_s: float = 30.0
+    """The emergency flatten repeats until flat or this long has passed (then a critical alert)."""
+    flatten_poll_s: float = 0.25
+    owner_lease_s: float = 5.0
+    """An open order whose owner has not renewed its lease for this long is an orphan and is cancelled."""
+
+    def exposure_limits(self) -> ExposureLimits:
+        """The exposure limits, with the older per-symbol `limits.max_position_usdt` folded in."""
+        if self.limits.max_position_usdt and not self.exposure.max_position_notional:
+            return dataclasses.replace(self.exposure, max_position_notional=self.limits.max_position_usdt)
+        return self.exposure

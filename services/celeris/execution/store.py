@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from celeris.domain.instruments import Instrument
@@ -101,6 +103,34 @@ class RedisHotState:
     async def get_halt(self) -> tuple[bool, str]:
         raw = await self.redis.get(f"{self.prefix}:trading_disabled")
         return (raw is not None, raw.decode() if isinstance(raw, bytes) else (raw or ""))
+
+
+class FileHaltState:
+    """Hot state whose halt flag lives in a local file (when there is no Redis), so a halt survives a
+    restart of the process. Everything else is the wrapped store's. The file is replaced atomically."""
+
+    def __init__(self, inner: Any, path: str | os.PathLike[str]) -> None:
+        self.inner = inner
+        self.path = Path(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def set_halt(self, halted: bool, reason: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"halted": halted, "reason": reason}))
+        os.replace(tmp, self.path)
+        await self.inner.set_halt(halted, reason)
+
+    async def get_halt(self) -> tuple[bool, str]:
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return await self.inner.get_halt()
+        except (OSError, ValueError):
+            return True, f"halt state file {self.path} is unreadable: halted until a person resumes"
+        return bool(doc.get("halted")), str(doc.get("reason", ""))
 
 
 class MemoryJournal:

@@ -37,26 +37,24 @@ class _InProcessRisk:
 
 
 class _InProcessActions:
-    """The emergency stop's actions: halt our execution engine, then clean up at the venue."""
+    """The emergency stop's actions: our execution engine halts, cancels and flattens through its own
+    order path; the venue is only asked how many orders are open (and cancels them if execution fails)."""
 
     def __init__(self, execution: Any, venue_actions: Any) -> None:
         self.execution = execution
         self.venue = venue_actions
 
     async def open_order_count(self) -> int:
-        return await self.venue.open_order_count()
+        return len(self.execution.open_orders())
 
-    async def halt_execution(self, reason: str) -> None:
-        await self.execution.halt(reason, "risk-manager")
+    async def halt_execution(self, reason: str, flatten: bool) -> None:
+        await self.execution.halt(reason, "risk-manager", flatten)
 
     async def resume_execution(self, by: str) -> None:
         await self.execution.resume(by)
 
     async def cancel_all_orders(self) -> int:
         return await self.venue.cancel_all_orders()
-
-    async def flatten(self, positions: list[tuple[str, int]]) -> int:
-        return await self.venue.flatten(positions)
 
 
 class _RiskHalter:

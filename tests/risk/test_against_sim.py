@@ -54,7 +54,7 @@ async def test_emergency_stop_end_to_end(live_venue, redis_server, postgres_serv
     risk = RiskEngine(h.instruments, SystemClock(), adapters.VenueAccountSource(h.rest, h.instruments),
                       adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES), adapters.PostgresAudit(pool),
                       adapters.RedisTradingFlag(redis_client),
-                      adapters.VenueEmergencyActions(h.rest, h.instruments, execution_server.target, spacing_s=0.01),
+                      adapters.VenueEmergencyActions(h.rest, h.instruments, execution_server.target),
                       RiskConfig(monitor_interval_s=3600))
     risk_server = grpc_server.create_server([servicer.registrar(risk)])
     await risk_server.server.start()
@@ -89,6 +89,9 @@ async def test_emergency_stop_end_to_end(live_venue, redis_server, postgres_serv
         account = live_venue.engine.accounts[API_KEY]
         assert not [o for o in account.orders.values() if o.is_open]
         assert all(p.qty_steps == 0 for p in account.positions.values())
+        # The flatten went through execution: reduce-only market orders with its ids and owner.
+        flatten = [o for o in h.engine.orders.values() if o.strategy_id == "emergency-flatten"]
+        assert {o.symbol for o in flatten} == {"BTCUSDT", "ETHUSDT"} and all(o.reduce_only for o in flatten)
         assert h.engine.halted and await redis_client.get("celeris:execution:trading_disabled") == b"test stop"
         refused = await h.engine.submit(request(order_type=OrderType.MARKET, instrument=ins))
         assert refused.rejection.code is RejectCode.HALTED

@@ -23,14 +23,17 @@ class Source:
 
 
 class Actions:
-    def __init__(self):
+    def __init__(self, execution_answers=True):
         self.calls = []
+        self.execution_answers = execution_answers
 
     async def open_order_count(self):
         return 3
 
-    async def halt_execution(self, reason):
-        self.calls.append(("halt", reason))
+    async def halt_execution(self, reason, flatten):
+        self.calls.append(("halt", reason, flatten))
+        if not self.execution_answers:
+            raise ConnectionError("execution is down")
 
     async def resume_execution(self, by):
         self.calls.append(("resume", by))
@@ -39,9 +42,6 @@ class Actions:
         self.calls.append(("cancel",))
         return 3
 
-    async def flatten(self, positions):
-        self.calls.append(("flatten", positions))
-        return len(positions)
 
 
 def make(btcusdt, qty=0, wallet=10_000, policies=None, clock=None):
@@ -112,8 +112,9 @@ async def test_monitoring_alerts_dedup_and_emergency_trigger(btcusdt):
     violations = await engine.monitor_once()
     assert {v.policy for v in violations} >= {"daily-drawdown-emergency"}
     assert engine.stop.active and "daily_drawdown_pct" in engine.stop.reason
-    assert actions.calls[0][0] == "halt" and ("cancel",) in actions.calls
-    assert actions.calls[-1] == ("flatten", [("BTCUSDT", 1000)])
+    # Execution halts, cancels and flattens through its own order path; nothing goes to the venue from here.
+    assert actions.calls == [("halt", engine.stop.reason, True)]
+    assert engine.stop.positions_closed == 1
     critical = [a for a in engine.alerts if a.severity == "critical"]
     count = len(engine.alerts)
     await engine.monitor_once()  # the same breach one second later: no new alert
@@ -131,7 +132,7 @@ async def test_emergency_stop_is_idempotent_blocks_checks_and_needs_a_person(btc
     first, second = await asyncio.gather(engine.emergency_stop("manual", "alice"),
                                          engine.emergency_stop("again", "bob"))
     assert first is second and first.reason == "manual" and first.orders_canceled == 3
-    assert [c[0] for c in actions.calls].count("cancel") == 1
+    assert [c[0] for c in actions.calls] == ["halt"]  # once, although asked twice
     assert await engine.flag.get() == (True, "manual")
     assert isinstance(engine.check_order("x", "BTCUSDT", Side.BUY, 1, 600_000).outcome, Denied)
     with pytest.raises(ValueError):
@@ -139,6 +140,25 @@ async def test_emergency_stop_is_idempotent_blocks_checks_and_needs_a_person(btc
     stop = await engine.enable_trading("carol", "checked")
     assert not stop.active and stop.enabled_by == "carol" and ("resume", "carol") in actions.calls
     assert engine.audit.stops[0]["re_enabled_by"] == "carol" and engine.audit.stops[0]["completed"]
+    await engine.stop_tasks()
+
+
+async def test_when_execution_does_not_answer_orders_are_cancelled_at_the_venue_and_a_person_is_alerted(btcusdt):
+    engine, _, actions = make(btcusdt, qty=100)
+    actions.execution_answers = False
+    await engine.start()
+    stop = await engine.emergency_stop("manual", "alice")
+    assert [c[0] for c in actions.calls] == ["halt", "cancel"]
+    assert stop.positions_closed == 0
+    assert any(a.severity == "critical" and "did not confirm" in a.message for a in engine.alerts)
+    await engine.stop_tasks()
+
+
+async def test_resume_reaches_execution_even_without_a_stop_of_the_risk_manager(btcusdt):
+    engine, _, actions = make(btcusdt)
+    await engine.start()
+    await engine.enable_trading("dave", "execution came back halted from its state file")
+    assert ("resume", "dave") in actions.calls
     await engine.stop_tasks()
 
 

@@ -78,26 +78,27 @@ class RedisTradingFlag:
 
 
 class VenueEmergencyActions:
-    """Halt execution through its Control service; cancel and flatten directly at the venue, so the
-    stop works even when execution does not answer."""
+    """Halt (and flatten) through execution's Control service; the venue's REST API only counts open
+    orders and, if execution does not answer, cancels them (a cancel never adds exposure)."""
 
     def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument], execution_target: str = "",
-                 spacing_s: float = 0.1) -> None:
+                 halt_timeout_s: float = 40.0) -> None:
         self.rest = rest
         self.instruments = instruments
         self.execution_target = execution_target
-        self.spacing_s = spacing_s
+        self.halt_timeout_s = halt_timeout_s
 
     async def _control(self) -> Any:
         channel = grpc_server.insecure_channel(self.execution_target)
         return channel, control_pb2_grpc.ControlStub(channel)
 
-    async def halt_execution(self, reason: str) -> None:
+    async def halt_execution(self, reason: str, flatten: bool) -> None:
         if not self.execution_target:
-            return
+            raise RuntimeError("no execution_target configured: execution cannot be halted from here")
         channel, stub = await self._control()
         async with channel:
-            await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager"), timeout=5)
+            await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager",
+                                                    flatten_positions=flatten), timeout=self.halt_timeout_s)
 
     async def resume_execution(self, by: str) -> None:
         if not self.execution_target:
@@ -115,21 +116,6 @@ class VenueEmergencyActions:
         await asyncio.gather(*(self.rest.request("DELETE", "/fapi/v1/allOpenOrders", {"symbol": s}, signed=True)
                                for s in symbols))
         return len(open_orders)
-
-    async def flatten(self, positions: list[tuple[str, int]]) -> int:
-        closed = 0
-        for symbol, qty in positions:  # already sorted largest notional first
-            ins = self.instruments[symbol]
-            side = Side.SELL if qty > 0 else Side.BUY
-            try:
-                await self.rest.request("POST", "/fapi/v1/order", {
-                    "symbol": symbol, "side": side.value, "type": "MARKET", "quantity": ins.format_qty(abs(qty)),
-                    "reduceOnly": True, "newClientOrderId": f"flatten-{symbol}-{abs(qty)}"[:36]}, signed=True, weight=0)
-                closed += 1
-            except errors.VenueError as exc:
-                log.error("flattening %s failed: %s (manual handling needed)", symbol, exc)
-            await asyncio.sleep(self.spacing_s)
-        return closed
 
 
 class PostgresPolicyStore:

@@ -90,10 +90,11 @@ class EmergencyActions(Protocol):
     """What the stop does outside the risk manager: halt execution, clean up at the venue."""
 
     async def open_order_count(self) -> int: ...
-    async def halt_execution(self, reason: str) -> None: ...
+    async def halt_execution(self, reason: str, flatten: bool) -> None:
+        """Execution halts: cancels every order and, if asked, flattens until flat (its own order path)."""
     async def resume_execution(self, by: str) -> None: ...
-    async def cancel_all_orders(self) -> int: ...
-    async def flatten(self, positions: list[tuple[str, int]]) -> int: ...
+    async def cancel_all_orders(self) -> int:
+        """The venue-side backstop, used only when execution does not confirm the halt."""
 
 
 @dataclass
@@ -178,6 +179,8 @@ class RiskConfig:
     flatten_on_emergency: bool = True
     taker_fee: Fraction = Fraction(4, 10_000)
     policy_reload_s: float = 5.0
+    halt_timeout_s: float = 45.0
+    """How long execution may take to halt and flatten (its flatten gives up after 30 s)."""
 
 
 class RiskEngine:
@@ -400,29 +403,29 @@ class RiskEngine:
                 "account_state": {"wallet": snapshot.wallet if snapshot else None,
                                   "positions": {s: q for s, q in positions}}})
             canceled = closed = 0
+            do_flatten = flatten if flatten is not None else self.config.flatten_on_emergency
             if self.actions is not None:
                 try:
-                    open_before = await self.actions.open_order_count()
+                    canceled = await self.actions.open_order_count()
                 except Exception:
-                    open_before = 0
+                    canceled = 0
                 try:
-                    await asyncio.wait_for(self.actions.halt_execution(reason), 5)
-                except Exception as exc:  # execution down: the venue-side cleanup below still runs
+                    # Execution closes its gate, cancels its orders and flattens through its own order
+                    # path (deterministic ids, the state table, user-stream fills): no side channel.
+                    await asyncio.wait_for(self.actions.halt_execution(reason, do_flatten),
+                                           self.config.halt_timeout_s)
+                    closed = len(positions) if do_flatten else 0
+                except Exception as exc:
+                    # Execution does not answer: cancel at the venue (a cancel never adds exposure), but
+                    # flattening without the order manager is left to a person.
                     log.error("could not halt execution: %r", exc)
-                # Execution's halt cancels its own orders; whatever is still open is cancelled here.
-                canceled = max(open_before, await self.actions.cancel_all_orders())
-                if flatten if flatten is not None else self.config.flatten_on_emergency:
+                    self.raise_alert("risk", "critical", f"execution did not confirm the halt ({exc!r}): open "
+                                     "orders cancelled at the venue; positions need manual handling",
+                                     key=f"stop-unconfirmed:{now}")
                     try:
-                        await self.refresh()
-                    except Exception:
-                        pass
-                    current = [(s, p.qty_steps) for s, p in (self.snapshot.positions.items() if self.snapshot else [])
-                               if p.qty_steps]
-                    marks = self.snapshot.marks if self.snapshot else {}
-                    current.sort(key=lambda sq: -abs(sq[1]) * marks.get(sq[0], 0)
-                                 * self.instruments[sq[0]].price_grid.step_units
-                                 * self.instruments[sq[0]].qty_grid.step_units)
-                    closed = await self.actions.flatten(current)
+                        canceled = max(canceled, await self.actions.cancel_all_orders())
+                    except Exception as cancel_exc:
+                        log.error("venue-side cancel failed too: %r", cancel_exc)
             self.stop.orders_canceled, self.stop.positions_closed = canceled, closed
             self.stop.completed_at_ns = self.clock.now_ns()
             await self.audit.stop_finished(self.stop.stop_id, canceled, closed)
@@ -432,11 +435,13 @@ class RiskEngine:
         if not enabled_by:
             raise ValueError("re-enabling trading needs the name of the person doing it")
         async with self._stop_lock:
+            if self.actions is not None:
+                # Execution may be halted on its own account (its persisted halt, a halt through its
+                # Control service): a person's resume reaches it either way.
+                await self.actions.resume_execution(enabled_by)
             if not self.stop.active:
                 return self.stop
             await self.flag.set(False, "")
-            if self.actions is not None:
-                await self.actions.resume_execution(enabled_by)
             self.stop.active = False
             self.stop.enabled_by, self.stop.enabled_at_ns = enabled_by, self.clock.now_ns()
             await self.audit.re_enabled(self.stop.stop_id, enabled_by)

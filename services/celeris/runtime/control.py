@@ -64,21 +64,22 @@ class ComponentControl:
             await hook(target)
 
     async def halt(self, reason: str, requested_by: str = "", flatten: bool = False) -> None:
-        if self.halted:
-            return  # idempotent: the first reason stands
-        self.halted, self.halt_reason, self.halted_by = True, reason, requested_by
-        self._record("halt", f"by {requested_by or '?'}: {reason}")
+        """Halt; the engines' halts are idempotent, so a repeated halt still reaches them (a flatten asked
+        the second time is done, an order left open is cancelled) but the first reason stands here."""
+        if not self.halted:
+            self.halted, self.halt_reason, self.halted_by = True, reason, requested_by
+            self._record("halt", f"by {requested_by or '?'}: {reason}")
         for hook in self.on_halt:
             await hook(reason, flatten)
 
     async def resume(self, requested_by: str, reason: str = "") -> None:
         if not requested_by:
             raise ValueError("resume needs requested_by: re-enabling trading is recorded")
-        if not self.halted:
-            return
+        was_halted = self.halted
         self.halted, self.halt_reason = False, ""
-        self._record("resume", f"by {requested_by}: {reason}")
-        for hook in self.on_resume:
+        if was_halted:
+            self._record("resume", f"by {requested_by}: {reason}")
+        for hook in self.on_resume:  # an engine may be halted on its own account (a persisted halt)
             await hook(requested_by)
 
     async def configure(self, generation: int, settings: dict[str, Any], requested_by: str = "") -> None:

@@ -82,7 +82,8 @@ class InProcessSystem:
         from celeris.execution.engine import ExecutionEngine, fill_topic, order_topic
         from celeris.execution.model import ExecutionConfig, PositionLimits
         from celeris.execution.paper import PaperVenue
-        from celeris.execution.store import MemoryHotState, MemoryJournal, PostgresJournal, RedisHotState
+        from celeris.execution.store import (FileHaltState, MemoryHotState, MemoryJournal, PostgresJournal,
+                                             RedisHotState)
         from celeris.execution.venue import BinanceOrderVenue
         from celeris.marketdata.service import (MarketDataConfig, MarketDataService, book_topic, mark_topic,
                                                 trade_topic)
@@ -143,9 +144,14 @@ class InProcessSystem:
         live = BinanceOrderVenue(rest, ws_url, instruments, clock)
         hot = RedisHotState(redis_client) if redis_client is not None else MemoryHotState()
         journal = PostgresJournal(pool) if pool is not None else MemoryJournal()
-        self.execution = ExecutionEngine(ExecutionConfig(tuple(up.symbols), PositionLimits(0, 50, 20)), instruments,
-                                         clock, {Mode.LIVE: live, Mode.SIMULATION: self.paper}, bus.publish, hot,
-                                         journal, mode=Mode(up.mode))
+        if redis_client is None:  # a halt survives a restart: in Redis when there is one, else in a file
+            hot = FileHaltState(hot, up.state_dir() / "execution-halt.json")
+        risk_spec = up.risk
+        self.execution = ExecutionEngine(
+            ExecutionConfig(tuple(up.symbols), PositionLimits(0, risk_spec.maxOrdersPerSecond, risk_spec.maxLeverage),
+                            exposure=risk_spec.exposure_limits()),
+            instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: self.paper}, bus.publish, hot, journal,
+            mode=Mode(up.mode))
         # Risk
         self.risk = RiskEngine(
             instruments, clock, risk_adapters.VenueAccountSource(rest, instruments),
@@ -158,9 +164,11 @@ class InProcessSystem:
             from celeris.risk.engine import DEFAULT_POLICIES
             self.risk.policy_store.seed = DEFAULT_POLICIES
         self.execution.risk = _InProcessRisk(self.risk)
-        # Strategy
+        # Strategy: its filter uses the same limits as execution's gate
+        from celeris.strategy.filters import filter_limits
         self.strategy = StrategyEngine(parse_strategies(json.dumps(up.strategies)), instruments, clock,
-                                       self.execution, bus.publish, mode=Mode(up.mode))
+                                       self.execution, bus.publish, mode=Mode(up.mode),
+                                       limits=filter_limits(risk_spec.exposure_limits(), risk_spec.maxOrdersPerSecond))
         # Account
         self.account = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), _RiskHalter(self.risk),
                                       AccountConfig())
@@ -174,16 +182,19 @@ class InProcessSystem:
             bus.subscribe(mark_topic(symbol), lambda m, ins=ins: self.execution.on_mark(m.symbol, mark_ticks(ins, m.mark_price)))
             bus.subscribe(mark_topic(symbol), lambda m: self.account.on_mark(m.symbol, m.mark_price))
             bus.subscribe(fill_topic(symbol), self.strategy.on_fill)
-            bus.subscribe(order_topic(symbol),
-                          lambda o: None if o.is_open else self.strategy.on_order_closed(o.client_order_id))
+            bus.subscribe(order_topic(symbol), self.strategy.on_order_update)
 
         await self.marketdata.start()
         await self.execution.start()
         await self.risk.start()
+        await self.risk.apply_limits(risk_spec.as_json())
+        if up.halted_at_start:
+            await self.risk.emergency_stop("spec.halted is true", "spec", flatten=False)
         await self.account.start()
         await self.user_stream.start()
         await self._start_servers()
         await self._wait_books()
+        self.strategy.start()  # leases with execution's orphan reaper, time-to-live of orders
 
     async def _wait_books(self, timeout_s: float = 20) -> None:
         deadline = time.monotonic() + timeout_s

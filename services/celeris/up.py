@@ -33,9 +33,12 @@ DEFAULT_SYMBOLS = "BTCUSDT,ETHUSDT"
 
 def register(sub: Any) -> None:
     p = sub.add_parser("up", help="run the whole system on this machine (simulator included)")
+    p.add_argument("-f", "--file", default="",
+                   help="a TradingSystem YAML (the one kubectl apply takes): symbols, strategies, risk, mode; "
+                        "flags given as well override it")
     p.add_argument("--mode", choices=["observation", "simulation", "live"],
-                   help="default: live against the simulator, observation against a real venue")
-    p.add_argument("--symbols", default=DEFAULT_SYMBOLS)
+                   help="default: the spec's mode; else live against the simulator, observation against a real venue")
+    p.add_argument("--symbols", default=None, help=f"comma-separated (default: the spec's, else {DEFAULT_SYMBOLS})")
     p.add_argument("--topology", choices=["inproc", "services"], default="inproc")
     p.add_argument("--duration", type=float, default=0, help="seconds; 0 = until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
@@ -50,6 +53,10 @@ def register(sub: Any) -> None:
     p.add_argument("--dashboard-token", default="", help="default: a fresh random token")
     p.add_argument("--seed", type=int, default=7, help="simulator market seed")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--state-dir", default="",
+                   help="where a halt is kept across restarts when there is no Redis (default: a fresh directory "
+                        "per run against the bundled simulator, whose account is new each run; "
+                        "~/.local/state/celeris against a real venue)")
     p.set_defaults(func=cmd_up)
 
 
@@ -74,8 +81,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.venue_rest_url and not args.venue_ws_url:
         print("error: --venue-ws-url is required with --venue-rest-url", file=sys.stderr)
         return 2
+    from celeris.config.spec import SpecError
+
     try:
-        summary = asyncio.run(Up(args).run())
+        up = Up(args)
+    except SpecError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(up.run())
     except UpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -137,13 +151,38 @@ class Ports:
     account: int = field(default_factory=free_port)
 
 
+def default_risk() -> Any:
+    """Limits of a `celeris up` without a spec: generous for the demo's sizes, never none."""
+    from celeris.config.spec import RiskSpec
+
+    return RiskSpec(maxPositionUsdt="5000", maxOrdersPerSecond=50, maxLeverage=20)
+
+
 class Up:
     def __init__(self, args: argparse.Namespace) -> None:
+        from celeris.config.spec import RiskSpec, load_spec
+
         self.args = args
-        self.symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        spec = None
+        if getattr(args, "file", ""):
+            self.name, spec = load_spec(args.file)
+            if spec.venue.kind != "simulator" and not args.venue_rest_url:
+                args.venue_rest_url, args.venue_ws_url = spec.venue.restUrl, spec.venue.wsUrl
+        self.spec = spec
+        symbols = args.symbols if args.symbols is not None else (
+            ",".join(spec.symbols) if spec is not None else DEFAULT_SYMBOLS)
+        self.symbols = [s.strip().upper() for s in symbols.split(",") if s.strip()]
         self.real_venue = bool(args.venue_rest_url)
-        self.mode = args.mode or ("observation" if self.real_venue else "live")
-        self.strategies = json.loads(args.strategies) if args.strategies else default_strategies(self.symbols)
+        self.mode = args.mode or (spec.mode if spec is not None and spec.mode else None) or (
+            "observation" if self.real_venue else "live")
+        if args.strategies:
+            self.strategies = json.loads(args.strategies)
+        elif spec is not None and spec.strategies:
+            self.strategies = [s.engine_config() for s in spec.strategies if s.symbol in self.symbols]
+        else:
+            self.strategies = default_strategies(self.symbols)
+        self.risk: RiskSpec = spec.risk if spec is not None else default_risk()
+        self.halted_at_start = bool(spec is not None and spec.halted)
         self.api_key = args.api_key or ("celeris-up-" + secrets.token_hex(4))
         self.api_secret = args.api_secret or secrets.token_hex(16)
         self.token = args.dashboard_token or secrets.token_urlsafe(16)
@@ -151,6 +190,18 @@ class Up:
         self.started = time.monotonic()
         self.components: dict[str, Any] = {}
         self.closers: list[Any] = []
+
+    def state_dir(self) -> Any:
+        from pathlib import Path
+        import tempfile
+
+        if self.args.state_dir:
+            return Path(self.args.state_dir)
+        if self.real_venue:
+            return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "celeris"
+        if not getattr(self, "_run_state_dir", None):
+            self._run_state_dir = tempfile.mkdtemp(prefix="celeris-up-")
+        return Path(self._run_state_dir)
 
     def _progress(self, text: str) -> None:
         if not self.args.quiet:
@@ -212,6 +263,9 @@ class ServicesSystem:
             base["redis_url"] = up.args.redis_url
         if up.args.postgres_url:
             base["postgres_url"] = up.args.postgres_url
+        if name in ("execution", "risk", "strategy"):
+            base["risk_limits"] = up.risk.model_dump_json(exclude_none=True)
+            base["state_dir"] = str(up.state_dir())
         base.update(settings)
         argv = [sys.executable, "-m", module]
         for key, value in base.items():

@@ -30,6 +30,10 @@ class Signal:
     urgency: Urgency = Urgency.NORMAL
     price_hint_ticks: int | None = None
     reason: str = ""
+    qty_steps: int | None = None
+    """An exact size (steps), instead of the configured order size times strength."""
+    reduce_only: bool = False
+    """Only reduces the strategy's position (an exit): it never adds exposure."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:

@@ -41,6 +41,8 @@ async def serve(settings: ExecutionSettings) -> None:
     from celeris.domain.modes import Mode
     from celeris.execution import servicer
     from celeris.execution.engine import ExecutionEngine
+    from celeris.config.spec import RiskSpec
+    from celeris.domain.exposure import ExposureLimits
     from celeris.execution.model import ExecutionConfig, PositionLimits
     from celeris.execution.paper import PaperVenue
     from celeris.execution.store import MemoryHotState, MemoryJournal, PostgresJournal, RedisHotState
@@ -56,6 +58,11 @@ async def serve(settings: ExecutionSettings) -> None:
     rest, instruments = await connect_venue(settings, clock)
     redis_client, pool = await open_stores(settings)
     hot: Any = RedisHotState(redis_client) if redis_client is not None else MemoryHotState()
+    if redis_client is None and settings.state_dir:
+        from pathlib import Path
+
+        from celeris.execution.store import FileHaltState
+        hot = FileHaltState(hot, Path(settings.state_dir) / "execution-halt.json")
     journal: Any = PostgresJournal(pool) if pool is not None else MemoryJournal()
     live = BinanceOrderVenue(rest, settings.venue_ws_url, instruments, clock)
     paper = PaperVenue(instruments, clock, latency_ms=settings.paper_latency_ms,
@@ -76,9 +83,11 @@ async def serve(settings: ExecutionSettings) -> None:
         from celeris.execution.risk_client import GrpcRiskCheck
 
         risk = GrpcRiskCheck(settings.risk_target, instruments)
+    risk_spec = settings.risk_spec()
     engine = ExecutionEngine(
         ExecutionConfig(settings.symbols, PositionLimits(settings.max_position_usdt * 10**8,
                                                          settings.max_orders_per_second, settings.leverage),
+                        exposure=risk_spec.exposure_limits() if risk_spec else ExposureLimits(),
                         unknown_orders_policy=settings.unknown_orders_policy),
         instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: paper}, publish, hot, journal, risk=risk,
         mode=Mode(settings.mode))
@@ -88,6 +97,8 @@ async def serve(settings: ExecutionSettings) -> None:
         if outcome.rejection is not None:
             rejected.labels(outcome.rejection.code.value).inc()
 
+    if risk_spec is not None:
+        engine.set_limits(risk_spec.exposure_limits(), risk_spec.maxOrdersPerSecond, risk_spec.maxLeverage)
     engine.on_outcome.append(count)
     md_client = None
     if settings.marketdata_target:
@@ -120,12 +131,9 @@ async def serve(settings: ExecutionSettings) -> None:
         engine.draining = True
 
     async def on_configure(config: dict[str, Any]) -> None:
-        risk = config.get("risk", {})
-        if "maxOrdersPerSecond" in risk:
-            engine.rate.limit = int(risk["maxOrdersPerSecond"])
-            engine.config.limits.max_orders_per_second = int(risk["maxOrdersPerSecond"])
-        if "maxLeverage" in risk:
-            engine.config.limits.leverage = int(risk["maxLeverage"])
+        if config.get("risk"):  # validated whole before anything changes (a bad limit changes nothing)
+            spec = RiskSpec.model_validate(config["risk"])
+            engine.set_limits(spec.exposure_limits(), spec.maxOrdersPerSecond, spec.maxLeverage)
 
     ctl.on_configure.append(on_configure)
     ctl.on_mode.append(on_mode)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 
@@ -40,6 +40,7 @@ class ExecutionClient:
         self.instruments = instruments
         self.timeout_s = timeout_s
         self._fills: asyncio.Task[None] | None = None
+        self._orders: asyncio.Task[None] | None = None
 
     async def submit(self, request: OrderRequest) -> Outcome:
         ins = self.instruments[request.symbol]
@@ -47,7 +48,8 @@ class ExecutionClient:
             request_id=request.request_id, symbol=request.symbol, side=convert.SIDE[request.side],
             type=convert.TYPE[request.order_type], time_in_force=convert.TIF[request.time_in_force],
             quantity=common_pb2.Decimal(mantissa=ins.qty_grid.units(request.qty_steps), scale=ins.qty_grid.scale),
-            reduce_only=request.reduce_only, strategy_id=request.strategy_id, ts_signal_ns=request.ts_signal_ns)
+            reduce_only=request.reduce_only, strategy_id=request.strategy_id, ts_signal_ns=request.ts_signal_ns,
+            client_order_id=request.client_order_id)
         if request.price_ticks is not None:
             pb.price.CopyFrom(common_pb2.Decimal(mantissa=ins.price_grid.units(request.price_ticks),
                                                  scale=ins.price_grid.scale))
@@ -79,6 +81,36 @@ class ExecutionClient:
             rejection = Rejection(code, ack.error.message, ack.error.venue_code)
         return Outcome(ack.request_id, ack.accepted, order, rejection)
 
+    async def renew_owners(self, owners: list[str], lease_s: float) -> None:
+        try:
+            await self._stub.RenewOwners(execution_pb2.RenewOwnersRequest(owners=owners, lease_ms=int(lease_s * 1000)),
+                                         timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("owner leases not renewed: %s", exc.code().name)
+
+    async def release_owner(self, owner: str) -> None:
+        try:
+            await self._stub.RenewOwners(execution_pb2.RenewOwnersRequest(released=[owner]), timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("owner %s not released: %s", owner, exc.code().name)
+
+    def stream_orders(self, on_order: Callable[[Any], None]) -> None:
+        """Execution's order updates (snapshot, then every change), reopened when the stream is lost."""
+        self._orders = asyncio.create_task(self._stream_orders(on_order))
+
+    async def _stream_orders(self, on_order: Callable[[Any], None]) -> None:
+        while True:
+            try:
+                async for pb in self._stub.StreamOrderUpdates(execution_pb2.StreamOrdersRequest()):
+                    if not pb.HasField("order") or not pb.order.symbol:
+                        continue  # the snapshot marker
+                    ins = self.instruments.get(pb.order.symbol)
+                    if ins is not None:
+                        on_order(order_from_pb(pb.order, ins))
+            except grpc.aio.AioRpcError as exc:
+                log.warning("order stream lost (%s); reopening", exc.code().name)
+            await asyncio.sleep(0.5)
+
     def stream_fills(self, on_fill: Callable[[Fill], None]) -> None:
         self._fills = asyncio.create_task(self._stream_fills(on_fill))
 
@@ -100,8 +132,9 @@ class ExecutionClient:
             await asyncio.sleep(0.5)
 
     async def close(self) -> None:
-        if self._fills is not None:
-            self._fills.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fills
+        for task in (self._fills, self._orders):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._channel.close()

@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from celeris.domain.breaker import CircuitBreaker, SlidingWindowLimit
 from celeris.domain.clock import Clock, utc_day_start_ns
-from celeris.domain.exposure import BreachCode, ExposureLedger, WorkingOrder
+from celeris.domain.exposure import BreachCode, ExposureLedger, ExposureLimits, WorkingOrder
 from celeris.domain.instruments import Instrument, OrderType, check_order
 from celeris.domain.modes import Mode
 from celeris.domain.orders import InvalidTransition, Order, OrderEvent, OrderStatus, Overfill
@@ -174,6 +174,17 @@ class ExecutionEngine:
     def _venue(self, mode: Mode) -> OrderVenue | None:
         return self.venues.get(mode)
 
+    def set_limits(self, exposure: ExposureLimits, max_orders_per_second: int | None = None,
+                   leverage: int | None = None) -> None:
+        """New limits, used from the next order on (the configuration push; no restart)."""
+        self.config.exposure = exposure
+        self.config.limits.max_position_usdt = 0  # the exposure limits say it now
+        if max_orders_per_second is not None:
+            self.config.limits.max_orders_per_second = max_orders_per_second
+            self.rate.limit = max_orders_per_second
+        if leverage is not None:
+            self.config.limits.leverage = leverage
+
     async def set_mode(self, mode: Mode) -> None:
         log.info("execution mode %s -> %s", self.mode.value, mode.value)
         self.mode = mode
@@ -212,7 +223,7 @@ class ExecutionEngine:
         rejection = self._validate(request, flatten)
         if rejection is not None:
             return self._reject(request, rejection)
-        client_id = request.client_order_id or client_order_id_for(request.request_id)
+        client_id = request.client_order_id or client_order_id_for(request.request_id, request.strategy_id)
         existing = self.orders.get(client_id)
         if existing is not None:
             if self.request_of.get(client_id) == request.request_id:

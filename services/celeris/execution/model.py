@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +35,21 @@ class OrderRequest:
     ts_signal_ns: int = 0
 
 
-def client_order_id_for(request_id: str) -> str:
-    """Deterministic: the same request id always maps to the same venue client order id."""
-    return "cel" + hashlib.blake2b(request_id.encode(), digest_size=12).hexdigest()
+def client_order_id_for(request_id: str, owner: str = "") -> str:
+    """Deterministic: the same request id always maps to the same venue client order id. The owner (the
+    strategy) is readable in it, so the venue's own order list says whose each order is:
+    `cel-{owner, up to 11 characters}-{20 hex digits}` (36 characters at most, the venue's limit)."""
+    tag = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:11].strip("-")
+    if not tag:
+        return "cel" + hashlib.blake2b(request_id.encode(), digest_size=12).hexdigest()
+    return f"cel-{tag}-{hashlib.blake2b(request_id.encode(), digest_size=10).hexdigest()}"
+
+
+def owner_tag_of(client_order_id: str) -> str:
+    """The owner tag a client order id carries ('' for none): the inverse of client_order_id_for's tag."""
+    if client_order_id.startswith("cel-") and client_order_id.count("-") >= 2:
+        return client_order_id[4:client_order_id.rindex("-")]
+    return ""
 
 
 class RejectCode(enum.Enum):

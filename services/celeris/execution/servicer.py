@@ -55,6 +55,16 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
             request_id=request.request_id,
             orders=[convert.order_pb(o, self._engine.instruments[o.symbol], self._mode(o)) for o in orders])
 
+    async def RenewOwners(self, request, context):  # type: ignore[no-untyped-def]
+        if len(request.owners) > 1000 or len(request.released) > 1000 or request.lease_ms < 0 \
+                or request.lease_ms > 3_600_000 or any(len(o) > 256 for o in [*request.owners, *request.released]):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "at most 1000 owners of 256 characters, "
+                                                                  "lease_ms in 0..3600000")
+        self._engine.renew_owners(list(request.owners), request.lease_ms / 1000 if request.lease_ms else None)
+        for owner in request.released:
+            self._engine.release_owner(owner)
+        return execution_pb2.RenewOwnersResponse(orphans_canceled=self._engine.stats.orphans_canceled)
+
     async def StreamOrderUpdates(self, request, context):  # type: ignore[no-untyped-def]
         symbols = list(request.symbols) or list(self._engine.instruments)
         queue: asyncio.Queue[Order] = asyncio.Queue(maxsize=100_000)

@@ -96,6 +96,8 @@ async def serve(settings: RiskSettings) -> None:
 
     registry.register(RiskCollector(engine))
     await engine.start()
+    if settings.risk_spec() is not None:
+        await engine.apply_limits(settings.risk_spec().as_json())
     ctl = control.ComponentControl("risk", clock, mode=Mode(settings.mode), halted=engine.stop.active,
                                    halt_reason=engine.stop.reason,
                                    details=lambda: {"metrics": json.dumps(metrics_json(engine.metrics))

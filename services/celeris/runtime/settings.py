@@ -49,6 +49,27 @@ class ServiceSettings(BaseSettings):
     redis_url: SecretStr = SecretStr("")
     """Empty = in-memory store."""
     postgres_url: SecretStr = SecretStr("")
+    risk_limits: str = ""
+    """The TradingSystem's `spec.risk` as JSON (every component applies the same limits); empty = defaults."""
+    state_dir: str = ""
+    """Where a halt is kept across restarts when there is no Redis (empty = in memory only)."""
+
+    @field_validator("risk_limits")
+    @classmethod
+    def _check_risk(cls, value: str) -> str:
+        if value:
+            from celeris.config.spec import RiskSpec
+
+            RiskSpec.model_validate_json(value)
+        return value
+
+    def risk_spec(self) -> Any:
+        """`risk_limits` as the typed RiskSpec, or None when not configured."""
+        if not self.risk_limits:
+            return None
+        from celeris.config.spec import RiskSpec
+
+        return RiskSpec.model_validate_json(self.risk_limits)
 
     @field_validator("symbols", mode="before")
     @classmethod

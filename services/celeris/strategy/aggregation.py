@@ -3,6 +3,10 @@
 Three methods, chosen per symbol: majority vote (more than half of the voters on one side), a
 performance-weighted average of signed strengths, and the first signal above a strength threshold.
 The aggregated signal lists its contributors. Pure functions.
+
+Votes are per (symbol, side) intent: a market maker's passive bid and ask are quotes, not opinions on
+direction, so `aggregate_round` never nets them against each other or against anyone's vote; each quote
+stays its own strategy's. Only directional (normal or aggressive) signals are combined.
 """
 
 from __future__ import annotations
@@ -65,3 +69,13 @@ def _merge(group: list[Signal], strength: float) -> Signal:
     reason = "; ".join(f"{s.strategy}: {s.reason}" for s in group)
     return Signal(lead.symbol, lead.side, strength, "+".join(s.strategy for s in group), lead.ts_event_ns,
                   lead.urgency, lead.price_hint_ticks, reason)
+
+
+def aggregate_round(signals: list[Signal], method: Method, *, weights: Mapping[str, float] | None = None,
+                    threshold: float = 0.6, voters: int | None = None) -> list[Aggregated]:
+    """The decisions of one round on one symbol: every passive quote as it is (its owner alone), and
+    the directional signals combined by `method` (abstaining directional voters count against a majority)."""
+    quotes = [Aggregated(s, (s.strategy,)) for s in signals if s.urgency is Urgency.PASSIVE]
+    directional = [s for s in signals if s.urgency is not Urgency.PASSIVE]
+    combined = aggregate(directional, method, weights=weights, threshold=threshold, voters=voters)
+    return quotes + ([combined] if combined else [])

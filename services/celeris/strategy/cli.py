@@ -62,7 +62,7 @@ async def serve(settings: StrategySettings) -> None:
     from celeris.strategy import servicer
     from celeris.strategy.aggregation import Method
     from celeris.strategy.engine import StrategyEngine
-    from celeris.strategy.filters import FilterLimits
+    from celeris.strategy.filters import FilterLimits, filter_limits
     from celeris.strategy.plugins import PluginRegistry
     from celeris.transport.bus import InProcessBus
     from celeris.venues.binance.rest import BinanceRestClient
@@ -74,16 +74,22 @@ async def serve(settings: StrategySettings) -> None:
         instruments = await venue_instruments(rest, settings.symbols)
     gateway = ExecutionClient(settings.execution_target, instruments)
     money = 10**8
+    limits = FilterLimits(settings.max_position_usdt * money, settings.max_total_exposure_usdt * money,
+                          settings.max_orders_per_minute, settings.max_daily_loss_usdt * money)
+    if settings.risk_spec() is not None:
+        spec = settings.risk_spec()
+        limits = filter_limits(spec.exposure_limits(), spec.maxOrdersPerSecond, limits)
     engine = StrategyEngine(
         parse_strategies(settings.strategies), instruments, clock, gateway, bus.publish, mode=Mode(settings.mode),
-        limits=FilterLimits(settings.max_position_usdt * money, settings.max_total_exposure_usdt * money,
-                            settings.max_orders_per_minute, settings.max_daily_loss_usdt * money),
+        limits=limits,
         registry=PluginRegistry(Path(settings.plugin_dir) if settings.plugin_dir else None),
         aggregation={s: Method(m) for s, m in json.loads(settings.aggregation).items()})
     from celeris.strategy.metrics import StrategyCollector
 
     registry.register(StrategyCollector(engine))
     gateway.stream_fills(engine.on_fill)
+    gateway.stream_orders(engine.on_order_update)
+    engine.start()
     md = MarketDataClient(settings.marketdata_target, instruments, engine.on_book, engine.on_trade)
     md.start()
     tasks = []
@@ -109,10 +115,11 @@ async def serve(settings: StrategySettings) -> None:
                 {"name": s["name"], "type": s["type"], "symbol": s["symbol"],
                  "order_size": s.get("orderSize", s.get("order_size")), "params": s.get("params", {}),
                  "enabled": s.get("enabled", True)} for s in config["strategies"]])))
-        risk = config.get("risk", {})
-        if "maxPositionUsdt" in risk:  # a decimal string: parsed exactly, never through a float
-            engine.limits = dataclasses.replace(
-                engine.limits, max_position_usdt=int(Fraction(str(risk["maxPositionUsdt"])) * money))
+        if config.get("risk"):  # decimal strings, parsed exactly (never through a float), all or nothing
+            from celeris.config.spec import RiskSpec
+
+            spec = RiskSpec.model_validate(config["risk"])
+            engine.limits = filter_limits(spec.exposure_limits(), spec.maxOrdersPerSecond, engine.limits)
 
     ctl.on_mode.append(on_mode)
     ctl.on_halt.append(on_halt)

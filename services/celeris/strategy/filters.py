@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from celeris.domain.exposure import ExposureLimits
 from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.signals import BookTop, Signal, Urgency
 from celeris.domain.values import MONEY_SCALE, Side
@@ -24,6 +25,17 @@ class FilterLimits:
     max_orders_per_minute: int = 60
     max_daily_loss_usdt: int = 1_000 * 10**MONEY_SCALE
     max_drawdown_pct: Fraction = Fraction(20)
+
+
+def filter_limits(exposure: ExposureLimits, orders_per_second: int, base: FilterLimits | None = None) -> FilterLimits:
+    """The strategy filter's limits from the system's exposure limits (the same numbers as execution's)."""
+    base = base or FilterLimits()
+    return FilterLimits(
+        max_position_usdt=exposure.max_position_notional or base.max_position_usdt,
+        max_total_exposure_usdt=exposure.max_total_notional or base.max_total_exposure_usdt,
+        max_orders_per_minute=max(1, orders_per_second * 60),
+        max_daily_loss_usdt=exposure.max_daily_loss or base.max_daily_loss_usdt,
+        max_drawdown_pct=base.max_drawdown_pct)
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,13 @@ class OrderPlan:
 
 def plan_order(signal: Signal, top: BookTop, ins: Instrument, order_size_steps: int) -> OrderPlan | None:
     """The order a signal asks for, or None when it rounds to nothing tradable."""
-    qty = int(order_size_steps * signal.strength)
-    qty = max(qty, ins.min_qty_steps)
+    if signal.qty_steps is not None:
+        qty = signal.qty_steps
+        if qty <= 0 or qty > ins.max_qty_steps:
+            return None
+    else:
+        qty = int(order_size_steps * signal.strength)
+        qty = max(qty, ins.min_qty_steps)
     if signal.urgency is Urgency.AGGRESSIVE:
         price = top.ask_ticks if signal.side is Side.BUY else top.bid_ticks
         tif = TimeInForce.IOC
@@ -85,7 +102,7 @@ def plan_order(signal: Signal, top: BookTop, ins: Instrument, order_size_steps: 
         tif = TimeInForce.GTX
     if price <= 0:
         return None
-    if ins.min_notional and ins.notional(price, qty) < ins.min_notional:
+    if ins.min_notional and ins.notional(price, qty) < ins.min_notional and not signal.reduce_only:
         unit = ins.notional(price, 1)
         qty = -(-ins.min_notional // unit) if unit else qty
         while ins.notional(price, qty) < ins.min_notional:  # rounding of the unit notional

@@ -103,6 +103,58 @@ ORDER_STATUS_EXPIRED: OrderStatus.ValueType  # 9
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 @_typing.final
+class RenewOwnersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNERS_FIELD_NUMBER: _builtins.int
+    LEASE_MS_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    lease_ms: _builtins.int
+    """0 = execution's default"""
+    @_builtins.property
+    def owners(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """renewed for lease_ms from now"""
+
+    @_builtins.property
+    def released(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """gone now (disabled, removed): their orders are orphans at once"""
+
+    def __init__(
+        self,
+        *,
+        owners: _abc.Iterable[_builtins.str] | None = ...,
+        lease_ms: _builtins.int = ...,
+        released: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ms", b"lease_ms", "owners", b"owners", "released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewOwnersRequest: _TypeAlias = RenewOwnersRequest  # noqa: Y015
+
+@_typing.final
+class RenewOwnersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORPHANS_CANCELED_FIELD_NUMBER: _builtins.int
+    orphans_canceled: _builtins.int
+    """by the reaper since execution started"""
+    def __init__(
+        self,
+        *,
+        orphans_canceled: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orphans_canceled", b"orphans_canceled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewOwnersResponse: _TypeAlias = RenewOwnersResponse  # noqa: Y015
+
+@_typing.final
 class SubmitOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -70,6 +70,11 @@ class ExecutionStub:
                 request_serializer=celeris_dot_v1_dot_execution__pb2.StreamFillsRequest.SerializeToString,
                 response_deserializer=celeris_dot_v1_dot_execution__pb2.Fill.FromString,
                 _registered_method=True)
+        self.RenewOwners = channel.unary_unary(
+                '/celeris.v1.Execution/RenewOwners',
+                request_serializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServicer:
@@ -118,6 +123,14 @@ class ExecutionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewOwners(self, request, context):
+        """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
+        was released, is cancelled by execution's orphan reaper.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +168,11 @@ def add_ExecutionServicer_to_server(servicer, server):
                     servicer.StreamFills,
                     request_deserializer=celeris_dot_v1_dot_execution__pb2.StreamFillsRequest.FromString,
                     response_serializer=celeris_dot_v1_dot_execution__pb2.Fill.SerializeToString,
+            ),
+            'RenewOwners': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewOwners,
+                    request_deserializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +364,33 @@ class Execution:
             '/celeris.v1.Execution/StreamFills',
             celeris_dot_v1_dot_execution__pb2.StreamFillsRequest.SerializeToString,
             celeris_dot_v1_dot_execution__pb2.Fill.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewOwners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Execution/RenewOwners',
+            celeris_dot_v1_dot_execution__pb2.RenewOwnersRequest.SerializeToString,
+            celeris_dot_v1_dot_execution__pb2.RenewOwnersResponse.FromString,
             options,
             channel_credentials,
             insecure,

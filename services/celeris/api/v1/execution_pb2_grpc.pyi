@@ -40,6 +40,10 @@ class ExecutionStub:
     StreamOrderUpdates: _grpc.UnaryStreamMultiCallable[_execution_pb2.StreamOrdersRequest, _execution_pb2.OrderUpdate]
     """Open orders as a snapshot, then every change."""
     StreamFills: _grpc.UnaryStreamMultiCallable[_execution_pb2.StreamFillsRequest, _execution_pb2.Fill]
+    RenewOwners: _grpc.UnaryUnaryMultiCallable[_execution_pb2.RenewOwnersRequest, _execution_pb2.RenewOwnersResponse]
+    """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
+    was released, is cancelled by execution's orphan reaper.
+    """
 
 @_typing.type_check_only
 class ExecutionAsyncStub(ExecutionStub):
@@ -52,6 +56,10 @@ class ExecutionAsyncStub(ExecutionStub):
     StreamOrderUpdates: _aio.UnaryStreamMultiCallable[_execution_pb2.StreamOrdersRequest, _execution_pb2.OrderUpdate]  # type: ignore[assignment]
     """Open orders as a snapshot, then every change."""
     StreamFills: _aio.UnaryStreamMultiCallable[_execution_pb2.StreamFillsRequest, _execution_pb2.Fill]  # type: ignore[assignment]
+    RenewOwners: _aio.UnaryUnaryMultiCallable[_execution_pb2.RenewOwnersRequest, _execution_pb2.RenewOwnersResponse]  # type: ignore[assignment]
+    """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
+    was released, is cancelled by execution's orphan reaper.
+    """
 
 class ExecutionServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -103,5 +111,15 @@ class ExecutionServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.StreamFillsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_execution_pb2.Fill], _abc.AsyncIterator[_execution_pb2.Fill]]: ...
+
+    @_abc_1.abstractmethod
+    def RenewOwners(
+        self,
+        request: _execution_pb2.RenewOwnersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.RenewOwnersResponse, _abc.Awaitable[_execution_pb2.RenewOwnersResponse]]:
+        """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
+        was released, is cancelled by execution's orphan reaper.
+        """
 
 def add_ExecutionServicer_to_server(servicer: ExecutionServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

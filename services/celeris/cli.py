@@ -117,6 +117,11 @@ def _register_extra_commands(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("halt", "resume") and "-h" not in argv and "--help" not in argv:
+        from celeris import killswitch  # the kill switch does not wait for the whole CLI to load
+
+        return killswitch.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -34,6 +34,7 @@ class Actions:
         self.calls.append(("halt", reason, flatten))
         if not self.execution_answers:
             raise ConnectionError("execution is down")
+        return 3
 
     async def resume_execution(self, by):
         self.calls.append(("resume", by))

@@ -109,6 +109,7 @@ class ExecutionEngine:
         self._sending: set[asyncio.Future[None]] = set()
         """Sends that passed the gate and have not finished: a halt waits for them, then cancels."""
         self._flatten_round = 0
+        self.last_halt_canceled = 0
         self.audit_log: list[dict[str, Any]] = []
         self.alerts: list[tuple[int, str, str]] = []
         self.on_alert: list[Callable[[str, str], None]] = []
@@ -598,6 +599,7 @@ class ExecutionEngine:
                 self._audit("halt", requested_by, reason)
             await self._wait_sends()
             canceled, _ = await self.cancel_all(f"halt-{now}")
+            self.last_halt_canceled = canceled
             if flatten:
                 await self._flatten()
         if first:

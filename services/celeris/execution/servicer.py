@@ -63,7 +63,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         self._engine.renew_owners(list(request.owners), request.lease_ms / 1000 if request.lease_ms else None)
         for owner in request.released:
             self._engine.release_owner(owner)
-        return execution_pb2.RenewOwnersResponse(orphans_canceled=self._engine.stats.orphans_canceled)
+        return execution_pb2.RenewOwnersResponse(request_id=request.request_id,
+                                                 orphans_canceled=self._engine.stats.orphans_canceled)
 
     async def StreamOrderUpdates(self, request, context):  # type: ignore[no-untyped-def]
         symbols = list(request.symbols) or list(self._engine.instruments)

@@ -92,13 +92,15 @@ class VenueEmergencyActions:
         channel = grpc_server.insecure_channel(self.execution_target)
         return channel, control_pb2_grpc.ControlStub(channel)
 
-    async def halt_execution(self, reason: str, flatten: bool) -> None:
+    async def halt_execution(self, reason: str, flatten: bool) -> int | None:
         if not self.execution_target:
             raise RuntimeError("no execution_target configured: execution cannot be halted from here")
         channel, stub = await self._control()
         async with channel:
-            await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager",
-                                                    flatten_positions=flatten), timeout=self.halt_timeout_s)
+            status = await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager",
+                                                             flatten_positions=flatten), timeout=self.halt_timeout_s)
+        text = status.details.get("halt_canceled", "")
+        return int(text) if text.isdigit() else None
 
     async def resume_execution(self, by: str) -> None:
         if not self.execution_target:

@@ -1,4 +1,4 @@
-"""`celeris risk run` (the risk manager), and the kill switch: `celeris halt` / `celeris resume`."""
+"""`celeris risk run` (the risk manager); the kill switch commands are in celeris.killswitch."""
 
 from __future__ import annotations
 
@@ -28,50 +28,9 @@ class RiskSettings(ServiceSettings):
 def register(sub: Any) -> None:
     add_service_command(sub, "risk", "risk manager: pre-trade checks, policies, the emergency stop", RiskSettings, serve)
 
-    halt = sub.add_parser("halt", help="EMERGENCY STOP: cancel everything, flatten, disable trading")
-    halt.add_argument("--target", default="127.0.0.1:50054", help="the risk manager's gRPC host:port")
-    halt.add_argument("--reason", required=True)
-    halt.add_argument("--by", required=True, help="who is stopping trading (recorded)")
-    halt.add_argument("--no-flatten", action="store_true", help="cancel orders but keep positions")
-    halt.set_defaults(func=cmd_halt)
-    resume = sub.add_parser("resume", help="re-enable trading after an emergency stop (recorded)")
-    resume.add_argument("--target", default="127.0.0.1:50054")
-    resume.add_argument("--by", required=True)
-    resume.add_argument("--reason", default="")
-    resume.set_defaults(func=cmd_resume)
+    from celeris import killswitch
 
-
-def cmd_halt(args: argparse.Namespace) -> int:
-    from celeris.api.v1 import risk_pb2
-
-    return _call(args.target, "TriggerEmergencyStop", risk_pb2.EmergencyStopRequest(
-        reason=args.reason, triggered_by=args.by, flatten_positions=not args.no_flatten))
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    from celeris.api.v1 import risk_pb2
-
-    return _call(args.target, "EnableTrading", risk_pb2.EnableTradingRequest(enabled_by=args.by, reason=args.reason))
-
-
-def _call(target: str, method: str, request: Any) -> int:
-    import grpc
-    from google.protobuf import json_format
-
-    from celeris.api.v1 import risk_pb2_grpc
-    from celeris.runtime import grpc_server
-
-    async def go() -> int:
-        async with grpc_server.insecure_channel(target) as channel:
-            try:
-                reply = await getattr(risk_pb2_grpc.RiskManagerStub(channel), method)(request, timeout=35)
-            except grpc.aio.AioRpcError as exc:
-                print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
-                return 1
-        print(json_format.MessageToJson(reply, preserving_proto_field_name=True))
-        return 0
-
-    return asyncio.run(go())
+    killswitch.register(sub)
 
 
 async def serve(settings: RiskSettings) -> None:

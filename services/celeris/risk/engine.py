@@ -90,8 +90,9 @@ class EmergencyActions(Protocol):
     """What the stop does outside the risk manager: halt execution, clean up at the venue."""
 
     async def open_order_count(self) -> int: ...
-    async def halt_execution(self, reason: str, flatten: bool) -> None:
-        """Execution halts: cancels every order and, if asked, flattens until flat (its own order path)."""
+    async def halt_execution(self, reason: str, flatten: bool) -> int | None:
+        """Execution halts: cancels every order and, if asked, flattens until flat (its own order path).
+        Returns how many orders it cancelled, when it says."""
     async def resume_execution(self, by: str) -> None: ...
     async def cancel_all_orders(self) -> int:
         """The venue-side backstop, used only when execution does not confirm the halt."""
@@ -389,8 +390,12 @@ class RiskEngine:
             if self.stop.active:
                 return self.stop
             now = self.clock.now_ns()
-            self.stop = StopState(True, reason, triggered_by, now)
-            await self.flag.set(True, reason)  # first: nothing new is accepted from here on
+            self.stop = StopState(True, reason, triggered_by, now)  # checks are denied from this line
+            do_flatten = flatten if flatten is not None else self.config.flatten_on_emergency
+            # Execution's gate closes before anything else is awaited here (flag, audit, counts).
+            halting = asyncio.ensure_future(self.actions.halt_execution(reason, do_flatten)) \
+                if self.actions is not None else None
+            await self.flag.set(True, reason)  # persistent: a restart comes back stopped
             self.raise_alert("risk", "critical", f"EMERGENCY STOP by {triggered_by}: {reason}", key=f"stop:{now}")
             snapshot = self.snapshot
             positions = []
@@ -403,17 +408,12 @@ class RiskEngine:
                 "account_state": {"wallet": snapshot.wallet if snapshot else None,
                                   "positions": {s: q for s, q in positions}}})
             canceled = closed = 0
-            do_flatten = flatten if flatten is not None else self.config.flatten_on_emergency
-            if self.actions is not None:
-                try:
-                    canceled = await self.actions.open_order_count()
-                except Exception:
-                    canceled = 0
+            if self.actions is not None and halting is not None:
                 try:
                     # Execution closes its gate, cancels its orders and flattens through its own order
                     # path (deterministic ids, the state table, user-stream fills): no side channel.
-                    await asyncio.wait_for(self.actions.halt_execution(reason, do_flatten),
-                                           self.config.halt_timeout_s)
+                    answer = await asyncio.wait_for(halting, self.config.halt_timeout_s)
+                    canceled = answer if isinstance(answer, int) else 0
                     closed = len(positions) if do_flatten else 0
                 except Exception as exc:
                     # Execution does not answer: cancel at the venue (a cancel never adds exposure), but

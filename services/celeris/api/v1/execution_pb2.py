@@ -26,49 +26,49 @@ _sym_db = _symbol_database.Default()
 from celeris.api.v1 import common_pb2 as celeris_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x65leris/v1/execution.proto\x12\nceleris.v1\x1a\x17\x63\x65leris/v1/common.proto\"H\n\x12RenewOwnersRequest\x12\x0e\n\x06owners\x18\x01 \x03(\t\x12\x10\n\x08lease_ms\x18\x02 \x01(\x03\x12\x10\n\x08released\x18\x03 \x03(\t\"/\n\x13RenewOwnersResponse\x12\x18\n\x10orphans_canceled\x18\x01 \x01(\x05\"\xfa\x02\n\x12SubmitOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x1e\n\x04side\x18\x03 \x01(\x0e\x32\x10.celeris.v1.Side\x12#\n\x04type\x18\x04 \x01(\x0e\x32\x15.celeris.v1.OrderType\x12.\n\rtime_in_force\x18\x05 \x01(\x0e\x32\x17.celeris.v1.TimeInForce\x12%\n\x08quantity\x18\x06 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\"\n\x05price\x18\x07 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\'\n\nstop_price\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x13\n\x0breduce_only\x18\t \x01(\x08\x12\x13\n\x0bstrategy_id\x18\n \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x0b \x01(\t\x12\x14\n\x0cts_signal_ns\x18\x0c \x01(\x03\"t\n\x08OrderAck\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12 \n\x05order\x18\x03 \x01(\x0b\x32\x11.celeris.v1.Order\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.celeris.v1.Error\"i\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x04 \x01(\x04\"6\n\x10\x43\x61ncelAllRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\"\\\n\x11\x43\x61ncelAllResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61nceled\x18\x02 \x01(\r\x12!\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x11.celeris.v1.Error\"N\n\x0fGetOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\";\n\x15ListOpenOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\"O\n\x16ListOpenOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x06orders\x18\x02 \x03(\x0b\x32\x11.celeris.v1.Order\"\xc3\x04\n\x05Order\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x02 \x01(\x04\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.celeris.v1.Side\x12#\n\x04type\x18\x05 \x01(\x0e\x32\x15.celeris.v1.OrderType\x12.\n\rtime_in_force\x18\x06 \x01(\x0e\x32\x17.celeris.v1.TimeInForce\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.celeris.v1.OrderStatus\x12%\n\x08quantity\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\"\n\x05price\x18\t \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\'\n\nstop_price\x18\n \x01(\x0b\x32\x13.celeris.v1.Decimal\x12,\n\x0f\x66illed_quantity\x18\x0b \x01(\x0b\x32\x13.celeris.v1.Decimal\x12*\n\raverage_price\x18\x0c \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x13\n\x0breduce_only\x18\r \x01(\x08\x12\x13\n\x0bstrategy_id\x18\x0e \x01(\t\x12\x1e\n\x04mode\x18\x0f \x01(\x0e\x32\x10.celeris.v1.Mode\x12\x15\n\rreject_reason\x18\x10 \x01(\t\x12\x15\n\rts_created_ns\x18\x11 \x01(\x03\x12\x15\n\rts_updated_ns\x18\x12 \x01(\x03\":\n\x13StreamOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"Y\n\x0bOrderUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12 \n\x05order\x18\x02 \x01(\x0b\x32\x11.celeris.v1.Order\"9\n\x12StreamFillsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"\xa3\x03\n\x04\x46ill\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x04 \x01(\x04\x12\x10\n\x08trade_id\x18\x05 \x01(\x04\x12\x1e\n\x04side\x18\x06 \x01(\x0e\x32\x10.celeris.v1.Side\x12\"\n\x05price\x18\x07 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12%\n\x08quantity\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\'\n\ncommission\x18\t \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x18\n\x10\x63ommission_asset\x18\n \x01(\t\x12\x10\n\x08is_maker\x18\x0b \x01(\x08\x12)\n\x0crealized_pnl\x18\x0c \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x13\n\x0bstrategy_id\x18\r \x01(\t\x12\x1e\n\x04mode\x18\x0e \x01(\x0e\x32\x10.celeris.v1.Mode*\xe9\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x01\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x02\x12\x13\n\x0fORDER_TYPE_STOP\x10\x03\x12\x1a\n\x16ORDER_TYPE_STOP_MARKET\x10\x04\x12\x1a\n\x16ORDER_TYPE_TAKE_PROFIT\x10\x05\x12!\n\x1dORDER_TYPE_TAKE_PROFIT_MARKET\x10\x06\x12#\n\x1fORDER_TYPE_TRAILING_STOP_MARKET\x10\x07*\x88\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTX\x10\x04*\xab\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_STATUS_NEW\x10\x01\x12\x1f\n\x1bORDER_STATUS_PENDING_SUBMIT\x10\x02\x12\x1a\n\x16ORDER_STATUS_SUBMITTED\x10\x03\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x04\x12\x1f\n\x1bORDER_STATUS_PENDING_CANCEL\x10\x05\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x06\x12\x19\n\x15ORDER_STATUS_CANCELED\x10\x07\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x08\x12\x18\n\x14ORDER_STATUS_EXPIRED\x10\t2\xd9\x04\n\tExecution\x12\x43\n\x0bSubmitOrder\x12\x1e.celeris.v1.SubmitOrderRequest\x1a\x14.celeris.v1.OrderAck\x12\x43\n\x0b\x43\x61ncelOrder\x12\x1e.celeris.v1.CancelOrderRequest\x1a\x14.celeris.v1.OrderAck\x12H\n\tCancelAll\x12\x1c.celeris.v1.CancelAllRequest\x1a\x1d.celeris.v1.CancelAllResponse\x12:\n\x08GetOrder\x12\x1b.celeris.v1.GetOrderRequest\x1a\x11.celeris.v1.Order\x12W\n\x0eListOpenOrders\x12!.celeris.v1.ListOpenOrdersRequest\x1a\".celeris.v1.ListOpenOrdersResponse\x12P\n\x12StreamOrderUpdates\x12\x1f.celeris.v1.StreamOrdersRequest\x1a\x17.celeris.v1.OrderUpdate0\x01\x12\x41\n\x0bStreamFills\x12\x1e.celeris.v1.StreamFillsRequest\x1a\x10.celeris.v1.Fill0\x01\x12N\n\x0bRenewOwners\x12\x1e.celeris.v1.RenewOwnersRequest\x1a\x1f.celeris.v1.RenewOwnersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x65leris/v1/execution.proto\x12\nceleris.v1\x1a\x17\x63\x65leris/v1/common.proto\"\\\n\x12RenewOwnersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06owners\x18\x02 \x03(\t\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x10\n\x08released\x18\x04 \x03(\t\"C\n\x13RenewOwnersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x18\n\x10orphans_canceled\x18\x02 \x01(\x05\"\xfa\x02\n\x12SubmitOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x1e\n\x04side\x18\x03 \x01(\x0e\x32\x10.celeris.v1.Side\x12#\n\x04type\x18\x04 \x01(\x0e\x32\x15.celeris.v1.OrderType\x12.\n\rtime_in_force\x18\x05 \x01(\x0e\x32\x17.celeris.v1.TimeInForce\x12%\n\x08quantity\x18\x06 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\"\n\x05price\x18\x07 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\'\n\nstop_price\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x13\n\x0breduce_only\x18\t \x01(\x08\x12\x13\n\x0bstrategy_id\x18\n \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x0b \x01(\t\x12\x14\n\x0cts_signal_ns\x18\x0c \x01(\x03\"t\n\x08OrderAck\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12 \n\x05order\x18\x03 \x01(\x0b\x32\x11.celeris.v1.Order\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x11.celeris.v1.Error\"i\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x04 \x01(\x04\"6\n\x10\x43\x61ncelAllRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\"\\\n\x11\x43\x61ncelAllResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61nceled\x18\x02 \x01(\r\x12!\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x11.celeris.v1.Error\"N\n\x0fGetOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\";\n\x15ListOpenOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\"O\n\x16ListOpenOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x06orders\x18\x02 \x03(\x0b\x32\x11.celeris.v1.Order\"\xc3\x04\n\x05Order\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x02 \x01(\x04\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1e\n\x04side\x18\x04 \x01(\x0e\x32\x10.celeris.v1.Side\x12#\n\x04type\x18\x05 \x01(\x0e\x32\x15.celeris.v1.OrderType\x12.\n\rtime_in_force\x18\x06 \x01(\x0e\x32\x17.celeris.v1.TimeInForce\x12\'\n\x06status\x18\x07 \x01(\x0e\x32\x17.celeris.v1.OrderStatus\x12%\n\x08quantity\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\"\n\x05price\x18\t \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\'\n\nstop_price\x18\n \x01(\x0b\x32\x13.celeris.v1.Decimal\x12,\n\x0f\x66illed_quantity\x18\x0b \x01(\x0b\x32\x13.celeris.v1.Decimal\x12*\n\raverage_price\x18\x0c \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x13\n\x0breduce_only\x18\r \x01(\x08\x12\x13\n\x0bstrategy_id\x18\x0e \x01(\t\x12\x1e\n\x04mode\x18\x0f \x01(\x0e\x32\x10.celeris.v1.Mode\x12\x15\n\rreject_reason\x18\x10 \x01(\t\x12\x15\n\rts_created_ns\x18\x11 \x01(\x03\x12\x15\n\rts_updated_ns\x18\x12 \x01(\x03\":\n\x13StreamOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"Y\n\x0bOrderUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12 \n\x05order\x18\x02 \x01(\x0b\x32\x11.celeris.v1.Order\"9\n\x12StreamFillsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"\xa3\x03\n\x04\x46ill\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\x12\x16\n\x0evenue_order_id\x18\x04 \x01(\x04\x12\x10\n\x08trade_id\x18\x05 \x01(\x04\x12\x1e\n\x04side\x18\x06 \x01(\x0e\x32\x10.celeris.v1.Side\x12\"\n\x05price\x18\x07 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12%\n\x08quantity\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\'\n\ncommission\x18\t \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x18\n\x10\x63ommission_asset\x18\n \x01(\t\x12\x10\n\x08is_maker\x18\x0b \x01(\x08\x12)\n\x0crealized_pnl\x18\x0c \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x13\n\x0bstrategy_id\x18\r \x01(\t\x12\x1e\n\x04mode\x18\x0e \x01(\x0e\x32\x10.celeris.v1.Mode*\xe9\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x01\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x02\x12\x13\n\x0fORDER_TYPE_STOP\x10\x03\x12\x1a\n\x16ORDER_TYPE_STOP_MARKET\x10\x04\x12\x1a\n\x16ORDER_TYPE_TAKE_PROFIT\x10\x05\x12!\n\x1dORDER_TYPE_TAKE_PROFIT_MARKET\x10\x06\x12#\n\x1fORDER_TYPE_TRAILING_STOP_MARKET\x10\x07*\x88\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x01\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x03\x12\x15\n\x11TIME_IN_FORCE_GTX\x10\x04*\xab\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_STATUS_NEW\x10\x01\x12\x1f\n\x1bORDER_STATUS_PENDING_SUBMIT\x10\x02\x12\x1a\n\x16ORDER_STATUS_SUBMITTED\x10\x03\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x04\x12\x1f\n\x1bORDER_STATUS_PENDING_CANCEL\x10\x05\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x06\x12\x19\n\x15ORDER_STATUS_CANCELED\x10\x07\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x08\x12\x18\n\x14ORDER_STATUS_EXPIRED\x10\t2\xd9\x04\n\tExecution\x12\x43\n\x0bSubmitOrder\x12\x1e.celeris.v1.SubmitOrderRequest\x1a\x14.celeris.v1.OrderAck\x12\x43\n\x0b\x43\x61ncelOrder\x12\x1e.celeris.v1.CancelOrderRequest\x1a\x14.celeris.v1.OrderAck\x12H\n\tCancelAll\x12\x1c.celeris.v1.CancelAllRequest\x1a\x1d.celeris.v1.CancelAllResponse\x12:\n\x08GetOrder\x12\x1b.celeris.v1.GetOrderRequest\x1a\x11.celeris.v1.Order\x12W\n\x0eListOpenOrders\x12!.celeris.v1.ListOpenOrdersRequest\x1a\".celeris.v1.ListOpenOrdersResponse\x12P\n\x12StreamOrderUpdates\x12\x1f.celeris.v1.StreamOrdersRequest\x1a\x17.celeris.v1.OrderUpdate0\x01\x12\x41\n\x0bStreamFills\x12\x1e.celeris.v1.StreamFillsRequest\x1a\x10.celeris.v1.Fill0\x01\x12N\n\x0bRenewOwners\x12\x1e.celeris.v1.RenewOwnersRequest\x1a\x1f.celeris.v1.RenewOwnersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'celeris.v1.execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERTYPE']._serialized_start=2383
-  _globals['_ORDERTYPE']._serialized_end=2616
-  _globals['_TIMEINFORCE']._serialized_start=2619
-  _globals['_TIMEINFORCE']._serialized_end=2755
-  _globals['_ORDERSTATUS']._serialized_start=2758
-  _globals['_ORDERSTATUS']._serialized_end=3057
+  _globals['_ORDERTYPE']._serialized_start=2423
+  _globals['_ORDERTYPE']._serialized_end=2656
+  _globals['_TIMEINFORCE']._serialized_start=2659
+  _globals['_TIMEINFORCE']._serialized_end=2795
+  _globals['_ORDERSTATUS']._serialized_start=2798
+  _globals['_ORDERSTATUS']._serialized_end=3097
   _globals['_RENEWOWNERSREQUEST']._serialized_start=67
-  _globals['_RENEWOWNERSREQUEST']._serialized_end=139
-  _globals['_RENEWOWNERSRESPONSE']._serialized_start=141
-  _globals['_RENEWOWNERSRESPONSE']._serialized_end=188
-  _globals['_SUBMITORDERREQUEST']._serialized_start=191
-  _globals['_SUBMITORDERREQUEST']._serialized_end=569
-  _globals['_ORDERACK']._serialized_start=571
-  _globals['_ORDERACK']._serialized_end=687
-  _globals['_CANCELORDERREQUEST']._serialized_start=689
-  _globals['_CANCELORDERREQUEST']._serialized_end=794
-  _globals['_CANCELALLREQUEST']._serialized_start=796
-  _globals['_CANCELALLREQUEST']._serialized_end=850
-  _globals['_CANCELALLRESPONSE']._serialized_start=852
-  _globals['_CANCELALLRESPONSE']._serialized_end=944
-  _globals['_GETORDERREQUEST']._serialized_start=946
-  _globals['_GETORDERREQUEST']._serialized_end=1024
-  _globals['_LISTOPENORDERSREQUEST']._serialized_start=1026
-  _globals['_LISTOPENORDERSREQUEST']._serialized_end=1085
-  _globals['_LISTOPENORDERSRESPONSE']._serialized_start=1087
-  _globals['_LISTOPENORDERSRESPONSE']._serialized_end=1166
-  _globals['_ORDER']._serialized_start=1169
-  _globals['_ORDER']._serialized_end=1748
-  _globals['_STREAMORDERSREQUEST']._serialized_start=1750
-  _globals['_STREAMORDERSREQUEST']._serialized_end=1808
-  _globals['_ORDERUPDATE']._serialized_start=1810
-  _globals['_ORDERUPDATE']._serialized_end=1899
-  _globals['_STREAMFILLSREQUEST']._serialized_start=1901
-  _globals['_STREAMFILLSREQUEST']._serialized_end=1958
-  _globals['_FILL']._serialized_start=1961
-  _globals['_FILL']._serialized_end=2380
-  _globals['_EXECUTION']._serialized_start=3060
-  _globals['_EXECUTION']._serialized_end=3661
+  _globals['_RENEWOWNERSREQUEST']._serialized_end=159
+  _globals['_RENEWOWNERSRESPONSE']._serialized_start=161
+  _globals['_RENEWOWNERSRESPONSE']._serialized_end=228
+  _globals['_SUBMITORDERREQUEST']._serialized_start=231
+  _globals['_SUBMITORDERREQUEST']._serialized_end=609
+  _globals['_ORDERACK']._serialized_start=611
+  _globals['_ORDERACK']._serialized_end=727
+  _globals['_CANCELORDERREQUEST']._serialized_start=729
+  _globals['_CANCELORDERREQUEST']._serialized_end=834
+  _globals['_CANCELALLREQUEST']._serialized_start=836
+  _globals['_CANCELALLREQUEST']._serialized_end=890
+  _globals['_CANCELALLRESPONSE']._serialized_start=892
+  _globals['_CANCELALLRESPONSE']._serialized_end=984
+  _globals['_GETORDERREQUEST']._serialized_start=986
+  _globals['_GETORDERREQUEST']._serialized_end=1064
+  _globals['_LISTOPENORDERSREQUEST']._serialized_start=1066
+  _globals['_LISTOPENORDERSREQUEST']._serialized_end=1125
+  _globals['_LISTOPENORDERSRESPONSE']._serialized_start=1127
+  _globals['_LISTOPENORDERSRESPONSE']._serialized_end=1206
+  _globals['_ORDER']._serialized_start=1209
+  _globals['_ORDER']._serialized_end=1788
+  _globals['_STREAMORDERSREQUEST']._serialized_start=1790
+  _globals['_STREAMORDERSREQUEST']._serialized_end=1848
+  _globals['_ORDERUPDATE']._serialized_start=1850
+  _globals['_ORDERUPDATE']._serialized_end=1939
+  _globals['_STREAMFILLSREQUEST']._serialized_start=1941
+  _globals['_STREAMFILLSREQUEST']._serialized_end=1998
+  _globals['_FILL']._serialized_start=2001
+  _globals['_FILL']._serialized_end=2420
+  _globals['_EXECUTION']._serialized_start=3100
+  _globals['_EXECUTION']._serialized_end=3701
 # @@protoc_insertion_point(module_scope)

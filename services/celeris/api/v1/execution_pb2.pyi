@@ -106,9 +106,11 @@ Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 class RenewOwnersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     OWNERS_FIELD_NUMBER: _builtins.int
     LEASE_MS_FIELD_NUMBER: _builtins.int
     RELEASED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
     lease_ms: _builtins.int
     """0 = execution's default"""
     @_builtins.property
@@ -122,13 +124,14 @@ class RenewOwnersRequest(_message.Message):
     def __init__(
         self,
         *,
+        request_id: _builtins.str = ...,
         owners: _abc.Iterable[_builtins.str] | None = ...,
         lease_ms: _builtins.int = ...,
         released: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ms", b"lease_ms", "owners", b"owners", "released", b"released"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_ms", b"lease_ms", "owners", b"owners", "released", b"released", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,17 +141,20 @@ Global___RenewOwnersRequest: _TypeAlias = RenewOwnersRequest  # noqa: Y015
 class RenewOwnersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     ORPHANS_CANCELED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
     orphans_canceled: _builtins.int
     """by the reaper since execution started"""
     def __init__(
         self,
         *,
+        request_id: _builtins.str = ...,
         orphans_canceled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["orphans_canceled", b"orphans_canceled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orphans_canceled", b"orphans_canceled", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

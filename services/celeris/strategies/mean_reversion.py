@@ -3,6 +3,10 @@
 Keeps a simple moving average of the mid over `window` updates and the mean absolute deviation; when
 the mid is more than `entry_z` deviations above the average it sells, below it buys, with strength
 growing with the deviation. Passive (it provides liquidity back toward the mean).
+
+It exits: once the mid is back at the mean (the deviation it traded has reverted), when the deviation
+flips to the other side, or after `max_hold_updates` book updates, it closes the whole position with a
+reduce-only order (never a flip).
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ class MeanReversion:
         self._since = 10**9
         self.signals = 0
         self.position = 0
+        self.max_hold_updates = 600
+        self._held = 0
+        self.exits = 0
 
     def initialize(self, config: Mapping[str, Any]) -> None:
         params = config.get("params", {})
         self.window = int(params.get("window", 100))
         self.entry_z = float(params.get("entry_z", 2.0))
         self.cooldown = int(params.get("cooldown", 20))
-        if self.window < 3 or self.entry_z <= 0:
+        self.max_hold_updates = int(params.get("max_hold_updates", 600))
+        if self.window < 3 or self.entry_z <= 0 or self.max_hold_updates < 1:
             raise ValueError("mean reversion needs window >= 3 and entry_z > 0")
         self._mids = deque(maxlen=self.window)
         self._sum = 0
@@ -44,6 +52,7 @@ class MeanReversion:
         self._mids.append(mid2)
         self._sum += mid2
         self._since += 1
+        self._held = self._held + 1 if self.position else 0
         if len(self._mids) < self.window or self._since < self.cooldown:
             return []
         mean = self._sum / len(self._mids)
@@ -51,6 +60,11 @@ class MeanReversion:
         if mad == 0:
             return []
         z = (mid2 - mean) / mad
+        if self.position:
+            reverted = (self.position > 0 and z >= 0) or (self.position < 0 and z <= 0)
+            if reverted or self._held >= self.max_hold_updates:
+                self._since = 0
+                return [self._exit(data, "back at the mean" if reverted else f"held {self._held} updates")]
         if abs(z) < self.entry_z:
             return []
         self._since = 0
@@ -61,6 +75,14 @@ class MeanReversion:
         return [Signal(data.symbol, side, strength, self.name, data.ts_event_ns, Urgency.PASSIVE, hint,
                        f"mid {z:+.2f} deviations from its {self.window}-update mean")]
 
+    def _exit(self, data: BookTop, why: str) -> Signal:
+        """Close the whole position: reduce-only, taking liquidity, so it can never flip it."""
+        self.exits += 1
+        side = Side.SELL if self.position > 0 else Side.BUY
+        return Signal(data.symbol, side, 1.0, self.name, data.ts_event_ns, Urgency.AGGRESSIVE,
+                      data.bid_ticks if side is Side.SELL else data.ask_ticks, f"exit: {why}",
+                      qty_steps=abs(self.position), reduce_only=True)
+
     def on_order_fill(self, fill: FillReport) -> None:
         self.position += fill.side.sign * fill.qty_steps
 
@@ -68,4 +90,5 @@ class MeanReversion:
         self.position = position.qty_steps
 
     def get_state(self) -> Mapping[str, Any]:
-        return {"window": self.window, "entry_z": self.entry_z, "signals": self.signals, "position_steps": self.position}
+        return {"window": self.window, "entry_z": self.entry_z, "signals": self.signals, "position_steps": self.position,
+                "exits": self.exits}

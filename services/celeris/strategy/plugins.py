@@ -101,6 +101,13 @@ class PluginRegistry:
         """Load a changed file again; returns the strategy names it defines (empty if it failed)."""
         return self._load_file(path)
 
+    def register(self, type_name: str, cls: type) -> None:
+        """A strategy class given in code (an embedding application, a test)."""
+        if not is_strategy_class(cls):
+            raise TypeError(f"{cls!r} does not implement the Strategy protocol")
+        self.classes[type_name] = cls
+        self.sources[type_name] = PluginSource("builtin")
+
     def create(self, type_name: str) -> Strategy:
         cls = self.classes.get(type_name)
         if cls is None:

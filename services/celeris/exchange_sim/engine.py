@@ -525,6 +525,21 @@ class MatchingEngine:
         self._order_event(account, order, "TRADE", last_qty=qty, last_price=price, commission=commission,
                           trade_id=trade_id, maker=maker, realized=result.realized_pnl, notify=False)
         self._account_update(account, order.symbol, "ORDER")
+        self._clamp_reduce_only(account, order.symbol)
+
+    def _clamp_reduce_only(self, account: Account, symbol: str) -> None:
+        """As the venue does: a working reduce-only order never exceeds the position it reduces; once the
+        position is closed (or on the order's own side) it expires."""
+        pos = account.positions[symbol].qty_steps
+        for order in list(account.orders.values()):
+            if not (order.is_open and order.reduce_only and order.symbol == symbol) or \
+                    (order.orig_type.is_conditional and not order.triggered):
+                continue
+            allowed = abs(pos) if pos and (pos > 0) != (order.side is Side.BUY) else 0
+            if allowed == 0:
+                self._finish(account, order, "EXPIRED")
+            elif allowed < order.remaining:
+                order.qty_steps = order.filled_steps + allowed
 
     def _finish(self, account: Account, order: SimOrder, status: str) -> None:
         self._remove_resting(order)

@@ -772,6 +772,12 @@ class ExecutionEngine:
                     self._publish_order(order)
             elif event.execution is Execution.TRADE:
                 await self._apply_fill(order, event)
+                if order.is_open and event.order_status in ("FILLED", "EXPIRED"):
+                    # The venue finished it short of its quantity (a reduce-only order clamped to the
+                    # position): what was not filled will never be.
+                    order.apply(OrderEvent.EXPIRE, event.ts_event_ns)
+                    await self._persist(order, "clamped")
+                    self._publish_order(order)
             else:
                 if order.is_open:
                     order.apply(EVENT_FOR_EXECUTION[event.execution], event.ts_event_ns)

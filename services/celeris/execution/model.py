@@ -117,6 +117,9 @@ class VenueOrderEvent:
     orig_qty_steps: int = 0
     price_ticks: int = 0
     reduce_only: bool = False
+    order_status: str = ""
+    """The venue's status of the order after this event ("" = not said): a fill that leaves the order
+    FILLED or EXPIRED at the venue closes it here too, even short of its quantity (a reduce-only clamp)."""
 
 
 @dataclass(frozen=True, slots=True)

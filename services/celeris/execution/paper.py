@@ -138,7 +138,7 @@ class PaperVenue:
             pos = self.account_positions[order.symbol].qty_steps
             if pos == 0 or (pos > 0) == (order.side is Side.BUY):
                 raise errors.OrderRejected(-2022, "ReduceOnly Order is rejected.")
-            qty = min(qty, abs(pos))
+            qty = min(qty, abs(pos))  # what it may take now; the rest rests, clamped as it fills
         levels = book.asks() if order.side is Side.BUY else book.bids()
         limit = order.price_ticks
         marketable = [(p, q) for p, q in levels
@@ -165,11 +165,11 @@ class PaperVenue:
             now_qty = min(level_qty, take)
             self._fill(resting, price, now_qty, maker=False)
             take -= now_qty
-        if resting.remaining and (order.order_type is OrderType.MARKET
-                                  or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
-                                  or qty < order.qty_steps):
+        if resting.remaining and resting.status in ("NEW", "PARTIALLY_FILLED") and (
+                order.order_type is OrderType.MARKET or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)):
             resting.status = "EXPIRED"
             self._emit(resting, Execution.EXPIRED)
+        # A reduce-only GTC larger than the position rests, clamped to it at fill time (as the venue does).
         return VenueOrderState(order.client_order_id, venue_id, resting.status, resting.filled)
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
@@ -210,8 +210,32 @@ class PaperVenue:
                 for s, p in self.account_positions.items()}
 
     # -- internals ------------------------------------------------------------------------------
+    def _status_after_fill(self, resting: _Resting) -> str:
+        """As the venue reports it: a reduce-only order that has filled the whole position is FILLED."""
+        if resting.order.reduce_only and resting.remaining and self._reduce_only_room(resting) == 0:
+            resting.status = "FILLED"
+        return resting.status
+
+    def _reduce_only_room(self, resting: _Resting) -> int:
+        """How much a reduce-only order may still fill: what is left of the position it reduces."""
+        pos = self.account_positions[resting.order.symbol].qty_steps
+        return abs(pos) if pos and (pos > 0) != (resting.order.side is Side.BUY) else 0
+
+    def _clamp_reduce_only(self, symbol: str) -> None:
+        """A working reduce-only order expires once the position it reduces is gone."""
+        for resting in list(self.orders.values()):
+            if resting.order.symbol == symbol and resting.order.reduce_only and \
+                    resting.status in ("NEW", "PARTIALLY_FILLED") and self._reduce_only_room(resting) == 0:
+                resting.status = "EXPIRED"
+                self._emit(resting, Execution.EXPIRED)
+
     def _fill(self, resting: _Resting, price: int, qty: int, maker: bool) -> None:
+        if resting.order.reduce_only:
+            qty = min(qty, self._reduce_only_room(resting))  # clamped at fill time: it never flips
         if qty <= 0:
+            if resting.order.reduce_only and resting.status in ("NEW", "PARTIALLY_FILLED"):
+                resting.status = "EXPIRED"
+                self._emit(resting, Execution.EXPIRED)
             return
         order = resting.order
         ins = self.instruments[order.symbol]
@@ -223,10 +247,11 @@ class PaperVenue:
         event = VenueOrderEvent(order.symbol, order.client_order_id, resting.venue_order_id, Execution.TRADE,
                                 order.side, qty, price, next(self._trade_ids), commission, maker,
                                 result.realized_pnl, self.clock.now_ns(), order.order_type.value, order.qty_steps,
-                                order.price_ticks or 0, order.reduce_only)
+                                order.price_ticks or 0, order.reduce_only, self._status_after_fill(resting))
         self.fills.append(event)
         if self._on_event:
             self._on_event(event)
+        self._clamp_reduce_only(order.symbol)
 
     def _event(self, resting: _Resting, execution: Execution) -> VenueOrderEvent:
         order = resting.order

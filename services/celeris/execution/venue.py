@@ -100,7 +100,7 @@ class BinanceOrderVenue:
             last_qty_steps=last_qty, last_price_ticks=ins.price(o.L) if last_qty else 0, trade_id=o.t,
             commission=money(o.n) if o.n else 0, is_maker=o.m, realized_pnl=to_units(o.rp, 8),
             ts_event_ns=o.T * 1_000_000, order_type=o.o, orig_qty_steps=ins.qty(o.q),
-            price_ticks=_price_or_zero(ins, o.p), reduce_only=o.R)
+            price_ticks=_price_or_zero(ins, o.p), reduce_only=o.R, order_status=o.X)
 
     # -- REST ------------------------------------------------------------------------------------
     async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:

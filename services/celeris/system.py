@@ -152,9 +152,12 @@ class InProcessSystem:
                             exposure=risk_spec.exposure_limits()),
             instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: self.paper}, bus.publish, hot, journal,
             mode=Mode(up.mode))
-        # Risk
+        # Risk and account read the account being traded: the paper one in simulation mode.
+        from celeris.paper_account import ModeRouted, PaperAccountSource, paper_user_events
+        paper_account = PaperAccountSource(self.paper)
         self.risk = RiskEngine(
-            instruments, clock, risk_adapters.VenueAccountSource(rest, instruments),
+            instruments, clock, ModeRouted(lambda: self.execution.mode, paper_account,
+                                           risk_adapters.VenueAccountSource(rest, instruments)),
             risk_adapters.PostgresPolicyStore(pool, None) if pool is not None else MemoryPolicyStore(),
             risk_adapters.PostgresAudit(pool) if pool is not None else MemoryAudit(),
             risk_adapters.RedisTradingFlag(redis_client) if redis_client is not None else MemoryFlag(),
@@ -170,9 +173,21 @@ class InProcessSystem:
                                        self.execution, bus.publish, mode=Mode(up.mode),
                                        limits=filter_limits(risk_spec.exposure_limits(), risk_spec.maxOrdersPerSecond))
         # Account
-        self.account = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), _RiskHalter(self.risk),
-                                      AccountConfig())
-        self.user_stream = UserDataStream(rest, ws_url, self.account.on_user_event, self.account.reconcile)
+        self.account = AccountMonitor(instruments, clock,
+                                      ModeRouted(lambda: self.execution.mode, paper_account,
+                                                 RestVenueReader(rest, instruments)),
+                                      _RiskHalter(self.risk), AccountConfig())
+
+        def venue_event(event: Any) -> None:  # the venue's stream counts while its account is the one traded
+            if self.execution.mode is not Mode.SIMULATION:
+                self.account.on_user_event(event)
+
+        def paper_event(event: Any) -> None:
+            if self.execution.mode is Mode.SIMULATION:
+                self.account.on_user_event(event)
+
+        self.paper.observers.append(paper_user_events(self.paper, paper_event))
+        self.user_stream = UserDataStream(rest, ws_url, venue_event, self.account.reconcile)
 
         for symbol, ins in instruments.items():
             bus.subscribe(book_topic(symbol), self.paper.on_book)
@@ -217,6 +232,9 @@ class InProcessSystem:
         async def on_mode(mode: Mode) -> None:
             await self.execution.set_mode(mode)
             self.strategy.mode = mode
+            # Another account is traded from now on (paper or venue): the monitor starts from it.
+            await self.account.reconcile(initial=True)
+            await self.risk.refresh()
 
         async def on_halt(reason: str, flatten: bool) -> None:
             await self.risk.emergency_stop(reason, "control", flatten)

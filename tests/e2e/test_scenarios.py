@@ -219,3 +219,31 @@ def test_a_failed_start_leaves_no_process_behind():
             break
         time.sleep(0.2)
     assert not left, f"processes left behind: {left}"
+
+
+async def test_6_simulation_mode_judges_and_flattens_the_paper_account_not_the_venue():
+    momentum = [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT", "order_size": "0.005",
+                 "params": {"lookback": 3, "threshold_bps": 0.05, "cooldown": 2, "max_hold_updates": 100000}}]
+    system = await started(make_up("--symbols", "BTCUSDT", "--seed", "5", "--mode", "simulation",
+                                   strategies=momentum))
+    try:
+        system.sim.market.volatility = 6
+        paper = system.paper.account_positions["BTCUSDT"]
+        assert await wait_for(lambda: paper.qty_steps != 0, timeout=30)
+        await system.risk.refresh()
+        await system.account.reconcile()
+        # Risk and the account monitor see the paper account; the venue was never traded.
+        assert system.risk.snapshot.positions["BTCUSDT"].qty_steps == paper.qty_steps
+        assert system.account.positions[("BTCUSDT", "BOTH")].qty_steps == paper.qty_steps
+        assert system.account.recon.mismatches == 0
+        venue = venue_account(system)
+        assert venue.positions["BTCUSDT"].qty_steps == 0 and not venue.orders
+        # The kill switch flattens the paper account through execution; nothing goes to the venue.
+        stop = await system.risk.emergency_stop("simulation drill", "test")
+        assert stop.active and system.execution.halted
+        assert await wait_for(lambda: paper.qty_steps == 0, timeout=10)
+        flatten = [o for o in system.execution.orders.values() if o.strategy_id == "emergency-flatten"]
+        assert flatten and all(system.execution.order_mode[o.client_order_id] is Mode.SIMULATION for o in flatten)
+        assert not venue.orders
+    finally:
+        await system.stop()

@@ -65,6 +65,8 @@ class PaperVenue:
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._on_event: OnEvent | None = None
+        self.observers: list[OnEvent] = []
+        """Also told of every fill (the paper account's user-data events)."""
         self._sleep = sleep
 
     # -- market data in -------------------------------------------------------------------------
@@ -251,6 +253,8 @@ class PaperVenue:
         self.fills.append(event)
         if self._on_event:
             self._on_event(event)
+        for observer in self.observers:
+            observer(event)
         self._clamp_reduce_only(order.symbol)
 
     def _event(self, resting: _Resting, execution: Execution) -> VenueOrderEvent:

@@ -1,0 +1,98 @@
+"""The paper account, read the way the venue's account is read, for the risk manager and the account monitor.
+
+Owns the adapters that let simulation mode be judged on what it trades: the paper venue's wallet,
+positions and marks as the risk manager's `AccountSource` and the account monitor's `VenueReader`,
+its fills as the user-data events the account monitor already understands (ORDER_TRADE_UPDATE and
+ACCOUNT_UPDATE), and `ModeRouted`, which answers from the paper account while execution is in simulation
+mode and from the venue otherwise. Wiring, not logic: the numbers are the paper venue's own.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Callable
+
+from celeris.domain.modes import Mode
+from celeris.domain.positions import Position
+from celeris.domain.values import format_units, money_str
+from celeris.execution.model import Execution, VenueOrderEvent
+from celeris.execution.paper import PaperVenue
+from celeris.risk.metrics import AccountSnapshot
+from celeris.venues.binance import codec
+
+
+class PaperAccountSource:
+    """The risk manager's view of the paper account (marks are the paper books' mids)."""
+
+    def __init__(self, paper: PaperVenue) -> None:
+        self.paper = paper
+
+    def _marks(self) -> dict[str, int]:
+        out = {}
+        for symbol, book in self.paper.books.items():
+            mid = book.mid()
+            if mid is not None and self.paper.live[symbol]:
+                out[symbol] = int(mid)
+        return out
+
+    async def snapshot(self) -> AccountSnapshot:
+        positions = {s: Position(p.instrument, p.qty_steps, p.cost) for s, p in self.paper.account_positions.items()}
+        return AccountSnapshot(self.paper.wallet, positions, self._marks(),
+                               {s: self.paper.leverage for s in self.paper.instruments})
+
+    async def account(self) -> Any:
+        from celeris.account.engine import VenueAccount
+
+        marks = {s: self.paper.instruments[s].price_fraction(t) for s, t in self._marks().items()}
+        positions = {(s, "BOTH"): (p.qty_steps, p.entry_price) for s, p in self.paper.account_positions.items()
+                     if p.qty_steps}
+        return VenueAccount(self.paper.wallet, positions, marks, {s: self.paper.leverage for s in self.paper.instruments})
+
+
+class ModeRouted:
+    """Answers from `paper` while execution is in simulation mode, from `venue` otherwise."""
+
+    def __init__(self, mode: Callable[[], Mode], paper: Any, venue: Any) -> None:
+        self.mode = mode
+        self.paper = paper
+        self.venue = venue
+
+    def _source(self) -> Any:
+        return self.paper if self.mode() is Mode.SIMULATION else self.venue
+
+    async def snapshot(self) -> AccountSnapshot:
+        return await self._source().snapshot()
+
+    async def account(self) -> Any:
+        return await self._source().account()
+
+
+def paper_user_events(paper: PaperVenue, deliver: Callable[[Any], None]) -> Callable[[VenueOrderEvent], None]:
+    """An observer of the paper venue's fills that delivers them as the venue's user-data events."""
+
+    def on_fill(event: VenueOrderEvent) -> None:
+        if event.execution is not Execution.TRADE:
+            return
+        ins = paper.instruments[event.symbol]
+        position = paper.account_positions[event.symbol]
+        qty = ins.format_qty(event.last_qty_steps)
+        price = ins.format_price(event.last_price_ticks)
+        ms = event.ts_event_ns // 1_000_000
+        deliver(codec.OrderTradeUpdate(ms, ms, codec.OrderUpdateBody(
+            s=event.symbol, c=event.client_order_id, S=event.side.value, o=event.order_type or "LIMIT", f="GTC",
+            q=ins.format_qty(event.orig_qty_steps or event.last_qty_steps), p="0", ap=price, x="TRADE",
+            X=event.order_status or "PARTIALLY_FILLED", i=event.venue_order_id, l=qty, z=qty, L=price, T=ms,
+            t=event.trade_id, m=event.is_maker, R=event.reduce_only, ps="BOTH", N="USDT",
+            n=money_str(event.commission), rp=money_str(event.realized_pnl))))
+        entry = position.entry_price
+        deliver(codec.AccountUpdate(ms, ms, codec.AccountUpdateBody("ORDER", [
+            codec.BalanceChange("USDT", money_str(paper.wallet), money_str(paper.wallet))], [
+            codec.PositionChange(event.symbol, ins.format_qty(position.qty_steps), _decimal(entry), "0", "cross",
+                                 "BOTH")])))
+
+    return on_fill
+
+
+def _decimal(value: Fraction, scale: int = 10) -> str:
+    """An exact rational as a decimal string (rounded half-even at `scale` places, never through a float)."""
+    return format_units(round(value * 10**scale), scale)

@@ -100,3 +100,48 @@ async def test_kill_mid_flight_and_restart(sim_process, redis_server, postgres_s
     finally:
         proc.kill()
         venue.cancel_open_orders(symbol="BTCUSDT")
+
+
+@pytest.mark.slow
+async def test_a_halted_execution_killed_and_restarted_comes_back_halted(sim_process, tmp_path):  # noqa: F811
+    """No Redis: the halt is kept in the state file. SIGKILL, restart: still halted until a person resumes."""
+    from celeris.api.v1 import control_pb2, control_pb2_grpc
+
+    def start(port):
+        args = [sys.executable, "-m", "celeris.execution", "--set", f"venue_rest_url={sim_process['rest_url']}",
+                "--set", f"venue_ws_url={sim_process['ws_url']}", "--set", f"venue_api_key={API_KEY}",
+                "--set", f"venue_api_secret={API_SECRET}", "--set", "symbols=BTCUSDT", "--set", "mode=live",
+                "--set", f"grpc_port={port}", "--set", f"metrics_port={free_port()}",
+                "--set", f"state_dir={tmp_path}", "--set", "log_level=WARNING"]
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    proc = start(port)
+    try:
+        await wait_ready(target)
+        async with grpc.aio.insecure_channel(target) as ch:
+            status = await control_pb2_grpc.ControlStub(ch).Halt(
+                control_pb2.HaltRequest(reason="drill", requested_by="test"), timeout=10)
+            assert status.halted
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        port = free_port()
+        target = f"127.0.0.1:{port}"
+        proc = start(port)
+        await wait_ready(target)
+        async with grpc.aio.insecure_channel(target) as ch:
+            status = await control_pb2_grpc.ControlStub(ch).GetStatus(control_pb2.GetStatusRequest(), timeout=5)
+            assert status.halted and "drill" in status.halt_reason
+            ack = await execution_pb2_grpc.ExecutionStub(ch).SubmitOrder(submit_request(900), timeout=5)
+            assert not ack.accepted and ack.error.code == "HALTED"
+            await control_pb2_grpc.ControlStub(ch).Resume(
+                control_pb2.ResumeRequest(requested_by="alice", reason="reviewed"), timeout=5)
+            ack = await execution_pb2_grpc.ExecutionStub(ch).SubmitOrder(submit_request(901), timeout=5)
+            assert ack.accepted, ack.error
+            await execution_pb2_grpc.ExecutionStub(ch).CancelAll(execution_pb2.CancelAllRequest(request_id="c"),
+                                                                 timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)

@@ -302,6 +302,17 @@ class ServicesSystem:
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
                     account_target=f"127.0.0.1:{p.account}")
         await self._wait_ready()
+        if up.halted_at_start:
+            await self._halt_at_start()
+
+    async def _halt_at_start(self) -> None:
+        """spec.halted: the system starts in the emergency stop (through the risk manager, as a person would)."""
+        from celeris.api.v1 import risk_pb2, risk_pb2_grpc
+        from celeris.runtime import grpc_server
+
+        async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.risk}") as channel:
+            await risk_pb2_grpc.RiskManagerStub(channel).TriggerEmergencyStop(risk_pb2.EmergencyStopRequest(
+                reason="spec.halted is true", triggered_by="spec", flatten_positions=False), timeout=30)
 
     async def _wait_ready(self, timeout_s: float = 60) -> None:
         from celeris.api.v1 import control_pb2, control_pb2_grpc
@@ -341,7 +352,9 @@ class ServicesSystem:
 
         async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.execution}") as channel:
             status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2)
-        return json.loads(status.details.get("stats", "{}"))
+        stats = json.loads(status.details.get("stats", "{}"))
+        stats["halted"] = status.halted
+        return stats
 
     async def progress_line(self) -> str:
         try:
@@ -356,6 +369,7 @@ class ServicesSystem:
         from celeris.runtime import grpc_server
 
         summary: dict[str, Any] = {}
+        canceled = 0
         try:
             async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.strategy}") as channel:
                 from celeris.api.v1 import control_pb2, control_pb2_grpc
@@ -365,10 +379,13 @@ class ServicesSystem:
         try:
             async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.execution}") as channel:
                 stub = execution_pb2_grpc.ExecutionStub(channel)
-                await stub.CancelAll(execution_pb2.CancelAllRequest(request_id="up-shutdown"), timeout=10)
+                canceled = (await stub.CancelAll(execution_pb2.CancelAllRequest(request_id="up-shutdown"),
+                                                 timeout=10)).canceled
+            summary["canceled_at_shutdown"] = canceled
             stats = await self._execution_stats()
             summary.update(orders=stats.get("accepted", 0), rejects=stats.get("rejected", 0),
-                           fills=stats.get("fills", 0))
+                           fills=stats.get("fills", 0), reject_codes=stats.get("reject_codes", {}),
+                           halted=stats.get("halted", False), orphans_canceled=stats.get("orphans_canceled", 0))
             async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.account}") as channel:
                 state = await account_pb2_grpc.AccountMonitorStub(channel).GetAccountState(
                     account_pb2.AccountRequest(), timeout=5)

@@ -175,5 +175,4 @@ def test_limits_halt_and_owners_hold_as_seen_from_the_venue(tmp_path, topology):
         assert notional <= LIMIT_USDT * Decimal("1.005"), (symbol, notional, watch.max_notional)
     assert any(n > LIMIT_USDT / 2 for n in watch.max_notional.values()), \
         f"the strategies never pushed against the limit: {watch.max_notional}"
-    if topology == "inproc":
-        assert summary["halted"] is True
+    assert summary["halted"] is True

@@ -70,8 +70,14 @@ def to_units(text: str, scale: int) -> int:
     return -units if negative else units
 
 
+MAX_SCALE = 30
+"""No value of ours has more decimals; a larger scale is refused instead of padding a huge string."""
+
+
 def format_units(units: int, scale: int) -> str:
     """Format integer units of 10**-scale as a decimal string with exactly `scale` decimals."""
+    if not 0 <= scale <= MAX_SCALE:
+        raise DecimalFormatError(f"scale {scale} is out of range 0..{MAX_SCALE}")
     if scale == 0:
         return str(units)
     sign = "-" if units < 0 else ""

@@ -8,6 +8,7 @@ from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderStatus
 from celeris.domain.values import MONEY_SCALE, DecimalFormatError, OffGridError, Side, format_units
 from celeris.execution.model import Fill, OrderRequest, Outcome
+from celeris.runtime.convert import BadDecimal, decimal_str
 
 SIDE = {Side.BUY: common_pb2.SIDE_BUY, Side.SELL: common_pb2.SIDE_SELL}
 SIDE_IN = {v: k for k, v in SIDE.items()}
@@ -28,7 +29,9 @@ class BadRequest(ValueError):
 def _grid_value(ins: Instrument, dec: common_pb2.Decimal, qty: bool, field: str) -> int:
     grid = ins.qty_grid if qty else ins.price_grid
     try:
-        return grid.parse(format_units(dec.mantissa, dec.scale))
+        return grid.parse(decimal_str(dec, field))
+    except BadDecimal as exc:
+        raise BadRequest(str(exc)) from None
     except OffGridError:
         raise BadRequest(f"{field} is not a multiple of {grid.increment}") from None
     except DecimalFormatError:
@@ -36,6 +39,8 @@ def _grid_value(ins: Instrument, dec: common_pb2.Decimal, qty: bool, field: str)
 
 
 def order_request(pb: execution_pb2.SubmitOrderRequest, instruments: dict[str, Instrument]) -> OrderRequest:
+    if len(pb.request_id) > 128 or len(pb.strategy_id) > 64 or len(pb.client_order_id) > 36:
+        raise BadRequest("request_id (128), strategy_id (64) or client_order_id (36 characters) is too long")
     ins = instruments.get(pb.symbol)
     if ins is None:
         raise BadRequest(f"unknown symbol {pb.symbol!r}")

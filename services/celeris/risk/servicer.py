@@ -12,6 +12,7 @@ from celeris.domain.risk import Denied, Policy, PolicyKind, Scope, Violation
 from celeris.domain.values import Side, format_units
 from celeris.risk.engine import Alert, RiskEngine, StopState
 from celeris.risk.metrics import RiskMetrics
+from celeris.runtime.convert import decimal_str
 
 
 def dec(value: Fraction, scale: int = 8) -> common_pb2.Decimal:
@@ -55,12 +56,15 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol!r}")
         if request.side not in (common_pb2.SIDE_BUY, common_pb2.SIDE_SELL):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "side must be BUY or SELL")
+        if len(request.request_id) > 128 or len(request.strategy_id) > 128:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id and strategy_id: at most 128 characters")
         try:
-            qty = ins.qty(format_units(request.quantity.mantissa, request.quantity.scale))
-            price = (ins.price(format_units(request.price.mantissa, request.price.scale))
-                     if request.price.mantissa else None)
+            qty = ins.qty(decimal_str(request.quantity, "quantity"))
+            price = ins.price(decimal_str(request.price, "price")) if request.price.mantissa else None
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if qty <= 0 or (price is not None and price <= 0):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "quantity and price must be positive")
         result = self._engine.check_order(request.request_id, request.symbol,
                                           Side.BUY if request.side == common_pb2.SIDE_BUY else Side.SELL,
                                           qty, price, request.reduce_only, request.strategy_id)

@@ -265,7 +265,7 @@ class ServicesSystem:
             base["postgres_url"] = up.args.postgres_url
         if name in ("execution", "risk", "strategy"):
             base["risk_limits"] = up.risk.model_dump_json(exclude_none=True)
-            base["state_dir"] = str(up.state_dir())
+        base["state_dir"] = str(up.state_dir())  # the halt file; a venue ban every process respects
         base.update(settings)
         argv = [sys.executable, "-m", module]
         for key, value in base.items():

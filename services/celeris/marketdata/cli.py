@@ -60,13 +60,14 @@ async def serve(settings: MarketDataSettings) -> None:
     from celeris.runtime import control, grpc_server, metrics
     from celeris.runtime.clock import SystemClock
     from celeris.transport.bus import InProcessBus
-    from celeris.venues.binance.ratelimit import LocalWeightBudget, RedisWeightBudget
+    from celeris.runtime.service_cli import local_budget
+    from celeris.venues.binance.ratelimit import RedisWeightBudget
     from celeris.venues.binance.rest import BinanceRestClient
 
     clock = SystemClock()
     registry = metrics.new_registry()
     redis_client, pool = await open_stores(settings)
-    budget: Any = LocalWeightBudget(settings.weight_limit)
+    budget: Any = local_budget(settings, settings.weight_limit)
     outs: list[Any] = []
     if redis_client is not None:
         budget = RedisWeightBudget(redis_client, settings.egress_ip, settings.weight_limit)

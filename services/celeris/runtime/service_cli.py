@@ -75,10 +75,23 @@ async def connect_venue(settings: Any, clock: Any, **options: Any) -> tuple[Any,
     """A signed REST client for the settings' venue, clock-synchronised, and the instruments it lists."""
     from celeris.venues.binance.rest import BinanceRestClient
 
+    if "budget" not in options and getattr(settings, "state_dir", ""):
+        options["budget"] = local_budget(settings)
     rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
                              api_secret=settings.venue_api_secret.get_secret_value(), **options)
     await rest.sync_clock()
     return rest, await venue_instruments(rest, settings.symbols)
+
+
+def local_budget(settings: Any, limit: int = 2400) -> Any:
+    """This process's weight budget; with a state directory, a 429/418 ban is shared with every process
+    on the machine that uses the same directory (one egress IP)."""
+    from pathlib import Path
+
+    from celeris.venues.binance.ratelimit import LocalWeightBudget
+
+    ban_file = Path(settings.state_dir) / "venue-ban" if getattr(settings, "state_dir", "") else None
+    return LocalWeightBudget(limit, ban_file=ban_file)
 
 
 async def venue_instruments(rest: Any, symbols: tuple[str, ...]) -> dict[str, Any]:

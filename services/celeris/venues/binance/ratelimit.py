@@ -10,7 +10,9 @@ the same numbers.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -30,7 +32,7 @@ class LocalWeightBudget:
     """
 
     def __init__(self, limit: int = 2400, safety: float = 0.9, wall: Any = time.time,
-                 sleep: Any = asyncio.sleep, max_block_wait_s: float = 10.0) -> None:
+                 sleep: Any = asyncio.sleep, max_block_wait_s: float = 10.0, ban_file: str | Path | None = None) -> None:
         self.limit = limit
         self.max_block_wait_s = max_block_wait_s
         self.safety = safety
@@ -38,8 +40,21 @@ class LocalWeightBudget:
         self._sleep = sleep
         self.used = 0
         self.minute = 0
-        self.blocked_until = 0.0
+        self._blocked_until = 0.0
         self.waits = 0
+        self.ban = SharedBan(Path(ban_file)) if ban_file else None
+        """Processes on one machine share one egress IP: a 429/418 one of them got blocks them all (a
+        request during a ban extends it, so one process must not keep another's ban going)."""
+
+    @property
+    def blocked_until(self) -> float:
+        if self.ban is not None:
+            self._blocked_until = max(self._blocked_until, self.ban.read())
+        return self._blocked_until
+
+    @blocked_until.setter
+    def blocked_until(self, value: float) -> None:
+        self._blocked_until = value
 
     def _roll(self) -> None:
         minute = int(self._wall() // 60)
@@ -66,7 +81,41 @@ class LocalWeightBudget:
         self.used = max(self.used, used_weight)
 
     async def block_for(self, seconds: float) -> None:
-        self.blocked_until = max(self.blocked_until, self._wall() + seconds)
+        until = self._wall() + seconds
+        self.blocked_until = max(self.blocked_until, until)
+        if self.ban is not None:
+            self.ban.extend(until)
+
+
+class SharedBan:
+    """The end of a 429/418 block, in a small file every process on the machine reads (re-read only when
+    its modification time changes, so a request costs one stat)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = -1
+        self._until = 0.0
+
+    def read(self) -> float:
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError:
+            return 0.0
+        if mtime != self._mtime:
+            try:
+                self._until = float(self.path.read_text() or 0)
+                self._mtime = mtime
+            except (OSError, ValueError):
+                pass
+        return self._until
+
+    def extend(self, until: float) -> None:
+        if until <= self.read():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(repr(until))
+        os.replace(tmp, self.path)
 
 
 class RedisWeightBudget:

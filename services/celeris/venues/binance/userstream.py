@@ -39,6 +39,7 @@ class UserDataStream:
         self.malformed = 0
         self._stream: StreamClient | None = None
         self._keepalive: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
@@ -49,6 +50,8 @@ class UserDataStream:
         self._keepalive = asyncio.create_task(self._keepalive_loop(), name="listenkey-keepalive")
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         if self._keepalive is not None:
             self._keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -63,12 +66,21 @@ class UserDataStream:
         self._stream.start()
 
     async def renew(self) -> None:
+        """A new listenKey and stream; a venue that refuses now (429/418, down) is asked again later."""
         self.renewals += 1
         if self._stream is not None:
             await self._stream.stop()
-        await self._open()
-        if self.on_reconnect is not None:
-            await self.on_reconnect()
+        delay = 1.0
+        while True:
+            try:
+                await self._open()
+                break
+            except (errors.VenueError, OSError, asyncio.TimeoutError) as exc:
+                wait = max(delay, getattr(exc, "retry_after_s", 0.0))
+                log.warning("listenKey not created (%s); trying again in %.0f s", exc, wait)
+                await asyncio.sleep(min(wait, 300.0))
+                delay = min(delay * 2, 60.0)
+        await self._reconciled()
 
     async def _keepalive_loop(self) -> None:
         while True:
@@ -79,9 +91,27 @@ class UserDataStream:
                 log.warning("listenKey keepalive failed (%s); creating a new one", exc)
                 await self.renew()
 
+    async def _reconciled(self) -> None:
+        """The owner reconciles what it may have missed; if the venue refuses now (a 418 ban lasts
+        minutes) it is asked again later, and the stream keeps delivering meanwhile."""
+        delay = 1.0
+        while self.on_reconnect is not None:
+            try:
+                await self.on_reconnect()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed reconcile must never end the stream
+                wait = max(delay, getattr(exc, "retry_after_s", 0.0))
+                log.warning("reconciliation after a reconnect failed (%r); again in %.0f s", exc, wait)
+                await asyncio.sleep(min(wait, 300.0))
+                delay = min(delay * 2, 60.0)
+
     async def _on_state(self, connected: bool) -> None:
         if connected and self._stream is not None and self._stream.connects > 1 and self.on_reconnect:
-            await self.on_reconnect()
+            task = asyncio.ensure_future(self._reconciled())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _on_raw(self, raw: bytes | str) -> None:
         data = raw if isinstance(raw, bytes) else raw.encode()

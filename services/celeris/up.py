@@ -252,17 +252,21 @@ class ServicesSystem:
         self.up = up
         self.ports = Ports()
         self.procs: dict[str, subprocess.Popen[str]] = {}
+        self.spawned: dict[str, tuple[list[str], dict[str, str]]] = {}
+        """name -> (argv, environment) it was started with: a supervised restart uses the same."""
+        self.restarts: dict[str, int] = {}
         self.sim: dict[str, Any] = {}
 
     def _spawn(self, name: str, module: str, **settings: Any) -> None:
         up = self.up
         base = {"venue_rest_url": self.sim["rest_url"], "venue_ws_url": self.sim["ws_url"],
-                "venue_api_key": up.api_key, "venue_api_secret": up.api_secret, "symbols": ",".join(up.symbols),
-                "log_level": "WARNING", "metrics_port": free_port()}
+                "symbols": ",".join(up.symbols), "log_level": "WARNING", "metrics_port": free_port()}
+        # Secrets go through the environment: a command line is visible to every user of the machine.
+        secrets_env = {"CELERIS_VENUE_API_KEY": up.api_key, "CELERIS_VENUE_API_SECRET": up.api_secret}
         if up.args.redis_url:
-            base["redis_url"] = up.args.redis_url
+            secrets_env["CELERIS_REDIS_URL"] = up.args.redis_url
         if up.args.postgres_url:
-            base["postgres_url"] = up.args.postgres_url
+            secrets_env["CELERIS_POSTGRES_URL"] = up.args.postgres_url
         if name in ("execution", "risk", "strategy"):
             base["risk_limits"] = up.risk.model_dump_json(exclude_none=True)
         base["state_dir"] = str(up.state_dir())  # the halt file; a venue ban every process respects
@@ -270,21 +274,41 @@ class ServicesSystem:
         argv = [sys.executable, "-m", module]
         for key, value in base.items():
             argv += ["--set", f"{key}={value}"]
-        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env = {**os.environ, **secrets_env}
+        self.spawned[name] = (argv, env)
+        self._start_proc(name)
+
+    def log_path(self, name: str) -> Any:
+        return self.up.state_dir() / f"{name}.log"
+
+    def _start_proc(self, name: str) -> None:
+        """A component's stderr goes to its log file (a pipe nobody reads would fill and stall it)."""
+        argv, env = self.spawned[name]
+        self.log_path(name).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path(name), "a") as log_file:
+            self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log_file, text=True, env=env)
+
+    def log_tail(self, name: str, chars: int = 2000) -> str:
+        try:
+            return self.log_path(name).read_text()[-chars:]
+        except OSError:
+            return ""
 
     async def start(self) -> None:
         up = self.up
         if up.real_venue:
             self.sim = {"rest_url": up.args.venue_rest_url, "ws_url": up.args.venue_ws_url}
         else:
-            proc = subprocess.Popen([sys.executable, "-m", "celeris.cli", "sim", "--port", "0", "--api-key",
-                                     up.api_key, "--api-secret", up.api_secret, "--symbols", ",".join(up.symbols),
-                                     "--seed", str(up.args.seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
+            env = {**os.environ, "CELERIS_SIM_API_KEY": up.api_key, "CELERIS_SIM_API_SECRET": up.api_secret}
+            self.log_path("sim").parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path("sim"), "a") as sim_log:
+                proc = subprocess.Popen([sys.executable, "-m", "celeris.cli", "sim", "--port", "0",
+                                         "--symbols", ",".join(up.symbols), "--seed", str(up.args.seed)],
+                                        stdout=subprocess.PIPE, stderr=sim_log, text=True, env=env)
             self.procs["sim"] = proc
             line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
             if not line:
-                raise UpError("the simulator did not start: " + (proc.stderr.read() if proc.stderr else ""))
+                raise UpError("the simulator did not start: " + self.log_tail("sim"))
             self.sim = json.loads(line)
         p = self.ports
         self._spawn("marketdata", "celeris.marketdata", grpc_port=p.marketdata)
@@ -304,6 +328,31 @@ class ServicesSystem:
         await self._wait_ready()
         if up.halted_at_start:
             await self._halt_at_start()
+        self._supervisor = asyncio.create_task(self._supervise(), name="celeris-up-supervisor")
+
+    async def _supervise(self, poll_s: float = 0.5) -> None:
+        """A component process that dies is started again (same settings, same port) after a back-off
+        that doubles up to 30 s; a restarted execution reconciles with the venue, so fills made while it
+        was down are recovered. Restarts show in the progress line and the summary."""
+        backoff: dict[str, float] = {}
+        due: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(poll_s)
+            for name, proc in list(self.procs.items()):
+                if name == "sim" or proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if name not in due:
+                    delay = backoff.get(name, 0.5)
+                    due[name] = now + delay
+                    backoff[name] = min(30.0, delay * 2)
+                    err = self.log_tail(name, 400)
+                    log.warning("%s exited with %s; restarting in %.1f s %s", name, proc.returncode, delay,
+                                err.strip().splitlines()[-1] if err.strip() else "")
+                    self.up._progress(f"  {name} exited ({proc.returncode}); restarting in {delay:.1f} s")
+                elif now >= due.pop(name):
+                    self._start_proc(name)
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
 
     async def _halt_at_start(self) -> None:
         """spec.halted: the system starts in the emergency stop (through the risk manager, as a person would)."""
@@ -325,7 +374,7 @@ class ServicesSystem:
             for name, port in list(pending.items()):
                 proc = self.procs[name]
                 if proc.poll() is not None:
-                    raise UpError(f"{name} exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                    raise UpError(f"{name} exited: {self.log_tail(name)}")
                 try:
                     async with grpc_server.insecure_channel(f"127.0.0.1:{port}") as channel:
                         await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(),
@@ -361,15 +410,23 @@ class ServicesSystem:
             stats = await self._execution_stats()
         except Exception as exc:
             return f"[{time.strftime('%H:%M:%S')}] execution not answering: {type(exc).__name__}"
+        restarts = ", ".join(f"{n} x{c}" for n, c in self.restarts.items())
+        codes = ", ".join(f"{k} {v}" for k, v in (stats.get("reject_codes") or {}).items())
         return (f"[{time.strftime('%H:%M:%S')}] orders {stats.get('accepted', 0)} accepted, "
-                f"{stats.get('rejected', 0)} rejected, fills {stats.get('fills', 0)}")
+                f"{stats.get('rejected', 0)} rejected{f' ({codes})' if codes else ''}, fills {stats.get('fills', 0)}"
+                f"{'  HALTED' if stats.get('halted') else ''}{f' | restarted: {restarts}' if restarts else ''}")
 
     async def stop(self) -> dict[str, Any]:
         from celeris.api.v1 import account_pb2, account_pb2_grpc, execution_pb2, execution_pb2_grpc
         from celeris.runtime import grpc_server
 
-        summary: dict[str, Any] = {}
+        summary: dict[str, Any] = {"restarts": dict(self.restarts)}
         canceled = 0
+        supervisor = getattr(self, "_supervisor", None)
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
         try:
             async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.strategy}") as channel:
                 from celeris.api.v1 import control_pb2, control_pb2_grpc

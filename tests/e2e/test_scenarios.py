@@ -199,12 +199,19 @@ def test_ctrl_c_stops_cleanly_and_prints_a_summary_for_a_person():
     assert "orders" in summary and "pnl         total" in summary and "positions" in summary
 
 
+def _environ_has(proc_dir: Path, text: str) -> bool:
+    try:
+        return text.encode() in (proc_dir / "environ").read_bytes()
+    except OSError:
+        return False
+
+
 def test_a_failed_start_leaves_no_process_behind():
     import os
     import time
     import uuid
 
-    key = f"orphan-check-{uuid.uuid4().hex[:8]}"
+    key = f"orphan-check-{uuid.uuid4().hex[:8]}"  # in every child's environment (never on a command line)
     celeris = str(Path(sys.executable).with_name("celeris"))
     env = {**os.environ, "CELERIS_BOGUS_SETTING": "1"}  # every component refuses to start on it
     result = subprocess.run([celeris, "up", "--topology", "services", "--duration", "5", "--quiet", "--api-key", key,
@@ -214,7 +221,7 @@ def test_a_failed_start_leaves_no_process_behind():
     assert "s3cret-for-the-orphan-check" not in result.stderr + result.stdout
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        left = subprocess.run(["pgrep", "-f", key], capture_output=True, text=True).stdout.split()
+        left = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _environ_has(p, key)]
         if not left:
             break
         time.sleep(0.2)

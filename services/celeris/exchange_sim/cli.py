@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,8 +19,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sim", help="run the Binance USD-M exchange simulator (REST + WebSocket)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    p.add_argument("--api-key", required=True)
-    p.add_argument("--api-secret", required=True)
+    p.add_argument("--api-key", default=os.environ.get("CELERIS_SIM_API_KEY", ""),
+                   help="the account's key (or CELERIS_SIM_API_KEY)")
+    p.add_argument("--api-secret", default=os.environ.get("CELERIS_SIM_API_SECRET", ""),
+                   help="its secret (better CELERIS_SIM_API_SECRET: a command line is visible to every user)")
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated USD-M symbols")
     p.add_argument("--seed", type=int, default=7, help="synthetic market seed (deterministic)")
     p.add_argument("--tick-ms", type=int, default=100, help="market step and stream flush interval")
@@ -39,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from celeris.runtime.grpc_server import install_uvloop
 
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    if not args.api_key or not args.api_secret:
+        print("error: the account needs --api-key and --api-secret (or CELERIS_SIM_API_KEY/_SECRET)", file=sys.stderr)
+        return 2
     try:
         venue = SimVenue(symbols=symbols, api_key=args.api_key, api_secret=args.api_secret, clock=SystemClock(),
                          seed=args.seed, tick_ms=args.tick_ms, replay=args.replay, ws_max_age_s=args.ws_max_age_s,

@@ -1,0 +1,77 @@
+"""`celeris up --topology services` supervises its processes: a component killed with SIGKILL is started
+again, the restart shows in the progress line and the summary, and the system keeps trading; no secret
+is on any child's command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CELERIS = str(Path(sys.executable).with_name("celeris"))
+
+
+def children(pid: int) -> dict[int, str]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_a_killed_component_is_restarted_and_secrets_stay_off_command_lines(tmp_path):
+    secret = "s3cr3t-never-on-argv"
+    proc = subprocess.Popen([CELERIS, "up", "--topology", "services", "--duration", "200", "--json",
+                             "--dashboard-port", "0", "--state-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CELERIS_VENUE_API_SECRET": secret})
+    lines = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)[-2000:]
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        kids = children(proc.pid)
+        assert len(kids) >= 6, kids
+        assert not [c for c in kids.values() if secret in c or "api_secret" in c or "api-secret" in c], kids
+        execution = next(pid for pid, cmd in kids.items() if "celeris.execution" in cmd)
+        os.kill(execution, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "restarted: execution x1" in line and "execution not answering" not in line:
+                break
+        assert any("restarted: execution x1" in line for line in lines), "".join(lines)[-2000:]
+        # Trading goes on after the restart: accepted orders keep growing.
+        counts = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(counts) < 4:
+            line = proc.stderr.readline()
+            if "orders" in line and "accepted" in line:
+                counts.append(int(line.split("orders ")[1].split(" ")[0]))
+        assert counts and counts[-1] > counts[0], counts
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["restarts"] == {"execution": 1}, summary
+    assert "error" not in summary, summary

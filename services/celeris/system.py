@@ -19,7 +19,7 @@ from celeris.domain.book import BookState
 from celeris.domain.instruments import Instrument
 from celeris.domain.modes import Mode
 from celeris.domain.risk import Approved, Denied
-from celeris.domain.values import money_str, parse_decimal
+from celeris.domain.values import format_units, money_str, parse_decimal
 
 MONEY = 10**8
 
@@ -63,6 +63,12 @@ class _RiskHalter:
 
     async def halt(self, reason: str) -> None:
         await self.risk.emergency_stop(reason, "account-monitor")
+
+
+def _usdt2(value: Fraction | int) -> str:
+    """Money for a person, two decimals, signed: exact (rounded half-even), never through a float."""
+    cents = round(Fraction(value) * 100)
+    return ("+" if cents >= 0 else "") + format_units(cents, 2)
 
 
 def mark_ticks(ins: Instrument, text: str) -> int:
@@ -281,10 +287,14 @@ class InProcessSystem:
                               if p.qty_steps) or "flat"
         books = "/".join("live" if s.synced.state is BookState.LIVE else s.synced.state.value
                          for s in self.marketdata.core.symbols.values()) if self.marketdata.core else "-"
-        halted = "  HALTED" if self.execution.halted else ""
+        halted = f"  HALTED ({self.execution.halt_reason})" if self.execution.halted else ""
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(stats.reject_codes.items(), key=lambda kv: -kv[1])[:3])
+        reasons = self.strategy.filter_reasons
+        filtered = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:2])
         return (f"[{time.strftime('%H:%M:%S')}] books {books} | orders {stats.accepted} ok {stats.rejected} "
-                f"refused | fills {stats.fills} | positions {positions} | pnl {float(pnl['total'] or 0):+.2f} USDT"
-                f"{halted}")
+                f"refused{f' ({codes})' if codes else ''} | filtered {self.strategy.stats['filtered']}"
+                f"{f' ({filtered})' if filtered else ''} | fills {stats.fills} | positions {positions} | "
+                f"pnl {_usdt2(pnl['total'] or 0)} USDT{halted}")
 
     async def stop(self) -> dict[str, Any]:
         from celeris.up import percentile_us

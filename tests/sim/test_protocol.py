@@ -283,3 +283,23 @@ async def test_connection_age_cap_closes_the_socket():
                 assert 0.2 < asyncio.get_running_loop().time() - started < 3
     finally:
         await runner.cleanup()
+
+
+async def test_malformed_admin_and_rest_input_is_a_400_with_a_reason_never_a_500(live_venue):  # noqa: F811
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for path, body in (("/_sim/faults", "not json"), ("/_sim/faults", "[1, 2]"),
+                           ("/_sim/faults", '{"rest_5xx": "many"}'), ("/_sim/drop", '{"which": "bogus"}'),
+                           ("/_sim/position", '{"symbol": "NOPE"}'), ("/_sim/position", "{}")):
+            async with session.post(live_venue.base_url + path, data=body) as resp:
+                assert resp.status == 400, (path, body, resp.status)
+                assert "error" in await resp.json()
+        async with session.get(live_venue.base_url + "/fapi/v1/depth?symbol=BTCUSDT&limit=abc") as resp:
+            assert resp.status == 400 and (await resp.json())["code"] < 0
+        async with session.get(live_venue.base_url + "/fapi/v1/nothing-here") as resp:
+            assert resp.status == 404 and "code" in await resp.json()
+        async with session.post(live_venue.base_url + "/_sim/drop", data='{"which": "bogus"}') as resp:
+            assert resp.status == 400
+        async with session.get(live_venue.base_url + "/_sim/state") as resp:
+            assert resp.status == 200 and (await resp.json())["connections"] >= 0

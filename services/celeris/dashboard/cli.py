@@ -248,7 +248,7 @@ class GrpcActions:
         from celeris.api.v1 import risk_pb2, risk_pb2_grpc
 
         stop = await self._call(self.s.risk_target, lambda ch: risk_pb2_grpc.RiskManagerStub(ch).TriggerEmergencyStop(
-            risk_pb2.EmergencyStopRequest(reason=reason, triggered_by=by), timeout=35))
+            risk_pb2.EmergencyStopRequest(reason=reason, triggered_by=by, flatten_positions=True), timeout=60))
         return {"halted": stop.active, "reason": stop.reason, "orders_canceled": stop.orders_canceled}
 
     async def resume(self, by: str) -> dict[str, Any]:

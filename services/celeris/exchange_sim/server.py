@@ -348,6 +348,12 @@ class SimVenue:
     # -- HTTP plumbing ------------------------------------------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path.startswith("/_sim/"):
+            # Admin endpoints: a malformed or mistyped body is the caller's mistake, answered 400 with why.
+            try:
+                return await handler(request)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                return web.json_response({"error": f"bad request: {type(exc).__name__}: {exc}"}, status=400)
         if not request.path.startswith("/fapi/"):
             return await handler(request)
         self.stats["rest_requests"] += 1
@@ -381,6 +387,16 @@ class SimVenue:
         except UnknownStatus:
             response = web.json_response({"code": -1000, "msg": "Unknown error, please check your request or "
                                                                   "try again later."}, status=503)
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            # A parameter the handlers could not read: the venue's "malformed" answer, never a 500.
+            response = web.json_response({"code": -1102, "msg": f"A mandatory parameter was not sent, was empty"
+                                                                f"/null, or malformed ({type(exc).__name__})."},
+                                         status=400)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = web.json_response({"code": -1000 if exc.status >= 500 else -5000,
+                                          "msg": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status)
         response.headers.update(headers)
         if request.path in ("/fapi/v1/order", "/fapi/v1/batchOrders") and request.method == "POST":
             response.headers["X-MBX-ORDER-COUNT-10S"] = str(sum(1 for t in self.order_times if t > now - 10_000))
@@ -950,6 +966,8 @@ class SimVenue:
     # -- admin (fault injection) ----------------------------------------------------------------
     async def _admin_faults(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body is a JSON object of faults"}, status=400)
         now = self.now_ms()
         for key, value in body.items():
             if key == "skip_depth_events":
@@ -975,6 +993,8 @@ class SimVenue:
     async def _admin_drop(self, request: web.Request) -> web.Response:
         """Close WebSocket connections: all, or only market ("market") or user ("user") ones."""
         which = (await request.json()).get("which", "all") if request.can_read_body else "all"
+        if which not in ("all", "market", "user"):
+            return web.json_response({"error": f"which must be all, market or user, not {which!r}"}, status=400)
         dropped = 0
         for conn in list(self.connections):
             is_user = any(s in self.listen_keys for s in conn.streams)

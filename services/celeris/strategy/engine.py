@@ -126,6 +126,8 @@ class StrategyEngine:
                       "decision_ns_total": 0, "decisions": 0, "canceled_ttl": 0, "canceled_withdrawn": 0,
                       "canceled_reversed": 0, "canceled_owner_gone": 0}
         self.decision_latency_ns: deque[int] = deque(maxlen=10_000)
+        self.filter_reasons: dict[str, int] = {}
+        """Why signals were filtered (the reason's first words -> count): shown where a person looks."""
         for config in configs:
             self.add(config)
 
@@ -350,6 +352,8 @@ class StrategyEngine:
                                  self.limits)
             if reason is not None:
                 self.stats["filtered"] += 1
+                kind = reason.split(":")[0]
+                self.filter_reasons[kind] = self.filter_reasons.get(kind, 0) + 1
                 self._publish_signal(decision, False, reason, "filtered")
                 return
         key = (owner, signal.symbol, signal.side)

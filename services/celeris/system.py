@@ -120,7 +120,9 @@ class InProcessSystem:
         self.venue_url = rest_url
         self.rest = rest = BinanceRestClient(rest_url, clock, api_key=up.api_key, api_secret=up.api_secret)
         self.closers.append(rest.close)
-        await rest.sync_clock()
+        from celeris.up import preflight
+        for note in await preflight(rest, rest_url, check_credentials=up.mode != "observation" or up.real_venue):
+            up._progress(f"note: {note}")
         info = await rest.exchange_info()
         by_symbol = {s["symbol"]: s for s in info["symbols"]}
         missing = [s for s in up.symbols if s not in by_symbol]
@@ -264,7 +266,11 @@ class InProcessSystem:
         except ImportError:
             return
         self.dashboard = DashboardServer.for_system(self, token=self.up.token)
-        port = await self.dashboard.start("127.0.0.1", self.up.args.dashboard_port)
+        from celeris.up import dashboard_port
+        wanted, note = dashboard_port(self.up.args.dashboard_port)
+        if note:
+            self.up._progress(f"note: {note}")
+        port = await self.dashboard.start("127.0.0.1", wanted)
         self.dashboard_url = f"http://127.0.0.1:{port}/?token={self.up.token}"
         self.closers.append(self.dashboard.stop)
 
@@ -296,8 +302,22 @@ class InProcessSystem:
                 f"{f' ({filtered})' if filtered else ''} | fills {stats.fills} | positions {positions} | "
                 f"pnl {_usdt2(pnl['total'] or 0)} USDT{halted}")
 
+    async def _close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                pass
+        self.closers = []
+
     async def stop(self) -> dict[str, Any]:
         from celeris.up import percentile_us
+
+        if not hasattr(self, "account"):  # a start that failed early: close what was opened
+            await self._close()
+            return {}
 
         await self.strategy.stop()
         self.strategy.mode = Mode.OBSERVATION  # no new orders while we wind down
@@ -332,11 +352,5 @@ class InProcessSystem:
         await self.risk.stop_tasks()
         await self.execution.stop()
         await self.marketdata.stop()
-        for close in reversed(self.closers):
-            try:
-                result = close()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception:
-                pass
+        await self._close()
         return summary

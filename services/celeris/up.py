@@ -93,6 +93,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     except UpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a port that cannot be bound, a file that cannot be written
+        print(f"error: {exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}", file=sys.stderr)
+        return 1
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0
 
@@ -120,6 +123,52 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 class UpError(RuntimeError):
     pass
+
+
+MAX_CLOCK_SKEW_MS = 30_000
+"""Celeris signs with the venue's time (offset measured at start), so skew is corrected; a clock this far
+off is a broken machine clock that would also break logs, daily limits and funding times."""
+
+
+async def preflight(rest: Any, url: str, check_credentials: bool = True) -> list[str]:
+    """The first things that go wrong, checked one by one with one line each: the venue answers, the
+    machine's clock is sane, the credentials are accepted. Raises UpError with the line; returns notes."""
+    from celeris.venues.binance import errors
+
+    notes = []
+    try:
+        offset = await rest.sync_clock()
+    except errors.VenueError as exc:
+        raise UpError(f"the venue at {url} does not answer ({exc.msg}); is the URL right and the venue up?") from None
+    except OSError as exc:
+        raise UpError(f"the venue at {url} cannot be reached: {exc.strerror or exc}") from None
+    if abs(offset) > MAX_CLOCK_SKEW_MS:
+        raise UpError(f"this machine's clock is {offset / 1000:+.1f} s off the venue's; fix the clock (NTP) first")
+    if abs(offset) > 1000:
+        notes.append(f"clock {offset / 1000:+.1f} s off the venue's (requests are signed with the venue's time)")
+    if check_credentials:
+        try:
+            await rest.request("GET", "/fapi/v2/balance", signed=True, weight=5)
+        except (errors.AuthenticationFailed, errors.VenueError) as exc:
+            if not isinstance(exc, errors.AuthenticationFailed) and exc.code not in (-1022, -2008, -2014, -2015):
+                raise UpError(f"the venue refused a signed request ({exc.code}: {exc.msg})") from None
+            raise UpError(f"the venue refused the API key ({exc.code}: {exc.msg}); check CELERIS_VENUE_API_KEY "
+                          "and CELERIS_VENUE_API_SECRET") from None
+    return notes
+
+
+def dashboard_port(requested: int) -> tuple[int, str]:
+    """The requested dashboard port if it is free, else a free one (two `celeris up` side by side)."""
+    if requested == 0:
+        return 0, ""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", requested))
+            return requested, ""
+        except OSError:
+            pass
+    port = free_port()
+    return port, f"dashboard port {requested} is in use; using {port}"
 
 
 def free_port() -> int:
@@ -298,6 +347,13 @@ class ServicesSystem:
         up = self.up
         if up.real_venue:
             self.sim = {"rest_url": up.args.venue_rest_url, "ws_url": up.args.venue_ws_url}
+            from celeris.runtime.clock import SystemClock
+            from celeris.venues.binance.rest import BinanceRestClient
+
+            async with BinanceRestClient(up.args.venue_rest_url, SystemClock(), api_key=up.api_key,
+                                         api_secret=up.api_secret) as rest:
+                for note in await preflight(rest, up.args.venue_rest_url):
+                    up._progress(f"note: {note}")
         else:
             env = {**os.environ, "CELERIS_SIM_API_KEY": up.api_key, "CELERIS_SIM_API_SECRET": up.api_secret}
             self.log_path("sim").parent.mkdir(parents=True, exist_ok=True)
@@ -320,7 +376,10 @@ class ServicesSystem:
         self._spawn("strategy", "celeris.strategy", grpc_port=p.strategy, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategies=json.dumps(up.strategies))
-        self.dashboard_port = up.args.dashboard_port or free_port()
+        self.dashboard_port, note = dashboard_port(up.args.dashboard_port)
+        if note:
+            up._progress(f"note: {note}")
+        self.dashboard_port = self.dashboard_port or free_port()
         self._spawn("dashboard", "celeris.dashboard", http_port=self.dashboard_port, token=up.token,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",

@@ -23,6 +23,7 @@ from celeris.domain.book import BookState
 from celeris.domain.modes import Mode
 from celeris.system import InProcessSystem
 from celeris.up import Up, register
+from tests.sim.conftest import API_KEY, sim_process  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -254,3 +255,18 @@ async def test_6_simulation_mode_judges_and_flattens_the_paper_account_not_the_v
         assert not venue.orders
     finally:
         await system.stop()
+
+
+def test_the_first_things_that_go_wrong_are_one_line_each(sim_process):
+    """A venue that does not answer, a wrong secret, a bad spec: one line, non-zero exit, no traceback."""
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    down = subprocess.run([celeris, "up", "--venue-rest-url", "http://127.0.0.1:1", "--venue-ws-url",
+                           "ws://127.0.0.1:1", "--duration", "3"], capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1 and "does not answer" in down.stderr and "Traceback" not in down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1, down.stderr
+    ws = sim_process["rest_url"].replace("http", "ws")
+    wrong = subprocess.run([celeris, "up", "--venue-rest-url", sim_process["rest_url"], "--venue-ws-url", ws,
+                            "--api-key", API_KEY, "--api-secret", "not-the-secret", "--mode", "live",
+                            "--duration", "3"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1 and "API key" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert "not-the-secret" not in wrong.stderr

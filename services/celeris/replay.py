@@ -31,6 +31,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.file.exists():
         print(f"error: {args.file} does not exist", file=sys.stderr)
         return 2
+    if not _looks_like_capture(args.file):
+        print(f"error: {args.file} is not a capture (a gzip of Binance depth/trade messages, one JSON per line, "
+              f"as data/binance/*.gz)", file=sys.stderr)
+        return 2
     from celeris.runtime import logs
 
     logs.setup("replay", "ERROR", "text")
@@ -38,6 +42,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                 args.plot))
     print(json.dumps(result))
     return 0
+
+
+def _looks_like_capture(path: Path) -> bool:
+    """A gzip whose first line is a Binance stream message (maybe after a local timestamp)."""
+    import gzip
+
+    try:
+        with gzip.open(path, "rt") as f:
+            line = f.readline(1 << 20)
+    except (OSError, EOFError, UnicodeDecodeError):
+        return False
+    return '"e"' in line or '"stream"' in line or '"lastUpdateId"' in line
 
 
 async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | None = None,

@@ -47,3 +47,27 @@ async def test_tui_shows_live_state_and_halts_with_confirmation(server):  # noqa
         await pilot.pause(0.3)
         assert server.actions.calls and server.actions.calls[0][0] == "halt" and server.actions.calls[0][2] == "tui"
         await pilot.press("q")
+
+
+async def test_tui_says_invalid_token_and_stops_reconnecting(server):  # noqa: F811
+    app = DashboardApp(f"{server.base}/?token=not-the-token")
+    async with app.run_test(size=(140, 45)) as pilot:
+        for _ in range(100):
+            if app.problem:
+                break
+            await pilot.pause(0.05)
+        assert app.problem.startswith("invalid token") and not app.connected
+        assert "invalid token" in str(app.query_one("#status", Static).render())
+        assert app._task is not None and app._task.done()  # no reconnect loop
+        await pilot.press("q")
+
+
+def test_tui_refuses_a_url_without_a_token():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    for args in ([], ["http://127.0.0.1:8080/"], ["not a url"]):
+        result = subprocess.run([celeris, "tui", *args], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and result.stderr.strip(), args

@@ -47,6 +47,7 @@ def test_dashboard_shows_live_numbers_and_halts_trading(tmp_path):
         assert result["haltedBadge"] and result["resumeVisible"]
         assert result["phoneOverflow"] <= 0, "the page scrolls sideways at phone width"
         assert result["errors"] == []
+        assert result["badToken"].startswith("invalid token")
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/state",
                                          headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=5) as resp:

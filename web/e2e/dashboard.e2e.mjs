@@ -50,6 +50,14 @@ try {
   await phone.waitForTimeout(500);
   result.phoneOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await phone.screenshot({ path: `${shots}/dashboard-phone.png`, fullPage: true });
+  // A wrong token: the page says so and stops, instead of reconnecting forever with blank panels.
+  const intruder = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const bad = new URL(url);
+  bad.searchParams.set("token", "wrong-token");
+  await intruder.goto(bad.toString());
+  await intruder.waitForFunction(() => document.getElementById("connection").textContent.startsWith("invalid token"),
+                                 null, { timeout: 15000 });
+  result.badToken = await intruder.textContent("#connection");
   result.errors = errors;
 } finally {
   await browser.close();

@@ -43,13 +43,14 @@ function render() {
 
 connect({
   url: wsUrl,
+  authorized: async () => (await fetch("/api/state", { headers: { Authorization: `Bearer ${token}` } })).status !== 401,
   onMessage: (msg) => {
     for (const channel of applyMessage(state, msg)) dirty.add(channel);
     if (!scheduled && dirty.size) { scheduled = true; requestAnimationFrame(render); }
   },
   onStatus: (status) => {
     const el = document.getElementById("connection");
-    el.textContent = status;
+    el.textContent = status === "invalid token" ? "invalid token: open the URL celeris up printed (?token=...)" : status;
     el.className = `badge ${status === "live" ? "conn-up" : "conn-down"}`;
   },
 });

@@ -9,6 +9,7 @@ anything: it shows the server's state and sends the server's actions.
 from __future__ import annotations
 
 import asyncio
+import sys
 import json
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -51,6 +52,7 @@ class DashboardApp(App[None]):
         self.connected = False
         self.confirming = False
         self.messages = 0
+        self.problem = ""
         self._task: asyncio.Task[None] | None = None
 
     def compose(self) -> ComposeResult:
@@ -86,13 +88,20 @@ class DashboardApp(App[None]):
             while True:
                 try:
                     async with session.ws_connect(self.url, heartbeat=10) as ws:
-                        self.connected, delay = True, 0.5
+                        self.connected, delay, self.problem = True, 0.5, ""
                         async for msg in ws:
                             if msg.type != aiohttp.WSMsgType.TEXT:
                                 break
                             self.apply(json.loads(msg.data))
-                except aiohttp.ClientError:
-                    pass
+                except aiohttp.WSServerHandshakeError as exc:
+                    if exc.status in (401, 403):
+                        self.problem = "invalid token: use the dashboard URL celeris up printed (?token=...)"
+                        self.connected = False
+                        self.render_all()
+                        return  # reconnecting with the same token cannot help
+                    self.problem = f"the dashboard refused the connection ({exc.status})"
+                except (aiohttp.ClientError, OSError) as exc:
+                    self.problem = f"cannot reach {self.http_base} ({type(exc).__name__}); retrying"
                 self.connected = False
                 self.render_all()
                 await asyncio.sleep(delay)
@@ -118,7 +127,7 @@ class DashboardApp(App[None]):
             return
         status = self.values.get("system.status", {})
         halted = " [b red]HALTED[/]" if status.get("halted") else ""
-        conn = "[green]live[/]" if self.connected else "[red]disconnected[/]"
+        conn = "[green]live[/]" if self.connected else f"[red]disconnected[/]{' · ' + self.problem if self.problem else ''}"
         confirm = "  [b yellow]Halt trading? press y to confirm[/]" if self.confirming else ""
         self.query_one("#status", Static).update(
             f" mode [b]{status.get('mode', '-')}[/]{halted} · uptime {status.get('uptime_s', '-')} s · {conn}{confirm}")
@@ -173,5 +182,17 @@ class DashboardApp(App[None]):
 
 def register(sub: Any) -> None:
     p = sub.add_parser("tui", help="terminal dashboard (connects to a dashboard server)")
-    p.add_argument("url", nargs="?", default="http://127.0.0.1:8080/", help="the dashboard URL, with ?token=...")
-    p.set_defaults(func=lambda args: (DashboardApp(args.url).run(), 0)[1])
+    p.add_argument("url", help="the dashboard URL with its token, as celeris up prints it: http://HOST:PORT/?token=...")
+    p.set_defaults(func=cmd_tui)
+
+
+def cmd_tui(args: Any) -> int:
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        print(f"error: {args.url!r} is not a dashboard URL (http://HOST:PORT/?token=...)", file=sys.stderr)
+        return 2
+    if not parse_qs(parts.query).get("token", [""])[0]:
+        print("error: the URL has no ?token=...; use the dashboard URL celeris up printed", file=sys.stderr)
+        return 2
+    DashboardApp(args.url).run()
+    return 0

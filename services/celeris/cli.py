@@ -25,13 +25,61 @@ def cmd_version(_: argparse.Namespace) -> int:
     return 0
 
 
+SETTINGS_CLASSES = {
+    "marketdata": "celeris.marketdata.cli:MarketDataSettings", "execution": "celeris.execution.cli:ExecutionSettings",
+    "strategy": "celeris.strategy.cli:StrategySettings", "risk": "celeris.risk.cli:RiskSettings",
+    "account": "celeris.account.cli:AccountSettings", "dashboard": "celeris.dashboard.cli:DashboardSettings",
+}
+
+
+def _settings_class(component: str) -> Any:
+    import importlib
+
+    from celeris.runtime import settings as settings_mod
+
+    if not component:
+        return settings_mod.ServiceSettings
+    module, _, name = SETTINGS_CLASSES[component].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from celeris.runtime import settings as settings_mod
 
-    settings = settings_mod.load_settings(settings_mod.ServiceSettings,
-                                          settings_mod.parse_overrides(args.overrides))
+    cls = _settings_class(args.component)
+    if args.all:
+        print(settings_catalogue(args.component))
+        return 0
+    settings = settings_mod.load_settings(cls, settings_mod.parse_overrides(args.overrides))
     print(json.dumps(settings.redacted(), indent=2, default=str))
     return 0
+
+
+def settings_catalogue(only: str = "") -> str:
+    """Every setting: its key (for --set and CELERIS_<KEY>), default and what it is, by component."""
+    from celeris.runtime import settings as settings_mod
+
+    shared = settings_mod.ServiceSettings.model_fields
+    lines = ["Every service takes these (--set key=value, or CELERIS_<KEY> in the environment):"]
+
+    def describe(fields: dict[str, Any], names: list[str]) -> None:
+        for name in names:
+            field = fields[name]
+            value = field.get_default(call_default_factory=True)
+            default = "'' (a secret: never printed)" if type(value).__name__ == "SecretStr" else repr(value)
+            text = " ".join((field.description or "").split())
+            lines.append(f"  {name:26} default {default}")
+            if text:
+                lines.append(f"  {'':26} {text}")
+
+    if not only:
+        describe(shared, list(shared))
+    for component in ([only] if only else SETTINGS_CLASSES):
+        fields = _settings_class(component).model_fields
+        extra = [n for n in fields if n not in shared or n == "component"]
+        lines.append(f"\nceleris {component} run also takes:")
+        describe(fields, [n for n in extra if n != "component"])
+    return "\n".join(lines)
 
 
 def cmd_control(args: argparse.Namespace) -> int:
@@ -81,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)
 
-    p = sub.add_parser("settings", help="print the effective settings, secrets redacted")
+    p = sub.add_parser("settings", help="print the effective settings (secrets redacted), or --all of them")
     _add_settings_flags(p)
+    p.add_argument("--all", action="store_true", help="list every setting with its default and description")
+    p.add_argument("--component", default="", choices=["", *SETTINGS_CLASSES],
+                   help="a component's settings (its extra keys)")
     p.set_defaults(func=cmd_settings)
 
     p = sub.add_parser("control", help="pull a component's levers over gRPC (Control service)")

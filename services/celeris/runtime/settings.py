@@ -27,7 +27,8 @@ class SettingsError(ValueError):
 class ServiceSettings(BaseSettings):
     """Settings shared by every Celeris service. Units are in the field names."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True,
+                                      use_attribute_docstrings=True)
 
     component: str = "celeris"
     """Name used in logs, metrics and GetStatus."""

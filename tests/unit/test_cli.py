@@ -27,3 +27,19 @@ def test_settings_command_redacts_and_rejects_unknown_keys():
 def test_control_against_nothing_fails_cleanly():
     result = run("control", "status", "--target", "127.0.0.1:1", "--timeout", "0.5")
     assert result.returncode == 1 and "UNAVAILABLE" in result.stderr
+
+
+def test_settings_all_lists_every_key_and_secrets_are_never_partly_printed():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    celeris = str(Path(sys.executable).with_name("celeris"))
+    listing = subprocess.run([celeris, "settings", "--all"], capture_output=True, text=True, timeout=60).stdout
+    for key in ("state_dir", "risk_limits", "max_orders_per_second", "plugin_dir", "monitor_interval_s"):
+        assert key in listing, key
+    for component in ("marketdata", "execution", "strategy", "risk", "account", "dashboard"):
+        assert f"celeris {component} run also takes" in listing
+    shown = subprocess.run([celeris, "settings", "--set", "venue_api_secret=abcdefghijklmnop"], capture_output=True,
+                           text=True, timeout=60).stdout
+    assert '"venue_api_secret": "****"' in shown and "abcd" not in shown

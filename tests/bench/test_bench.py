@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # they run the benchmarks (bounded), so they live apart from the unit tests
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

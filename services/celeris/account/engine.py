@@ -23,6 +23,7 @@ from celeris.domain.instruments import Instrument
 from celeris.domain.positions import Position, liquidation_price
 from celeris.domain.values import MONEY_SCALE, money, parse_decimal, to_units
 from celeris.venues.binance import codec
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class AccountMonitor:
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.reconcile(initial=True)
-        self._task = asyncio.create_task(self._loop(), name="account-reconcile")
+        self._task = supervised("account-reconcile", self._loop)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -11,6 +11,7 @@ from fractions import Fraction
 from typing import Any
 
 from celeris.account.engine import AccountMonitor
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class AccountPersistence:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._task = supervised("account-persistence", self._loop)
 
     async def stop(self) -> None:
         if self._task:

@@ -16,6 +16,7 @@ from celeris.domain.values import Side, format_units
 from celeris.execution import convert
 from celeris.execution.model import Fill, OrderRequest, Outcome, RejectCode, Rejection
 from celeris.runtime import grpc_server
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ExecutionClient:
 
     def stream_orders(self, on_order: Callable[[Any], None]) -> None:
         """Execution's order updates (snapshot, then every change), reopened when the stream is lost."""
-        self._orders = asyncio.create_task(self._stream_orders(on_order))
+        self._orders = supervised("execution-client-orders", lambda: self._stream_orders(on_order))
 
     async def _stream_orders(self, on_order: Callable[[Any], None]) -> None:
         while True:
@@ -112,7 +113,7 @@ class ExecutionClient:
             await asyncio.sleep(0.5)
 
     def stream_fills(self, on_fill: Callable[[Fill], None]) -> None:
-        self._fills = asyncio.create_task(self._stream_fills(on_fill))
+        self._fills = supervised("execution-client-fills", lambda: self._stream_fills(on_fill))
 
     async def _stream_fills(self, on_fill: Callable[[Fill], None]) -> None:
         while True:

@@ -38,6 +38,7 @@ from celeris.execution.model import (
 from celeris.execution.store import HotState, Journal, MemoryHotState, MemoryJournal
 from celeris.execution.venue import OrderVenue
 from celeris.venues.binance import errors
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +149,14 @@ class ExecutionEngine:
         if halted:  # a halt survives restarts until a person resumes
             self.halted, self.halt_reason, self.halted_by = True, reason, "(before restart)"
             log.warning("starting halted: %s", reason)
-        self._worker = asyncio.create_task(self._event_worker(), name="execution-events")
+        self._worker = supervised("execution-events", self._event_worker)
         for venue in self._distinct_venues():
             await venue.start(self.on_venue_event, lambda v=venue: self.reconcile(v))
         for venue in self._distinct_venues():
             await self.reconcile(venue)
         if self.config.owner_lease_s > 0:
-            self._tasks.append(asyncio.create_task(self._reaper(min(1.0, self.config.owner_lease_s / 2)),
-                                                   name="execution-orphan-reaper"))
+            interval = min(1.0, self.config.owner_lease_s / 2)
+            self._tasks.append(supervised("execution-orphan-reaper", lambda: self._reaper(interval)))
 
     async def stop(self) -> None:
         for task in self._tasks:

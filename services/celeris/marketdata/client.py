@@ -19,6 +19,7 @@ from celeris.domain.book import BookState
 from celeris.domain.instruments import Instrument
 from celeris.marketdata.model import BookUpdate, TradeUpdate
 from celeris.runtime import grpc_server
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ class MarketDataClient:
         self.reconnects = 0
 
     def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._books()))
+        self._tasks.append(supervised("md-client-books", self._books))
         if self.on_trade is not None:
-            self._tasks.append(asyncio.create_task(self._trades()))
+            self._tasks.append(supervised("md-client-trades", self._trades))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -19,6 +19,7 @@ from typing import Any
 from celeris.domain.book import BookState
 from celeris.marketdata.model import BookUpdate, TradeUpdate
 from celeris.marketdata.service import MarketDataService, book_topic, trade_topic
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class _Output:
             self._unsubscribe.append(service.bus.subscribe(book_topic(symbol), self._on_book))
             self._unsubscribe.append(service.bus.subscribe(trade_topic(symbol), self._on_trade))
         await self._open()
-        self._task = asyncio.create_task(self._loop())
+        self._task = supervised(f"md-output-{type(self).__name__}", self._loop)
 
     async def stop(self) -> None:
         for off in self._unsubscribe:

@@ -27,6 +27,7 @@ from celeris.transport.bus import InProcessBus
 from celeris.venues.binance import errors
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamClient, StreamConfig
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,10 @@ class MarketDataService:
         self.stream = StreamClient(self.ws_url, streams, self._on_raw, self._on_stream_state, self.config.stream)
         for output in self.outputs:
             await output.start(self)
-        self._tasks.append(asyncio.create_task(self._snapshot_worker(), name="md-snapshots"))
+        self._tasks.append(supervised("md-snapshots", self._snapshot_worker))
         if self.config.verify_interval_s > 0:
-            self._tasks.append(asyncio.create_task(self._verify_loop(), name="md-verify"))
-        self._tasks.append(asyncio.create_task(self._flow_metrics_loop(), name="md-flow"))
+            self._tasks.append(supervised("md-verify", self._verify_loop))
+        self._tasks.append(supervised("md-flow", self._flow_metrics_loop))
         self.stream.start()  # snapshots are requested once it connects (core.on_connect)
 
     async def stop(self) -> None:

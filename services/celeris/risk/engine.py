@@ -28,6 +28,7 @@ from celeris.domain.instruments import Instrument
 from celeris.domain.risk import Approved, Denied, Policy, PolicyKind, Scope, Violation, decide, evaluate
 from celeris.domain.values import Side
 from celeris.risk.metrics import AccountSnapshot, RiskMetrics, compute, post_trade
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,8 @@ class RiskEngine:
         if disabled:  # a stop survives restarts until a person re-enables trading
             self.stop = StopState(active=True, reason=reason, triggered_by="(before restart)")
         await self.refresh()
-        self._tasks.append(asyncio.create_task(self._monitor_loop(), name="risk-monitor"))
-        self._tasks.append(asyncio.create_task(self._policy_loop(), name="risk-policies"))
+        self._tasks.append(supervised("risk-monitor", self._monitor_loop))
+        self._tasks.append(supervised("risk-policies", self._policy_loop))
 
     async def stop_tasks(self) -> None:
         for task in self._tasks:

@@ -11,8 +11,28 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
+class TaskRestarts:
+    """celeris_task_restarts_total{task}: long-lived tasks that failed and were started again."""
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        from celeris.transport import tasks
+
+        family = CounterMetricFamily("celeris_task_restarts", "Long-lived tasks that failed and were restarted",
+                                     labels=["task"])
+        for name, count in sorted(tasks.failures.items()):
+            family.add_metric([name], count)
+        yield family
+
+    def describe(self) -> Any:
+        return []
+
+
 def new_registry() -> CollectorRegistry:
-    return CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(TaskRestarts())
+    return registry
 
 
 def metrics_app(registry: CollectorRegistry, health: Callable[[], dict[str, Any]] | None = None) -> web.Application:

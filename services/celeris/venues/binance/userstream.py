@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 from celeris.venues.binance import codec, errors
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamClient, StreamConfig
+from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class UserDataStream:
 
     async def start(self) -> None:
         await self._open()
-        self._keepalive = asyncio.create_task(self._keepalive_loop(), name="listenkey-keepalive")
+        self._keepalive = supervised("listenkey-keepalive", self._keepalive_loop)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -10,6 +10,7 @@
 import argparse
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,11 +164,26 @@ async def test_5_mode_switches_at_run_time_through_control():
 
 @pytest.mark.parametrize("topology", ["inproc", "services"])
 def test_celeris_up_runs_and_prints_a_summary(topology):
+    """Runs until it has traded (a condition, not a duration: a loaded machine starts slower), then stops."""
+    import signal
+    import time
+
     celeris = str(Path(sys.executable).with_name("celeris"))
-    result = subprocess.run([celeris, "up", "--topology", topology, "--duration", "8", "--json", "--quiet",
-                             "--dashboard-port", "0"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen([celeris, "up", "--topology", topology, "--duration", "110", "--json",
+                             "--dashboard-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 100
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if re.search(r"fills [1-9]", line):  # the progress line: it has traded
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
     assert summary["topology"] == topology and summary["mode"] == "live"
     assert summary["orders"] > 0 and summary["fills"] > 0
     assert isinstance(summary["positions"], dict) and summary["rejects"] >= 0

@@ -48,6 +48,10 @@ def test_dashboard_shows_live_numbers_and_halts_trading(tmp_path):
         assert result["phoneOverflow"] <= 0, "the page scrolls sideways at phone width"
         assert result["errors"] == []
         assert result["badToken"].startswith("invalid token")
+        for width, layout in result["layout"].items():
+            assert layout["clipped"] == 0, (width, layout)  # no table cut off (the Liq. column at 1400 px)
+            assert layout["sameRow"] and layout["topRowGap"] <= 2, (width, layout)  # no empty column on top
+            assert layout["latencyLabel"] == "Strategy decision p99"  # says what it measures
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/state",
                                          headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=5) as resp:

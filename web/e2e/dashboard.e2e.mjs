@@ -50,6 +50,26 @@ try {
   await phone.waitForTimeout(500);
   result.phoneOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await phone.screenshot({ path: `${shots}/dashboard-phone.png`, fullPage: true });
+  // Layout at the widths people use: no table clipped, no empty column in the top row.
+  result.layout = {};
+  for (const width of [1280, 1920]) {
+    const wide = await browser.newPage({ viewport: { width, height: 1000 } });
+    await wide.goto(url);
+    await wide.waitForFunction(() => document.querySelectorAll("#book .level").length > 0, null, { timeout: 15000 });
+    result.layout[width] = await wide.evaluate(() => {
+      const box = (el) => el.getBoundingClientRect();
+      const positions = document.getElementById("positions").closest(".panel");
+      const book = document.getElementById("book").closest(".panel");
+      const grid = positions.parentElement;
+      const clipped = [...document.querySelectorAll(".panel")].filter((p) => p.scrollWidth > p.clientWidth + 1).length;
+      return { clipped, topRowGap: Math.round(box(grid).right - box(book).right),
+               sameRow: Math.round(box(positions).top) === Math.round(box(book).top),
+               latencyLabel: document.getElementById("card-latency").previousElementSibling.textContent };
+    });
+    await wide.screenshot({ path: `${shots}/dashboard-${width}.png`, fullPage: true });
+    await wide.close();
+  }
+
   // A wrong token: the page says so and stops, instead of reconnecting forever with blank panels.
   const intruder = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const bad = new URL(url);

@@ -62,6 +62,12 @@ export function renderBook(state) {
     `<div class="bids">${bids.map((l) => row(l, "bid")).join("")}</div>`;
 }
 
+/** @param {number} seconds epoch seconds */
+function clockLabel(seconds) {
+  const d = new Date(seconds * 1000);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+
 /** @type {uPlot | null} */
 let chart = null;
 
@@ -73,7 +79,10 @@ export function renderChart(state) {
   const width = Math.max(280, el.clientWidth || 600);
   if (!chart) {
     chart = new uPlot({ width, height: 180, series: [{}, { label: "PnL (USDT)", stroke: "#3fb950", width: 2 }],
-      axes: [{ stroke: "#8b949e" }, { stroke: "#8b949e" }], legend: { show: false } }, [xs, ys], el);
+      // Time axis as wall-clock HH:MM:SS (uPlot's default second ticks read ":13.500"); PnL in USDT.
+      axes: [{ stroke: "#8b949e", values: (_u, ticks) => ticks.map(clockLabel) },
+             { stroke: "#8b949e", label: "USDT", values: (_u, ticks) => ticks.map((v) => v.toFixed(2)) }],
+      legend: { show: false } }, [xs, ys], el);
   } else {
     if (chart.width !== width) chart.setSize({ width, height: 180 });
     chart.setData([xs, ys]);

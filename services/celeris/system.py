@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from fractions import Fraction
 from typing import Any
@@ -22,6 +23,7 @@ from celeris.domain.risk import Approved, Denied
 from celeris.domain.values import format_units, money_str, parse_decimal
 
 MONEY = 10**8
+log = logging.getLogger("celeris.system")
 
 
 class _InProcessRisk:
@@ -319,21 +321,29 @@ class InProcessSystem:
             await self._close()
             return {}
 
-        await self.strategy.stop()
+        problems: list[str] = []
+
+        async def step(what: str, action: Any) -> Any:
+            """Shutdown goes on whatever one component does: every step runs, failures are reported."""
+            try:
+                return await action()
+            except Exception as exc:  # noqa: BLE001 - the summary must still be printed
+                log.exception("stopping: %s failed", what)
+                problems.append(f"{what}: {exc!r}")
+                return None
+
+        await step("strategy engine", self.strategy.stop)
         self.strategy.mode = Mode.OBSERVATION  # no new orders while we wind down
-        canceled, _ = await self.execution.cancel_all("up-shutdown")
-        await self.execution.settle()
-        try:
-            await self.account.reconcile()
-        except Exception:
-            pass
+        canceled = (await step("cancelling open orders", lambda: self.execution.cancel_all("up-shutdown")) or (0,))[0]
+        await step("settling venue events", self.execution.settle)
+        await step("final reconciliation", self.account.reconcile)
         core = self.marketdata.core
         pnl = self.account.pnl()
         summary = {
             "orders": self.execution.stats.accepted, "fills": self.execution.stats.fills,
             "rejects": self.execution.stats.rejected, "reject_codes": self.execution.stats.reject_codes,
             "canceled_at_shutdown": canceled,
-            "pnl": {k: f"{float(v):.8f}" for k, v in pnl.items() if v is not None and k in
+            "pnl": {k: money_str(round(v * 10**8)) for k, v in pnl.items() if v is not None and k in
                     ("realized", "unrealized", "total", "fees", "daily", "funding")},
             "positions": {k[0]: p.instrument.format_qty(p.qty_steps) for k, p in self.account.positions.items()},
             "wallet": money_str(self.account.wallet),
@@ -341,16 +351,20 @@ class InProcessSystem:
             "resyncs": sum(s.synced.stats.resyncs for s in core.symbols.values()) if core else 0,
             "reconciliation_mismatches": self.account.recon.mismatches,
             "halted": self.execution.halted,
+            "orphans_canceled": self.execution.stats.orphans_canceled,
+            "strategy_filtered": dict(self.strategy.filter_reasons),
             "latency": {"strategy_decision_p50_us": percentile_us(list(self.strategy.decision_latency_ns), 0.5),
                         "strategy_decision_p99_us": percentile_us(list(self.strategy.decision_latency_ns), 0.99),
                         "risk_check_p50_us": percentile_us(list(self.risk.check_latency_ns), 0.5),
                         "risk_check_p99_us": percentile_us(list(self.risk.check_latency_ns), 0.99)},
             "signals": self.strategy.stats["signals"],
         }
-        await self.user_stream.stop()
-        await self.account.stop()
-        await self.risk.stop_tasks()
-        await self.execution.stop()
-        await self.marketdata.stop()
+        await step("user data stream", self.user_stream.stop)
+        await step("account monitor", self.account.stop)
+        await step("risk manager", self.risk.stop_tasks)
+        await step("execution", self.execution.stop)
+        await step("market data", self.marketdata.stop)
         await self._close()
+        if problems:
+            summary["shutdown_problems"] = problems
         return summary

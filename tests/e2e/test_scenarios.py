@@ -286,3 +286,16 @@ def test_the_first_things_that_go_wrong_are_one_line_each(sim_process):
                             "--duration", "3"], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 1 and "API key" in wrong.stderr and "Traceback" not in wrong.stderr
     assert "not-the-secret" not in wrong.stderr
+
+
+async def test_shutdown_stops_everything_and_summarises_even_when_a_component_fails():
+    system = await started(make_up("--symbols", "BTCUSDT"))
+
+    async def broken():
+        raise RuntimeError("risk tasks would not stop")
+
+    system.risk.stop_tasks = broken
+    summary = await system.stop()
+    assert summary["shutdown_problems"] and "risk manager" in summary["shutdown_problems"][0]
+    assert "orders" in summary and "pnl" in summary
+    assert system.execution._worker.done() and system.closers == []  # the rest was still stopped

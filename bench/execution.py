@@ -78,7 +78,8 @@ async def run(count: int) -> dict[str, float]:
     ins = btcusdt()
     rest = BinanceRestClient(base, clock, api_key="benchkey", api_secret="benchsecret")
     venue = BenchVenue(rest, "ws://127.0.0.1:1", {"BTCUSDT": ins}, clock)
-    engine = ExecutionEngine(ExecutionConfig(("BTCUSDT",), PositionLimits(0, 10**9)), {"BTCUSDT": ins}, clock,
+    engine = ExecutionEngine(ExecutionConfig(("BTCUSDT",), PositionLimits(0, 10**9), venue_orders_per_10s=10**9,
+                                             venue_orders_per_minute=10**9), {"BTCUSDT": ins}, clock,
                              {Mode.LIVE: venue}, lambda topic, msg: None, mode=Mode.LIVE)
     # Not engine.start(): the fake venue has no user stream or open orders to reconcile.
     engine._worker = asyncio.create_task(engine._event_worker())

@@ -49,8 +49,11 @@ class _InProcessActions:
     async def open_order_count(self) -> int:
         return len(self.execution.open_orders())
 
-    async def halt_execution(self, reason: str, flatten: bool) -> int:
-        return await self.execution.halt(reason, "risk-manager", flatten)
+    async def halt_execution(self, reason: str, flatten: bool) -> Any:
+        from celeris.risk.engine import HaltResult
+
+        canceled = await self.execution.halt(reason, "risk-manager", flatten)
+        return HaltResult(canceled, self.execution.last_halt_flat)
 
     async def resume_execution(self, by: str) -> None:
         await self.execution.resume(by)

@@ -226,7 +226,7 @@ class Up:
             "observation" if self.real_venue else "live")
         if args.strategies:
             self.strategies = json.loads(args.strategies)
-        elif spec is not None and spec.strategies:
+        elif spec is not None:  # the spec says which strategies run: none is none (no demo strategies)
             self.strategies = [s.engine_config() for s in spec.strategies if s.symbol in self.symbols]
         else:
             self.strategies = default_strategies(self.symbols)

@@ -24,6 +24,7 @@ from celeris.execution.engine import FLATTEN_OWNER, ExecutionEngine
 from celeris.execution.model import ExecutionConfig, OrderRequest, PositionLimits, RejectCode
 from celeris.execution.store import FileHaltState, MemoryHotState
 from tests.execution.scripted_venue import ScriptedVenue
+from tests.sim.conftest import live_venue  # noqa: F401
 
 USDT = 10**MONEY_SCALE
 PRICE = 600000  # 60,000.0 in 0.1 ticks
@@ -251,7 +252,7 @@ async def test_orders_of_an_owner_whose_lease_ran_out_are_reaped(btcusdt):
     clock.advance(3 * 10**9)
     assert await engine.reap_orphans() == 1
     open_owners = sorted(o.strategy_id for o in engine.open_orders())
-    assert open_owners == ["", "mom"]
+    assert open_owners == ["manual", "mom"]  # an order without an owner is a person's: never reaped
     engine.release_owner("mom")  # disabled: its orders go at once
     assert await engine.reap_orphans() == 1
     await engine.stop()
@@ -364,4 +365,133 @@ async def test_a_new_order_cannot_be_cancelled_into_the_venue(btcusdt):
     release.set()
     assert not (await pending).accepted
     assert venue.placed == [] and engine.open_orders() == []
+    await engine.stop()
+
+
+async def test_a_venue_auth_failure_halts_without_deadlocking_the_halt(btcusdt):
+    """The venue answers 401 (key revoked): execution halts itself from inside the send, which holds that
+    order's lock; the halt must still finish, and later halts and resumes must answer."""
+    from celeris.venues.binance import errors
+
+    class AuthFailVenue(ScriptedVenue):
+        async def place(self, order, on_write=None):
+            raise errors.AuthenticationFailed(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+
+    venue = AuthFailVenue(auto_ack=True)
+    engine = make_engine(btcusdt, venue)
+    await engine.start()
+    outcome = await asyncio.wait_for(engine.submit(buy("b1", 10)), 3)
+    assert not outcome.accepted and engine.halted
+    await asyncio.wait_for(engine.halt("operator halt", "ops", flatten=True), 5)
+    await asyncio.wait_for(engine.resume("ops"), 5)
+    assert not engine.halted and not engine._halt_lock.locked()
+    await engine.stop()
+
+
+async def test_a_halt_after_a_resume_that_waited_for_a_running_halt_stands(btcusdt):
+    venue = ScriptedVenue()
+    venue.positions_steps["BTCUSDT"] = 100
+    engine = make_engine(btcusdt, venue)
+    await engine.start()
+    engine.positions["BTCUSDT"].qty_steps = 100
+    first = asyncio.ensure_future(engine.halt("first", "ops", flatten=True))
+    await settle_loop()
+    resume = asyncio.ensure_future(engine.resume("alice", "false alarm"))
+    await settle_loop()
+    second = asyncio.ensure_future(engine.halt("risk breach", "risk-monitor"))  # requested after the resume
+    await settle_loop()
+    for placed in venue.placed:
+        placed.ack.set()
+    await asyncio.gather(first, resume, second)
+    assert engine.halted and (await engine.hot.get_halt())[0]
+    assert [a["action"] for a in engine.audit_log][-2:] == ["resume", "halt"]
+    venue.auto_ack = True
+    assert (await asyncio.wait_for(engine.submit(buy("after", 10)), 5)).rejection.code is RejectCode.HALTED
+    await engine.stop()
+
+
+async def test_an_order_count_429_does_not_stop_cancels_and_the_halt_still_cancels(live_venue):  # noqa: F811
+    """The venue refuses new orders (-1015, 300 per 10 s): a halt's cancels and reads must still go out."""
+    from tests.execution.conftest import Harness, request
+
+    h = await Harness(live_venue).start()
+    try:
+        ins = h.ins()
+        resting = [await h.engine.submit(request(price=ins.format_price(h.best(True) - 200 - i), instrument=ins))
+                   for i in range(3)]
+        assert all(o.accepted for o in resting)
+        live_venue.faults.order_429 = 5
+        refused = await h.engine.submit(request(price=ins.format_price(h.best(True) - 300), instrument=ins))
+        assert not refused.accepted
+        canceled = await asyncio.wait_for(h.engine.halt("rate limited", "test"), 10)
+        assert canceled == 3 and h.engine.open_orders() == []
+        account = live_venue.engine.accounts[next(iter(live_venue.engine.accounts))]
+        assert not [o for o in account.orders.values() if o.is_open]
+    finally:
+        await h.stop()
+
+
+@pytest.mark.parametrize("switch_to", [Mode.OBSERVATION, Mode.SIMULATION])
+async def test_a_halt_after_a_mode_switch_still_flattens_the_live_position(btcusdt, switch_to):
+    live, paper = ScriptedVenue(auto_ack=True), ScriptedVenue(auto_ack=True)
+    live.positions_steps["BTCUSDT"] = 51
+    paper.positions_steps["BTCUSDT"] = -7
+    engine = ExecutionEngine(ExecutionConfig(("BTCUSDT",), PositionLimits(0, 10_000)), {"BTCUSDT": btcusdt},
+                             TestClock(10**18), {Mode.LIVE: live, Mode.SIMULATION: paper}, lambda t, m: None,
+                             mode=Mode.LIVE)
+    engine.on_mark("BTCUSDT", PRICE)
+    await engine.start()
+    await engine.set_mode(switch_to)
+    await engine.halt("after a demotion", "operator", flatten=True)
+    assert live.positions_steps["BTCUSDT"] == 0 and paper.positions_steps["BTCUSDT"] == 0
+    assert all(p.order.reduce_only for p in live.placed + paper.placed)
+    assert engine.last_halt_flat
+    await engine.stop()
+
+
+async def test_a_cancel_answer_that_overtakes_its_fill_events_loses_no_fill(btcusdt):
+    """0.140 of a 0.150 bid fills at the venue; the cancel's REST answer (CANCELED, executed 0.140) arrives
+    before the stream's TRADE event. The fill must still count, so a second 0.150 bid is refused."""
+    from celeris.execution.model import Execution, VenueOrderEvent
+
+    class LateStreamVenue(ScriptedVenue):
+        def __init__(self):
+            super().__init__(auto_ack=True)
+            self.held, self.hold = [], False
+
+        def _emit(self, placed, execution, qty=0, price=0):
+            if self.hold and execution is Execution.TRADE:
+                o = placed.order
+                self.held.append(VenueOrderEvent(o.symbol, o.client_order_id, placed.venue_id, execution, o.side,
+                                                 qty, price, next(self._trades), 0, False, 0, 0, o.order_type.value,
+                                                 o.qty_steps, o.price_ticks or 0, o.reduce_only))
+                return
+            super()._emit(placed, execution, qty, price)
+
+    venue = LateStreamVenue()
+    engine = make_engine(btcusdt, venue, limit_usdt=10_000)
+    await engine.start()
+    first = await engine.submit(buy("q1", 150, PRICE - 10))
+    venue.hold = True
+    venue.fill(venue.placed[0], 140, PRICE - 10)
+    assert (await engine.cancel("c1", "BTCUSDT", first.order.client_order_id)).accepted
+    for event in venue.held:
+        venue._on_event(event)
+    await engine.settle()
+    assert engine.positions["BTCUSDT"].qty_steps == 140 and engine.stats.illegal_transitions == 0
+    assert first.order.status is OrderStatus.CANCELED and first.order.filled_steps == 140
+    second = await engine.submit(buy("q2", 150, PRICE - 10))
+    assert not second.accepted and second.rejection.code is RejectCode.POSITION_LIMIT
+    await engine.stop()
+
+
+async def test_reserved_owners_cannot_be_spoofed_in_any_spelling(btcusdt):
+    venue = ScriptedVenue(auto_ack=True)
+    engine = make_engine(btcusdt, venue)
+    await engine.start()
+    for owner in ("emergency-flatten", "EMERGENCY-FLATTEN", "Emergency Flatten", "emergency_flatten", "External"):
+        outcome = await engine.submit(buy(f"spoof-{owner}", 10, owner=owner))
+        assert outcome.rejection is not None and outcome.rejection.code is RejectCode.INVALID_REQUEST, owner
+    plain = await engine.submit(buy("plain", 10, owner=""))
+    assert plain.accepted and plain.order.strategy_id == "manual" and "-manual-" in plain.order.client_order_id
     await engine.stop()

@@ -36,7 +36,8 @@ async def celeris(*args):
 async def test_emergency_stop_end_to_end(live_venue, redis_server, postgres_server):  # noqa: F811
     h = await Harness(live_venue).start()
     ctl = control.ComponentControl("execution", SystemClock(), mode=Mode.LIVE,
-                                   details=lambda: {"halt_canceled": str(h.engine.last_halt_canceled)})
+                                   details=lambda: {"halt_canceled": str(h.engine.last_halt_canceled),
+                                                    "halt_flat": str(h.engine.last_halt_flat).lower()})
 
     async def on_halt(reason, flatten):
         await h.engine.halt(reason, "control", flatten)

@@ -26,6 +26,7 @@ class Actions:
     def __init__(self, execution_answers=True):
         self.calls = []
         self.execution_answers = execution_answers
+        self.flat = True
 
     async def open_order_count(self):
         return 3
@@ -34,7 +35,8 @@ class Actions:
         self.calls.append(("halt", reason, flatten))
         if not self.execution_answers:
             raise ConnectionError("execution is down")
-        return 3
+        from celeris.risk.engine import HaltResult
+        return HaltResult(3, self.flat)
 
     async def resume_execution(self, by):
         self.calls.append(("resume", by))
@@ -185,4 +187,36 @@ async def test_configured_limits_replace_the_defaults_and_a_bad_one_changes_noth
     with pytest.raises(ValueError):
         await engine.apply_limits({"maxLeverage": 5, "maxPositionUsdt": "lots"})
     assert {p.name: p for p in engine.policies}["max-leverage"].threshold == "3"  # unchanged
+    await engine.stop_tasks()
+
+
+async def test_no_flatten_keeps_positions_and_a_later_flatten_still_flattens(btcusdt):
+    engine, _, actions = make(btcusdt, qty=100)
+    await engine.start()
+    await engine.emergency_stop("keep positions", "alice", flatten=False)
+    assert actions.calls == [("halt", "keep positions", False)]
+    await engine.emergency_stop("now flatten", "bob", flatten=True)  # already stopped: flattens what is left
+    assert actions.calls[-1] == ("halt", "keep positions", True) and engine.stop.reason == "keep positions"
+    await engine.stop_tasks()
+
+
+async def test_a_flatten_that_did_not_finish_is_not_reported_as_closed(btcusdt):
+    engine, _, actions = make(btcusdt, qty=100)
+    actions.flat = False
+    await engine.start()
+    stop = await engine.emergency_stop("rate limited venue", "alice", flatten=True)
+    assert stop.positions_closed == 0
+    assert any(a.severity == "critical" and "not flat" in a.message for a in engine.alerts)
+    await engine.stop_tasks()
+
+
+async def test_the_grpc_stop_honours_flatten_false(btcusdt):
+    from celeris.api.v1 import risk_pb2
+    from celeris.risk.servicer import RiskServicer
+
+    engine, _, actions = make(btcusdt, qty=100)
+    await engine.start()
+    await RiskServicer(engine).TriggerEmergencyStop(
+        risk_pb2.EmergencyStopRequest(reason="r", triggered_by="cli", flatten_positions=False), None)
+    assert actions.calls[0] == ("halt", "r", False)
     await engine.stop_tasks()

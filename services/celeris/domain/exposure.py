@@ -149,6 +149,8 @@ class ExposureLedger:
         ins = self.instruments[symbol]
         book = self.symbols[symbol]
         reference = marks.get(symbol)
+        if limits.price_band_bps and reference is None:
+            return ExposureBreach(BreachCode.NO_PRICE, f"no mark for {symbol} yet: the price band cannot be checked")
         if price_ticks is not None and limits.price_band_bps and reference is not None:
             if abs(price_ticks - reference) * BPS > reference * limits.price_band_bps:
                 return ExposureBreach(BreachCode.PRICE_BAND, f"price {ins.format_price(price_ticks)} is more than "

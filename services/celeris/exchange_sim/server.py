@@ -70,6 +70,8 @@ class Faults:
     """Next N order requests are executed but answer 503 with the unknown-status message."""
     rest_429: int = 0
     rest_418: int = 0
+    order_429: int = 0
+    """The next N new orders answer the order-count 429 (-1015), as a burst over 300 per 10 s would."""
     clock_skew_ms: int = 0
     malformed_messages: int = 0
     """Next N market stream frames are sent truncated (clients must count and skip them)."""
@@ -567,6 +569,9 @@ class SimVenue:
         self.order_times.append(now)
         while self.order_times and self.order_times[0] <= now - 60_000:
             self.order_times.popleft()
+        if self.faults.order_429 > 0:
+            self.faults.order_429 -= 1
+            raise VenueError(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND.", 429)
         if sum(1 for t in self.order_times if t > now - 10_000) > 300:
             raise VenueError(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND.", 429)
 
@@ -975,7 +980,7 @@ class SimVenue:
             elif key == "stall_ms":
                 self.faults.stall_until_ms = now + int(value)
             elif key in ("ws_delay_ms", "rest_5xx", "rest_unknown_503", "rest_429", "rest_418", "clock_skew_ms",
-                         "malformed_messages"):
+                         "malformed_messages", "order_429"):
                 setattr(self.faults, key, int(value))
             elif key == "reset":
                 self.faults = Faults()
@@ -987,7 +992,8 @@ class SimVenue:
         f = self.faults
         return {"skip_depth_events": f.skip_depth_events, "ws_delay_ms": f.ws_delay_ms,
                 "stall_until_ms": f.stall_until_ms, "rest_5xx": f.rest_5xx, "rest_unknown_503": f.rest_unknown_503,
-                "rest_429": f.rest_429, "rest_418": f.rest_418, "clock_skew_ms": f.clock_skew_ms,
+                "rest_429": f.rest_429, "rest_418": f.rest_418, "order_429": f.order_429,
+                "clock_skew_ms": f.clock_skew_ms,
                 "malformed_messages": f.malformed_messages}
 
     async def _admin_drop(self, request: web.Request) -> web.Response:

@@ -116,6 +116,7 @@ async def serve(settings: ExecutionSettings) -> None:
                                    halt_reason=engine.halt_reason,
                                    details=lambda: {"open_orders": str(len(engine.open_orders())),
                                                     "halt_canceled": str(engine.last_halt_canceled),
+                                                    "halt_flat": str(engine.last_halt_flat).lower(),
                                                     "stats": json.dumps(engine.stats.__dict__),
                                                     "tick_to_order": json.dumps(_percentiles(engine.tick_to_order_ns))})
 

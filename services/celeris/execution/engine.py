@@ -16,8 +16,10 @@ Owns what must never go wrong with orders:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Protocol
@@ -45,6 +47,16 @@ log = logging.getLogger(__name__)
 FLATTEN_OWNER = "emergency-flatten"
 """The owner of the emergency stop's reduce-only orders (no strategy may use it)."""
 RESERVED_OWNERS = frozenset({FLATTEN_OWNER, "external"})
+MANUAL_OWNER = "manual"
+"""The owner of an order that came without one (a person or a tool on the Execution API)."""
+
+
+def owner_tag(owner: str) -> str:
+    """An owner as it appears in the venue's client order id (case and punctuation folded)."""
+    return re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")
+
+
+RESERVED_TAGS = frozenset(owner_tag(o) for o in RESERVED_OWNERS)
 
 
 class RiskCheck(Protocol):
@@ -73,6 +85,7 @@ class ExecutionStats:
     adopted: int = 0
     canceled_unknown: int = 0
     orphans_canceled: int = 0
+    late_fills: int = 0
     reject_codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -102,6 +115,10 @@ class ExecutionEngine:
         self.available_balance: int | None = None
         self.breaker = CircuitBreaker(clock)
         self.rate = SlidingWindowLimit(clock, config.limits.max_orders_per_second)
+        # The venue's own order-count limits (Binance USD-M: 300 per 10 s, 1,200 per minute), kept at 90 %:
+        # a -1015 there refuses every new order for a while, the flatten's included.
+        self.venue_rate = (SlidingWindowLimit(clock, config.venue_orders_per_10s, 10.0),
+                           SlidingWindowLimit(clock, config.venue_orders_per_minute, 60.0))
         self.halted = False
         self.halt_reason = ""
         self.halted_by = ""
@@ -111,6 +128,10 @@ class ExecutionEngine:
         """Sends that passed the gate and have not finished: a halt waits for them, then cancels."""
         self._flatten_round = 0
         self.last_halt_canceled = 0
+        self.last_halt_flat = True
+        self._closing: dict[str, tuple[OrderEvent, int]] = {}
+        """Orders the venue cancelled after filling part: closed once those fills have been applied."""
+        self._halt_follow_up: asyncio.Task[None] | None = None
         self.audit_log: list[dict[str, Any]] = []
         self.alerts: list[tuple[int, str, str]] = []
         self.on_alert: list[Callable[[str, str], None]] = []
@@ -161,6 +182,8 @@ class ExecutionEngine:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self._halt_follow_up is not None:
+            self._halt_follow_up.cancel()
         for venue in self._distinct_venues():
             await venue.stop()
         if self._worker is not None:
@@ -195,6 +218,8 @@ class ExecutionEngine:
     async def submit(self, request: OrderRequest) -> Outcome:
         """Validate, persist, send; the same request id always gets the same answer."""
         self.stats.submitted += 1
+        if not request.strategy_id:  # every order has an owner
+            request = dataclasses.replace(request, strategy_id=MANUAL_OWNER)
         stored = await self.hot.get_answer(request.request_id)
         if stored is not None:
             self.stats.duplicates_answered += 1
@@ -219,7 +244,7 @@ class ExecutionEngine:
         finally:
             self._inflight.pop(request.request_id, None)
 
-    async def _submit(self, request: OrderRequest, flatten: bool = False) -> Outcome:
+    async def _submit(self, request: OrderRequest, flatten: bool = False, mode: Mode | None = None) -> Outcome:
         """The gate. Everything up to the reservation is synchronous, so two requests cannot both pass
         on the same headroom; the halt is checked again after every wait and just before the send."""
         rejection = self._validate(request, flatten)
@@ -244,7 +269,7 @@ class ExecutionEngine:
                           request.strategy_id, ts_created_ns=now, ts_updated_ns=now)
         except ValueError as exc:
             return self._reject(request, Rejection(RejectCode.INVALID_REQUEST, str(exc)))
-        mode = self.mode
+        mode = mode or self.mode
         # The reservation: from here this order counts as working in every later check (status NEW).
         self._register(order, mode, request.request_id)
         if request.ts_signal_ns:
@@ -366,7 +391,9 @@ class ExecutionEngine:
                 self.breaker.success()  # the venue works; it refused this order
                 return None, Rejection(RejectCode.VENUE_REJECTED, exc.msg, exc.code)
             except errors.AuthenticationFailed as exc:
-                await self.halt(f"venue authentication failed ({exc.code}): trading stopped", "execution")
+                # This order's lock is held here and the halt cancels every order (this one included):
+                # close the gate now, run the rest of the halt outside the lock.
+                self._halt_soon(f"venue authentication failed ({exc.code}): trading stopped", "execution")
                 return None, Rejection(RejectCode.VENUE_REJECTED, exc.msg, exc.code)
             except errors.RateLimited as exc:
                 last_error = f"rate limited ({exc.status})"
@@ -420,7 +447,7 @@ class ExecutionEngine:
 
     def _validate(self, request: OrderRequest, flatten: bool = False) -> Rejection | None:
         """Everything checked before the reservation, synchronously."""
-        if self.mode is Mode.OBSERVATION:
+        if self.mode is Mode.OBSERVATION and not flatten:
             log.info("observation mode: order not sent", extra={"request_id": request.request_id,
                                                                 "symbol": request.symbol})
             return Rejection(RejectCode.OBSERVATION_MODE, "observation mode: orders are logged, not sent")
@@ -433,7 +460,7 @@ class ExecutionEngine:
             return Rejection(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol}")
         if not request.request_id:
             return Rejection(RejectCode.INVALID_REQUEST, "request_id is required (it makes retries safe)")
-        if request.strategy_id in RESERVED_OWNERS and not flatten:
+        if not flatten and owner_tag(request.strategy_id) in RESERVED_TAGS:
             return Rejection(RejectCode.INVALID_REQUEST, f"owner {request.strategy_id!r} is reserved")
         if request.order_type is OrderType.LIMIT and request.price_ticks is None:
             return Rejection(RejectCode.INVALID_REQUEST, "a LIMIT order needs a price")
@@ -452,7 +479,9 @@ class ExecutionEngine:
         reference = request.price_ticks or mark
         position = self.positions[request.symbol]
         if request.reduce_only:
-            if position.qty_steps == 0 or (position.qty_steps > 0) == (request.side is Side.BUY):
+            if flatten:
+                pass  # sized from the venue's own position just now; the venue enforces reduce-only
+            elif position.qty_steps == 0 or (position.qty_steps > 0) == (request.side is Side.BUY):
                 return Rejection(RejectCode.FILTER, "reduce-only order would not reduce the position", -2022)
         else:
             breach = self._exposure_view().check(request.symbol, request.side, request.qty_steps,
@@ -470,6 +499,10 @@ class ExecutionEngine:
         if not flatten and not self.rate.try_acquire():
             return Rejection(RejectCode.RATE_LIMIT, f"more than {self.config.limits.max_orders_per_second} "
                                                     f"orders per second")
+        if not flatten and not all([w.try_acquire() for w in self.venue_rate]):
+            return Rejection(RejectCode.RATE_LIMIT, f"the venue's order limits ({self.config.venue_orders_per_10s} "
+                                                    f"per 10 s, {self.config.venue_orders_per_minute} per minute, "
+                                                    f"90 % of the venue's) are reached")
         return None
 
     def _exposure_view(self) -> ExposureLedger:
@@ -547,11 +580,12 @@ class ExecutionEngine:
                 order.apply(OrderEvent.CANCEL_REQUEST, self.clock.now_ns())
             try:
                 state = await venue.cancel(symbol, client_order_id)
-                self._finish_cancel(order, state.status)
+                self._finish_cancel(order, state.status, state.executed_steps)
             except errors.UnknownOrder:
                 # Gone already: filled or cancelled at the venue. Ask what happened.
                 known = await self._query_quietly(venue, order)
-                self._finish_cancel(order, known.status if known else "CANCELED")
+                self._finish_cancel(order, known.status if known else "CANCELED",
+                                    known.executed_steps if known else None)
             except errors.VenueError as exc:
                 if order.status is OrderStatus.PENDING_CANCEL:
                     order.apply(OrderEvent.CANCEL_REJECT, self.clock.now_ns())
@@ -560,11 +594,18 @@ class ExecutionEngine:
                                Rejection(RejectCode.VENUE_REJECTED, exc.msg, getattr(exc, "code", 0)))
             await self._persist(order, "cancel")
             self._publish_order(order)
-        return Outcome(request_id, not order.is_open, order)
+        return Outcome(request_id, not order.is_open or client_order_id in self._closing, order)
 
-    def _finish_cancel(self, order: Order, status: str) -> None:
+    def _finish_cancel(self, order: Order, status: str, executed_steps: int | None = None) -> None:
         now = self.clock.now_ns()
         if not order.is_open:
+            return
+        if status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH") and executed_steps is not None \
+                and executed_steps > order.filled_steps:
+            # The venue filled part of it before the cancel, and its fill events have not arrived yet (the
+            # REST answer overtook the stream): close it when they have, so no fill meets a closed order.
+            self._closing[order.client_order_id] = (
+                OrderEvent.CANCEL if status == "CANCELED" else OrderEvent.EXPIRE, executed_steps)
             return
         if status == "CANCELED":
             order.apply(OrderEvent.CANCEL, now)
@@ -584,29 +625,71 @@ class ExecutionEngine:
         return canceled, errors_
 
     # -- halt -----------------------------------------------------------------------------------
+    def _halt_soon(self, reason: str, requested_by: str) -> None:
+        """Close the gate now; cancel and persist in a task (for callers that hold an order's lock)."""
+        if not self.halted:
+            self.halted, self.halt_reason = True, reason
+        task = asyncio.ensure_future(self.halt(reason, requested_by))
+        self._tasks.append(task)
+
     async def halt(self, reason: str, requested_by: str = "", flatten: bool = False) -> int:
         """Halt: from this call on no order that could add exposure is sent. Then wait for the sends that
         passed the gate before it, cancel every open order and, if asked, flatten until flat. Persistent
         (it survives a restart until a person resumes) and idempotent. Returns the orders cancelled."""
-        first = not self.halted
-        self.halted, self.halt_reason = True, reason  # synchronously: the gate is closed from this line
+        first = not self.halted or not self.halted_at_ns
+        self.halted = True  # synchronously: the gate is closed from this line
+        self.halt_reason = self.halt_reason or reason
         now = self.clock.now_ns()
         if first:
-            self.halted_by, self.halted_at_ns = requested_by or "?", now
+            self.halt_reason, self.halted_by, self.halted_at_ns = reason, requested_by or "?", now
             log.warning("trading halted by %s: %s", requested_by or "?", reason)
         async with self._halt_lock:
+            # A resume may have run while this halt waited for the lock: this halt stands, and is persisted.
+            if not self.halted:
+                self.halted, self.halt_reason, self.halted_by, self.halted_at_ns = True, reason, requested_by, now
+                first = True
+            await self.hot.set_halt(True, self.halt_reason)
             if first:
-                await self.hot.set_halt(True, reason)
                 self._audit("halt", requested_by, reason)
             await self._wait_sends()
             canceled, _ = await self.cancel_all(f"halt-{now}")
             self.last_halt_canceled = canceled
-            if flatten:
-                await self._flatten()
+            flat = await self._flatten() if flatten else True
+            self.last_halt_flat = flat
+            still_open = len([o for o in self.open_orders() if o.client_order_id not in self._closing])
+            if still_open or not flat:
+                # A venue that refuses now (rate limits, a ban, an outage): say so, and keep at it.
+                self._alert("critical", f"halt incomplete: {still_open} orders still open"
+                                        f"{'' if flat else ', positions not flat'}; retrying until done")
+                self._follow_up_halt(flatten and not flat)
         if first:
             for hook in self.on_halt:
                 await hook(reason)
         return canceled
+
+    def _follow_up_halt(self, flatten: bool) -> None:
+        if self._halt_follow_up is not None and not self._halt_follow_up.done():
+            return
+        self._halt_follow_up = asyncio.ensure_future(self._finish_halt(flatten))
+
+    async def _finish_halt(self, flatten: bool, first_delay_s: float = 2.0) -> None:
+        """While halted: cancel what is still open and flatten what is left, with back-off, until done."""
+        delay = first_delay_s
+        while self.halted:
+            await self._sleep(delay)
+            if not self.halted:
+                return
+            try:
+                await self.cancel_all(f"halt-retry-{self.clock.now_ns()}")
+                flat = await self._flatten() if flatten else True
+            except Exception:
+                log.exception("halt follow-up failed this round")
+                flat = False
+            if flat and not self.open_orders():
+                self.last_halt_flat = True
+                log.warning("halt completed after retries: no open orders%s", ", flat" if flatten else "")
+                return
+            delay = min(delay * 2, 30.0)
 
     async def _wait_sends(self, timeout_s: float = 10.0) -> None:
         """Sends that passed the gate before the halt: let them finish, so the cancel below finds them."""
@@ -615,67 +698,85 @@ class ExecutionEngine:
             await asyncio.wait(pending, timeout=timeout_s)
 
     async def _flatten(self) -> bool:
-        """Close every position with reduce-only market orders through this engine's own order path
+        """Close every position, on every venue that holds one (the live venue's survives a switch to
+        simulation or observation), with reduce-only market orders through this engine's own order path
         (deterministic ids, the state table, user-stream fills), sliced to the symbol's market max
         quantity, largest notional first; re-read the venue's position and repeat until flat or
-        `flatten_timeout_s` (then a critical alert). Returns whether the account is flat."""
-        if self.mode is Mode.OBSERVATION:
-            log.warning("flatten skipped: observation mode sends nothing")
-            return False
+        `flatten_timeout_s` (then a critical alert). Returns whether every account is flat."""
         deadline = self.clock.now_ns() + int(self.config.flatten_timeout_s * 1e9)
         self._flatten_round += 1
         sequence = itertools.count()
         while True:
-            positions = await self._venue_positions()
-            open_positions = sorted(((s, q) for s, q in positions.items() if q),
-                                    key=lambda sq: -self.instruments[sq[0]].notional(
-                                        self.marks.get(sq[0]) or 1, abs(sq[1])))
-            if not open_positions:
+            left: list[str] = []
+            for mode, venue in self._venues_by_mode():
+                positions = await self._positions_at(venue, mode)
+                open_positions = sorted(((s, q) for s, q in positions.items() if q),
+                                        key=lambda sq: -self.instruments[sq[0]].notional(
+                                            self.marks.get(sq[0]) or 1, abs(sq[1])))
+                if not open_positions:
+                    continue
+                left += [f"{s} {self.instruments[s].format_qty(q)} ({mode.value})" for s, q in open_positions]
+                if self.clock.now_ns() >= deadline:
+                    continue
+                await self.cancel_all(f"flatten-cancel-{self.clock.now_ns()}")
+                for symbol, qty in open_positions:
+                    await self._close_position(symbol, qty, mode, sequence)
+            if not left:
                 return True
             if self.clock.now_ns() >= deadline:
-                left = ", ".join(f"{s} {self.instruments[s].format_qty(q)}" for s, q in open_positions)
                 self._alert("critical", f"emergency flatten did not finish in {self.config.flatten_timeout_s:g} s: "
-                                        f"still open {left}; manual handling needed")
+                                        f"still open {', '.join(left)}; manual handling needed")
                 return False
-            await self.cancel_all(f"flatten-cancel-{self.clock.now_ns()}")
-            for symbol, qty in open_positions:
-                ins = self.instruments[symbol]
-                side = Side.SELL if qty > 0 else Side.BUY
-                remaining = abs(qty)
-                while remaining > 0:
-                    chunk = min(remaining, ins.market_max_qty_steps or remaining)
-                    request_id = f"flatten-{self._flatten_round}-{symbol}-{self.clock.now_ns()}-{next(sequence)}"
-                    outcome = await self._submit(OrderRequest(request_id, symbol, side, OrderType.MARKET, chunk,
-                                                              reduce_only=True, strategy_id=FLATTEN_OWNER),
-                                                 flatten=True)
-                    if not outcome.accepted:
-                        log.warning("flatten order for %s refused: %s", symbol,
-                                    outcome.rejection.message if outcome.rejection else "?")
-                        break
-                    remaining -= chunk
             await self.settle()
             await self._sleep(self.config.flatten_poll_s)
 
-    async def _venue_positions(self) -> dict[str, int]:
-        """The venue's positions (reconciliation wins); our own if the venue cannot be read."""
-        venue = self._venue(self.mode)
-        if venue is not None:
-            try:
-                answer = await venue.positions()
-                for symbol, (qty, entry) in answer.items():
-                    if symbol in self.positions:
-                        self.positions[symbol].qty_steps = qty
-                        self.positions[symbol].cost = abs(qty) * entry
-            except errors.VenueError as exc:
-                log.warning("positions not read from the venue: %s", exc)
-        return {s: p.qty_steps for s, p in self.positions.items()}
+    def _venues_by_mode(self) -> list[tuple[Mode, OrderVenue]]:
+        """Each venue once, with the mode its orders are sent in (live first: real money first)."""
+        out: list[tuple[Mode, OrderVenue]] = []
+        for mode in (Mode.LIVE, Mode.SIMULATION):
+            venue = self.venues.get(mode)
+            if venue is not None and all(venue is not v for _, v in out):
+                out.append((mode, venue))
+        return out
+
+    async def _close_position(self, symbol: str, qty: int, mode: Mode, sequence: Any) -> None:
+        ins = self.instruments[symbol]
+        side = Side.SELL if qty > 0 else Side.BUY
+        remaining = abs(qty)
+        while remaining > 0:
+            chunk = min(remaining, ins.market_max_qty_steps or remaining)
+            request_id = f"flatten-{self._flatten_round}-{mode.value}-{symbol}-{self.clock.now_ns()}-{next(sequence)}"
+            outcome = await self._submit(OrderRequest(request_id, symbol, side, OrderType.MARKET, chunk,
+                                                      reduce_only=True, strategy_id=FLATTEN_OWNER),
+                                         flatten=True, mode=mode)
+            if not outcome.accepted:
+                log.warning("flatten order for %s (%s) refused: %s", symbol, mode.value,
+                            outcome.rejection.message if outcome.rejection else "?")
+                return
+            remaining -= chunk
+
+    async def _positions_at(self, venue: OrderVenue, mode: Mode) -> dict[str, int]:
+        """A venue's positions as it reports them; the engine's own view for the traded venue if it cannot
+        be read (reconciliation wins: the traded venue's answer also updates the engine's positions)."""
+        traded = venue is self.venues.get(self.mode)
+        try:
+            answer = await venue.positions()
+        except errors.VenueError as exc:
+            log.warning("positions not read from the %s venue: %s", mode.value, exc)
+            return {s: p.qty_steps for s, p in self.positions.items()} if traded else {}
+        if traded:
+            for symbol, (qty, entry) in answer.items():
+                if symbol in self.positions:
+                    self.positions[symbol].qty_steps = qty
+                    self.positions[symbol].cost = abs(qty) * entry
+        return {s: q for s, (q, _) in answer.items() if s in self.instruments}
 
     async def resume(self, requested_by: str, reason: str = "") -> None:
         if not requested_by:
             raise ValueError("resume needs requested_by")
         async with self._halt_lock:
             was_halted = self.halted
-            self.halted, self.halt_reason = False, ""
+            self.halted, self.halt_reason, self.halted_at_ns = False, "", 0
             await self.hot.set_halt(False, "")
         if was_halted:
             self._audit("resume", requested_by, reason)
@@ -794,7 +895,20 @@ class ExecutionEngine:
         if not await self.hot.add_trade(f"{mode.value}:{event.symbol}", event.trade_id):
             self.stats.duplicate_fills_ignored += 1
             return
-        order.fill(event.last_qty_steps, event.last_price_ticks, event.ts_event_ns or self.clock.now_ns())
+        if order.is_open and event.last_qty_steps <= order.remaining_steps:
+            order.fill(event.last_qty_steps, event.last_price_ticks, event.ts_event_ns or self.clock.now_ns())
+            closing = self._closing.get(order.client_order_id)
+            if closing is not None and order.is_open and order.filled_steps >= closing[1]:
+                del self._closing[order.client_order_id]
+                order.apply(closing[0], event.ts_event_ns or self.clock.now_ns())
+        else:
+            # Money moved at the venue whatever our order table says: the position takes the fill. (An
+            # order closed here before its last fill arrived; the table is not moved backwards.)
+            self.stats.late_fills += 1
+            order.filled_steps += event.last_qty_steps
+            order.filled_quote += event.last_qty_steps * event.last_price_ticks
+            log.warning("fill %s on %s order %s applied to the position", event.trade_id, order.status.value,
+                        order.client_order_id)
         result = self.positions[order.symbol].apply_fill(order.side, event.last_qty_steps, event.last_price_ticks,
                                                          event.commission)
         fill = Fill(order.symbol, order.client_order_id, order.venue_order_id or 0, event.trade_id, order.side,

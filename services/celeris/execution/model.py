@@ -200,6 +200,8 @@ class ExecutionConfig:
     max_rate_limit_wait_s: float = 5.0
     unknown_orders_policy: str = "adopt"  # or "cancel": venue orders we did not place, found at start
     idempotency_ttl_s: int = 24 * 3600
+    venue_orders_per_10s: int = 270
+    venue_orders_per_minute: int = 1080
     flatten_timeout_s: float = 30.0
     """The emergency flatten repeats until flat or this long has passed (then a critical alert)."""
     flatten_poll_s: float = 0.25

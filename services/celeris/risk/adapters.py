@@ -17,6 +17,7 @@ from celeris.domain.instruments import Instrument
 from celeris.domain.positions import Position
 from celeris.domain.risk import Policy, PolicyKind, Scope
 from celeris.domain.values import Side, money, parse_decimal
+from celeris.risk.engine import HaltResult
 from celeris.risk.metrics import AccountSnapshot
 from celeris.runtime import grpc_server
 from celeris.venues.binance import errors
@@ -82,7 +83,7 @@ class VenueEmergencyActions:
     orders and, if execution does not answer, cancels them (a cancel never adds exposure)."""
 
     def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument], execution_target: str = "",
-                 halt_timeout_s: float = 40.0) -> None:
+                 halt_timeout_s: float = 60.0) -> None:
         self.rest = rest
         self.instruments = instruments
         self.execution_target = execution_target
@@ -92,7 +93,7 @@ class VenueEmergencyActions:
         channel = grpc_server.insecure_channel(self.execution_target)
         return channel, control_pb2_grpc.ControlStub(channel)
 
-    async def halt_execution(self, reason: str, flatten: bool) -> int | None:
+    async def halt_execution(self, reason: str, flatten: bool) -> HaltResult:
         if not self.execution_target:
             raise RuntimeError("no execution_target configured: execution cannot be halted from here")
         channel, stub = await self._control()
@@ -100,7 +101,7 @@ class VenueEmergencyActions:
             status = await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager",
                                                              flatten_positions=flatten), timeout=self.halt_timeout_s)
         text = status.details.get("halt_canceled", "")
-        return int(text) if text.isdigit() else None
+        return HaltResult(int(text) if text.isdigit() else 0, status.details.get("halt_flat", "true") == "true")
 
     async def resume_execution(self, by: str) -> None:
         if not self.execution_target:

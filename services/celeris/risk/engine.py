@@ -91,9 +91,8 @@ class EmergencyActions(Protocol):
     """What the stop does outside the risk manager: halt execution, clean up at the venue."""
 
     async def open_order_count(self) -> int: ...
-    async def halt_execution(self, reason: str, flatten: bool) -> int | None:
-        """Execution halts: cancels every order and, if asked, flattens until flat (its own order path).
-        Returns how many orders it cancelled, when it says."""
+    async def halt_execution(self, reason: str, flatten: bool) -> HaltResult:
+        """Execution halts: cancels every order and, if asked, flattens until flat (its own order path)."""
     async def resume_execution(self, by: str) -> None: ...
     async def cancel_all_orders(self) -> int:
         """The venue-side backstop, used only when execution does not confirm the halt."""
@@ -107,6 +106,14 @@ class Alert:
     message: str
     ts_ns: int
     acknowledged: bool = False
+
+
+@dataclass(frozen=True)
+class HaltResult:
+    """What execution says its halt did."""
+
+    canceled: int = 0
+    flat: bool = True
 
 
 @dataclass
@@ -181,7 +188,7 @@ class RiskConfig:
     flatten_on_emergency: bool = True
     taker_fee: Fraction = Fraction(4, 10_000)
     policy_reload_s: float = 5.0
-    halt_timeout_s: float = 45.0
+    halt_timeout_s: float = 75.0
     """How long execution may take to halt and flatten (its flatten gives up after 30 s)."""
 
 
@@ -389,6 +396,17 @@ class RiskEngine:
         """Idempotent and safe to call twice: a second call while one runs waits for it and returns."""
         async with self._stop_lock:
             if self.stop.active:
+                if flatten and self.actions is not None:
+                    # Already stopped, now asked to flatten too (the first stop kept positions): execution's
+                    # halt is idempotent, so this only flattens what is left.
+                    try:
+                        answer = await asyncio.wait_for(self.actions.halt_execution(self.stop.reason, True),
+                                                        self.config.halt_timeout_s)
+                        if isinstance(answer, HaltResult) and answer.flat and self.snapshot is not None:
+                            open_now = sum(1 for p in self.snapshot.positions.values() if p.qty_steps)
+                            self.stop.positions_closed = max(self.stop.positions_closed, open_now)
+                    except Exception as exc:
+                        self.raise_alert("risk", "critical", f"flatten after the stop failed: {exc!r}")
                 return self.stop
             now = self.clock.now_ns()
             self.stop = StopState(True, reason, triggered_by, now)  # checks are denied from this line
@@ -414,8 +432,12 @@ class RiskEngine:
                     # Execution closes its gate, cancels its orders and flattens through its own order
                     # path (deterministic ids, the state table, user-stream fills): no side channel.
                     answer = await asyncio.wait_for(halting, self.config.halt_timeout_s)
-                    canceled = answer if isinstance(answer, int) else 0
-                    closed = len(positions) if do_flatten else 0
+                    result = answer if isinstance(answer, HaltResult) else HaltResult()
+                    canceled = result.canceled
+                    closed = len(positions) if do_flatten and result.flat else 0
+                    if do_flatten and not result.flat:
+                        self.raise_alert("risk", "critical", "emergency stop: positions are not flat yet (execution "
+                                         "keeps trying; check the venue)", key=f"stop-not-flat:{now}")
                 except Exception as exc:
                     # Execution does not answer: cancel at the venue (a cancel never adds exposure), but
                     # flattening without the order manager is left to a person.

@@ -84,7 +84,7 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
     async def TriggerEmergencyStop(self, request, context):  # type: ignore[no-untyped-def]
         stop = await self._engine.emergency_stop(request.reason or "manual emergency stop",
                                                  request.triggered_by or "unknown",
-                                                 request.flatten_positions or None)
+                                                 bool(request.flatten_positions))  # as asked: False keeps positions
         return stop_pb(stop, request.request_id)
 
     async def GetEmergencyStopStatus(self, request, context):  # type: ignore[no-untyped-def]

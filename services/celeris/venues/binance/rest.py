@@ -123,7 +123,9 @@ class BinanceRestClient:
                     except msgspec.DecodeError:
                         body = raw.decode(errors="replace")
                     error = errors.from_response(resp.status, body, resp.headers.get("Retry-After"))
-                    if isinstance(error, errors.RateLimited):
+                    if isinstance(error, errors.RateLimited) and (resp.status == 418 or error.code != -1015):
+                        # The IP's request weight: nothing may be sent until Retry-After. An order-count 429
+                        # (-1015) limits new orders only; cancels and reads must still go out (a halt needs them).
                         await self.budget.block_for(error.retry_after_s)
                     raise error
                 return raw if raw_body else _json.decode(raw)

@@ -4,7 +4,10 @@ Owns the adapters that let simulation mode be judged on what it trades: the pape
 positions and marks as the risk manager's `AccountSource` and the account monitor's `VenueReader`,
 its fills as the user-data events the account monitor already understands (ORDER_TRADE_UPDATE and
 ACCOUNT_UPDATE), and `ModeRouted`, which answers from the paper account while execution is in simulation
-mode and from the venue otherwise. Wiring, not logic: the numbers are the paper venue's own.
+mode and from the venue otherwise. In the services topology the paper venue lives in the execution
+process: `ExecutionPaperAccount` reads it over `Execution.GetPaperAccount` and `paper_fill_events` turns
+execution's simulation-mode fills into the same events. Wiring, not logic: the numbers are the paper
+venue's own.
 """
 
 from __future__ import annotations
@@ -96,3 +99,92 @@ def paper_user_events(paper: PaperVenue, deliver: Callable[[Any], None]) -> Call
 def _decimal(value: Fraction, scale: int = 10) -> str:
     """An exact rational as a decimal string (rounded half-even at `scale` places, never through a float)."""
     return format_units(round(value * 10**scale), scale)
+
+
+class ExecutionPaperAccount:
+    """The paper account of an execution service, over gRPC (the services topology)."""
+
+    def __init__(self, target: str, instruments: dict[str, Any]) -> None:
+        self.target = target
+        self.instruments = instruments
+
+    async def _fetch(self, wait_s: float = 30.0) -> Any:
+        """The paper account; waits (up to `wait_s`) for an execution that is still starting."""
+        import asyncio
+
+        import grpc
+
+        from celeris.api.v1 import execution_pb2, execution_pb2_grpc
+        from celeris.runtime import grpc_server
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            try:
+                async with grpc_server.insecure_channel(self.target) as channel:
+                    answer = await execution_pb2_grpc.ExecutionStub(channel).GetPaperAccount(
+                        execution_pb2.GetPaperAccountRequest(), timeout=5)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is not grpc.StatusCode.UNAVAILABLE or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        if not answer.available:
+            raise RuntimeError(f"execution at {self.target} has no paper venue")
+        return answer
+
+    def _parts(self, answer: Any) -> tuple[int, dict[str, tuple[int, Fraction]], dict[str, int]]:
+        positions = {}
+        for p in answer.positions:
+            ins = self.instruments.get(p.symbol)
+            if ins is not None:
+                qty = ins.qty(format_units(p.quantity.mantissa, p.quantity.scale))
+                positions[p.symbol] = (qty, Fraction(p.entry_price.mantissa, 10**p.entry_price.scale))
+        marks = {m.symbol: self.instruments[m.symbol].price(format_units(m.price.mantissa, m.price.scale))
+                 for m in answer.marks if m.symbol in self.instruments}
+        return answer.wallet.mantissa, positions, marks
+
+    async def snapshot(self) -> AccountSnapshot:
+        answer = await self._fetch()
+        wallet, positions, marks = self._parts(answer)
+        out = {}
+        for symbol, (qty, entry) in positions.items():
+            ins = self.instruments[symbol]
+            entry_ticks = entry * 10**ins.price_grid.scale / ins.price_grid.step_units
+            out[symbol] = Position(ins, qty, abs(qty) * entry_ticks)
+        return AccountSnapshot(wallet, out, marks, {s: answer.leverage for s in self.instruments})
+
+    async def account(self) -> Any:
+        from celeris.account.engine import VenueAccount
+
+        answer = await self._fetch()
+        wallet, positions, marks = self._parts(answer)
+        return VenueAccount(wallet, {(s, "BOTH"): (q, e) for s, (q, e) in positions.items() if q},
+                            {s: self.instruments[s].price_fraction(t) for s, t in marks.items()},
+                            {s: answer.leverage for s in self.instruments})
+
+
+def paper_fill_events(source: ExecutionPaperAccount, instruments: dict[str, Any],
+                      deliver: Callable[[Any], None]) -> Callable[[Any], Any]:
+    """For execution's fill stream: a simulation-mode fill as ORDER_TRADE_UPDATE, then the paper account's
+    position and wallet after it as ACCOUNT_UPDATE (read back over gRPC)."""
+
+    async def on_fill(fill: Any) -> None:
+        ins = instruments.get(fill.symbol)
+        if ins is None or fill.mode != "simulation":
+            return
+        qty, price = ins.format_qty(fill.qty_steps), ins.format_price(fill.price_ticks)
+        ms = fill.ts_event_ns // 1_000_000
+        deliver(codec.OrderTradeUpdate(ms, ms, codec.OrderUpdateBody(
+            s=fill.symbol, c=fill.client_order_id, S=fill.side.value, o="LIMIT", f="GTC", q=qty, p=price, ap=price,
+            x="TRADE", X="PARTIALLY_FILLED", i=fill.venue_order_id, l=qty, z=qty, L=price, T=ms, t=fill.trade_id,
+            m=fill.is_maker, R=False, ps="BOTH", N="USDT", n=money_str(fill.commission),
+            rp=money_str(fill.realized_pnl))))
+        answer = await source._fetch()
+        wallet, positions, _ = source._parts(answer)
+        pos_qty, entry = positions.get(fill.symbol, (0, Fraction(0)))
+        deliver(codec.AccountUpdate(ms, ms, codec.AccountUpdateBody("ORDER", [
+            codec.BalanceChange("USDT", money_str(wallet), money_str(wallet))], [
+            codec.PositionChange(fill.symbol, ins.format_qty(pos_qty), _decimal(entry), "0", "cross", "BOTH")])))
+
+    return on_fill

@@ -372,7 +372,8 @@ class ServicesSystem:
                     mode=up.mode)
         self._spawn("execution", "celeris.execution", grpc_port=p.execution, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", risk_target=f"127.0.0.1:{p.risk}")
-        self._spawn("account", "celeris.account", grpc_port=p.account, risk_target=f"127.0.0.1:{p.risk}")
+        self._spawn("account", "celeris.account", grpc_port=p.account, risk_target=f"127.0.0.1:{p.risk}",
+                    execution_target=f"127.0.0.1:{p.execution}", mode=up.mode)
         self._spawn("strategy", "celeris.strategy", grpc_port=p.strategy, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategies=json.dumps(up.strategies))

@@ -75,3 +75,66 @@ def test_a_killed_component_is_restarted_and_secrets_stay_off_command_lines(tmp_
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["restarts"] == {"execution": 1}, summary
     assert "error" not in summary, summary
+
+
+def test_services_in_simulation_mode_judge_the_paper_account_not_the_venue(tmp_path):
+    import asyncio
+    import re
+
+    import grpc
+
+    from celeris.api.v1 import account_pb2, account_pb2_grpc, execution_pb2, execution_pb2_grpc
+
+    proc = subprocess.Popen([CELERIS, "up", "--topology", "services", "--mode", "simulation", "--duration", "200",
+                             "--json", "--dashboard-port", "0", "--state-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        while True:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)[-2000:]
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        text = "".join(lines)
+        ports = {name: int(re.search(rf"{name}\s+127\.0\.0\.1:(\d+)", text).group(1)) for name in ("execution", "account")}
+        venue = re.search(r"venue\s+(http://127\.0\.0\.1:\d+)", text).group(1)
+
+        async def look():
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['execution']}") as ch:
+                paper = await execution_pb2_grpc.ExecutionStub(ch).GetPaperAccount(
+                    execution_pb2.GetPaperAccountRequest(), timeout=5)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['account']}") as ch:
+                state = await account_pb2_grpc.AccountMonitorStub(ch).GetAccountState(account_pb2.AccountRequest(),
+                                                                                     timeout=5)
+            return paper, state
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            paper, state = asyncio.run(look())
+            traded = {p.symbol: (p.quantity.mantissa, p.quantity.scale) for p in paper.positions if p.quantity.mantissa}
+            if traded:
+                break
+            time.sleep(0.5)
+        assert paper.available and traded, "the paper account never traded"
+        # The account monitor reports the paper account (give the fill stream a moment to catch up).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            paper, state = asyncio.run(look())
+            ours = {p.symbol: p.quantity.mantissa * 10**(8 - p.quantity.scale) for p in state.positions
+                    if p.quantity.mantissa}
+            theirs = {p.symbol: p.quantity.mantissa * 10**(8 - p.quantity.scale) for p in paper.positions
+                      if p.quantity.mantissa}
+            if ours == theirs and ours:
+                break
+            time.sleep(0.3)
+        assert ours == theirs, (ours, theirs)
+        import json as _json
+        import urllib.request
+        with urllib.request.urlopen(f"{venue}/_sim/state", timeout=5) as answer:
+            accounts = _json.loads(answer.read())["accounts"]
+        assert all(a["open_orders"] == 0 and all(float(q) == 0 for q in a["positions"].values())
+                   for a in accounts.values()), accounts  # the venue was never traded
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=90)

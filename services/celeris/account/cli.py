@@ -77,22 +77,49 @@ async def serve(settings: AccountSettings) -> None:
     rest, instruments = await connect_venue(settings, clock)
     halter = GrpcHalter(settings.risk_target, settings.execution_target) \
         if settings.risk_target or settings.execution_target else None
-    monitor = AccountMonitor(instruments, clock, RestVenueReader(rest, instruments), halter, AccountConfig(
+    mode_now = [Mode(settings.mode)]
+    reader: Any = RestVenueReader(rest, instruments)
+    paper_source = None
+    if settings.execution_target:  # simulation mode judges the paper account, in the execution process
+        from celeris.paper_account import ExecutionPaperAccount, ModeRouted
+        paper_source = ExecutionPaperAccount(settings.execution_target, instruments)
+        reader = ModeRouted(lambda: mode_now[0], paper_source, reader)
+    monitor = AccountMonitor(instruments, clock, reader, halter, AccountConfig(
         reconcile_interval_s=settings.reconcile_interval_s, halt_mismatch_pct=_fraction(settings.halt_mismatch_pct),
         thresholds=AlertThresholds(daily_drawdown_pct=_fraction(settings.alert_daily_drawdown_pct),
                                    margin_ratio=_fraction(settings.alert_margin_ratio),
                                    max_position_usdt=Fraction(settings.alert_max_position_usdt),
                                    liquidation_proximity_pct=_fraction(settings.alert_liquidation_proximity_pct))))
     registry.register(AccountCollector(monitor))
-    stream = UserDataStream(rest, settings.venue_ws_url, monitor.on_user_event, monitor.reconcile)
+    def venue_event(event: Any) -> None:
+        if mode_now[0] is not Mode.SIMULATION:
+            monitor.on_user_event(event)
+
+    def paper_event(event: Any) -> None:
+        if mode_now[0] is Mode.SIMULATION:
+            monitor.on_user_event(event)
+
+    stream = UserDataStream(rest, settings.venue_ws_url, venue_event, monitor.reconcile)
     await monitor.start()
     await stream.start()
+    fills_client = None
+    if paper_source is not None:
+        from celeris.execution.client import ExecutionClient
+        from celeris.paper_account import paper_fill_events
+        fills_client = ExecutionClient(settings.execution_target, instruments)
+        fills_client.stream_fills(paper_fill_events(paper_source, instruments, paper_event))
     redis_client, pool = await open_stores(settings)
     persistence = AccountPersistence(monitor, pool, redis_client, settings.snapshot_interval_s)
     persistence.start()
     ctl = control.ComponentControl("account", clock, mode=Mode(settings.mode),
                                    details=lambda: {"reconciliations": str(monitor.recon.runs),
                                                     "mismatches": str(monitor.recon.mismatches)})
+
+    async def on_mode(mode: Mode) -> None:
+        mode_now[0] = mode
+        await monitor.reconcile(initial=True)  # another account is traded from now on
+
+    ctl.on_mode.append(on_mode)
     bound = grpc_server.create_server([servicer.registrar(monitor), control.registrar(ctl)], settings.grpc_host,
                                       settings.grpc_port)
     runner, _ = await metrics.start_metrics_server(
@@ -102,6 +129,8 @@ async def serve(settings: AccountSettings) -> None:
                  "mismatches": monitor.recon.mismatches})
 
     async def drain() -> None:
+        if fills_client is not None:
+            await fills_client.close()
         await stream.stop()
         await monitor.stop()
         await persistence.stop()

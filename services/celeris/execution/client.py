@@ -34,6 +34,10 @@ def order_from_pb(pb: execution_pb2.Order, ins: Instrument) -> Order:
     return order
 
 
+_MODE_NAMES = {common_pb2.MODE_OBSERVATION: "observation", common_pb2.MODE_SIMULATION: "simulation",
+               common_pb2.MODE_LIVE: "live"}
+
+
 class ExecutionClient:
     def __init__(self, target: str, instruments: dict[str, Instrument], timeout_s: float = 5.0) -> None:
         self._channel = grpc_server.insecure_channel(target)
@@ -122,12 +126,14 @@ class ExecutionClient:
                     if not pb.symbol:
                         continue  # the snapshot marker
                     ins = self.instruments[pb.symbol]
-                    on_fill(Fill(pb.symbol, pb.client_order_id, pb.venue_order_id, pb.trade_id,
+                    result = on_fill(Fill(pb.symbol, pb.client_order_id, pb.venue_order_id, pb.trade_id,
                                  Side.BUY if pb.side == common_pb2.SIDE_BUY else Side.SELL,
                                  ins.price(format_units(pb.price.mantissa, pb.price.scale)),
                                  ins.qty(format_units(pb.quantity.mantissa, pb.quantity.scale)),
                                  pb.commission.mantissa, pb.is_maker, pb.realized_pnl.mantissa, pb.strategy_id,
-                                 "live", pb.header.ts_event_ns))
+                                 _MODE_NAMES.get(pb.mode, "live"), pb.header.ts_event_ns))
+                    if asyncio.iscoroutine(result):
+                        await result  # in order: the next fill waits for this one's handling
             except grpc.aio.AioRpcError as exc:
                 log.warning("fill stream lost (%s); reopening", exc.code().name)
             await asyncio.sleep(0.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celeris.api.v1 import common_pb2, execution_pb2
 from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.modes import Mode
@@ -104,3 +106,19 @@ def fill_pb(fill: Fill, ins: Instrument, sequence: int, now_ns: int) -> executio
         commission_asset="USDT", is_maker=fill.is_maker,
         realized_pnl=common_pb2.Decimal(mantissa=fill.realized_pnl, scale=MONEY_SCALE), strategy_id=fill.strategy_id,
         mode=MODE[Mode(fill.mode)])
+
+
+def paper_account_pb(paper: Any, request_id: str = "") -> execution_pb2.PaperAccount:
+    """The paper venue's account on the wire (wallet, signed positions with exact entries, book mids)."""
+    out = execution_pb2.PaperAccount(request_id=request_id, available=True, leverage=paper.leverage,
+                                     wallet=common_pb2.Decimal(mantissa=paper.wallet, scale=MONEY_SCALE))
+    for symbol, position in paper.account_positions.items():
+        ins = paper.instruments[symbol]
+        entry = round(position.entry_price * 10**10)
+        out.positions.add(symbol=symbol, quantity=_qty(ins, position.qty_steps),
+                          entry_price=common_pb2.Decimal(mantissa=entry, scale=10))
+    for symbol, book in paper.books.items():
+        mid = book.mid()
+        if mid is not None and paper.live[symbol]:
+            out.marks.add(symbol=symbol, price=_price(paper.instruments[symbol], int(mid)))
+    return out

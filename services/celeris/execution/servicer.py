@@ -66,6 +66,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         return execution_pb2.RenewOwnersResponse(request_id=request.request_id,
                                                  orphans_canceled=self._engine.stats.orphans_canceled)
 
+    async def GetPaperAccount(self, request, context):  # type: ignore[no-untyped-def]
+        from celeris.domain.modes import Mode as _Mode
+        from celeris.execution.paper import PaperVenue
+
+        paper = self._engine.venues.get(_Mode.SIMULATION)
+        if not isinstance(paper, PaperVenue):
+            return execution_pb2.PaperAccount(request_id=request.request_id, available=False)
+        return convert.paper_account_pb(paper, request.request_id)
+
     async def StreamOrderUpdates(self, request, context):  # type: ignore[no-untyped-def]
         symbols = list(request.symbols) or list(self._engine.instruments)
         queue: asyncio.Queue[Order] = asyncio.Queue(maxsize=100_000)

@@ -48,7 +48,14 @@ async def serve(settings: RiskSettings) -> None:
     flag: Any = adapters.RedisTradingFlag(redis_client) if redis_client is not None else MemoryFlag()
     policies: Any = adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES) if pool is not None else MemoryPolicyStore()
     audit: Any = adapters.PostgresAudit(pool) if pool is not None else MemoryAudit()
-    engine = RiskEngine(instruments, clock, adapters.VenueAccountSource(rest, instruments), policies, audit, flag,
+    # The account being traded: the paper one (in the execution process) while in simulation mode.
+    mode_now = [Mode(settings.mode)]
+    source: Any = adapters.VenueAccountSource(rest, instruments)
+    if settings.execution_target:
+        from celeris.paper_account import ExecutionPaperAccount, ModeRouted
+        source = ModeRouted(lambda: mode_now[0], ExecutionPaperAccount(settings.execution_target, instruments),
+                            source)
+    engine = RiskEngine(instruments, clock, source, policies, audit, flag,
                         adapters.VenueEmergencyActions(rest, instruments, settings.execution_target),
                         RiskConfig(settings.monitor_interval_s, settings.flatten_on_emergency))
     from celeris.risk.metrics_export import RiskCollector
@@ -71,6 +78,11 @@ async def serve(settings: RiskSettings) -> None:
     async def on_configure(config: dict[str, Any]) -> None:
         await engine.apply_limits(config.get("risk") or {})
 
+    async def on_mode(mode: Mode) -> None:
+        mode_now[0] = mode
+        await engine.refresh()
+
+    ctl.on_mode.append(on_mode)
     ctl.on_halt.append(on_halt)
     ctl.on_resume.append(on_resume)
     ctl.on_configure.append(on_configure)

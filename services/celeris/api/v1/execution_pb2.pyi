@@ -103,6 +103,121 @@ ORDER_STATUS_EXPIRED: OrderStatus.ValueType  # 9
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 @_typing.final
+class GetPaperAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaperAccountRequest: _TypeAlias = GetPaperAccountRequest  # noqa: Y015
+
+@_typing.final
+class PaperPosition(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    ENTRY_PRICE_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    @_builtins.property
+    def quantity(self) -> _common_pb2.Decimal:
+        """signed: positive long"""
+
+    @_builtins.property
+    def entry_price(self) -> _common_pb2.Decimal:
+        """average entry (exact to 1e-10)"""
+
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        quantity: _common_pb2.Decimal | None = ...,
+        entry_price: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry_price", b"entry_price", "quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry_price", b"entry_price", "quantity", b"quantity", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperPosition: _TypeAlias = PaperPosition  # noqa: Y015
+
+@_typing.final
+class PaperMark(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    @_builtins.property
+    def price(self) -> _common_pb2.Decimal: ...
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        price: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperMark: _TypeAlias = PaperMark  # noqa: Y015
+
+@_typing.final
+class PaperAccount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    MARKS_FIELD_NUMBER: _builtins.int
+    LEVERAGE_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    leverage: _builtins.int
+    available: _builtins.bool
+    """false when this execution has no paper venue"""
+    @_builtins.property
+    def wallet(self) -> _common_pb2.Decimal:
+        """USDT"""
+
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaperPosition]: ...
+    @_builtins.property
+    def marks(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaperMark]:
+        """the paper books' mids"""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        wallet: _common_pb2.Decimal | None = ...,
+        positions: _abc.Iterable[Global___PaperPosition] | None = ...,
+        marks: _abc.Iterable[Global___PaperMark] | None = ...,
+        leverage: _builtins.int = ...,
+        available: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["wallet", b"wallet"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "leverage", b"leverage", "marks", b"marks", "positions", b"positions", "request_id", b"request_id", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperAccount: _TypeAlias = PaperAccount  # noqa: Y015
+
+@_typing.final
 class RenewOwnersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -75,6 +75,11 @@ class ExecutionStub:
                 request_serializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersRequest.SerializeToString,
                 response_deserializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersResponse.FromString,
                 _registered_method=True)
+        self.GetPaperAccount = channel.unary_unary(
+                '/celeris.v1.Execution/GetPaperAccount',
+                request_serializer=celeris_dot_v1_dot_execution__pb2.GetPaperAccountRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_execution__pb2.PaperAccount.FromString,
+                _registered_method=True)
 
 
 class ExecutionServicer:
@@ -131,6 +136,13 @@ class ExecutionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPaperAccount(self, request, context):
+        """The paper venue's account (simulation mode): what the risk manager and the account monitor judge.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +185,11 @@ def add_ExecutionServicer_to_server(servicer, server):
                     servicer.RenewOwners,
                     request_deserializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersRequest.FromString,
                     response_serializer=celeris_dot_v1_dot_execution__pb2.RenewOwnersResponse.SerializeToString,
+            ),
+            'GetPaperAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPaperAccount,
+                    request_deserializer=celeris_dot_v1_dot_execution__pb2.GetPaperAccountRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_execution__pb2.PaperAccount.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +408,33 @@ class Execution:
             '/celeris.v1.Execution/RenewOwners',
             celeris_dot_v1_dot_execution__pb2.RenewOwnersRequest.SerializeToString,
             celeris_dot_v1_dot_execution__pb2.RenewOwnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPaperAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Execution/GetPaperAccount',
+            celeris_dot_v1_dot_execution__pb2.GetPaperAccountRequest.SerializeToString,
+            celeris_dot_v1_dot_execution__pb2.PaperAccount.FromString,
             options,
             channel_credentials,
             insecure,

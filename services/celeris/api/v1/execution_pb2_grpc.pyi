@@ -44,6 +44,8 @@ class ExecutionStub:
     """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
     was released, is cancelled by execution's orphan reaper.
     """
+    GetPaperAccount: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetPaperAccountRequest, _execution_pb2.PaperAccount]
+    """The paper venue's account (simulation mode): what the risk manager and the account monitor judge."""
 
 @_typing.type_check_only
 class ExecutionAsyncStub(ExecutionStub):
@@ -60,6 +62,8 @@ class ExecutionAsyncStub(ExecutionStub):
     """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
     was released, is cancelled by execution's orphan reaper.
     """
+    GetPaperAccount: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetPaperAccountRequest, _execution_pb2.PaperAccount]  # type: ignore[assignment]
+    """The paper venue's account (simulation mode): what the risk manager and the account monitor judge."""
 
 class ExecutionServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -121,5 +125,13 @@ class ExecutionServicer(metaclass=_abc_1.ABCMeta):
         """Owners (strategies) that are alive renew their lease; an open order whose owner's lease ran out, or
         was released, is cancelled by execution's orphan reaper.
         """
+
+    @_abc_1.abstractmethod
+    def GetPaperAccount(
+        self,
+        request: _execution_pb2.GetPaperAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.PaperAccount, _abc.Awaitable[_execution_pb2.PaperAccount]]:
+        """The paper venue's account (simulation mode): what the risk manager and the account monitor judge."""
 
 def add_ExecutionServicer_to_server(servicer: ExecutionServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -71,28 +71,64 @@ class WorkingOrder:
 
 @dataclass(slots=True)
 class SymbolExposure:
+    """One symbol: the position and the working orders, with their sums kept as orders change (a check
+    costs the same with 3 working orders or 3,000)."""
+
     position_steps: int = 0
     working: dict[str, WorkingOrder] = field(default_factory=dict)
+    pending_buy: int = 0
+    pending_sell: int = 0
+    max_price: int | None = None
+    """The highest price of a working order that adds exposure (kept until no such order is left: a
+    price that high valued the worst case once, so it may again; conservative, never an underestimate)."""
+    _adding: int = 0
+
+    def put(self, client_order_id: str, order: WorkingOrder) -> None:
+        self.drop(client_order_id)
+        if order.remaining_steps <= 0:
+            return
+        self.working[client_order_id] = order
+        if order.reduce_only:
+            return
+        self._adding += 1
+        if order.side is Side.BUY:
+            self.pending_buy += order.remaining_steps
+        else:
+            self.pending_sell += order.remaining_steps
+        if order.price_ticks is not None and (self.max_price is None or order.price_ticks > self.max_price):
+            self.max_price = order.price_ticks
+
+    def drop(self, client_order_id: str) -> WorkingOrder | None:
+        order = self.working.pop(client_order_id, None)
+        if order is None or order.reduce_only:
+            return order
+        self._adding -= 1
+        if order.side is Side.BUY:
+            self.pending_buy -= order.remaining_steps
+        else:
+            self.pending_sell -= order.remaining_steps
+        if self._adding == 0:
+            self.max_price = None
+        return order
 
     def pending(self, side: Side) -> int:
-        return sum(w.remaining_steps for w in self.working.values() if w.side is side and not w.reduce_only)
+        return self.pending_buy if side is Side.BUY else self.pending_sell
 
     def worst_long(self) -> int:
         """The position if every working buy filled (steps; > 0 is long)."""
-        return self.position_steps + self.pending(Side.BUY)
+        return self.position_steps + self.pending_buy
 
     def worst_short(self) -> int:
         """The position if every working sell filled (steps; < 0 is short)."""
-        return self.position_steps - self.pending(Side.SELL)
+        return self.position_steps - self.pending_sell
 
     def worst_abs(self) -> int:
         return max(abs(self.worst_long()), abs(self.worst_short()))
 
     def highest_price(self, reference: int | None) -> int | None:
-        prices = [w.price_ticks for w in self.working.values() if w.price_ticks is not None and not w.reduce_only]
-        if reference is not None:
-            prices.append(reference)
-        return max(prices) if prices else None
+        if self.max_price is None:
+            return reference
+        return self.max_price if reference is None else max(self.max_price, reference)
 
 
 class ExposureLedger:
@@ -106,25 +142,21 @@ class ExposureLedger:
     def track(self, client_order_id: str, symbol: str, side: Side, remaining_steps: int, price_ticks: int | None,
               reduce_only: bool = False) -> None:
         """An order is working (reserved before it is sent) with this much left to fill."""
-        book = self.symbols[symbol]
-        if remaining_steps <= 0:
-            book.working.pop(client_order_id, None)
-            return
-        book.working[client_order_id] = WorkingOrder(symbol, side, remaining_steps, price_ticks, reduce_only)
+        self.symbols[symbol].put(client_order_id, WorkingOrder(symbol, side, remaining_steps, price_ticks,
+                                                               reduce_only))
 
     def release(self, client_order_id: str, symbol: str) -> None:
         """The order is no longer working (rejected, cancelled, expired, filled)."""
-        self.symbols[symbol].working.pop(client_order_id, None)
+        self.symbols[symbol].drop(client_order_id)
 
     def fill(self, client_order_id: str, symbol: str, side: Side, qty_steps: int) -> None:
         """A fill moves quantity from the working order into the position: the worst case is unchanged."""
         book = self.symbols[symbol]
         book.position_steps += side.sign * qty_steps
-        working = book.working.get(client_order_id)
+        working = book.drop(client_order_id)
         if working is not None:
             working.remaining_steps -= qty_steps
-            if working.remaining_steps <= 0:
-                del book.working[client_order_id]
+            book.put(client_order_id, working)
 
     def set_position(self, symbol: str, qty_steps: int) -> None:
         """The venue's position (reconciliation wins)."""

@@ -136,7 +136,6 @@ class ExecutionEngine:
         self.alerts: list[tuple[int, str, str]] = []
         self.on_alert: list[Callable[[str, str], None]] = []
         self.exposure = ExposureLedger(instruments)
-        self._open_ids: dict[str, set[str]] = {}
         self._day_start = 0
         self._day_start_pnl = 0
         self.owner_leases: dict[str, int] = {}
@@ -164,8 +163,7 @@ class ExecutionEngine:
             self.request_of[order.client_order_id] = doc.get("request_id", "")
             if order.venue_order_id:
                 self.by_venue_id[order.venue_order_id] = order.client_order_id
-            if order.is_open:
-                self._open_ids.setdefault(order.symbol, set()).add(order.client_order_id)
+            self._sync_exposure(order)
         halted, reason = await self.hot.get_halt()
         if halted:  # a halt survives restarts until a person resumes
             self.halted, self.halt_reason, self.halted_by = True, reason, "(before restart)"
@@ -330,13 +328,14 @@ class ExecutionEngine:
         self.orders[cid] = order
         self.order_mode[cid] = mode
         self.request_of[cid] = request_id
-        self._open_ids.setdefault(order.symbol, set()).add(cid)
+        self._sync_exposure(order)
 
     def _abandon(self, order: Order, reason: str) -> None:
         """A reserved order that never left: it stops counting (its id is never reused)."""
         if order.status is OrderStatus.NEW:
             order.reject_reason = reason
             order.apply(OrderEvent.REJECT, self.clock.now_ns())
+            self._sync_exposure(order)
 
     def _refuse_reserved(self, request: OrderRequest, order: Order, rejection: Rejection) -> Outcome:
         self._abandon(order, rejection.message)
@@ -506,21 +505,21 @@ class ExecutionEngine:
         return None
 
     def _exposure_view(self) -> ExposureLedger:
-        """The ledger brought up to date from the orders themselves (one source of truth: the order table)."""
+        """The ledger, kept in step with the order table (`_sync_exposure` at every change) and the
+        positions (read now)."""
         for symbol, book in self.exposure.symbols.items():
             book.position_steps = self.positions[symbol].qty_steps
-            ids = self._open_ids.get(symbol)
-            book.working = {}
-            if not ids:
-                continue
-            for cid in list(ids):
-                order = self.orders.get(cid)
-                if order is None or not order.is_open:
-                    ids.discard(cid)
-                    continue
-                book.working[cid] = WorkingOrder(symbol, order.side, order.remaining_steps, order.price_ticks,
-                                                 order.reduce_only)
         return self.exposure
+
+    def _sync_exposure(self, order: Order) -> None:
+        """One order's place in the ledger after any change: working with what is left, or gone."""
+        if order.symbol not in self.exposure.symbols:
+            return
+        if order.is_open:
+            self.exposure.track(order.client_order_id, order.symbol, order.side, order.remaining_steps,
+                                order.price_ticks, order.reduce_only)
+        else:
+            self.exposure.release(order.client_order_id, order.symbol)
 
     def _working_margin(self) -> int:
         """Initial margin the working (not yet filled) orders will need: the venue's balance does not
@@ -938,7 +937,7 @@ class ExecutionEngine:
         self.orders[order.client_order_id] = order
         self.order_mode[order.client_order_id] = self.mode if self.mode is not Mode.OBSERVATION else Mode.LIVE
         self.by_venue_id[event.venue_order_id] = order.client_order_id
-        self._open_ids.setdefault(order.symbol, set()).add(order.client_order_id)
+        self._sync_exposure(order)
         self.stats.adopted += 1
         await self._persist(order, "adopted")
         return order
@@ -1013,6 +1012,7 @@ class ExecutionEngine:
 
     # -- persistence and publication ------------------------------------------------------------
     async def _persist(self, order: Order, event: str, detail: str = "") -> None:
+        self._sync_exposure(order)  # every change of an order is persisted: the ledger follows here
         mode = self.order_mode.get(order.client_order_id, self.mode)
         doc = order_to_json(order, {"mode": mode.value, "request_id": self.request_of.get(order.client_order_id, "")})
         await self.hot.save_order(doc)

@@ -138,3 +138,4 @@ def test_services_in_simulation_mode_judge_the_paper_account_not_the_venue(tmp_p
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=90)
+

@@ -404,7 +404,7 @@ async def test_a_halt_after_a_resume_that_waited_for_a_running_halt_stands(btcus
         placed.ack.set()
     await asyncio.gather(first, resume, second)
     assert engine.halted and (await engine.hot.get_halt())[0]
-    assert [a["action"] for a in engine.audit_log][-2:] == ["resume", "halt"]
+    assert "resume-superseded" in [a["action"] for a in engine.audit_log]  # the later halt wins
     venue.auto_ack = True
     assert (await asyncio.wait_for(engine.submit(buy("after", 10)), 5)).rejection.code is RejectCode.HALTED
     await engine.stop()
@@ -441,10 +441,16 @@ async def test_a_halt_after_a_mode_switch_still_flattens_the_live_position(btcus
                              mode=Mode.LIVE)
     engine.on_mark("BTCUSDT", PRICE)
     await engine.start()
+    assert (await engine.submit(buy("live-1", 10))).accepted  # it traded live before the demotion
     await engine.set_mode(switch_to)
+    if switch_to is Mode.SIMULATION:
+        assert (await engine.submit(buy("paper-1", 10))).accepted
     await engine.halt("after a demotion", "operator", flatten=True)
-    assert live.positions_steps["BTCUSDT"] == 0 and paper.positions_steps["BTCUSDT"] == 0
-    assert all(p.order.reduce_only for p in live.placed + paper.placed)
+    assert live.positions_steps["BTCUSDT"] == 0
+    # The paper account is flattened when it was traded; untouched otherwise.
+    assert paper.positions_steps["BTCUSDT"] == (0 if switch_to is Mode.SIMULATION else -7)
+    flatten = [p for p in live.placed + paper.placed if p.order.strategy_id == FLATTEN_OWNER]
+    assert flatten and all(p.order.reduce_only for p in flatten)
     assert engine.last_halt_flat
     await engine.stop()
 
@@ -494,4 +500,71 @@ async def test_reserved_owners_cannot_be_spoofed_in_any_spelling(btcusdt):
         assert outcome.rejection is not None and outcome.rejection.code is RejectCode.INVALID_REQUEST, owner
     plain = await engine.submit(buy("plain", 10, owner=""))
     assert plain.accepted and plain.order.strategy_id == "manual" and "-manual-" in plain.order.client_order_id
+    await engine.stop()
+
+
+async def test_in_simulation_mode_the_kill_switch_leaves_a_venue_it_never_traded_alone(btcusdt):
+    """A person's own position on the live account: simulation's kill switch is the paper account's."""
+    live, paper = ScriptedVenue(auto_ack=True), ScriptedVenue(auto_ack=True)
+    live.positions_steps["BTCUSDT"] = 10
+    paper.positions_steps["BTCUSDT"] = -7
+    engine = ExecutionEngine(ExecutionConfig(("BTCUSDT",), PositionLimits(0, 10_000)), {"BTCUSDT": btcusdt},
+                             TestClock(10**18), {Mode.LIVE: live, Mode.SIMULATION: paper}, lambda t, m: None,
+                             mode=Mode.SIMULATION)
+    engine.on_mark("BTCUSDT", PRICE)
+    await engine.start()
+    await engine.halt("drill", "tester", flatten=True)
+    assert paper.positions_steps["BTCUSDT"] == 0 and live.positions_steps["BTCUSDT"] == 10 and not live.placed
+    await engine.stop()
+
+
+async def test_unreadable_positions_are_not_flat(btcusdt):
+    from celeris.venues.binance import errors
+
+    class Unreadable(ScriptedVenue):
+        async def positions(self):
+            raise errors.RateLimited(-1003, "banned", 418, 120)
+
+    clock = TestClock(10**18)
+    venue = Unreadable(auto_ack=True)
+    engine = make_engine(btcusdt, venue, clock=clock, flatten_timeout_s=1, flatten_poll_s=0.5)
+
+    async def clocked_sleep(s):
+        clock.advance(int(s * 1e9))
+        await asyncio.sleep(0)
+
+    engine._sleep = clocked_sleep
+    await engine.start()
+    await engine.halt("ban", "tester", flatten=True)
+    assert not engine.last_halt_flat and any("unreadable" in msg for _, _, msg in engine.alerts)
+    engine._halt_follow_up.cancel()
+    await engine.stop()
+
+
+async def test_a_follow_up_started_without_flatten_flattens_when_a_later_halt_asks(btcusdt):
+    venue = ScriptedVenue(auto_ack=True)
+    venue.positions_steps["BTCUSDT"] = 100
+    engine = make_engine(btcusdt, venue)
+    await engine.start()
+    engine._follow_up_halt(False)  # an earlier halt's retries, without flatten
+    engine.halted = True
+    engine._follow_up_halt(True)  # a later halt asks for the flatten
+    await asyncio.wait_for(engine._halt_follow_up, 5)
+    assert venue.positions_steps["BTCUSDT"] == 0
+    await engine.stop()
+
+
+async def test_owner_tags_that_read_as_reserved_and_foreign_client_ids_are_refused(btcusdt):
+    venue = ScriptedVenue(auto_ack=True)
+    engine = make_engine(btcusdt, venue)
+    await engine.start()
+    for owner in ("emergency-f", "Emergency-Fund", "emergency-flattening"):
+        assert (await engine.submit(buy(f"s-{owner}", 10, owner=owner))).rejection.code is RejectCode.INVALID_REQUEST
+    forged = OrderRequest("f1", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, PRICE, strategy_id="attacker",
+                          client_order_id="cel-mm-btc-0123456789abcdef0123")
+    assert (await engine.submit(forged)).rejection.code is RejectCode.INVALID_REQUEST
+    from celeris.execution.model import client_order_id_for
+    own = OrderRequest("f2", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, PRICE, strategy_id="mm-btc",
+                       client_order_id=client_order_id_for("f2", "mm-btc"))
+    assert (await engine.submit(own)).accepted  # the derived id, as the strategy engine sends it
     await engine.stop()

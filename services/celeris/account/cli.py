@@ -120,6 +120,16 @@ async def serve(settings: AccountSettings) -> None:
         await monitor.reconcile(initial=True)  # another account is traded from now on
 
     ctl.on_mode.append(on_mode)
+    follower: Any = None  # held: the event loop keeps only weak references to tasks
+    if settings.execution_target:
+        from celeris.paper_account import follow_execution_mode
+        from celeris.transport.tasks import supervised
+
+        async def reconcile_for(mode: Mode) -> None:
+            await monitor.reconcile(initial=True)
+
+        follower = supervised("account-follow-execution-mode", lambda: follow_execution_mode(
+            settings.execution_target, mode_now, reconcile_for))
     bound = grpc_server.create_server([servicer.registrar(monitor), control.registrar(ctl)], settings.grpc_host,
                                       settings.grpc_port)
     runner, _ = await metrics.start_metrics_server(

@@ -105,6 +105,12 @@ class SlidingWindowLimit:
     window_s: float = 1.0
     _events: list[int] = field(default_factory=list)
 
+    def has_room(self) -> bool:
+        """Whether `try_acquire` would succeed now (nothing is taken)."""
+        now = self.clock.now_ns()
+        horizon = now - int(self.window_s * NS_PER_S)
+        return sum(1 for t in self._events if t > horizon) < self.limit
+
     def try_acquire(self) -> bool:
         now = self.clock.now_ns()
         horizon = now - int(self.window_s * NS_PER_S)

@@ -124,7 +124,8 @@ async def serve(settings: ExecutionSettings) -> None:
         await engine.set_mode(mode)
 
     async def on_halt(reason: str, flatten: bool) -> None:
-        await engine.halt(reason, "control", flatten)
+        # A caller whose deadline passes cancels this handler, not the halt: it runs to the end.
+        await asyncio.shield(asyncio.ensure_future(engine.halt(reason, "control", flatten)))
 
     async def on_resume(requested_by: str) -> None:
         await engine.resume(requested_by)

@@ -35,7 +35,7 @@ from celeris.domain.risk import Approved, Denied
 from celeris.domain.values import Side
 from celeris.execution.model import (
     EVENT_FOR_EXECUTION, Execution, ExecutionConfig, Fill, OrderRequest, Outcome, RejectCode, Rejection,
-    VenueOrderEvent, VenueOrderState, client_order_id_for, order_from_json, order_to_json,
+    VenueOrderEvent, VenueOrderState, client_order_id_for, order_from_json, order_to_json, venue_tag,
 )
 from celeris.execution.store import HotState, Journal, MemoryHotState, MemoryJournal
 from celeris.execution.venue import OrderVenue
@@ -57,6 +57,7 @@ def owner_tag(owner: str) -> str:
 
 
 RESERVED_TAGS = frozenset(owner_tag(o) for o in RESERVED_OWNERS)
+RESERVED_VENUE_TAGS = frozenset(venue_tag(o) for o in RESERVED_OWNERS)
 
 
 class RiskCheck(Protocol):
@@ -127,6 +128,10 @@ class ExecutionEngine:
         self._sending: set[asyncio.Future[None]] = set()
         """Sends that passed the gate and have not finished: a halt waits for them, then cancels."""
         self._flatten_round = 0
+        self._halt_requests = 0
+        self._follow_up_flatten = False
+        self.traded_modes: set[Mode] = set()
+        """Modes this engine has sent orders in (from its records too): a flatten closes those venues only."""
         self.last_halt_canceled = 0
         self.last_halt_flat = True
         self._closing: dict[str, tuple[OrderEvent, int]] = {}
@@ -164,6 +169,8 @@ class ExecutionEngine:
             if order.venue_order_id:
                 self.by_venue_id[order.venue_order_id] = order.client_order_id
             self._sync_exposure(order)
+            if order.strategy_id != FLATTEN_OWNER:
+                self.traded_modes.add(self.order_mode[order.client_order_id])
         halted, reason = await self.hot.get_halt()
         if halted:  # a halt survives restarts until a person resumes
             self.halted, self.halt_reason, self.halted_by = True, reason, "(before restart)"
@@ -268,6 +275,8 @@ class ExecutionEngine:
         except ValueError as exc:
             return self._reject(request, Rejection(RejectCode.INVALID_REQUEST, str(exc)))
         mode = mode or self.mode
+        if not flatten:
+            self.traded_modes.add(mode)
         # The reservation: from here this order counts as working in every later check (status NEW).
         self._register(order, mode, request.request_id)
         if request.ts_signal_ns:
@@ -459,8 +468,15 @@ class ExecutionEngine:
             return Rejection(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol}")
         if not request.request_id:
             return Rejection(RejectCode.INVALID_REQUEST, "request_id is required (it makes retries safe)")
-        if not flatten and owner_tag(request.strategy_id) in RESERVED_TAGS:
-            return Rejection(RejectCode.INVALID_REQUEST, f"owner {request.strategy_id!r} is reserved")
+        if not flatten and (owner_tag(request.strategy_id) in RESERVED_TAGS
+                            or venue_tag(request.strategy_id) in RESERVED_VENUE_TAGS):
+            return Rejection(RejectCode.INVALID_REQUEST, f"owner {request.strategy_id!r} is reserved "
+                                                         f"(or reads as a reserved one at the venue)")
+        if request.client_order_id and not flatten and \
+                request.client_order_id != client_order_id_for(request.request_id, request.strategy_id):
+            return Rejection(RejectCode.INVALID_REQUEST, "client_order_id is derived from request_id and the owner "
+                                                         "(leave it empty): the venue's order list must say whose "
+                                                         "each order is")
         if request.order_type is OrderType.LIMIT and request.price_ticks is None:
             return Rejection(RejectCode.INVALID_REQUEST, "a LIMIT order needs a price")
         if request.order_type is OrderType.MARKET and request.price_ticks is not None:
@@ -498,7 +514,8 @@ class ExecutionEngine:
         if not flatten and not self.rate.try_acquire():
             return Rejection(RejectCode.RATE_LIMIT, f"more than {self.config.limits.max_orders_per_second} "
                                                     f"orders per second")
-        if not flatten and not all([w.try_acquire() for w in self.venue_rate]):
+        if not flatten and not (all(w.has_room() for w in self.venue_rate)
+                                and all([w.try_acquire() for w in self.venue_rate])):
             return Rejection(RejectCode.RATE_LIMIT, f"the venue's order limits ({self.config.venue_orders_per_10s} "
                                                     f"per 10 s, {self.config.venue_orders_per_minute} per minute, "
                                                     f"90 % of the venue's) are reached")
@@ -520,6 +537,7 @@ class ExecutionEngine:
                                 order.price_ticks, order.reduce_only)
         else:
             self.exposure.release(order.client_order_id, order.symbol)
+            self._closing.pop(order.client_order_id, None)
 
     def _working_margin(self) -> int:
         """Initial margin the working (not yet filled) orders will need: the venue's balance does not
@@ -635,6 +653,7 @@ class ExecutionEngine:
         """Halt: from this call on no order that could add exposure is sent. Then wait for the sends that
         passed the gate before it, cancel every open order and, if asked, flatten until flat. Persistent
         (it survives a restart until a person resumes) and idempotent. Returns the orders cancelled."""
+        self._halt_requests += 1  # a resume queued before this halt must not undo it
         first = not self.halted or not self.halted_at_ns
         self.halted = True  # synchronously: the gate is closed from this line
         self.halt_reason = self.halt_reason or reason
@@ -651,6 +670,8 @@ class ExecutionEngine:
             if first:
                 self._audit("halt", requested_by, reason)
             await self._wait_sends()
+            if flatten:
+                self._follow_up_flatten = True  # until flat: a follow-up of an earlier halt flattens too
             canceled, _ = await self.cancel_all(f"halt-{now}")
             self.last_halt_canceled = canceled
             flat = await self._flatten() if flatten else True
@@ -667,27 +688,32 @@ class ExecutionEngine:
         return canceled
 
     def _follow_up_halt(self, flatten: bool) -> None:
+        self._follow_up_flatten = self._follow_up_flatten or flatten  # a later halt may ask for more
         if self._halt_follow_up is not None and not self._halt_follow_up.done():
             return
-        self._halt_follow_up = asyncio.ensure_future(self._finish_halt(flatten))
+        self._halt_follow_up = asyncio.ensure_future(self._finish_halt())
 
-    async def _finish_halt(self, flatten: bool, first_delay_s: float = 2.0) -> None:
-        """While halted: cancel what is still open and flatten what is left, with back-off, until done."""
+    async def _finish_halt(self, first_delay_s: float = 2.0) -> None:
+        """While halted: cancel what is still open and flatten what is left, with back-off, until done.
+        Each round holds the halt lock and stops at once if trading was resumed meanwhile."""
         delay = first_delay_s
         while self.halted:
             await self._sleep(delay)
-            if not self.halted:
-                return
-            try:
-                await self.cancel_all(f"halt-retry-{self.clock.now_ns()}")
-                flat = await self._flatten() if flatten else True
-            except Exception:
-                log.exception("halt follow-up failed this round")
-                flat = False
-            if flat and not self.open_orders():
-                self.last_halt_flat = True
-                log.warning("halt completed after retries: no open orders%s", ", flat" if flatten else "")
-                return
+            async with self._halt_lock:
+                if not self.halted:
+                    return
+                flatten = self._follow_up_flatten
+                try:
+                    await self.cancel_all(f"halt-retry-{self.clock.now_ns()}")
+                    flat = await self._flatten() if flatten else True
+                except Exception:
+                    log.exception("halt follow-up failed this round")
+                    flat = False
+                if flat and not self.open_orders():
+                    self.last_halt_flat = True
+                    self._follow_up_flatten = False
+                    log.warning("halt completed after retries: no open orders%s", ", flat" if flatten else "")
+                    return
             delay = min(delay * 2, 30.0)
 
     async def _wait_sends(self, timeout_s: float = 10.0) -> None:
@@ -709,6 +735,9 @@ class ExecutionEngine:
             left: list[str] = []
             for mode, venue in self._venues_by_mode():
                 positions = await self._positions_at(venue, mode)
+                if positions is None:  # not known is not flat
+                    left.append(f"positions at the {mode.value} venue (unreadable)")
+                    continue
                 open_positions = sorted(((s, q) for s, q in positions.items() if q),
                                         key=lambda sq: -self.instruments[sq[0]].notional(
                                             self.marks.get(sq[0]) or 1, abs(sq[1])))
@@ -730,11 +759,14 @@ class ExecutionEngine:
             await self._sleep(self.config.flatten_poll_s)
 
     def _venues_by_mode(self) -> list[tuple[Mode, OrderVenue]]:
-        """Each venue once, with the mode its orders are sent in (live first: real money first)."""
+        """The venues to flatten, each once, live first: the current mode's, and every venue this engine has
+        traded (a live position it built survives a switch to simulation or observation). A venue it never
+        traded is not touched (in simulation mode the kill switch is the paper account's)."""
+        wanted = set(self.traded_modes) | ({self.mode} if self.mode is not Mode.OBSERVATION else set())
         out: list[tuple[Mode, OrderVenue]] = []
         for mode in (Mode.LIVE, Mode.SIMULATION):
             venue = self.venues.get(mode)
-            if venue is not None and all(venue is not v for _, v in out):
+            if venue is not None and mode in wanted and all(venue is not v for _, v in out):
                 out.append((mode, venue))
         return out
 
@@ -754,7 +786,7 @@ class ExecutionEngine:
                 return
             remaining -= chunk
 
-    async def _positions_at(self, venue: OrderVenue, mode: Mode) -> dict[str, int]:
+    async def _positions_at(self, venue: OrderVenue, mode: Mode) -> dict[str, int] | None:
         """A venue's positions as it reports them; the engine's own view for the traded venue if it cannot
         be read (reconciliation wins: the traded venue's answer also updates the engine's positions)."""
         traded = venue is self.venues.get(self.mode)
@@ -762,7 +794,7 @@ class ExecutionEngine:
             answer = await venue.positions()
         except errors.VenueError as exc:
             log.warning("positions not read from the %s venue: %s", mode.value, exc)
-            return {s: p.qty_steps for s, p in self.positions.items()} if traded else {}
+            return None
         if traded:
             for symbol, (qty, entry) in answer.items():
                 if symbol in self.positions:
@@ -773,10 +805,20 @@ class ExecutionEngine:
     async def resume(self, requested_by: str, reason: str = "") -> None:
         if not requested_by:
             raise ValueError("resume needs requested_by")
+        requested_after = self._halt_requests
         async with self._halt_lock:
+            if self._halt_requests != requested_after:
+                # A halt was requested after this resume (it waited for a running halt): the halt stands.
+                self._audit("resume-superseded", requested_by, reason)
+                log.warning("resume by %s superseded by a later halt", requested_by)
+                return
             was_halted = self.halted
+            await self.hot.set_halt(False, "")  # persisted first; the gate opens only after
+            if self._halt_requests != requested_after:
+                await self.hot.set_halt(True, self.halt_reason)
+                self._audit("resume-superseded", requested_by, reason)
+                return
             self.halted, self.halt_reason, self.halted_at_ns = False, "", 0
-            await self.hot.set_halt(False, "")
         if was_halted:
             self._audit("resume", requested_by, reason)
             log.warning("trading resumed by %s", requested_by)

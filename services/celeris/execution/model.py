@@ -39,10 +39,15 @@ def client_order_id_for(request_id: str, owner: str = "") -> str:
     """Deterministic: the same request id always maps to the same venue client order id. The owner (the
     strategy) is readable in it, so the venue's own order list says whose each order is:
     `cel-{owner, up to 11 characters}-{20 hex digits}` (36 characters at most, the venue's limit)."""
-    tag = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:11].strip("-")
+    tag = venue_tag(owner)
     if not tag:
         return "cel" + hashlib.blake2b(request_id.encode(), digest_size=12).hexdigest()
     return f"cel-{tag}-{hashlib.blake2b(request_id.encode(), digest_size=10).hexdigest()}"
+
+
+def venue_tag(owner: str) -> str:
+    """The owner as the venue's order list shows it (folded, at most 11 characters)."""
+    return re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:11].strip("-")
 
 
 def owner_tag_of(client_order_id: str) -> str:

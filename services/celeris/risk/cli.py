@@ -82,6 +82,17 @@ async def serve(settings: RiskSettings) -> None:
         mode_now[0] = mode
         await engine.refresh()
 
+    follower: Any = None  # held: the event loop keeps only weak references to tasks
+    if settings.execution_target:
+        from celeris.paper_account import follow_execution_mode
+        from celeris.transport.tasks import supervised
+
+        async def refresh_for(mode: Mode) -> None:
+            await engine.refresh()
+
+        follower = supervised("risk-follow-execution-mode", lambda: follow_execution_mode(
+            settings.execution_target, mode_now, refresh_for))
+
     ctl.on_mode.append(on_mode)
     ctl.on_halt.append(on_halt)
     ctl.on_resume.append(on_resume)

@@ -431,7 +431,8 @@ class RiskEngine:
                 try:
                     # Execution closes its gate, cancels its orders and flattens through its own order
                     # path (deterministic ids, the state table, user-stream fills): no side channel.
-                    answer = await asyncio.wait_for(halting, self.config.halt_timeout_s)
+                    # Shielded: if this wait gives up, execution's halt (and its flatten) still goes on.
+                    answer = await asyncio.wait_for(asyncio.shield(halting), self.config.halt_timeout_s)
                     result = answer if isinstance(answer, HaltResult) else HaltResult()
                     canceled = result.canceled
                     closed = len(positions) if do_flatten and result.flat else 0

@@ -117,8 +117,12 @@ class InProcessSystem:
         else:
             from celeris.exchange_sim.server import SimVenue, start as start_sim
 
-            self.sim = SimVenue(symbols=up.symbols, api_key=up.api_key, api_secret=up.api_secret, clock=clock,
-                                seed=up.args.seed)
+            try:
+                self.sim = SimVenue(symbols=up.symbols, api_key=up.api_key, api_secret=up.api_secret, clock=clock,
+                                    seed=up.args.seed)
+            except ValueError as exc:
+                from celeris.up import UpError
+                raise UpError(f"the bundled simulator cannot list those symbols: {exc}") from None
             runner, port = await start_sim(self.sim, "127.0.0.1", 0)
             self.closers.append(runner.cleanup)
             rest_url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
@@ -182,9 +186,14 @@ class InProcessSystem:
         self.execution.risk = _InProcessRisk(self.risk)
         # Strategy: its filter uses the same limits as execution's gate
         from celeris.strategy.filters import filter_limits
-        self.strategy = StrategyEngine(parse_strategies(json.dumps(up.strategies)), instruments, clock,
-                                       self.execution, bus.publish, mode=Mode(up.mode),
-                                       limits=filter_limits(risk_spec.exposure_limits(), risk_spec.maxOrdersPerSecond))
+        try:
+            self.strategy = StrategyEngine(parse_strategies(json.dumps(up.strategies)), instruments, clock,
+                                           self.execution, bus.publish, mode=Mode(up.mode),
+                                           limits=filter_limits(risk_spec.exposure_limits(),
+                                                                risk_spec.maxOrdersPerSecond))
+        except (KeyError, ValueError, TypeError) as exc:
+            from celeris.up import UpError
+            raise UpError(f"a strategy cannot be built: {str(exc).strip(chr(39))}") from None
         # Account
         self.account = AccountMonitor(instruments, clock,
                                       ModeRouted(lambda: self.execution.mode, paper_account,
@@ -299,6 +308,9 @@ class InProcessSystem:
         books = "/".join("live" if s.synced.state is BookState.LIVE else s.synced.state.value
                          for s in self.marketdata.core.symbols.values()) if self.marketdata.core else "-"
         halted = f"  HALTED ({self.execution.halt_reason})" if self.execution.halted else ""
+        blocked = self.rest.budget.blocked_until if hasattr(self.rest.budget, "blocked_until") else 0
+        if blocked and blocked > time.time():
+            halted += f"  VENUE RATE LIMIT: nothing is sent until {time.strftime('%H:%M:%S', time.localtime(blocked))}"
         codes = ", ".join(f"{k} {v}" for k, v in sorted(stats.reject_codes.items(), key=lambda kv: -kv[1])[:3])
         reasons = self.strategy.filter_reasons
         filtered = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:2])
@@ -331,7 +343,10 @@ class InProcessSystem:
             try:
                 return await action()
             except Exception as exc:  # noqa: BLE001 - the summary must still be printed
-                log.exception("stopping: %s failed", what)
+                if hasattr(exc, "retry_after_s"):
+                    log.warning("stopping: %s not done: the venue's rate limit (%s)", what, getattr(exc, "msg", exc))
+                else:
+                    log.exception("stopping: %s failed", what)
                 problems.append(f"{what}: {exc!r}")
                 return None
 

@@ -86,7 +86,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         up = Up(args)
     except SpecError as exc:
-        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        print(f"error: {args.file + ': ' if args.file else ''}{exc}", file=sys.stderr)
         return 2
     try:
         summary = asyncio.run(up.run())
@@ -200,6 +200,23 @@ class Ports:
     account: int = field(default_factory=free_port)
 
 
+def parse_strategy_flag(text: str) -> list[dict[str, Any]]:
+    """--strategies: a JSON list of {name, type, symbol, order_size, params}; nonsense is one line (SpecError)."""
+    from celeris.config.spec import SpecError
+
+    try:
+        items = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SpecError(f"--strategies is not JSON ({str(exc)[:80]})") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise SpecError("--strategies is a JSON list of objects: [{\"name\", \"type\", \"symbol\", \"order_size\"}]")
+    for item in items:
+        missing = [k for k in ("name", "type", "symbol", "order_size") if k not in item]
+        if missing:
+            raise SpecError(f"--strategies: {item.get('name', 'a strategy')} lacks {', '.join(missing)}")
+    return items
+
+
 def default_risk() -> Any:
     """Limits of a `celeris up` without a spec: generous for the demo's sizes, never none."""
     from celeris.config.spec import RiskSpec
@@ -225,7 +242,7 @@ class Up:
         self.mode = args.mode or (spec.mode if spec is not None and spec.mode else None) or (
             "observation" if self.real_venue else "live")
         if args.strategies:
-            self.strategies = json.loads(args.strategies)
+            self.strategies = parse_strategy_flag(args.strategies)
         elif spec is not None:  # the spec says which strategies run: none is none (no demo strategies)
             self.strategies = [s.engine_config() for s in spec.strategies if s.symbol in self.symbols]
         else:
@@ -304,6 +321,9 @@ class ServicesSystem:
         self.spawned: dict[str, tuple[list[str], dict[str, str]]] = {}
         """name -> (argv, environment) it was started with: a supervised restart uses the same."""
         self.restarts: dict[str, int] = {}
+        self._last_stats: dict[str, Any] = {}
+        self._carried: dict[str, int] = {}
+        """Counters of earlier lives of a restarted execution (its in-memory counters start at 0)."""
         self.sim: dict[str, Any] = {}
 
     def _spawn(self, name: str, module: str, **settings: Any) -> None:
@@ -323,7 +343,11 @@ class ServicesSystem:
         argv = [sys.executable, "-m", module]
         for key, value in base.items():
             argv += ["--set", f"{key}={value}"]
-        env = {**os.environ, **secrets_env}
+        if name == "dashboard":
+            # It needs no venue credentials; its token (which can halt trading) goes by environment too.
+            secrets_env = {"CELERIS_TOKEN": up.token}
+        env = {k: v for k, v in os.environ.items() if not (name == "dashboard" and k.startswith("CELERIS_VENUE_API"))}
+        env.update(secrets_env)
         self.spawned[name] = (argv, env)
         self._start_proc(name)
 
@@ -381,7 +405,7 @@ class ServicesSystem:
         if note:
             up._progress(f"note: {note}")
         self.dashboard_port = self.dashboard_port or free_port()
-        self._spawn("dashboard", "celeris.dashboard", http_port=self.dashboard_port, token=up.token,
+        self._spawn("dashboard", "celeris.dashboard", http_port=self.dashboard_port,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
                     account_target=f"127.0.0.1:{p.account}")
@@ -396,12 +420,17 @@ class ServicesSystem:
         was down are recovered. Restarts show in the progress line and the summary."""
         backoff: dict[str, float] = {}
         due: dict[str, float] = {}
+        started_at: dict[str, float] = {}
         while True:
             await asyncio.sleep(poll_s)
             for name, proc in list(self.procs.items()):
-                if name == "sim" or proc.poll() is None:
+                if name == "sim":
                     continue
                 now = time.monotonic()
+                if proc.poll() is None:
+                    if now - started_at.get(name, 0.0) > 60:
+                        backoff.pop(name, None)  # it ran a good while: the next death starts the back-off anew
+                    continue
                 if name not in due:
                     delay = backoff.get(name, 0.5)
                     due[name] = now + delay
@@ -410,8 +439,14 @@ class ServicesSystem:
                     log.warning("%s exited with %s; restarting in %.1f s %s", name, proc.returncode, delay,
                                 err.strip().splitlines()[-1] if err.strip() else "")
                     self.up._progress(f"  {name} exited ({proc.returncode}); restarting in {delay:.1f} s")
-                elif now >= due.pop(name):
+                elif now >= due[name]:
+                    del due[name]
+                    if name == "execution":  # its counters start again at 0: keep what the last one did
+                        for key in ("accepted", "rejected", "fills"):
+                            self._carried[key] = self._carried.get(key, 0) + self._last_stats.get(key, 0)
+                        self._last_stats = {}
                     self._start_proc(name)
+                    started_at[name] = now
                     self.restarts[name] = self.restarts.get(name, 0) + 1
 
     async def _halt_at_start(self) -> None:
@@ -462,6 +497,9 @@ class ServicesSystem:
         async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.execution}") as channel:
             status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2)
         stats = json.loads(status.details.get("stats", "{}"))
+        self._last_stats = dict(stats)
+        for key, value in self._carried.items():
+            stats[key] = stats.get(key, 0) + value
         stats["halted"] = status.halted
         return stats
 
@@ -471,10 +509,14 @@ class ServicesSystem:
         except Exception as exc:
             return f"[{time.strftime('%H:%M:%S')}] execution not answering: {type(exc).__name__}"
         restarts = ", ".join(f"{n} x{c}" for n, c in self.restarts.items())
+        from celeris.venues.binance.ratelimit import SharedBan
+        banned = SharedBan(self.up.state_dir() / "venue-ban").read()
+        ban = f"  VENUE RATE LIMIT: nothing is sent until {time.strftime('%H:%M:%S', time.localtime(banned))}" \
+            if banned > time.time() else ""
         codes = ", ".join(f"{k} {v}" for k, v in (stats.get("reject_codes") or {}).items())
         return (f"[{time.strftime('%H:%M:%S')}] orders {stats.get('accepted', 0)} accepted, "
                 f"{stats.get('rejected', 0)} rejected{f' ({codes})' if codes else ''}, fills {stats.get('fills', 0)}"
-                f"{'  HALTED' if stats.get('halted') else ''}{f' | restarted: {restarts}' if restarts else ''}")
+                f"{'  HALTED' if stats.get('halted') else ''}{f' | restarted: {restarts}' if restarts else ''}{ban}")
 
     async def stop(self) -> dict[str, Any]:
         from celeris.api.v1 import account_pb2, account_pb2_grpc, execution_pb2, execution_pb2_grpc

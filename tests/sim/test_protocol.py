@@ -291,12 +291,17 @@ async def test_malformed_admin_and_rest_input_is_a_400_with_a_reason_never_a_500
     async with aiohttp.ClientSession() as session:
         for path, body in (("/_sim/faults", "not json"), ("/_sim/faults", "[1, 2]"),
                            ("/_sim/faults", '{"rest_5xx": "many"}'), ("/_sim/drop", '{"which": "bogus"}'),
-                           ("/_sim/position", '{"symbol": "NOPE"}'), ("/_sim/position", "{}")):
+                           ("/_sim/position", '{"symbol": "NOPE"}'), ("/_sim/position", "{}"),
+                           ("/_sim/faults", "[" * 5000), ("/_sim/faults", '{"stall_ms": 1e400}'),
+                           ("/_sim/faults", '{"rest_5xx": -1}'), ("/_sim/faults", '{"stall_ms": -1}'),
+                           ("/_sim/position", '{"symbol": "BTCUSDT", "qty": "0.001", "price": "-1"}')):
             async with session.post(live_venue.base_url + path, data=body) as resp:
                 assert resp.status == 400, (path, body, resp.status)
                 assert "error" in await resp.json()
         async with session.get(live_venue.base_url + "/fapi/v1/depth?symbol=BTCUSDT&limit=abc") as resp:
             assert resp.status == 400 and (await resp.json())["code"] < 0
+        async with session.get(live_venue.base_url + "/fapi/v1/depth?symbol=BTCUSDT&limit=" + "9" * 5000) as resp:
+            assert resp.status == 400
         async with session.get(live_venue.base_url + "/fapi/v1/nothing-here") as resp:
             assert resp.status == 404 and "code" in await resp.json()
         async with session.post(live_venue.base_url + "/_sim/drop", data='{"which": "bogus"}') as resp:

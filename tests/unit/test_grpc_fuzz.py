@@ -111,3 +111,30 @@ def test_the_decimal_that_hung_the_risk_manager_is_refused(btcusdt):
     submits = [execution_pb2.SubmitOrderRequest(request_id="y", symbol="BTCUSDT", side=common_pb2.SIDE_BUY,
                                                 type=execution_pb2.ORDER_TYPE_LIMIT, quantity=hostile, price=hostile)]
     asyncio.run(_fuzz(btcusdt, checks, submits))
+
+
+def test_a_huge_repeated_field_or_string_is_refused_at_once(btcusdt):
+    async def go():
+        bound = await _servers(btcusdt)
+        try:
+            async with grpc.aio.insecure_channel(bound.target) as channel:
+                execution = execution_pb2_grpc.ExecutionStub(channel)
+                started = time.monotonic()
+                stream = execution.StreamOrderUpdates(execution_pb2.StreamOrdersRequest(symbols=["BTCUSDT"] * 200_000),
+                                                      timeout=5)
+                try:
+                    async for _ in stream:
+                        raise AssertionError("a stream of 200,000 symbols was served")
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT and "200000 items" in exc.details()
+                risk = risk_pb2_grpc.RiskManagerStub(channel)
+                try:
+                    await risk.CheckOrder(risk_pb2.CheckOrderRequest(request_id="x" * 300_000), timeout=5)
+                    raise AssertionError("a 300 kB request id was served")
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
+                assert time.monotonic() - started < 2
+        finally:
+            await bound.server.stop(None)
+
+    asyncio.run(go())

@@ -134,6 +134,7 @@ class AccountMonitor:
         self.on_change: list[Callable[[set[str]], None]] = []
         self.on_alert: list[Callable[[Alert], None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._last_failure_log_ns = -10**18
         self.halted = False
         self.events = 0
 
@@ -155,9 +156,16 @@ class AccountMonitor:
             await asyncio.sleep(self.config.reconcile_interval_s)
             try:
                 await self.reconcile()
-            except Exception:
-                log.exception("reconciliation failed this round")
-                self.alert("system", "error", "reconciliation", "could not read the account from the venue")
+            except Exception as exc:
+                reason = getattr(exc, "msg", "") or repr(exc)
+                now = self.clock.now_ns()
+                if now - self._last_failure_log_ns > 60 * NS_PER_S:  # once a minute, not every round
+                    self._last_failure_log_ns = now
+                    if hasattr(exc, "retry_after_s"):
+                        log.warning("reconciliation paused by the venue's rate limit: %s", reason)
+                    else:
+                        log.exception("reconciliation failed this round")
+                self.alert("system", "error", "reconciliation", f"could not read the account: {reason[:160]}")
 
     # -- the user data stream ---------------------------------------------------------------------
     def on_user_event(self, event: codec.UserEvent) -> None:

@@ -156,7 +156,10 @@ class DashboardServer:
         if header.startswith("Bearer "):
             supplied = header[7:]
         supplied = request.headers.get("X-Celeris-Token", supplied)
-        return bool(supplied) and hmac.compare_digest(supplied.encode(), self.config.token.encode())
+        try:
+            return bool(supplied) and hmac.compare_digest(supplied.encode(), self.config.token.encode())
+        except UnicodeEncodeError:  # not even a string a token could be
+            return False
 
     # -- WebSocket ------------------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.StreamResponse:
@@ -289,7 +292,7 @@ class DashboardServer:
             return {}
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise web.HTTPBadRequest(text="expected a JSON body") from None
         if not isinstance(body, dict):
             raise web.HTTPBadRequest(text="expected a JSON object")

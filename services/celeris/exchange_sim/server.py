@@ -354,13 +354,17 @@ class SimVenue:
             # Admin endpoints: a malformed or mistyped body is the caller's mistake, answered 400 with why.
             try:
                 return await handler(request)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                return web.json_response({"error": f"bad request: {type(exc).__name__}: {exc}"}, status=400)
+            except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
+                return web.json_response({"error": f"bad request: {type(exc).__name__}: {str(exc)[:200]}"},
+                                         status=400)
         if not request.path.startswith("/fapi/"):
             return await handler(request)
         self.stats["rest_requests"] += 1
         now = self.now_ms()
-        weight = _weight(request)
+        try:
+            weight = _weight(request)
+        except (ValueError, ArithmeticError):
+            return _error(400, -1100, "Illegal characters found in a parameter.", {})
         used = self.weights.add(now, weight)
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
         try:
@@ -389,7 +393,7 @@ class SimVenue:
         except UnknownStatus:
             response = web.json_response({"code": -1000, "msg": "Unknown error, please check your request or "
                                                                   "try again later."}, status=503)
-        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
             # A parameter the handlers could not read: the venue's "malformed" answer, never a 500.
             response = web.json_response({"code": -1102, "msg": f"A mandatory parameter was not sent, was empty"
                                                                 f"/null, or malformed ({type(exc).__name__})."},
@@ -978,10 +982,15 @@ class SimVenue:
             if key == "skip_depth_events":
                 self.faults.skip_depth_events.update({k.upper(): int(v) for k, v in value.items()})
             elif key == "stall_ms":
+                if not 0 <= int(value) <= 86_400_000:
+                    return web.json_response({"error": "stall_ms out of range 0..86400000"}, status=400)
                 self.faults.stall_until_ms = now + int(value)
             elif key in ("ws_delay_ms", "rest_5xx", "rest_unknown_503", "rest_429", "rest_418", "clock_skew_ms",
                          "malformed_messages", "order_429"):
-                setattr(self.faults, key, int(value))
+                number = int(value)
+                if not (-86_400_000 if key == "clock_skew_ms" else 0) <= number <= 86_400_000:
+                    return web.json_response({"error": f"{key} out of range"}, status=400)
+                setattr(self.faults, key, number)
             elif key == "reset":
                 self.faults = Faults()
             else:
@@ -1028,6 +1037,8 @@ class SimVenue:
         ins = pos.instrument
         qty = ins.qty(body["qty"])
         price = ins.price(body["price"]) if body.get("price") else self.engine.mark(symbol)
+        if price <= 0:
+            return web.json_response({"error": "price must be positive"}, status=400)
         pos.qty_steps = qty
         pos.cost = Fraction(abs(qty) * price)
         return web.json_response({"symbol": symbol, "positionAmt": ins.format_qty(pos.qty_steps)})

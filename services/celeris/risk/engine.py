@@ -216,6 +216,7 @@ class RiskEngine:
         self._stop_lock = asyncio.Lock()
         self.alerts: list[Alert] = []
         self._alert_last: dict[str, int] = {}
+        self._logged: dict[str, float] = {}
         self.on_alert: list[Callable[[Alert], None]] = []
         self.check_latency_ns: deque[int] = deque(maxlen=10_000)
         self.checks = 0
@@ -362,9 +363,15 @@ class RiskEngine:
             await asyncio.sleep(self.config.monitor_interval_s)
             try:
                 await self.monitor_once()
-            except Exception:
-                log.exception("risk monitoring failed this round")
-                self.raise_alert("system", "error", "risk monitoring could not read the account")
+            except Exception as exc:
+                reason = getattr(exc, "msg", "") or repr(exc)
+                if hasattr(exc, "retry_after_s"):  # the venue's rate limit or ban: expected, said once a minute
+                    if self._quiet("monitor-rate-limited"):
+                        log.warning("risk monitoring paused by the venue's rate limit: %s", reason)
+                elif self._quiet(f"monitor:{type(exc).__name__}"):
+                    log.exception("risk monitoring failed this round")
+                self.raise_alert("system", "error", f"risk monitoring could not read the account: {reason[:160]}",
+                                 key="monitor-failed")
 
     async def monitor_once(self) -> list[Violation]:
         metrics = await self.refresh()
@@ -376,6 +383,14 @@ class RiskEngine:
         if emergencies and not self.stop.active:
             await self.emergency_stop(f"emergency policy breached: {emergencies[0].reason}", "risk-monitor")
         return violations
+
+    def _quiet(self, key: str, every_s: float = 60.0) -> bool:
+        """True at most once per `every_s` for `key` (a failure repeated every second is logged once)."""
+        now = time.monotonic()
+        if now - self._logged.get(key, -1e9) < every_s:
+            return False
+        self._logged[key] = now
+        return True
 
     def raise_alert(self, category: str, severity: str, message: str, key: str | None = None) -> Alert | None:
         now = self.clock.now_ns()

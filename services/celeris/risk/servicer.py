@@ -102,6 +102,9 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
                                              policies=[policy_pb(p) for p in self._engine.policies])
 
     async def UpsertPolicy(self, request, context):  # type: ignore[no-untyped-def]
+        if not (0 < len(request.name) <= 64) or len(request.scope_id) > 64 or len(request.threshold) > 40:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name (1-64), scope_id (64) or threshold (40 "
+                                                                  "characters) out of bounds")
         try:
             policy = Policy(request.name, request.metric, request.operator, request.threshold,
                             PolicyKind(request.kind or "hard"), Scope(request.scope or "account"), request.scope_id,

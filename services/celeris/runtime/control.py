@@ -141,8 +141,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         try:
             settings = json.loads(request.settings_json or "{}")
             await self._control.configure(request.generation, settings, request.requested_by)
-        except (ValueError, KeyError, TypeError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"configuration refused: {exc}")
+        except (ValueError, KeyError, TypeError, RecursionError, ArithmeticError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"configuration refused: {type(exc).__name__}: "
+                                                                  f"{str(exc)[:200]}")
         return self._control.status(request.request_id)
 
     async def Drain(self, request, context):  # type: ignore[no-untyped-def]

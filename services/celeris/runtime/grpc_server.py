@@ -40,12 +40,42 @@ class CorrelationServerInterceptor(grpc.aio.ServerInterceptor):
         return _wrap_handler(handler, cid)
 
 
+MAX_REPEATED = 1000
+MAX_STRING = 256 * 1024
+MAX_DEPTH = 8
+
+
+def oversized(message: Any, depth: int = 0) -> str:
+    """Why a request is too large to serve ('' when it is not): every repeated field holds at most 1,000
+    items, every string at most 256 KiB, nesting at most 8 deep. One message must not stall a service."""
+    if depth > MAX_DEPTH:
+        return "messages nested too deep"
+    for field, value in message.ListFields():
+        if field.is_repeated:
+            if len(value) > MAX_REPEATED:
+                return f"{field.name}: {len(value)} items (at most {MAX_REPEATED})"
+            items = value
+        else:
+            items = (value,)
+        for item in items:
+            if isinstance(item, (str, bytes)) and len(item) > MAX_STRING:
+                return f"{field.name}: longer than {MAX_STRING} characters"
+            if hasattr(item, "ListFields"):
+                problem = oversized(item, depth + 1)
+                if problem:
+                    return f"{field.name}.{problem}"
+    return ""
+
+
 def _wrap_handler(handler: grpc.RpcMethodHandler, cid: str) -> grpc.RpcMethodHandler:
     if handler.unary_unary:
         inner = handler.unary_unary
 
         async def unary_unary(request: Any, context: Any) -> Any:
             logs.correlation_id.set(cid)
+            problem = oversized(request)
+            if problem:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request refused: {problem}")
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer,
@@ -55,6 +85,9 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, cid: str) -> grpc.RpcMethodHan
 
         async def unary_stream(request: Any, context: Any) -> Any:
             logs.correlation_id.set(cid)
+            problem = oversized(request)
+            if problem:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request refused: {problem}")
             async for item in inner_stream(request, context):
                 yield item
 

@@ -18,6 +18,7 @@ from celeris.runtime import logs
 
 ENV_PREFIX = "CELERIS_"
 OPERATOR_ENV_PREFIX = "CELERIS_OPERATOR_"
+FOREIGN_ENV_PREFIXES = (OPERATOR_ENV_PREFIX, "CELERIS_SIM_", "CELERIS_TEST_")
 
 
 class SettingsError(ValueError):
@@ -133,8 +134,9 @@ def load_settings(cls: type[S], overrides: Mapping[str, Any] | None = None,
     fields = set(cls.model_fields)
     values: dict[str, Any] = {}
     for key, value in environ.items():
-        # CELERIS_OPERATOR_* belongs to the operator, which may share a shell or pod spec with a component.
-        if key.startswith(ENV_PREFIX) and not key.startswith(OPERATOR_ENV_PREFIX):
+        # CELERIS_OPERATOR_* belongs to the operator, CELERIS_SIM_* to the simulator, CELERIS_TEST_* to the tests:
+        # they may share a shell or a pod spec with a component.
+        if key.startswith(ENV_PREFIX) and not key.startswith(FOREIGN_ENV_PREFIXES):
             name = key[len(ENV_PREFIX):].lower()
             if name not in fields:
                 raise SettingsError(f"unknown setting {key} (known: {', '.join(sorted(fields))})")

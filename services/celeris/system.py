@@ -23,6 +23,8 @@ from celeris.domain.risk import Approved, Denied
 from celeris.domain.values import format_units, money_str, parse_decimal
 
 MONEY = 10**8
+ALERTED_REFUSALS = frozenset({"RATE_LIMIT", "POSITION_LIMIT", "EXPOSURE_LIMIT", "RISK_DENIED", "HALTED",
+                              "CIRCUIT_OPEN", "INSUFFICIENT_MARGIN", "SUBMIT_FAILED"})
 log = logging.getLogger("celeris.system")
 
 
@@ -184,6 +186,15 @@ class InProcessSystem:
             from celeris.risk.engine import DEFAULT_POLICIES
             self.risk.policy_store.seed = DEFAULT_POLICIES
         self.execution.risk = _InProcessRisk(self.risk)
+
+        def refusal_alert(outcome: Any) -> None:
+            """Throttling and refusals are alerts a person sees (once per reason every 5 minutes)."""
+            rejection = outcome.rejection
+            if rejection is not None and rejection.code.value in ALERTED_REFUSALS:
+                self.risk.raise_alert("orders", "warning", f"orders refused ({rejection.code.value}): "
+                                      f"{rejection.message[:160]}", key=f"refused:{rejection.code.value}")
+
+        self.execution.on_outcome.append(refusal_alert)
         # Strategy: its filter uses the same limits as execution's gate
         from celeris.strategy.filters import filter_limits
         try:

@@ -299,3 +299,19 @@ async def test_shutdown_stops_everything_and_summarises_even_when_a_component_fa
     assert summary["shutdown_problems"] and "risk manager" in summary["shutdown_problems"][0]
     assert "orders" in summary and "pnl" in summary
     assert system.execution._worker.done() and system.closers == []  # the rest was still stopped
+
+
+async def test_refusals_are_alerts_a_person_sees():
+    system = await started(make_up("--symbols", "BTCUSDT", strategies=[]))
+    try:
+        from celeris.domain.instruments import OrderType
+        from celeris.domain.values import Side
+        from celeris.execution.model import OrderRequest
+
+        await system.execution.halt("drill", "test")
+        outcome = await system.execution.submit(OrderRequest("r-1", "BTCUSDT", Side.BUY, OrderType.MARKET, 1,
+                                                             strategy_id="person"))
+        assert not outcome.accepted
+        assert any(a.category == "orders" and "HALTED" in a.message for a in system.risk.alerts)
+    finally:
+        await system.stop()

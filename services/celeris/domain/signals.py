@@ -94,3 +94,11 @@ class Strategy(Protocol):
     def on_position_update(self, position: PositionReport) -> None: ...
 
     def get_state(self) -> Mapping[str, Any]: ...
+
+
+def exit_signal(data: BookTop, position_steps: int, strategy: str, why: str) -> Signal:
+    """Close a strategy's whole position: reduce-only and taking liquidity, so it can never flip it."""
+    side = Side.SELL if position_steps > 0 else Side.BUY
+    return Signal(data.symbol, side, 1.0, strategy, data.ts_event_ns, Urgency.AGGRESSIVE,
+                  data.bid_ticks if side is Side.SELL else data.ask_ticks, f"exit: {why}",
+                  qty_steps=abs(position_steps), reduce_only=True)

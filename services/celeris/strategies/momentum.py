@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Mapping
 
-from celeris.domain.signals import BookTop, FillReport, PositionReport, Signal, Urgency
+from celeris.domain.signals import BookTop, FillReport, PositionReport, Signal, Urgency, exit_signal
 from celeris.domain.values import Side
 
 
@@ -68,12 +68,8 @@ class Momentum:
                        f"mid moved {move_bps:+.1f} bps over {self.lookback} updates")]
 
     def _exit(self, data: BookTop, why: str) -> Signal:
-        """Close the whole position: reduce-only, taking liquidity, so it can never flip it."""
         self.exits += 1
-        side = Side.SELL if self.position > 0 else Side.BUY
-        return Signal(data.symbol, side, 1.0, self.name, data.ts_event_ns, Urgency.AGGRESSIVE,
-                      data.bid_ticks if side is Side.SELL else data.ask_ticks, f"exit: {why}",
-                      qty_steps=abs(self.position), reduce_only=True)
+        return exit_signal(data, self.position, self.name, why)
 
     def on_order_fill(self, fill: FillReport) -> None:
         self.position += fill.side.sign * fill.qty_steps

@@ -41,13 +41,17 @@ class CorrelationServerInterceptor(grpc.aio.ServerInterceptor):
 
 
 MAX_REPEATED = 1000
-MAX_STRING = 256 * 1024
+MAX_STRING = 1024
+"""Characters in a string field; an error that echoes it must still fit gRPC's 8 KiB of trailing metadata."""
+LONG_STRINGS = {"settings_json": 256 * 1024}
+"""Fields that carry documents (a configuration): their own bound."""
 MAX_DEPTH = 8
 
 
 def oversized(message: Any, depth: int = 0) -> str:
     """Why a request is too large to serve ('' when it is not): every repeated field holds at most 1,000
-    items, every string at most 256 KiB, nesting at most 8 deep. One message must not stall a service."""
+    items, every string at most 1,024 characters (documents such as settings_json 256 KiB), nesting at most 8
+    deep. One message must not stall a service."""
     if depth > MAX_DEPTH:
         return "messages nested too deep"
     for field, value in message.ListFields():
@@ -57,9 +61,10 @@ def oversized(message: Any, depth: int = 0) -> str:
             items = value
         else:
             items = (value,)
+        limit = LONG_STRINGS.get(field.name, MAX_STRING)
         for item in items:
-            if isinstance(item, (str, bytes)) and len(item) > MAX_STRING:
-                return f"{field.name}: longer than {MAX_STRING} characters"
+            if isinstance(item, (str, bytes)) and len(item) > limit:
+                return f"{field.name}: longer than {limit} characters"
             if hasattr(item, "ListFields"):
                 problem = oversized(item, depth + 1)
                 if problem:

@@ -107,9 +107,11 @@ class SlidingWindowLimit:
 
     def has_room(self) -> bool:
         """Whether `try_acquire` would succeed now (nothing is taken)."""
-        now = self.clock.now_ns()
-        horizon = now - int(self.window_s * NS_PER_S)
-        return sum(1 for t in self._events if t > horizon) < self.limit
+        horizon = self.clock.now_ns() - int(self.window_s * NS_PER_S)
+        events = self._events
+        while events and events[0] <= horizon:
+            events.pop(0)
+        return len(events) < self.limit
 
     def try_acquire(self) -> bool:
         now = self.clock.now_ns()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -51,6 +52,7 @@ MANUAL_OWNER = "manual"
 """The owner of an order that came without one (a person or a tool on the Execution API)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def owner_tag(owner: str) -> str:
     """An owner as it appears in the venue's client order id (case and punctuation folded)."""
     return re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")
@@ -499,9 +501,10 @@ class ExecutionEngine:
             elif position.qty_steps == 0 or (position.qty_steps > 0) == (request.side is Side.BUY):
                 return Rejection(RejectCode.FILTER, "reduce-only order would not reduce the position", -2022)
         else:
+            limits = self.config.exposure_limits()
             breach = self._exposure_view().check(request.symbol, request.side, request.qty_steps,
-                                                 request.price_ticks, False, self.marks,
-                                                 self.config.exposure_limits(), self._day_pnl())
+                                                 request.price_ticks, False, self.marks, limits,
+                                                 self._day_pnl() if limits.max_daily_loss else 0)
             if breach is not None:
                 code = RejectCode.POSITION_LIMIT if breach.code is BreachCode.POSITION_LIMIT else \
                     RejectCode.EXPOSURE_LIMIT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ def client_order_id_for(request_id: str, owner: str = "") -> str:
     return f"cel-{tag}-{hashlib.blake2b(request_id.encode(), digest_size=10).hexdigest()}"
 
 
+@functools.lru_cache(maxsize=4096)
 def venue_tag(owner: str) -> str:
     """The owner as the venue's order list shows it (folded, at most 11 characters)."""
     return re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:11].strip("-")

@@ -46,6 +46,19 @@ def make_engine(btcusdt, venue, *, limit_usdt=10_000, clock=None, hot=None, **co
     return engine
 
 
+class SlowRisk:
+    """A risk manager that answers only when the test releases it (an order waits in its pre-trade check)."""
+
+    def __init__(self, release: asyncio.Event) -> None:
+        self.release = release
+
+    async def check(self, request, mark):
+        from celeris.domain.risk import Approved
+
+        await self.release.wait()
+        return Approved()
+
+
 def buy(rid, qty_steps, price=PRICE, owner="mom"):
     return OrderRequest(rid, "BTCUSDT", Side.BUY, OrderType.LIMIT, qty_steps, price, TimeInForce.GTC,
                         strategy_id=owner)
@@ -125,13 +138,7 @@ async def test_an_order_already_in_its_risk_check_when_the_halt_comes_is_not_sen
     engine = make_engine(btcusdt, venue, hot=hot)
     release = asyncio.Event()
 
-    class SlowRisk:
-        async def check(self, request, mark):
-            await release.wait()
-            from celeris.domain.risk import Approved
-            return Approved()
-
-    engine.risk = SlowRisk()
+    engine.risk = SlowRisk(release)
     await engine.start()
     pending = asyncio.ensure_future(engine.submit(buy("in-check", 10)))
     await settle_loop()
@@ -349,13 +356,7 @@ async def test_a_new_order_cannot_be_cancelled_into_the_venue(btcusdt):
     engine = make_engine(btcusdt, venue)
     release = asyncio.Event()
 
-    class SlowRisk:
-        async def check(self, request, mark):
-            await release.wait()
-            from celeris.domain.risk import Approved
-            return Approved()
-
-    engine.risk = SlowRisk()
+    engine.risk = SlowRisk(release)
     await engine.start()
     pending = asyncio.ensure_future(engine.submit(buy("to-cancel", 10)))
     await settle_loop()

@@ -22,7 +22,7 @@ from _capture import CAPTURE, NaiveBook, btcusdt, load_messages, summarize  # no
 
 from celeris.domain.clock import TestClock  # noqa: E402
 from celeris.marketdata.core import MarketDataCore, Sink  # noqa: E402
-from celeris.marketdata.service import book_topic  # noqa: E402
+from celeris.domain.topics import book_topic
 from celeris.transport.bus import InProcessBus  # noqa: E402
 
 

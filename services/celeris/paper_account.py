@@ -18,7 +18,7 @@ from typing import Any, Callable
 from celeris.domain.modes import Mode
 from celeris.domain.positions import Position
 from celeris.domain.values import format_units, money_str
-from celeris.execution.model import Execution, VenueOrderEvent
+from celeris.domain.messages import Execution, VenueOrderEvent
 from celeris.execution.paper import PaperVenue
 from celeris.risk.metrics import AccountSnapshot
 from celeris.venues.binance import codec

@@ -60,11 +60,12 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
                  plot: Path | None = None) -> dict[str, Any]:
     from celeris.domain.clock import TestClock
     from celeris.domain.modes import Mode
-    from celeris.execution.engine import ExecutionEngine, fill_topic, order_topic
+    from celeris.execution.engine import ExecutionEngine
+    from celeris.domain.topics import fill_topic, order_topic
     from celeris.execution.model import ExecutionConfig, PositionLimits
     from celeris.execution.paper import PaperVenue
     from celeris.marketdata.core import MarketDataCore, Sink
-    from celeris.marketdata.service import book_topic, trade_topic
+    from celeris.domain.topics import book_topic, trade_topic
     from celeris.marketdata.verify import _open, bundled_instruments
     from celeris.strategy.cli import parse_strategies
     from celeris.strategy.engine import StrategyEngine

@@ -92,14 +92,15 @@ class InProcessSystem:
 
     async def start(self) -> None:
         from celeris.account.engine import AccountConfig, AccountMonitor, RestVenueReader
-        from celeris.execution.engine import ExecutionEngine, fill_topic, order_topic
+        from celeris.execution.engine import ExecutionEngine
+        from celeris.domain.topics import fill_topic, order_topic
         from celeris.execution.model import ExecutionConfig, PositionLimits
         from celeris.execution.paper import PaperVenue
         from celeris.execution.store import (FileHaltState, MemoryHotState, MemoryJournal, PostgresJournal,
                                              RedisHotState)
         from celeris.execution.venue import BinanceOrderVenue
-        from celeris.marketdata.service import (MarketDataConfig, MarketDataService, book_topic, mark_topic,
-                                                trade_topic)
+        from celeris.marketdata.service import MarketDataConfig, MarketDataService
+        from celeris.domain.topics import book_topic, mark_topic, trade_topic
         from celeris.risk import adapters as risk_adapters
         from celeris.risk.engine import MemoryAudit, MemoryFlag, MemoryPolicyStore, RiskConfig, RiskEngine
         from celeris.runtime import metrics

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from binance.um_futures import UMFutures
 
-from celeris.execution.model import owner_tag_of
+from celeris.domain.messages import owner_tag_of
 
 pytestmark = pytest.mark.slow
 

@@ -306,7 +306,7 @@ async def test_refusals_are_alerts_a_person_sees():
     try:
         from celeris.domain.instruments import OrderType
         from celeris.domain.values import Side
-        from celeris.execution.model import OrderRequest
+        from celeris.domain.messages import OrderRequest
 
         await system.execution.halt("drill", "test")
         outcome = await system.execution.submit(OrderRequest("r-1", "BTCUSDT", Side.BUY, OrderType.MARKET, 1,

@@ -11,7 +11,8 @@ from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.modes import Mode
 from celeris.domain.values import Side
 from celeris.execution.engine import ExecutionEngine
-from celeris.execution.model import ExecutionConfig, OrderRequest, PositionLimits
+from celeris.execution.model import ExecutionConfig, PositionLimits
+from celeris.domain.messages import OrderRequest
 from celeris.execution.store import MemoryHotState, MemoryJournal
 from celeris.execution.venue import BinanceOrderVenue
 from celeris.runtime.clock import SystemClock

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from celeris.domain.orders import Order
 from celeris.domain.values import Side
-from celeris.execution.model import Execution, VenueOrderEvent, VenueOrderState
+from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
 from celeris.venues.binance import errors
 
 

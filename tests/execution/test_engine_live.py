@@ -7,7 +7,7 @@ from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import Side
-from celeris.execution.model import RejectCode
+from celeris.domain.messages import RejectCode
 from tests.execution.conftest import Harness, live_venue, request, wait_for  # noqa: F401
 from tests.sim.conftest import API_KEY
 
@@ -168,7 +168,7 @@ async def test_bad_requests_get_precise_rejections(harness, kwargs, code, venue_
     if kwargs.get("symbol") == "ETHUSDT":
         req = request(instrument=h.ins("ETHUSDT"), **kwargs)
     elif kwargs.get("symbol") == "DOGEUSDT":
-        from celeris.execution.model import OrderRequest
+        from celeris.domain.messages import OrderRequest
         req = OrderRequest("r-doge", "DOGEUSDT", Side.BUY, OrderType.MARKET, 1)
     else:
         req = request(instrument=ins, **kwargs)

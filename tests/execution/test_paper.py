@@ -12,9 +12,10 @@ from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import MONEY_SCALE, Side
 from celeris.execution.engine import ExecutionEngine
-from celeris.execution.model import ExecutionConfig, PositionLimits, RejectCode
+from celeris.execution.model import ExecutionConfig, PositionLimits
+from celeris.domain.messages import RejectCode
 from celeris.execution.paper import PaperVenue
-from celeris.marketdata.model import BookUpdate, TradeUpdate
+from celeris.domain.messages import BookUpdate, TradeUpdate
 from tests.execution.conftest import request, wait_for
 
 

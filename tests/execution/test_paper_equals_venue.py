@@ -12,9 +12,10 @@ from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.modes import Mode
 from celeris.domain.values import Side
 from celeris.execution.engine import ExecutionEngine
-from celeris.execution.model import ExecutionConfig, OrderRequest, PositionLimits
+from celeris.execution.model import ExecutionConfig, PositionLimits
+from celeris.domain.messages import OrderRequest
 from celeris.execution.paper import PaperVenue
-from celeris.marketdata.model import BookUpdate
+from celeris.domain.messages import BookUpdate
 from tests.execution.conftest import Harness, wait_for
 from tests.sim.conftest import live_venue  # noqa: F401
 

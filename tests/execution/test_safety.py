@@ -21,7 +21,8 @@ from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import MONEY_SCALE, Side
 from celeris.execution.engine import FLATTEN_OWNER, ExecutionEngine
-from celeris.execution.model import ExecutionConfig, OrderRequest, PositionLimits, RejectCode
+from celeris.execution.model import ExecutionConfig, PositionLimits
+from celeris.domain.messages import OrderRequest, RejectCode
 from celeris.execution.store import FileHaltState, MemoryHotState
 from tests.execution.scripted_venue import ScriptedVenue
 from tests.sim.conftest import live_venue  # noqa: F401
@@ -459,7 +460,7 @@ async def test_a_halt_after_a_mode_switch_still_flattens_the_live_position(btcus
 async def test_a_cancel_answer_that_overtakes_its_fill_events_loses_no_fill(btcusdt):
     """0.140 of a 0.150 bid fills at the venue; the cancel's REST answer (CANCELED, executed 0.140) arrives
     before the stream's TRADE event. The fill must still count, so a second 0.150 bid is refused."""
-    from celeris.execution.model import Execution, VenueOrderEvent
+    from celeris.domain.messages import Execution, VenueOrderEvent
 
     class LateStreamVenue(ScriptedVenue):
         def __init__(self):
@@ -564,7 +565,7 @@ async def test_owner_tags_that_read_as_reserved_and_foreign_client_ids_are_refus
     forged = OrderRequest("f1", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, PRICE, strategy_id="attacker",
                           client_order_id="cel-mm-btc-0123456789abcdef0123")
     assert (await engine.submit(forged)).rejection.code is RejectCode.INVALID_REQUEST
-    from celeris.execution.model import client_order_id_for
+    from celeris.domain.messages import client_order_id_for
     own = OrderRequest("f2", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, PRICE, strategy_id="mm-btc",
                        client_order_id=client_order_id_for("f2", "mm-btc"))
     assert (await engine.submit(own)).accepted  # the derived id, as the strategy engine sends it

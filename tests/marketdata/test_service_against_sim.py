@@ -8,7 +8,8 @@ import pytest
 
 from celeris.api.v1 import marketdata_pb2, marketdata_pb2_grpc
 from celeris.domain.book import BookState
-from celeris.marketdata.service import MarketDataConfig, MarketDataService, book_topic
+from celeris.marketdata.service import MarketDataConfig, MarketDataService
+from celeris.domain.topics import book_topic
 from celeris.marketdata import servicer as md_servicer
 from celeris.runtime import grpc_server, metrics
 from celeris.runtime.clock import SystemClock

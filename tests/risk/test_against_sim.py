@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from celeris.domain.instruments import OrderType
 from celeris.domain.modes import Mode
 from celeris.domain.values import Side
-from celeris.execution.model import RejectCode
+from celeris.domain.messages import RejectCode
 from celeris.risk import adapters, servicer
 from celeris.risk.engine import DEFAULT_POLICIES, RiskConfig, RiskEngine
 from celeris.runtime import control, grpc_server

@@ -11,11 +11,13 @@ from celeris.domain.clock import TestClock
 from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import Side
-from celeris.execution.engine import ExecutionEngine, fill_topic, order_topic
+from celeris.execution.engine import ExecutionEngine
+from celeris.domain.topics import fill_topic, order_topic
 from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.execution.paper import PaperVenue
-from celeris.marketdata.model import BookUpdate
-from celeris.strategy.engine import StrategyConfig, StrategyEngine, signal_topic
+from celeris.domain.messages import BookUpdate
+from celeris.strategy.engine import StrategyConfig, StrategyEngine
+from celeris.domain.topics import signal_topic
 from celeris.strategy.plugins import PluginRegistry
 from celeris.transport.bus import InProcessBus
 
@@ -68,7 +70,7 @@ class NullGateway:
 
     async def submit(self, request):
         self.submitted.append(request)
-        from celeris.execution.model import Outcome, RejectCode, Rejection
+        from celeris.domain.messages import Outcome, RejectCode, Rejection
         return Outcome(request.request_id, False, None, Rejection(RejectCode.OBSERVATION_MODE, "null"))
 
     async def cancel(self, request_id, symbol, client_order_id="", venue_order_id=0):

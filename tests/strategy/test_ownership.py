@@ -17,8 +17,8 @@ from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderEvent
 from celeris.domain.signals import Signal, Urgency
 from celeris.domain.values import MONEY_SCALE, Side
-from celeris.execution.model import Fill, Outcome
-from celeris.marketdata.model import BookUpdate
+from celeris.domain.messages import Fill, Outcome
+from celeris.domain.messages import BookUpdate
 from celeris.strategy.aggregation import Method
 from celeris.strategy.engine import StrategyConfig, StrategyEngine
 from celeris.strategy.filters import FilterLimits

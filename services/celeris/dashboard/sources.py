@@ -52,9 +52,9 @@ class InProcessSource:
         self._book_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        from celeris.execution.engine import fill_topic, order_topic
-        from celeris.marketdata.service import book_topic
-        from celeris.strategy.engine import signal_topic
+        from celeris.domain.topics import fill_topic, order_topic
+        from celeris.domain.topics import book_topic
+        from celeris.domain.topics import signal_topic
 
         bus = self.system.bus
         for symbol in self.system.instruments:

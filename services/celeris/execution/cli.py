@@ -173,7 +173,8 @@ def _percentiles(samples: Any) -> dict[str, float]:
 
 async def _to_redis(client: Any, topic: str, message: Any, instruments: dict[str, Any]) -> None:
     """Topics `orders.{symbol}` and `fills.{symbol}` for consumers outside the process."""
-    from celeris.execution.model import Fill, order_to_json
+    from celeris.execution.model import order_to_json
+    from celeris.domain.messages import Fill
 
     if isinstance(message, Fill):
         ins = instruments[message.symbol]

@@ -14,7 +14,7 @@ from celeris.domain.instruments import Instrument
 from celeris.domain.orders import Order, OrderStatus
 from celeris.domain.values import Side, format_units
 from celeris.execution import convert
-from celeris.execution.model import Fill, OrderRequest, Outcome, RejectCode, Rejection
+from celeris.domain.messages import Fill, OrderRequest, Outcome, RejectCode, Rejection
 from celeris.runtime import grpc_server
 from celeris.transport.tasks import supervised
 

@@ -8,8 +8,8 @@ from celeris.api.v1 import common_pb2, execution_pb2
 from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderStatus
-from celeris.domain.values import MONEY_SCALE, DecimalFormatError, OffGridError, Side, format_units
-from celeris.execution.model import Fill, OrderRequest, Outcome
+from celeris.domain.values import MONEY_SCALE, DecimalFormatError, OffGridError, Side
+from celeris.domain.messages import Fill, OrderRequest, Outcome
 from celeris.runtime.convert import BadDecimal, decimal_str
 
 SIDE = {Side.BUY: common_pb2.SIDE_BUY, Side.SELL: common_pb2.SIDE_SELL}

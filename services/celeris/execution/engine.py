@@ -25,19 +25,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
+from celeris.domain.topics import fill_topic, order_topic
 from celeris.domain.breaker import CircuitBreaker, SlidingWindowLimit
 from celeris.domain.clock import Clock, utc_day_start_ns
-from celeris.domain.exposure import BreachCode, ExposureLedger, ExposureLimits, WorkingOrder
+from celeris.domain.exposure import BreachCode, ExposureLedger, ExposureLimits
 from celeris.domain.instruments import Instrument, OrderType, check_order
 from celeris.domain.modes import Mode
 from celeris.domain.orders import InvalidTransition, Order, OrderEvent, OrderStatus, Overfill
 from celeris.domain.positions import Position
 from celeris.domain.risk import Approved, Denied
 from celeris.domain.values import Side
-from celeris.execution.model import (
-    EVENT_FOR_EXECUTION, Execution, ExecutionConfig, Fill, OrderRequest, Outcome, RejectCode, Rejection,
-    VenueOrderEvent, VenueOrderState, client_order_id_for, order_from_json, order_to_json, venue_tag,
-)
+from celeris.execution.model import EVENT_FOR_EXECUTION, ExecutionConfig, order_from_json, order_to_json
+from celeris.domain.messages import Execution, Fill, OrderRequest, Outcome, RejectCode, Rejection, VenueOrderEvent, VenueOrderState, client_order_id_for, venue_tag
 from celeris.execution.store import HotState, Journal, MemoryHotState, MemoryJournal
 from celeris.execution.venue import OrderVenue
 from celeris.venues.binance import errors
@@ -64,14 +63,6 @@ RESERVED_VENUE_TAGS = frozenset(venue_tag(o) for o in RESERVED_OWNERS)
 
 class RiskCheck(Protocol):
     async def check(self, request: OrderRequest, mark_ticks: int | None) -> Approved | Denied: ...
-
-
-def order_topic(symbol: str) -> str:
-    return f"orders.{symbol}"
-
-
-def fill_topic(symbol: str) -> str:
-    return f"fills.{symbol}"
 
 
 @dataclass

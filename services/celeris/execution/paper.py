@@ -24,8 +24,8 @@ from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.orders import Order
 from celeris.domain.positions import Position, fee
 from celeris.domain.values import MONEY_SCALE, Side
-from celeris.execution.model import Execution, VenueOrderEvent, VenueOrderState
-from celeris.marketdata.model import BookUpdate, TradeUpdate
+from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
+from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.venues.binance import errors
 
 OnEvent = Callable[[VenueOrderEvent], None]

@@ -12,7 +12,7 @@ from celeris.api.v1 import common_pb2, risk_pb2, risk_pb2_grpc
 from celeris.domain.instruments import Instrument
 from celeris.domain.risk import Approved, Denied, PolicyKind, Scope, Violation
 from celeris.domain.values import Side
-from celeris.execution.model import OrderRequest
+from celeris.domain.messages import OrderRequest
 from celeris.runtime import grpc_server
 from celeris.runtime.convert import decimal_fraction
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from celeris.domain.instruments import Instrument
 from celeris.domain.values import money_str
-from celeris.execution.model import Fill
+from celeris.domain.messages import Fill
 
 
 class HotState(Protocol):

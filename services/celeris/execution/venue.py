@@ -16,7 +16,7 @@ from celeris.domain.clock import Clock
 from celeris.domain.instruments import Instrument
 from celeris.domain.orders import Order
 from celeris.domain.values import Side, money, parse_decimal, to_units
-from celeris.execution.model import Execution, VenueOrderEvent, VenueOrderState
+from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
 from celeris.venues.binance import codec, errors
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamConfig

@@ -17,7 +17,7 @@ import grpc
 from celeris.api.v1 import marketdata_pb2, marketdata_pb2_grpc
 from celeris.domain.book import BookState
 from celeris.domain.instruments import Instrument
-from celeris.marketdata.model import BookUpdate, TradeUpdate
+from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.runtime import grpc_server
 from celeris.transport.tasks import supervised
 

@@ -18,7 +18,8 @@ from typing import Callable
 from celeris.domain.book import BookState, DepthEvent, OrderBook, SyncedBook, Verdict
 from celeris.domain.clock import Clock
 from celeris.domain.instruments import Instrument
-from celeris.marketdata.model import BookUpdate, MarkUpdate, TradeFlow, TradeUpdate
+from celeris.marketdata.model import TradeFlow
+from celeris.domain.messages import BookUpdate, MarkUpdate, TradeUpdate
 from celeris.venues.binance import codec
 
 log = logging.getLogger(__name__)

@@ -1,51 +1,12 @@
-"""What market data publishes: book updates (snapshot or delta), trades, mark prices, trade flow.
+"""Market data's own derived value: trade flow (net taker volume over rolling windows).
 
-Values in ticks and steps, timestamps in ns; the instrument formats them at the edges.
+What market data publishes (book updates, trades, marks) is the domain's (celeris.domain.messages).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-
-from celeris.domain.book import BookState, Level
-
-
-@dataclass(slots=True)
-class BookUpdate:
-    symbol: str
-    sequence: int
-    """Per-symbol publication sequence (a consumer that sees a jump lost an update)."""
-    state: BookState
-    snapshot: bool
-    bids: list[Level]
-    """Snapshot: the top N, best first. Delta: the changed levels, quantity 0 = removed."""
-    asks: list[Level]
-    update_id: int
-    ts_event_ns: int
-    ts_recv_ns: int
-
-
-@dataclass(slots=True)
-class TradeUpdate:
-    symbol: str
-    sequence: int
-    trade_id: int
-    price_ticks: int
-    qty_steps: int
-    buyer_is_maker: bool
-    ts_event_ns: int
-    ts_recv_ns: int
-
-
-@dataclass(slots=True)
-class MarkUpdate:
-    symbol: str
-    mark_price: str
-    index_price: str
-    funding_rate: str
-    next_funding_ms: int
-    ts_event_ns: int
 
 
 WINDOWS_S = (1, 10, 60)

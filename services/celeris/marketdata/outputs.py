@@ -17,8 +17,9 @@ import logging
 from typing import Any
 
 from celeris.domain.book import BookState
-from celeris.marketdata.model import BookUpdate, TradeUpdate
-from celeris.marketdata.service import MarketDataService, book_topic, trade_topic
+from celeris.domain.messages import BookUpdate, TradeUpdate
+from celeris.marketdata.service import MarketDataService
+from celeris.domain.topics import book_topic, trade_topic
 from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)

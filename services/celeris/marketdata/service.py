@@ -18,11 +18,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from celeris.domain.topics import book_topic, mark_topic, trade_topic
 from celeris.domain.book import BookState
 from celeris.domain.clock import Clock
 from celeris.domain.instruments import Instrument
 from celeris.marketdata.core import MarketDataCore, Sink
-from celeris.marketdata.model import WINDOWS_S, BookUpdate, MarkUpdate, TradeUpdate
+from celeris.marketdata.model import WINDOWS_S
+from celeris.domain.messages import BookUpdate, MarkUpdate, TradeUpdate
 from celeris.transport.bus import InProcessBus
 from celeris.venues.binance import errors
 from celeris.venues.binance.rest import BinanceRestClient
@@ -32,18 +34,6 @@ from celeris.transport.tasks import supervised
 log = logging.getLogger(__name__)
 
 STATE_VALUE = {BookState.LIVE: 1, BookState.STALE: 0, BookState.AWAITING_SNAPSHOT: -1}
-
-
-def book_topic(symbol: str) -> str:
-    return f"book.{symbol}"
-
-
-def trade_topic(symbol: str) -> str:
-    return f"trade.{symbol}"
-
-
-def mark_topic(symbol: str) -> str:
-    return f"mark.{symbol}"
 
 
 @dataclass(frozen=True)

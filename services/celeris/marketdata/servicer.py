@@ -15,8 +15,9 @@ import grpc
 from celeris.api.v1 import common_pb2, marketdata_pb2, marketdata_pb2_grpc
 from celeris.domain.book import BookState
 from celeris.domain.instruments import Instrument
-from celeris.marketdata.model import BookUpdate, TradeUpdate
-from celeris.marketdata.service import MarketDataService, book_topic, trade_topic
+from celeris.domain.messages import BookUpdate, TradeUpdate
+from celeris.marketdata.service import MarketDataService
+from celeris.domain.topics import book_topic, trade_topic
 from celeris.transport.bus import CoalescingQueue
 
 STATE_PB = {BookState.LIVE: marketdata_pb2.BOOK_STATE_LIVE, BookState.STALE: marketdata_pb2.BOOK_STATE_STALE,

@@ -16,11 +16,10 @@ from celeris.api.v1 import control_pb2, control_pb2_grpc
 from celeris.domain.instruments import Instrument
 from celeris.domain.positions import Position
 from celeris.domain.risk import Policy, PolicyKind, Scope
-from celeris.domain.values import Side, money, parse_decimal
+from celeris.domain.values import money, parse_decimal
 from celeris.risk.engine import HaltResult
 from celeris.risk.metrics import AccountSnapshot
 from celeris.runtime import grpc_server
-from celeris.venues.binance import errors
 from celeris.venues.binance.rest import BinanceRestClient
 
 log = logging.getLogger(__name__)

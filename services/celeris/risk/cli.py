@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import sys
 from typing import Any
 
 from pydantic import Field

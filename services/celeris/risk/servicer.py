@@ -9,7 +9,7 @@ import grpc
 
 from celeris.api.v1 import common_pb2, risk_pb2, risk_pb2_grpc
 from celeris.domain.risk import Denied, Policy, PolicyKind, Scope, Violation
-from celeris.domain.values import Side, format_units
+from celeris.domain.values import Side
 from celeris.risk.engine import Alert, RiskEngine, StopState
 from celeris.risk.metrics import RiskMetrics
 from celeris.runtime.convert import decimal_str

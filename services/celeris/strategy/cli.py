@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 

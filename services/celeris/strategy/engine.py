@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Mapping, Protocol
 
+from celeris.domain.topics import signal_topic
 from celeris.domain.book import BookState, OrderBook
 from celeris.domain.clock import Clock, utc_day_start_ns
 from celeris.domain.instruments import Instrument
@@ -32,8 +33,8 @@ from celeris.domain.modes import Mode
 from celeris.domain.positions import Position
 from celeris.domain.signals import BookTop, FillReport, PositionReport, Signal, Strategy, Urgency
 from celeris.domain.values import MONEY_SCALE, Side
-from celeris.execution.model import Fill, OrderRequest, Outcome, client_order_id_for
-from celeris.marketdata.model import BookUpdate, TradeUpdate
+from celeris.domain.messages import Fill, OrderRequest, Outcome, client_order_id_for
+from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.strategy.aggregation import Aggregated, Method, aggregate_round
 from celeris.strategy.filters import AccountView, FilterLimits, plan_order, risk_filter
 from celeris.strategy.owned import OwnedOrders, WorkingRecord
@@ -81,10 +82,6 @@ class SignalEvent:
     approved: bool
     rejection_reason: str
     action: str  # "order", "quote", "observed", "filtered", "unchanged"
-
-
-def signal_topic(symbol: str) -> str:
-    return f"signals.{symbol}"
 
 
 class StrategyEngine:

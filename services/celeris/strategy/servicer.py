@@ -10,7 +10,8 @@ import grpc
 from celeris.api.v1 import common_pb2, strategy_pb2, strategy_pb2_grpc
 from celeris.domain.signals import Urgency
 from celeris.domain.values import Side
-from celeris.strategy.engine import Runner, SignalEvent, StrategyEngine, signal_topic
+from celeris.strategy.engine import Runner, SignalEvent, StrategyEngine
+from celeris.domain.topics import signal_topic
 from celeris.transport.bus import InProcessBus
 
 URGENCY = {Urgency.PASSIVE: strategy_pb2.URGENCY_PASSIVE, Urgency.NORMAL: strategy_pb2.URGENCY_NORMAL,

@@ -1,5 +1,5 @@
 # One image for every component and the operator; the command picks the service
-# (python -m celeris.marketdata | celeris.execution | ... | celeris_operator).
+# (python -m celeris marketdata run | celeris execution run | ... ; python -m celeris_operator).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    """Below the ephemeral range, as `celeris up` chooses them (see celeris.up.free_port)."""
-    from celeris.up import free_port as below_ephemeral
+    """Below the ephemeral range, as `celeris up` chooses them (see celeris.commands.up.free_port)."""
+    from celeris.commands.up import free_port as below_ephemeral
 
     return below_ephemeral()
 

@@ -19,8 +19,8 @@ DATA_PLANE_FIRST = ("marketdata", "execution", "account", "risk", "strategy", "d
 GRPC_PORT = 50051
 METRICS_PORT = 9090
 HTTP_PORT = 8080
-MODULES = {"marketdata": "celeris.marketdata", "strategy": "celeris.strategy", "execution": "celeris.execution",
-           "risk": "celeris.risk", "account": "celeris.account", "dashboard": "celeris.dashboard"}
+COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
+"""Each runs as `python -m celeris NAME run`, built by the same builder `celeris up` uses."""
 
 
 def labels(name: str, component: str | None = None) -> dict[str, str]:
@@ -136,7 +136,7 @@ def _container(body: dict[str, Any], component: str, mode: str, image: str) -> d
                  else {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}})
     container = {
         "name": component, "image": image, "imagePullPolicy": "IfNotPresent",
-        "command": ["python", "-m", MODULES[component]],
+        "command": ["python", "-m", "celeris", component, "run"],
         "env": [{"name": k, "value": v} for k, v in sorted(settings.items())] + _secret_env(spec, component),
         "ports": [{"name": "grpc" if not hot else f"grpc-{component[:6]}", "containerPort": port},
                   {"name": "metrics" if not hot else f"m-{component[:8]}",

@@ -25,22 +25,14 @@ def cmd_version(_: argparse.Namespace) -> int:
     return 0
 
 
-SETTINGS_CLASSES = {
-    "marketdata": "celeris.marketdata.cli:MarketDataSettings", "execution": "celeris.execution.cli:ExecutionSettings",
-    "strategy": "celeris.strategy.cli:StrategySettings", "risk": "celeris.risk.cli:RiskSettings",
-    "account": "celeris.account.cli:AccountSettings", "dashboard": "celeris.dashboard.cli:DashboardSettings",
-}
-
-
 def _settings_class(component: str) -> Any:
-    import importlib
-
+    """Every component's settings class by component name (the plan's); '' = what every service takes."""
+    from celeris.assembly.plan import SETTINGS
     from celeris.runtime import settings as settings_mod
 
     if not component:
         return settings_mod.ServiceSettings
-    module, _, name = SETTINGS_CLASSES[component].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return SETTINGS[component]
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -74,7 +66,9 @@ def settings_catalogue(only: str = "") -> str:
 
     if not only:
         describe(shared, list(shared))
-    for component in ([only] if only else SETTINGS_CLASSES):
+    from celeris.assembly.plan import SETTINGS
+
+    for component in ([only] if only else SETTINGS):
         fields = _settings_class(component).model_fields
         extra = [n for n in fields if n not in shared or n == "component"]
         lines.append(f"\nceleris {component} run also takes:")
@@ -132,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="print the effective settings (secrets redacted), or --all of them")
     _add_settings_flags(p)
     p.add_argument("--all", action="store_true", help="list every setting with its default and description")
-    p.add_argument("--component", default="", choices=["", *SETTINGS_CLASSES],
+    from celeris.assembly.plan import SETTINGS
+
+    p.add_argument("--component", default="", choices=["", *SETTINGS],
                    help="a component's settings (its extra keys)")
     p.set_defaults(func=cmd_settings)
 
@@ -151,26 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_extra_commands(sub: Any) -> None:
-    """Commands of the components that exist in this build (each module adds its own)."""
-    import importlib
+    """Every other command, imported explicitly (the import contracts see each one)."""
+    from celeris.commands import bench, replay, services, sim, up
+    from celeris.dashboard import tui
 
-    for module_name in ("celeris.exchange_sim.cli", "celeris.marketdata.cli", "celeris.execution.cli",
-                        "celeris.strategy.cli", "celeris.risk.cli", "celeris.account.cli", "celeris.up",
-                        "celeris.dashboard.tui", "celeris.dashboard.cli", "celeris.benchsuite",
-                        "celeris.replay"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
+    for module in (sim, services, up, tui, bench, replay):
         module.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("halt", "resume") and "-h" not in argv and "--help" not in argv:
-        from celeris import killswitch  # the kill switch does not wait for the whole CLI to load
+        from celeris.commands import killswitch  # the kill switch does not wait for the whole CLI to load
 
         return killswitch.main(argv)
     parser = build_parser()

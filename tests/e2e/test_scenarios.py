@@ -22,8 +22,8 @@ import pytest
 from celeris.api.v1 import common_pb2, control_pb2, control_pb2_grpc
 from celeris.domain.book import BookState
 from celeris.domain.modes import Mode
-from celeris.system import InProcessSystem
-from celeris.up import Up, register
+from celeris.assembly.inprocess import InProcessSystem
+from celeris.commands.up import Up, register
 from tests.sim.conftest import API_KEY, sim_process  # noqa: F401
 
 pytestmark = pytest.mark.slow

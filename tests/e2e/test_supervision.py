@@ -54,7 +54,7 @@ def test_a_killed_component_is_restarted_and_secrets_stay_off_command_lines(tmp_
         assert not [c for c in kids.values() if secret in c or "api_secret" in c or "api-secret" in c], kids
         for death in (1, 2):  # and again: every death is a restart (with a longer back-off)
             kids = children(proc.pid)
-            execution = next(pid for pid, cmd in kids.items() if "celeris.execution" in cmd)
+            execution = next(pid for pid, cmd in kids.items() if "celeris execution run" in cmd)
             os.kill(execution, signal.SIGKILL)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

@@ -300,7 +300,7 @@ async def test_unknown_venue_orders_at_startup_are_adopted_or_cancelled(live_ven
 async def test_risk_managers_check_is_applied_and_fails_closed(harness):
 
     from celeris.api.v1 import risk_pb2, risk_pb2_grpc
-    from celeris.execution.risk_client import GrpcRiskCheck
+    from celeris.clients.risk import GrpcRiskCheck
     from celeris.runtime import grpc_server
 
     class Risk(risk_pb2_grpc.RiskManagerServicer):

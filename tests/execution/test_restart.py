@@ -19,7 +19,7 @@ N = 24
 
 
 def start_execution(sim, redis_url, pg_dsn, port):
-    args = [sys.executable, "-m", "celeris.execution", "--set", f"venue_rest_url={sim['rest_url']}",
+    args = [sys.executable, "-m", "celeris", "execution", "run", "--set", f"venue_rest_url={sim['rest_url']}",
             "--set", f"venue_ws_url={sim['ws_url']}", "--set", f"venue_api_key={API_KEY}",
             "--set", f"venue_api_secret={API_SECRET}", "--set", "symbols=BTCUSDT,ETHUSDT", "--set", "mode=live",
             "--set", f"grpc_port={port}", "--set", f"metrics_port={free_port()}", "--set", f"redis_url={redis_url}",
@@ -108,7 +108,7 @@ async def test_a_halted_execution_killed_and_restarted_comes_back_halted(sim_pro
     from celeris.api.v1 import control_pb2, control_pb2_grpc
 
     def start(port):
-        args = [sys.executable, "-m", "celeris.execution", "--set", f"venue_rest_url={sim_process['rest_url']}",
+        args = [sys.executable, "-m", "celeris", "execution", "run", "--set", f"venue_rest_url={sim_process['rest_url']}",
                 "--set", f"venue_ws_url={sim_process['ws_url']}", "--set", f"venue_api_key={API_KEY}",
                 "--set", f"venue_api_secret={API_SECRET}", "--set", "symbols=BTCUSDT", "--set", "mode=live",
                 "--set", f"grpc_port={port}", "--set", f"metrics_port={free_port()}",

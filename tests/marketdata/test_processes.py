@@ -69,7 +69,7 @@ def test_service_process_against_the_simulator(sim_process):  # noqa: F811
                 "--set", f"venue_api_key={API_KEY}", "--set", f"venue_api_secret={API_SECRET}",
                 "--set", "symbols=BTCUSDT,ETHUSDT", "--set", f"grpc_port={grpc_port}",
                 "--set", f"metrics_port={metrics_port}"]
-    proc = subprocess.Popen([sys.executable, "-m", "celeris.marketdata", *env_args],
+    proc = subprocess.Popen([sys.executable, "-m", "celeris", "marketdata", "run", *env_args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         health = None

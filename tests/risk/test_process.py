@@ -1,4 +1,4 @@
-"""The risk manager as its own process (`python -m celeris.risk`): the operator's Configure call turns
+"""The risk manager as its own process (`python -m celeris risk run`): the operator's Configure call turns
 the TradingSystem's spec.risk into hard policies, and a bad limit is refused without changing any."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.strategy.test_services import spawn, until
 
 async def test_configure_applies_risk_limits_in_the_running_process(sim_process):  # noqa: F811
     port = free_port()
-    proc = spawn("celeris.risk", sim_process, grpc_port=port, metrics_port=free_port())
+    proc = spawn("risk", sim_process, grpc_port=port, metrics_port=free_port())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             risk = risk_pb2_grpc.RiskManagerStub(channel)

@@ -16,8 +16,9 @@ from tests.servers import free_port
 from tests.sim.conftest import API_KEY, API_SECRET, sim_process  # noqa: F401
 
 
-def spawn(module, sim, **settings):
-    args = [sys.executable, "-m", module, "--set", f"venue_rest_url={sim['rest_url']}",
+def spawn(component, sim, **settings):
+    """`python -m celeris COMPONENT run` (as `celeris up --topology services` and a pod start one)."""
+    args = [sys.executable, "-m", "celeris", component, "run", "--set", f"venue_rest_url={sim['rest_url']}",
             "--set", f"venue_ws_url={sim['ws_url']}", "--set", f"venue_api_key={API_KEY}",
             "--set", f"venue_api_secret={API_SECRET}", "--set", "symbols=BTCUSDT,ETHUSDT", "--set", "log_level=WARNING"]
     for key, value in settings.items():
@@ -47,10 +48,10 @@ async def test_strategy_engine_trades_through_services(sim_process):  # noqa: F8
                               "params": {"lookback": 10, "threshold_bps": 0.5}}])
     st_metrics = free_port()
     procs = [
-        spawn("celeris.marketdata", sim_process, grpc_port=md_port, metrics_port=free_port()),
-        spawn("celeris.execution", sim_process, grpc_port=ex_port, metrics_port=free_port(), mode="simulation",
+        spawn("marketdata", sim_process, grpc_port=md_port, metrics_port=free_port()),
+        spawn("execution", sim_process, grpc_port=ex_port, metrics_port=free_port(), mode="simulation",
               marketdata_target=f"127.0.0.1:{md_port}", paper_latency_ms=1),
-        spawn("celeris.strategy", sim_process, grpc_port=st_port, metrics_port=st_metrics, mode="simulation",
+        spawn("strategy", sim_process, grpc_port=st_port, metrics_port=st_metrics, mode="simulation",
               marketdata_target=f"127.0.0.1:{md_port}", execution_target=f"127.0.0.1:{ex_port}",
               strategies=strategies),
     ]

@@ -5,7 +5,7 @@ import asyncio
 
 from celeris.domain.clock import TestClock
 from celeris.domain.modes import Mode
-from celeris.paper_account import follow_execution_mode
+from celeris.assembly.paper_account import follow_execution_mode
 from celeris.runtime import control, grpc_server
 
 

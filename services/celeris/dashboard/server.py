@@ -92,13 +92,15 @@ class DashboardServer:
         self.sources: list[Any] = []
 
     @classmethod
-    def for_system(cls, system: Any, token: str, **config: Any) -> DashboardServer:
-        """A server fed by an in-process system (celeris up)."""
+    def for_system(cls, system: Any, token: str, registry: CollectorRegistry | None = None,
+                   **config: Any) -> DashboardServer:
+        """A server fed by an in-process system (celeris up); its metrics join `registry` (the system's)."""
         from celeris.dashboard.sources import InProcessSource, SystemActions
 
         state = DashboardState()
         server = cls(state, SystemActions(system), DashboardConfig(token=token, **config),
-                     now_ns=system.clock.now_ns)
+                     now_ns=system.clock.now_ns,
+                     metrics=DashboardMetrics(registry) if registry is not None else None)
         server.sources.append(InProcessSource(system, state))
         return server
 

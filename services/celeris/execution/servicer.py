@@ -8,7 +8,7 @@ import grpc
 
 from celeris.api.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 from celeris.domain.orders import Order
-from celeris.execution import convert
+from celeris.clients import execution_pb as convert
 from celeris.execution.engine import ExecutionEngine
 from celeris.domain.topics import fill_topic, order_topic
 from celeris.domain.messages import Fill

@@ -15,9 +15,9 @@ import grpc
 from celeris.api.v1 import common_pb2, marketdata_pb2, marketdata_pb2_grpc
 from celeris.domain.book import BookState
 from celeris.domain.instruments import Instrument
-from celeris.domain.messages import BookUpdate, TradeUpdate
+from celeris.domain.messages import BookUpdate, MarkUpdate, TradeUpdate
 from celeris.marketdata.service import MarketDataService
-from celeris.domain.topics import book_topic, trade_topic
+from celeris.domain.topics import book_topic, mark_topic, trade_topic
 from celeris.transport.bus import CoalescingQueue
 
 STATE_PB = {BookState.LIVE: marketdata_pb2.BOOK_STATE_LIVE, BookState.STALE: marketdata_pb2.BOOK_STATE_STALE,
@@ -159,6 +159,35 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServicer):
                                              scale=ins.price_grid.scale),
                     qty=common_pb2.Decimal(mantissa=ins.qty_grid.units(trade.qty_steps), scale=ins.qty_grid.scale),
                     buyer_is_maker=trade.buyer_is_maker, ts_recv_ns=trade.ts_recv_ns)
+        finally:
+            for off in unsubscribe:
+                off()
+
+    async def StreamMarks(self, request, context):  # type: ignore[no-untyped-def]
+        core = self._service.core
+        assert core is not None
+        symbols = list(request.symbols) or list(core.symbols)
+        latest: dict[str, MarkUpdate] = {}  # a mark replaces the previous one: only the newest is worth sending
+        changed = asyncio.Event()
+
+        def on_mark(update: MarkUpdate) -> None:
+            latest[update.symbol] = update
+            changed.set()
+
+        unsubscribe = [self._service.bus.subscribe(mark_topic(s), on_mark) for s in symbols]
+        sequence = 0
+        try:
+            while True:
+                await changed.wait()
+                changed.clear()
+                pending, latest = list(latest.values()), {}
+                for mark in pending:
+                    sequence += 1
+                    yield marketdata_pb2.MarkUpdate(
+                        header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=mark.ts_event_ns,
+                                                       ts_publish_ns=self._service.clock.now_ns()),
+                        symbol=mark.symbol, mark_price=mark.mark_price, index_price=mark.index_price,
+                        funding_rate=mark.funding_rate, next_funding_ms=mark.next_funding_ms)
         finally:
             for off in unsubscribe:
                 off()

@@ -1,8 +1,10 @@
 """The Control service every component exposes: status, mode, halt/resume, drain.
 
 Owns `ComponentControl`, the per-process state behind the operator's levers (current mode through the
-domain's mode table, the halt flag with who/why, draining), with hooks an engine registers to act on a
-change, and `ControlServicer`, the gRPC shell that only translates.
+domain's mode table, the halt flag with who/why, draining, the configuration generation), which pulls
+each lever on every component the process runs through the one Component protocol
+(celeris.runtime.component): one in a service process, all of them in `celeris up --topology inproc`.
+`ControlServicer` is the gRPC shell over it that only translates.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class ComponentControl:
     """Called with who resumed (recorded by the component)."""
     on_drain: list[Hook] = field(default_factory=list)
     details: Callable[[], dict[str, str]] = field(default=lambda: {})
+    components: list[Any] = field(default_factory=list)
+    """The Components (celeris.runtime.component) this process runs, in the order levers reach them."""
     config_generation: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     on_configure: list[Callable[[dict[str, Any]], Awaitable[None]]] = field(default_factory=list)
@@ -60,6 +64,8 @@ class ComponentControl:
         previous = self.mode
         self.mode = change_mode(self.mode, target)
         self._record("set_mode", f"{previous.value}->{target.value} by {requested_by or '?'}: {reason}")
+        for component in self.components:
+            await component.set_mode(target)
         for hook in self.on_mode:
             await hook(target)
 
@@ -69,6 +75,8 @@ class ComponentControl:
         if not self.halted:
             self.halted, self.halt_reason, self.halted_by = True, reason, requested_by
             self._record("halt", f"by {requested_by or '?'}: {reason}")
+        for component in self.components:
+            await component.halt(reason, requested_by, flatten)
         for hook in self.on_halt:
             await hook(reason, flatten)
 
@@ -79,12 +87,16 @@ class ComponentControl:
         self.halted, self.halt_reason = False, ""
         if was_halted:
             self._record("resume", f"by {requested_by}: {reason}")
+        for component in self.components:
+            await component.resume(requested_by)
         for hook in self.on_resume:  # an engine may be halted on its own account (a persisted halt)
             await hook(requested_by)
 
     async def configure(self, generation: int, settings: dict[str, Any], requested_by: str = "") -> None:
         if generation < self.config_generation:
             raise ValueError(f"generation {generation} is older than the applied {self.config_generation}")
+        for component in self.components:
+            await component.configure(settings)
         for hook in self.on_configure:
             await hook(settings)
         self.config, self.config_generation = settings, generation
@@ -94,6 +106,8 @@ class ComponentControl:
         self.draining = True
         self.ready = False
         self._record("drain", "")
+        for component in self.components:
+            await component.drain()
         for hook in self.on_drain:
             await hook()
 
@@ -101,12 +115,20 @@ class ComponentControl:
         self.audit.append((self.clock.now_ns(), action, detail))
         log.info("control %s", action, extra={"detail": detail, "component": self.component})
 
+    def component_details(self) -> dict[str, str]:
+        """What the components report; with several in one process each key names its component."""
+        out = dict(self.details())
+        for component in self.components:
+            prefix = f"{component.name}." if len(self.components) > 1 else ""
+            out.update({prefix + k: v for k, v in component.status().items()})
+        return out
+
     def status(self, request_id: str = "") -> control_pb2.ComponentStatus:
         return control_pb2.ComponentStatus(
             request_id=request_id, component=self.component, version=__version__,
             mode=MODE_TO_PB[self.mode], halted=self.halted, halt_reason=self.halt_reason,
             draining=self.draining, ready=self.ready, started_at_ns=self.started_at_ns,
-            ts_ns=self.clock.now_ns(), details=self.details(), config_generation=self.config_generation,
+            ts_ns=self.clock.now_ns(), details=self.component_details(), config_generation=self.config_generation,
         )
 
 

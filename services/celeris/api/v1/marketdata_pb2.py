@@ -26,15 +26,15 @@ _sym_db = _symbol_database.Default()
 from celeris.api.v1 import common_pb2 as celeris_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x65leris/v1/marketdata.proto\x12\nceleris.v1\x1a\x17\x63\x65leris/v1/common.proto\"G\n\x11StreamBookRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\"C\n\x0eGetBookRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\"\xdb\x01\n\nBookUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.celeris.v1.BookState\x12\x17\n\x0fvenue_update_id\x18\x04 \x01(\x04\x12\x1f\n\x04\x62ids\x18\x05 \x03(\x0b\x32\x11.celeris.v1.Level\x12\x1f\n\x04\x61sks\x18\x06 \x03(\x0b\x32\x11.celeris.v1.Level\x12\x12\n\nts_recv_ns\x18\x07 \x01(\x03\":\n\x13StreamTradesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"\xf4\x01\n\x0bTradeUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08trade_id\x18\x03 \x01(\x04\x12\"\n\x05price\x18\x04 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12 \n\x03qty\x18\x05 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x16\n\x0e\x62uyer_is_maker\x18\x06 \x01(\x08\x12\x12\n\nts_recv_ns\x18\x07 \x01(\x03\x12\'\n\nmark_price\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\"(\n\x12ListSymbolsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xbd\x01\n\nSymbolInfo\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\ttick_size\x18\x02 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12&\n\tstep_size\x18\x03 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12)\n\x0cmin_notional\x18\x04 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.celeris.v1.BookState\"R\n\x13ListSymbolsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x07symbols\x18\x02 \x03(\x0b\x32\x16.celeris.v1.SymbolInfo*t\n\tBookState\x12\x1a\n\x16\x42OOK_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42OOK_STATE_LIVE\x10\x01\x12\x14\n\x10\x42OOK_STATE_STALE\x10\x02\x12 \n\x1c\x42OOK_STATE_AWAITING_SNAPSHOT\x10\x03\x32\xae\x02\n\nMarketData\x12\x45\n\nStreamBook\x12\x1d.celeris.v1.StreamBookRequest\x1a\x16.celeris.v1.BookUpdate0\x01\x12J\n\x0cStreamTrades\x12\x1f.celeris.v1.StreamTradesRequest\x1a\x17.celeris.v1.TradeUpdate0\x01\x12=\n\x07GetBook\x12\x1a.celeris.v1.GetBookRequest\x1a\x16.celeris.v1.BookUpdate\x12N\n\x0bListSymbols\x12\x1e.celeris.v1.ListSymbolsRequest\x1a\x1f.celeris.v1.ListSymbolsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x65leris/v1/marketdata.proto\x12\nceleris.v1\x1a\x17\x63\x65leris/v1/common.proto\"G\n\x11StreamBookRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\"C\n\x0eGetBookRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\"\xdb\x01\n\nBookUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.celeris.v1.BookState\x12\x17\n\x0fvenue_update_id\x18\x04 \x01(\x04\x12\x1f\n\x04\x62ids\x18\x05 \x03(\x0b\x32\x11.celeris.v1.Level\x12\x1f\n\x04\x61sks\x18\x06 \x03(\x0b\x32\x11.celeris.v1.Level\x12\x12\n\nts_recv_ns\x18\x07 \x01(\x03\":\n\x13StreamTradesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"\xf4\x01\n\x0bTradeUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08trade_id\x18\x03 \x01(\x04\x12\"\n\x05price\x18\x04 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12 \n\x03qty\x18\x05 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12\x16\n\x0e\x62uyer_is_maker\x18\x06 \x01(\x08\x12\x12\n\nts_recv_ns\x18\x07 \x01(\x03\x12\'\n\nmark_price\x18\x08 \x01(\x0b\x32\x13.celeris.v1.Decimal\"9\n\x12StreamMarksRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\"\x9e\x01\n\nMarkUpdate\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.celeris.v1.StreamHeader\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x12\n\nmark_price\x18\x03 \x01(\t\x12\x13\n\x0bindex_price\x18\x04 \x01(\t\x12\x14\n\x0c\x66unding_rate\x18\x05 \x01(\t\x12\x17\n\x0fnext_funding_ms\x18\x06 \x01(\x03\"(\n\x12ListSymbolsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xbd\x01\n\nSymbolInfo\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\ttick_size\x18\x02 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12&\n\tstep_size\x18\x03 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12)\n\x0cmin_notional\x18\x04 \x01(\x0b\x32\x13.celeris.v1.Decimal\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.celeris.v1.BookState\"R\n\x13ListSymbolsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\'\n\x07symbols\x18\x02 \x03(\x0b\x32\x16.celeris.v1.SymbolInfo*t\n\tBookState\x12\x1a\n\x16\x42OOK_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42OOK_STATE_LIVE\x10\x01\x12\x14\n\x10\x42OOK_STATE_STALE\x10\x02\x12 \n\x1c\x42OOK_STATE_AWAITING_SNAPSHOT\x10\x03\x32\xf7\x02\n\nMarketData\x12\x45\n\nStreamBook\x12\x1d.celeris.v1.StreamBookRequest\x1a\x16.celeris.v1.BookUpdate0\x01\x12J\n\x0cStreamTrades\x12\x1f.celeris.v1.StreamTradesRequest\x1a\x17.celeris.v1.TradeUpdate0\x01\x12G\n\x0bStreamMarks\x12\x1e.celeris.v1.StreamMarksRequest\x1a\x16.celeris.v1.MarkUpdate0\x01\x12=\n\x07GetBook\x12\x1a.celeris.v1.GetBookRequest\x1a\x16.celeris.v1.BookUpdate\x12N\n\x0bListSymbols\x12\x1e.celeris.v1.ListSymbolsRequest\x1a\x1f.celeris.v1.ListSymbolsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'celeris.v1.marketdata_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BOOKSTATE']._serialized_start=1057
-  _globals['_BOOKSTATE']._serialized_end=1173
+  _globals['_BOOKSTATE']._serialized_start=1277
+  _globals['_BOOKSTATE']._serialized_end=1393
   _globals['_STREAMBOOKREQUEST']._serialized_start=68
   _globals['_STREAMBOOKREQUEST']._serialized_end=139
   _globals['_GETBOOKREQUEST']._serialized_start=141
@@ -45,12 +45,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMTRADESREQUEST']._serialized_end=490
   _globals['_TRADEUPDATE']._serialized_start=493
   _globals['_TRADEUPDATE']._serialized_end=737
-  _globals['_LISTSYMBOLSREQUEST']._serialized_start=739
-  _globals['_LISTSYMBOLSREQUEST']._serialized_end=779
-  _globals['_SYMBOLINFO']._serialized_start=782
-  _globals['_SYMBOLINFO']._serialized_end=971
-  _globals['_LISTSYMBOLSRESPONSE']._serialized_start=973
-  _globals['_LISTSYMBOLSRESPONSE']._serialized_end=1055
-  _globals['_MARKETDATA']._serialized_start=1176
-  _globals['_MARKETDATA']._serialized_end=1478
+  _globals['_STREAMMARKSREQUEST']._serialized_start=739
+  _globals['_STREAMMARKSREQUEST']._serialized_end=796
+  _globals['_MARKUPDATE']._serialized_start=799
+  _globals['_MARKUPDATE']._serialized_end=957
+  _globals['_LISTSYMBOLSREQUEST']._serialized_start=959
+  _globals['_LISTSYMBOLSREQUEST']._serialized_end=999
+  _globals['_SYMBOLINFO']._serialized_start=1002
+  _globals['_SYMBOLINFO']._serialized_end=1191
+  _globals['_LISTSYMBOLSRESPONSE']._serialized_start=1193
+  _globals['_LISTSYMBOLSRESPONSE']._serialized_end=1275
+  _globals['_MARKETDATA']._serialized_start=1396
+  _globals['_MARKETDATA']._serialized_end=1771
 # @@protoc_insertion_point(module_scope)

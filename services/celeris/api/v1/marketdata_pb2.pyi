@@ -207,6 +207,65 @@ class TradeUpdate(_message.Message):
 Global___TradeUpdate: _TypeAlias = TradeUpdate  # noqa: Y015
 
 @_typing.final
+class StreamMarksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SYMBOLS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        symbols: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "symbols", b"symbols"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamMarksRequest: _TypeAlias = StreamMarksRequest  # noqa: Y015
+
+@_typing.final
+class MarkUpdate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    MARK_PRICE_FIELD_NUMBER: _builtins.int
+    INDEX_PRICE_FIELD_NUMBER: _builtins.int
+    FUNDING_RATE_FIELD_NUMBER: _builtins.int
+    NEXT_FUNDING_MS_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    mark_price: _builtins.str
+    """decimal strings, as the venue sends them"""
+    index_price: _builtins.str
+    funding_rate: _builtins.str
+    next_funding_ms: _builtins.int
+    @_builtins.property
+    def header(self) -> _common_pb2.StreamHeader: ...
+    def __init__(
+        self,
+        *,
+        header: _common_pb2.StreamHeader | None = ...,
+        symbol: _builtins.str = ...,
+        mark_price: _builtins.str = ...,
+        index_price: _builtins.str = ...,
+        funding_rate: _builtins.str = ...,
+        next_funding_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["funding_rate", b"funding_rate", "header", b"header", "index_price", b"index_price", "mark_price", b"mark_price", "next_funding_ms", b"next_funding_ms", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkUpdate: _TypeAlias = MarkUpdate  # noqa: Y015
+
+@_typing.final
 class ListSymbolsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

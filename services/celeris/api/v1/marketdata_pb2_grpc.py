@@ -45,6 +45,11 @@ class MarketDataStub:
                 request_serializer=celeris_dot_v1_dot_marketdata__pb2.StreamTradesRequest.SerializeToString,
                 response_deserializer=celeris_dot_v1_dot_marketdata__pb2.TradeUpdate.FromString,
                 _registered_method=True)
+        self.StreamMarks = channel.unary_stream(
+                '/celeris.v1.MarketData/StreamMarks',
+                request_serializer=celeris_dot_v1_dot_marketdata__pb2.StreamMarksRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_marketdata__pb2.MarkUpdate.FromString,
+                _registered_method=True)
         self.GetBook = channel.unary_unary(
                 '/celeris.v1.MarketData/GetBook',
                 request_serializer=celeris_dot_v1_dot_marketdata__pb2.GetBookRequest.SerializeToString,
@@ -73,6 +78,13 @@ class MarketDataServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamMarks(self, request, context):
+        """The venue's mark price per symbol, latest first: a slow consumer skips marks, never gets stale ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetBook(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -97,6 +109,11 @@ def add_MarketDataServicer_to_server(servicer, server):
                     servicer.StreamTrades,
                     request_deserializer=celeris_dot_v1_dot_marketdata__pb2.StreamTradesRequest.FromString,
                     response_serializer=celeris_dot_v1_dot_marketdata__pb2.TradeUpdate.SerializeToString,
+            ),
+            'StreamMarks': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMarks,
+                    request_deserializer=celeris_dot_v1_dot_marketdata__pb2.StreamMarksRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_marketdata__pb2.MarkUpdate.SerializeToString,
             ),
             'GetBook': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBook,
@@ -163,6 +180,33 @@ class MarketData:
             '/celeris.v1.MarketData/StreamTrades',
             celeris_dot_v1_dot_marketdata__pb2.StreamTradesRequest.SerializeToString,
             celeris_dot_v1_dot_marketdata__pb2.TradeUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMarks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/celeris.v1.MarketData/StreamMarks',
+            celeris_dot_v1_dot_marketdata__pb2.StreamMarksRequest.SerializeToString,
+            celeris_dot_v1_dot_marketdata__pb2.MarkUpdate.FromString,
             options,
             channel_credentials,
             insecure,

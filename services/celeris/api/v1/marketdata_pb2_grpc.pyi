@@ -35,6 +35,8 @@ class MarketDataStub:
     StreamBook: _grpc.UnaryStreamMultiCallable[_marketdata_pb2.StreamBookRequest, _marketdata_pb2.BookUpdate]
     """A full book snapshot first, then deltas; `sequence` lets a client detect a gap and resubscribe."""
     StreamTrades: _grpc.UnaryStreamMultiCallable[_marketdata_pb2.StreamTradesRequest, _marketdata_pb2.TradeUpdate]
+    StreamMarks: _grpc.UnaryStreamMultiCallable[_marketdata_pb2.StreamMarksRequest, _marketdata_pb2.MarkUpdate]
+    """The venue's mark price per symbol, latest first: a slow consumer skips marks, never gets stale ones."""
     GetBook: _grpc.UnaryUnaryMultiCallable[_marketdata_pb2.GetBookRequest, _marketdata_pb2.BookUpdate]
     ListSymbols: _grpc.UnaryUnaryMultiCallable[_marketdata_pb2.ListSymbolsRequest, _marketdata_pb2.ListSymbolsResponse]
 
@@ -44,6 +46,8 @@ class MarketDataAsyncStub(MarketDataStub):
     StreamBook: _aio.UnaryStreamMultiCallable[_marketdata_pb2.StreamBookRequest, _marketdata_pb2.BookUpdate]  # type: ignore[assignment]
     """A full book snapshot first, then deltas; `sequence` lets a client detect a gap and resubscribe."""
     StreamTrades: _aio.UnaryStreamMultiCallable[_marketdata_pb2.StreamTradesRequest, _marketdata_pb2.TradeUpdate]  # type: ignore[assignment]
+    StreamMarks: _aio.UnaryStreamMultiCallable[_marketdata_pb2.StreamMarksRequest, _marketdata_pb2.MarkUpdate]  # type: ignore[assignment]
+    """The venue's mark price per symbol, latest first: a slow consumer skips marks, never gets stale ones."""
     GetBook: _aio.UnaryUnaryMultiCallable[_marketdata_pb2.GetBookRequest, _marketdata_pb2.BookUpdate]  # type: ignore[assignment]
     ListSymbols: _aio.UnaryUnaryMultiCallable[_marketdata_pb2.ListSymbolsRequest, _marketdata_pb2.ListSymbolsResponse]  # type: ignore[assignment]
 
@@ -62,6 +66,14 @@ class MarketDataServicer(metaclass=_abc_1.ABCMeta):
         request: _marketdata_pb2.StreamTradesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_marketdata_pb2.TradeUpdate], _abc.AsyncIterator[_marketdata_pb2.TradeUpdate]]: ...
+
+    @_abc_1.abstractmethod
+    def StreamMarks(
+        self,
+        request: _marketdata_pb2.StreamMarksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_marketdata_pb2.MarkUpdate], _abc.AsyncIterator[_marketdata_pb2.MarkUpdate]]:
+        """The venue's mark price per symbol, latest first: a slow consumer skips marks, never gets stale ones."""
 
     @_abc_1.abstractmethod
     def GetBook(

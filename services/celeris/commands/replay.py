@@ -67,10 +67,10 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
     from celeris.marketdata.core import MarketDataCore, Sink
     from celeris.domain.topics import book_topic, trade_topic
     from celeris.marketdata.verify import _open, bundled_instruments
-    from celeris.strategy.cli import parse_strategies
+    from celeris.strategy.component import parse_strategies
     from celeris.strategy.engine import StrategyEngine
     from celeris.transport.bus import InProcessBus
-    from celeris.up import default_strategies
+    from celeris.commands.up import default_strategies
 
     instruments = {symbol: bundled_instruments()[symbol]}
     clock = TestClock(start_ns=0)

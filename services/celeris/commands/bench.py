@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench"
 
 SCRIPTS = [
@@ -73,7 +73,7 @@ def _start_sim(api_key: str, api_secret: str) -> tuple[subprocess.Popen[str], di
 
 
 def _up_args(extra: list[str]) -> argparse.Namespace:
-    from celeris import up as up_mod
+    from celeris.commands import up as up_mod
 
     parser = argparse.ArgumentParser()
     up_mod.register(parser.add_subparsers())
@@ -82,8 +82,8 @@ def _up_args(extra: list[str]) -> argparse.Namespace:
 
 async def _inproc(seconds: float) -> dict[str, Any]:
     """The in-process system against a simulator process: tick-to-order and memory over the soak."""
-    from celeris.system import InProcessSystem
-    from celeris.up import Up
+    from celeris.assembly.inprocess import InProcessSystem
+    from celeris.commands.up import Up
 
     sim, info = _start_sim("bench-key", "bench-secret")
     try:
@@ -108,7 +108,7 @@ async def _inproc(seconds: float) -> dict[str, Any]:
 async def _services(seconds: float) -> dict[str, Any]:
     from celeris.api.v1 import control_pb2, control_pb2_grpc
     from celeris.runtime import grpc_server
-    from celeris.up import ServicesSystem, Up
+    from celeris.commands.up import ServicesSystem, Up
 
     system = ServicesSystem(Up(_up_args(["--topology", "services"])))
     try:

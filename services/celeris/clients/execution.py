@@ -13,7 +13,7 @@ from celeris.api.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 from celeris.domain.instruments import Instrument
 from celeris.domain.orders import Order, OrderStatus
 from celeris.domain.values import Side, format_units
-from celeris.execution import convert
+from celeris.clients import execution_pb as convert
 from celeris.domain.messages import Fill, OrderRequest, Outcome, RejectCode, Rejection
 from celeris.runtime import grpc_server
 from celeris.transport.tasks import supervised

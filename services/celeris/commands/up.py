@@ -15,16 +15,17 @@ import contextlib
 import json
 import logging
 import os
-import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
+
+from celeris.assembly.wiring import AssemblyError, dashboard_port, free_port, preflight
+from celeris.domain.stats import percentile
 
 log = logging.getLogger("celeris.up")
 
@@ -121,74 +122,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class UpError(RuntimeError):
-    pass
-
-
-MAX_CLOCK_SKEW_MS = 30_000
-"""Celeris signs with the venue's time (offset measured at start), so skew is corrected; a clock this far
-off is a broken machine clock that would also break logs, daily limits and funding times."""
-
-
-async def preflight(rest: Any, url: str, check_credentials: bool = True) -> list[str]:
-    """The first things that go wrong, checked one by one with one line each: the venue answers, the
-    machine's clock is sane, the credentials are accepted. Raises UpError with the line; returns notes."""
-    from celeris.venues.binance import errors
-
-    notes = []
-    try:
-        offset = await rest.sync_clock()
-    except errors.VenueError as exc:
-        raise UpError(f"the venue at {url} does not answer ({exc.msg}); is the URL right and the venue up?") from None
-    except OSError as exc:
-        raise UpError(f"the venue at {url} cannot be reached: {exc.strerror or exc}") from None
-    if abs(offset) > MAX_CLOCK_SKEW_MS:
-        raise UpError(f"this machine's clock is {offset / 1000:+.1f} s off the venue's; fix the clock (NTP) first")
-    if abs(offset) > 1000:
-        notes.append(f"clock {offset / 1000:+.1f} s off the venue's (requests are signed with the venue's time)")
-    if check_credentials:
-        try:
-            await rest.request("GET", "/fapi/v2/balance", signed=True, weight=5)
-        except (errors.AuthenticationFailed, errors.VenueError) as exc:
-            if not isinstance(exc, errors.AuthenticationFailed) and exc.code not in (-1022, -2008, -2014, -2015):
-                raise UpError(f"the venue refused a signed request ({exc.code}: {exc.msg})") from None
-            raise UpError(f"the venue refused the API key ({exc.code}: {exc.msg}); check CELERIS_VENUE_API_KEY "
-                          "and CELERIS_VENUE_API_SECRET") from None
-    return notes
-
-
-def dashboard_port(requested: int) -> tuple[int, str]:
-    """The requested dashboard port if it is free, else a free one (two `celeris up` side by side)."""
-    if requested == 0:
-        return 0, ""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", requested))
-            return requested, ""
-        except OSError:
-            pass
-    port = free_port()
-    return port, f"dashboard port {requested} is in use; using {port}"
-
-
-def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range. The port is chosen before the component
-    that listens on it starts; one from the ephemeral range could meanwhile be taken by any outgoing
-    connection (the components connect to the simulator while their neighbours start)."""
-    low = 32768
-    with contextlib.suppress(OSError, ValueError):
-        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    for _ in range(200):
-        port = random.randrange(max(1024, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:  # the range below is crowded: fall back to any free port
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+UpError = AssemblyError
+"""What `celeris up` reports in one line and exits 1 for (a venue down, a bad key, a bad spec...)."""
 
 
 @dataclass
@@ -279,7 +214,7 @@ class Up:
             loop.add_signal_handler(sig, self.stop_event.set)
         try:
             if self.args.topology == "inproc":
-                from celeris.system import InProcessSystem
+                from celeris.assembly.inprocess import InProcessSystem
 
                 system: Any = InProcessSystem(self)
             else:
@@ -325,29 +260,23 @@ class ServicesSystem:
         self._carried: dict[str, int] = {}
         """Counters of earlier lives of a restarted execution (its in-memory counters start at 0)."""
         self.sim: dict[str, Any] = {}
+        self.metrics_ports: dict[str, int] = {}
 
-    def _spawn(self, name: str, module: str, **settings: Any) -> None:
+    def _spawn(self, name: str, **settings: Any) -> None:
+        """Start component `name` as `celeris NAME run` with the settings the plan derives from the spec
+        (the same objects the in-process topology builds from): the plain ones as --set flags, the
+        secrets through the environment (a command line is visible to every user of the machine)."""
+        from celeris.assembly import plan
+
         up = self.up
-        base = {"venue_rest_url": self.sim["rest_url"], "venue_ws_url": self.sim["ws_url"],
-                "symbols": ",".join(up.symbols), "log_level": "WARNING", "metrics_port": free_port()}
-        # Secrets go through the environment: a command line is visible to every user of the machine.
-        secrets_env = {"CELERIS_VENUE_API_KEY": up.api_key, "CELERIS_VENUE_API_SECRET": up.api_secret}
-        if up.args.redis_url:
-            secrets_env["CELERIS_REDIS_URL"] = up.args.redis_url
-        if up.args.postgres_url:
-            secrets_env["CELERIS_POSTGRES_URL"] = up.args.postgres_url
-        if name in ("execution", "risk", "strategy"):
-            base["risk_limits"] = up.risk.model_dump_json(exclude_none=True)
-        base["state_dir"] = str(up.state_dir())  # the halt file; a venue ban every process respects
-        base.update(settings)
-        argv = [sys.executable, "-m", module]
-        for key, value in base.items():
+        keys = {**plan.settings_keys(up, name, self.sim["rest_url"], self.sim["ws_url"]),
+                "log_level": "WARNING", "metrics_port": free_port(), **settings}
+        argv = [sys.executable, "-m", "celeris", name, "run"]
+        for key, value in keys.items():
             argv += ["--set", f"{key}={value}"]
-        if name == "dashboard":
-            # It needs no venue credentials; its token (which can halt trading) goes by environment too.
-            secrets_env = {"CELERIS_TOKEN": up.token}
         env = {k: v for k, v in os.environ.items() if not (name == "dashboard" and k.startswith("CELERIS_VENUE_API"))}
-        env.update(secrets_env)
+        env.update({f"CELERIS_{k.upper()}": v for k, v in plan.secret_keys(up, name).items()})
+        self.metrics_ports[name] = keys["metrics_port"]
         self.spawned[name] = (argv, env)
         self._start_proc(name)
 
@@ -391,21 +320,21 @@ class ServicesSystem:
                 raise UpError("the simulator did not start: " + self.log_tail("sim"))
             self.sim = json.loads(line)
         p = self.ports
-        self._spawn("marketdata", "celeris.marketdata", grpc_port=p.marketdata)
-        self._spawn("risk", "celeris.risk", grpc_port=p.risk, execution_target=f"127.0.0.1:{p.execution}",
+        self._spawn("marketdata", grpc_port=p.marketdata)
+        self._spawn("risk", grpc_port=p.risk, execution_target=f"127.0.0.1:{p.execution}",
                     mode=up.mode)
-        self._spawn("execution", "celeris.execution", grpc_port=p.execution, mode=up.mode,
+        self._spawn("execution", grpc_port=p.execution, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", risk_target=f"127.0.0.1:{p.risk}")
-        self._spawn("account", "celeris.account", grpc_port=p.account, risk_target=f"127.0.0.1:{p.risk}",
+        self._spawn("account", grpc_port=p.account, risk_target=f"127.0.0.1:{p.risk}",
                     execution_target=f"127.0.0.1:{p.execution}", mode=up.mode)
-        self._spawn("strategy", "celeris.strategy", grpc_port=p.strategy, mode=up.mode,
+        self._spawn("strategy", grpc_port=p.strategy, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategies=json.dumps(up.strategies))
         self.dashboard_port, note = dashboard_port(up.args.dashboard_port)
         if note:
             up._progress(f"note: {note}")
         self.dashboard_port = self.dashboard_port or free_port()
-        self._spawn("dashboard", "celeris.dashboard", http_port=self.dashboard_port,
+        self._spawn("dashboard", http_port=self.dashboard_port,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
                     account_target=f"127.0.0.1:{p.account}")
@@ -572,10 +501,7 @@ def _dec(d: Any) -> str:
 
 
 def percentile_us(samples: list[int], q: float) -> float:
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 1)
+    return round(percentile(samples, q) / 1000, 1)
 
 
 def fraction_str(value: Fraction | None) -> str:

@@ -1,6 +1,6 @@
-"""`celeris dashboard run`: the dashboard server on its own, fed by the services' gRPC streams.
+"""The dashboard fed by the other components over gRPC (the services topology and the pods).
 
-The distributed topology's dashboard: `GrpcSource` subscribes to market data's book stream, execution's
+`GrpcSource` subscribes to market data's book stream, execution's
 order and fill streams, the account stream, the strategy signal stream and the risk alert stream (each
 reopened when it breaks, starting again from its snapshot), and polls every component's Control status
 for health. Its actions go to the risk manager (emergency stop, re-enable) and the account monitor
@@ -14,27 +14,11 @@ import logging
 from collections import deque
 from typing import Any, Awaitable, Callable
 
-from pydantic import Field
 
 from celeris.dashboard.state import DashboardState
 from celeris.domain.values import format_units
-from celeris.runtime.service_cli import add_service_command
-from celeris.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-
-class DashboardSettings(ServiceSettings):
-    component: str = "dashboard"
-    http_port: int = Field(8080, ge=0, le=65535)
-    token: str = ""
-    auth_disabled: bool = False
-    max_clients: int = Field(100, ge=1)
-    marketdata_target: str = "127.0.0.1:50051"
-    execution_target: str = "127.0.0.1:50052"
-    strategy_target: str = "127.0.0.1:50053"
-    risk_target: str = "127.0.0.1:50054"
-    account_target: str = "127.0.0.1:50055"
 
 
 def _dec(d: Any) -> str:
@@ -46,7 +30,7 @@ def _money(d: Any, places: int = 2) -> str:
 
 
 class GrpcSource:
-    def __init__(self, settings: DashboardSettings, state: DashboardState, now_ns: Callable[[], int]) -> None:
+    def __init__(self, settings: Any, state: DashboardState, now_ns: Callable[[], int]) -> None:
         self.s = settings
         self.state = state
         self.now_ns = now_ns
@@ -235,7 +219,7 @@ class GrpcSource:
 
 
 class GrpcActions:
-    def __init__(self, settings: DashboardSettings) -> None:
+    def __init__(self, settings: Any) -> None:
         self.s = settings
 
     async def _call(self, target: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -269,28 +253,3 @@ class GrpcActions:
             return True
         except grpc.aio.AioRpcError:
             return False
-
-
-def register(sub: Any) -> None:
-    add_service_command(sub, "dashboard", "dashboard server for the services topology (web + terminal clients)",
-                        DashboardSettings, serve)
-
-
-async def serve(settings: DashboardSettings) -> None:
-    import signal
-    import time
-
-    from celeris.dashboard.server import DashboardConfig, DashboardServer
-
-    state = DashboardState()
-    server = DashboardServer(state, GrpcActions(settings), DashboardConfig(
-        token=settings.token, auth_disabled=settings.auth_disabled, max_clients=settings.max_clients))
-    server.sources.append(GrpcSource(settings, state, time.time_ns))
-    port = await server.start(settings.grpc_host, settings.http_port)
-    log.warning("dashboard on http://%s:%d/", settings.grpc_host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop()

@@ -17,7 +17,7 @@ import grpc
 from celeris.api.v1 import marketdata_pb2, marketdata_pb2_grpc
 from celeris.domain.book import BookState
 from celeris.domain.instruments import Instrument
-from celeris.domain.messages import BookUpdate, TradeUpdate
+from celeris.domain.messages import BookUpdate, MarkUpdate, TradeUpdate
 from celeris.runtime import grpc_server
 from celeris.transport.tasks import supervised
 
@@ -43,11 +43,13 @@ def book_update(msg: marketdata_pb2.BookUpdate, ins: Instrument) -> BookUpdate:
 
 class MarketDataClient:
     def __init__(self, target: str, instruments: dict[str, Instrument], on_book: Callable[[BookUpdate], None],
-                 on_trade: Callable[[TradeUpdate], None] | None = None, depth: int = 50) -> None:
+                 on_trade: Callable[[TradeUpdate], None] | None = None, depth: int = 50,
+                 on_mark: Callable[[MarkUpdate], None] | None = None) -> None:
         self.target = target
         self.instruments = instruments
         self.on_book = on_book
         self.on_trade = on_trade
+        self.on_mark = on_mark
         self.depth = depth
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0
@@ -56,6 +58,8 @@ class MarketDataClient:
         self._tasks.append(supervised("md-client-books", self._books))
         if self.on_trade is not None:
             self._tasks.append(supervised("md-client-trades", self._trades))
+        if self.on_mark is not None:
+            self._tasks.append(supervised("md-client-marks", self._marks))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -91,4 +95,17 @@ class MarketDataClient:
                                                   msg.buyer_is_maker, msg.header.ts_event_ns, msg.ts_recv_ns))
             except grpc.aio.AioRpcError as exc:
                 log.warning("market data trade stream lost (%s); reopening", exc.code().name)
+            await asyncio.sleep(0.5)
+
+    async def _marks(self) -> None:
+        assert self.on_mark is not None
+        while True:
+            try:
+                async with grpc_server.insecure_channel(self.target) as channel:
+                    stub = marketdata_pb2_grpc.MarketDataStub(channel)
+                    async for msg in stub.StreamMarks(marketdata_pb2.StreamMarksRequest(symbols=list(self.instruments))):
+                        self.on_mark(MarkUpdate(msg.symbol, msg.mark_price, msg.index_price, msg.funding_rate,
+                                                msg.next_funding_ms, msg.header.ts_event_ns))
+            except grpc.aio.AioRpcError as exc:
+                log.warning("market data mark stream lost (%s); reopening", exc.code().name)
             await asyncio.sleep(0.5)

@@ -1,0 +1,47 @@
+"""From one TradingSystem (the spec `celeris up -f` reads, or the flags' equivalent) to each component's
+settings: the same keys whether `celeris up` builds the components in its own process or passes them as
+`--set key=value` to the processes it starts (and the operator writes them into a pod's environment)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from celeris.assembly import settings as component_settings
+from celeris.runtime.settings import load_settings
+
+SETTINGS = {"marketdata": component_settings.MarketDataSettings, "execution": component_settings.ExecutionSettings,
+            "strategy": component_settings.StrategySettings, "risk": component_settings.RiskSettings,
+            "account": component_settings.AccountSettings, "dashboard": component_settings.DashboardSettings}
+"""Every component's settings class, by component name."""
+
+
+def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, Any]:
+    """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`)."""
+    keys: dict[str, Any] = {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "symbols": ",".join(up.symbols),
+                            "state_dir": str(up.state_dir())}
+    if name in ("execution", "risk", "strategy", "account"):
+        keys["mode"] = up.mode
+    if name in ("execution", "risk", "strategy"):
+        keys["risk_limits"] = up.risk.model_dump_json(exclude_none=True)
+    if name == "strategy":
+        keys["strategies"] = json.dumps(up.strategies)
+    return keys
+
+
+def secret_keys(up: Any, name: str) -> dict[str, str]:
+    """Secrets travel apart from the other settings (a command line is visible to every user)."""
+    if name == "dashboard":  # it needs no venue credentials; its token can halt trading
+        return {"token": up.token}
+    keys = {"venue_api_key": up.api_key, "venue_api_secret": up.api_secret}
+    if up.args.redis_url:
+        keys["redis_url"] = up.args.redis_url
+    if up.args.postgres_url:
+        keys["postgres_url"] = up.args.postgres_url
+    return keys
+
+
+def settings_for(up: Any, name: str, rest_url: str, ws_url: str, **extra: Any) -> Any:
+    """The typed settings of `name`, validated exactly as a service process validates its own."""
+    keys = {**settings_keys(up, name, rest_url, ws_url), **secret_keys(up, name), **extra}
+    return load_settings(SETTINGS[name], keys, environ={})

@@ -1,0 +1,147 @@
+"""One component in its own process (a service, a Kubernetes pod): the same builder `celeris up` uses,
+given the remote shape of each port (gRPC clients of the other components), then its gRPC service with
+Control over the Component, /metrics and /health, until SIGTERM; then drain and close.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celeris.assembly.ports import Built, BusFeed, RemoteFeed
+from celeris.assembly.wiring import Wiring
+from celeris.domain.modes import Mode
+
+
+def _feed(target: str, w: Wiring) -> Any:
+    return RemoteFeed(target, w.instruments) if target else BusFeed(w.bus, ())
+
+
+def _follow_mode(settings: Any, cell: list[Mode], on_change: Any, name: str) -> Any:
+    """A mode switched on execution alone must not leave this component judging the other account."""
+    if not settings.execution_target:
+        return None
+    from celeris.assembly.paper_account import follow_execution_mode
+    from celeris.transport.tasks import supervised
+
+    return supervised(f"{name}-follow-execution-mode", lambda: follow_execution_mode(
+        settings.execution_target, cell, on_change))
+
+
+def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]:
+    """The component `name` with its ports to the other components over gRPC; and tasks to hold."""
+    held: list[Any] = []
+    if name == "marketdata":
+        from celeris.assembly.marketdata import build_marketdata
+
+        return build_marketdata(settings, w), held
+    if name == "execution":
+        from celeris.assembly.execution import build_execution
+
+        risk = None
+        if settings.risk_target:
+            from celeris.clients.risk import GrpcRiskCheck
+
+            risk = GrpcRiskCheck(settings.risk_target, w.instruments)
+        feed = _feed(settings.marketdata_target, w)
+        built = build_execution(settings, w, risk, feed)
+        feed.start()
+        return built, held
+    if name == "strategy":
+        from celeris.assembly.strategy import build_strategy
+        from celeris.clients.execution import ExecutionClient
+
+        gateway = ExecutionClient(settings.execution_target, w.instruments)
+        feed = _feed(settings.marketdata_target, w)
+
+        def order_events(on_fill: Any, on_order: Any) -> None:
+            gateway.stream_fills(on_fill)
+            gateway.stream_orders(on_order)
+
+        built = build_strategy(settings, w, gateway, feed, order_events)
+        feed.start()
+        built.closers.append(gateway.close)
+        return built, held
+    mode_now = [Mode(settings.mode)]
+    paper_account = None
+    if settings.execution_target:  # the paper account lives in the execution process
+        from celeris.assembly.paper_account import ExecutionPaperAccount
+
+        paper_account = ExecutionPaperAccount(settings.execution_target, w.instruments)
+    if name == "risk":
+        from celeris.assembly.risk import build_risk
+        from celeris.risk import adapters
+
+        built = build_risk(settings, w, paper_account,
+                           adapters.VenueEmergencyActions(w.rest, w.instruments, settings.execution_target),
+                           lambda: mode_now[0])
+        engine = built.parts["engine"]
+
+        async def refresh(mode: Mode) -> None:
+            await engine.refresh()
+
+        built.component.mode_cell = mode_now
+        held.append(_follow_mode(settings, mode_now, refresh, "risk"))
+        return built, held
+    if name == "account":
+        from celeris.account.engine import GrpcHalter
+        from celeris.assembly.account import build_account
+
+        halter = GrpcHalter(settings.risk_target, settings.execution_target) \
+            if settings.risk_target or settings.execution_target else None
+        paper_events = None
+        fills: list[Any] = []
+        if paper_account is not None:
+            from celeris.assembly.paper_account import paper_fill_events
+            from celeris.clients.execution import ExecutionClient
+
+            def paper_events(deliver: Any) -> None:
+                client = ExecutionClient(settings.execution_target, w.instruments)
+                client.stream_fills(paper_fill_events(paper_account, w.instruments, deliver))
+                fills.append(client)
+
+        built = build_account(settings, w, halter, paper_account, paper_events, lambda: mode_now[0])
+        monitor = built.parts["monitor"]
+
+        async def reconcile(mode: Mode) -> None:
+            await monitor.reconcile(initial=True)
+
+        built.component.mode_cell = mode_now
+        built.closers.extend(client.close for client in fills)
+        held.append(_follow_mode(settings, mode_now, reconcile, "account"))
+        return built, held
+    raise ValueError(f"no component called {name!r}")
+
+
+async def serve(name: str, settings: Any) -> None:
+    """Run component `name` until SIGTERM/SIGINT, then drain it and close what was opened."""
+    from celeris.runtime import control, grpc_server, metrics
+
+    options: dict[str, Any] = {}
+    if name == "marketdata":
+        options["budget_limit"] = settings.weight_limit
+    w = await Wiring.open(settings, **options)
+    try:
+        built, held = build_remote(name, settings, w)
+        component = built.component
+        await component.start()
+        halted, reason = getattr(component, "halt_state", (False, ""))
+        ctl = control.ComponentControl(settings.component, w.clock, mode=getattr(component, "mode", Mode(settings.mode)),
+                                       halted=halted, halt_reason=reason, components=[component])
+        bound = grpc_server.create_server([*built.registrars, control.registrar(ctl)], settings.grpc_host,
+                                          settings.grpc_port)
+        runner, _ = await metrics.start_metrics_server(w.registry, settings.grpc_host, settings.metrics_port,
+                                                       built.health)
+
+        async def drain() -> None:
+            await component.drain()
+            await component.stop()
+            for close in built.closers:
+                await close()
+
+        try:
+            await grpc_server.serve_until_signal(bound, drain, settings.drain_timeout_ms / 1000)
+        finally:
+            await runner.cleanup()
+            del held
+    finally:
+        await w.close()

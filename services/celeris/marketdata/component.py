@@ -1,0 +1,44 @@
+"""Market data as a Component: it originates no orders and trades no account, so mode, halt and resume
+are recorded by the Control service and change nothing here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from celeris.domain.modes import Mode
+from celeris.marketdata.service import MarketDataService
+
+
+class MarketDataComponent:
+    name = "marketdata"
+
+    def __init__(self, service: MarketDataService) -> None:
+        self.service = service
+
+    async def start(self) -> None:
+        await self.service.start()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+
+    async def set_mode(self, mode: Mode) -> None:
+        return None
+
+    async def halt(self, reason: str, requested_by: str, flatten: bool) -> None:
+        return None
+
+    async def resume(self, requested_by: str) -> None:
+        return None
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        return None
+
+    async def drain(self) -> None:
+        return None
+
+    def status(self) -> dict[str, str]:
+        return {"books": json.dumps(self.service.health()["books"])}
+
+    def health(self) -> dict[str, Any]:
+        return self.service.health()

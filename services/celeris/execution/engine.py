@@ -17,14 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from celeris.domain.breaker import CircuitBreaker, SlidingWindowLimit
 from celeris.domain.clock import Clock
 from celeris.domain.exposure import ExposureLedger, ExposureLimits
 from celeris.domain.instruments import Instrument
-from celeris.domain.messages import OrderRequest, Outcome, Rejection, VenueOrderEvent, VenueOrderState
+from celeris.domain.messages import (
+    OrderRequest,
+    Outcome,
+    Rejection,
+    VenueOrderEvent,
+    VenueOrderState,
+)
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderEvent, OrderStatus
 from celeris.domain.positions import Position
@@ -35,15 +42,30 @@ from celeris.execution.model import ExecutionConfig, order_from_json, order_to_j
 from celeris.execution.reconciliation import Reconciliation
 from celeris.execution.store import HotState, Journal, MemoryHotState, MemoryJournal
 from celeris.execution.submission import Submission
-from celeris.execution.validation import (FLATTEN_OWNER, MANUAL_OWNER, RESERVED_OWNERS, RESERVED_TAGS,  # noqa: F401
-                                          RESERVED_VENUE_TAGS, OrderRates, PreTradeChecks, owner_tag)
+from celeris.execution.validation import (  # noqa: F401
+    FLATTEN_OWNER,
+    MANUAL_OWNER,
+    RESERVED_OWNERS,
+    RESERVED_TAGS,
+    RESERVED_VENUE_TAGS,
+    OrderRates,
+    PreTradeChecks,
+    owner_tag,
+)
 from celeris.execution.venue import OrderVenue
 from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutionEngine", "ExecutionStats", "RiskCheck", "FLATTEN_OWNER", "MANUAL_OWNER", "RESERVED_OWNERS",
-           "owner_tag"]
+__all__ = [
+    "FLATTEN_OWNER",
+    "MANUAL_OWNER",
+    "RESERVED_OWNERS",
+    "ExecutionEngine",
+    "ExecutionStats",
+    "RiskCheck",
+    "owner_tag",
+]
 
 
 class RiskCheck(Protocol):

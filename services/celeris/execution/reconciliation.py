@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from celeris.domain.instruments import OrderType
 from celeris.domain.messages import Execution, Fill, VenueOrderEvent
 from celeris.domain.modes import Mode
-from celeris.domain.orders import InvalidTransition, Order, OrderEvent, OrderStatus, Overfill
+from celeris.domain.orders import (
+    InvalidTransition,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Overfill,
+)
 from celeris.domain.topics import fill_topic
 from celeris.execution.model import EVENT_FOR_EXECUTION
 from celeris.execution.validation import EXTERNAL_OWNER, RESERVED_OWNERS

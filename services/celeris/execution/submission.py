@@ -15,10 +15,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from celeris.domain.messages import (Outcome, OrderRequest, RejectCode, Rejection, VenueOrderState,
-                                     client_order_id_for)
+from celeris.domain.messages import (
+    OrderRequest,
+    Outcome,
+    RejectCode,
+    Rejection,
+    VenueOrderState,
+    client_order_id_for,
+)
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderEvent, OrderStatus
 from celeris.domain.risk import Denied

@@ -123,8 +123,8 @@ class ExecutionEngine:
         self.breaker = CircuitBreaker(clock)
         self.exposure = ExposureLedger(instruments)
         self._rates = OrderRates(clock, config)
-        self.checks = PreTradeChecks(config, instruments, clock, self.positions, self.marks, self.exposure,
-                                     self.breaker, self._rates)
+        self.pre_trade = PreTradeChecks(config, instruments, clock, self.positions, self.marks, self.exposure,
+                                        self.breaker, self._rates)
         self.traded_modes: set[Mode] = set()
         """Modes this engine has sent orders in (from its records too): a flatten closes those venues only."""
         self._closing: dict[str, tuple[OrderEvent, int]] = {}
@@ -190,9 +190,6 @@ class ExecutionEngine:
                 seen.append(venue)
         return seen
 
-    def _venue(self, mode: Mode) -> OrderVenue | None:
-        return self.venues.get(mode)
-
     def set_limits(self, exposure: ExposureLimits, max_orders_per_second: int | None = None,
                    leverage: int | None = None) -> None:
         """New limits, used from the next order on (the configuration push; no restart)."""
@@ -219,7 +216,7 @@ class ExecutionEngine:
     def _validate(self, request: OrderRequest, flatten: bool = False) -> Rejection | None:
         """Everything checked before the reservation, synchronously (celeris.execution.validation)."""
         halt = self.halt_control
-        return self.checks.check(request, flatten, self.mode, halt.halted, halt.halt_reason, self.draining,
+        return self.pre_trade.check(request, flatten, self.mode, halt.halted, halt.halt_reason, self.draining,
                                  self.available_balance)
 
     async def cancel(self, request_id: str, symbol: str, client_order_id: str = "",
@@ -354,9 +351,6 @@ class ExecutionEngine:
                 order.apply(OrderEvent.CANCEL, now)
             else:
                 order.apply(OrderEvent.EXPIRE, now)
-
-    def _exposure_view(self) -> ExposureLedger:
-        return self.checks.exposure_view()
 
     def _sync_exposure(self, order: Order) -> None:
         """One order's place in the ledger after any change: working with what is left, or gone."""

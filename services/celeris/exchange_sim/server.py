@@ -27,9 +27,15 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from celeris.domain.clock import Clock
-from celeris.domain.instruments import Instrument
 from celeris.domain.values import format_units, money_str
-from celeris.exchange_sim.engine import Account, EngineConfig, MatchingEngine, VenueError, _price_str
+from celeris.exchange_sim.engine import (
+    Account,
+    EngineConfig,
+    MatchingEngine,
+    VenueError,
+    _price_str,
+)
+from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
 
 log = logging.getLogger(__name__)
@@ -115,8 +121,11 @@ class SimVenue:
         self.clock = clock
         self.table, entries = load_instrument_entries(symbols)
         self.entries = {e["symbol"]: e for e in entries}
-        self.instruments = [Instrument.from_exchange_info(e) for e in entries]
-        self.engine = MatchingEngine(self.instruments, self, config)
+        self.contracts = [Contract.from_entry(e) for e in entries]
+        # The simulator's own reading of its symbols. Connector-side instruments are the client's business:
+        # built from the exchangeInfo these entries are served as (tests/sim/conftest.py does so).
+        self.instruments: list[Any] = list(self.contracts)
+        self.engine = MatchingEngine(self.contracts, self, config)
         self.engine.add_account(api_key, api_secret, wallet_usdt)
         self.engine.on_account_event = self._account_event
         self.market: SyntheticMarket | ReplayMarket
@@ -261,7 +270,7 @@ class SimVenue:
                 if now // 1000 % 3 == 0:
                     self._send(f"{symbol.lower()}@markPrice", payload, wanted)
 
-    def _depth_event(self, book: Any, ins: Instrument, pending: dict[tuple[bool, int], None],
+    def _depth_event(self, book: Any, ins: Contract, pending: dict[tuple[bool, int], None],
                      chain: list[int], now: int) -> dict[str, Any]:
         bids = [[ins.format_price(p), ins.format_qty(book.level_qty(True, p))] for (b, p) in pending if b]
         asks = [[ins.format_price(p), ins.format_qty(book.level_qty(False, p))] for (b, p) in pending if not b]
@@ -281,7 +290,7 @@ class SimVenue:
             return True
         return False
 
-    def _send_depth(self, lower: str, speed: int, event: dict[str, Any], book: Any, ins: Instrument,
+    def _send_depth(self, lower: str, speed: int, event: dict[str, Any], book: Any, ins: Contract,
                     wanted: set[str]) -> None:
         names = [f"{lower}@depth{suffix}" for suffix, ms in DEPTH_SPEEDS_MS.items() if ms == speed]
         for name in names:
@@ -526,7 +535,7 @@ class SimVenue:
         ins = book.instrument
         return web.json_response([{
             "id": t["t"], "price": ins.format_price(t["p"]), "qty": ins.format_qty(t["q"]),
-            "quoteQty": format_units(ins.price_grid.units(t["p"]) * ins.qty_grid.units(t["q"]), ins.notional_scale),
+            "quoteQty": format_units(ins.price_units(t["p"]) * ins.qty_units(t["q"]), ins.notional_scale),
             "time": t["T"], "isBuyerMaker": t["m"]} for t in trades])
 
     async def agg_trades(self, request: web.Request) -> web.Response:
@@ -854,7 +863,7 @@ class SimVenue:
         out = [{"symbol": i.symbol, "notionalCoef": 1.0, "brackets": [{
             "bracket": 1, "initialLeverage": self.engine.config.max_leverage, "notionalCap": 1_000_000,
             "notionalFloor": 0, "maintMarginRatio": float(i.maint_margin_rate), "cum": 0.0}]}
-               for i in self.instruments if not params.get("symbol") or i.symbol == params["symbol"]]
+               for i in self.contracts if not params.get("symbol") or i.symbol == params["symbol"]]
         return web.json_response(out[0] if params.get("symbol") else out)
 
     async def commission_rate(self, request: web.Request) -> web.Response:
@@ -1082,8 +1091,8 @@ def _weight(request: web.Request) -> int:
     return _WEIGHTS.get(path, 1)
 
 
-def _mark_str(ins: Instrument, ticks: int) -> str:
-    return ins.format_price(ticks) + "000000"[: max(0, 8 - ins.price_grid.scale)]
+def _mark_str(ins: Contract, ticks: int) -> str:
+    return ins.format_price(ticks) + "000000"[: max(0, 8 - ins.price_scale)]
 
 
 def _rate_str(rate: Any, decimals: int = 8) -> str:

@@ -123,7 +123,8 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
         mark = self.mark(symbol) or None
         if not close_position:
             refusal = filters.check_order(ins, order_type=order_type, qty_steps=qty_steps,
-                                          price_ticks=price_ticks or None, mark_ticks=mark, reduce_only=reduce_only)
+                                          price_ticks=price_ticks if order_type.has_limit_price else None,
+                                          mark_ticks=mark, reduce_only=reduce_only)
             if refusal is not None:
                 raise refusal
         filters.check_open_orders(ins, sum(1 for o in account.orders.values() if o.is_open and o.symbol == symbol))

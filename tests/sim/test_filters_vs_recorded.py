@@ -3,8 +3,8 @@
 The simulator (exchange_sim/filters.py) and the connector (celeris.domain.instruments) read exchangeInfo
 and check orders independently, so that a mistake in one is not mirrored by the other. No recorded venue
 answer to a filter failure exists in data/binance/samples (the recorded answers are successes), so the
-venue's answers here are built from the recorded exchangeInfo filters (mainnet capture, 3 symbols, and
-the entries the simulator serves) and the error codes PROTOCOL.md documents for each filter:
+venue's answers here are built from the recorded exchangeInfo filters (mainnet capture, 3 symbols, the
+entries the simulator serves, and one derived entry whose MARKET_LOT_SIZE differs from its LOT_SIZE) and the error codes PROTOCOL.md documents for each filter:
 -1111 too many decimals, -4014 off tick, -4023 off step, -4003 zero quantity, -4005 above max quantity,
 -4001 / -4013 / -4002 price bounds, -4016 / -4024 percent price against the mark, -4164 min notional
 (reduce-only exempt), -4015 client order id, and MAX_NUM_ORDERS (-2025, simulator only: the connector
@@ -37,7 +37,23 @@ from tests.sim.conftest import API_KEY
 
 RECORDED = load_sample("nautilus/py_http_futures_market_exchange_info.json")["symbols"]
 SERVED = json.loads((Path(filters.__file__).with_name("symbols.json")).read_text())["symbols"]
-ENTRIES = {f"recorded:{e['symbol']}": e for e in RECORDED} | {f"served:{e['symbol']}": e for e in SERVED}
+
+
+def _derived_market_lot() -> dict:
+    """The recorded BTCUSDT with today's shape of lot filters: MARKET_LOT_SIZE narrower than LOT_SIZE
+    (maxQty 120 against 1000) and a LOT_SIZE minQty of two steps, so that the two lot filters and the
+    minimum quantity are told apart (in the recorded entries they coincide)."""
+    entry = json.loads(json.dumps(next(e for e in RECORDED if e["symbol"] == "BTCUSDT")))
+    for f in entry["filters"]:
+        if f["filterType"] == "MARKET_LOT_SIZE":
+            f["maxQty"] = "120"
+        if f["filterType"] == "LOT_SIZE":
+            f["minQty"] = "0.002"
+    return entry
+
+
+ENTRIES = ({f"recorded:{e['symbol']}": e for e in RECORDED} | {f"served:{e['symbol']}": e for e in SERVED}
+           | {"derived:BTCUSDT-lots": _derived_market_lot()})
 
 
 def by_filter(entry: dict) -> dict[str, dict]:
@@ -118,9 +134,15 @@ def cases_for(entry: dict) -> list[Case]:
              q(contract.market_qty_units[1] + step), None, -4005),
         Case("zero price", "LIMIT", q(qty_ok), p(0), -4001),
         Case("negative price", "LIMIT", q(qty_ok), "-" + p(tick), -4001),
-        Case("PRICE_FILTER maxPrice plus one tick", "LIMIT", q(step), p(max_p // tick * tick + tick), -4002),
-        Case("PRICE_FILTER maxPrice", "LIMIT", q(step), p(max_p // tick * tick), None),
+        Case("PRICE_FILTER maxPrice plus one tick", "LIMIT", q(max(lo_q, step)), p(max_p // tick * tick + tick), -4002),
+        Case("PRICE_FILTER maxPrice", "LIMIT", q(max(lo_q, step)), p(max_p // tick * tick), None),
     ]
+    market_max = contract.market_qty_units[1]
+    if market_max < hi_q:
+        out.append(Case("MARKET above MARKET_LOT_SIZE maxQty, within LOT_SIZE", "MARKET", q(market_max + step),
+                        None, -4005))
+        out.append(Case("LIMIT above MARKET_LOT_SIZE maxQty, within LOT_SIZE", "LIMIT", q(market_max + step),
+                        p(mid), None))
     if min_p > tick:
         below = (-(-min_p // tick) - 1) * tick
         out.append(Case("PRICE_FILTER minPrice minus one tick", "LIMIT", q(hi_q), p(below), -4013))
@@ -138,11 +160,14 @@ def cases_for(entry: dict) -> list[Case]:
         out.append(Case("below MIN_NOTIONAL at the mark, MARKET", "MARKET", q(small), None, -4164, mark=p(low)))
     percent = f.get("PERCENT_PRICE")
     if percent:
-        mark = mid // 2 // tick * tick
+        # A mark whose bounds fall exactly on ticks, so "at the bound" is tested as equality.
+        whole = math.lcm(contract.multiplier_up.denominator, contract.multiplier_down.denominator)
+        mark = max(mid // 2 // tick // whole, 1) * whole * tick
         up = math.floor(contract.multiplier_up * mark / tick) * tick
         down = math.ceil(contract.multiplier_down * mark / tick) * tick
         out += [
             Case("PERCENT_PRICE up bound", "LIMIT", q(hi_q), p(up), None, mark=p(mark)),
+            Case("PERCENT_PRICE down bound", "LIMIT", q(hi_q), p(down), None, mark=p(mark)),
             Case("PERCENT_PRICE up bound plus one tick", "LIMIT", q(hi_q), p(up + tick), -4016, mark=p(mark)),
             Case("PERCENT_PRICE down bound minus one tick", "LIMIT", q(hi_q), p(down - tick), -4024, mark=p(mark)),
             Case("PERCENT_PRICE is for LIMIT only: a STOP above it", "STOP", q(hi_q), p(up + tick), None,
@@ -164,7 +189,7 @@ def test_both_filters_answer_as_the_venue(symbol, case):
 
 def test_every_refusal_code_the_filters_document_is_exercised():
     exercised = {case.venue_code for _, case in CASES}
-    assert {-1111, -4001, -4002, -4003, -4005, -4013, -4014, -4016, -4024, -4164, None} <= exercised
+    assert {-1111, -4001, -4002, -4003, -4004, -4005, -4013, -4014, -4016, -4024, -4164, None} <= exercised
 
 
 @pytest.mark.parametrize(("client_order_id", "valid"), [

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SYMBOLS_FILE = Path(__file__).with_name("symbols.json")
 
+
 def load_instrument_entries(symbols: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """exchangeInfo pieces for `symbols`: real entries where we have them, a derived one otherwise."""
     table = json.loads(SYMBOLS_FILE.read_text())
@@ -69,8 +70,9 @@ class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStre
         self.table, entries = load_instrument_entries(symbols)
         self.entries = {e["symbol"]: e for e in entries}
         self.contracts = [Contract.from_entry(e) for e in entries]
-        # The simulator's own reading of its symbols. Connector-side instruments are the client's business:
-        # built from the exchangeInfo these entries are served as (tests/sim/conftest.py does so).
+        # `instruments` is kept for callers that only format prices and quantities. A client that needs the
+        # connector's instruments builds them from the exchangeInfo these entries are served as, as a real
+        # client does (tests/sim/conftest.py); the simulator never builds them itself.
         self.instruments: list[Any] = list(self.contracts)
         self.engine = MatchingEngine(self.contracts, self, config)
         self.engine.add_account(api_key, api_secret, wallet_usdt)
@@ -163,6 +165,7 @@ class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStre
             if now - conn.opened_ms >= self.ws_max_age_ms:
                 asyncio.ensure_future(conn.ws.close(message=b"24h connection limit"))
 
+    # -- routes (handlers in routes_market.py, routes_orders.py, routes_account.py, userstream.py) ---
     def _rest_routes(self) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
         return {
             "GET /fapi/v1/ping": self.ping, "GET /fapi/v1/time": self.time,

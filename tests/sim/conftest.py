@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from celeris.domain.clock import TestClock
+from celeris.domain.instruments import Instrument
 from celeris.exchange_sim.server import SimVenue, start
 from celeris.runtime.clock import SystemClock
 
@@ -37,6 +38,9 @@ async def live_venue():
     """A venue on a real socket on 127.0.0.1 with its market loop running (tick 20 ms)."""
     v = SimVenue(symbols=["BTCUSDT", "ETHUSDT"], api_key=API_KEY, api_secret=API_SECRET, clock=SystemClock(),
                  seed=3, tick_ms=20, mark_interval_ms=200)
+    # What a client of this venue trades with: the connector's instruments, read from the exchangeInfo
+    # entries the venue serves (the simulator itself has its own reading and never the connector's).
+    v.instruments = [Instrument.from_exchange_info(entry) for entry in v.entries.values()]
     runner, port = await start(v, "127.0.0.1", 0)
     v.base_url = f"http://127.0.0.1:{port}"
     v.ws_url = f"ws://127.0.0.1:{port}"

@@ -44,7 +44,7 @@ class SyntheticMarket:
         for symbol, book in engine.books.items():
             ins = book.instrument
             text = prices.get(symbol, "100.00")
-            start = ins.price_grid.floor(ins.price_grid.parse(text) * ins.price_grid.step_units)
+            start = ins.price(text)
             self.walks[symbol] = _Walk(start)
             self._ladder(book, self.walks[symbol], fresh=True)
             book.last_price_ticks = start

@@ -1,0 +1,129 @@
+"""Fault injection and inspection of the simulated venue: the /_sim/ admin endpoints.
+
+Owns what is being done wrong on purpose (`Faults`: swallowed depth events, WebSocket delay and stalls,
+REST 5xx / unknown-status 503 / 429 / 418, order-count 429, clock skew, truncated frames), the endpoint
+that sets them at run time, dropping WebSocket connections, changing a position behind the client's back,
+applying funding now, and a state summary. A malformed admin body is answered 400 by the middleware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from celeris.domain.values import money_str
+from celeris.exchange_sim.engine import MatchingEngine
+
+
+@dataclass
+class Faults:
+    """What is currently being done wrong on purpose (set over /_sim/faults or from tests)."""
+
+    skip_depth_events: dict[str, int] = field(default_factory=dict)
+    """symbol -> number of depth events to swallow (clients see a pu gap)."""
+    ws_delay_ms: int = 0
+    stall_until_ms: int = 0
+    rest_5xx: int = 0
+    """Next N REST requests answer 503 "Service Unavailable." (not executed)."""
+    rest_unknown_503: int = 0
+    """Next N order requests are executed but answer 503 with the unknown-status message."""
+    rest_429: int = 0
+    rest_418: int = 0
+    order_429: int = 0
+    """The next N new orders answer the order-count 429 (-1015), as a burst over 300 per 10 s would."""
+    clock_skew_ms: int = 0
+    malformed_messages: int = 0
+    """Next N market stream frames are sent truncated (clients must count and skip them)."""
+
+
+class Admin:
+    """Part of SimVenue: the /_sim/ endpoints."""
+
+    engine: MatchingEngine
+    faults: Faults
+    connections: list[Any]
+    listen_keys: dict[str, tuple[str, int]]
+    stats: dict[str, int]
+
+    if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
+        def now_ms(self) -> int: ...
+        async def _flush_users(self) -> None: ...
+
+    async def _admin_faults(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body is a JSON object of faults"}, status=400)
+        now = self.now_ms()
+        for key, value in body.items():
+            if key == "skip_depth_events":
+                self.faults.skip_depth_events.update({k.upper(): int(v) for k, v in value.items()})
+            elif key == "stall_ms":
+                if not 0 <= int(value) <= 86_400_000:
+                    return web.json_response({"error": "stall_ms out of range 0..86400000"}, status=400)
+                self.faults.stall_until_ms = now + int(value)
+            elif key in ("ws_delay_ms", "rest_5xx", "rest_unknown_503", "rest_429", "rest_418", "clock_skew_ms",
+                         "malformed_messages", "order_429"):
+                number = int(value)
+                if not (-86_400_000 if key == "clock_skew_ms" else 0) <= number <= 86_400_000:
+                    return web.json_response({"error": f"{key} out of range"}, status=400)
+                setattr(self.faults, key, number)
+            elif key == "reset":
+                self.faults = Faults()
+            else:
+                return web.json_response({"error": f"unknown fault {key!r}"}, status=400)
+        return web.json_response(self._faults_json())
+
+    def _faults_json(self) -> dict[str, Any]:
+        f = self.faults
+        return {"skip_depth_events": f.skip_depth_events, "ws_delay_ms": f.ws_delay_ms,
+                "stall_until_ms": f.stall_until_ms, "rest_5xx": f.rest_5xx, "rest_unknown_503": f.rest_unknown_503,
+                "rest_429": f.rest_429, "rest_418": f.rest_418, "order_429": f.order_429,
+                "clock_skew_ms": f.clock_skew_ms,
+                "malformed_messages": f.malformed_messages}
+
+    async def _admin_drop(self, request: web.Request) -> web.Response:
+        """Close WebSocket connections: all, or only market ("market") or user ("user") ones."""
+        which = (await request.json()).get("which", "all") if request.can_read_body else "all"
+        if which not in ("all", "market", "user"):
+            return web.json_response({"error": f"which must be all, market or user, not {which!r}"}, status=400)
+        dropped = 0
+        for conn in list(self.connections):
+            is_user = any(s in self.listen_keys for s in conn.streams)
+            if which == "all" or (which == "user") == is_user:
+                await conn.ws.close(message=b"dropped by fault injection")
+                dropped += 1
+        return web.json_response({"dropped": dropped})
+
+    async def _admin_state(self, request: web.Request) -> web.Response:
+        accounts = {}
+        for key, account in self.engine.accounts.items():
+            accounts[key[:4] + "****"] = {
+                "wallet": money_str(account.wallet),
+                "positions": {s: p.instrument.format_qty(p.qty_steps) for s, p in account.positions.items()},
+                "open_orders": sum(1 for o in account.orders.values() if o.is_open)}
+        return web.json_response({"time_ms": self.now_ms(), "faults": self._faults_json(), "stats": self.stats,
+                                  "connections": len(self.connections), "accounts": accounts})
+
+    async def _admin_position(self, request: web.Request) -> web.Response:
+        """Change a position behind the client's back (reconciliation tests)."""
+        body = await request.json()
+        account = next(iter(self.engine.accounts.values()))
+        symbol = body["symbol"]
+        pos = account.positions[symbol]
+        ins = pos.instrument
+        qty = ins.qty(body["qty"])
+        price = ins.price(body["price"]) if body.get("price") else self.engine.mark(symbol)
+        if price <= 0:
+            return web.json_response({"error": "price must be positive"}, status=400)
+        pos.qty_steps = qty
+        pos.cost = Fraction(abs(qty) * price)
+        return web.json_response({"symbol": symbol, "positionAmt": ins.format_qty(pos.qty_steps)})
+
+    async def _admin_funding(self, request: web.Request) -> web.Response:
+        for symbol in self.engine.books:
+            self.engine.apply_funding(symbol)
+        await self._flush_users()
+        return web.json_response({"applied": True})

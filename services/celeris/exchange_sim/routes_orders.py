@@ -1,0 +1,161 @@
+"""The simulated venue's order REST endpoints: new, query, cancel, open and all orders, batches, trades.
+
+Owns the TRADE / USER_DATA order answers: /fapi/v1/order (POST, GET, DELETE), openOrders / openOrder /
+allOrders, allOpenOrders, batchOrders (place up to 5, cancel up to 10, one answer per element in request
+order) and userTrades; `cumQty` only in new/cancel answers and `time` only in query answers, as the venue
+does. The engine decides; these handlers read parameters and shape answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from celeris.exchange_sim.auth_weights import UnknownStatus
+from celeris.exchange_sim.engine import Account, MatchingEngine, SimOrder, VenueError
+
+
+class OrderRoutes:
+    """Part of SimVenue: the signed order endpoints."""
+
+    engine: MatchingEngine
+    faults: Any
+    stats: dict[str, int]
+
+    if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
+        async def _signed(self, request: web.Request) -> tuple[Account, dict[str, str]]: ...
+        def _count_order(self) -> None: ...
+        async def _flush_users(self) -> None: ...
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        self._count_order()
+        order = self.engine.place(account, params)
+        self.stats["orders"] += 1
+        await self._flush_users()
+        if self.faults.rest_unknown_503 > 0:
+            self.faults.rest_unknown_503 -= 1
+            raise UnknownStatus()
+        body = self.engine.order_json(order)
+        body["cumQty"] = body["executedQty"]
+        return web.json_response(body)
+
+    def _find(self, account: Account, params: dict[str, str]) -> SimOrder | None:
+        order_id = params.get("orderId")
+        try:
+            oid = int(order_id) if order_id else None
+        except ValueError:
+            raise VenueError(-1102, "Mandatory parameter 'orderId' was not sent, was empty/null, or malformed.") from None
+        return self.engine.find(account, params.get("symbol", ""), oid, params.get("origClientOrderId"))
+
+    async def query_order(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        if not params.get("symbol"):
+            raise VenueError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        order = self._find(account, params)
+        if order is None:
+            raise VenueError(-2013, "Order does not exist.")
+        body = self.engine.order_json(order)
+        body["time"] = order.time_ms
+        return web.json_response(body)
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        order_id = params.get("orderId")
+        order = self.engine.cancel(account, params.get("symbol", ""), int(order_id) if order_id else None,
+                                   params.get("origClientOrderId"))
+        await self._flush_users()
+        body = self.engine.order_json(order)
+        body["cumQty"] = body["executedQty"]
+        return web.json_response(body)
+
+    async def open_orders(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        symbol = params.get("symbol")
+        if symbol:
+            self.engine.instrument(symbol)
+        out = []
+        for order in account.orders.values():
+            if order.is_open and (not symbol or order.symbol == symbol):
+                body = self.engine.order_json(order)
+                body["time"] = order.time_ms
+                out.append(body)
+        return web.json_response(out)
+
+    async def open_order(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        order = self._find(account, params)
+        if order is None or not order.is_open:
+            raise VenueError(-2013, "Order does not exist.")
+        body = self.engine.order_json(order)
+        body["time"] = order.time_ms
+        return web.json_response(body)
+
+    async def all_orders(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        symbol = params.get("symbol", "")
+        self.engine.instrument(symbol)
+        out = [dict(self.engine.order_json(o), time=o.time_ms) for o in account.orders.values() if o.symbol == symbol]
+        return web.json_response(out[-int(params.get("limit", "500")):])
+
+    async def cancel_all(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        self.engine.cancel_all(account, params.get("symbol", ""))
+        await self._flush_users()
+        return web.json_response({"code": 200, "msg": "The operation of cancel all open order is done."})
+
+    async def batch_orders(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        try:
+            orders = json.loads(params.get("batchOrders", ""))
+            assert isinstance(orders, list) and all(isinstance(o, dict) for o in orders)
+        except (ValueError, AssertionError):
+            raise VenueError(-1102, "Mandatory parameter 'batchOrders' was not sent, was empty/null, "
+                                    "or malformed.") from None
+        if len(orders) > 5:
+            raise VenueError(-4082, "Invalid number of batch place orders.")
+        out: list[dict[str, Any]] = []
+        for spec in orders:
+            try:
+                self._count_order()
+                order = self.engine.place(account, {k: str(v).lower() if isinstance(v, bool) else str(v)
+                                                    for k, v in spec.items()})
+                body = self.engine.order_json(order)
+                body["cumQty"] = body["executedQty"]
+                out.append(body)
+            except VenueError as exc:
+                out.append(exc.body())
+        await self._flush_users()
+        return web.json_response(out)
+
+    async def batch_cancel(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        lowered = {k.lower(): v for k, v in params.items()}
+        ids = lowered.get("orderidlist")
+        client_ids = lowered.get("origclientorderidlist")
+        try:
+            targets = [(int(i), None) for i in json.loads(ids)] if ids else \
+                [(None, c) for c in json.loads(client_ids or "")]
+        except ValueError:
+            raise VenueError(-1102, "Mandatory parameter 'orderIdList' was not sent, was empty/null, "
+                                    "or malformed.") from None
+        if len(targets) > 10:
+            raise VenueError(-4083, "Invalid number of batch cancel orders.")
+        out: list[dict[str, Any]] = []
+        for oid, cid in targets:
+            try:
+                order = self.engine.cancel(account, params.get("symbol", ""), oid, cid)
+                out.append(self.engine.order_json(order))
+            except VenueError as exc:
+                out.append(exc.body())
+        await self._flush_users()
+        return web.json_response(out)
+
+    async def user_trades(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        symbol = params.get("symbol", "")
+        self.engine.instrument(symbol)
+        trades = [t for t in account.trades if t["symbol"] == symbol]
+        return web.json_response(trades[-int(params.get("limit", "500")):])

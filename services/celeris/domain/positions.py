@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from decimal import Decimal
 from numbers import Rational
 from typing import Iterable
 
@@ -127,18 +128,18 @@ class Position:
                         10 ** (ins.price_grid.scale + ins.qty_grid.scale))
 
 
-def _real(price: str | Rational) -> Fraction:
+def _real(price: str | Rational | Decimal) -> Fraction:
     if isinstance(price, str):
         mantissa, scale = parse_decimal(price)
         return Fraction(mantissa, 10**scale)
     return Fraction(price)
 
 
-def _ticks_exact(instrument: Instrument, price: str | Rational) -> Fraction:
+def _ticks_exact(instrument: Instrument, price: str | Rational | Decimal) -> Fraction:
     return _real(price) * 10**instrument.price_grid.scale / instrument.price_grid.step_units
 
 
-def price_to_ticks(instrument: Instrument, price: str | Rational) -> int:
+def price_to_ticks(instrument: Instrument, price: str | Rational | Decimal) -> int:
     """A price (decimal string or exact rational) -> the nearest tick, half-even.
 
     For mark prices, which the venue publishes finer than the tick (8 decimals): the PnL at the rounded
@@ -147,7 +148,7 @@ def price_to_ticks(instrument: Instrument, price: str | Rational) -> int:
     return round(_ticks_exact(instrument, price))
 
 
-def position_at_entry(instrument: Instrument, qty_steps: int, entry_price: str | Rational) -> Position:
+def position_at_entry(instrument: Instrument, qty_steps: int, entry_price: str | Rational | Decimal) -> Position:
     """A position as a venue reports it: signed size and average entry price (decimal string or rational).
 
     The entry is an average, off the tick grid in general, so the cost keeps it exactly.

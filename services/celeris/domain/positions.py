@@ -31,6 +31,11 @@ def fee(instrument: Instrument, price_ticks: int, qty_steps: int, rate: Fraction
     return fraction_to_units(notional * rate, MONEY_SCALE)
 
 
+def fee_ppm(instrument: Instrument, price_ticks: int, qty_steps: int, rate_ppm: int) -> int:
+    """`fee` with the rate in integer ppm (400 = 0.04 %)."""
+    return fee(instrument, price_ticks, qty_steps, Fraction(rate_ppm, PPM))
+
+
 @dataclass(frozen=True, slots=True)
 class FillResult:
     realized_pnl: int

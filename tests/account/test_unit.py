@@ -144,3 +144,14 @@ async def test_drawdown_and_sharpe(btcusdt):
     assert pnl["max_drawdown_pct"] == Decimal("6.6667")
     assert pnl["sharpe_ratio"] is not None
     await monitor.stop()
+
+
+def test_the_engine_imports_no_protobuf_and_keeps_its_old_names():
+    import subprocess
+    import sys
+
+    code = ("import sys, celeris.account.engine as e; "
+            "assert not [m for m in sys.modules if m.startswith(('celeris.api', 'google.protobuf', 'grpc'))], "
+            "sorted(m for m in sys.modules if 'pb2' in m or m.startswith('grpc')); "
+            "from celeris.account.engine import GrpcHalter, RestVenueReader, AccountConfig, AlertThresholds")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,6 +11,7 @@ copied into a ConfigMap.
 from __future__ import annotations
 
 import json
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
@@ -59,6 +60,19 @@ def component_target(ts_name: str, namespace: str, component: str) -> str:
     return f"{service_name(ts_name, component)}.{namespace}.svc:{GRPC_PORT}"
 
 
+def whole_usdt(value: Any) -> int:
+    """A spec amount ("1000", 1000, 1000.75, "1e3") -> whole USDT, rounded down (a limit never grows).
+
+    Parsed as the decimal the spec wrote, exactly: through float, 2**53 + 1 would become 2**53.
+    """
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a decimal amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite amount: {value!r}")
+    return int(amount.to_integral_value(rounding=ROUND_DOWN))
+
 def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, str]:
     """CELERIS_* settings of one component (no secrets: those come from secretKeyRef)."""
     spec = body["spec"]
@@ -86,7 +100,7 @@ def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, s
         out["CELERIS_STRATEGIES"] = json.dumps([{"name": s["name"], "type": s["type"], "symbol": s["symbol"],
                                                  "order_size": s["orderSize"], "params": s.get("params", {}),
                                                  "enabled": s.get("enabled", True)} for s in spec.get("strategies", [])])
-        out["CELERIS_MAX_POSITION_USDT"] = str(int(float(risk.get("maxPositionUsdt", "1000"))))
+        out["CELERIS_MAX_POSITION_USDT"] = str(whole_usdt(risk.get("maxPositionUsdt", "1000")))
     if component in ("execution", "account"):
         out["CELERIS_RISK_TARGET"] = component_target(name, ns, "risk")
     if component == "execution":

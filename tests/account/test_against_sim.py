@@ -9,7 +9,8 @@ import grpc
 import redis.asyncio as aioredis
 
 from celeris.account import servicer
-from celeris.account.engine import AccountConfig, AccountMonitor, GrpcHalter, RestVenueReader
+from celeris.account.engine import AccountConfig, AccountMonitor, RestVenueReader
+from celeris.clients.halter import GrpcHalter
 from celeris.account.persistence import AccountPersistence
 from celeris.api.v1 import account_pb2, account_pb2_grpc
 from celeris.domain.instruments import OrderType

@@ -1,6 +1,7 @@
 """The account monitor's arithmetic, events, alerts and reconciliation with a scripted venue."""
 
 import json
+from decimal import Decimal
 from fractions import Fraction
 
 
@@ -62,7 +63,10 @@ async def test_pnl_from_events_and_marks(btcusdt):
     assert pnl["total"] == 100 + 1_000 - Fraction(58, 10)
     assert pnl["win_rate_pct"] == 50
     assert monitor.equity() == 10_100 + 1_000
-    assert monitor.margin_ratio() == Fraction(30_000 * 25, 1000) / 11_100  # 30,000 notional x 2.5 %
+    # 30,000 notional x 2.5 % over 11,100, in ppm rounded up (a limit is never passed by rounding)
+    assert monitor.ledger.margin_ratio_ppm() == -(-750 * 10**6 // 11_100) == 67_568
+    assert monitor.margin_ratio() == Decimal("0.067568")
+    assert all(isinstance(v, int) for v in (monitor.ledger.equity(), monitor.stats.realized, monitor.stats.fees))
     await monitor.stop()
 
 
@@ -136,6 +140,18 @@ async def test_drawdown_and_sharpe(btcusdt):
         monitor.wallet = wallet * M
         await monitor.reconcile()
     pnl = monitor.pnl()
-    assert pnl["max_drawdown"] == 700 and pnl["max_drawdown_pct"] == Fraction(700 * 100, 10_500)
+    assert pnl["max_drawdown"] == 700 and monitor.stats.max_drawdown_ppm == 66_667  # 700 / 10,500, rounded up
+    assert pnl["max_drawdown_pct"] == Decimal("6.6667")
     assert pnl["sharpe_ratio"] is not None
     await monitor.stop()
+
+
+def test_the_engine_imports_no_protobuf_and_keeps_its_old_names():
+    import subprocess
+    import sys
+
+    code = ("import sys, celeris.account.engine as e; "
+            "assert not [m for m in sys.modules if m.startswith(('celeris.api', 'google.protobuf', 'grpc'))], "
+            "sorted(m for m in sys.modules if 'pb2' in m or m.startswith('grpc')); "
+            "from celeris.account.engine import RestVenueReader, AccountConfig, AlertThresholds")
+    subprocess.run([sys.executable, "-c", code], check=True)

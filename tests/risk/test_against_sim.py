@@ -14,6 +14,8 @@ from celeris.domain.instruments import OrderType
 from celeris.domain.modes import Mode
 from celeris.domain.values import Side
 from celeris.domain.messages import RejectCode
+from celeris.domain.values import money
+from celeris.clients.execution_control import ExecutionControlClient
 from celeris.risk import adapters, servicer
 from celeris.risk.engine import DEFAULT_POLICIES, RiskConfig, RiskEngine
 from celeris.runtime import control, grpc_server
@@ -56,7 +58,7 @@ async def test_emergency_stop_end_to_end(live_venue, redis_server, postgres_serv
     risk = RiskEngine(h.instruments, SystemClock(), adapters.VenueAccountSource(h.rest, h.instruments),
                       adapters.PostgresPolicyStore(pool, DEFAULT_POLICIES), adapters.PostgresAudit(pool),
                       adapters.RedisTradingFlag(redis_client),
-                      adapters.VenueEmergencyActions(h.rest, h.instruments, execution_server.target),
+                      adapters.VenueEmergencyActions(h.rest, h.instruments, ExecutionControlClient(execution_server.target)),
                       RiskConfig(monitor_interval_s=3600))
     risk_server = grpc_server.create_server([servicer.registrar(risk)])
     await risk_server.server.start()
@@ -82,8 +84,8 @@ async def test_emergency_stop_end_to_end(live_venue, redis_server, postgres_serv
             if all(before[k] == account[k] for k in ("totalMaintMargin", "totalMarginBalance")):
                 break
         venue_ratio = Fraction(account["totalMaintMargin"]) / Fraction(account["totalMarginBalance"])
-        assert abs(metrics.margin_ratio - venue_ratio) < Fraction(1, 10**6)
-        assert abs(metrics.equity - Fraction(account["totalMarginBalance"])) < Fraction(1, 10**6)
+        assert abs(Fraction(metrics.margin_ratio_ppm, 10**6) - venue_ratio) <= Fraction(1, 10**6)  # ppm, rounded up
+        assert metrics.equity_units == money(account["totalMarginBalance"])
 
         # The kill switch, as a person uses it.
         halt = await celeris("halt", "--target", risk_server.target, "--reason", "test stop", "--by", "alice")

@@ -61,7 +61,8 @@ async def test_small_order_approved_and_audited(btcusdt):
     await engine.start()
     result = engine.check_order("r1", "BTCUSDT", Side.BUY, 100, 600_000)  # 0.1 BTC: 6,000 on 10,000
     assert isinstance(result.outcome, Approved)
-    assert result.post_trade.leverage == Fraction(6_000, 10_000 - Fraction(24, 10))  # minus the taker fee
+    # 6,000 notional over the equity minus the taker fee (2.4), in ppm rounded up
+    assert result.post_trade.leverage_ppm == -(-6_000 * 10**6 * 10 // (10_000 * 10 - 24))
     import asyncio
     await asyncio.sleep(0)
     assert engine.audit.checks[-1]["approved"] is True and engine.audit.checks[-1]["request_id"] == "r1"

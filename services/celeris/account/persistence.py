@@ -7,26 +7,30 @@ import datetime as dt
 import json
 import logging
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from celeris.account.engine import AccountMonitor
+from celeris.domain.ratios import MONEY_PER_UNIT, money_decimal
+from celeris.domain.values import MONEY_SCALE
 from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
+_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
-def _d(value: Fraction | None) -> Decimal:
-    return Decimal(round(Fraction(value or 0) * 10**8)) / Decimal(10**8)
+
+def _d(value: Decimal | int | None) -> Decimal:
+    """A real-unit figure rounded half-even to MONEY_SCALE decimals, in the stores' canonical form."""
+    return Decimal(round(Decimal(value or 0) / _QUANTUM)) / Decimal(MONEY_PER_UNIT)
 
 
 def state_document(m: AccountMonitor) -> dict[str, Any]:
     """The account as JSON-able data (decimals as strings), for Redis and the dashboard."""
     pnl = m.pnl()
     return {
-        "ts_ns": m.clock.now_ns(), "wallet": str(_d(Fraction(m.wallet, 10**8))), "equity": str(_d(pnl["equity"])),
+        "ts_ns": m.clock.now_ns(), "wallet": str(money_decimal(m.wallet)), "equity": str(_d(pnl["equity"])),
         "margin_ratio": str(_d(m.margin_ratio())),
-        "positions": {f"{s}:{side}": {"qty": p.instrument.format_qty(p.qty_steps), "entry": str(_d(p.entry_price)),
+        "positions": {f"{s}:{side}": {"qty": p.instrument.format_qty(p.qty_steps), "entry": str(money_decimal(p.entry_price_units())),
                                       "unrealized": str(_d(m.unrealized((s, side)))),
                                       "mark": str(_d(m.marks.get(s)))}
                       for (s, side), p in m.positions.items() if p.qty_steps},
@@ -79,12 +83,12 @@ class AccountPersistence:
         for (symbol, side), pos in m.positions.items():
             if pos.qty_steps or m.realized_by_symbol.get(symbol):
                 unrealized = _d(m.unrealized((symbol, side)))
-                realized = _d(Fraction(m.realized_by_symbol.get(symbol, 0), 10**8))
+                realized = money_decimal(m.realized_by_symbol.get(symbol, 0))
                 rows.append((now, f"{symbol}" if side == "BOTH" else f"{symbol}:{side}", realized, unrealized,
                              realized + unrealized, Decimal(0), equity))
         async with self.pool.acquire() as conn:
             await conn.execute("INSERT INTO balance_snapshots (ts, asset, wallet_balance, equity) VALUES ($1,$2,$3,$4)",
-                               now, "USDT", _d(Fraction(m.wallet, 10**8)), equity)
+                               now, "USDT", money_decimal(m.wallet), equity)
             await conn.copy_records_to_table("pnl_snapshots", records=rows, columns=[
                 "ts", "symbol", "realized_pnl", "unrealized_pnl", "total_pnl", "total_fees", "equity"])
         self.snapshots += 1

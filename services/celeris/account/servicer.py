@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from fractions import Fraction
+from decimal import Decimal
 
 import grpc
 
-from celeris.account.engine import AccountMonitor, Alert, PositionKey
+from celeris.account.engine import AccountMonitor, PositionKey
 from celeris.api.v1 import account_pb2, account_pb2_grpc, common_pb2
+from celeris.domain.alerts import Alert
+from celeris.domain.values import MONEY_SCALE
 
 
-def dec(value: Fraction | int | None, scale: int = 8) -> common_pb2.Decimal:
-    return common_pb2.Decimal(mantissa=round(Fraction(value or 0) * 10**scale), scale=scale)
+def dec(value: Decimal | int | None, scale: int = MONEY_SCALE) -> common_pb2.Decimal:
+    """A real-unit figure (the monitor's Decimal edge) as a protobuf Decimal, half-even at `scale`."""
+    return common_pb2.Decimal(mantissa=round(Decimal(value or 0).scaleb(scale)), scale=scale)
+
+
+def money_pb(units: int) -> common_pb2.Decimal:
+    """Money units as they are: a mantissa at MONEY_SCALE."""
+    return common_pb2.Decimal(mantissa=units, scale=MONEY_SCALE)
 
 
 class AccountServicer(account_pb2_grpc.AccountMonitorServicer):
@@ -22,7 +30,7 @@ class AccountServicer(account_pb2_grpc.AccountMonitorServicer):
     def _balance(self) -> account_pb2.Balance:
         m = self._m
         equity = m.equity()
-        return account_pb2.Balance(asset="USDT", wallet_balance=dec(m.wallet * Fraction(1, 10**8)),
+        return account_pb2.Balance(asset="USDT", wallet_balance=money_pb(m.wallet),
                                    available_balance=dec(equity - m.maint_margin()), margin_balance=dec(equity),
                                    unrealized_pnl=dec(m.unrealized_total()), ts_ns=m.clock.now_ns())
 
@@ -34,8 +42,8 @@ class AccountServicer(account_pb2_grpc.AccountMonitorServicer):
         return account_pb2.Position(
             symbol=key[0], position_side=key[1],
             quantity=common_pb2.Decimal(mantissa=ins.qty_grid.units(pos.qty_steps), scale=ins.qty_grid.scale),
-            entry_price=dec(pos.entry_price), mark_price=dec(m.marks.get(key[0])), unrealized_pnl=dec(m.unrealized(key)),
-            realized_pnl=dec(Fraction(m.realized_by_symbol.get(key[0], 0), 10**8)),
+            entry_price=money_pb(pos.entry_price_units()), mark_price=dec(m.marks.get(key[0])), unrealized_pnl=dec(m.unrealized(key)),
+            realized_pnl=money_pb(m.realized_by_symbol.get(key[0], 0)),
             liquidation_price=dec(liq), notional=dec(m.notional(key)), leverage=m.leverage.get(key[0], 0),
             ts_ns=m.clock.now_ns())
 

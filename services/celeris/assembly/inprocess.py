@@ -34,7 +34,7 @@ def _usdt2(value: Fraction | int) -> str:
 
 
 def percentile_us(samples: list[int], q: float) -> float:
-    return round(percentile(samples, q) / 1000, 1)
+    return round((percentile(samples, q) or 0) / 1000, 1)
 
 
 class InProcessSystem:

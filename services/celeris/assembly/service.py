@@ -69,10 +69,11 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
         paper_account = ExecutionPaperAccount(settings.execution_target, w.instruments)
     if name == "risk":
         from celeris.assembly.risk import build_risk
+        from celeris.clients.execution_control import ExecutionControlClient
         from celeris.risk import adapters
 
-        built = build_risk(settings, w, paper_account,
-                           adapters.VenueEmergencyActions(w.rest, w.instruments, settings.execution_target),
+        control = ExecutionControlClient(settings.execution_target) if settings.execution_target else None
+        built = build_risk(settings, w, paper_account, adapters.VenueEmergencyActions(w.rest, w.instruments, control),
                            lambda: mode_now[0])
         engine = built.parts["engine"]
 
@@ -83,7 +84,7 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
         held.append(_follow_mode(settings, mode_now, refresh, "risk"))
         return built, held
     if name == "account":
-        from celeris.account.engine import GrpcHalter
+        from celeris.clients.halter import GrpcHalter
         from celeris.assembly.account import build_account
 
         halter = GrpcHalter(settings.risk_target, settings.execution_target) \

@@ -501,7 +501,7 @@ def _dec(d: Any) -> str:
 
 
 def percentile_us(samples: list[int], q: float) -> float:
-    return round(percentile(samples, q) / 1000, 1)
+    return round((percentile(samples, q) or 0) / 1000, 1)
 
 
 def fraction_str(value: Fraction | None) -> str:

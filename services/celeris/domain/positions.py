@@ -4,23 +4,36 @@ Owns the arithmetic of a position: average entry from the exact cost of what is 
 a fill reduces or flips it, unrealized PnL at the mark price, fees, and the account-level figures the
 venue publishes (margin ratio = maintenance margin / margin balance; liquidation price by the venue's
 formula for cross and isolated margin). Cost is kept as an exact rational so that a position opened
-and closed in any number of pieces realizes exactly (exit - entry) x qty.
+and closed in any number of pieces realizes exactly (exit - entry) x qty; every figure leaves this module
+as an integer (money units, ticks, ppm), so the engines keeping positions here (account, risk) never
+hold a rational or a float themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from decimal import Decimal
+from numbers import Rational
 from typing import Iterable
 
 from celeris.domain.instruments import Instrument
-from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units
+from celeris.domain.ratios import PPM, ratio_ppm
+from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units, parse_decimal
+
+INFINITE_RATIO_PPM = 10**9 * PPM
+"""What a ratio over a non-positive margin balance is reported as (the venue's "infinite")."""
 
 
 def fee(instrument: Instrument, price_ticks: int, qty_steps: int, rate: Fraction) -> int:
     """Commission in money units for a fill: notional x rate, rounded half-even to 1e-8."""
     notional = instrument.price_fraction(price_ticks) * instrument.qty_fraction(qty_steps)
     return fraction_to_units(notional * rate, MONEY_SCALE)
+
+
+def fee_ppm(instrument: Instrument, price_ticks: int, qty_steps: int, rate_ppm: int) -> int:
+    """`fee` with the rate in integer ppm (400 = 0.04 %)."""
+    return fee(instrument, price_ticks, qty_steps, Fraction(rate_ppm, PPM))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,10 @@ class Position:
             return Fraction(0)
         avg_ticks = self.cost / abs(self.qty_steps)
         return avg_ticks * self.instrument.price_grid.step_units / 10**self.instrument.price_grid.scale
+
+    def entry_price_units(self, scale: int = MONEY_SCALE) -> int:
+        """Average entry price as integer units of 10**-scale, half-even (0 when flat): for exports."""
+        return fraction_to_units(self.entry_price, scale)
 
     def apply_fill(self, side: Side, qty_steps: int, price_ticks: int, fee_paid: int = 0) -> FillResult:
         """Apply one fill; returns the PnL it realized. Flips close the old side first."""
@@ -114,6 +131,61 @@ class Position:
         ins = self.instrument
         return Fraction(ins.price_grid.step_units * ins.qty_grid.step_units,
                         10 ** (ins.price_grid.scale + ins.qty_grid.scale))
+
+
+def _real(price: str | Rational | Decimal) -> Fraction:
+    if isinstance(price, str):
+        mantissa, scale = parse_decimal(price)
+        return Fraction(mantissa, 10**scale)
+    return Fraction(price)
+
+
+def _ticks_exact(instrument: Instrument, price: str | Rational | Decimal) -> Fraction:
+    return _real(price) * 10**instrument.price_grid.scale / instrument.price_grid.step_units
+
+
+def price_to_ticks(instrument: Instrument, price: str | Rational | Decimal) -> int:
+    """A price (decimal string or exact rational) -> the nearest tick, half-even.
+
+    For mark prices, which the venue publishes finer than the tick (8 decimals): the PnL at the rounded
+    mark differs from the venue's by at most half a tick times the size.
+    """
+    return round(_ticks_exact(instrument, price))
+
+
+def position_at_entry(instrument: Instrument, qty_steps: int, entry_price: str | Rational | Decimal) -> Position:
+    """A position as a venue reports it: signed size and average entry price (decimal string or rational).
+
+    The entry is an average, off the tick grid in general, so the cost keeps it exactly.
+    """
+    return Position(instrument, qty_steps, abs(qty_steps) * _ticks_exact(instrument, entry_price))
+
+
+def margin_ratio_ppm(wallet_balance: int, positions: Iterable[tuple[Position, int]]) -> int:
+    """`margin_ratio` in ppm, rounded up (INFINITE_RATIO_PPM over a non-positive margin balance)."""
+    maint = 0
+    upnl = 0
+    for position, mark in positions:
+        maint += position.maint_margin(mark)
+        upnl += position.unrealized_pnl(mark)
+    margin_balance = wallet_balance + upnl
+    if margin_balance <= 0:
+        return INFINITE_RATIO_PPM if maint else 0
+    return ratio_ppm(maint, margin_balance)
+
+
+def liquidation_ticks(position: Position, wallet_balance: int, other_maint_margin: int = 0,
+                      other_unrealized_pnl: int = 0) -> int | None:
+    """`liquidation_price` of a position in ticks (half-even), from money-unit inputs; None when flat."""
+    if not position.qty_steps:
+        return None
+    ins = position.instrument
+    unit = Fraction(1, 10**MONEY_SCALE)
+    price = liquidation_price(wallet_balance=wallet_balance * unit, qty=ins.qty_fraction(position.qty_steps),
+                              entry_price=position.entry_price, maint_margin_rate=ins.maint_margin_rate,
+                              other_maint_margin=other_maint_margin * unit,
+                              other_unrealized_pnl=other_unrealized_pnl * unit)
+    return None if price is None else price_to_ticks(ins, price)
 
 
 def margin_ratio(wallet_balance: int, positions: Iterable[tuple[Position, int]]) -> Fraction:

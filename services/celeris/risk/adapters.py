@@ -1,5 +1,5 @@
 """The risk manager's ports made real: the venue's account, Redis flag, PostgreSQL policies and audit,
-and the emergency actions (execution's Control service and the venue's REST API).
+and the emergency actions (execution through its control port, and the venue's REST API).
 """
 
 from __future__ import annotations
@@ -9,54 +9,32 @@ import datetime as dt
 import json
 import logging
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
-from celeris.api.v1 import control_pb2, control_pb2_grpc
+from celeris.domain.clock import NS_PER_S
 from celeris.domain.instruments import Instrument
-from celeris.domain.positions import Position
 from celeris.domain.risk import Policy, PolicyKind, Scope
-from celeris.domain.values import money, parse_decimal
 from celeris.risk.engine import HaltResult
 from celeris.risk.metrics import AccountSnapshot
-from celeris.runtime import grpc_server
+from celeris.venues.binance.account import read_account
 from celeris.venues.binance.rest import BinanceRestClient
 
 log = logging.getLogger(__name__)
 
 
-def _ticks(ins: Instrument, text: str) -> Fraction:
-    mantissa, scale = parse_decimal(text)
-    return Fraction(mantissa, 10**scale) * 10**ins.price_grid.scale / ins.price_grid.step_units
-
-
 class VenueAccountSource:
-    """The account as the venue reports it: /fapi/v2/account (wallet, positions, leverage) + marks."""
+    """The account as the venue reports it: /fapi/v2/account (wallet, positions, leverage) + marks, parsed
+    by celeris.venues.binance.account. One-way positions only: the risk rules are per symbol."""
 
     def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument]) -> None:
         self.rest = rest
         self.instruments = instruments
 
     async def snapshot(self) -> AccountSnapshot:
-        account, marks = await asyncio.gather(
-            self.rest.request("GET", "/fapi/v2/account", signed=True, weight=5),
-            self.rest.request("GET", "/fapi/v1/premiumIndex", weight=1))
-        positions: dict[str, Position] = {}
-        leverage: dict[str, int] = {}
-        for p in account["positions"]:
-            ins = self.instruments.get(p["symbol"])
-            if ins is None or p.get("positionSide", "BOTH") != "BOTH":
-                continue
-            qty = ins.qty(p["positionAmt"])
-            positions[p["symbol"]] = Position(ins, qty, abs(qty) * _ticks(ins, p["entryPrice"]))
-            leverage[p["symbol"]] = int(p.get("leverage", 20))
-        mark_ticks = {}
-        for m in marks if isinstance(marks, list) else [marks]:
-            ins = self.instruments.get(m["symbol"])
-            if ins is not None:
-                mark_ticks[m["symbol"]] = int(_ticks(ins, m["markPrice"]))
-        return AccountSnapshot(money(account["totalWalletBalance"]), positions, mark_ticks, leverage,
-                               money(account.get("totalOpenOrderInitialMargin", "0")))
+        account, marks = await read_account(self.rest, self.instruments)
+        positions = {symbol: pos for (symbol, side), pos in account.positions.items() if side == "BOTH"}
+        leverage = {symbol: account.leverage[symbol] for symbol in positions}
+        return AccountSnapshot(account.total_wallet, positions, marks, leverage, account.open_order_margin)
 
 
 class RedisTradingFlag:
@@ -78,36 +56,24 @@ class RedisTradingFlag:
 
 
 class VenueEmergencyActions:
-    """Halt (and flatten) through execution's Control service; the venue's REST API only counts open
-    orders and, if execution does not answer, cancels them (a cancel never adds exposure)."""
+    """Halt (and flatten) through execution's control port (celeris.clients.execution_control in another
+    process); the venue's REST API only counts open orders and, if execution does not answer, cancels
+    them (a cancel never adds exposure)."""
 
-    def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument], execution_target: str = "",
-                 halt_timeout_s: float = 60.0) -> None:
+    def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument], execution: Any = None) -> None:
         self.rest = rest
         self.instruments = instruments
-        self.execution_target = execution_target
-        self.halt_timeout_s = halt_timeout_s
-
-    async def _control(self) -> Any:
-        channel = grpc_server.insecure_channel(self.execution_target)
-        return channel, control_pb2_grpc.ControlStub(channel)
+        self.execution = execution
 
     async def halt_execution(self, reason: str, flatten: bool) -> HaltResult:
-        if not self.execution_target:
+        if self.execution is None:
             raise RuntimeError("no execution_target configured: execution cannot be halted from here")
-        channel, stub = await self._control()
-        async with channel:
-            status = await stub.Halt(control_pb2.HaltRequest(reason=reason, requested_by="risk-manager",
-                                                             flatten_positions=flatten), timeout=self.halt_timeout_s)
-        text = status.details.get("halt_canceled", "")
-        return HaltResult(int(text) if text.isdigit() else 0, status.details.get("halt_flat", "true") == "true")
+        canceled, flat = await self.execution.halt(reason, flatten)
+        return HaltResult(canceled, flat)
 
     async def resume_execution(self, by: str) -> None:
-        if not self.execution_target:
-            return
-        channel, stub = await self._control()
-        async with channel:
-            await stub.Resume(control_pb2.ResumeRequest(requested_by=by, reason="trading re-enabled"), timeout=5)
+        if self.execution is not None:
+            await self.execution.resume(by)
 
     async def open_order_count(self) -> int:
         return len(await self.rest.request("GET", "/fapi/v1/openOrders", signed=True, weight=40))
@@ -191,4 +157,5 @@ class PostgresAudit:
 
 
 def _ts(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc)
+    seconds, rest_ns = divmod(ns, NS_PER_S)  # exact: a float of nanoseconds since 1970 loses microseconds
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc) + dt.timedelta(microseconds=rest_ns // 1000)

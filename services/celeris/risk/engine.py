@@ -6,11 +6,14 @@ Owns:
 - policies (the allowed condition, ARCHITECTURE.md §8) loaded from a PolicyStore at start and on change;
 - `check_order`: the post-trade state simulated with futures margin, every applicable policy
   evaluated, approved or denied with the violations and post-trade metrics, audited;
-- the monitoring loop: soft -> warning, hard -> critical alert, emergency -> stop; alerts de-duplicated
-  over 5 minutes;
+- the monitoring loop: soft -> warning, hard -> critical alert, emergency -> stop; alerts (the shared
+  celeris.domain.alerts type and log) de-duplicated over 5 minutes;
 - the emergency stop: one at a time (lock), idempotent, a persistent trading-disabled flag, execution
   halted, every open order cancelled and positions flattened reduce-only largest first at the venue,
   audited, alerted, and nothing resumes until a person re-enables it (recorded).
+
+Money and ratios are integers (risk/metrics.py); Decimals appear only where a figure leaves: the audit
+record, metrics_json, and the policy inputs compared with thresholds written in real units.
 """
 
 from __future__ import annotations
@@ -20,19 +23,23 @@ import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from fractions import Fraction
+from decimal import Decimal
 from typing import Any, Callable, Mapping, Protocol
 
+from celeris.domain.alerts import Alert, AlertLog
 from celeris.domain.clock import NS_PER_S, Clock, utc_day_start_ns
 from celeris.domain.instruments import Instrument
 from celeris.domain.risk import Approved, Denied, Policy, PolicyKind, Scope, Violation, decide, evaluate
 from celeris.domain.values import Side
-from celeris.risk.metrics import AccountSnapshot, RiskMetrics, compute, post_trade
+from celeris.risk.metrics import DEFAULT_TAKER_FEE_PPM, AccountSnapshot, RiskMetrics, compute, post_trade
 from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
-ALERT_DEDUP_NS = 5 * 60 * NS_PER_S
+ALERT_DEDUP_S = 5 * 60
+ALERT_DEDUP_NS = ALERT_DEDUP_S * NS_PER_S
+NO_VALUE = Decimal(0)
+"""The value of a violation that is not about a metric (stopped, no account state, no price)."""
 
 DEFAULT_POLICIES = [
     Policy("max-leverage", "leverage", "<=", "10", PolicyKind.HARD, priority=10),
@@ -96,16 +103,6 @@ class EmergencyActions(Protocol):
     async def resume_execution(self, by: str) -> None: ...
     async def cancel_all_orders(self) -> int:
         """The venue-side backstop, used only when execution does not confirm the halt."""
-
-
-@dataclass
-class Alert:
-    id: str
-    severity: str  # info | warning | error | critical
-    category: str
-    message: str
-    ts_ns: int
-    acknowledged: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,7 +183,7 @@ class MemoryFlag:
 class RiskConfig:
     monitor_interval_s: float = 1.0
     flatten_on_emergency: bool = True
-    taker_fee: Fraction = Fraction(4, 10_000)
+    taker_fee_ppm: int = DEFAULT_TAKER_FEE_PPM
     policy_reload_s: float = 5.0
     halt_timeout_s: float = 75.0
     """How long execution may take to halt and flatten (its flatten gives up after 30 s)."""
@@ -208,19 +205,20 @@ class RiskEngine:
         self.snapshot: AccountSnapshot | None = None
         self.metrics: RiskMetrics | None = None
         self.day_start_ns = 0
-        self.day_start_equity: Fraction | None = None
-        self.peak_equity: Fraction | None = None
+        self.day_start_equity: int | None = None
+        """Money units, as peak_equity."""
+        self.peak_equity: int | None = None
         self.order_times: dict[str, deque[int]] = defaultdict(deque)
         self.strategy_order_times: dict[str, deque[int]] = defaultdict(deque)
         self.stop = StopState()
         self._stop_lock = asyncio.Lock()
-        self.alerts: list[Alert] = []
-        self._alert_last: dict[str, int] = {}
+        self.alert_log = AlertLog("risk", clock, ALERT_DEDUP_S)
+        self.alerts: list[Alert] = self.alert_log.alerts
+        self.on_alert: list[Callable[[Alert], None]] = self.alert_log.on_alert
         self._logged: dict[str, float] = {}
-        self.on_alert: list[Callable[[Alert], None]] = []
         self.check_latency_ns: deque[int] = deque(maxlen=10_000)
         self.checks = 0
-        self._before_inputs: dict[tuple[Scope, str, str], Fraction] = {}
+        self._before_inputs: dict[tuple[Scope, str, str], Decimal] = {}
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -270,9 +268,10 @@ class RiskEngine:
         metrics = compute(self.snapshot, self.day_start_equity, self.peak_equity, self._velocity(now))
         day = utc_day_start_ns(now)
         if day != self.day_start_ns or self.day_start_equity is None:
-            self.day_start_ns, self.day_start_equity = day, metrics.equity
+            self.day_start_ns, self.day_start_equity = day, metrics.equity_units
             metrics = compute(self.snapshot, self.day_start_equity, self.peak_equity, self._velocity(now))
-        self.peak_equity = max(self.peak_equity or metrics.equity, metrics.equity)
+        equity = metrics.equity_units
+        self.peak_equity = max(self.peak_equity if self.peak_equity is not None else equity, equity)
         self.metrics = metrics
         self._before_inputs = metrics.as_policy_inputs()
         return metrics
@@ -294,14 +293,14 @@ class RiskEngine:
         ins = self.instruments.get(symbol)
         if self.stop.active:
             return self._result(started, Denied((Violation("emergency-stop", PolicyKind.EMERGENCY, "trading_enabled",
-                                                           Fraction(0), f"stopped: {self.stop.reason}"),)))
+                                                           NO_VALUE, f"stopped: {self.stop.reason}"),)))
         if ins is None or self.snapshot is None:
             reason = f"unknown symbol {symbol}" if ins is None else "no account state yet"
             return self._result(started, Denied((Violation("check-unavailable", PolicyKind.HARD, "availability",
-                                                           Fraction(0), reason),)))
+                                                           NO_VALUE, reason),)))
         price = price_ticks or self.snapshot.marks.get(symbol)
         if not price:
-            return self._result(started, Denied((Violation("no-price", PolicyKind.HARD, "availability", Fraction(0),
+            return self._result(started, Denied((Violation("no-price", PolicyKind.HARD, "availability", NO_VALUE,
                                                            f"no price for {symbol}"),)))
         now = self.clock.now_ns()
         velocity = self._velocity(now)
@@ -312,7 +311,7 @@ class RiskEngine:
             while times and times[0] < now - 60 * NS_PER_S:
                 times.popleft()
             strategy_velocity[strategy_id] = len(times) + 1
-        after = post_trade(self.snapshot, ins, side, qty_steps, price, self.config.taker_fee)
+        after = post_trade(self.snapshot, ins, side, qty_steps, price, self.config.taker_fee_ppm)
         metrics = compute(after, self.day_start_equity, self.peak_equity, velocity)
         inputs = metrics.as_policy_inputs(strategy_velocity)
         violations = evaluate(self.policies, inputs)
@@ -334,11 +333,11 @@ class RiskEngine:
             "quantity": ins.format_qty(qty_steps), "price": ins.format_price(price),
             "approved": isinstance(outcome, Approved),
             "violations": [v.reason for v in (outcome.violations if isinstance(outcome, Denied) else outcome.warnings)],
-            "processing_time_us": result.processing_time_us, "leverage": str(float(metrics.leverage)),
-            "margin_ratio": str(float(metrics.margin_ratio))}))
+            "processing_time_us": result.processing_time_us, "leverage": str(metrics.leverage),
+            "margin_ratio": str(metrics.margin_ratio)}))
         return result
 
-    def _only_worsening(self, violations: list[Violation], after: dict[tuple[Scope, str, str], Fraction]) -> list[Violation]:
+    def _only_worsening(self, violations: list[Violation], after: dict[tuple[Scope, str, str], Decimal]) -> list[Violation]:
         """A policy already broken before the order blocks it only if the order makes it worse."""
         if self.metrics is None:
             return violations
@@ -393,17 +392,10 @@ class RiskEngine:
         return True
 
     def raise_alert(self, category: str, severity: str, message: str, key: str | None = None) -> Alert | None:
-        now = self.clock.now_ns()
-        key = key or f"{category}:{message}"
-        last = self._alert_last.get(key)
-        if last is not None and now - last < ALERT_DEDUP_NS:
-            return None
-        self._alert_last[key] = now
-        alert = Alert(f"risk-{len(self.alerts) + 1}", severity, category, message, now)
-        self.alerts.append(alert)
-        log.warning("risk alert [%s] %s", severity, message)
-        for observer in self.on_alert:
-            observer(alert)
+        """Raise an alert unless its key (category:message by default) fired in the last 5 minutes."""
+        alert = self.alert_log.raise_alert(category, severity, message, key or f"{category}:{message}")
+        if alert is not None:
+            log.warning("risk alert [%s] %s", severity, message)
         return alert
 
     # -- the emergency stop -----------------------------------------------------------------------
@@ -490,8 +482,9 @@ class RiskEngine:
 
 
 def metrics_json(metrics: RiskMetrics) -> dict[str, Any]:
-    return {"equity": str(float(metrics.equity)), "margin_ratio": str(float(metrics.margin_ratio)),
-            "leverage": str(float(metrics.leverage)), "daily_drawdown_pct": str(float(metrics.daily_drawdown_pct)),
-            "peak_drawdown_pct": str(float(metrics.peak_drawdown_pct)),
-            "concentration_pct": {s: str(float(v)) for s, v in metrics.concentration_pct.items()}}
+    """The metrics as decimal strings (exact) for Control's details."""
+    return {"equity": str(metrics.equity), "margin_ratio": str(metrics.margin_ratio),
+            "leverage": str(metrics.leverage), "daily_drawdown_pct": str(metrics.daily_drawdown_pct),
+            "peak_drawdown_pct": str(metrics.peak_drawdown_pct),
+            "concentration_pct": {s: str(v) for s, v in metrics.concentration_pct.items()}}
 

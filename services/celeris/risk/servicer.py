@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from fractions import Fraction
+from decimal import Decimal
 
 import grpc
 
 from celeris.api.v1 import common_pb2, risk_pb2, risk_pb2_grpc
 from celeris.domain.risk import Denied, Policy, PolicyKind, Scope, Violation
 from celeris.domain.values import Side
-from celeris.risk.engine import Alert, RiskEngine, StopState
+from celeris.domain.alerts import Alert
+from celeris.domain.values import MONEY_SCALE
+from celeris.risk.engine import RiskEngine, StopState
 from celeris.risk.metrics import RiskMetrics
 from celeris.runtime.convert import decimal_str
 
 
-def dec(value: Fraction, scale: int = 8) -> common_pb2.Decimal:
-    return common_pb2.Decimal(mantissa=round(value * 10**scale), scale=scale)
+def dec(value: Decimal | int, scale: int = MONEY_SCALE) -> common_pb2.Decimal:
+    """A real-unit figure (the metrics' Decimal edge) as a protobuf Decimal, half-even at `scale`."""
+    return common_pb2.Decimal(mantissa=round(Decimal(value).scaleb(scale)), scale=scale)
 
 
 def metrics_pb(m: RiskMetrics, ts_ns: int) -> risk_pb2.RiskMetrics:

@@ -1,0 +1,132 @@
+"""The account ledger: balances, positions, marks and leverage as the venue's events and REST say.
+
+Owns what the account holds, in integers: the USDT wallet (money units), one domain `Position` per
+(symbol, position side) (hedge-mode LONG and SHORT are kept apart, never netted), mark prices in ticks,
+and the figures derived from them through celeris.domain.positions (unrealized PnL, notional,
+maintenance margin, equity, margin ratio in ppm, liquidation price in ticks). It applies ACCOUNT_UPDATE
+events and adopts a venue snapshot wholesale (the venue wins); PnL statistics and reconciliation live in
+account/pnl.py and account/reconciliation.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from celeris.domain.instruments import Instrument
+from celeris.domain.positions import (Position, liquidation_ticks, margin_ratio_ppm, position_at_entry,
+                                      price_to_ticks)
+from celeris.domain.values import money
+from celeris.venues.binance import codec
+from celeris.venues.binance.account import PositionKey
+
+__all__ = ["AccountLedger", "PositionKey", "VenueAccount"]
+
+
+@dataclass
+class VenueAccount:
+    """The venue's view, as a VenueReader reads it.
+
+    wallet: money units. positions: (symbol, side) -> a domain Position, or (signed qty in steps, entry
+    price) with the entry a decimal string or exact rational (as the paper account and tests give it).
+    marks: symbol -> ticks (int), or a price as a decimal string or exact rational. Both are converted once,
+    exactly, when the ledger adopts the snapshot.
+    """
+
+    wallet: int
+    positions: dict[PositionKey, Any]
+    marks: dict[str, Any]
+    leverage: dict[str, int]
+
+
+class AccountLedger:
+    def __init__(self, instruments: dict[str, Instrument]) -> None:
+        self.instruments = instruments
+        self.wallet = 0
+        self.positions: dict[PositionKey, Position] = {}
+        self.marks: dict[str, int] = {}
+        """Mark prices in ticks."""
+        self.leverage: dict[str, int] = {}
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def apply_account_update(self, event: codec.AccountUpdate) -> tuple[set[str], int]:
+        """Apply an ACCOUNT_UPDATE; returns the sections it changed and the funding it paid (money units)."""
+        changed = set()
+        funding = 0
+        for balance in event.a.B:
+            if balance.a == "USDT":
+                new = money(balance.wb)
+                if event.a.m == "FUNDING_FEE":  # the wallet moved by the funding payment alone
+                    funding += new - self.wallet
+                self.wallet = new
+                changed.add("balances")
+        for p in event.a.P:
+            ins = self.instruments.get(p.s)
+            if ins is None:
+                continue
+            self.positions[(p.s, p.ps)] = position_at_entry(ins, ins.qty(p.pa), p.ep)
+            changed.add("positions")
+        return changed, funding
+
+    def set_mark(self, symbol: str, mark_price: str) -> None:
+        ins = self.instruments.get(symbol)
+        if ins is not None:
+            self.marks[symbol] = price_to_ticks(ins, mark_price)
+
+    def update_marks(self, marks: dict[str, Any]) -> None:
+        for symbol, value in marks.items():
+            ins = self.instruments.get(symbol)
+            if ins is not None:
+                self.marks[symbol] = value if isinstance(value, int) else price_to_ticks(ins, value)
+
+    def adopt(self, venue: VenueAccount) -> None:
+        """Take the venue's wallet and positions as ours; a position the venue does not list is flat."""
+        self.wallet = venue.wallet
+        for key in list(self.positions):
+            if key not in venue.positions:
+                self.positions[key] = Position(self.positions[key].instrument)
+        for key, value in venue.positions.items():
+            self.positions[key] = self._position(key, value)
+
+    def _position(self, key: PositionKey, value: Any) -> Position:
+        if isinstance(value, Position):
+            return value
+        qty, entry = value
+        return position_at_entry(self.instruments[key[0]], qty, entry)
+
+    # -- figures (integers) -----------------------------------------------------------------------
+    def unrealized(self, key: PositionKey) -> int:
+        """Money units at the mark (0 without a mark)."""
+        mark = self.marks.get(key[0])
+        return self.positions[key].unrealized_pnl(mark) if mark is not None else 0
+
+    def notional(self, key: PositionKey) -> int:
+        """Absolute notional at the mark, money units (0 without a mark)."""
+        mark = self.marks.get(key[0])
+        return self.positions[key].notional(mark) if mark is not None else 0
+
+    def maint_margin_of(self, key: PositionKey) -> int:
+        mark = self.marks.get(key[0])
+        return self.positions[key].maint_margin(mark) if mark is not None else 0
+
+    def unrealized_total(self) -> int:
+        return sum(self.unrealized(k) for k in self.positions)
+
+    def equity(self) -> int:
+        """Wallet + unrealized PnL (the margin balance), money units."""
+        return self.wallet + self.unrealized_total()
+
+    def maint_margin(self) -> int:
+        return sum(self.maint_margin_of(k) for k in self.positions)
+
+    def margin_ratio_ppm(self) -> int:
+        """Binance's maintenance margin / margin balance, ppm rounded up (1_000_000 is liquidation)."""
+        return margin_ratio_ppm(self.wallet, ((p, self.marks[k[0]]) for k, p in self.positions.items()
+                                              if k[0] in self.marks))
+
+    def liquidation_ticks(self, key: PositionKey) -> int | None:
+        """The venue's cross-margin liquidation price of one position, in ticks (None when flat)."""
+        others = [k for k in self.positions if k != key]
+        return liquidation_ticks(self.positions[key], self.wallet,
+                                 sum(self.maint_margin_of(k) for k in others),
+                                 sum(self.unrealized(k) for k in others))

@@ -1,0 +1,79 @@
+"""The venue's account as domain values: the one parser of /fapi/v2/account and /fapi/v1/premiumIndex.
+
+Owns the translation of Binance's account documents into integers: balances and margins are money units
+(celeris.domain.values.money, MONEY_SCALE), sizes are steps of the instrument's quantity grid, positions
+are domain `Position`s (their exact average entry kept by celeris.domain.positions), mark prices are
+ticks of the instrument's price grid (the venue publishes them with 8 decimals, finer than the tick; the
+nearest tick is kept). Symbols without an instrument are skipped: we neither trade nor value them.
+The account monitor and the risk manager read the account through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from celeris.domain.instruments import Instrument
+from celeris.domain.positions import Position, position_at_entry, price_to_ticks
+from celeris.domain.values import money
+
+PositionKey = tuple[str, str]
+"""(symbol, position side: BOTH in one-way mode, LONG | SHORT in hedge mode)."""
+
+DEFAULT_LEVERAGE = 20
+"""What a position without a "leverage" field is taken to use (the venue's default for new symbols)."""
+
+
+@dataclass(frozen=True)
+class BinanceAccount:
+    """/fapi/v2/account in integers."""
+
+    usdt_wallet: int
+    """The USDT asset's walletBalance (totalWalletBalance when the assets list has no USDT)."""
+    total_wallet: int
+    """totalWalletBalance: every asset's wallet, in USDT."""
+    available: int
+    """availableBalance."""
+    open_order_margin: int
+    """totalOpenOrderInitialMargin."""
+    positions: dict[PositionKey, Position]
+    """Every position the venue lists for a known symbol, flat ones included (qty_steps 0)."""
+    leverage: dict[str, int]
+
+
+def parse_account(body: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> BinanceAccount:
+    """Parse a /fapi/v2/account (or v3) body; raises DecimalFormatError / OffGridError on a malformed value."""
+    total_wallet = money(body["totalWalletBalance"])
+    usdt_wallet = next((money(a["walletBalance"]) for a in body.get("assets", ()) if a.get("asset") == "USDT"),
+                       total_wallet)
+    positions: dict[PositionKey, Position] = {}
+    leverage: dict[str, int] = {}
+    for p in body.get("positions", ()):
+        ins = instruments.get(p["symbol"])
+        if ins is None:
+            continue
+        qty = ins.qty(p["positionAmt"])
+        key = (p["symbol"], p.get("positionSide", "BOTH"))
+        positions[key] = position_at_entry(ins, qty, p.get("entryPrice", "0")) if qty else Position(ins)
+        leverage[p["symbol"]] = int(p.get("leverage", DEFAULT_LEVERAGE))
+    return BinanceAccount(usdt_wallet, total_wallet, money(body.get("availableBalance", "0")),
+                          money(body.get("totalOpenOrderInitialMargin", "0")), positions, leverage)
+
+
+def parse_marks(body: Any, instruments: Mapping[str, Instrument]) -> dict[str, int]:
+    """Mark prices in ticks from /fapi/v1/premiumIndex (a list, or one object when asked for one symbol)."""
+    out: dict[str, int] = {}
+    for m in body if isinstance(body, list) else [body]:
+        ins = instruments.get(m["symbol"])
+        if ins is not None:
+            out[m["symbol"]] = price_to_ticks(ins, m["markPrice"])
+    return out
+
+
+async def read_account(rest: Any, instruments: Mapping[str, Instrument]) -> tuple[BinanceAccount, dict[str, int]]:
+    """The account and every mark, read concurrently (weights 5 + 1) through a BinanceRestClient."""
+    account, marks = await asyncio.gather(
+        rest.request("GET", "/fapi/v2/account", signed=True, weight=5),
+        rest.request("GET", "/fapi/v1/premiumIndex", weight=1))
+    return parse_account(account, instruments), parse_marks(marks, instruments)

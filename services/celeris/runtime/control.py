@@ -123,10 +123,23 @@ class ComponentControl:
             out.update({prefix + k: v for k, v in component.status().items()})
         return out
 
+    def halt_state(self) -> tuple[bool, str]:
+        """Halted by this lever, or by a component on its own account (the risk manager's emergency stop,
+        a halt that survived a restart, execution halting on a rejected key): a status never says
+        "trading" while a component refuses to."""
+        if self.halted:
+            return True, self.halt_reason
+        for component in self.components:
+            halted, reason = getattr(component, "halt_state", (False, ""))
+            if halted:
+                return True, reason
+        return False, ""
+
     def status(self, request_id: str = "") -> control_pb2.ComponentStatus:
+        halted, reason = self.halt_state()
         return control_pb2.ComponentStatus(
             request_id=request_id, component=self.component, version=__version__,
-            mode=MODE_TO_PB[self.mode], halted=self.halted, halt_reason=self.halt_reason,
+            mode=MODE_TO_PB[self.mode], halted=halted, halt_reason=reason,
             draining=self.draining, ready=self.ready, started_at_ns=self.started_at_ns,
             ts_ns=self.clock.now_ns(), details=self.component_details(), config_generation=self.config_generation,
         )

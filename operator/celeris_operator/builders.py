@@ -10,9 +10,11 @@ copied into a ConfigMap.
 
 from __future__ import annotations
 
-import json
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
+
+from celeris.assembly.plan import spec_keys
+from celeris.config.spec import RiskSpec, StrategySpec
 
 COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
 HOT_PATH = ("marketdata", "strategy", "execution")
@@ -89,23 +91,18 @@ def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, s
     risk = spec.get("risk", {})
     out = {"CELERIS_COMPONENT": component, "CELERIS_GRPC_HOST": "0.0.0.0", "CELERIS_GRPC_PORT": str(port),
            "CELERIS_METRICS_PORT": str(METRICS_PORT + (HOT_PATH.index(component) if colocated and component in HOT_PATH else 0)),
-           "CELERIS_MODE": mode, "CELERIS_SYMBOLS": ",".join(spec["symbols"]),
            "CELERIS_VENUE_REST_URL": spec["venue"]["restUrl"], "CELERIS_VENUE_WS_URL": spec["venue"]["wsUrl"],
            "CELERIS_LOG_FORMAT": "json"}
+    # What comes from the spec itself (symbols, mode, spec.risk, strategies) is the plan's, as in `celeris up`.
+    strategies = [StrategySpec.model_validate(s).engine_config() for s in spec.get("strategies", [])]
+    from_spec = spec_keys(component, list(spec["symbols"]), mode, RiskSpec.model_validate(risk), strategies)
+    out.update({f"CELERIS_{key.upper()}": str(value) for key, value in from_spec.items()})
     if component in ("execution", "strategy", "dashboard"):
         out["CELERIS_MARKETDATA_TARGET"] = target("marketdata")
     if component in ("strategy", "dashboard"):
         out["CELERIS_EXECUTION_TARGET"] = target("execution")
-    if component == "strategy":
-        out["CELERIS_STRATEGIES"] = json.dumps([{"name": s["name"], "type": s["type"], "symbol": s["symbol"],
-                                                 "order_size": s["orderSize"], "params": s.get("params", {}),
-                                                 "enabled": s.get("enabled", True)} for s in spec.get("strategies", [])])
-        out["CELERIS_MAX_POSITION_USDT"] = str(whole_usdt(risk.get("maxPositionUsdt", "1000")))
     if component in ("execution", "account"):
         out["CELERIS_RISK_TARGET"] = component_target(name, ns, "risk")
-    if component == "execution":
-        out["CELERIS_MAX_ORDERS_PER_SECOND"] = str(risk.get("maxOrdersPerSecond", 10))
-        out["CELERIS_LEVERAGE"] = str(risk.get("maxLeverage", 10))
     if component == "risk":
         out["CELERIS_EXECUTION_TARGET"] = target("execution")
     if component == "dashboard":

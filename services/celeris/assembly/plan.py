@@ -16,17 +16,24 @@ SETTINGS = {"marketdata": component_settings.MarketDataSettings, "execution": co
 """Every component's settings class, by component name."""
 
 
+def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: list[dict[str, Any]]) -> dict[str, Any]:
+    """The settings component `name` takes from a TradingSystem's spec: its symbols, the mode, the risk
+    limits (`spec.risk`, a RiskSpec: every component that checks orders applies the same numbers) and
+    the strategies (the strategy engine's shape). `celeris up` and the operator both call this."""
+    keys: dict[str, Any] = {"symbols": ",".join(symbols)}
+    if name in ("execution", "risk", "strategy", "account"):
+        keys["mode"] = mode
+    if name in ("execution", "risk", "strategy"):
+        keys["risk_limits"] = risk.model_dump_json(exclude_none=True)
+    if name == "strategy":
+        keys["strategies"] = json.dumps(strategies)
+    return keys
+
+
 def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, Any]:
     """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`)."""
-    keys: dict[str, Any] = {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "symbols": ",".join(up.symbols),
-                            "state_dir": str(up.state_dir())}
-    if name in ("execution", "risk", "strategy", "account"):
-        keys["mode"] = up.mode
-    if name in ("execution", "risk", "strategy"):
-        keys["risk_limits"] = up.risk.model_dump_json(exclude_none=True)
-    if name == "strategy":
-        keys["strategies"] = json.dumps(up.strategies)
-    return keys
+    return {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "state_dir": str(up.state_dir()),
+            **spec_keys(name, up.symbols, up.mode, up.risk, up.strategies)}
 
 
 def secret_keys(up: Any, name: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ copied into a ConfigMap.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from celeris.assembly.plan import spec_keys
@@ -61,19 +60,6 @@ def pod_groups(spec: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 def component_target(ts_name: str, namespace: str, component: str) -> str:
     return f"{service_name(ts_name, component)}.{namespace}.svc:{GRPC_PORT}"
 
-
-def whole_usdt(value: Any) -> int:
-    """A spec amount ("1000", 1000, 1000.75, "1e3") -> whole USDT, rounded down (a limit never grows).
-
-    Parsed as the decimal the spec wrote, exactly: through float, 2**53 + 1 would become 2**53.
-    """
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"not a decimal amount: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return int(amount.to_integral_value(rounding=ROUND_DOWN))
 
 def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, str]:
     """CELERIS_* settings of one component (no secrets: those come from secretKeyRef)."""

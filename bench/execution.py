@@ -32,7 +32,7 @@ from celeris.domain.values import Side  # noqa: E402
 from celeris.execution.engine import ExecutionEngine  # noqa: E402
 from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.domain.messages import OrderRequest
-from celeris.execution.venue import BinanceOrderVenue  # noqa: E402
+from celeris.venues.binance.orders import BinanceOrderVenue  # noqa: E402
 from celeris.runtime.clock import SystemClock  # noqa: E402
 from celeris.venues.binance.rest import BinanceRestClient  # noqa: E402
 

@@ -14,7 +14,7 @@ from celeris.execution.engine import ExecutionEngine
 from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.domain.messages import OrderRequest
 from celeris.execution.store import MemoryHotState, MemoryJournal
-from celeris.execution.venue import BinanceOrderVenue
+from celeris.venues.binance.orders import BinanceOrderVenue
 from celeris.runtime.clock import SystemClock
 from celeris.transport.bus import InProcessBus
 from celeris.venues.binance.rest import BinanceRestClient

@@ -37,7 +37,7 @@ def build_execution(settings: ExecutionSettings, w: Wiring, risk: Any, feed: Any
     from celeris.execution.model import ExecutionConfig, PositionLimits
     from celeris.execution.paper import PaperVenue
     from celeris.execution.store import FileHaltState, MemoryHotState, MemoryJournal, PostgresJournal, RedisHotState
-    from celeris.execution.venue import BinanceOrderVenue
+    from celeris.venues.binance.orders import BinanceOrderVenue
 
     instruments, clock = w.instruments, w.clock
     hot: Any = RedisHotState(w.redis) if w.redis is not None else MemoryHotState()

@@ -1,0 +1,169 @@
+"""Execution's order venue for Binance USD-M: orders over REST, their events from the user data stream,
+and the venue's answers (orders, trades, positions, balance) parsed into the domain's values.
+
+It implements celeris.execution.venue.OrderVenue without importing it (the port is a Protocol): the
+venue package knows the domain and Binance, never an engine.
+"""
+
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import Any, Awaitable, Callable
+
+from celeris.domain.clock import Clock
+from celeris.domain.instruments import Instrument
+from celeris.domain.orders import Order
+from celeris.domain.values import Side, money, parse_decimal, to_units
+from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
+from celeris.venues.binance import codec, errors
+from celeris.venues.binance.rest import BinanceRestClient
+from celeris.venues.binance.streams import StreamConfig
+from celeris.venues.binance.userstream import UserDataStream
+
+log = logging.getLogger(__name__)
+
+OnEvent = Callable[[VenueOrderEvent], None]
+OnReconnect = Callable[[], Awaitable[None]]
+
+
+_EXECUTIONS = {"NEW": Execution.NEW, "TRADE": Execution.TRADE, "CALCULATED": Execution.TRADE,
+               "CANCELED": Execution.CANCELED, "EXPIRED": Execution.EXPIRED, "REJECTED": Execution.REJECTED}
+
+
+class BinanceOrderVenue:
+    name = "live"
+
+    def __init__(self, rest: BinanceRestClient, ws_url: str, instruments: dict[str, Instrument], clock: Clock,
+                 keepalive_s: float = 30 * 60, stream_config: StreamConfig | None = None) -> None:
+        self.rest = rest
+        self.instruments = instruments
+        self.clock = clock
+        self._on_event: OnEvent | None = None
+        self._on_reconnect: OnReconnect | None = None
+        self.user_stream = UserDataStream(rest, ws_url, self._on_user_event, self._reconnected, keepalive_s,
+                                          stream_config)
+
+    @property
+    def listen_key(self) -> str:
+        return self.user_stream.listen_key
+
+    @property
+    def listen_key_renewals(self) -> int:
+        return self.user_stream.renewals
+
+    async def start(self, on_event: OnEvent, on_reconnect: OnReconnect) -> None:
+        self._on_event, self._on_reconnect = on_event, on_reconnect
+        await self.user_stream.start()
+
+    async def stop(self) -> None:
+        await self.user_stream.stop()
+
+    async def _reconnected(self) -> None:
+        if self._on_reconnect is not None:
+            await self._on_reconnect()  # fills may have happened while we were away
+
+    def _on_user_event(self, event: codec.UserEvent) -> None:
+        if isinstance(event, codec.OrderTradeUpdate) and self._on_event is not None:
+            converted = self._convert(event)
+            if converted is not None:
+                self._on_event(converted)
+
+    def _convert(self, event: codec.OrderTradeUpdate) -> VenueOrderEvent | None:
+        o = event.o
+        ins = self.instruments.get(o.s)
+        execution = _EXECUTIONS.get(o.x)
+        if ins is None or execution is None:
+            return None
+        last_qty = ins.qty(o.l) if o.l else 0
+        if execution is Execution.TRADE and not last_qty:
+            return None
+        return VenueOrderEvent(
+            symbol=o.s, client_order_id=o.c, venue_order_id=o.i, execution=execution, side=Side(o.S),
+            last_qty_steps=last_qty, last_price_ticks=ins.price(o.L) if last_qty else 0, trade_id=o.t,
+            commission=money(o.n) if o.n else 0, is_maker=o.m, realized_pnl=to_units(o.rp, 8),
+            ts_event_ns=o.T * 1_000_000, order_type=o.o, orig_qty_steps=ins.qty(o.q),
+            price_ticks=_price_or_zero(ins, o.p), reduce_only=o.R, order_status=o.X)
+
+    # -- REST ------------------------------------------------------------------------------------
+    async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:
+        ins = self.instruments[order.symbol]
+        params: dict[str, Any] = {"symbol": order.symbol, "side": order.side.value, "type": order.order_type.value,
+                                  "quantity": ins.format_qty(order.qty_steps),
+                                  "newClientOrderId": order.client_order_id, "newOrderRespType": "ACK"}
+        if order.price_ticks is not None:
+            params["price"] = ins.format_price(order.price_ticks)
+            params["timeInForce"] = order.time_in_force.value
+        if order.stop_price_ticks is not None:
+            params["stopPrice"] = ins.format_price(order.stop_price_ticks)
+        if order.reduce_only:
+            params["reduceOnly"] = True
+        body = await self.rest.request("POST", "/fapi/v1/order", params, signed=True, weight=0, on_write=on_write)
+        return _state(body, ins)
+
+    async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
+        body = await self.rest.request("DELETE", "/fapi/v1/order",
+                                       {"symbol": symbol, "origClientOrderId": client_order_id}, signed=True)
+        return _state(body, self.instruments[symbol])
+
+    async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
+        try:
+            body = await self.rest.request("GET", "/fapi/v1/order",
+                                           {"symbol": symbol, "origClientOrderId": client_order_id}, signed=True)
+        except errors.UnknownOrder:
+            return None
+        return _state(body, self.instruments[symbol])
+
+    async def open_orders(self) -> list[VenueOrderEvent]:
+        body = await self.rest.request("GET", "/fapi/v1/openOrders", signed=True, weight=40)
+        out = []
+        for o in body:
+            ins = self.instruments.get(o["symbol"])
+            if ins is None:
+                continue
+            out.append(VenueOrderEvent(
+                symbol=o["symbol"], client_order_id=o["clientOrderId"], venue_order_id=o["orderId"],
+                execution=Execution.NEW, side=Side(o["side"]), order_type=o["type"],
+                orig_qty_steps=ins.qty(o["origQty"]), price_ticks=_price_or_zero(ins, o["price"]),
+                last_qty_steps=ins.qty(o["executedQty"]), reduce_only=bool(o.get("reduceOnly"))))
+        return out
+
+    async def trades(self, symbol: str) -> list[VenueOrderEvent]:
+        ins = self.instruments[symbol]
+        body = await self.rest.request("GET", "/fapi/v1/userTrades", {"symbol": symbol, "limit": 1000},
+                                       signed=True, weight=5)
+        return [VenueOrderEvent(symbol=symbol, client_order_id="", venue_order_id=t["orderId"],
+                                execution=Execution.TRADE, side=Side(t["side"]), last_qty_steps=ins.qty(t["qty"]),
+                                last_price_ticks=ins.price(t["price"]), trade_id=t["id"],
+                                commission=money(t["commission"]), is_maker=t["maker"],
+                                realized_pnl=to_units(t["realizedPnl"], 8), ts_event_ns=t["time"] * 1_000_000)
+                for t in body]
+
+    async def available_balance(self) -> int | None:
+        body = await self.rest.request("GET", "/fapi/v2/account", signed=True, weight=5)
+        return money(body["availableBalance"])
+
+    async def positions(self) -> dict[str, tuple[int, Fraction]]:
+        body = await self.rest.request("GET", "/fapi/v2/positionRisk", signed=True, weight=5)
+        out = {}
+        for p in body:
+            ins = self.instruments.get(p["symbol"])
+            if ins is None or p.get("positionSide", "BOTH") != "BOTH":
+                continue
+            entry_units = parse_decimal(p["entryPrice"])
+            entry = Fraction(entry_units[0], 10 ** entry_units[1]) * 10**ins.price_grid.scale / ins.price_grid.step_units
+            out[p["symbol"]] = (ins.qty(p["positionAmt"]), entry)
+        return out
+
+
+def _state(body: dict[str, Any], ins: Instrument) -> VenueOrderState:
+    return VenueOrderState(body["clientOrderId"], body["orderId"], body["status"], ins.qty(body["executedQty"]))
+
+
+def _price_or_zero(ins: Instrument, text: str) -> int:
+    try:
+        return ins.price(text)
+    except ValueError:
+        return 0  # "0" on market orders
+

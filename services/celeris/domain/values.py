@@ -158,24 +158,6 @@ class Grid:
         return format_units(self.step_units, self.scale)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Price:
-    """A price as an integer number of ticks of its instrument's price grid."""
-
-    ticks: int
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Qty:
-    """A quantity as an integer number of steps of its instrument's quantity grid (never negative)."""
-
-    steps: int
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ValueError("quantity cannot be negative")
-
-
 def money(text: str) -> int:
     """A money decimal string -> integer units at MONEY_SCALE (rounding refused)."""
     return to_units(text, MONEY_SCALE)

@@ -29,7 +29,7 @@ def btcusdt():
 
 @pytest.fixture(scope="session")
 def redis_server():
-    from tests.servers import RedisServer
+    from tests.support.servers import RedisServer
 
     server = RedisServer()
     yield server
@@ -38,7 +38,7 @@ def redis_server():
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    from tests.servers import PostgresServer
+    from tests.support.servers import PostgresServer
 
     server = PostgresServer()
     yield server

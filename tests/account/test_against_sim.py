@@ -20,7 +20,8 @@ from celeris.runtime import control, grpc_server
 from celeris.runtime.clock import SystemClock
 from celeris.storage import postgres
 from celeris.venues.binance.userstream import UserDataStream
-from tests.execution.conftest import Harness, request, wait_for
+from tests.execution.conftest import Harness, request
+from tests.support.waits import wait_for
 from tests.sim.conftest import API_KEY, live_venue  # noqa: F401
 
 

@@ -25,6 +25,7 @@ from celeris.domain.modes import Mode
 from celeris.assembly.inprocess import InProcessSystem
 from celeris.commands.up import Up, register
 from tests.sim.conftest import API_KEY, sim_process  # noqa: F401
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +37,6 @@ def make_up(*extra, strategies=None):
     if strategies is not None:
         args += ["--strategies", json.dumps(strategies)]
     return Up(parser.parse_args(args))
-
-
-async def wait_for(predicate, timeout=15.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def started(up):

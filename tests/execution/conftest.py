@@ -20,6 +20,7 @@ from celeris.transport.bus import InProcessBus
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamConfig
 from tests.sim.conftest import API_KEY, API_SECRET, live_venue  # noqa: F401
+from tests.support.waits import wait_for  # noqa: F401 - used by the execution tests
 
 _ids = itertools.count(1)
 
@@ -29,15 +30,6 @@ def request(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, qty="0.
     rid = kw.pop("request_id", f"req-{next(_ids)}-{id(object())}")
     return OrderRequest(rid, symbol, side, order_type, instrument.qty(qty),
                         instrument.price(price) if price is not None else None, tif, **kw)
-
-
-async def wait_for(predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 class Harness:

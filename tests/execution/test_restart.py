@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from celeris.api.v1 import common_pb2, execution_pb2, execution_pb2_grpc
-from tests.servers import free_port
+from tests.support.servers import free_port
 from tests.sim.conftest import API_KEY, API_SECRET, sim_process  # noqa: F401
 
 N = 24

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from celeris.api.v1 import common_pb2, control_pb2, control_pb2_grpc, execution_pb2, execution_pb2_grpc
 from tests.execution.test_restart import start_execution, wait_ready
-from tests.servers import free_port
+from tests.support.servers import free_port
 from tests.sim.conftest import sim_process  # noqa: F401
 
 

@@ -12,7 +12,7 @@ import grpc
 
 from celeris.api.v1 import marketdata_pb2, marketdata_pb2_grpc
 from tests.conftest import DATA
-from tests.servers import free_port
+from tests.support.servers import free_port
 from tests.sim.conftest import API_KEY, API_SECRET, sim_process  # noqa: F401
 
 CELERIS = str(Path(sys.executable).with_name("celeris"))

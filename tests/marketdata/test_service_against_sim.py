@@ -17,6 +17,7 @@ from celeris.transport.bus import InProcessBus
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamConfig
 from tests.sim.conftest import API_KEY, API_SECRET, live_venue  # noqa: F401 - fixture
+from tests.support.waits import wait_for
 
 
 @pytest.fixture
@@ -30,15 +31,6 @@ async def md(live_venue):  # noqa: F811
     yield service
     await service.stop()
     await rest.close()
-
-
-async def wait_for(predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 def books_equal(service, venue, symbol="BTCUSDT", depth=20):

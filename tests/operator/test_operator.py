@@ -23,6 +23,7 @@ from celeris.domain.clock import TestClock
 from celeris.domain.modes import IllegalModeChange, Mode
 from celeris.runtime import control
 from tests.operator.apiserver import ApiServer
+from tests.support.waits import wait_until
 
 # Read by the operator module when kopf imports it: fast rollout ticks and image timeouts for tests.
 OPERATOR_ENV = {"CELERIS_OPERATOR_INTERVAL_S": "0.5", "CELERIS_OPERATOR_IMAGE_TIMEOUT_S": "2"}
@@ -147,15 +148,6 @@ class Cluster:
 
     def get(self, name: str) -> dict:
         return self.call("GET", f"{BASE}/{name}")[1]
-
-
-def wait_until(predicate, timeout=15.0, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def trading_system(cluster, name="btc-perp", **spec):

@@ -10,9 +10,10 @@ import grpc
 import pytest
 
 from celeris.api.v1 import control_pb2, control_pb2_grpc, risk_pb2, risk_pb2_grpc
-from tests.servers import free_port
+from tests.support.servers import free_port
 from tests.sim.conftest import sim_process  # noqa: F401
-from tests.strategy.test_services import spawn, until
+from tests.strategy.test_services import spawn
+from tests.support.waits import until
 
 
 async def test_configure_applies_risk_limits_in_the_running_process(sim_process):  # noqa: F811

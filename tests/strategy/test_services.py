@@ -4,7 +4,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 
 import grpc
@@ -12,8 +11,9 @@ import pytest
 
 from celeris.api.v1 import (common_pb2, control_pb2, control_pb2_grpc, execution_pb2, execution_pb2_grpc, strategy_pb2,
                             strategy_pb2_grpc)
-from tests.servers import free_port
+from tests.support.servers import free_port
 from tests.sim.conftest import API_KEY, API_SECRET, sim_process  # noqa: F401
+from tests.support.waits import until
 
 
 def spawn(component, sim, **settings):
@@ -24,20 +24,6 @@ def spawn(component, sim, **settings):
     for key, value in settings.items():
         args += ["--set", f"{key}={value}"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-
-
-async def until(fn, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = await fn()
-            if last:
-                return last
-        except grpc.aio.AioRpcError:
-            pass
-        await asyncio.sleep(0.2)
-    return last
 
 
 async def test_strategy_engine_trades_through_services(sim_process):  # noqa: F811

@@ -257,7 +257,9 @@ def test_lifecycle_through_the_operator(cluster, operator):
     cluster.patch_spec("btc-perp", {"mode": "live"})
     wait_until(lambda: cluster.get("btc-perp")["status"].get("mode") == "simulation", what="simulation")
     assert all(c.mode is Mode.SIMULATION for c in cluster.controls.values())
-    time.sleep(1.5)
+    # The gate's verdict is in the status: it waits for the approval, and holds the mode meanwhile.
+    wait_until(lambda: "approvedForLive" in (cluster.get("btc-perp")["status"].get("stage") or {}).get("waiting", []),
+               what="the approval gate")
     ts = cluster.get("btc-perp")
     assert ts["status"]["mode"] == "simulation" and "approvedForLive" in ts["status"]["stage"]["waiting"]
     cluster.patch_spec("btc-perp", {"approvedForLive": True})

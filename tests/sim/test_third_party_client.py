@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 
 import pytest
 from binance.error import ClientError
@@ -10,6 +9,7 @@ from binance.um_futures import UMFutures
 from binance.websocket.um_futures.websocket_client import UMFuturesWebsocketClient
 
 from tests.sim.conftest import API_KEY, API_SECRET
+from tests.support.waits import wait_until
 
 
 @pytest.fixture
@@ -92,7 +92,8 @@ def test_listen_key_and_websocket_streams(client, sim_process):
     try:
         ws.diff_book_depth(symbol="btcusdt", speed=100)
         ws.user_data(listen_key=key)  # subscribes the listenKey as a stream, as this client does
-        time.sleep(0.5)
+        # Both subscriptions acknowledged ({"result": null, "id": ...}): the order's events cannot be missed.
+        wait_until(lambda: sum(1 for d in list(received) if "result" in d and "id" in d) >= 2, 10, "subscriptions")
         client.new_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.001")
         assert done.wait(10), [d.get("e") for d in received]
     finally:

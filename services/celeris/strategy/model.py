@@ -1,0 +1,31 @@
+"""What the strategy engine keeps per strategy: its configuration and its running state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from celeris.domain.signals import Strategy
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str
+    type: str
+    symbol: str
+    order_size: str
+    """Order size at full strength, a decimal string in the base asset ("0.001")."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+
+
+@dataclass
+class Runner:
+    config: StrategyConfig
+    strategy: Strategy
+    enabled: bool = True
+    disabled_reason: str = ""
+    signals: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    realized_pnl: int = 0

@@ -1,0 +1,131 @@
+"""The strategy engine's roster: adding, enabling, disabling, reloading and reconfiguring strategies
+(built-in or plugins, hot reload of changed plugin files), and calling them guarded: an exception is
+logged and counted, `max_consecutive_errors` in a row disable the strategy, the others keep running.
+A strategy that leaves (disabled, reloaded, removed) has its orders cancelled.
+
+A mixin of StrategyEngine: the state it works on (runners, registry, stats) is the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from celeris.domain.values import Side
+from celeris.strategy.model import Runner, StrategyConfig
+
+
+log = logging.getLogger("celeris.strategy.engine")
+
+
+class StrategyRoster:
+    def add(self, config: StrategyConfig) -> Runner:
+        if config.symbol not in self.instruments:
+            raise ValueError(f"strategy {config.name}: unknown symbol {config.symbol}")
+        if config.name in self.runners:
+            raise ValueError(f"strategy name {config.name!r} is used twice")
+        self.instruments[config.symbol].qty(config.order_size)  # refuses an off-step size now, not later
+        strategy = self.registry.create(config.type)
+        strategy.initialize({"symbol": config.symbol, "order_size": config.order_size, "params": dict(config.params)})
+        runner = Runner(config, strategy, enabled=config.enabled)
+        self.runners[config.name] = runner
+        return runner
+
+    def enable(self, name: str) -> Runner:
+        runner = self.runners[name]
+        runner.enabled, runner.disabled_reason, runner.consecutive_errors = True, "", 0
+        return runner
+
+    def disable(self, name: str, reason: str = "disabled by request") -> Runner:
+        runner = self.runners[name]
+        runner.enabled, runner.disabled_reason = False, reason
+        self._owner_gone(name, "canceled_owner_gone")
+        return runner
+
+    @property
+    def quotes(self) -> dict[tuple[str, str, Side], str]:
+        """(owner, symbol, side) -> client order id of each working quote."""
+        return self.owned.quotes
+
+    def reload(self, name: str) -> Runner:
+        """A fresh instance of the strategy's (possibly new) class; state handed over if it wants it."""
+        runner = self.runners[name]
+        source = self.registry.sources.get(runner.config.type)
+        if source is not None and source.path is not None:
+            self.registry.reload(source.path)
+        old_state = dict(runner.strategy.get_state())
+        fresh = self.registry.create(runner.config.type)
+        fresh.initialize({"symbol": runner.config.symbol, "order_size": runner.config.order_size,
+                          "params": dict(runner.config.params)})
+        restore = getattr(fresh, "restore", None)
+        if callable(restore):
+            restore(old_state)
+        runner.strategy = fresh
+        runner.consecutive_errors = 0
+        # The fresh instance does not know the old one's orders: they go (hot reload re-quotes).
+        self._cancel_records(self.owned.owned_by(name), "canceled_owner_gone", "reload")
+        log.info("strategy %s reloaded (%s)", name, "state handed over" if callable(restore) else "state reset")
+        return runner
+
+    def reconfigure(self, configs: list[StrategyConfig]) -> list[str]:
+        """Apply changed parameters, sizes or enablement of configured strategies (no restart); returns
+        the names that changed. New names are added; a strategy missing from `configs` is disabled."""
+        changed = []
+        wanted = {c.name: c for c in configs}
+        for config in configs:  # all or nothing: refuse an unknown symbol or off-step size before changing any
+            if config.symbol not in self.instruments:
+                raise ValueError(f"strategy {config.name}: no instrument {config.symbol}")
+            self.instruments[config.symbol].qty(config.order_size)
+        for name, config in wanted.items():
+            runner = self.runners.get(name)
+            if runner is None:
+                self.add(config)
+                changed.append(name)
+                continue
+            if config == runner.config:
+                continue
+            runner.config = config
+            self.reload(name)
+            runner.enabled = config.enabled
+            changed.append(name)
+        for name, runner in self.runners.items():
+            if name not in wanted and runner.enabled:
+                self.disable(name, "removed from the configuration")
+                changed.append(name)
+        return changed
+
+    def reload_changed(self) -> list[str]:
+        """Reload every strategy whose plugin file changed on disk (hot reload)."""
+        reloaded = []
+        for path in self.registry.changed_files():
+            types = self.registry.reload(path)
+            for runner in self.runners.values():
+                if runner.config.type in types:
+                    self.reload(runner.config.name)
+                    reloaded.append(runner.config.name)
+        return reloaded
+
+    async def watch_plugins(self, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.reload_changed()
+
+    def _call(self, runner: Runner, method: str, *args: Any) -> Any:
+        try:
+            result = getattr(runner.strategy, method)(*args)
+            runner.consecutive_errors = 0
+            return result
+        except Exception as exc:
+            self._strategy_error(runner, f"{method}: {exc!r}")
+            return None
+
+    def _strategy_error(self, runner: Runner, what: str) -> None:
+        runner.errors += 1
+        runner.consecutive_errors += 1
+        self.stats["errors"] += 1
+        log.error("strategy %s failed: %s", runner.config.name, what)
+        if runner.consecutive_errors >= self.max_consecutive_errors:
+            self.disable(runner.config.name, f"{runner.consecutive_errors} consecutive errors, last: {what}")
+
+    # -- market data -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "services"))
 
 from celeris.domain.instruments import Instrument  # noqa: E402
+from celeris.domain.stats import percentile  # noqa: E402
 
 CAPTURE = ROOT / "data" / "binance" / "hftbacktest_usdm_btcusdt_20240808_first60s.txt.gz"
 EXCHANGE_INFO = ROOT / "data" / "binance" / "samples" / "nautilus" / "py_http_futures_market_exchange_info.json"
@@ -34,7 +35,7 @@ def summarize(samples_ns: list[int], wall_s: float) -> dict[str, float]:
     ordered = sorted(samples_ns)
 
     def pct(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+        return (percentile(ordered, q) or 0) / 1000
 
     return {"events": len(ordered), "events_per_s": len(ordered) / wall_s, "p50_us": pct(0.5),
             "p99_us": pct(0.99), "mean_us": statistics.fmean(ordered) / 1000}

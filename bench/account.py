@@ -29,11 +29,12 @@ from celeris.api.v1 import account_pb2, account_pb2_grpc  # noqa: E402
 from celeris.domain.instruments import Instrument  # noqa: E402
 from celeris.runtime import grpc_server  # noqa: E402
 from celeris.runtime.clock import SystemClock  # noqa: E402
+from celeris.domain.values import MONEY_SCALE  # noqa: E402
 
 
 class Reader:
     async def account(self) -> VenueAccount:
-        return VenueAccount(50_000 * 10**8, {("BTCUSDT", "BOTH"): (500, Fraction(60_000)),
+        return VenueAccount(50_000 * 10**MONEY_SCALE, {("BTCUSDT", "BOTH"): (500, Fraction(60_000)),
                                              ("ETHUSDT", "BOTH"): (-3000, Fraction(3_000))},
                             {"BTCUSDT": Fraction(60_100), "ETHUSDT": Fraction(2_990)}, {"BTCUSDT": 20, "ETHUSDT": 20})
 
@@ -44,7 +45,7 @@ async def run(count: int) -> dict[str, dict[str, float]]:
     monitor = AccountMonitor(instruments, SystemClock(), Reader())
     await monitor.reconcile(initial=True)
     for i in range(200):
-        monitor.realized += (i % 7 - 3) * 10**8
+        monitor.realized += (i % 7 - 3) * 10**MONEY_SCALE
         monitor.wins += i % 2
         monitor.losses += 1 - i % 2
     for i in range(50):

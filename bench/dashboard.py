@@ -25,6 +25,7 @@ import msgspec  # noqa: E402
 
 from celeris.dashboard.server import DashboardConfig, DashboardServer  # noqa: E402
 from celeris.dashboard.state import DashboardState  # noqa: E402
+from celeris.domain.stats import percentile  # noqa: E402
 
 
 async def scenario(clients: int, kind: str, duration: float) -> dict[str, float]:
@@ -65,8 +66,8 @@ async def scenario(clients: int, kind: str, duration: float) -> dict[str, float]
         await source()
         await asyncio.gather(*tasks)
     await server.stop()
-    ordered = sorted(staleness)
-    pct = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0  # noqa: E731
+    def pct(q: float) -> float:
+        return float(percentile(staleness, q) or 0)
     return {"clients": clients, "updates_per_client_per_s": sum(received) / clients / duration,
             "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
 

@@ -24,6 +24,7 @@ from _capture import EXCHANGE_INFO, summarize  # noqa: E402
 
 from celeris.api.v1 import common_pb2, risk_pb2, risk_pb2_grpc  # noqa: E402
 from celeris.domain.instruments import Instrument  # noqa: E402
+from celeris.domain.values import MONEY_SCALE  # noqa: E402
 from celeris.domain.positions import Position  # noqa: E402
 from celeris.domain.values import Side  # noqa: E402
 from celeris.risk import servicer  # noqa: E402
@@ -48,7 +49,7 @@ def instruments() -> dict[str, Instrument]:
 
 def account(ins: dict[str, Instrument]) -> AccountSnapshot:
     btc, eth = ins["BTCUSDT"], ins["ETHUSDT"]
-    return AccountSnapshot(50_000 * 10**8, {"BTCUSDT": Position(btc, 500, Fraction(500 * 600_000)),
+    return AccountSnapshot(50_000 * 10**MONEY_SCALE, {"BTCUSDT": Position(btc, 500, Fraction(500 * 600_000)),
                                             "ETHUSDT": Position(eth, -3000, Fraction(3000 * 300_000))},
                            {"BTCUSDT": 601_000, "ETHUSDT": 299_500}, {"BTCUSDT": 20, "ETHUSDT": 20})
 

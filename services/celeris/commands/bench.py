@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from celeris.domain.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench"
@@ -50,11 +51,8 @@ def _script(args: list[str]) -> dict[str, Any]:
 
 
 def _pct(samples: list[int]) -> dict[str, float]:
-    ordered = sorted(samples)
-    if not ordered:
-        return {"count": 0, "p50_us": 0.0, "p99_us": 0.0}
-    return {"count": len(ordered), "p50_us": round(ordered[len(ordered) // 2] / 1000, 1),
-            "p99_us": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1000, 1)}
+    return {"count": len(samples), "p50_us": round((percentile(samples, 0.5) or 0) / 1000, 1),
+            "p99_us": round((percentile(samples, 0.99) or 0) / 1000, 1)}
 
 
 def _rss_kb() -> int:

@@ -17,6 +17,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from celeris.domain.values import MONEY_SCALE, money_str
+
+
+MONEY = 10**MONEY_SCALE
+START_WALLET = 100_000 * MONEY
+"""The paper account's wallet at the start of a replay (money units)."""
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="run the strategies over a recorded capture (simulation fill model)")
@@ -116,8 +123,8 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
                 await execution.settle()
                 pos = paper.account_positions[symbol]
                 mid = paper.books[symbol].mid()
-                pnl = (paper.wallet - 100_000 * 10**8 + (pos.unrealized_pnl(int(mid)) if mid else 0)) / 1e8
-                curve.append(((ts - first_ns) / 1e9, pnl))
+                units = paper.wallet - START_WALLET + (pos.unrealized_pnl(int(mid)) if mid else 0)
+                curve.append(((ts - first_ns) / 1e9, float(units) / MONEY))  # a plot's y value: the float edge
     await strategy.stop()
     await execution.settle()
     pos = paper.account_positions[symbol]
@@ -127,8 +134,9 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
               "signals": strategy.stats["signals"], "orders": execution.stats.accepted,
               "rejected": execution.stats.rejected, "fills": execution.stats.fills,
               "position": instruments[symbol].format_qty(pos.qty_steps),
-              "realized_pnl": f"{pos.realized_pnl / 1e8:.8f}", "unrealized_pnl": f"{unrealized / 1e8:.8f}",
-              "fees": f"{pos.fees_paid / 1e8:.8f}", "net_pnl": f"{(paper.wallet - 100_000 * 10**8 + unrealized) / 1e8:.8f}",
+              "realized_pnl": money_str(round(pos.realized_pnl)), "unrealized_pnl": money_str(round(unrealized)),
+              "fees": money_str(round(pos.fees_paid)),
+              "net_pnl": money_str(round(paper.wallet - START_WALLET + unrealized)),
               "gaps": core.symbols[symbol].synced.stats.gaps}
     if plot is not None:
         write_png(plot, curve)

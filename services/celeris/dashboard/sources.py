@@ -19,6 +19,7 @@ from celeris.dashboard.state import DashboardState
 from celeris.domain.book import BookState
 from celeris.domain.orders import Order
 from celeris.domain.values import money_str
+from celeris.domain.stats import percentile
 
 DEPTH = 10
 
@@ -30,10 +31,7 @@ def dec(value: Fraction | int | None, places: int = 2) -> str:
 
 
 def percentile_us(samples: Any, q: float) -> float:
-    ordered = sorted(samples)
-    if not ordered:
-        return 0.0
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 1)
+    return round((percentile(samples, q) or 0) / 1000, 1)
 
 
 class InProcessSource:

@@ -42,6 +42,7 @@ from celeris.strategy.model import Runner, StrategyConfig
 from celeris.strategy.orders import OrderIntents
 from celeris.strategy.plugins import PluginRegistry
 from celeris.strategy.roster import StrategyRoster
+from celeris.domain.stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +304,5 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         await self.cancel_quotes()
 
 def decision_percentiles(samples: deque[int] | list[int]) -> dict[str, float]:
-    ordered = sorted(samples)
-    if not ordered:
-        return {"p50_us": 0.0, "p99_us": 0.0}
-    return {"p50_us": ordered[len(ordered) // 2] / 1000, "p99_us": ordered[int(len(ordered) * 0.99)] / 1000}
+    return {"p50_us": (percentile(samples, 0.5) or 0) / 1000, "p99_us": (percentile(samples, 0.99) or 0) / 1000}
 

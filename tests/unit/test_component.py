@@ -15,8 +15,10 @@ from celeris.risk.component import RiskComponent
 from celeris.runtime.component import Component
 from celeris.runtime.control import ComponentControl
 from celeris.strategy.component import StrategyComponent
+from celeris.dashboard.component import DashboardComponent
 
-COMPONENTS = [ExecutionComponent, RiskComponent, StrategyComponent, AccountComponent, MarketDataComponent]
+COMPONENTS = [ExecutionComponent, RiskComponent, StrategyComponent, AccountComponent, MarketDataComponent,
+              DashboardComponent]
 LEVERS = ["start", "stop", "set_mode", "halt", "resume", "configure", "drain"]
 
 

@@ -3,31 +3,32 @@ actions sent to the risk manager and the account monitor (in-process, `celeris u
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from celeris.assembly.settings import DashboardSettings
+from celeris.domain.modes import Mode
 
 log = logging.getLogger("celeris.dashboard")
 
 
 async def serve_dashboard(settings: DashboardSettings) -> None:
-    import signal
+    """Serve the dashboard (HTTP, WebSocket) and its gRPC health and Control until SIGTERM/SIGINT."""
     import time
 
+    from celeris.dashboard.component import DashboardComponent
     from celeris.dashboard.remote import GrpcActions, GrpcSource
     from celeris.dashboard.server import DashboardConfig, DashboardServer
     from celeris.dashboard.state import DashboardState
+    from celeris.runtime import control, grpc_server
+    from celeris.runtime.clock import SystemClock
 
     state = DashboardState()
     server = DashboardServer(state, GrpcActions(settings), DashboardConfig(
         token=settings.token, auth_disabled=settings.auth_disabled, max_clients=settings.max_clients))
     server.sources.append(GrpcSource(settings, state, time.time_ns))
-    port = await server.start(settings.grpc_host, settings.http_port)
-    log.warning("dashboard on http://%s:%d/", settings.grpc_host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop()
+    component = DashboardComponent(server, settings.grpc_host, settings.http_port)
+    await component.start()
+    log.warning("dashboard on http://%s:%d/", settings.grpc_host, component.port)
+    ctl = control.ComponentControl("dashboard", SystemClock(), mode=Mode(settings.mode), components=[component])
+    bound = grpc_server.create_server([control.registrar(ctl)], settings.grpc_host, settings.grpc_port)
+    await grpc_server.serve_until_signal(bound, component.stop, settings.drain_timeout_ms / 1000)

@@ -334,7 +334,7 @@ class ServicesSystem:
         if note:
             up._progress(f"note: {note}")
         self.dashboard_port = self.dashboard_port or free_port()
-        self._spawn("dashboard", http_port=self.dashboard_port,
+        self._spawn("dashboard", http_port=self.dashboard_port, grpc_port=free_port(),
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
                     account_target=f"127.0.0.1:{p.account}")

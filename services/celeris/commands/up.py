@@ -261,6 +261,8 @@ class ServicesSystem:
         """Counters of earlier lives of a restarted execution (its in-memory counters start at 0)."""
         self.sim: dict[str, Any] = {}
         self.metrics_ports: dict[str, int] = {}
+        self.metrics_url = ""
+        self._metrics_runner: Any = None
 
     def _spawn(self, name: str, **settings: Any) -> None:
         """Start component `name` as `celeris NAME run` with the settings the plan derives from the spec
@@ -338,10 +340,51 @@ class ServicesSystem:
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
                     account_target=f"127.0.0.1:{p.account}")
+        self.metrics_ports["dashboard"] = self.dashboard_port  # the dashboard serves its /metrics on its HTTP port
         await self._wait_ready()
+        await self._start_metrics()
         if up.halted_at_start:
             await self._halt_at_start()
         self._supervisor = asyncio.create_task(self._supervise(), name="celeris-up-supervisor")
+
+    async def scrape_all(self, timeout_s: float = 1.0) -> dict[str, str]:
+        """Every component's /metrics, fetched concurrently; one that is down or slow is left out."""
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+        async def one(session: aiohttp.ClientSession, port: int) -> str | None:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    return await response.text() if response.status == 200 else None
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                return None
+
+        ports = dict(self.metrics_ports)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            texts = await asyncio.gather(*(one(session, port) for port in ports.values()))
+        return {name: text for name, text in zip(ports, texts) if text is not None}
+
+    async def _start_metrics(self) -> None:
+        """One /metrics with every component's (each sample labelled component="<name>"), on loopback,
+        as the in-process topology serves: what one Prometheus scrape or the observability test reads."""
+        from aiohttp import web
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from celeris.runtime.metrics_merge import merge_expositions
+
+        async def handle_metrics(_: web.Request) -> web.Response:
+            body = merge_expositions(await self.scrape_all())
+            return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", handle_metrics)
+        self._metrics_runner = runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # aiohttp exposes no public getter
+        self.metrics_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/metrics" if sockets else ""
 
     async def _supervise(self, poll_s: float = 0.5) -> None:
         """A component process that dies is started again (same settings, same port) after a back-off
@@ -416,6 +459,8 @@ class ServicesSystem:
         for name in ("marketdata", "execution", "strategy", "risk", "account"):
             lines.append(f"  {name:11} 127.0.0.1:{getattr(self.ports, name)}")
         lines.append(f"  dashboard   http://127.0.0.1:{self.dashboard_port}/?token={self.up.token}")
+        if self.metrics_url:
+            lines.append(f"  metrics     {self.metrics_url}  (every component's)")
         lines.append("  Ctrl-C stops cleanly")
         return "\n".join(lines)
 
@@ -458,6 +503,10 @@ class ServicesSystem:
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
+        if self._metrics_runner is not None:
+            with contextlib.suppress(Exception):
+                await self._metrics_runner.cleanup()
+            self._metrics_runner = None
         try:
             async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.strategy}") as channel:
                 from celeris.api.v1 import control_pb2, control_pb2_grpc

@@ -50,6 +50,7 @@ class AuthWeights:
     faults: Any
     weights: WeightWindow
     order_times: deque[int]
+    orders_per_10s: int
     stats: dict[str, int]
 
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
@@ -169,7 +170,7 @@ class AuthWeights:
         if self.faults.order_429 > 0:
             self.faults.order_429 -= 1
             raise VenueError(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND.", 429)
-        if sum(1 for t in self.order_times if t > now - 10_000) > 300:
+        if sum(1 for t in self.order_times if t > now - 10_000) > self.orders_per_10s:
             raise VenueError(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND.", 429)
 
 

@@ -37,7 +37,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-
 from celeris.domain.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]

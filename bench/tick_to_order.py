@@ -219,7 +219,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     if over_budget():
                         out["skipped"].append(f"{topology} run")
                         continue
-                    r = await probe(session, info, args.samples, args.warmup, args.timeout_ms, args.quiet_ms)
+                    quiet = args.services_quiet_ms if topology == "services" else args.quiet_ms
+                    r = await probe(session, info, args.samples, args.warmup, args.timeout_ms, quiet)
                     runs.append(dict(_figures(r["samples_ns"]), timeouts=r["timeouts"], duration_s=r["duration_s"]))
             finally:
                 if up is not None:
@@ -239,6 +240,8 @@ def main() -> int:
     p.add_argument("--no-baseline", dest="baseline", action="store_false")
     p.add_argument("--timeout-ms", type=float, default=200, help="a step without an order this long is a miss")
     p.add_argument("--quiet-ms", type=float, default=2, help="settling time before and after each step")
+    p.add_argument("--services-quiet-ms", type=float, default=6,
+                   help="the same for the services topology (its answers take gRPC hops to settle)")
     p.add_argument("--ready-s", type=float, default=40, help="how long `celeris up` may take to trade")
     p.add_argument("--budget-s", type=float, default=90, help="no run starts after this many seconds")
     p.add_argument("--json", action="store_true")

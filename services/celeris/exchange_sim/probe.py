@@ -4,8 +4,8 @@ With `celeris sim --latency-probe` the venue's own market stops moving and publi
 when a probe run asks for it (POST /_sim/probe {"steps", "symbol", "warmup", "timeout_ms", "quiet_ms"}).
 Each step is one stimulus and one answer:
 
-1. the account's open orders on the symbol are cancelled (the venue's user stream tells the client) and
-   the probe waits `quiet_ms` so the client has settled;
+1. the account's open orders on the symbol (the last step's) are cancelled (the venue's user stream tells
+   the client) and the probe waits `quiet_ms` so the client has taken the answers and settled;
 2. the book moves (a cycle of four: touch quantity change, one tick up, quantity change, one tick down, so
    a mid-following strategy sees a move on every step) and the depth/bookTicker frames go out;
 3. the probe waits for the next new-order request (or `timeout_ms`) and records
@@ -77,7 +77,7 @@ class LatencyProbe:
                 if any(o.is_open and o.symbol == symbol for o in account.orders.values()):
                     engine.cancel_all(account, symbol)
                     await venue._flush_users()
-                await asyncio.sleep(quiet_s)
+                await asyncio.sleep(quiet_s)  # the client takes the order's answer and the cancel
                 self._move(book, i)
                 self.sent_ns = 0
                 self._order = loop.create_future()
@@ -94,7 +94,6 @@ class LatencyProbe:
                     else:
                         timeouts += 1
                 i += 1
-                await asyncio.sleep(quiet_s)  # let the order's answer and any other order of the step go
             if any(o.is_open and o.symbol == symbol for o in account.orders.values()):
                 engine.cancel_all(account, symbol)
                 await venue._flush_users()

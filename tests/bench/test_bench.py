@@ -79,3 +79,17 @@ def test_celeris_bench_suite_subset_prints_one_json_object():
         assert set(out["tick_to_order"][topology]) >= {"p50_us", "p99_us"}
     assert out["tick_to_order"]["inproc"]["count"] > 0
     assert "memory_growth_pct" in out["soak"]
+
+
+def test_tick_to_order_benchmark_counts_the_samples_it_was_asked_for():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "tick_to_order.py"), "--json", "--runs", "2",
+                             "--samples", "30", "--warmup", "5"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["samples_requested"] == 30 and out["skipped"] == []
+    for name in ("baseline", "inproc", "services"):
+        assert out[f"{name}_samples_per_run"] == [30, 30]
+        assert out[f"{name}_samples_total"] == 60
+        for q in ("p50", "p99", "p999"):
+            assert out[f"{name}_{q}_us_min"] <= out[f"{name}_{q}_us_median"] <= out[f"{name}_{q}_us_max"]
+        assert [set(r) >= {"count", "p50_us", "p99_us", "p999_us", "timeouts"} for r in out[f"{name}_runs"]] == [True] * 2

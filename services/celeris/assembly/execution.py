@@ -63,7 +63,9 @@ def build_execution(settings: ExecutionSettings, w: Wiring, risk: Any, feed: Any
         ExecutionConfig(settings.symbols, PositionLimits(settings.max_position_usdt * MONEY,
                                                          settings.max_orders_per_second, settings.leverage),
                         exposure=risk_spec.exposure_limits() if risk_spec else ExposureLimits(),
-                        unknown_orders_policy=settings.unknown_orders_policy),
+                        unknown_orders_policy=settings.unknown_orders_policy,
+                        venue_orders_per_10s=settings.venue_orders_per_10s,
+                        venue_orders_per_minute=settings.venue_orders_per_minute),
         instruments, clock, {Mode.LIVE: live, Mode.SIMULATION: paper}, publish, hot, journal, risk=risk,
         mode=Mode(settings.mode))
     if risk_spec is not None:

@@ -32,8 +32,13 @@ def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: l
 
 def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, Any]:
     """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`)."""
-    return {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "state_dir": str(up.state_dir()),
+    keys = {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "state_dir": str(up.state_dir()),
             **spec_keys(name, up.symbols, up.mode, up.risk, up.strategies)}
+    limits = getattr(up.args, "venue_order_limits", "")
+    if name == "execution" and limits:  # "N_PER_10S,N_PER_MINUTE" (celeris up --venue-order-limits)
+        per_10s, per_minute = limits.split(",")
+        keys.update(venue_orders_per_10s=int(per_10s), venue_orders_per_minute=int(per_minute))
+    return keys
 
 
 def secret_keys(up: Any, name: str) -> dict[str, str]:

@@ -49,6 +49,10 @@ class ExecutionSettings(ServiceSettings):
     paper_wallet_usdt: int = Field(100_000, ge=0)
     risk_target: str = ""
     """host:port of the risk manager for the pre-trade check (empty = none)."""
+    venue_orders_per_10s: int = Field(270, ge=1)
+    """The venue's new-order count limits, as we keep them (Binance USD-M: 90 % of 300 per 10 s and of 1,200
+    per minute); a simulator started with other limits (`celeris sim --orders-per-10s`) takes other numbers."""
+    venue_orders_per_minute: int = Field(1080, ge=1)
 
 
 class StrategySettings(ServiceSettings):

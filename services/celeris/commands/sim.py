@@ -32,6 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("--wallet-usdt", type=int, default=100_000)
     p.add_argument("--algo-orders", action="store_true",
                    help="answer -4120 for conditional orders on /fapi/v1/order, like the venue since 2025-12")
+    p.add_argument("--latency-probe", action="store_true",
+                   help="the market moves only in probe steps (POST /_sim/probe): wire-to-wire tick-to-order "
+                        "measured here; see celeris.exchange_sim.probe")
+    p.add_argument("--orders-per-10s", type=int, default=300,
+                   help="the account's new-order count limit per 10 s (the venue's is 300)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         venue = SimVenue(symbols=symbols, api_key=args.api_key, api_secret=args.api_secret, clock=SystemClock(),
                          seed=args.seed, tick_ms=args.tick_ms, replay=args.replay, ws_max_age_s=args.ws_max_age_s,
                          funding_interval_s=args.funding_interval_s, wallet_usdt=args.wallet_usdt,
-                         config=EngineConfig(conditional_on_order_endpoint=not args.algo_orders))
+                         config=EngineConfig(conditional_on_order_endpoint=not args.algo_orders),
+                         latency_probe=args.latency_probe, orders_per_10s=args.orders_per_10s)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -47,6 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("--postgres-url", default="")
     p.add_argument("--venue-rest-url", default="", help="a real venue (e.g. Binance testnet); default: simulator")
     p.add_argument("--venue-ws-url", default="")
+    p.add_argument("--venue-order-limits", default="", type=_order_limits,
+                   help="N_PER_10S,N_PER_MINUTE: the venue's new-order limits we keep (default 270,1080: 90 %% "
+                        "of Binance USD-M's); for a simulator started with other limits")
     p.add_argument("--api-key", default=os.environ.get("CELERIS_VENUE_API_KEY", ""))
     p.add_argument("--api-secret", default=os.environ.get("CELERIS_VENUE_API_SECRET", ""))
     p.add_argument("--strategies", default="", help="JSON list of strategies (default: momentum + market making)")
@@ -59,6 +62,13 @@ def register(sub: Any) -> None:
                         "per run against the bundled simulator, whose account is new each run; "
                         "~/.local/state/celeris against a real venue)")
     p.set_defaults(func=cmd_up)
+
+
+def _order_limits(text: str) -> str:
+    parts = text.split(",")
+    if text and (len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts)):
+        raise argparse.ArgumentTypeError("two positive integers: N_PER_10S,N_PER_MINUTE")
+    return text.replace(" ", "")
 
 
 def default_strategies(symbols: list[str]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ does. The engine decides; these handlers read parameters and shape answers.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -23,6 +24,7 @@ class OrderRoutes:
     engine: MatchingEngine
     faults: Any
     stats: dict[str, int]
+    probe: Any
 
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
         async def _signed(self, request: web.Request) -> tuple[Account, dict[str, str]]: ...
@@ -30,7 +32,10 @@ class OrderRoutes:
         async def _flush_users(self) -> None: ...
 
     async def new_order(self, request: web.Request) -> web.Response:
+        received_ns = time.perf_counter_ns()  # request line and headers parsed (the latency probe's stamp)
         account, params = await self._signed(request)
+        if self.probe is not None:
+            self.probe.on_order(received_ns, params.get("symbol", ""))
         self._count_order()
         order = self.engine.place(account, params)
         self.stats["orders"] += 1

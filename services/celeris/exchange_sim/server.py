@@ -26,6 +26,7 @@ from celeris.exchange_sim.auth_weights import AuthWeights, UnknownStatus, Weight
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import EngineConfig, MatchingEngine
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
+from celeris.exchange_sim.probe import LatencyProbe, ProbeRoutes
 from celeris.exchange_sim.routes_account import AccountRoutes
 from celeris.exchange_sim.routes_market import MarketRoutes
 from celeris.exchange_sim.routes_orders import OrderRoutes
@@ -58,15 +59,21 @@ def load_instrument_entries(symbols: list[str]) -> tuple[dict[str, Any], list[di
     return table, entries
 
 
-class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStreams, UserStream, Admin):
+class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStreams, UserStream, Admin,
+               ProbeRoutes):
     """The simulated exchange: engine, market, streams and the HTTP/WebSocket application."""
 
     def __init__(self, *, symbols: list[str], api_key: str, api_secret: str, clock: Clock, seed: int = 7,
                  tick_ms: int = 100, replay: Path | None = None, weight_limit: int = 2400,
                  ws_max_age_s: float = 86_400, ping_interval_s: float = 180, mark_interval_ms: int = 1000,
                  funding_interval_s: float = 8 * 3600, config: EngineConfig | None = None,
-                 wallet_usdt: int | None = None) -> None:
+                 wallet_usdt: int | None = None, latency_probe: bool = False,
+                 orders_per_10s: int = 300) -> None:
         self.clock = clock
+        self.probe: LatencyProbe | None = LatencyProbe() if latency_probe else None
+        """Set (--latency-probe): the market moves only in probe steps (celeris.exchange_sim.probe)."""
+        self.orders_per_10s = orders_per_10s
+        """The account's new-order count limit per 10 s (-1015 beyond); the venue's is 300."""
         self.table, entries = load_instrument_entries(symbols)
         self.entries = {e["symbol"]: e for e in entries}
         self.contracts = [Contract.from_entry(e) for e in entries]
@@ -126,6 +133,7 @@ class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStre
         r.add_post("/_sim/position", self._admin_position)
         r.add_post("/_sim/drop", self._admin_drop)
         r.add_post("/_sim/funding", self._admin_funding)
+        r.add_post("/_sim/probe", self._admin_probe)
         app.on_startup.append(self._start_loop)
         app.on_shutdown.append(self._stop)
         return app
@@ -150,8 +158,11 @@ class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStre
 
     def tick(self) -> None:
         """One step of venue time: market moves, triggers, liquidations, funding, streams."""
-        self.market.step()
         now = self.now_ms()
+        if self.probe is not None:  # the probe's steps alone move and publish the market
+            self._expire_listen_keys(now)
+            return
+        self.market.step()
         for symbol in self.engine.books:
             self.engine.check_triggers(symbol)
             self.engine.check_liquidations(symbol)

@@ -49,6 +49,7 @@ class MarketStreams:
     _pending_levels: dict[tuple[str, int], dict[tuple[bool, int], None]]
     _last_top: dict[str, tuple[int | None, int | None, int, int]]
     _skip_left: dict[tuple[str, int], int]
+    probe: Any
 
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
         def now_ms(self) -> int: ...
@@ -204,6 +205,8 @@ class MarketStreams:
                 await asyncio.sleep(self.faults.ws_delay_ms / 1000)
             try:
                 await conn.ws.send_str(raw)
+                if self.probe is not None:
+                    self.probe.on_sent(raw)
                 self.stats["ws_messages"] += 1
             except (ConnectionResetError, RuntimeError):
                 return

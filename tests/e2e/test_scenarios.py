@@ -308,3 +308,27 @@ async def test_refusals_are_alerts_a_person_sees():
         assert any(a.category == "orders" and "HALTED" in a.message for a in system.risk.alerts)
     finally:
         await system.stop()
+
+
+async def test_a_configuration_one_component_refuses_changes_no_component():
+    """One Control in front of several components: validated by all before any applies (it was
+    half-applied: execution took the new limits, then the strategy engine refused the unknown type)."""
+    system = await started(make_up("--symbols", "BTCUSDT", "--seed", "3"))
+    try:
+        before_limits = system.execution.config.exposure
+        before_strategies = sorted(system.strategy.runners)
+        before_policies = sorted((p.name, str(p.threshold)) for p in await system.risk.policy_store.load())
+        document = {"risk": {"maxPositionUsdt": "1", "maxOrderNotionalUsdt": "1"},
+                    "strategies": [{"name": "aaa-new", "type": "momentum", "symbol": "BTCUSDT", "orderSize": "0.001"},
+                                   {"name": "zzz-bad", "type": "no_such_type", "symbol": "BTCUSDT", "orderSize": "0.001"}]}
+        async with grpc.aio.insecure_channel(system.grpc_target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await control_pb2_grpc.ControlStub(channel).Configure(control_pb2.ConfigureRequest(
+                    generation=2, settings_json=json.dumps(document), requested_by="pytest"))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "no_such_type" in refused.value.details()
+        assert system.execution.config.exposure == before_limits
+        assert sorted(system.strategy.runners) == before_strategies
+        assert sorted((p.name, str(p.threshold)) for p in await system.risk.policy_store.load()) == before_policies
+        assert system.control.config_generation == 0
+    finally:
+        await system.stop()

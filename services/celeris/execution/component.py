@@ -48,6 +48,11 @@ class ExecutionComponent:
     async def resume(self, requested_by: str) -> None:
         await self.engine.resume(requested_by)
 
+    def validate(self, config: dict[str, Any]) -> None:
+        """Raise if `config` could not be applied whole; changes nothing."""
+        if config.get("risk"):
+            RiskSpec.model_validate(config["risk"])
+
     async def configure(self, config: dict[str, Any]) -> None:
         if config.get("risk"):  # validated whole before anything changes (a bad limit changes nothing)
             spec = RiskSpec.model_validate(config["risk"])

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from celeris.domain.modes import Mode
-from celeris.risk.engine import RiskEngine, metrics_json
+from celeris.risk.engine import RiskEngine, metrics_json, policies_from_limits
 
 
 class RiskComponent:
@@ -46,6 +46,10 @@ class RiskComponent:
 
     async def resume(self, requested_by: str) -> None:
         await self.engine.enable_trading(requested_by)
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """Raise if `config`'s risk section could not be applied whole; changes nothing."""
+        policies_from_limits(config.get("risk") or {})
 
     async def configure(self, config: dict[str, Any]) -> None:
         await self.engine.apply_limits(config.get("risk") or {})

@@ -14,6 +14,8 @@ What each lever means, for every component:
 - `resume(by)`: lift the halt (recorded with who).
 - `configure(config)`: apply a configuration document (the TradingSystem spec's `risk`, `strategies`, ...)
   whole or not at all: a component that cannot apply it raises ValueError and keeps the previous one.
+  A component may also offer `validate(config)` (synchronous, changes nothing): the Control calls it on
+  every component before any applies, so several components in one process refuse or apply together.
 - `drain()`: stop taking new work ahead of a shutdown.
 - `status()`: what the component reports about itself (string values: they travel as gRPC details).
 """

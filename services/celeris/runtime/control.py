@@ -95,6 +95,12 @@ class ComponentControl:
     async def configure(self, generation: int, settings: dict[str, Any], requested_by: str = "") -> None:
         if generation < self.config_generation:
             raise ValueError(f"generation {generation} is older than the applied {self.config_generation}")
+        # Two phases: every component checks the whole document first, so one that would refuse it refuses
+        # it before any other has applied its part (a refused configuration changes nothing anywhere).
+        for component in self.components:
+            validate = getattr(component, "validate", None)
+            if validate is not None:
+                validate(settings)
         for component in self.components:
             await component.configure(settings)
         for hook in self.on_configure:

@@ -49,10 +49,17 @@ class StrategyComponent:
     async def resume(self, requested_by: str) -> None:
         self.engine.halted = False
 
+    def validate(self, config: dict[str, Any]) -> None:
+        """Raise if `config` could not be applied whole; changes nothing."""
+        if "strategies" in config:
+            self.engine.check_configs(parse_strategies(json.dumps(config["strategies"])))
+        if config.get("risk"):
+            RiskSpec.model_validate(config["risk"])
+
     async def configure(self, config: dict[str, Any]) -> None:
+        self.validate(config)  # both halves checked before either is applied
         strategies = parse_strategies(json.dumps(config["strategies"])) if "strategies" in config else None
         spec = RiskSpec.model_validate(config["risk"]) if config.get("risk") else None
-        # Both parsed before either is applied: a bad half refuses the whole document.
         if strategies is not None:
             self.engine.reconfigure(strategies)
         if spec is not None:

@@ -68,15 +68,25 @@ class StrategyRoster:
         log.info("strategy %s reloaded (%s)", name, "state handed over" if callable(restore) else "state reset")
         return runner
 
-    def reconfigure(self, configs: list[StrategyConfig]) -> list[str]:
-        """Apply changed parameters, sizes or enablement of configured strategies (no restart); returns
-        the names that changed. New names are added; a strategy missing from `configs` is disabled."""
-        changed = []
-        wanted = {c.name: c for c in configs}
-        for config in configs:  # all or nothing: refuse an unknown symbol or off-step size before changing any
+    def check_configs(self, configs: list[StrategyConfig]) -> None:
+        """Raise (ValueError or KeyError) if any of `configs` could not be applied: a name twice, an unknown
+        symbol, an off-step size, an unknown type or parameters its strategy refuses. Changes nothing."""
+        names = [c.name for c in configs]
+        if len(set(names)) != len(names):
+            raise ValueError("a strategy name is used twice")
+        for config in configs:
             if config.symbol not in self.instruments:
                 raise ValueError(f"strategy {config.name}: no instrument {config.symbol}")
             self.instruments[config.symbol].qty(config.order_size)
+            trial = self.registry.create(config.type)  # a throwaway instance: the type exists, the params parse
+            trial.initialize({"symbol": config.symbol, "order_size": config.order_size, "params": dict(config.params)})
+
+    def reconfigure(self, configs: list[StrategyConfig]) -> list[str]:
+        """Apply changed parameters, sizes or enablement of configured strategies (no restart); returns
+        the names that changed. New names are added; a strategy missing from `configs` is disabled."""
+        self.check_configs(configs)  # all or nothing: everything refusable is refused before anything changes
+        changed = []
+        wanted = {c.name: c for c in configs}
         for name, config in wanted.items():
             runner = self.runners.get(name)
             if runner is None:

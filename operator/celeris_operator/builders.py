@@ -89,7 +89,7 @@ def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, s
         out["CELERIS_EXECUTION_TARGET"] = target("execution")
     if component in ("execution", "account"):
         out["CELERIS_RISK_TARGET"] = component_target(name, ns, "risk")
-    if component == "risk":
+    if component in ("risk", "account"):  # both judge the paper account in execution's process in simulation mode
         out["CELERIS_EXECUTION_TARGET"] = target("execution")
     if component == "dashboard":
         out.update({"CELERIS_STRATEGY_TARGET": target("strategy"), "CELERIS_RISK_TARGET": component_target(name, ns, "risk"),

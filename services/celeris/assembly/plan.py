@@ -20,9 +20,7 @@ def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: l
     """The settings component `name` takes from a TradingSystem's spec: its symbols, the mode, the risk
     limits (`spec.risk`, a RiskSpec: every component that checks orders applies the same numbers) and
     the strategies (the strategy engine's shape). `celeris up` and the operator both call this."""
-    keys: dict[str, Any] = {"symbols": ",".join(symbols)}
-    if name in ("execution", "risk", "strategy", "account"):
-        keys["mode"] = mode
+    keys: dict[str, Any] = {"symbols": ",".join(symbols), "mode": mode}  # every component reports the same mode
     if name in ("execution", "risk", "strategy"):
         keys["risk_limits"] = risk.model_dump_json(exclude_none=True)
     if name == "strategy":

@@ -21,11 +21,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from celeris.assembly.wiring import AssemblyError, dashboard_port, free_port, preflight
-from celeris.domain.stats import percentile
 
 log = logging.getLogger("celeris.up")
 
@@ -339,6 +337,10 @@ class ServicesSystem:
                     marketdata_target=f"127.0.0.1:{p.marketdata}", risk_target=f"127.0.0.1:{p.risk}")
         self._spawn("account", grpc_port=p.account, risk_target=f"127.0.0.1:{p.risk}",
                     execution_target=f"127.0.0.1:{p.execution}", mode=up.mode)
+        # spec.halted: the halt lands before anything that originates orders starts (as in-process).
+        await self._wait_ready(("marketdata", "risk", "execution", "account"))
+        if up.halted_at_start:
+            await self._halt_at_start()
         self._spawn("strategy", grpc_port=p.strategy, mode=up.mode,
                     marketdata_target=f"127.0.0.1:{p.marketdata}", execution_target=f"127.0.0.1:{p.execution}",
                     strategies=json.dumps(up.strategies))
@@ -351,10 +353,8 @@ class ServicesSystem:
                     strategy_target=f"127.0.0.1:{p.strategy}", risk_target=f"127.0.0.1:{p.risk}",
                     account_target=f"127.0.0.1:{p.account}")
         self.metrics_ports["dashboard"] = self.dashboard_port  # the dashboard serves its /metrics on its HTTP port
-        await self._wait_ready()
+        await self._wait_ready(("strategy",))
         await self._start_metrics()
-        if up.halted_at_start:
-            await self._halt_at_start()
         self._supervisor = asyncio.create_task(self._supervise(), name="celeris-up-supervisor")
 
     async def scrape_all(self, timeout_s: float = 1.0) -> dict[str, str]:
@@ -440,13 +440,12 @@ class ServicesSystem:
             await risk_pb2_grpc.RiskManagerStub(channel).TriggerEmergencyStop(risk_pb2.EmergencyStopRequest(
                 reason="spec.halted is true", triggered_by="spec", flatten_positions=False), timeout=30)
 
-    async def _wait_ready(self, timeout_s: float = 60) -> None:
+    async def _wait_ready(self, names: tuple[str, ...], timeout_s: float = 60) -> None:
         from celeris.api.v1 import control_pb2, control_pb2_grpc
         from celeris.runtime import grpc_server
 
         deadline = time.monotonic() + timeout_s
-        pending = {"marketdata": self.ports.marketdata, "risk": self.ports.risk, "execution": self.ports.execution,
-                   "account": self.ports.account, "strategy": self.ports.strategy}
+        pending = {name: getattr(self.ports, name) for name in names}
         while pending:
             for name, port in list(pending.items()):
                 proc = self.procs[name]
@@ -557,13 +556,3 @@ def _dec(d: Any) -> str:
     from celeris.domain.values import format_units
 
     return format_units(d.mantissa, d.scale)
-
-
-def percentile_us(samples: list[int], q: float) -> float:
-    return round((percentile(samples, q) or 0) / 1000, 1)
-
-
-def fraction_str(value: Fraction | None) -> str:
-    if value is None:
-        return "0"
-    return f"{float(value):.8f}"

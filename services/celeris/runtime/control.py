@@ -61,8 +61,8 @@ class ComponentControl:
             self.started_at_ns = self.clock.now_ns()
 
     async def set_mode(self, target: Mode, requested_by: str = "", reason: str = "") -> None:
-        previous = self.mode
-        self.mode = change_mode(self.mode, target)
+        previous = self.reported_mode()
+        self.mode = change_mode(previous, target)
         self._record("set_mode", f"{previous.value}->{target.value} by {requested_by or '?'}: {reason}")
         for component in self.components:
             await component.set_mode(target)
@@ -129,6 +129,14 @@ class ComponentControl:
             out.update({prefix + k: v for k, v in component.status().items()})
         return out
 
+    def reported_mode(self) -> Mode:
+        """The mode a lone component trades in (it may follow execution's on its own), else this lever's."""
+        if len(self.components) == 1:
+            mode = getattr(self.components[0], "mode", None)
+            if isinstance(mode, Mode):
+                return mode
+        return self.mode
+
     def halt_state(self) -> tuple[bool, str]:
         """Halted by this lever, or by a component on its own account (the risk manager's emergency stop,
         a halt that survived a restart, execution halting on a rejected key): a status never says
@@ -145,7 +153,7 @@ class ComponentControl:
         halted, reason = self.halt_state()
         return control_pb2.ComponentStatus(
             request_id=request_id, component=self.component, version=__version__,
-            mode=MODE_TO_PB[self.mode], halted=halted, halt_reason=reason,
+            mode=MODE_TO_PB[self.reported_mode()], halted=halted, halt_reason=reason,
             draining=self.draining, ready=self.ready, started_at_ns=self.started_at_ns,
             ts_ns=self.clock.now_ns(), details=self.component_details(), config_generation=self.config_generation,
         )

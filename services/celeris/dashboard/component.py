@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeris.domain.modes import Mode
+from celeris.runtime.component import NoOrderLevers
 
 
-class DashboardComponent:
+class DashboardComponent(NoOrderLevers):
     name = "dashboard"
 
     def __init__(self, server: Any, host: str, http_port: int) -> None:
@@ -21,21 +21,6 @@ class DashboardComponent:
 
     async def stop(self) -> None:
         await self.server.stop()
-
-    async def set_mode(self, mode: Mode) -> None:
-        return None
-
-    async def halt(self, reason: str, requested_by: str, flatten: bool) -> None:
-        return None
-
-    async def resume(self, requested_by: str) -> None:
-        return None
-
-    async def configure(self, config: dict[str, Any]) -> None:
-        return None
-
-    async def drain(self) -> None:
-        return None
 
     def status(self) -> dict[str, str]:
         return {"clients": str(len(self.server.clients)), "http_port": str(self.port)}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from celeris.domain.modes import Mode
+from celeris.runtime.component import NoOrderLevers
 from celeris.marketdata.service import MarketDataService
 
 
-class MarketDataComponent:
+class MarketDataComponent(NoOrderLevers):
     name = "marketdata"
 
     def __init__(self, service: MarketDataService) -> None:
@@ -21,21 +21,6 @@ class MarketDataComponent:
 
     async def stop(self) -> None:
         await self.service.stop()
-
-    async def set_mode(self, mode: Mode) -> None:
-        return None
-
-    async def halt(self, reason: str, requested_by: str, flatten: bool) -> None:
-        return None
-
-    async def resume(self, requested_by: str) -> None:
-        return None
-
-    async def configure(self, config: dict[str, Any]) -> None:
-        return None
-
-    async def drain(self) -> None:
-        return None
 
     def status(self) -> dict[str, str]:
         return {"books": json.dumps(self.service.health()["books"])}

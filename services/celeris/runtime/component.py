@@ -46,3 +46,23 @@ class Component(Protocol):
     async def drain(self) -> None: ...
 
     def status(self) -> dict[str, str]: ...
+
+
+class NoOrderLevers:
+    """The levers of a component that originates no orders and trades no account (market data, the
+    dashboard): mode, halt, resume, configure and drain are recorded by its Control and change nothing."""
+
+    async def set_mode(self, mode: Mode) -> None:
+        return None
+
+    async def halt(self, reason: str, requested_by: str, flatten: bool) -> None:
+        return None
+
+    async def resume(self, requested_by: str) -> None:
+        return None
+
+    async def configure(self, config: dict[str, Any]) -> None:
+        return None
+
+    async def drain(self) -> None:
+        return None

@@ -11,6 +11,7 @@ their image is listed in `never_ready` (how tests make an image rollout fail).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import datetime as dt
 import json
@@ -29,6 +30,7 @@ RESOURCES = {
     # (group, version, plural): (kind, namespaced)
     ("", "v1", "configmaps"): ("ConfigMap", True),
     ("", "v1", "services"): ("Service", True),
+    ("", "v1", "secrets"): ("Secret", True),
     ("", "v1", "events"): ("Event", True),
     ("", "v1", "namespaces"): ("Namespace", False),
     ("apps", "v1", "deployments"): ("Deployment", True),
@@ -100,6 +102,8 @@ class ApiServer:
         self.changed = asyncio.Condition()
         self.never_ready: set[str] = set()
         self.requests: list[tuple[str, str]] = []
+        self.verbs: set[tuple[str, str, str]] = set()
+        """(group, resource, verb) of every request, as RBAC names them (what the operator needs)."""
         crd = yaml.safe_load(CRD_FILE.read_text())
         self.crd = crd
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -184,10 +188,15 @@ class ApiServer:
             return _status(404, "NotFound", "no such resource")
         namespace = request.match_info.get("namespace", "")
         self.requests.append((request.method, request.path))
+        watching = request.query.get("watch") in ("true", "1")
+        self.verbs.add((res[0], res[2], {"GET": "watch" if watching else "list", "POST": "create"}.get(request.method,
+                                                                                                    request.method)))
         if request.method == "GET":
-            if request.query.get("watch") in ("true", "1"):
+            if watching:
                 return await self._watch(request, res, namespace)
-            items = [copy.deepcopy(o) for k, o in self.objects.items() if k[:3] == res and (not namespace or k[3] == namespace)]
+            selector = dict(p.split("=", 1) for p in request.query.get("labelSelector", "").split(",") if "=" in p)
+            items = [copy.deepcopy(o) for k, o in self.objects.items() if k[:3] == res and (not namespace or k[3] == namespace)
+                     and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in selector.items())]
             kind = RESOURCES[res][0]
             return web.json_response({"kind": f"{kind}List", "apiVersion": "/".join(p for p in res[:2] if p),
                                       "metadata": {"resourceVersion": str(self.rv)}, "items": items})
@@ -208,6 +217,9 @@ class ApiServer:
         if namespace:
             meta["namespace"] = namespace
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        if kind == "Secret" and "stringData" in body:
+            body.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode()
+                                                for k, v in body.pop("stringData").items()})
         if kind == "TradingSystem":
             error = self._validate(body, None)
             if error:
@@ -223,13 +235,27 @@ class ApiServer:
             return _status(404, "NotFound", "no such resource")
         namespace, name = request.match_info.get("namespace", ""), request.match_info["name"]
         self.requests.append((request.method, request.path))
+        self.verbs.add((res[0], res[2], {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            request.method, request.method)))
         current = self.get(res, namespace, name)
+        applying = request.method == "PATCH" and request.content_type == "application/apply-patch+yaml"
+        if current is None and applying:  # server-side apply creates what is absent
+            return await self._create(res, namespace, yaml.safe_load(await request.text()))
         if current is None:
             return _status(404, "NotFound", f"{res[2]} {name} not found")
         if request.method == "GET":
             return web.json_response(copy.deepcopy(current))
         if request.method == "DELETE":
             return await self._delete(res, namespace, current)
+        if applying:  # one field manager: what it applies is the object (server fields and status stay)
+            body = yaml.safe_load(await request.text())
+            updated = {**copy.deepcopy(body), "status": current.get("status")}
+            updated["metadata"] = {**copy.deepcopy(body.get("metadata", {})), **{
+                k: current["metadata"][k] for k in ("resourceVersion", "finalizers", "deletionTimestamp")
+                if k in current["metadata"]}}
+            if updated.get("status") is None:
+                updated.pop("status")
+            return await self._update(res, namespace, current, updated)
         if request.method in ("PATCH", "PUT"):
             body = await request.json()
             if request.method == "PUT":
@@ -258,6 +284,9 @@ class ApiServer:
         res = self._res(request)
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         current = self.get(res, namespace, name) if res else None
+        if res:
+            self.verbs.add((res[0], f"{res[2]}/status", {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(
+                request.method, request.method)))
         if current is None:
             return _status(404, "NotFound", "not found")
         if request.method == "GET":

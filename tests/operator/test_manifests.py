@@ -85,23 +85,16 @@ def rules_of(path: str) -> set[tuple[str, str, str]]:
     raise AssertionError("no ClusterRole")
 
 
-def test_rbac_is_exactly_what_the_operator_uses():
-    from tests.operator import test_operator  # noqa: F401 - the handlers register on import
-
-    used = {("celeris.dev", "tradingsystems", v) for v in ("get", "list", "watch", "patch")}
-    used |= {("celeris.dev", "tradingsystems/status", v) for v in ("get", "patch")}
-    used |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")}
-    used |= {("", "events", "create"), ("events.k8s.io", "events", "create")}
-    for group, resource in (("", "configmaps"), ("", "services"), ("apps", "deployments"),
-                            ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies")):
-        used |= {(group, resource, v) for v in ("get", "create", "patch")}  # celeris_operator.kube.apply
-    assert rules_of("k8s/rbac/rbac.yaml") == used
-    rendered = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris")], capture_output=True, text=True) \
-        if HELM else None
-    if rendered is not None:
+def cluster_role(path: str | None = None) -> set[tuple[str, str, str]]:
+    """The shipped ClusterRole's (group, resource, verb) triples; the chart's must be the same."""
+    rules = rules_of(path or "k8s/rbac/rbac.yaml")
+    if HELM:
+        rendered = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris")], capture_output=True,
+                                  text=True)
         role = next(d for d in docs(rendered.stdout) if d["kind"] == "ClusterRole")
         assert {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-                for v in rule["verbs"]} == used
+                for v in rule["verbs"]} == rules, "the chart's ClusterRole differs from k8s/rbac/rbac.yaml"
+    return rules
 
 
 def body(**spec):
@@ -112,14 +105,19 @@ def body(**spec):
             "metadata": {"name": "t", "namespace": "ns", "uid": "u-1", "generation": 3}, "spec": base}
 
 
+def desired(b, mode="observation", halted=False):
+    return builders.desired_state(b, mode, halted)
+
+
 def test_builders_distributed_and_colocated():
-    distributed = builders.build_all(body(), "observation")
+    distributed = builders.build_all(body(), desired(body()))
     deployments = [o for o in distributed if o["kind"] == "Deployment"]
     assert [d["metadata"]["name"] for d in deployments][:2] == ["t-marketdata", "t-execution"]  # data plane first
     assert len(deployments) == 6
     for obj in distributed:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    colocated = builders.build_all(body(topology="colocated"), "simulation")
+    b = body(topology="colocated")
+    colocated = builders.build_all(b, desired(b, "simulation"))
     hot = next(o for o in colocated if o["metadata"]["name"] == "t-hotpath" and o["kind"] == "Deployment")
     names = [c["name"] for c in hot["spec"]["template"]["spec"]["containers"]]
     assert names == ["marketdata", "strategy", "execution"]
@@ -127,47 +125,25 @@ def test_builders_distributed_and_colocated():
     assert len(set(ports)) == 3
     env = {e["name"]: e.get("value") for e in hot["spec"]["template"]["spec"]["containers"][1]["env"]}
     assert env["CELERIS_EXECUTION_TARGET"].startswith("127.0.0.1:")  # same pod: loopback
-    assert env["CELERIS_MODE"] == "simulation"
+    # Nothing that changes while the system runs is in a pod: it is the desired state every pod mounts.
+    assert not {"CELERIS_MODE", "CELERIS_RISK_LIMITS", "CELERIS_STRATEGIES"} & set(env)
+    assert env["CELERIS_DESIRED_STATE"] == "/etc/celeris/desired/desired.json"
+    state = next(o for o in colocated if o["metadata"]["name"] == "t-desired")
+    assert json.loads(state["data"]["desired.json"])["mode"] == "simulation"
+    assert hot["spec"]["template"]["spec"]["volumes"] == [{"name": "desired", "configMap": {"name": "t-desired"}}]
     for c in hot["spec"]["template"]["spec"]["containers"]:
         assert c["resources"]["requests"] == c["resources"]["limits"]  # Guaranteed QoS, whole CPUs
         assert c["resources"]["requests"]["cpu"] == "1"
 
 
 def test_credentials_only_by_secret_reference():
-    objects = builders.build_all(body(), "live")
-    configmap = next(o for o in objects if o["kind"] == "ConfigMap")
+    objects = builders.build_all(body(), desired(body(), "live"))
+    configmap = next(o for o in objects if o["metadata"]["name"] == "t-settings")
     assert "api" not in json.dumps(configmap["data"]).replace("CELERIS_VENUE_REST_URL", "")
     execution = next(o for o in objects if o["metadata"]["name"] == "t-execution" and o["kind"] == "Deployment")
     env = execution["spec"]["template"]["spec"]["containers"][0]["env"]
     secret_env = [e for e in env if "valueFrom" in e]
-    assert {e["name"] for e in secret_env} == {"CELERIS_VENUE_API_KEY", "CELERIS_VENUE_API_SECRET"}
-    assert all(e["valueFrom"]["secretKeyRef"]["name"] == "api" for e in secret_env)
+    assert {e["name"] for e in secret_env} == {"CELERIS_VENUE_API_KEY", "CELERIS_VENUE_API_SECRET",
+                                               "CELERIS_CONTROL_TOKEN"}
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in secret_env} == {"api", "t-control"}
     assert builders.placement(body(placement={"dedicatedNodes": False})["spec"], "execution") == {}
-
-
-SPEC = {"mode": "live", "rollout": {"stages": [{"mode": "observation", "minDuration": "1h"},
-                                               {"mode": "simulation", "minDuration": "30m"}, {"mode": "live"}]}}
-
-
-def facts(now=10_000.0, since=0.0, ready=True, mismatches=0, critical=0):
-    return rollout.Facts(now, since, {"execution": ready, "risk": True}, mismatches, critical)
-
-
-def test_rollout_gates_promotion_approval_and_demotion():
-    assert rollout.parse_duration("2h30m") == 9000
-    waiting = rollout.decide(SPEC, Mode.OBSERVATION, facts(now=100))
-    assert waiting.action == "stay" and "minDuration" in waiting.reason
-    assert rollout.decide(SPEC, Mode.OBSERVATION, facts()).action == "promote"
-    unapproved = rollout.decide(SPEC, Mode.SIMULATION, facts())
-    assert unapproved.action == "stay" and "approvedForLive" in unapproved.reason
-    approved = rollout.decide({**SPEC, "approvedForLive": True}, Mode.SIMULATION, facts())
-    assert approved.action == "promote" and approved.mode is Mode.LIVE
-    auto = rollout.decide({**SPEC, "rollout": {**SPEC["rollout"], "autoPromote": True}}, Mode.SIMULATION, facts())
-    assert auto.mode is Mode.LIVE
-    demoted = rollout.decide(SPEC, Mode.LIVE, facts(mismatches=1))
-    assert demoted.action == "demote" and demoted.mode is Mode.SIMULATION and "reconciliation" in demoted.reason
-    assert rollout.decide({**SPEC, "mode": "observation"}, Mode.LIVE, facts()).mode is Mode.OBSERVATION
-    assert rollout.decide(SPEC, Mode.OBSERVATION, facts(ready=False)).action == "stay"
-    with pytest.raises(IllegalModeChange):
-        from celeris.domain.modes import change_mode
-        change_mode(Mode.OBSERVATION, Mode.LIVE)

@@ -60,7 +60,8 @@ class RiskComponent:
     def status(self) -> dict[str, str]:
         metrics = self.engine.metrics
         return {"metrics": json.dumps(metrics_json(metrics)) if metrics else "{}",
-                "emergency_stop": str(self.engine.stop.active).lower()}
+                "emergency_stop": str(self.engine.stop.active).lower(),
+                "critical_alerts": str(self.engine.alert_log.raised["critical"])}
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok" if self.engine.metrics is not None else "degraded", "service": "risk",

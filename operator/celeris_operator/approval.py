@@ -32,13 +32,18 @@ def retry_token(meta: dict[str, Any]) -> str:
     return str((meta.get("annotations") or {}).get(RETRY_ANNOTATION, ""))
 
 
+def grant(body: dict[str, Any], now_iso: str) -> dict[str, Any]:
+    """The record of an approval given now, for the resource's current image and generation."""
+    return {"image": body["spec"]["image"], "generation": int(body["metadata"].get("generation") or 0), "at": now_iso}
+
+
 def evaluate(spec: dict[str, Any], meta: dict[str, Any], status: dict[str, Any], now_iso: str) -> ApprovalState:
     generation = int(meta.get("generation") or 0)
     record = status.get("approval")
     if not spec.get("approvedForLive"):
         record = None
     elif record is None:
-        record = {"image": spec["image"], "generation": generation, "at": now_iso}
+        record = grant({"spec": spec, "metadata": meta}, now_iso)
     abort = status.get("abort")
     if abort is not None and (generation > int(abort.get("generation", 0)) or retry_token(meta) != abort.get("retry", "")):
         abort = None  # a new revision or an explicit retry lifts the abort (not the need for a new approval)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 import kopf
 
-from celeris_operator import builders, kube, reconciler
+from celeris_operator import approval, builders, kube, reconciler
 from celeris_operator.controls import Controls
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,19 @@ async def run_pass(namespace: str, name: str) -> None:
 @kopf.on.update(GROUP, VERSION, PLURAL, field="metadata.annotations")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 async def changed(namespace: str, name: str, **_: Any) -> None:
+    await run_pass(namespace, name)
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.approvedForLive")
+async def approval_changed(namespace: str, name: str, old: Any, new: Any, **_: Any) -> None:
+    """Each grant is a new approval, even when a pass never saw the false in between (two quick edits)."""
+    lock = _locks.setdefault((namespace, name), asyncio.Lock())
+    async with lock:
+        body = await asyncio.to_thread(kube.read_ts, namespace, name)
+        if body is None:
+            return
+        record = approval.grant(body, reconciler.iso(time.time())) if new and not old else None
+        await asyncio.to_thread(kube.patch_status, namespace, name, {"approval": record})
     await run_pass(namespace, name)
 
 

@@ -24,7 +24,10 @@ from kubernetes.client.exceptions import ApiException
 FIELD_MANAGER = "celeris-operator"
 HASH_ANNOTATION = "celeris.dev/applied-hash"
 GROUP, VERSION, PLURAL = "celeris.dev", "v1alpha1", "tradingsystems"
-PRUNED_KINDS = ("ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy")
+OWNED_KINDS = ("ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy")
+PRUNABLE_KINDS = ("Service", "Deployment", "PodDisruptionBudget")
+"""The kinds whose set changes with the spec (pod groups follow the topology); the ConfigMaps and the
+NetworkPolicy have fixed names, so the operator never deletes one (and RBAC grants it no such verb)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,13 +89,14 @@ def up_to_date(live: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
 
 
 def list_owned(namespace: str, ts_name: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """(kind, name) -> live object, for every object of the pruned kinds this TradingSystem owns."""
+    """(kind, name) -> live object, for every object of the owned kinds this TradingSystem has."""
     selector = f"app.kubernetes.io/instance={ts_name},app.kubernetes.io/managed-by={FIELD_MANAGER}"
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind in PRUNED_KINDS:
+    for kind in OWNED_KINDS:
         listing, _, _ = _ops(kind)
-        result = listing(namespace, label_selector=selector)
-        for item in api_client().sanitize_for_serialization(result)["items"]:
+        # Raw JSON: the live object as the API serves it (the typed models drop and reshape fields).
+        result = listing(namespace, label_selector=selector, _preload_content=False)
+        for item in json.loads(result.data)["items"]:
             out[(kind, item["metadata"]["name"])] = item
     return out
 
@@ -101,13 +105,13 @@ def apply(obj: dict[str, Any]) -> None:
     """Server-side apply (creates when absent)."""
     _, patch, _ = _ops(obj["kind"])
     patch(obj["metadata"]["name"], obj["metadata"]["namespace"], with_hash(obj), field_manager=FIELD_MANAGER,
-          force=True, _content_type="application/apply-patch+yaml")
+          force=True, _content_type="application/apply-patch+yaml", _preload_content=False)
 
 
 def delete(kind: str, namespace: str, name: str) -> None:
     _, _, remove = _ops(kind)
     try:
-        remove(name, namespace, propagation_policy="Foreground")
+        remove(name, namespace, propagation_policy="Foreground", _preload_content=False)
     except ApiException as exc:
         if exc.status != 404:
             raise

@@ -132,7 +132,7 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     desired = builders.desired_state(body, current.value, halted)
     objects = builders.build_all(body, desired, image.images, env.operator_namespace)
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    stale = [key for key in owned if key not in wanted]
+    stale = [key for key in owned if key not in wanted and key[0] in env.kube.PRUNABLE_KINDS]
     for kind, stale_name in stale:
         if not owned[(kind, stale_name)]["metadata"].get("deletionTimestamp"):
             await asyncio.to_thread(env.kube.delete, kind, namespace, stale_name)

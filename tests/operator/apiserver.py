@@ -102,8 +102,8 @@ class ApiServer:
         self.changed = asyncio.Condition()
         self.never_ready: set[str] = set()
         self.requests: list[tuple[str, str]] = []
-        self.verbs: set[tuple[str, str, str]] = set()
-        """(group, resource, verb) of every request, as RBAC names them (what the operator needs)."""
+        self.operator_verbs: set[tuple[str, str, str]] = set()
+        """(group, resource, verb) of every request but the tests' own (urllib's), as RBAC names them."""
         crd = yaml.safe_load(CRD_FILE.read_text())
         self.crd = crd
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -112,6 +112,10 @@ class ApiServer:
         self.cel_rules = schema["properties"]["spec"].get("x-kubernetes-validations", [])
         self._store(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", {
             **copy.deepcopy(crd), "metadata": {"name": crd["metadata"]["name"]}})
+
+    def _verb(self, request: web.Request, verb: tuple[str, str, str]) -> None:
+        if not request.headers.get("User-Agent", "").startswith("Python-urllib"):
+            self.operator_verbs.add(verb)
 
     # -- storage ---------------------------------------------------------------------------------
     def _key(self, res: tuple[str, str, str], namespace: str, name: str) -> tuple[str, str, str, str, str]:
@@ -189,7 +193,7 @@ class ApiServer:
         namespace = request.match_info.get("namespace", "")
         self.requests.append((request.method, request.path))
         watching = request.query.get("watch") in ("true", "1")
-        self.verbs.add((res[0], res[2], {"GET": "watch" if watching else "list", "POST": "create"}.get(request.method,
+        self._verb(request, (res[0], res[2], {"GET": "watch" if watching else "list", "POST": "create"}.get(request.method,
                                                                                                     request.method)))
         if request.method == "GET":
             if watching:
@@ -235,7 +239,7 @@ class ApiServer:
             return _status(404, "NotFound", "no such resource")
         namespace, name = request.match_info.get("namespace", ""), request.match_info["name"]
         self.requests.append((request.method, request.path))
-        self.verbs.add((res[0], res[2], {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        self._verb(request, (res[0], res[2], {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
             request.method, request.method)))
         current = self.get(res, namespace, name)
         applying = request.method == "PATCH" and request.content_type == "application/apply-patch+yaml"
@@ -285,7 +289,7 @@ class ApiServer:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         current = self.get(res, namespace, name) if res else None
         if res:
-            self.verbs.add((res[0], f"{res[2]}/status", {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(
+            self._verb(request, (res[0], f"{res[2]}/status", {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(
                 request.method, request.method)))
         if current is None:
             return _status(404, "NotFound", "not found")

@@ -508,9 +508,13 @@ def _cel_errors(schema: dict[str, Any], value: Any, old: Any, path: str) -> list
 
 
 def _to_jsonschema(schema: Any) -> Any:
-    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys."""
+    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys. A pattern's
+    final `$` becomes `\\Z`: Go's `$` is the end of the text, Python's also matches before a final newline."""
     if isinstance(schema, dict):
-        return {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        out = {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        if isinstance(out.get("pattern"), str) and out["pattern"].endswith("$") and not out["pattern"].endswith("\\$"):
+            out["pattern"] = out["pattern"][:-1] + "\\Z"
+        return out
     if isinstance(schema, list):
         return [_to_jsonschema(v) for v in schema]
     return schema

@@ -94,6 +94,17 @@ def _status(code: int, reason: str, message: str) -> web.Response:
                               "reason": reason, "message": message}, status=code)
 
 
+def _strict(request: web.Request) -> bool:
+    return request.query.get("fieldValidation") == "Strict"
+
+
+def _refusal(error: str) -> web.Response:
+    """Unknown fields under fieldValidation=Strict are a bad request; everything else is Invalid."""
+    if error.startswith("strict decoding error"):
+        return _status(400, "BadRequest", error)
+    return _status(422, "Invalid", error)
+
+
 class ApiServer:
     def __init__(self) -> None:
         self.rv = 0
@@ -109,7 +120,6 @@ class ApiServer:
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         self.schema = schema
         self.validator = jsonschema.Draft4Validator(_to_jsonschema(schema))
-        self.cel_rules = schema["properties"]["spec"].get("x-kubernetes-validations", [])
         self._store(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", {
             **copy.deepcopy(crd), "metadata": {"name": crd["metadata"]["name"]}})
 
@@ -206,10 +216,11 @@ class ApiServer:
                                       "metadata": {"resourceVersion": str(self.rv)}, "items": items})
         if request.method == "POST":
             body = await request.json()
-            return await self._create(res, namespace, body)
+            return await self._create(res, namespace, body, _strict(request))
         return _status(405, "MethodNotAllowed", request.method)
 
-    async def _create(self, res: tuple[str, str, str], namespace: str, body: dict[str, Any]) -> web.Response:
+    async def _create(self, res: tuple[str, str, str], namespace: str, body: dict[str, Any],
+                      strict: bool = False) -> web.Response:
         meta = body.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
@@ -225,9 +236,9 @@ class ApiServer:
             body.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode()
                                                 for k, v in body.pop("stringData").items()})
         if kind == "TradingSystem":
-            error = self._validate(body, None)
+            error = self._validate(body, None, strict)
             if error:
-                return _status(422, "Invalid", error)
+                return _refusal(error)
         self._settle_deployment(body)
         obj = self._store(res, namespace, body)
         await self._notify()
@@ -281,7 +292,7 @@ class ApiServer:
                     updated = merge_patch(current, body)
                 if RESOURCES[res][0] == "TradingSystem":
                     updated["status"] = current.get("status", {})  # status only through /status
-            return await self._update(res, namespace, current, updated)
+            return await self._update(res, namespace, current, updated, _strict(request))
         return _status(405, "MethodNotAllowed", request.method)
 
     async def _status_item(self, request: web.Request) -> web.Response:
@@ -300,12 +311,17 @@ class ApiServer:
         updated["status"] = merge_patch(current.get("status", {}), body.get("status", {})) \
             if request.method == "PATCH" else body.get("status", {})
         updated["metadata"] = copy.deepcopy(current["metadata"])
+        # The real server validates a status write as a whole object: the status schema and every rule
+        # (root transition rules see the old status too).
+        error = self._validate(updated, current, _strict(request))
+        if error:
+            return _refusal(error)
         obj = self._store(res, namespace, updated, "MODIFIED")  # type: ignore[arg-type]
         await self._notify()
         return web.json_response(obj)
 
     async def _update(self, res: tuple[str, str, str], namespace: str, current: dict[str, Any],
-                      updated: dict[str, Any]) -> web.Response:
+                      updated: dict[str, Any], strict: bool = False) -> web.Response:
         meta = updated["metadata"]
         for fixed in ("uid", "creationTimestamp", "name", "namespace"):
             if fixed in current["metadata"]:
@@ -314,9 +330,9 @@ class ApiServer:
         if updated.get("spec") != current.get("spec"):
             meta["generation"] += 1
             if RESOURCES[res][0] == "TradingSystem":
-                error = self._validate(updated, current)
+                error = self._validate(updated, current, strict)
                 if error:
-                    return _status(422, "Invalid", error)
+                    return _refusal(error)
         self._settle_deployment(updated)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self.objects[self._key(res, namespace, meta["name"])]
@@ -387,29 +403,151 @@ class ApiServer:
         obj["status"] = {"observedGeneration": obj["metadata"].get("generation", 1), "replicas": replicas,
                          "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready}
 
-    def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> str:
+    def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None, strict: bool = False) -> str:
+        """What the real API server says of a TradingSystem write ("" when it is accepted), in its words:
+        defaults, then unknown fields (refused when `strict`, as with fieldValidation=Strict, else pruned
+        as the server does), the OpenAPI schema, list-type set/map uniqueness and every
+        x-kubernetes-validations rule at every level (message or messageExpression), transition rules
+        (oldSelf) only where an old value exists. Every error is reported, as the real server does."""
         _apply_defaults(self.schema, obj)
-        errors = sorted(self.validator.iter_errors(obj), key=lambda e: list(e.path))
-        if errors:
-            e = errors[0]
-            return f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}"
-        env = celpy.Environment()
-        for rule in self.cel_rules:
-            if "oldSelf" in rule["rule"] and old is None:
+        unknown = _unknown_fields(self.schema, obj, "", prune=not strict)
+        if strict and unknown:
+            return "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+        errors = [f"{_path(e.path) or '<root>'}: {e.message}"
+                  for e in sorted(self.validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))]
+        errors += _list_type_errors(self.schema, obj, "")
+        if not errors:  # CEL runs on a well-typed object (a rule reading a missing required field errs)
+            errors += _cel_errors(self.schema, _cel_view(obj), _cel_view(old) if old else None, "")
+        if not errors:
+            return ""
+        name = obj.get("metadata", {}).get("name", "")
+        return f'TradingSystem.celeris.dev "{name}" is invalid: ' + (errors[0] if len(errors) == 1 else
+                                                                       "[" + ", ".join(errors) + "]")
+
+
+def _cel_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """CEL sees only metadata.name and metadata.generateName."""
+    return {**obj, "metadata": {k: v for k, v in obj.get("metadata", {}).items() if k in ("name", "generateName")}}
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _unknown_fields(schema: dict[str, Any], value: Any, path: str, prune: bool) -> list[str]:
+    """Fields the structural schema does not declare (metadata and preserve-unknown subtrees excepted)."""
+    found: list[str] = []
+    if isinstance(value, dict) and (path == "" or schema.get("type") == "object"):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key in list(value):
+            sub = f"{path}.{key}" if path else key
+            if path == "" and key in ("apiVersion", "kind", "metadata"):
                 continue
-            program = env.program(env.compile(rule["rule"]))
-            activation = {"self": celpy.json_to_cel(obj["spec"])}
-            if old is not None:
-                activation["oldSelf"] = celpy.json_to_cel(old["spec"])
-            if not bool(program.evaluate(activation)):
-                return f"spec: {rule['message']}"
-        return ""
+            if key in props:
+                found += _unknown_fields(props[key], value[key], sub, prune)
+            elif isinstance(extra, dict):
+                found += _unknown_fields(extra, value[key], sub, prune)
+            elif not schema.get("x-kubernetes-preserve-unknown-fields") and extra is not True:
+                found.append(sub)
+                if prune:
+                    del value[key]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += _unknown_fields(schema["items"], item, f"{path}[{i}]", prune)
+    return found
+
+
+def _list_type_errors(schema: dict[str, Any], value: Any, path: str) -> list[str]:
+    """x-kubernetes-list-type set and map: no two items (or keys) alike."""
+    errors: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += _list_type_errors(sub, value[key], f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        kind, seen = schema.get("x-kubernetes-list-type"), []
+        for i, item in enumerate(value):
+            if kind == "set":
+                identity: Any = item
+            elif kind == "map":
+                identity = {k: item.get(k) for k in schema.get("x-kubernetes-list-map-keys", [])}
+            else:
+                identity = None
+            if identity is not None:
+                if identity in seen:
+                    errors.append(f"{path}[{i}]: Duplicate value: {json.dumps(identity)}")
+                seen.append(identity)
+            errors += _list_type_errors(schema.get("items", {}), item, f"{path}[{i}]")
+    return errors
+
+
+_CEL = celpy.Environment()
+_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel(expression: str, activation: dict[str, Any]) -> Any:
+    if expression not in _PROGRAMS:
+        _PROGRAMS[expression] = _CEL.program(_CEL.compile(expression))
+    result = _PROGRAMS[expression].evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
+    if isinstance(result, celpy.CELEvalError):
+        raise ValueError(str(result))
+    return result
+
+
+def _cel_errors(schema: dict[str, Any], value: Any, old: Any, path: str) -> list[str]:
+    """Every x-kubernetes-validations rule, depth first, with self (and oldSelf, where an old value
+    correlates: object properties and items of map lists) bound as the real API server binds them."""
+    errors: list[str] = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        if "oldSelf" in rule["rule"] and old is None:
+            continue
+        activation = {"self": value} if old is None else {"self": value, "oldSelf": old}
+        try:
+            ok = bool(_cel(rule["rule"], activation))
+        except Exception as exc:  # noqa: BLE001 - the real server reports an evaluation error as a refusal
+            errors.append(f"{path or '<root>'}: rule evaluation error: {exc}")
+            continue
+        if not ok:
+            message = rule.get("message") or f"failed rule: {rule['rule']}"
+            if rule.get("messageExpression"):
+                try:
+                    message = str(_cel(rule["messageExpression"], activation))
+                except Exception:  # noqa: BLE001 - the real server falls back to message
+                    pass
+            kind = {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "value")
+            errors.append(f"{path or '<root>'}: Invalid value: \"{kind}\": {message}")
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value and key != "metadata":
+                old_sub = old.get(key) if isinstance(old, dict) else None
+                errors += _cel_errors(sub, value[key], old_sub, f"{path}.{key}" if path else key)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                old_sub = old.get(key) if isinstance(old, dict) else None
+                errors += _cel_errors(extra, item, old_sub, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        keys = schema.get("x-kubernetes-list-map-keys") if schema.get("x-kubernetes-list-type") == "map" else None
+        for i, item in enumerate(value):
+            old_item = None
+            if keys and isinstance(old, list) and isinstance(item, dict):
+                old_item = next((o for o in old if all(o.get(k) == item.get(k) for k in keys)), None)
+            errors += _cel_errors(schema.get("items", {}), item, old_item, f"{path}[{i}]")
+    return errors
 
 
 def _to_jsonschema(schema: Any) -> Any:
-    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys."""
+    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys. A pattern's
+    final `$` becomes `\\Z`: Go's `$` is the end of the text, Python's also matches before a final newline."""
     if isinstance(schema, dict):
-        return {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        out = {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        if isinstance(out.get("pattern"), str) and out["pattern"].endswith("$") and not out["pattern"].endswith("\\$"):
+            out["pattern"] = out["pattern"][:-1] + "\\Z"
+        return out
     if isinstance(schema, list):
         return [_to_jsonschema(v) for v in schema]
     return schema

@@ -242,3 +242,58 @@ def test_a_file_that_cannot_be_used_stops_the_process_before_its_port_opens(sim_
         assert "Traceback" not in err.read_text()
     finally:
         stop(proc)
+
+
+async def test_a_halted_strategy_engine_decides_but_never_orders(sim_process, tmp_path):  # noqa: F811
+    """The strategy engine halted by its desired file, with a market maker that quotes on every book
+    (the desired roster, not the environment's): signals are observed, no order reaches execution."""
+    from celeris.api.v1 import strategy_pb2, strategy_pb2_grpc
+
+    md, ex, st = free_port(), free_port(), free_port()
+    roster = [{"name": "mm-btc", "type": "market_making", "symbol": "BTCUSDT", "orderSize": "0.010",
+               "params": {"requote_every": 2}}]
+    stale = json.dumps([{"name": "mom-eth", "type": "momentum", "symbol": "ETHUSDT", "order_size": "0.100",
+                         "params": {"lookback": 10, "threshold_bps": 0.5}}])
+    procs = [
+        spawn("marketdata", sim_process, md, desired(tmp_path / "md.json", 1, "simulation", False), tmp_path / "md.err"),
+        spawn("execution", sim_process, ex, desired(tmp_path / "ex.json", 1, "simulation", False), tmp_path / "ex.err",
+              marketdata_target=f"127.0.0.1:{md}", paper_latency_ms=1),
+        spawn("strategy", sim_process, st, desired(tmp_path / "st.json", 6, "simulation", True, "held by the operator",
+                                                   strategies=roster), tmp_path / "st.err",
+              marketdata_target=f"127.0.0.1:{md}", execution_target=f"127.0.0.1:{ex}", strategies=stale),
+    ]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{st}") as st_ch, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{ex}") as ex_ch:
+            control = control_pb2_grpc.ControlStub(st_ch)
+
+            async def stats():
+                status = await control.GetStatus(control_pb2.GetStatusRequest(), timeout=2, metadata=AUTH)
+                assert status.halted and status.halt_reason == "held by the operator", status
+                assert status.config_generation == 6 and status.mode == common_pb2.MODE_SIMULATION
+                return json.loads(status.details["stats"])
+
+            deadline = time.monotonic() + 90
+            seen: dict = {}
+            while time.monotonic() < deadline and seen.get("signals", 0) < 30:
+                assert all(p.poll() is None for p in procs), [p.returncode for p in procs]
+                try:
+                    seen = await stats()
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.1)
+            assert seen.get("signals", 0) >= 30, f"the market maker never produced signals: {seen}"
+            assert seen["orders"] == 0, seen
+            listed = await strategy_pb2_grpc.StrategyEngineStub(st_ch).ListStrategies(
+                strategy_pb2.ListStrategiesRequest(), timeout=5)
+            assert {s.name for s in listed.strategies} >= {"mm-btc"}
+            assert {s.name for s in listed.strategies if s.enabled} == {"mm-btc"}
+            open_orders = await execution_pb2_grpc.ExecutionStub(ex_ch).ListOpenOrders(
+                execution_pb2.ListOpenOrdersRequest(), timeout=5)
+            assert not open_orders.orders, open_orders
+            ex_status = await control_pb2_grpc.ControlStub(ex_ch).GetStatus(control_pb2.GetStatusRequest(),
+                                                                            timeout=5, metadata=AUTH)
+            assert json.loads(ex_status.details["stats"])["submitted"] == 0
+    finally:
+        for proc in procs:
+            stop(proc)

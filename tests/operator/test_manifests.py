@@ -180,8 +180,8 @@ def operator_deployments():
         out = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris"), "--namespace", "celeris-system"],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-        found["helm"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment"
-                             and d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "operator")
+        found["helm"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment" and
+                             d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "operator")
     if KUBECTL:
         out = subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr

@@ -173,6 +173,9 @@ def test_rollout_gates_promotion_approval_and_demotion():
         change_mode(Mode.OBSERVATION, Mode.LIVE)
 
 
+COMPONENT = "app.kubernetes.io/component"
+
+
 def operator_deployments():
     """The operator's Deployment as the chart renders it and as the kustomize layout has it."""
     found = {}
@@ -181,7 +184,7 @@ def operator_deployments():
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         found["helm"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment" and
-                             d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "operator")
+                             d["spec"]["template"]["metadata"]["labels"].get(COMPONENT) == "operator")
     if KUBECTL:
         out = subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr

@@ -147,3 +147,79 @@ def test_credentials_only_by_secret_reference():
                                                "CELERIS_CONTROL_TOKEN"}
     assert {e["valueFrom"]["secretKeyRef"]["name"] for e in secret_env} == {"api", "t-control"}
     assert builders.placement(body(placement={"dedicatedNodes": False})["spec"], "execution") == {}
+
+
+COMPONENT = "app.kubernetes.io/component"
+
+
+def operator_deployments():
+    """The operator's Deployment as the chart renders it and as the kustomize layout has it."""
+    found = {}
+    if HELM:
+        out = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris"), "--namespace", "celeris-system"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        found["helm"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment" and
+                             d["spec"]["template"]["metadata"]["labels"].get(COMPONENT) == "operator")
+    if KUBECTL:
+        out = subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        found["kustomize"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment")
+    if not found:
+        pytest.skip("neither helm nor kubectl installed")
+    return found
+
+
+def test_operator_deployment_labels_probes_env_and_limits():
+    import click
+    from kopf.cli import run as kopf_run  # the click command __main__ hands its arguments to
+
+    for layout, dep in operator_deployments().items():
+        pod = dep["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        # what each TradingSystem's NetworkPolicy admits to the Control port
+        assert labels["app.kubernetes.io/name"] == "celeris-operator", layout
+        assert labels["app.kubernetes.io/component"] == "operator", layout
+        assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items(), layout
+        assert dep["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "0", layout
+        (container,) = pod["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["CELERIS_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        # the probe flag is kopf's own and parses with the arguments __main__ adds
+        (liveness,) = [a for a in container["args"] if a.startswith("--liveness=")]
+        ctx = kopf_run.make_context("run", ["--all-namespaces", "--standalone", "-m", "celeris_operator.handlers",
+                                           *container["args"]])
+        assert isinstance(ctx, click.Context) and ctx.params["liveness_endpoint"] == liveness.split("=", 1)[1]
+        url = liveness.split("=", 1)[1]
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        path = "/" + url.rsplit(":", 1)[1].split("/", 1)[1]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            get = container[probe]["httpGet"]
+            assert get["path"] == path and ports[get["port"]] == port, (layout, probe)
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), layout
+        assert {"cpu", "memory"} <= container["resources"]["limits"].keys(), layout
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, layout
+        assert sc["capabilities"]["drop"] == ["ALL"], layout
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True, layout
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, layout
+        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+
+
+def test_sync_waves_crd_then_operator_then_tradingsystems():
+    wave = "argocd.argoproj.io/sync-wave"
+    if KUBECTL:
+        objects = docs(subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True,
+                                      text=True, check=True).stdout)
+        crd = next(o for o in objects if o["kind"] == "CustomResourceDefinition")
+        assert crd["metadata"]["annotations"][wave] == "-1"
+        assert "ServerSideApply=true" in crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+        samples = docs(subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s/samples")], capture_output=True,
+                                      text=True, check=True).stdout)
+        assert {o["metadata"]["annotations"][wave] for o in samples if o["kind"] == "TradingSystem"} == {"1"}
+    if HELM:
+        out = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris"), "--set", "example.enabled=true"],
+                             capture_output=True, text=True, check=True)
+        example = next(o for o in docs(out.stdout) if o["kind"] == "TradingSystem")
+        assert example["metadata"]["annotations"][wave] == "1"

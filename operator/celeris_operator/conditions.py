@@ -65,11 +65,13 @@ def summarize(seen: Seen) -> list[dict[str, Any]]:
                                 seen.progress or ready_c["message"], g)
     reconciling = {**progressing, "type": "Reconciling"}
     degraded_why = seen.degraded or (seen.unready if not seen.components_ready and seen.applied else "")
+    # Stalled before Reconciling: kstatus takes the first of the two that is True (they never both are).
     return [
-        ready_c, progressing, reconciling,
-        condition("Degraded", bool(degraded_why), "Degraded" if degraded_why else "AsExpected", degraded_why, g),
+        ready_c,
         condition("Stalled", bool(stalled), ("RolloutAborted" if seen.aborted else "ConfigurationRefused")
                   if stalled else "NotStalled", stalled, g),
+        progressing, reconciling,
+        condition("Degraded", bool(degraded_why), "Degraded" if degraded_why else "AsExpected", degraded_why, g),
         condition("Halted", bool(seen.halted), "Halted" if seen.halted else "Trading", seen.halted, g),
     ]
 

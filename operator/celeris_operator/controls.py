@@ -25,7 +25,7 @@ class Controls:
     def __init__(self) -> None:
         self._channels: dict[str, Any] = {}
 
-    def _stub(self, target: str) -> Any:
+    def _stub(self, target: str) -> Any:  # one Controls per event loop: a channel belongs to its loop
         from celeris.api.v1 import control_pb2_grpc
         from celeris.runtime import grpc_server
 
@@ -35,8 +35,9 @@ class Controls:
         return control_pb2_grpc.ControlStub(channel)
 
     async def _call(self, target: str, token: str, method: str, request: Any, timeout: float) -> Any:
-        metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        return await getattr(self._stub(target), method)(request, timeout=timeout, metadata=metadata)
+        from celeris.runtime.control_auth import control_metadata
+
+        return await getattr(self._stub(target), method)(request, timeout=timeout, metadata=control_metadata(token))
 
     async def status(self, component: str, target: str, token: str) -> Observed:
         from celeris.api.v1 import control_pb2

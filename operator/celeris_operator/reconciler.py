@@ -216,7 +216,9 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
              "Degraded" if unready or p.refused or p.drift else
              "Running" if conditions.get(new_conditions, "Ready")["status"] == "True" else "Progressing")
     p.status.update(
-        observedGeneration=generation if objects_applied else old.get("observedGeneration"),
+        # Observed, not "fully applied": kstatus compares it with metadata.generation before it reads Stalled,
+        # so a generation the components refuse must still be observed to be reported as failed.
+        observedGeneration=generation,
         mode=mode.value, phase=phase, halted=bool(halt_message), stage=stage, conditions=new_conditions,
         components=component_status, images=image.images, lastGoodImage=image.last_good,
         imageRollout=image.rollout, lastRollout=image.last_rollout, approval=approved.record, abort=abort,

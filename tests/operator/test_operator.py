@@ -472,3 +472,44 @@ def test_halt_image_rollout_rollback_and_rbac(cluster, operator):
     from tests.operator.test_manifests import cluster_role
     used = {v for v in cluster.api.operator_verbs}
     assert used == cluster_role(), f"unused: {cluster_role() - used}; missing: {used - cluster_role()}"
+
+
+@pytest.fixture(scope="module")
+def kstatus_bin():
+    from tests.operator import status_contract
+
+    try:
+        return status_contract.kstatus_binary()
+    except status_contract.KstatusUnavailable as exc:
+        if status_contract.ci():
+            raise
+        pytest.skip(f"kstatus could not be built: {exc}")
+
+
+def test_gitops_tools_read_the_real_status(cluster, operator, kstatus_bin):
+    """The operator's own status, read by Argo CD's health check and by kstatus, in each state it reaches."""
+    from tests.operator.status_contract import argocd_health, kstatus
+
+    def read():
+        obj = ts.get()
+        return argocd_health(obj)["status"], kstatus(obj, kstatus_bin)["status"]
+
+    ts = System(cluster, "gitops", mode="simulation")
+    wait_until(lambda: ts.status().get("mode") == "simulation" and ts.condition("Ready").get("status") == "True",
+               what="Ready in simulation")
+    assert read() == ("Healthy", "Current")
+    ts.patch(mode="live")  # no approval: waits in simulation
+    wait_until(lambda: "approvedForLive" in (ts.status().get("stage") or {}).get("waiting", ""), what="waiting")
+    assert read() == ("Progressing", "InProgress")
+    ts.patch(halted=True)
+    wait_until(lambda: ts.condition("Halted").get("status") == "True", what="Halted")
+    assert read()[0] == "Suspended"
+    ts.patch(halted=False, approvedForLive=True)
+    ts.wait_mode(Mode.LIVE, timeout=20)
+    wait_until(lambda: ts.condition("Ready").get("status") == "True", what="Ready in live")
+    assert read() == ("Healthy", "Current")
+    ts.controls["account"].details = lambda: {"mismatches": "2"}
+    ts.wait_mode(Mode.SIMULATION, "demoted")
+    wait_until(lambda: ts.condition("Stalled").get("status") == "True", what="Stalled")
+    assert read() == ("Degraded", "Failed")
+    ts.delete()

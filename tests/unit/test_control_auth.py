@@ -208,3 +208,32 @@ def test_random_metadata_never_gets_through_and_never_stops_the_server(shared, m
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert call(channel, "GetStatus", GOOD).component == "execution"
+
+
+def test_levers_outside_control_that_reenable_trading_take_the_token_and_stopping_does_not():
+    """RiskManager.EnableTrading lifts an emergency stop (and resumes execution): without the token it
+    would be a way around Control's auth. The emergency stop itself stays open."""
+    from celeris.runtime import control_auth
+
+    assert {"/celeris.v1.RiskManager/EnableTrading", "/celeris.v1.RiskManager/UpsertPolicy",
+            "/celeris.v1.RiskManager/DeletePolicy"} <= control_auth.GUARDED_METHODS
+    assert "/celeris.v1.RiskManager/TriggerEmergencyStop" not in control_auth.GUARDED_METHODS
+    interceptor = control_auth.ControlAuthInterceptor(TOKEN)
+
+    class Details:
+        def __init__(self, method, metadata=()):
+            self.method, self.invocation_metadata = method, metadata
+
+    async def passes(method, metadata=()):
+        async def continuation(details):
+            return "served"
+        return await interceptor.intercept_service(continuation, Details(method, metadata)) == "served"
+
+    async def go():
+        assert not await passes("/celeris.v1.RiskManager/EnableTrading")
+        assert not await passes("/celeris.v1.RiskManager/UpsertPolicy", (("authorization", "Bearer wrong"),))
+        assert await passes("/celeris.v1.RiskManager/EnableTrading", control_auth.control_metadata(TOKEN))
+        assert await passes("/celeris.v1.RiskManager/TriggerEmergencyStop")
+        assert await passes("/celeris.v1.RiskManager/CheckOrder")
+
+    asyncio.run(go())

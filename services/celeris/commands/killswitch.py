@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     resume.add_argument("--target", default=DEFAULT_TARGET)
     resume.add_argument("--by", required=True)
     resume.add_argument("--reason", default="")
+    resume.add_argument("--token-file", default="", help="the Control token (else $CELERIS_CONTROL_TOKEN)")
     resume.set_defaults(func=cmd_resume)
 
 
@@ -39,19 +40,30 @@ def cmd_halt(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from celeris.api.v1 import risk_pb2
 
-    return _call(args.target, "EnableTrading", risk_pb2.EnableTradingRequest(enabled_by=args.by, reason=args.reason))
+    from celeris.runtime.control_auth import read_token
+    from celeris.runtime.settings import SettingsError
+
+    try:
+        token = read_token(args.token_file)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _call(args.target, "EnableTrading", risk_pb2.EnableTradingRequest(enabled_by=args.by, reason=args.reason),
+                 token)
 
 
-def _call(target: str, method: str, request: Any) -> int:
+def _call(target: str, method: str, request: Any, token: str = "") -> int:
     import grpc
     from google.protobuf import json_format
 
     from celeris.api.v1 import risk_pb2_grpc
+    from celeris.runtime.control_auth import control_metadata
 
     async def go() -> int:
         async with grpc.aio.insecure_channel(target) as channel:
             try:
-                reply = await getattr(risk_pb2_grpc.RiskManagerStub(channel), method)(request, timeout=60)
+                reply = await getattr(risk_pb2_grpc.RiskManagerStub(channel), method)(
+                    request, timeout=60, metadata=control_metadata(token))
             except grpc.aio.AioRpcError as exc:
                 print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
                 return 1

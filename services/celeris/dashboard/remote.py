@@ -238,9 +238,11 @@ class GrpcActions:
 
     async def resume(self, by: str) -> dict[str, Any]:
         from celeris.api.v1 import risk_pb2, risk_pb2_grpc
+        from celeris.runtime import control_auth
 
         stop = await self._call(self.s.risk_target, lambda ch: risk_pb2_grpc.RiskManagerStub(ch).EnableTrading(
-            risk_pb2.EnableTradingRequest(enabled_by=by, reason="resumed from the dashboard"), timeout=10))
+            risk_pb2.EnableTradingRequest(enabled_by=by, reason="resumed from the dashboard"), timeout=10,
+            metadata=control_auth.control_metadata(self.s.control_token.get_secret_value())))
         return {"halted": stop.active, "enabled_by": stop.enabled_by}
 
     async def acknowledge(self, alert_id: str, by: str) -> bool:

@@ -25,6 +25,10 @@ from celeris.runtime.settings import SettingsError
 
 CONTROL_SERVICE = "celeris.v1.Control"
 """The proto service every component exposes (proto/celeris/v1/control.proto)."""
+GUARDED_METHODS = frozenset({"/celeris.v1.RiskManager/EnableTrading", "/celeris.v1.RiskManager/UpsertPolicy",
+                             "/celeris.v1.RiskManager/DeletePolicy"})
+"""Levers outside Control that re-enable trading or loosen limits take the same token. Stopping does not
+(TriggerEmergencyStop stays open: whoever can reach the port may always make the system safer)."""
 AUTHORIZATION = "authorization"
 SCHEME = "Bearer "
 TOKEN_ENV = "CELERIS_CONTROL_TOKEN"
@@ -56,7 +60,8 @@ _REFUSE = grpc.unary_unary_rpc_method_handler(_refuse)
 
 
 class ControlAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses the Control calls that do not present the token; lets everything else through."""
+    """Refuses the Control calls (and GUARDED_METHODS) that do not present the token; lets everything else
+    through."""
 
     def __init__(self, token: str) -> None:
         if not token:
@@ -65,7 +70,8 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):
         self._prefix = f"/{CONTROL_SERVICE}/"
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        if not details.method.startswith(self._prefix) or authorized(details.invocation_metadata or (), self._token):
+        guarded = details.method.startswith(self._prefix) or details.method in GUARDED_METHODS
+        if not guarded or authorized(details.invocation_metadata or (), self._token):
             return await continuation(details)
         return _REFUSE
 

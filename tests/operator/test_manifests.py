@@ -223,3 +223,42 @@ def test_sync_waves_crd_then_operator_then_tradingsystems():
                              capture_output=True, text=True, check=True)
         example = next(o for o in docs(out.stdout) if o["kind"] == "TradingSystem")
         assert example["metadata"]["annotations"][wave] == "1"
+
+
+def admitted(policy, pod_labels, namespace, port):
+    """Whether a NetworkPolicy's ingress rules admit a pod (labels, namespace) to `port` (no CNI here:
+    the rules are read as a CNI reads them)."""
+    for rule in policy["spec"]["ingress"]:
+        peers, ports = rule.get("from"), rule.get("ports")
+        if ports is not None and port not in {p["port"] for p in ports}:
+            continue
+        if peers is None:
+            return True
+        for peer in peers:
+            pods = peer.get("podSelector", {}).get("matchLabels", {})
+            spaces = peer.get("namespaceSelector", {}).get("matchLabels")
+            same_ns = namespace == "ns" if spaces is None else \
+                spaces == {"kubernetes.io/metadata.name": namespace}
+            if same_ns and pods.items() <= pod_labels.items():
+                return True
+    return False
+
+
+@pytest.mark.parametrize("topology, control_ports", [("distributed", [50051]),
+                                                     ("colocated", [50051, 50052, 50053])])
+def test_network_policy_admits_the_operator_to_control_and_nothing_else(topology, control_ports):
+    b = body(topology=topology)
+    policy = next(o for o in builders.build_all(b, desired(b), operator_namespace="ops")
+                  if o["kind"] == "NetworkPolicy")
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    operator = {"app.kubernetes.io/name": "celeris-operator", "app.kubernetes.io/component": "operator"}
+    own = {"app.kubernetes.io/name": "celeris", "app.kubernetes.io/instance": "t"}
+    other_system = {"app.kubernetes.io/name": "celeris", "app.kubernetes.io/instance": "other"}
+    for port in control_ports:
+        assert admitted(policy, operator, "ops", port)
+        assert not admitted(policy, operator, "elsewhere", port)  # same labels, another namespace
+        assert not admitted(policy, other_system, "ns", port)
+        assert admitted(policy, own, "ns", port)
+    assert not admitted(policy, operator, "ops", 6379) and not admitted(policy, other_system, "ns", 50060)
+    for port in [8080, *builders.metrics_ports(b["spec"])]:  # the dashboard and Prometheus' scrapes
+        assert admitted(policy, {"app": "prometheus"}, "monitoring", port)

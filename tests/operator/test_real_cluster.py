@@ -1,7 +1,9 @@
 """The optional real-cluster tier: the operator's scenarios against a real Kubernetes API server.
 
-Runs only when CELERIS_TEST_KUBECONFIG names a kubeconfig (a separate variable from KUBECONFIG on
-purpose, so an everyday KUBECONFIG never points the tests at a cluster that matters). The operator runs
+By default it runs against the real kube-apiserver, etcd and kube-controller-manager that the `kube_env`
+fixture starts on loopback (tests/support/kube.py; binaries from scripts/k8s-testenv), as the admin user.
+CELERIS_TEST_KUBECONFIG, when set, names an external cluster to use instead (a separate variable from
+KUBECONFIG on purpose, so an everyday KUBECONFIG never points the tests at a cluster that matters). The operator runs
 here, on this machine, through KopfRunner; the components' Control services run here too and the
 TradingSystem's control-targets annotation points the operator at them, so the cluster needs no image:
 the scenarios check what the operator writes to the API (Deployments, Services, status, events) and what it
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,8 +28,7 @@ import pytest
 from celeris.domain.modes import Mode
 from tests.operator.test_operator import OPERATOR_ENV, start_controls, wait_until
 
-KUBECONFIG = os.environ.get("CELERIS_TEST_KUBECONFIG", "")
-pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="set CELERIS_TEST_KUBECONFIG to run the real-cluster tier")
+EXTERNAL_KUBECONFIG = os.environ.get("CELERIS_TEST_KUBECONFIG", "")
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "celeris.dev", "v1alpha1", "tradingsystems"
@@ -35,6 +38,7 @@ class RealCluster:
     def __init__(self, kubeconfig: str) -> None:
         from kubernetes import client, config
 
+        self.kubeconfig = kubeconfig
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.custom = client.CustomObjectsApi(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -50,7 +54,7 @@ class RealCluster:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            subprocess.run([kubectl, "--kubeconfig", KUBECONFIG, "apply", "-f", str(ROOT / "k8s" / "crds")],
+            subprocess.run([kubectl, "--kubeconfig", self.kubeconfig, "apply", "-f", str(ROOT / "k8s" / "crds")],
                            check=True, capture_output=True, timeout=60)
             wait_until(lambda: self._served(), timeout=30, what="the CRD to be served")
 
@@ -85,21 +89,42 @@ class RealCluster:
             raise
 
 
+def find_kubectl() -> str:
+    """The venv's kubectl (scripts/install --system puts it there), else one on PATH."""
+    for candidate in (ROOT / ".venv" / "bin" / "kubectl", Path(sys.executable).parent / "kubectl"):
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip("no kubectl (scripts/install --system puts one in .venv/bin)")
+    return found
+
+
 @pytest.fixture(scope="module")
-def real():
+def kubeconfig(request) -> str:
+    """CELERIS_TEST_KUBECONFIG's cluster if set, else the session's real control plane on loopback."""
+    if EXTERNAL_KUBECONFIG:
+        return EXTERNAL_KUBECONFIG
+    return request.getfixturevalue("kube_env").admin_kubeconfig
+
+
+@pytest.fixture(scope="module")
+def real(kubeconfig):
     from kubernetes.client import V1Namespace, V1ObjectMeta
 
-    kubectl = str(ROOT / ".venv" / "bin" / "kubectl")
-    cluster = RealCluster(KUBECONFIG)
+    import kubernetes.config.kube_config
+
+    kubectl = find_kubectl()
+    cluster = RealCluster(kubeconfig)
     cluster.ensure_crd(kubectl)
     cluster.core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=cluster.namespace)))
     controls, targets, servers = start_controls()
     cluster.controls, cluster.targets = controls, targets
     saved = {k: os.environ.get(k) for k in [*OPERATOR_ENV, "KUBECONFIG"]}
-    os.environ.update({**OPERATOR_ENV, "KUBECONFIG": KUBECONFIG})
-    import kubernetes.config.kube_config
-
-    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = KUBECONFIG
+    saved_location = kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    os.environ.update({**OPERATOR_ENV, "KUBECONFIG": kubeconfig})
+    # The client read $KUBECONFIG once, at import; kopf and the operator log in through this default.
+    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = kubeconfig
     from celeris_operator import kube
 
     kube.api_client.cache_clear()
@@ -109,6 +134,8 @@ def real():
         for server in servers:
             server.stop(None)
         cluster.core.delete_namespace(cluster.namespace)
+        kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved_location
+        kube.api_client.cache_clear()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

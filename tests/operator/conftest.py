@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+CRDS = Path(__file__).resolve().parents[2] / "k8s" / "crds"
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +26,6 @@ def kube_env():
         if os.environ.get("CI") == "true":
             pytest.fail(f"the real Kubernetes test environment is unavailable under CI: {exc}", pytrace=False)
         pytest.skip(f"no real Kubernetes test environment: {exc}")
-    with KubeTestEnv(bin_dir) as env:
+    # The project's CRDs go in before the controller manager starts (see KubeTestEnv's `crds`).
+    with KubeTestEnv(bin_dir, crds=[CRDS]) as env:
         yield env

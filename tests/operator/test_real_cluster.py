@@ -192,5 +192,74 @@ def test_scenarios_on_a_real_cluster(real):
         assert all(c.halted for c in real.controls.values())
         real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "btc-perp")
         wait_until(lambda: not real.exists("btc-perp"), timeout=60, what="deletion")
+        # The real garbage collector follows the ownerReferences the operator wrote.
+        wait_until(lambda: not real.deployments(), timeout=60, what="garbage collection of the deployments")
         time.sleep(0.5)
     assert runner.exception is None, runner.output[-3000:]
+
+
+def test_the_operator_needs_no_more_than_the_shipped_rbac(real, request):
+    """The same operator, logged in as its service account with only k8s/rbac/rbac.yaml's ClusterRole."""
+    from kopf.testing import KopfRunner
+
+    import kubernetes.config.kube_config
+    from celeris_operator import kube
+
+    if EXTERNAL_KUBECONFIG:
+        pytest.skip("runs only on the local control plane, which knows the operator's token")
+    env = request.getfixturevalue("kube_env")
+    done = subprocess.run([find_kubectl(), "--kubeconfig", env.admin_kubeconfig, "apply", "-f",
+                           str(ROOT / "k8s" / "rbac" / "rbac.yaml")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    as_operator = RealCluster(env.operator_kubeconfig)
+    # RBAC reaches the authorizer through an informer: wait until the binding is in force.
+    wait_until(lambda: _can(as_operator, "create", "apps", "deployments", real.namespace), timeout=30,
+               what="the operator's ClusterRoleBinding")
+
+    controls, targets, servers = start_controls()
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TradingSystem",
+            "metadata": {"name": "eth-perp", "annotations": {"celeris.dev/control-targets": json.dumps(targets)}},
+            "spec": {"image": "celeris:0.1.0", "symbols": ["ETHUSDT"], "mode": "observation",
+                     "venue": {"kind": "binance-usdm", "restUrl": "https://testnet.example/fapi",
+                               "wsUrl": "wss://testnet.example/ws", "credentialsSecret": "binance-api"},
+                     "strategies": [{"name": "mom-eth", "type": "momentum", "symbol": "ETHUSDT",
+                                     "orderSize": "0.01"}]}}
+
+    def owned() -> list:
+        return [d for d in real.deployments() if d.metadata.owner_references
+                and d.metadata.owner_references[0].name == "eth-perp"]
+
+    os.environ["KUBECONFIG"] = env.operator_kubeconfig
+    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = env.operator_kubeconfig
+    kube.api_client.cache_clear()
+    try:
+        # As `python -m celeris_operator` runs it in the pod: cluster-wide. (With --namespace kopf also lists
+        # namespaces, which the shipped ClusterRole does not grant; it then falls back after nine refusals.)
+        with KopfRunner(["run", "--all-namespaces", "--standalone", "-m", "celeris_operator.handlers"],
+                        timeout=120) as runner:
+            real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, body)
+            wait_until(lambda: len(owned()) == 6, timeout=60, what="deployments made as the operator's user")
+            wait_until(lambda: real.status("eth-perp").get("phase") == "Running", timeout=60, what="Running")
+            real.patch_spec("eth-perp", {"halted": True})
+            wait_until(lambda: real.status("eth-perp").get("phase") == "Halted", timeout=30, what="Halted")
+            real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "eth-perp")
+            wait_until(lambda: not real.exists("eth-perp"), timeout=60, what="deletion through the finalizer")
+            # The real garbage collector removes what the operator made (ownerReferences).
+            wait_until(lambda: not owned(), timeout=60, what="garbage collection of the deployments")
+    finally:
+        for server in servers:
+            server.stop(None)
+        os.environ["KUBECONFIG"] = real.kubeconfig
+        kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = real.kubeconfig
+        kube.api_client.cache_clear()
+    assert runner.exception is None, runner.output[-3000:]
+    assert "Forbidden" not in runner.output and "forbidden" not in runner.output, runner.output[-3000:]
+
+
+def _can(cluster: RealCluster, verb: str, group: str, resource: str, namespace: str) -> bool:
+    from kubernetes import client
+
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+        resource_attributes=client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group,
+                                                        resource=resource)))
+    return client.AuthorizationV1Api(cluster.api).create_self_subject_access_review(review).status.allowed

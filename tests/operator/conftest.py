@@ -18,7 +18,7 @@ def kube_env():
     they cannot be had the tests that use this skip, saying why; under CI=true they fail instead, so CI never
     passes with the real-server tier silently left out.
     """
-    from tests.support.kube import KubeTestEnv, KubeEnvUnavailable, find_bin_dir
+    from tests.support.kube import KubeEnvUnavailable, KubeTestEnv, find_bin_dir
 
     try:
         bin_dir = find_bin_dir()

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.support.servers import free_port
 from tests.support.waits import wait_until
@@ -56,7 +56,8 @@ def find_bin_dir(build_timeout: float = 3600) -> Path:
         bin_dir = Path(named)
     else:
         try:
-            done = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=build_timeout)
+            done = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=build_timeout,
+                                  check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise KubeEnvUnavailable(f"scripts/k8s-testenv could not run: {exc}") from exc
         if done.returncode != 0:
@@ -72,7 +73,7 @@ def find_bin_dir(build_timeout: float = 3600) -> Path:
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         raise KubeEnvStartupError(f"openssl {' '.join(args)} failed: {done.stderr}")
 
@@ -131,7 +132,7 @@ class KubeTestEnv:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
-    def __enter__(self) -> KubeTestEnv:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -261,7 +262,7 @@ class KubeTestEnv:
                 except urllib.error.HTTPError as exc:
                     raise KubeEnvStartupError(f"installing {path}: HTTP {exc.code} {exc.read()[:2000]!r}") from exc
                 name = doc["metadata"]["name"]
-                self._wait("kube-apiserver", lambda: self._established(f"{base}/{name}"), f"CRD {name} Established")
+                self._wait("kube-apiserver", lambda url=f"{base}/{name}": self._established(url), f"CRD {name} Established")
 
     def _established(self, url: str) -> bool:
         conditions = (self._get_json(url).get("status") or {}).get("conditions") or []

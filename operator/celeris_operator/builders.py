@@ -1,7 +1,10 @@
 """Pure builders: a TradingSystem's spec -> the Kubernetes objects that run it.
 
 No I/O, no kopf: every function takes the resource (name, namespace, uid, spec) and returns plain dicts,
-so what the operator creates is unit-tested without a cluster. Two topologies (docs/architecture.md §4):
+so what the operator creates is unit-tested without a cluster. What changes while a system runs (the
+mode, the halt, strategy parameters and risk limits) is never in a pod template: it is the desired-state
+ConfigMap every pod mounts and reads at start (so a restarted pod comes back as the operator last
+decided) and the Control RPCs push it to running components, so editing it restarts nothing. Two topologies (docs/architecture.md §4):
 `distributed`, one Deployment per component, and `colocated`, market data, strategy and execution as
 containers of one pod on a dedicated node. Hot-path pods get Guaranteed QoS with whole CPUs; placement on
 dedicated nodes uses a documented label and taint. Credentials are referenced from their Secret, never
@@ -10,14 +13,20 @@ copied into a ConfigMap.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celeris.assembly.plan import spec_keys
 from celeris.config.spec import RiskSpec, StrategySpec
 
-COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
 HOT_PATH = ("marketdata", "strategy", "execution")
 DATA_PLANE_FIRST = ("marketdata", "execution", "account", "risk", "strategy", "dashboard")
+DESIRED_MOUNT = "/etc/celeris/desired"
+DESIRED_KEY = "desired.json"
+RUNTIME_KEYS = ("mode", "risk_limits", "strategies")
+"""Settings the desired state carries instead of the pod's env (they change without a restart)."""
+OPERATOR_LABELS = {"app.kubernetes.io/name": "celeris-operator"}
+"""How the NetworkPolicy knows the operator's pods (the chart and the kustomize layout label them so)."""
 GRPC_PORT = 50051
 METRICS_PORT = 9090
 HTTP_PORT = 8080
@@ -61,7 +70,7 @@ def component_target(ts_name: str, namespace: str, component: str) -> str:
     return f"{service_name(ts_name, component)}.{namespace}.svc:{GRPC_PORT}"
 
 
-def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, str]:
+def settings_for(body: dict[str, Any], component: str) -> dict[str, str]:
     """CELERIS_* settings of one component (no secrets: those come from secretKeyRef)."""
     spec = body["spec"]
     name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
@@ -79,10 +88,12 @@ def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, s
            "CELERIS_METRICS_PORT": str(METRICS_PORT + (HOT_PATH.index(component) if colocated and component in HOT_PATH else 0)),
            "CELERIS_VENUE_REST_URL": spec["venue"]["restUrl"], "CELERIS_VENUE_WS_URL": spec["venue"]["wsUrl"],
            "CELERIS_LOG_FORMAT": "json"}
-    # What comes from the spec itself (symbols, mode, spec.risk, strategies) is the plan's, as in `celeris up`.
+    # What comes from the spec itself is the plan's, as in `celeris up`; of it only what cannot change while
+    # the pod runs (the symbols) goes into the pod: mode, risk and strategies are the desired state's.
     strategies = [StrategySpec.model_validate(s).engine_config() for s in spec.get("strategies", [])]
-    from_spec = spec_keys(component, list(spec["symbols"]), mode, RiskSpec.model_validate(risk), strategies)
-    out.update({f"CELERIS_{key.upper()}": str(value) for key, value in from_spec.items()})
+    from_spec = spec_keys(component, list(spec["symbols"]), "observation", RiskSpec.model_validate(risk), strategies)
+    out.update({f"CELERIS_{key.upper()}": str(value) for key, value in from_spec.items() if key not in RUNTIME_KEYS})
+    out["CELERIS_DESIRED_STATE"] = f"{DESIRED_MOUNT}/{DESIRED_KEY}"
     if component in ("execution", "strategy", "dashboard"):
         out["CELERIS_MARKETDATA_TARGET"] = target("marketdata")
     if component in ("strategy", "dashboard"):
@@ -97,16 +108,46 @@ def settings_for(body: dict[str, Any], component: str, mode: str) -> dict[str, s
     return out
 
 
-def build_configmap(body: dict[str, Any], mode: str) -> dict[str, Any]:
+def desired_state(body: dict[str, Any], mode: str, halted: bool) -> dict[str, Any]:
+    """What every component applies at start and the operator enforces: mode, halt, configuration."""
+    spec = body["spec"]
+    return {"generation": int(body["metadata"].get("generation") or 0), "mode": mode, "halted": halted,
+            "haltReason": "spec.halted" if halted else "",
+            "settings": {"strategies": list(spec.get("strategies") or []), "risk": dict(spec.get("risk") or {})}}
+
+
+def desired_configmap_name(ts_name: str) -> str:
+    return f"{ts_name}-desired"
+
+
+def control_secret_name(ts_name: str) -> str:
+    return f"{ts_name}-control"
+
+
+def build_desired_configmap(body: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     name = body["metadata"]["name"]
-    data = {f"{c}.env": "\n".join(f"{k}={v}" for k, v in sorted(settings_for(body, c, mode).items()))
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(body, desired_configmap_name(name)),
+            "data": {DESIRED_KEY: json.dumps(desired, sort_keys=True)}}
+
+
+def build_control_secret(body: dict[str, Any], token: str) -> dict[str, Any]:
+    """The token every Control call carries; created once, never rewritten (running pods hold it)."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": _meta(body, control_secret_name(body["metadata"]["name"])), "stringData": {"token": token}}
+
+
+def build_configmap(body: dict[str, Any]) -> dict[str, Any]:
+    """The static settings of each component, for people reading the cluster (the pods carry them as env)."""
+    name = body["metadata"]["name"]
+    data = {f"{c}.env": "\n".join(f"{k}={v}" for k, v in sorted(settings_for(body, c).items()))
             for c in COMPONENTS}
-    data["generation"] = str(body["metadata"].get("generation", 0))
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(body, f"{name}-settings"), "data": data}
 
 
-def _secret_env(spec: dict[str, Any], component: str) -> list[dict[str, Any]]:
-    env = []
+def _secret_env(body: dict[str, Any], component: str) -> list[dict[str, Any]]:
+    spec = body["spec"]
+    env = [{"name": "CELERIS_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": control_secret_name(body["metadata"]["name"]), "key": "token"}}}]
     secret = spec["venue"].get("credentialsSecret")
     if secret and component in ("marketdata", "execution", "risk", "account"):
         env += [{"name": "CELERIS_VENUE_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": "apiKey"}}},
@@ -121,9 +162,9 @@ def _secret_env(spec: dict[str, Any], component: str) -> list[dict[str, Any]]:
     return env
 
 
-def _container(body: dict[str, Any], component: str, mode: str, image: str) -> dict[str, Any]:
+def _container(body: dict[str, Any], component: str, image: str) -> dict[str, Any]:
     spec = body["spec"]
-    settings = settings_for(body, component, mode)
+    settings = settings_for(body, component)
     port = int(settings["CELERIS_GRPC_PORT"])
     hot = component in HOT_PATH
     res = spec.get("resources", {})
@@ -134,7 +175,8 @@ def _container(body: dict[str, Any], component: str, mode: str, image: str) -> d
     container = {
         "name": component, "image": image, "imagePullPolicy": "IfNotPresent",
         "command": ["python", "-m", "celeris", component, "run"],
-        "env": [{"name": k, "value": v} for k, v in sorted(settings.items())] + _secret_env(spec, component),
+        "env": [{"name": k, "value": v} for k, v in sorted(settings.items())] + _secret_env(body, component),
+        "volumeMounts": [{"name": "desired", "mountPath": DESIRED_MOUNT, "readOnly": True}],
         "ports": [{"name": "grpc" if not hot else f"grpc-{component[:6]}", "containerPort": port},
                   {"name": "metrics" if not hot else f"m-{component[:8]}",
                    "containerPort": int(settings["CELERIS_METRICS_PORT"])}],
@@ -163,7 +205,7 @@ def placement(spec: dict[str, Any], group: str) -> dict[str, Any]:
             "tolerations": [{"key": taint, "operator": "Equal", "value": role, "effect": "NoSchedule"}]}
 
 
-def build_deployment(body: dict[str, Any], group: str, components: tuple[str, ...], mode: str,
+def build_deployment(body: dict[str, Any], group: str, components: tuple[str, ...],
                      image: str | None = None) -> dict[str, Any]:
     name = body["metadata"]["name"]
     image = image or body["spec"]["image"]
@@ -173,7 +215,8 @@ def build_deployment(body: dict[str, Any], group: str, components: tuple[str, ..
         "terminationGracePeriodSeconds": 30,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [_container(body, c, mode, image) for c in components],
+        "containers": [_container(body, c, image) for c in components],
+        "volumes": [{"name": "desired", "configMap": {"name": desired_configmap_name(name)}}],
     }
     pod_spec.update(placement(body["spec"], group))
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(body, f"{name}-{group}", group),
@@ -190,7 +233,7 @@ def build_service(body: dict[str, Any], group: str, components: tuple[str, ...])
     name = body["metadata"]["name"]
     ports = []
     for c in components:
-        port = int(settings_for(body, c, "observation")["CELERIS_GRPC_PORT"])
+        port = int(settings_for(body, c)["CELERIS_GRPC_PORT"])
         ports.append({"name": f"grpc-{c}"[:15], "port": port, "targetPort": port, "protocol": "TCP"})
     if "dashboard" in components:
         ports.append({"name": "http", "port": HTTP_PORT, "targetPort": HTTP_PORT, "protocol": "TCP"})
@@ -205,24 +248,48 @@ def build_pdb(body: dict[str, Any], group: str) -> dict[str, Any]:
                      "selector": {"matchLabels": labels(name, group)}}}
 
 
-def build_network_policy(body: dict[str, Any]) -> dict[str, Any]:
-    """Pods of one trading system talk to each other; the dashboard's HTTP is open; egress is allowed (venue)."""
+def control_ports(spec: dict[str, Any]) -> list[int]:
+    colocated = spec.get("topology", "distributed") == "colocated"
+    return [GRPC_PORT + i for i in range(len(HOT_PATH))] if colocated else [GRPC_PORT]
+
+
+def metrics_ports(spec: dict[str, Any]) -> list[int]:
+    colocated = spec.get("topology", "distributed") == "colocated"
+    return [METRICS_PORT + i for i in range(len(HOT_PATH))] if colocated else [METRICS_PORT]
+
+
+def build_network_policy(body: dict[str, Any], operator_namespace: str) -> dict[str, Any]:
+    """Pods of one trading system talk to each other; the operator reaches Control and nothing else; the
+    dashboard's HTTP and /metrics are open (Prometheus); egress is allowed (the venue)."""
     name = body["metadata"]["name"]
+    spec = body["spec"]
     instance = {"app.kubernetes.io/instance": name, "app.kubernetes.io/name": "celeris"}
+    operator = {"podSelector": {"matchLabels": dict(OPERATOR_LABELS)},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}}}
+    tcp = [{"port": p, "protocol": "TCP"} for p in control_ports(spec)]
+    open_ports = [{"port": p, "protocol": "TCP"} for p in [HTTP_PORT, *metrics_ports(spec)]]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(body, f"{name}-internal"),
             "spec": {"podSelector": {"matchLabels": instance}, "policyTypes": ["Ingress"],
                      "ingress": [{"from": [{"podSelector": {"matchLabels": instance}}]},
-                                 {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}, {"port": METRICS_PORT,
-                                                                                   "protocol": "TCP"}]}]}}
+                                 {"from": [operator], "ports": tcp},
+                                 {"ports": open_ports}]}}
 
 
-def build_all(body: dict[str, Any], mode: str, images: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Every object of a TradingSystem, in the order they are applied (data plane first)."""
+def ordered_groups(spec: dict[str, Any]) -> list[str]:
+    """Pod groups, data plane first (the order objects are applied and images rolled)."""
+    groups = pod_groups(spec)
+    return sorted(groups, key=lambda g: min(DATA_PLANE_FIRST.index(c) for c in groups[g]))
+
+
+def build_all(body: dict[str, Any], desired: dict[str, Any], images: dict[str, str] | None = None,
+              operator_namespace: str = "celeris-system") -> list[dict[str, Any]]:
+    """Every object of a TradingSystem but its control Secret, in the order they are applied (data plane
+    first; the desired state before any pod that reads it)."""
     groups = pod_groups(body["spec"])
-    order = sorted(groups, key=lambda g: min(DATA_PLANE_FIRST.index(c) for c in groups[g]))
-    out: list[dict[str, Any]] = [build_configmap(body, mode), build_network_policy(body)]
-    for group in order:
+    out: list[dict[str, Any]] = [build_desired_configmap(body, desired), build_configmap(body),
+                                 build_network_policy(body, operator_namespace)]
+    for group in ordered_groups(body["spec"]):
         out.append(build_service(body, group, groups[group]))
-        out.append(build_deployment(body, group, groups[group], mode, (images or {}).get(group)))
+        out.append(build_deployment(body, group, groups[group], (images or {}).get(group)))
         out.append(build_pdb(body, group))
     return out

@@ -85,26 +85,26 @@ async def _control_call(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
     from celeris.api.v1 import control_pb2, control_pb2_grpc
-    from celeris.runtime import grpc_server
+    from celeris.runtime import control_auth, grpc_server
     from celeris.runtime.control import MODE_TO_PB
     from celeris.domain.modes import Mode
 
+    call = {"timeout": args.timeout, "metadata": control_auth.control_metadata(control_auth.read_token(args.token_file))}
     async with grpc_server.insecure_channel(args.target) as channel:
         stub = control_pb2_grpc.ControlStub(channel)
         try:
             if args.action == "status":
-                reply = await stub.GetStatus(control_pb2.GetStatusRequest(), timeout=args.timeout)
+                reply = await stub.GetStatus(control_pb2.GetStatusRequest(), **call)
             elif args.action == "set-mode":
                 reply = await stub.SetMode(control_pb2.SetModeRequest(
-                    mode=MODE_TO_PB[Mode(args.mode)], requested_by=args.by, reason=args.reason), timeout=args.timeout)
+                    mode=MODE_TO_PB[Mode(args.mode)], requested_by=args.by, reason=args.reason), **call)
             elif args.action == "halt":
                 reply = await stub.Halt(control_pb2.HaltRequest(
-                    reason=args.reason, requested_by=args.by, flatten_positions=args.flatten), timeout=args.timeout)
+                    reason=args.reason, requested_by=args.by, flatten_positions=args.flatten), **call)
             elif args.action == "resume":
-                reply = await stub.Resume(control_pb2.ResumeRequest(requested_by=args.by, reason=args.reason),
-                                          timeout=args.timeout)
+                reply = await stub.Resume(control_pb2.ResumeRequest(requested_by=args.by, reason=args.reason), **call)
             else:
-                reply = await stub.Drain(control_pb2.DrainRequest(), timeout=args.timeout)
+                reply = await stub.Drain(control_pb2.DrainRequest(), **call)
         except grpc.aio.AioRpcError as exc:
             print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why (recorded)")
     p.add_argument("--flatten", action="store_true", help="halt: also flatten positions")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    p.add_argument("--token-file", default="",
+                   help="a file holding the Control token (default: CELERIS_CONTROL_TOKEN; never on the command line)")
     p.set_defaults(func=cmd_control)
 
     _register_extra_commands(sub)

@@ -1,6 +1,6 @@
 """`celeris up --topology services` supervises its processes: a component killed with SIGKILL is started
 again, the restart shows in the progress line and the summary, and the system keeps trading; no secret
-is on any child's command line."""
+is on any child's command line; every child's Control requires the run's token, which the others present."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def test_a_killed_component_is_restarted_and_secrets_stay_off_command_lines(tmp_
         kids = children(proc.pid)
         assert len(kids) >= 6, kids
         assert not [c for c in kids.values() if secret in c or "api_secret" in c or "api-secret" in c], kids
+        assert not [c for c in kids.values() if "control_token" in c or "token=" in c], kids
         for death in (1, 2):  # and again: every death is a restart (with a longer back-off)
             kids = children(proc.pid)
             execution = next(pid for pid, cmd in kids.items() if "celeris execution run" in cmd)
@@ -102,6 +103,18 @@ def test_services_in_simulation_mode_judge_the_paper_account_not_the_venue(tmp_p
         text = "".join(lines)
         ports = {name: int(re.search(rf"{name}\s+127\.0\.0\.1:(\d+)", text).group(1)) for name in ("execution", "account")}
         venue = re.search(r"venue\s+(http://127\.0\.0\.1:\d+)", text).group(1)
+
+        async def unauthenticated():
+            from celeris.api.v1 import control_pb2, control_pb2_grpc
+
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['execution']}") as ch:
+                try:
+                    await control_pb2_grpc.ControlStub(ch).Halt(control_pb2.HaltRequest(reason="x"), timeout=5)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code()
+
+        # The processes' Control takes this run's token only (and the system runs: they present it).
+        assert asyncio.run(unauthenticated()) is grpc.StatusCode.UNAUTHENTICATED
 
         async def look():
             async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['execution']}") as ch:

@@ -11,6 +11,7 @@ their image is listed in `never_ready` (how tests make an image rollout fail).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import datetime as dt
 import json
@@ -29,6 +30,7 @@ RESOURCES = {
     # (group, version, plural): (kind, namespaced)
     ("", "v1", "configmaps"): ("ConfigMap", True),
     ("", "v1", "services"): ("Service", True),
+    ("", "v1", "secrets"): ("Secret", True),
     ("", "v1", "events"): ("Event", True),
     ("", "v1", "namespaces"): ("Namespace", False),
     ("apps", "v1", "deployments"): ("Deployment", True),
@@ -92,6 +94,17 @@ def _status(code: int, reason: str, message: str) -> web.Response:
                               "reason": reason, "message": message}, status=code)
 
 
+def _strict(request: web.Request) -> bool:
+    return request.query.get("fieldValidation") == "Strict"
+
+
+def _refusal(error: str) -> web.Response:
+    """Unknown fields under fieldValidation=Strict are a bad request; everything else is Invalid."""
+    if error.startswith("strict decoding error"):
+        return _status(400, "BadRequest", error)
+    return _status(422, "Invalid", error)
+
+
 class ApiServer:
     def __init__(self) -> None:
         self.rv = 0
@@ -100,14 +113,19 @@ class ApiServer:
         self.changed = asyncio.Condition()
         self.never_ready: set[str] = set()
         self.requests: list[tuple[str, str]] = []
+        self.operator_verbs: set[tuple[str, str, str]] = set()
+        """(group, resource, verb) of every request but the tests' own (urllib's), as RBAC names them."""
         crd = yaml.safe_load(CRD_FILE.read_text())
         self.crd = crd
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         self.schema = schema
         self.validator = jsonschema.Draft4Validator(_to_jsonschema(schema))
-        self.cel_rules = schema["properties"]["spec"].get("x-kubernetes-validations", [])
         self._store(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", {
             **copy.deepcopy(crd), "metadata": {"name": crd["metadata"]["name"]}})
+
+    def _verb(self, request: web.Request, verb: tuple[str, str, str]) -> None:
+        if not request.headers.get("User-Agent", "").startswith("Python-urllib"):
+            self.operator_verbs.add(verb)
 
     # -- storage ---------------------------------------------------------------------------------
     def _key(self, res: tuple[str, str, str], namespace: str, name: str) -> tuple[str, str, str, str, str]:
@@ -184,19 +202,25 @@ class ApiServer:
             return _status(404, "NotFound", "no such resource")
         namespace = request.match_info.get("namespace", "")
         self.requests.append((request.method, request.path))
+        watching = request.query.get("watch") in ("true", "1")
+        self._verb(request, (res[0], res[2], {"GET": "watch" if watching else "list", "POST": "create"}.get(request.method,
+                                                                                                    request.method)))
         if request.method == "GET":
-            if request.query.get("watch") in ("true", "1"):
+            if watching:
                 return await self._watch(request, res, namespace)
-            items = [copy.deepcopy(o) for k, o in self.objects.items() if k[:3] == res and (not namespace or k[3] == namespace)]
+            selector = dict(p.split("=", 1) for p in request.query.get("labelSelector", "").split(",") if "=" in p)
+            items = [copy.deepcopy(o) for k, o in self.objects.items() if k[:3] == res and (not namespace or k[3] == namespace)
+                     and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in selector.items())]
             kind = RESOURCES[res][0]
             return web.json_response({"kind": f"{kind}List", "apiVersion": "/".join(p for p in res[:2] if p),
                                       "metadata": {"resourceVersion": str(self.rv)}, "items": items})
         if request.method == "POST":
             body = await request.json()
-            return await self._create(res, namespace, body)
+            return await self._create(res, namespace, body, _strict(request))
         return _status(405, "MethodNotAllowed", request.method)
 
-    async def _create(self, res: tuple[str, str, str], namespace: str, body: dict[str, Any]) -> web.Response:
+    async def _create(self, res: tuple[str, str, str], namespace: str, body: dict[str, Any],
+                      strict: bool = False) -> web.Response:
         meta = body.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
@@ -208,10 +232,13 @@ class ApiServer:
         if namespace:
             meta["namespace"] = namespace
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        if kind == "Secret" and "stringData" in body:
+            body.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode()
+                                                for k, v in body.pop("stringData").items()})
         if kind == "TradingSystem":
-            error = self._validate(body, None)
+            error = self._validate(body, None, strict)
             if error:
-                return _status(422, "Invalid", error)
+                return _refusal(error)
         self._settle_deployment(body)
         obj = self._store(res, namespace, body)
         await self._notify()
@@ -223,13 +250,27 @@ class ApiServer:
             return _status(404, "NotFound", "no such resource")
         namespace, name = request.match_info.get("namespace", ""), request.match_info["name"]
         self.requests.append((request.method, request.path))
+        self._verb(request, (res[0], res[2], {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            request.method, request.method)))
         current = self.get(res, namespace, name)
+        applying = request.method == "PATCH" and request.content_type == "application/apply-patch+yaml"
+        if current is None and applying:  # server-side apply creates what is absent
+            return await self._create(res, namespace, yaml.safe_load(await request.text()))
         if current is None:
             return _status(404, "NotFound", f"{res[2]} {name} not found")
         if request.method == "GET":
             return web.json_response(copy.deepcopy(current))
         if request.method == "DELETE":
             return await self._delete(res, namespace, current)
+        if applying:  # one field manager: what it applies is the object (server fields and status stay)
+            body = yaml.safe_load(await request.text())
+            updated = {**copy.deepcopy(body), "status": current.get("status")}
+            updated["metadata"] = {**copy.deepcopy(body.get("metadata", {})), **{
+                k: current["metadata"][k] for k in ("resourceVersion", "finalizers", "deletionTimestamp")
+                if k in current["metadata"]}}
+            if updated.get("status") is None:
+                updated.pop("status")
+            return await self._update(res, namespace, current, updated)
         if request.method in ("PATCH", "PUT"):
             body = await request.json()
             if request.method == "PUT":
@@ -251,13 +292,16 @@ class ApiServer:
                     updated = merge_patch(current, body)
                 if RESOURCES[res][0] == "TradingSystem":
                     updated["status"] = current.get("status", {})  # status only through /status
-            return await self._update(res, namespace, current, updated)
+            return await self._update(res, namespace, current, updated, _strict(request))
         return _status(405, "MethodNotAllowed", request.method)
 
     async def _status_item(self, request: web.Request) -> web.Response:
         res = self._res(request)
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         current = self.get(res, namespace, name) if res else None
+        if res:
+            self._verb(request, (res[0], f"{res[2]}/status", {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(
+                request.method, request.method)))
         if current is None:
             return _status(404, "NotFound", "not found")
         if request.method == "GET":
@@ -267,12 +311,17 @@ class ApiServer:
         updated["status"] = merge_patch(current.get("status", {}), body.get("status", {})) \
             if request.method == "PATCH" else body.get("status", {})
         updated["metadata"] = copy.deepcopy(current["metadata"])
+        # The real server validates a status write as a whole object: the status schema and every rule
+        # (root transition rules see the old status too).
+        error = self._validate(updated, current, _strict(request))
+        if error:
+            return _refusal(error)
         obj = self._store(res, namespace, updated, "MODIFIED")  # type: ignore[arg-type]
         await self._notify()
         return web.json_response(obj)
 
     async def _update(self, res: tuple[str, str, str], namespace: str, current: dict[str, Any],
-                      updated: dict[str, Any]) -> web.Response:
+                      updated: dict[str, Any], strict: bool = False) -> web.Response:
         meta = updated["metadata"]
         for fixed in ("uid", "creationTimestamp", "name", "namespace"):
             if fixed in current["metadata"]:
@@ -281,9 +330,9 @@ class ApiServer:
         if updated.get("spec") != current.get("spec"):
             meta["generation"] += 1
             if RESOURCES[res][0] == "TradingSystem":
-                error = self._validate(updated, current)
+                error = self._validate(updated, current, strict)
                 if error:
-                    return _status(422, "Invalid", error)
+                    return _refusal(error)
         self._settle_deployment(updated)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self.objects[self._key(res, namespace, meta["name"])]
@@ -354,29 +403,151 @@ class ApiServer:
         obj["status"] = {"observedGeneration": obj["metadata"].get("generation", 1), "replicas": replicas,
                          "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready}
 
-    def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> str:
+    def _validate(self, obj: dict[str, Any], old: dict[str, Any] | None, strict: bool = False) -> str:
+        """What the real API server says of a TradingSystem write ("" when it is accepted), in its words:
+        defaults, then unknown fields (refused when `strict`, as with fieldValidation=Strict, else pruned
+        as the server does), the OpenAPI schema, list-type set/map uniqueness and every
+        x-kubernetes-validations rule at every level (message or messageExpression), transition rules
+        (oldSelf) only where an old value exists. Every error is reported, as the real server does."""
         _apply_defaults(self.schema, obj)
-        errors = sorted(self.validator.iter_errors(obj), key=lambda e: list(e.path))
-        if errors:
-            e = errors[0]
-            return f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}"
-        env = celpy.Environment()
-        for rule in self.cel_rules:
-            if "oldSelf" in rule["rule"] and old is None:
+        unknown = _unknown_fields(self.schema, obj, "", prune=not strict)
+        if strict and unknown:
+            return "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+        errors = [f"{_path(e.path) or '<root>'}: {e.message}"
+                  for e in sorted(self.validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))]
+        errors += _list_type_errors(self.schema, obj, "")
+        if not errors:  # CEL runs on a well-typed object (a rule reading a missing required field errs)
+            errors += _cel_errors(self.schema, _cel_view(obj), _cel_view(old) if old else None, "")
+        if not errors:
+            return ""
+        name = obj.get("metadata", {}).get("name", "")
+        return f'TradingSystem.celeris.dev "{name}" is invalid: ' + (errors[0] if len(errors) == 1 else
+                                                                       "[" + ", ".join(errors) + "]")
+
+
+def _cel_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """CEL sees only metadata.name and metadata.generateName."""
+    return {**obj, "metadata": {k: v for k, v in obj.get("metadata", {}).items() if k in ("name", "generateName")}}
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _unknown_fields(schema: dict[str, Any], value: Any, path: str, prune: bool) -> list[str]:
+    """Fields the structural schema does not declare (metadata and preserve-unknown subtrees excepted)."""
+    found: list[str] = []
+    if isinstance(value, dict) and (path == "" or schema.get("type") == "object"):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key in list(value):
+            sub = f"{path}.{key}" if path else key
+            if path == "" and key in ("apiVersion", "kind", "metadata"):
                 continue
-            program = env.program(env.compile(rule["rule"]))
-            activation = {"self": celpy.json_to_cel(obj["spec"])}
-            if old is not None:
-                activation["oldSelf"] = celpy.json_to_cel(old["spec"])
-            if not bool(program.evaluate(activation)):
-                return f"spec: {rule['message']}"
-        return ""
+            if key in props:
+                found += _unknown_fields(props[key], value[key], sub, prune)
+            elif isinstance(extra, dict):
+                found += _unknown_fields(extra, value[key], sub, prune)
+            elif not schema.get("x-kubernetes-preserve-unknown-fields") and extra is not True:
+                found.append(sub)
+                if prune:
+                    del value[key]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += _unknown_fields(schema["items"], item, f"{path}[{i}]", prune)
+    return found
+
+
+def _list_type_errors(schema: dict[str, Any], value: Any, path: str) -> list[str]:
+    """x-kubernetes-list-type set and map: no two items (or keys) alike."""
+    errors: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += _list_type_errors(sub, value[key], f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        kind, seen = schema.get("x-kubernetes-list-type"), []
+        for i, item in enumerate(value):
+            if kind == "set":
+                identity: Any = item
+            elif kind == "map":
+                identity = {k: item.get(k) for k in schema.get("x-kubernetes-list-map-keys", [])}
+            else:
+                identity = None
+            if identity is not None:
+                if identity in seen:
+                    errors.append(f"{path}[{i}]: Duplicate value: {json.dumps(identity)}")
+                seen.append(identity)
+            errors += _list_type_errors(schema.get("items", {}), item, f"{path}[{i}]")
+    return errors
+
+
+_CEL = celpy.Environment()
+_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel(expression: str, activation: dict[str, Any]) -> Any:
+    if expression not in _PROGRAMS:
+        _PROGRAMS[expression] = _CEL.program(_CEL.compile(expression))
+    result = _PROGRAMS[expression].evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
+    if isinstance(result, celpy.CELEvalError):
+        raise ValueError(str(result))
+    return result
+
+
+def _cel_errors(schema: dict[str, Any], value: Any, old: Any, path: str) -> list[str]:
+    """Every x-kubernetes-validations rule, depth first, with self (and oldSelf, where an old value
+    correlates: object properties and items of map lists) bound as the real API server binds them."""
+    errors: list[str] = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        if "oldSelf" in rule["rule"] and old is None:
+            continue
+        activation = {"self": value} if old is None else {"self": value, "oldSelf": old}
+        try:
+            ok = bool(_cel(rule["rule"], activation))
+        except Exception as exc:  # noqa: BLE001 - the real server reports an evaluation error as a refusal
+            errors.append(f"{path or '<root>'}: rule evaluation error: {exc}")
+            continue
+        if not ok:
+            message = rule.get("message") or f"failed rule: {rule['rule']}"
+            if rule.get("messageExpression"):
+                try:
+                    message = str(_cel(rule["messageExpression"], activation))
+                except Exception:  # noqa: BLE001 - the real server falls back to message
+                    pass
+            kind = {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "value")
+            errors.append(f"{path or '<root>'}: Invalid value: \"{kind}\": {message}")
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value and key != "metadata":
+                old_sub = old.get(key) if isinstance(old, dict) else None
+                errors += _cel_errors(sub, value[key], old_sub, f"{path}.{key}" if path else key)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                old_sub = old.get(key) if isinstance(old, dict) else None
+                errors += _cel_errors(extra, item, old_sub, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        keys = schema.get("x-kubernetes-list-map-keys") if schema.get("x-kubernetes-list-type") == "map" else None
+        for i, item in enumerate(value):
+            old_item = None
+            if keys and isinstance(old, list) and isinstance(item, dict):
+                old_item = next((o for o in old if all(o.get(k) == item.get(k) for k in keys)), None)
+            errors += _cel_errors(schema.get("items", {}), item, old_item, f"{path}[{i}]")
+    return errors
 
 
 def _to_jsonschema(schema: Any) -> Any:
-    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys."""
+    """OpenAPI v3 (Kubernetes flavour) -> JSON Schema draft 4: drop the x-kubernetes-* keys. A pattern's
+    final `$` becomes `\\Z`: Go's `$` is the end of the text, Python's also matches before a final newline."""
     if isinstance(schema, dict):
-        return {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        out = {k: _to_jsonschema(v) for k, v in schema.items() if not k.startswith("x-kubernetes")}
+        if isinstance(out.get("pattern"), str) and out["pattern"].endswith("$") and not out["pattern"].endswith("\\$"):
+            out["pattern"] = out["pattern"][:-1] + "\\Z"
+        return out
     if isinstance(schema, list):
         return [_to_jsonschema(v) for v in schema]
     return schema

@@ -85,23 +85,16 @@ def rules_of(path: str) -> set[tuple[str, str, str]]:
     raise AssertionError("no ClusterRole")
 
 
-def test_rbac_is_exactly_what_the_operator_uses():
-    from tests.operator import test_operator  # noqa: F401 - the handlers register on import
-
-    used = {("celeris.dev", "tradingsystems", v) for v in ("get", "list", "watch", "patch")}
-    used |= {("celeris.dev", "tradingsystems/status", v) for v in ("get", "patch")}
-    used |= {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")}
-    used |= {("", "events", "create"), ("events.k8s.io", "events", "create")}
-    for group, resource in (("", "configmaps"), ("", "services"), ("apps", "deployments"),
-                            ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies")):
-        used |= {(group, resource, v) for v in ("get", "create", "patch")}  # celeris_operator.kube.apply
-    assert rules_of("k8s/rbac/rbac.yaml") == used
-    rendered = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris")], capture_output=True, text=True) \
-        if HELM else None
-    if rendered is not None:
+def cluster_role(path: str | None = None) -> set[tuple[str, str, str]]:
+    """The shipped ClusterRole's (group, resource, verb) triples; the chart's must be the same."""
+    rules = rules_of(path or "k8s/rbac/rbac.yaml")
+    if HELM:
+        rendered = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris")], capture_output=True,
+                                  text=True)
         role = next(d for d in docs(rendered.stdout) if d["kind"] == "ClusterRole")
         assert {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-                for v in rule["verbs"]} == used
+                for v in rule["verbs"]} == rules, "the chart's ClusterRole differs from k8s/rbac/rbac.yaml"
+    return rules
 
 
 def body(**spec):
@@ -112,14 +105,19 @@ def body(**spec):
             "metadata": {"name": "t", "namespace": "ns", "uid": "u-1", "generation": 3}, "spec": base}
 
 
+def desired(b, mode="observation", halted=False):
+    return builders.desired_state(b, mode, halted)
+
+
 def test_builders_distributed_and_colocated():
-    distributed = builders.build_all(body(), "observation")
+    distributed = builders.build_all(body(), desired(body()))
     deployments = [o for o in distributed if o["kind"] == "Deployment"]
     assert [d["metadata"]["name"] for d in deployments][:2] == ["t-marketdata", "t-execution"]  # data plane first
     assert len(deployments) == 6
     for obj in distributed:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    colocated = builders.build_all(body(topology="colocated"), "simulation")
+    b = body(topology="colocated")
+    colocated = builders.build_all(b, desired(b, "simulation"))
     hot = next(o for o in colocated if o["metadata"]["name"] == "t-hotpath" and o["kind"] == "Deployment")
     names = [c["name"] for c in hot["spec"]["template"]["spec"]["containers"]]
     assert names == ["marketdata", "strategy", "execution"]
@@ -127,47 +125,101 @@ def test_builders_distributed_and_colocated():
     assert len(set(ports)) == 3
     env = {e["name"]: e.get("value") for e in hot["spec"]["template"]["spec"]["containers"][1]["env"]}
     assert env["CELERIS_EXECUTION_TARGET"].startswith("127.0.0.1:")  # same pod: loopback
-    assert env["CELERIS_MODE"] == "simulation"
+    # Nothing that changes while the system runs is in a pod: it is the desired state every pod mounts.
+    assert not {"CELERIS_MODE", "CELERIS_RISK_LIMITS", "CELERIS_STRATEGIES"} & set(env)
+    assert env["CELERIS_DESIRED_STATE"] == "/etc/celeris/desired/desired.json"
+    state = next(o for o in colocated if o["metadata"]["name"] == "t-desired")
+    assert json.loads(state["data"]["desired.json"])["mode"] == "simulation"
+    assert hot["spec"]["template"]["spec"]["volumes"] == [{"name": "desired", "configMap": {"name": "t-desired"}}]
     for c in hot["spec"]["template"]["spec"]["containers"]:
         assert c["resources"]["requests"] == c["resources"]["limits"]  # Guaranteed QoS, whole CPUs
         assert c["resources"]["requests"]["cpu"] == "1"
 
 
 def test_credentials_only_by_secret_reference():
-    objects = builders.build_all(body(), "live")
-    configmap = next(o for o in objects if o["kind"] == "ConfigMap")
+    objects = builders.build_all(body(), desired(body(), "live"))
+    configmap = next(o for o in objects if o["metadata"]["name"] == "t-settings")
     assert "api" not in json.dumps(configmap["data"]).replace("CELERIS_VENUE_REST_URL", "")
     execution = next(o for o in objects if o["metadata"]["name"] == "t-execution" and o["kind"] == "Deployment")
     env = execution["spec"]["template"]["spec"]["containers"][0]["env"]
     secret_env = [e for e in env if "valueFrom" in e]
-    assert {e["name"] for e in secret_env} == {"CELERIS_VENUE_API_KEY", "CELERIS_VENUE_API_SECRET"}
-    assert all(e["valueFrom"]["secretKeyRef"]["name"] == "api" for e in secret_env)
+    assert {e["name"] for e in secret_env} == {"CELERIS_VENUE_API_KEY", "CELERIS_VENUE_API_SECRET",
+                                               "CELERIS_CONTROL_TOKEN"}
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in secret_env} == {"api", "t-control"}
     assert builders.placement(body(placement={"dedicatedNodes": False})["spec"], "execution") == {}
 
 
-SPEC = {"mode": "live", "rollout": {"stages": [{"mode": "observation", "minDuration": "1h"},
-                                               {"mode": "simulation", "minDuration": "30m"}, {"mode": "live"}]}}
+COMPONENT = "app.kubernetes.io/component"
 
 
-def facts(now=10_000.0, since=0.0, ready=True, mismatches=0, critical=0):
-    return rollout.Facts(now, since, {"execution": ready, "risk": True}, mismatches, critical)
+def operator_deployments():
+    """The operator's Deployment as the chart renders it and as the kustomize layout has it."""
+    found = {}
+    if HELM:
+        out = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris"), "--namespace", "celeris-system"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        found["helm"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment" and
+                             d["spec"]["template"]["metadata"]["labels"].get(COMPONENT) == "operator")
+    if KUBECTL:
+        out = subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        found["kustomize"] = next(d for d in docs(out.stdout) if d["kind"] == "Deployment")
+    if not found:
+        pytest.skip("neither helm nor kubectl installed")
+    return found
 
 
-def test_rollout_gates_promotion_approval_and_demotion():
-    assert rollout.parse_duration("2h30m") == 9000
-    waiting = rollout.decide(SPEC, Mode.OBSERVATION, facts(now=100))
-    assert waiting.action == "stay" and "minDuration" in waiting.reason
-    assert rollout.decide(SPEC, Mode.OBSERVATION, facts()).action == "promote"
-    unapproved = rollout.decide(SPEC, Mode.SIMULATION, facts())
-    assert unapproved.action == "stay" and "approvedForLive" in unapproved.reason
-    approved = rollout.decide({**SPEC, "approvedForLive": True}, Mode.SIMULATION, facts())
-    assert approved.action == "promote" and approved.mode is Mode.LIVE
-    auto = rollout.decide({**SPEC, "rollout": {**SPEC["rollout"], "autoPromote": True}}, Mode.SIMULATION, facts())
-    assert auto.mode is Mode.LIVE
-    demoted = rollout.decide(SPEC, Mode.LIVE, facts(mismatches=1))
-    assert demoted.action == "demote" and demoted.mode is Mode.SIMULATION and "reconciliation" in demoted.reason
-    assert rollout.decide({**SPEC, "mode": "observation"}, Mode.LIVE, facts()).mode is Mode.OBSERVATION
-    assert rollout.decide(SPEC, Mode.OBSERVATION, facts(ready=False)).action == "stay"
-    with pytest.raises(IllegalModeChange):
-        from celeris.domain.modes import change_mode
-        change_mode(Mode.OBSERVATION, Mode.LIVE)
+def test_operator_deployment_labels_probes_env_and_limits():
+    import click
+    from kopf.cli import run as kopf_run  # the click command __main__ hands its arguments to
+
+    for layout, dep in operator_deployments().items():
+        pod = dep["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        # what each TradingSystem's NetworkPolicy admits to the Control port
+        assert labels["app.kubernetes.io/name"] == "celeris-operator", layout
+        assert labels["app.kubernetes.io/component"] == "operator", layout
+        assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items(), layout
+        assert dep["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "0", layout
+        (container,) = pod["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["CELERIS_OPERATOR_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        # the probe flag is kopf's own and parses with the arguments __main__ adds
+        (liveness,) = [a for a in container["args"] if a.startswith("--liveness=")]
+        ctx = kopf_run.make_context("run", ["--all-namespaces", "--standalone", "-m", "celeris_operator.handlers",
+                                           *container["args"]])
+        assert isinstance(ctx, click.Context) and ctx.params["liveness_endpoint"] == liveness.split("=", 1)[1]
+        url = liveness.split("=", 1)[1]
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        path = "/" + url.rsplit(":", 1)[1].split("/", 1)[1]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            get = container[probe]["httpGet"]
+            assert get["path"] == path and ports[get["port"]] == port, (layout, probe)
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), layout
+        assert {"cpu", "memory"} <= container["resources"]["limits"].keys(), layout
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, layout
+        assert sc["capabilities"]["drop"] == ["ALL"], layout
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True, layout
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, layout
+        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+
+
+def test_sync_waves_crd_then_operator_then_tradingsystems():
+    wave = "argocd.argoproj.io/sync-wave"
+    if KUBECTL:
+        objects = docs(subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s")], capture_output=True,
+                                      text=True, check=True).stdout)
+        crd = next(o for o in objects if o["kind"] == "CustomResourceDefinition")
+        assert crd["metadata"]["annotations"][wave] == "-1"
+        assert "ServerSideApply=true" in crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+        samples = docs(subprocess.run([KUBECTL, "kustomize", str(ROOT / "k8s/samples")], capture_output=True,
+                                      text=True, check=True).stdout)
+        assert {o["metadata"]["annotations"][wave] for o in samples if o["kind"] == "TradingSystem"} == {"1"}
+    if HELM:
+        out = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris"), "--set", "example.enabled=true"],
+                             capture_output=True, text=True, check=True)
+        example = next(o for o in docs(out.stdout) if o["kind"] == "TradingSystem")
+        assert example["metadata"]["annotations"][wave] == "1"

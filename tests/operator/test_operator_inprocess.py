@@ -38,8 +38,9 @@ def inprocess_operator(cluster):  # noqa: F811
 
 
 def test_colocated_system_through_the_embedded_operator(cluster, inprocess_operator):  # noqa: F811
-    status, _ = cluster.call("POST", BASE, trading_system(cluster, name="eth-perp", topology="colocated",
-                                                          symbols=["ETHUSDT"]))
+    status, _ = cluster.call("POST", BASE, trading_system(cluster.targets, name="eth-perp", topology="colocated",
+                                                          symbols=["ETHUSDT"], strategies=[{
+        "name": "mom-eth", "type": "momentum", "symbol": "ETHUSDT", "orderSize": "0.01"}]))
     assert status == 201
     api = cluster.api
     wait_until(lambda: len(api.by_kind("Deployment")) == 4, what="colocated deployments")

@@ -49,7 +49,8 @@ class AccountComponent:
         return None
 
     def status(self) -> dict[str, str]:
-        return {"reconciliations": str(self.monitor.recon.runs), "mismatches": str(self.monitor.recon.mismatches)}
+        return {"reconciliations": str(self.monitor.recon.runs), "mismatches": str(self.monitor.recon.mismatches),
+                "critical_alerts": str(self.monitor.alert_log.raised["critical"])}
 
     def health(self) -> dict[str, Any]:
         connected = self.stream.connected if self.stream is not None else True

@@ -191,20 +191,21 @@ def paper_fill_events(source: ExecutionPaperAccount, instruments: dict[str, Any]
 
 
 async def follow_execution_mode(target: str, current: list[Mode], on_change: Callable[[Mode], Any],
-                                interval_s: float = 1.0) -> None:
+                                interval_s: float = 1.0, token: str = "") -> None:
     """Keep `current[0]` equal to the mode execution trades in (a mode switched on execution alone must not
     leave the risk manager or the account monitor judging the other account)."""
     import asyncio
 
     from celeris.api.v1 import control_pb2, control_pb2_grpc
-    from celeris.runtime import grpc_server
+    from celeris.runtime import control_auth, grpc_server
     from celeris.runtime.control import PB_TO_MODE
 
+    metadata = control_auth.control_metadata(token)
     while True:
         try:
             async with grpc_server.insecure_channel(target) as channel:
                 status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(),
-                                                                              timeout=2)
+                                                                              timeout=2, metadata=metadata)
             mode = PB_TO_MODE.get(status.mode)
             if mode is not None and mode is not current[0]:
                 current[0] = mode

@@ -40,10 +40,13 @@ def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, A
 
 
 def secret_keys(up: Any, name: str) -> dict[str, str]:
-    """Secrets travel apart from the other settings (a command line is visible to every user)."""
+    """Secrets travel apart from the other settings (a command line is visible to every user). Every
+    component gets the system's Control token (`up.control_token`, when it has one): its Control takes
+    calls that present it, and it presents it to the others'."""
+    control = {"control_token": token} if (token := getattr(up, "control_token", "")) else {}
     if name == "dashboard":  # it needs no venue credentials; its token can halt trading
-        return {"token": up.token}
-    keys = {"venue_api_key": up.api_key, "venue_api_secret": up.api_secret}
+        return {"token": up.token, **control}
+    keys = {"venue_api_key": up.api_key, "venue_api_secret": up.api_secret, **control}
     if up.args.redis_url:
         keys["redis_url"] = up.args.redis_url
     if up.args.postgres_url:

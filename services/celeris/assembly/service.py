@@ -1,6 +1,15 @@
 """One component in its own process (a service, a Kubernetes pod): the same builder `celeris up` uses,
 given the remote shape of each port (gRPC clients of the other components), then its gRPC service with
 Control over the Component, /metrics and /health, until SIGTERM; then drain and close.
+
+Boot order, so that a restarted pod never acts in a state it was taken out of: the desired-state file
+(CELERIS_DESIRED_STATE, celeris.runtime.desired_state) is read before anything is opened, and its mode
+is the one the component is built in; once built, and before its market data feed is opened, it is
+started or any port is served, its configuration is validated and applied and its halt pulled; a halted
+component is halted again once started (what it found open at the venue is cancelled). A file that
+cannot be used stops the process before it serves. The file is read at boot only, never watched: at run
+time the operator steers through Control. With CELERIS_CONTROL_TOKEN, Control calls must present it
+(celeris.runtime.control_auth), and this component's own calls to other components' Control present it.
 """
 
 from __future__ import annotations
@@ -16,6 +25,10 @@ def _feed(target: str, w: Wiring) -> Any:
     return RemoteFeed(target, w.instruments) if target else BusFeed(w.bus, ())
 
 
+def _token(settings: Any) -> str:
+    return settings.control_token.get_secret_value()
+
+
 def _follow_mode(settings: Any, cell: list[Mode], on_change: Any, name: str) -> Any:
     """A mode switched on execution alone must not leave this component judging the other account."""
     if not settings.execution_target:
@@ -24,16 +37,19 @@ def _follow_mode(settings: Any, cell: list[Mode], on_change: Any, name: str) -> 
     from celeris.transport.tasks import supervised
 
     return supervised(f"{name}-follow-execution-mode", lambda: follow_execution_mode(
-        settings.execution_target, cell, on_change))
+        settings.execution_target, cell, on_change, token=_token(settings)))
 
 
-def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]:
-    """The component `name` with its ports to the other components over gRPC; and tasks to hold."""
+def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any], list[Any]]:
+    """The component `name` with its ports to the other components over gRPC; tasks to hold; and the
+    feeds to open once its desired state is applied (market data reaching the strategy engine is what
+    makes it decide, so none arrives before its halt and configuration)."""
     held: list[Any] = []
+    feeds: list[Any] = []
     if name == "marketdata":
         from celeris.assembly.marketdata import build_marketdata
 
-        return build_marketdata(settings, w), held
+        return build_marketdata(settings, w), held, feeds
     if name == "execution":
         from celeris.assembly.execution import build_execution
 
@@ -44,8 +60,8 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
             risk = GrpcRiskCheck(settings.risk_target, w.instruments)
         feed = _feed(settings.marketdata_target, w)
         built = build_execution(settings, w, risk, feed)
-        feed.start()
-        return built, held
+        feeds.append(feed)
+        return built, held, feeds
     if name == "strategy":
         from celeris.assembly.strategy import build_strategy
         from celeris.clients.execution import ExecutionClient
@@ -58,9 +74,9 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
             gateway.stream_orders(on_order)
 
         built = build_strategy(settings, w, gateway, feed, order_events)
-        feed.start()
+        feeds.append(feed)
         built.closers.append(gateway.close)
-        return built, held
+        return built, held, feeds
     mode_now = [Mode(settings.mode)]
     paper_account = None
     if settings.execution_target:  # the paper account lives in the execution process
@@ -72,7 +88,8 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
         from celeris.clients.execution_control import ExecutionControlClient
         from celeris.risk import adapters
 
-        control = ExecutionControlClient(settings.execution_target) if settings.execution_target else None
+        control = ExecutionControlClient(settings.execution_target, token=_token(settings)) \
+            if settings.execution_target else None
         built = build_risk(settings, w, paper_account, adapters.VenueEmergencyActions(w.rest, w.instruments, control),
                            lambda: mode_now[0])
         engine = built.parts["engine"]
@@ -82,12 +99,12 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
 
         built.component.mode_cell = mode_now
         held.append(_follow_mode(settings, mode_now, refresh, "risk"))
-        return built, held
+        return built, held, feeds
     if name == "account":
         from celeris.clients.halter import GrpcHalter
         from celeris.assembly.account import build_account
 
-        halter = GrpcHalter(settings.risk_target, settings.execution_target) \
+        halter = GrpcHalter(settings.risk_target, settings.execution_target, _token(settings)) \
             if settings.risk_target or settings.execution_target else None
         paper_events = None
         fills: list[Any] = []
@@ -109,27 +126,47 @@ def build_remote(name: str, settings: Any, w: Wiring) -> tuple[Built, list[Any]]
         built.component.mode_cell = mode_now
         built.closers.extend(client.close for client in fills)
         held.append(_follow_mode(settings, mode_now, reconcile, "account"))
-        return built, held
+        return built, held, feeds
     raise ValueError(f"no component called {name!r}")
+
+
+def desired_overlay(settings: Any) -> tuple[Any, Any]:
+    """(settings in the desired state's mode, the DesiredState) or (settings, None) when none is named;
+    a named file that cannot be used raises DesiredStateError. Call it before opening anything."""
+    if not settings.desired_state:
+        return settings, None
+    from celeris.runtime import desired_state
+
+    desired = desired_state.read_desired_state(settings.desired_state)
+    return settings.model_copy(update={"mode": desired.mode.value}), desired
 
 
 async def serve(name: str, settings: Any) -> None:
     """Run component `name` until SIGTERM/SIGINT, then drain it and close what was opened."""
-    from celeris.runtime import control, grpc_server, metrics
+    from celeris.runtime import control, desired_state, grpc_server, metrics
 
+    settings, desired = desired_overlay(settings)
     options: dict[str, Any] = {}
     if name == "marketdata":
         options["budget_limit"] = settings.weight_limit
     w = await Wiring.open(settings, **options)
     try:
-        built, held = build_remote(name, settings, w)
+        built, held, feeds = build_remote(name, settings, w)
         component = built.component
+        ctl = control.ComponentControl(settings.component, w.clock, mode=Mode(settings.mode), components=[component])
+        if desired is not None:  # before any input arrives and any port is served
+            await desired_state.apply_at_boot(ctl, desired, f"desired state {settings.desired_state}")
+        for feed in feeds:
+            feed.start()
         await component.start()
+        if desired is not None and desired.halted:  # again, now that the venue is read: what is open is cancelled
+            await ctl.halt(desired.halt_reason or desired_state.DEFAULT_HALT_REASON, desired_state.REQUESTED_BY)
         halted, reason = getattr(component, "halt_state", (False, ""))
-        ctl = control.ComponentControl(settings.component, w.clock, mode=getattr(component, "mode", Mode(settings.mode)),
-                                       halted=halted, halt_reason=reason, components=[component])
+        if halted and not ctl.halted:  # a halt the component kept itself across a restart
+            ctl.halted, ctl.halt_reason = True, reason
+        ctl.mode = getattr(component, "mode", ctl.mode)
         bound = grpc_server.create_server([*built.registrars, control.registrar(ctl)], settings.grpc_host,
-                                          settings.grpc_port)
+                                          settings.grpc_port, control_token=_token(settings))
         runner, _ = await metrics.start_metrics_server(w.registry, settings.grpc_host, settings.metrics_port,
                                                        built.health)
 

@@ -195,6 +195,8 @@ class Up:
         self.api_key = args.api_key or ("celeris-up-" + secrets.token_hex(4))
         self.api_secret = args.api_secret or secrets.token_hex(16)
         self.token = args.dashboard_token or secrets.token_urlsafe(16)
+        self.control_token = secrets.token_urlsafe(32)
+        """This run's Control token: every process of the services topology requires and presents it."""
         self.stop_event = asyncio.Event()
         self.started = time.monotonic()
         self.components: dict[str, Any] = {}
@@ -255,10 +257,15 @@ class Up:
 
 
 class ServicesSystem:
-    """Every component as its own process on loopback gRPC (the Kubernetes shape on one machine)."""
+    """Every component as its own process on loopback gRPC (the Kubernetes shape on one machine); their
+    Control services require this run's token (`up.control_token`, passed in the environment), which
+    this system's own Control calls present."""
 
     def __init__(self, up: Up) -> None:
+        from celeris.runtime import control_auth
+
         self.up = up
+        self.control_metadata = control_auth.control_metadata(up.control_token)
         self.ports = Ports()
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.spawned: dict[str, tuple[list[str], dict[str, str]]] = {}
@@ -453,8 +460,8 @@ class ServicesSystem:
                     raise UpError(f"{name} exited: {self.log_tail(name)}")
                 try:
                     async with grpc_server.insecure_channel(f"127.0.0.1:{port}") as channel:
-                        await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(),
-                                                                              timeout=0.5)
+                        await control_pb2_grpc.ControlStub(channel).GetStatus(
+                            control_pb2.GetStatusRequest(), timeout=0.5, metadata=self.control_metadata)
                     del pending[name]
                 except Exception:
                     pass
@@ -478,7 +485,8 @@ class ServicesSystem:
         from celeris.runtime import grpc_server
 
         async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.execution}") as channel:
-            status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2)
+            status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2,
+                                                                          metadata=self.control_metadata)
         stats = json.loads(status.details.get("stats", "{}"))
         self._last_stats = dict(stats)
         for key, value in self._carried.items():
@@ -519,7 +527,8 @@ class ServicesSystem:
         try:
             async with grpc_server.insecure_channel(f"127.0.0.1:{self.ports.strategy}") as channel:
                 from celeris.api.v1 import control_pb2, control_pb2_grpc
-                await control_pb2_grpc.ControlStub(channel).Drain(control_pb2.DrainRequest(), timeout=5)
+                await control_pb2_grpc.ControlStub(channel).Drain(control_pb2.DrainRequest(), timeout=5,
+                                                                  metadata=self.control_metadata)
         except Exception:
             pass
         try:

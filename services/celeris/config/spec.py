@@ -20,6 +20,20 @@ from celeris.domain.exposure import ExposureLimits
 from celeris.domain.values import money
 
 DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+DURATION = re.compile(r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$")
+"""A rollout stage's minDuration: hours, minutes, seconds in that order, each at most once (and not empty)."""
+SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""A Secret's name: a DNS-1123 subdomain (at most 253 characters)."""
+
+
+def is_duration(text: str) -> bool:
+    """The CRD's grammar of minDuration ("90s", "1h30m"; not "", "5s5s" or "30m1h")."""
+    return text != "" and DURATION.fullmatch(text) is not None
+
+
+def is_order_size(text: str) -> bool:
+    """The CRD's grammar of orderSize: a decimal string, not zero."""
+    return DECIMAL.fullmatch(text) is not None and any(c in "123456789" for c in text)
 
 
 class SpecError(ValueError):
@@ -34,7 +48,7 @@ class VenueSpec(_Strict):
     kind: Literal["binance-usdm", "simulator"] = "binance-usdm"
     restUrl: str | None = Field(None, pattern=r"^https?://", max_length=256)
     wsUrl: str | None = Field(None, pattern=r"^wss?://", max_length=256)
-    credentialsSecret: str | None = Field(None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    credentialsSecret: str | None = Field(None, max_length=253, pattern=SECRET_NAME.pattern)
 
     @model_validator(mode="after")
     def _urls_for_a_real_venue(self) -> VenueSpec:
@@ -124,7 +138,7 @@ class TradingSystemSpec(BaseModel):
         for strategy in self.strategies:
             if strategy.symbol not in self.symbols:
                 raise ValueError(f"strategy {strategy.name} trades {strategy.symbol}, which is not in symbols")
-            if not any(c not in "0." for c in strategy.orderSize):
+            if not is_order_size(strategy.orderSize):
                 raise ValueError(f"strategy {strategy.name}: orderSize must be positive")
         return self
 

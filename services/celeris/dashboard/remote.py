@@ -176,8 +176,9 @@ class GrpcSource:
 
     async def _poll(self) -> None:
         from celeris.api.v1 import common_pb2, control_pb2, control_pb2_grpc, risk_pb2, risk_pb2_grpc
-        from celeris.runtime import grpc_server
+        from celeris.runtime import control_auth, grpc_server
 
+        metadata = control_auth.control_metadata(self.s.control_token.get_secret_value())
         targets = {"marketdata": self.s.marketdata_target, "execution": self.s.execution_target,
                    "strategy": self.s.strategy_target, "risk": self.s.risk_target, "account": self.s.account_target}
         modes = {common_pb2.MODE_OBSERVATION: "observation", common_pb2.MODE_SIMULATION: "simulation",
@@ -190,7 +191,7 @@ class GrpcSource:
             for name, channel in channels.items():
                 try:
                     status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(),
-                                                                                  timeout=1)
+                                                                                  timeout=1, metadata=metadata)
                     detail = ", ".join(f"{k} {v}" for k, v in sorted(status.details.items()) if len(v) < 60)
                     self.state.set(f"health.{name}", {"ready": status.ready and not status.draining,
                                                       "detail": detail or "ok"}, now)

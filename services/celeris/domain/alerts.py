@@ -51,6 +51,8 @@ class AlertLog:
         self.per_type_per_minute = per_type_per_minute
         self.id_prefix = id_prefix or source
         self.alerts: list[Alert] = []
+        self.raised: dict[str, int] = {severity: 0 for severity in SEVERITIES}
+        """Alerts raised per severity since start, a counter (the operator's gates take its increase)."""
         self.on_alert: list[Callable[[Alert], None]] = []
         self._last: dict[str, int] = {}
         self._type_times: dict[str, deque[int]] = {}
@@ -73,6 +75,7 @@ class AlertLog:
         self._last[key] = now
         alert = Alert(f"{self.id_prefix}-{len(self.alerts) + 1}", severity, self.source, category, message, key, now)
         self.alerts.append(alert)
+        self.raised[severity] += 1
         for observer in self.on_alert:
             observer(alert)
         return alert

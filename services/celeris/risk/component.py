@@ -1,6 +1,7 @@
 """The risk manager as a Component: a halt is its emergency stop (execution halted first, then orders
 cancelled and positions flattened through execution); resume re-enables trading; a configuration's `risk`
-section replaces its policies whole or not at all."""
+section replaces its policies whole or not at all, and is what a later start applies (the settings' limits
+are only the first configuration)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ class RiskComponent:
 
     async def configure(self, config: dict[str, Any]) -> None:
         await self.engine.apply_limits(config.get("risk") or {})
+        if config.get("risk"):  # a configuration applied before start (the desired state at boot) stands
+            self.limits = config["risk"]
 
     async def drain(self) -> None:
         return None
@@ -60,7 +63,8 @@ class RiskComponent:
     def status(self) -> dict[str, str]:
         metrics = self.engine.metrics
         return {"metrics": json.dumps(metrics_json(metrics)) if metrics else "{}",
-                "emergency_stop": str(self.engine.stop.active).lower()}
+                "emergency_stop": str(self.engine.stop.active).lower(),
+                "critical_alerts": str(self.engine.alert_log.raised["critical"])}
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok" if self.engine.metrics is not None else "degraded", "service": "risk",

@@ -1,9 +1,10 @@
 """gRPC server boot shared by every service: health, correlation ids, port 0, graceful drain.
 
-`create_server` builds a grpc.aio server with the standard grpc.health.v1 service and the correlation-id
-interceptor, binds it (port 0 picks a free port and the bound port is returned), and leaves starting
-to the caller, so tests run the real server in-process. `serve_until_signal` is the process shell's
-loop: on SIGTERM/SIGINT it reports NOT_SERVING, lets the component drain, then stops with a grace period.
+`create_server` builds a grpc.aio server with the standard grpc.health.v1 service, the correlation-id
+interceptor and, given a token, the Control service's bearer check (celeris.runtime.control_auth), binds
+it (port 0 picks a free port and the bound port is returned), and leaves starting to the caller, so
+tests run the real server in-process. `serve_until_signal` is the process shell's loop: on SIGTERM/SIGINT
+it reports NOT_SERVING, lets the component drain, then stops with a grace period.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from celeris.runtime import logs
+from celeris.runtime import control_auth, logs
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,14 @@ class BoundServer:
         await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
-def create_server(registrars: Iterable[Registrar], host: str = "127.0.0.1", port: int = 0) -> BoundServer:
-    """Build and bind (not start) a server with health and the given services."""
-    server = grpc.aio.server(interceptors=[CorrelationServerInterceptor()],
-                             options=[("grpc.so_reuseport", 0)])
+def create_server(registrars: Iterable[Registrar], host: str = "127.0.0.1", port: int = 0,
+                  control_token: str = "") -> BoundServer:
+    """Build and bind (not start) a server with health and the given services; with `control_token`,
+    every Control call must present it (celeris.runtime.control_auth), health and the rest stay open."""
+    interceptors: list[grpc.aio.ServerInterceptor] = [CorrelationServerInterceptor()]
+    if control_token:  # first: a refused call is not decoded, logged or size-checked
+        interceptors.insert(0, control_auth.ControlAuthInterceptor(control_token))
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for register in registrars:

@@ -55,6 +55,14 @@ class ServiceSettings(BaseSettings):
     """The TradingSystem's `spec.risk` as JSON (every component applies the same limits); empty = defaults."""
     state_dir: str = ""
     """Where a halt is kept across restarts when there is no Redis (empty = in memory only)."""
+    control_token: SecretStr = SecretStr("")
+    """Bearer token every Control call must present (`authorization: Bearer <token>` metadata); also sent
+    by this component's own calls to other components' Control. Empty = Control is open (a laptop)."""
+    desired_state: str = ""
+    """Path of the desired-state document (the operator mounts /etc/celeris/desired/desired.json): mode,
+    halt and configuration applied at boot before anything is served; it wins over `mode`, `risk_limits`
+    and `strategies`. A named file that cannot be used stops the process (celeris.runtime.desired_state).
+    Empty = start from these settings alone."""
 
     @field_validator("risk_limits")
     @classmethod

@@ -1,0 +1,329 @@
+"""One reconcile pass over one TradingSystem: level-triggered, from a fresh read to one status write.
+
+Every pass does the whole job, so whatever was missed (an operator restart, a lost event, a pod that came
+back, a Deployment someone deleted or edited) is corrected by the next one:
+1. objects: the desired state ConfigMap first, then what the spec wants, applied where the live object
+   differs; what it no longer wants is deleted, and a new order manager is not created while an old one
+   still exists (a topology switch never runs two);
+2. components: each one's reported configuration generation, halt and mode are compared with the desired
+   ones and corrected (a component's own emergency halt is reported, never lifted by the operator);
+3. the rollout: gates over the stage's window, then a promotion that reaches every component or is rolled
+   back, or a demotion that is written to the desired state before any component is told;
+4. status: each component's mode, the conditions, the phase, in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from celeris.domain.modes import Mode
+from celeris_operator import approval, builders, conditions, images, rollout, signals
+from celeris_operator.controls import Controls
+
+log = logging.getLogger(__name__)
+
+TARGETS_ANNOTATION = "celeris.dev/control-targets"
+HALT_REASON = "spec.halted"
+ORDER_MANAGER = "execution"
+
+
+def iso(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Env:
+    """What a pass needs from outside: the Kubernetes API, the Control client, time and events."""
+
+    kube: Any
+    """celeris_operator.kube or an object with the same functions."""
+    controls: Controls
+    operator_namespace: str = "celeris-system"
+    image_timeout_s: float = 120.0
+    now: Callable[[], float] = time.time
+    event: Callable[[dict[str, Any], str, str, str], None] = lambda body, kind, reason, message: None
+    """(body, "Normal"|"Warning", reason, message)."""
+
+
+def targets(body: dict[str, Any]) -> dict[str, str]:
+    meta = body["metadata"]
+    override = (meta.get("annotations") or {}).get(TARGETS_ANNOTATION)
+    if override:
+        return dict(json.loads(override))
+    out = {}
+    for group, components in builders.pod_groups(body["spec"]).items():
+        for c in components:
+            port = int(builders.settings_for(body, c)["CELERIS_GRPC_PORT"])
+            out[c] = f"{builders.service_name(meta['name'], group)}.{meta['namespace']}.svc:{port}"
+    return out
+
+
+def mode_path(current: Mode, target: Mode) -> list[Mode]:
+    """The legal steps from one mode to another (down at once, up one stage at a time)."""
+    order = rollout.ORDER
+    if order.index(target) <= order.index(current):
+        return [target] if target is not current else []
+    return order[order.index(current) + 1:order.index(target) + 1]
+
+
+def _deployment_ready_with(dep: dict[str, Any] | None) -> str | None:
+    """The image a Deployment runs with every replica updated and ready, else None."""
+    if not dep:
+        return None
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    wanted = {c["image"] for c in containers}
+    status, replicas = dep.get("status") or {}, dep["spec"].get("replicas", 1)
+    if len(wanted) != 1 or (status.get("observedGeneration") or 0) < dep["metadata"].get("generation", 1):
+        return None
+    if (status.get("updatedReplicas") or 0) >= replicas and (status.get("readyReplicas") or 0) >= replicas:
+        return wanted.pop()
+    return None
+
+
+@dataclass
+class Pass:
+    """The working state of one pass (what goes into status at the end)."""
+
+    body: dict[str, Any]
+    token: str
+    now: float
+    status: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    own_halts: dict[str, str] = field(default_factory=dict)
+    drift: dict[str, str] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+
+
+async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | None:
+    """Run one pass; returns the status written (None when the resource is gone or going)."""
+    body = await asyncio.to_thread(env.kube.read_ts, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    spec, meta = body["spec"], body["metadata"]
+    old = dict(body.get("status") or {})
+    now = env.now()
+    now_iso = iso(now)
+    generation = int(meta.get("generation") or 0)
+    token = await asyncio.to_thread(env.kube.control_token, builders.build_control_secret(body, ""))
+    p = Pass(body, token, now, status={k: v for k, v in old.items() if k != "kopf"})
+    current = Mode(old.get("mode") or "observation")
+    halted = bool(spec.get("halted"))
+    approved = approval.evaluate(spec, meta, old, now_iso)
+
+    # 1. objects ------------------------------------------------------------------------------------
+    owned = await asyncio.to_thread(env.kube.list_owned, namespace, name)
+    groups = builders.pod_groups(spec)
+    order = builders.ordered_groups(spec)
+    ready_with = {g: img for g in order
+                  if (img := _deployment_ready_with(owned.get(("Deployment", f"{name}-{g}")))) is not None}
+    image = images.step(spec, old, order, ready_with, now, env.image_timeout_s, approval.retry_token(meta), now_iso)
+    if image.event:
+        env.event(body, "Warning" if image.event[0] == "RolledBack" else "Normal", *image.event)
+    if image.last_rollout and image.last_rollout.get("result") == "rolled back":
+        p.degraded.append(f"image {image.last_rollout['image']} rolled back: {image.last_rollout.get('failedComponent')} "
+                          f"was not ready")
+    desired = builders.desired_state(body, current.value, halted)
+    objects = builders.build_all(body, desired, image.images, env.operator_namespace)
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    stale = [key for key in owned if key not in wanted and key[0] in env.kube.PRUNABLE_KINDS]
+    for kind, stale_name in stale:
+        if not owned[(kind, stale_name)]["metadata"].get("deletionTimestamp"):
+            await asyncio.to_thread(env.kube.delete, kind, namespace, stale_name)
+            env.event(body, "Normal", "Pruned", f"{kind} {stale_name} is no longer wanted")
+    old_order_manager = [n for k, n in stale if k == "Deployment" and _runs_order_manager(owned[(k, n)])]
+    if old_order_manager:  # the old order manager's pods must be gone before the new one may start
+        objects = [o for o in objects if not (o["kind"] == "Deployment" and _runs_order_manager(o))]
+        p.problems.append(f"waiting for {', '.join(old_order_manager)} to go before its replacement starts")
+    applied = 0
+    for obj in objects:
+        if not env.kube.up_to_date(owned.get((obj["kind"], obj["metadata"]["name"])), obj):
+            await asyncio.to_thread(env.kube.apply, obj)
+            applied += 1
+    objects_applied = not old_order_manager
+
+    # 2. components -----------------------------------------------------------------------------------
+    where = targets(body)
+    observed = await env.controls.statuses(where, token)
+    settings_json = json.dumps(desired["settings"])
+    for component, seen in observed.items():
+        if seen.reachable:
+            await _correct(env, p, component, where[component], seen, generation, settings_json, halted, current)
+
+    # 3. the rollout ------------------------------------------------------------------------------------
+    stage = dict(old.get("stage") or {})
+    if stage.get("mode") != current.value:
+        stage = {"mode": current.value, "since": now_iso}
+    stage = signals.next_window(stage, observed, current, now)
+    baseline, counters = stage.get("baseline") or {}, signals.counters(observed)
+    facts = rollout.Facts(now, signals.window_start(stage, now),
+                          {c: o.reachable and o.ready for c, o in observed.items()},
+                          signals.increase(baseline, counters, "reconciliation"),
+                          signals.increase(baseline, counters, "criticalAlerts"),
+                          signals.increase(baseline, counters, "orders"), signals.increase(baseline, counters, "rejects"),
+                          approved.valid, approved.reason, (approved.abort or {}).get("reason", ""))
+    decision = rollout.decide(spec, current, facts)
+    if decision.action == "promote":
+        hold = ("trading is halted" if halted else "an image is rolling out" if image.rollout else
+                f"components differ from the desired state ({_join(p.drift)})" if p.drift else
+                "objects are not applied yet" if not objects_applied else "")
+        if hold:
+            decision = rollout.Decision("stay", current, f"gates pass; holding: {hold}", decision.gates)
+    mode = current
+    if decision.action == "promote":
+        mode = await _promote(env, p, where, current, decision, body, halted)
+    elif decision.action == "demote":
+        mode = await _demote(env, p, where, current, decision, body, halted)
+    if mode is not current:
+        history = list(old.get("history") or [])
+        history.append({"mode": mode.value, "at": now_iso, "reason": decision.reason, "action": decision.action})
+        p.status["history"] = history[-20:]
+        stage = {"mode": mode.value, "since": now_iso}
+        env.event(body, "Normal" if decision.action == "promote" else "Warning",
+                  "Promoted" if decision.action == "promote" else "Demoted",
+                  f"{current.value} -> {mode.value}: {decision.reason}")
+    abort = approved.abort
+    if decision.abort and mode is not current:
+        abort = approval.abort_record(meta, decision.reason, now_iso)
+        p.status["lastAbortGeneration"] = generation
+    stage.update(gates=decision.gates, waiting=decision.reason if mode is current else "")
+
+    # 4. status -------------------------------------------------------------------------------------------
+    component_status = {}
+    for group, members in groups.items():
+        for c in members:
+            seen = observed.get(c)
+            component_status[c] = {**(seen.summary() if seen else {"ready": False}),
+                                   "deployment": f"{name}-{group}", "image": image.images.get(group, spec["image"])}
+    unready = [c for c, o in observed.items() if not (o.reachable and o.ready)]
+    target = Mode(spec.get("mode", "observation"))
+    halt_message = "; ".join([*(["spec.halted"] if halted else []),
+                              *(f"{c}: {r}" for c, r in p.own_halts.items())])
+    seen = conditions.Seen(
+        generation=generation, applied=objects_applied, components_ready=not unready, drift=_join(p.drift),
+        at_target=mode is target and not image.rollout, progress=stage.get("waiting") or
+        (f"rolling out {spec['image']}" if image.rollout else ""), halted=halt_message,
+        aborted=(abort or {}).get("reason", ""), refused=_join(p.refused),
+        degraded="; ".join([*p.degraded, *p.problems]), unready=", ".join(unready) + " not ready" if unready else "")
+    new_conditions = conditions.merge(old.get("conditions"), conditions.summarize(seen), now_iso)
+    phase = ("Halted" if halt_message else "Aborted" if abort else
+             "Degraded" if unready or p.refused or p.drift else
+             "Running" if conditions.get(new_conditions, "Ready")["status"] == "True" else "Progressing")
+    p.status.update(
+        # Observed, not "fully applied": kstatus compares it with metadata.generation before it reads Stalled,
+        # so a generation the components refuse must still be observed to be reported as failed.
+        observedGeneration=generation,
+        mode=mode.value, phase=phase, halted=bool(halt_message), stage=stage, conditions=new_conditions,
+        components=component_status, images=image.images, lastGoodImage=image.last_good,
+        imageRollout=image.rollout, lastRollout=image.last_rollout, approval=approved.record, abort=abort,
+        appliedGeneration={c: o.config_generation for c, o in observed.items() if o.reachable},
+        objectsApplied=applied)
+    await asyncio.to_thread(env.kube.patch_status, namespace, name, _with_removals(old, p.status))
+    return p.status
+
+
+def _runs_order_manager(deployment: dict[str, Any]) -> bool:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return any(c["name"] == ORDER_MANAGER for c in containers)
+
+
+def _join(items: dict[str, str]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in items.items())
+
+
+def _with_removals(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch: keys set to None are removed, as are the operator's keys it no longer writes."""
+    return {**new, **{k: None for k in ("approval", "abort", "imageRollout", "lastRollout") if new.get(k) is None}}
+
+
+async def _correct(env: Env, p: Pass, component: str, target: str, seen: signals.Observed, generation: int,
+                   settings_json: str, halted: bool, mode: Mode) -> None:
+    """Bring one component to the desired configuration, halt and mode; record what could not be done."""
+    c, token = env.controls, p.token
+    try:
+        if seen.config_generation != generation:
+            try:
+                await c.configure(target, token, generation, settings_json)
+            except Exception as exc:
+                p.refused[component] = f"generation {generation}: {_details(exc)}"
+                if (p.status.get("refusedGeneration") or {}).get(component) != generation:
+                    env.event(p.body, "Warning", "ConfigurationNotApplied", f"{component}: {p.refused[component]}")
+                p.status.setdefault("refusedGeneration", {})[component] = generation
+        if halted and not seen.halted:
+            await c.halt(target, token, HALT_REASON)
+            env.event(p.body, "Normal", "Halted", f"{component} halted (spec.halted)")
+        elif not halted and seen.halted:
+            if seen.halt_reason == HALT_REASON:
+                await c.resume(target, token, "spec.halted cleared")
+                env.event(p.body, "Normal", "Resumed", f"{component} resumed")
+            else:  # its own halt (an emergency stop, a rejected key): a person lifts it, not the operator
+                p.own_halts[component] = seen.halt_reason or "halted"
+        elif halted and seen.halted and seen.halt_reason != HALT_REASON:
+            p.own_halts[component] = seen.halt_reason
+        if seen.mode is not mode and seen.mode is not None:
+            for step in mode_path(seen.mode, mode):
+                await c.set_mode(target, token, step, f"enforcing the desired mode {mode.value}")
+            env.event(p.body, "Warning", "ModeCorrected", f"{component} was in {seen.mode.value}; set to {mode.value}")
+    except Exception as exc:
+        p.drift[component] = _details(exc)
+
+
+def _details(exc: Exception) -> str:
+    details = getattr(exc, "details", None)
+    return (details() if callable(details) else "") or f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def _promote(env: Env, p: Pass, where: dict[str, str], current: Mode, decision: rollout.Decision,
+                   body: dict[str, Any], halted: bool) -> Mode:
+    """Every component moves, then the desired state records it; any failure puts them all back."""
+    moved: list[str] = []
+    failure = ""
+    for component, target in where.items():
+        try:
+            await env.controls.set_mode(target, p.token, decision.mode, decision.reason)
+            moved.append(component)
+        except Exception as exc:
+            failure = f"{component}: {_details(exc)}"
+            moved.append(component)  # it may have moved part of the way: it is put back with the others
+            break
+    if not failure:
+        try:
+            await asyncio.to_thread(env.kube.apply, builders.build_desired_configmap(
+                body, builders.desired_state(body, decision.mode.value, halted)))
+            return decision.mode
+        except Exception as exc:
+            failure = f"desired state: {_details(exc)}"
+    for component in moved:  # roll back: the promotion applies to every component or to none
+        try:
+            await env.controls.set_mode(where[component], p.token, current, f"rolling back: {failure}")
+        except Exception as exc:
+            p.drift[component] = f"rollback to {current.value} failed: {_details(exc)}"
+    p.degraded.append(f"promotion to {decision.mode.value} rolled back ({failure})")
+    p.status["lastModeChange"] = {"to": decision.mode.value, "result": "rolled back", "failure": failure,
+                                  "at": iso(p.now)}
+    env.event(body, "Warning", "PromotionRolledBack", f"{current.value} -> {decision.mode.value}: {failure}")
+    return current
+
+
+async def _demote(env: Env, p: Pass, where: dict[str, str], current: Mode, decision: rollout.Decision,
+                  body: dict[str, Any], halted: bool) -> Mode:
+    """The desired state first (a pod restarting now comes back demoted), then every component; one that
+    cannot be told now is drift, corrected by the next pass. A demotion is never rolled back."""
+    try:
+        await asyncio.to_thread(env.kube.apply, builders.build_desired_configmap(
+            body, builders.desired_state(body, decision.mode.value, halted)))
+    except Exception as exc:
+        p.degraded.append(f"desired state not written: {_details(exc)}")
+    for component, target in where.items():
+        try:
+            await env.controls.set_mode(target, p.token, decision.mode, decision.reason)
+        except Exception as exc:
+            p.drift[component] = f"demotion to {decision.mode.value} not applied yet: {_details(exc)}"
+    p.status["lastModeChange"] = {"to": decision.mode.value, "result": "applied", "at": iso(p.now)}
+    return decision.mode

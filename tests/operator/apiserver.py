@@ -254,7 +254,8 @@ class ApiServer:
             request.method, request.method)))
         current = self.get(res, namespace, name)
         applying = request.method == "PATCH" and request.content_type == "application/apply-patch+yaml"
-        if current is None and applying:  # server-side apply creates what is absent
+        if current is None and applying:  # server-side apply creates what is absent (RBAC: patch and create)
+            self._verb(request, (res[0], res[2], "create"))
             return await self._create(res, namespace, yaml.safe_load(await request.text()))
         if current is None:
             return _status(404, "NotFound", f"{res[2]} {name} not found")

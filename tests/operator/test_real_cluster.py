@@ -202,11 +202,6 @@ def test_scenarios_on_a_real_cluster(real):
     assert runner.exception is None, runner.output[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "k8s/rbac/rbac.yaml lacks `create` on configmaps, services, deployments, poddisruptionbudgets and "
-    "networkpolicies: the real API server authorizes a server-side apply that creates an object as `create` "
-    "(403 on eth-perp-desired); the emulated server enforces no RBAC. Adding create to those five rules makes "
-    "this pass; then drop this mark."))
 def test_the_operator_needs_no_more_than_the_shipped_rbac(real, request):
     """The same operator, logged in as its service account with only k8s/rbac/rbac.yaml's ClusterRole."""
     import kubernetes.config.kube_config

@@ -72,6 +72,21 @@ def mode_path(current: Mode, target: Mode) -> list[Mode]:
     return order[order.index(current) + 1:order.index(target) + 1]
 
 
+def believed_mode(recorded: Mode, observed: dict[str, signals.Observed]) -> tuple[Mode, str]:
+    """The mode the pass acts on. status.mode is the operator's record, but status is writable by anyone
+    with RBAC on the status subresource: a recorded mode above every mode the components report was never
+    reached through the gates, so the highest reported one is taken instead (never a higher one)."""
+    reported = [o.mode for o in observed.values() if o.reachable and o.mode is not None]
+    order = rollout.ORDER
+    if not reported or recorded in reported:
+        return recorded, ""
+    highest = max(reported, key=order.index)
+    if order.index(recorded) > order.index(highest):
+        return highest, (f"status.mode says {recorded.value} but no component reports it; acting on "
+                         f"{highest.value}, the highest mode one reports")
+    return recorded, ""
+
+
 def _deployment_ready_with(dep: dict[str, Any] | None) -> str | None:
     """The image a Deployment runs with every replica updated and ready, else None."""
     if not dep:
@@ -113,9 +128,16 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     generation = int(meta.get("generation") or 0)
     token = await asyncio.to_thread(env.kube.control_token, builders.build_control_secret(body, ""))
     p = Pass(body, token, now, status={k: v for k, v in old.items() if k != "kopf"})
-    current = Mode(old.get("mode") or "observation")
     halted = bool(spec.get("halted"))
     approved = approval.evaluate(spec, meta, old, now_iso)
+    # The components first: what they report decides whether the recorded mode is believed, before any
+    # desired state is written from it.
+    where = targets(body)
+    observed = await env.controls.statuses(where, token)
+    current, disbelief = believed_mode(Mode(old.get("mode") or "observation"), observed)
+    if disbelief:
+        env.event(body, "Warning", "StatusModeDisbelieved", disbelief)
+        p.degraded.append(disbelief)
 
     # 1. objects ------------------------------------------------------------------------------------
     owned = await asyncio.to_thread(env.kube.list_owned, namespace, name)
@@ -149,8 +171,6 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     objects_applied = not old_order_manager
 
     # 2. components -----------------------------------------------------------------------------------
-    where = targets(body)
-    observed = await env.controls.statuses(where, token)
     settings_json = json.dumps(desired["settings"])
     for component, seen in observed.items():
         if seen.reachable:

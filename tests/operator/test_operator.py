@@ -513,3 +513,16 @@ def test_gitops_tools_read_the_real_status(cluster, operator, kstatus_bin):
     wait_until(lambda: ts.condition("Stalled").get("status") == "True", what="Stalled")
     assert read() == ("Degraded", "Failed")
     ts.delete()
+
+
+def test_a_forged_status_does_not_promote(cluster, operator):
+    ts = System(cluster, "forged", mode="simulation")
+    ts.wait_mode(Mode.SIMULATION)
+    status, _ = cluster.call("PATCH", f"{BASE}/forged/status", {"status": {"mode": "live"}},
+                             "application/merge-patch+json")
+    assert status == 200
+    wait_until(lambda: "StatusModeDisbelieved" in {e.get("reason") for e in ts.events()}, what="disbelieved")
+    wait_until(lambda: ts.status().get("mode") == "simulation", what="status put back")
+    assert all(c.mode is Mode.SIMULATION for c in ts.controls.values())
+    assert ts.desired()["mode"] == "simulation"
+    ts.delete()

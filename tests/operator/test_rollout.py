@@ -200,3 +200,18 @@ def test_images_complete_when_every_group_is_ready():
     status = {"lastGoodImage": "c:1"}
     done = images.step({"image": "c:2"}, status, ORDER, {g: "c:2" for g in ORDER}, 0.0, 10.0, "", "t")
     assert done.last_good == "c:2" and done.rollout is None and done.last_rollout["result"] == "complete"
+
+
+def test_a_forged_status_mode_is_not_believed():
+    """status.mode=live written by someone with status RBAC while every component is in simulation: the
+    pass acts on simulation (and would never step components up to a mode none of them reached)."""
+    sim = {c: seen(c, mode=Mode.SIMULATION) for c in ("execution", "risk")}
+    mode, why = reconciler.believed_mode(Mode.LIVE, sim)
+    assert mode is Mode.SIMULATION and "no component reports it" in why
+    assert reconciler.believed_mode(Mode.SIMULATION, sim) == (Mode.SIMULATION, "")
+    lagging = {"execution": seen("execution", mode=Mode.LIVE), "risk": seen("risk", mode=Mode.OBSERVATION)}
+    assert reconciler.believed_mode(Mode.LIVE, lagging) == (Mode.LIVE, "")  # one lags: it is corrected up
+    down = {c: seen(c, mode=Mode.LIVE) for c in ("execution", "risk")}
+    assert reconciler.believed_mode(Mode.SIMULATION, down) == (Mode.SIMULATION, "")  # demoted in the next pass
+    unreachable = {"execution": signals.Observed("execution", False)}
+    assert reconciler.believed_mode(Mode.LIVE, unreachable) == (Mode.LIVE, "")

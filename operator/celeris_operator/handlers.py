@@ -48,15 +48,20 @@ async def run_pass(namespace: str, name: str) -> None:
         await reconciler.reconcile(env(), namespace, name)
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.on.update(GROUP, VERSION, PLURAL, field="metadata.annotations")
-@kopf.on.resume(GROUP, VERSION, PLURAL)
+RETRY_S = min(INTERVAL_S, 2.0)
+"""A pass that failed (the API answered 500 or 429, a conflict) is tried again this soon, not after kopf's
+default 60 s: a transient error must not stall enforcement for a minute."""
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_S)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", backoff=RETRY_S)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="metadata.annotations", backoff=RETRY_S)
+@kopf.on.resume(GROUP, VERSION, PLURAL, backoff=RETRY_S)
 async def changed(namespace: str, name: str, **_: Any) -> None:
     await run_pass(namespace, name)
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.approvedForLive")
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.approvedForLive", backoff=RETRY_S)
 async def approval_changed(namespace: str, name: str, old: Any, new: Any, **_: Any) -> None:
     """Each grant is a new approval, even when a pass never saw the false in between (two quick edits)."""
     lock = _locks.setdefault((namespace, name), asyncio.Lock())
@@ -69,12 +74,12 @@ async def approval_changed(namespace: str, name: str, old: Any, new: Any, **_: A
     await run_pass(namespace, name)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=INTERVAL_S, initial_delay=min(1.0, INTERVAL_S))
+@kopf.timer(GROUP, VERSION, PLURAL, interval=INTERVAL_S, initial_delay=min(1.0, INTERVAL_S), backoff=RETRY_S)
 async def tick(namespace: str, name: str, **_: Any) -> None:
     await run_pass(namespace, name)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
+@kopf.on.delete(GROUP, VERSION, PLURAL, backoff=RETRY_S)
 async def delete(body: Any, namespace: str, name: str, **_: Any) -> None:
     """Stop trading before the objects go."""
     e = env()

@@ -4,8 +4,12 @@ Serves discovery, namespaced objects of the kinds the operator uses and the Trad
 with what kopf relies on: resourceVersion on every write, generation bumped on spec changes, a real
 /status subresource (status writes never touch spec or generation), 409 on a stale resourceVersion, 422
 when the CRD's schema or its CEL rules refuse an object, finalizers and deletionTimestamp, and watch
-streams that deliver every change in order without gaps. Deployments become ready by themselves unless
-their image is listed in `never_ready` (how tests make an image rollout fail).
+streams that deliver every change in order without gaps. Patches by content type: JSON patch, merge
+patch, strategic merge patch (lists merged by their merge key) for built-in kinds, server-side apply (one
+field manager). Failures a client must survive: `compact()` ends every watch and answers a watch resumed
+from before with 410 Gone; `inject()` makes the next requests answer 409, 429 (with Retry-After) or 500.
+Deployments become ready by themselves unless their image is listed in `never_ready` (how tests make an
+image rollout fail). Requests other than the tests' own are recorded as RBAC verbs (`operator_verbs`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,43 @@ def merge_patch(target: Any, patch: Any) -> Any:
             out.pop(key, None)
         else:
             out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
+              "volumeMounts": "mountPath", "imagePullSecrets": "name", "conditions": "type"}
+"""The patchMergeKey of the list fields the operator's objects have (k8s.io/api's struct tags); any other
+list is replaced whole by a strategic merge patch, as the real server does for lists without one."""
+
+
+def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
+    """application/strategic-merge-patch+json for built-in kinds: maps merge, lists with a merge key merge
+    element by element (an element with `$patch: delete` goes), other lists are replaced."""
+    if isinstance(patch, list):
+        key = MERGE_KEYS.get(field)
+        if field == "ports" and patch and isinstance(patch[0], dict):
+            key = "containerPort" if "containerPort" in patch[0] else "port"
+        if key is None or not isinstance(target, list):
+            return copy.deepcopy(patch)
+        out = copy.deepcopy(target)
+        for item in patch:
+            index = next((i for i, t in enumerate(out) if isinstance(t, dict) and t.get(key) == item.get(key)), None)
+            if item.get("$patch") == "delete":
+                if index is not None:
+                    del out[index]
+            elif index is None:
+                out.append(copy.deepcopy(item))
+            else:
+                out[index] = strategic_merge_patch(out[index], item)
+        return out
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = strategic_merge_patch(out.get(key), value, key)
     return out
 
 
@@ -113,6 +154,11 @@ class ApiServer:
         self.changed = asyncio.Condition()
         self.never_ready: set[str] = set()
         self.requests: list[tuple[str, str]] = []
+        self.faults: list[list[Any]] = []
+        """[method, path prefix, status, remaining] of injected failures (`inject`)."""
+        self.compacted = 0
+        self.watch_epoch = 0
+        """Watch events up to this resourceVersion are gone (`compact`): older watches get 410 Gone."""
         self.operator_verbs: set[tuple[str, str, str]] = set()
         """(group, resource, verb) of every request but the tests' own (urllib's), as RBAC names them."""
         crd = yaml.safe_load(CRD_FILE.read_text())
@@ -122,6 +168,29 @@ class ApiServer:
         self.validator = jsonschema.Draft4Validator(_to_jsonschema(schema))
         self._store(("apiextensions.k8s.io", "v1", "customresourcedefinitions"), "", {
             **copy.deepcopy(crd), "metadata": {"name": crd["metadata"]["name"]}})
+
+    def inject(self, method: str, path_prefix: str, status: int, times: int = 1) -> None:
+        """The next `times` requests of `method` under `path_prefix` answer `status` (409, 429, 500...)."""
+        self.faults.append([method, path_prefix, status, times])
+
+    def compact(self) -> None:
+        """What etcd compaction does to watchers: every event so far is gone, open watches end, and a watch
+        resumed from before gets 410 Gone (the client must list again)."""
+        self.compacted = self.rv
+        self.watch_epoch += 1
+
+    @web.middleware
+    async def _faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        for fault in self.faults:
+            method, prefix, status, remaining = fault
+            if remaining > 0 and request.method == method and request.path.startswith(prefix):
+                fault[3] -= 1
+                reason = {409: "Conflict", 429: "TooManyRequests", 500: "InternalError"}.get(status, "Injected")
+                headers = {"Retry-After": "1"} if status == 429 else {}
+                response = _status(status, reason, f"injected {status}")
+                response.headers.update(headers)
+                return response
+        return await handler(request)
 
     def _verb(self, request: web.Request, verb: tuple[str, str, str]) -> None:
         if not request.headers.get("User-Agent", "").startswith("Python-urllib"):
@@ -138,7 +207,7 @@ class ApiServer:
         self.log.append((self.rv, res, event, copy.deepcopy(obj)))
         return obj
 
-    async def _notify(self) -> None:
+    async def _notify(self) -> None:  # also wakes watches to notice a compaction
         async with self.changed:
             self.changed.notify_all()
 
@@ -150,7 +219,7 @@ class ApiServer:
 
     # -- app ----------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._faults])
         r = app.router
         r.add_get("/version", self._version)
         r.add_get("/api", self._core_versions)
@@ -289,6 +358,11 @@ class ApiServer:
                         updated = json_patch(current, body)
                     except PatchTestFailed:
                         return _status(409, "Conflict", "the object has been modified (patch test failed)")
+                elif request.content_type == "application/strategic-merge-patch+json":
+                    if RESOURCES[res][0] == "TradingSystem":  # custom resources take no strategic merge
+                        return _status(415, "UnsupportedMediaType",
+                                       "strategic merge patch is not supported for custom resources")
+                    updated = strategic_merge_patch(current, body)
                 else:
                     updated = merge_patch(current, body)
                 if RESOURCES[res][0] == "TradingSystem":
@@ -375,10 +449,16 @@ class ApiServer:
         timeout = float(request.query.get("timeoutSeconds") or 60)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
+        if since and since < self.compacted:  # as the real server: an ERROR event with a 410 Status
+            gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+                    "message": f"too old resource version: {since} ({self.compacted})"}
+            await resp.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+            return resp
         deadline = asyncio.get_running_loop().time() + timeout
         position = since
+        epoch = self.watch_epoch
         try:
-            while asyncio.get_running_loop().time() < deadline:
+            while asyncio.get_running_loop().time() < deadline and epoch == self.watch_epoch:
                 for rv, r, event, obj in list(self.log):
                     if rv <= position:
                         continue

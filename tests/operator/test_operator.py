@@ -526,3 +526,45 @@ def test_a_forged_status_does_not_promote(cluster, operator):
     assert all(c.mode is Mode.SIMULATION for c in ts.controls.values())
     assert ts.desired()["mode"] == "simulation"
     ts.delete()
+
+
+def test_strategic_merge_patch_merges_by_key_as_the_real_server(cluster):
+    from tests.operator.apiserver import strategic_merge_patch
+
+    dep = {"spec": {"replicas": 1, "template": {"spec": {"containers": [
+        {"name": "a", "image": "x:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+        {"name": "b", "image": "y:1"}]}}}}
+    patched = strategic_merge_patch(dep, {"spec": {"replicas": 2, "template": {"spec": {"containers": [
+        {"name": "a", "env": [{"name": "B", "value": "3"}, {"name": "A", "$patch": "delete"}]}]}}}})
+    a, b = patched["spec"]["template"]["spec"]["containers"]
+    assert patched["spec"]["replicas"] == 2 and a["image"] == "x:1" and b == {"name": "b", "image": "y:1"}
+    assert a["env"] == [{"name": "B", "value": "3"}]
+    status, body = cluster.call("PATCH", f"{BASE}/nothing", {"spec": {}}, "application/strategic-merge-patch+json")
+    assert status in (404, 415)
+
+
+def test_the_operator_survives_api_failures_and_a_compaction(cluster, operator):
+    """Injected 500s, 429s and 409s on the calls a pass makes, and a watch history compacted away (410
+    Gone): every pass that fails is retried, nothing is left half done, and a system created after the
+    compaction is still seen (kopf lists again)."""
+    api = cluster.api
+    ts = System(cluster, "faults", create=False)
+    api.inject("GET", "/apis/apps/v1/namespaces/trading/deployments", 500, times=3)
+    api.inject("PATCH", f"{BASE}/faults/status", 409, times=2)
+    api.inject("PATCH", "/api/v1/namespaces/trading/configmaps/faults-desired", 429, times=2)
+    ts.create(mode="simulation")
+    ts.wait_mode(Mode.SIMULATION, "simulation despite the failures", timeout=30)
+    wait_until(lambda: ts.condition("Ready").get("status") == "True", timeout=30, what="Ready")
+    assert all(f[3] == 0 for f in api.faults), api.faults  # every injected failure was met
+    asyncio.run_coroutine_threadsafe(_compact(api), cluster.loop).result(5)
+    later = System(cluster, "after-compaction")
+    wait_until(lambda: len(later.objects("Deployment")) == 6, timeout=30, what="a system created after compaction")
+    ts.patch(risk={"maxLeverage": 4})
+    wait_until(lambda: all(c.config_generation == 2 for c in ts.controls.values()), what="configured after 410")
+    later.delete()
+    ts.delete()
+
+
+async def _compact(api):
+    api.compact()
+    await api._notify()

@@ -50,16 +50,8 @@ def _now() -> str:
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
+    """RFC 7386: a strategic merge without merge keys (every list is replaced)."""
+    return strategic_merge_patch(target, patch, keys={})
 
 
 MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
@@ -68,12 +60,13 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "vo
 list is replaced whole by a strategic merge patch, as the real server does for lists without one."""
 
 
-def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
+def strategic_merge_patch(target: Any, patch: Any, field: str = "", keys: dict[str, str] | None = None) -> Any:
     """application/strategic-merge-patch+json for built-in kinds: maps merge, lists with a merge key merge
     element by element (an element with `$patch: delete` goes), other lists are replaced."""
+    keys = MERGE_KEYS if keys is None else keys
     if isinstance(patch, list):
-        key = MERGE_KEYS.get(field)
-        if field == "ports" and patch and isinstance(patch[0], dict):
+        key = keys.get(field)
+        if keys and field == "ports" and patch and isinstance(patch[0], dict):
             key = "containerPort" if "containerPort" in patch[0] else "port"
         if key is None or not isinstance(target, list):
             return copy.deepcopy(patch)
@@ -86,7 +79,7 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
             elif index is None:
                 out.append(copy.deepcopy(item))
             else:
-                out[index] = strategic_merge_patch(out[index], item)
+                out[index] = strategic_merge_patch(out[index], item, keys=keys)
         return out
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
@@ -95,7 +88,7 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
         if value is None:
             out.pop(key, None)
         else:
-            out[key] = strategic_merge_patch(out.get(key), value, key)
+            out[key] = strategic_merge_patch(out.get(key), value, key, keys)
     return out
 
 

@@ -105,7 +105,7 @@ async def _measure(info, systems, ticks, api, kube, reconciler, Controls):  # ty
         await asyncio.to_thread(api.create_namespaced_custom_object, "celeris.dev", "v1alpha1", "trading",
                                 "tradingsystems", trading_system(name, info["targets"]))
     controls = Controls()
-    env = reconciler.Env(kube, controls)
+    env = reconciler.Env(kube, controls, allow_targets_annotation=True)
 
     async def tick() -> None:
         for name in names:

@@ -26,6 +26,8 @@ GROUP, VERSION, PLURAL = "celeris.dev", "v1alpha1", "tradingsystems"
 INTERVAL_S = float(os.environ.get("CELERIS_OPERATOR_INTERVAL_S", "5"))
 IMAGE_READY_TIMEOUT_S = float(os.environ.get("CELERIS_OPERATOR_IMAGE_TIMEOUT_S", "120"))
 OPERATOR_NAMESPACE = os.environ.get("CELERIS_OPERATOR_NAMESPACE", "celeris-system")
+ALLOW_TARGETS = os.environ.get("CELERIS_OPERATOR_ALLOW_TARGETS") == "1"
+"""Tests (and components outside the cluster) only: honour the celeris.dev/control-targets annotation."""
 
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
 _controls: dict[int, Controls] = {}
@@ -39,7 +41,7 @@ def env() -> reconciler.Env:
     """The pass's environment on this event loop (gRPC channels belong to the loop that opened them)."""
     loop = id(asyncio.get_running_loop())
     controls = _controls.setdefault(loop, Controls())
-    return reconciler.Env(kube, controls, OPERATOR_NAMESPACE, IMAGE_READY_TIMEOUT_S, event=_event)
+    return reconciler.Env(kube, controls, OPERATOR_NAMESPACE, IMAGE_READY_TIMEOUT_S, ALLOW_TARGETS, event=_event)
 
 
 async def run_pass(namespace: str, name: str) -> None:
@@ -84,7 +86,7 @@ async def delete(body: Any, namespace: str, name: str, **_: Any) -> None:
     """Stop trading before the objects go."""
     e = env()
     token = await asyncio.to_thread(kube.control_token, builders.build_control_secret(dict(body), ""))
-    for component, target in reconciler.targets(dict(body)).items():
+    for component, target in reconciler.targets(dict(body), ALLOW_TARGETS).items():
         try:
             await e.controls.halt(target, token, "TradingSystem deleted")
         except Exception as exc:  # a component already gone cannot trade either

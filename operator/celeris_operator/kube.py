@@ -96,7 +96,12 @@ def list_owned(namespace: str, ts_name: str) -> dict[tuple[str, str], dict[str, 
         listing, _, _ = _ops(kind)
         # Raw JSON: the live object as the API serves it (the typed models drop and reshape fields).
         result = listing(namespace, label_selector=selector, _preload_content=False)
-        for item in json.loads(result.data)["items"]:
+        listed = json.loads(result.data)
+        for item in listed["items"]:
+            # A real API server leaves kind and apiVersion out of list items: put them back, or every live
+            # object would differ from its desired one and be re-applied on every pass.
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", listed.get("apiVersion", ""))
             out[(kind, item["metadata"]["name"])] = item
     return out
 

@@ -46,16 +46,35 @@ class Env:
     controls: Controls
     operator_namespace: str = "celeris-system"
     image_timeout_s: float = 120.0
+    allow_targets_annotation: bool = False
     now: Callable[[], float] = time.time
     event: Callable[[dict[str, Any], str, str, str], None] = lambda body, kind, reason, message: None
     """(body, "Normal"|"Warning", reason, message)."""
 
 
-def targets(body: dict[str, Any]) -> dict[str, str]:
+def targets(body: dict[str, Any], allow_override: bool = False) -> dict[str, str]:
+    """Every component's Control address: its in-cluster Service. The control-targets annotation (a JSON
+    map component -> host:port, for components running outside the cluster, as in the tests) is read only
+    when the operator is started with CELERIS_OPERATOR_ALLOW_TARGETS=1, and only if it is well formed and
+    names every component: otherwise anyone who may edit the resource could send the Control token
+    elsewhere or leave a component out of every halt."""
     meta = body["metadata"]
     override = (meta.get("annotations") or {}).get(TARGETS_ANNOTATION)
-    if override:
-        return dict(json.loads(override))
+    services = _service_targets(body)
+    if override and allow_override:
+        try:
+            given = json.loads(override)
+        except ValueError:
+            given = None
+        if isinstance(given, dict) and set(given) == set(services) and all(
+                isinstance(v, str) and 0 < len(v) <= 255 for v in given.values()):
+            return dict(given)
+        log.warning("ignoring a malformed %s annotation on %s", TARGETS_ANNOTATION, meta.get("name"))
+    return services
+
+
+def _service_targets(body: dict[str, Any]) -> dict[str, str]:
+    meta = body["metadata"]
     out = {}
     for group, components in builders.pod_groups(body["spec"]).items():
         for c in components:
@@ -70,6 +89,22 @@ def mode_path(current: Mode, target: Mode) -> list[Mode]:
     if order.index(target) <= order.index(current):
         return [target] if target is not current else []
     return order[order.index(current) + 1:order.index(target) + 1]
+
+
+def error_window_s(spec: dict[str, Any]) -> float:
+    """The reject rate is judged over this much recent time (rollout.gates.errorWindow, 5m)."""
+    try:
+        return rollout.parse_duration((spec.get("rollout") or {}).get("gates", {}).get("errorWindow") or "5m") or 300.0
+    except ValueError:
+        return 300.0
+
+
+def _recorded_mode(status: dict[str, Any]) -> Mode:
+    """status.mode, or observation when it is not a mode (garbage must not stop enforcement)."""
+    try:
+        return Mode(status.get("mode") or "observation")
+    except ValueError:
+        return Mode.OBSERVATION
 
 
 def believed_mode(recorded: Mode, observed: dict[str, signals.Observed]) -> tuple[Mode, str]:
@@ -132,9 +167,9 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     approved = approval.evaluate(spec, meta, old, now_iso)
     # The components first: what they report decides whether the recorded mode is believed, before any
     # desired state is written from it.
-    where = targets(body)
+    where = targets(body, env.allow_targets_annotation)
     observed = await env.controls.statuses(where, token)
-    current, disbelief = believed_mode(Mode(old.get("mode") or "observation"), observed)
+    current, disbelief = believed_mode(_recorded_mode(old), observed)
     if disbelief:
         env.event(body, "Warning", "StatusModeDisbelieved", disbelief)
         p.degraded.append(disbelief)
@@ -154,7 +189,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     desired = builders.desired_state(body, current.value, halted)
     objects = builders.build_all(body, desired, image.images, env.operator_namespace)
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    stale = [key for key in owned if key not in wanted and key[0] in env.kube.PRUNABLE_KINDS]
+    stale = [key for key in owned if key not in wanted and key[0] in env.kube.PRUNABLE_KINDS
+             and _owned_by(owned[key], meta["uid"])]  # labels can be copied; the owner reference is ours
     for kind, stale_name in stale:
         if not owned[(kind, stale_name)]["metadata"].get("deletionTimestamp"):
             await asyncio.to_thread(env.kube.delete, kind, namespace, stale_name)
@@ -172,7 +208,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
 
     # 2. components -----------------------------------------------------------------------------------
     settings_json = json.dumps(desired["settings"])
-    for component, seen in observed.items():
+    # Execution first: its halt closes the order gate; a slow component elsewhere must not delay it.
+    for component, seen in sorted(observed.items(), key=lambda item: item[0] != ORDER_MANAGER):
         if seen.reachable:
             await _correct(env, p, component, where[component], seen, generation, settings_json, halted, current)
 
@@ -181,12 +218,13 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     if stage.get("mode") != current.value:
         stage = {"mode": current.value, "since": now_iso}
     stage = signals.next_window(stage, observed, current, now)
-    baseline, counters = stage.get("baseline") or {}, signals.counters(observed)
+    counters = signals.counters(observed)
     facts = rollout.Facts(now, signals.window_start(stage, now),
                           {c: o.reachable and o.ready for c, o in observed.items()},
-                          signals.increase(baseline, counters, "reconciliation"),
-                          signals.increase(baseline, counters, "criticalAlerts"),
-                          signals.increase(baseline, counters, "orders"), signals.increase(baseline, counters, "rejects"),
+                          signals.increase(stage, counters, "reconciliation"),
+                          signals.increase(stage, counters, "criticalAlerts"),
+                          *signals.recent(stage, now, signals.increase(stage, counters, "orders"),
+                                          signals.increase(stage, counters, "rejects"), error_window_s(spec)),
                           approved.valid, approved.reason, (approved.abort or {}).get("reason", ""))
     decision = rollout.decide(spec, current, facts)
     if decision.action == "promote":
@@ -246,6 +284,10 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
         objectsApplied=applied)
     await asyncio.to_thread(env.kube.patch_status, namespace, name, _with_removals(old, p.status))
     return p.status
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
 
 
 def _runs_order_manager(deployment: dict[str, Any]) -> bool:

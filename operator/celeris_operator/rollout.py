@@ -72,6 +72,10 @@ def stages(spec: dict[str, Any]) -> list[tuple[Mode, float]]:
 
 
 def error_rate_ok(spec: dict[str, Any], orders: int, rejects: int) -> bool:
+    from celeris_operator.signals import UNREADABLE
+
+    if orders >= UNREADABLE or rejects >= UNREADABLE:
+        return False  # a counter that cannot be read passes no gate
     gates = (spec.get("rollout") or {}).get("gates", {})
     if orders < int(gates.get("errorBudgetMinOrders", DEFAULT_MIN_ERROR_SAMPLES)):
         return True

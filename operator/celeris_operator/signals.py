@@ -47,17 +47,23 @@ COUNTERS = {
 }
 
 
+UNREADABLE = 1 << 30
+"""What a counter that cannot be read (not a non-negative integer) counts as: its gate fails."""
+
+
 def _value(details: dict[str, str], key: str) -> int:
-    if "." in key:  # a field of a JSON detail, e.g. execution's stats
-        outer, inner = key.split(".", 1)
-        try:
-            return int(json.loads(details.get(outer) or "{}").get(inner, 0))
-        except (ValueError, TypeError, AttributeError):
-            return 0
+    """The counter `key` of a component's details (0 when it does not report it; UNREADABLE when it
+    reports something that is not a non-negative integer: a gate never passes on what it cannot read)."""
     try:
-        return int(details.get(key, 0))
-    except ValueError:
-        return 0
+        if "." in key:  # a field of a JSON detail, e.g. execution's stats
+            outer, inner = key.split(".", 1)
+            raw = json.loads(details.get(outer) or "{}").get(inner, 0)
+        else:
+            raw = details.get(key, 0)
+        value = raw if isinstance(raw, int) and not isinstance(raw, bool) else int(str(raw), 10)
+    except (ValueError, TypeError, AttributeError):
+        return UNREADABLE
+    return value if value >= 0 else UNREADABLE
 
 
 def counters(observed: dict[str, Observed]) -> dict[str, list[int]]:
@@ -71,14 +77,20 @@ def counters(observed: dict[str, Observed]) -> dict[str, list[int]]:
     return out
 
 
-def increase(baseline: dict[str, list[int]], now: dict[str, list[int]], name: str) -> int:
-    """How much the counters behind gate `name` grew since the baseline (a restart counts from zero)."""
+def increase(stage: dict[str, Any], now: dict[str, list[int]], name: str) -> int:
+    """How much the counters behind gate `name` grew within the stage's window: what earlier processes
+    counted before they restarted (carried) plus what the current ones counted since their baseline."""
+    baseline, carried = stage.get("baseline") or {}, stage.get("carried") or {}
     total = 0
     for component, key in COUNTERS[name]:
-        current = now.get(f"{component}.{key}")
+        full = f"{component}.{key}"
+        total += int(carried.get(full, 0))
+        current = now.get(full)
         if current is None:
             continue
-        base = baseline.get(f"{component}.{key}")
+        if current[1] >= UNREADABLE:
+            return UNREADABLE
+        base = baseline.get(full)
         if base is None or base[0] != current[0] or current[1] < base[1]:
             total += current[1]  # a new process (or a baseline from before it): all of it is in the window
         else:
@@ -100,11 +112,39 @@ def next_window(stage: dict[str, Any], observed: dict[str, Observed], mode: Mode
     elif "readySince" not in stage:
         stage["readySince"] = now_s
     current = counters(observed)
-    baseline = dict(stage.get("baseline") or {})
+    baseline, carried = dict(stage.get("baseline") or {}), dict(stage.get("carried") or {})
+    last = stage.get("last") or {}
     for key, value in current.items():
+        base = baseline.get(key)
+        if base is not None and base[0] != value[0]:
+            # The process restarted since the last pass: what it had counted stays in the window, the new
+            # one counts from zero, and the soak starts again (it was not ready all along).
+            seen = last.get(key)
+            if seen is not None and seen[0] == base[0] and seen[1] < UNREADABLE:
+                carried[key] = int(carried.get(key, 0)) + max(0, seen[1] - base[1])
+            baseline[key] = [value[0], 0]
+            stage.pop("readySince", None)
         baseline.setdefault(key, value)  # a counter first seen in this stage starts its window here
-    stage["baseline"] = baseline
+    stage.update(baseline=baseline, carried=carried, last=current)
     return stage
+
+
+ERROR_SAMPLE_EVERY_S = 15.0
+
+
+def recent(stage: dict[str, Any], now_s: float, orders: int, rejects: int, window_s: float) -> tuple[int, int]:
+    """Orders and rejects over the last `window_s` of the stage (a reject storm after a long clean run
+    must not hide in the stage's average): the stage keeps a sample of its running totals every
+    ERROR_SAMPLE_EVERY_S and the increase since the newest sample older than the window is returned."""
+    samples = [s for s in stage.get("errorSamples") or [] if isinstance(s, list) and len(s) == 3]
+    if not samples or now_s - samples[-1][0] >= ERROR_SAMPLE_EVERY_S:
+        samples.append([now_s, orders, rejects])
+    older = [s for s in samples if now_s - s[0] >= window_s]
+    start = older[-1] if older else samples[0]
+    stage["errorSamples"] = [s for s in samples if now_s - s[0] < window_s + ERROR_SAMPLE_EVERY_S] or [start]
+    if start[1] > orders or start[2] > rejects:  # totals never go down within a stage
+        return orders, rejects
+    return orders - start[1], rejects - start[2]
 
 
 def window_start(stage: dict[str, Any], now_s: float) -> float:

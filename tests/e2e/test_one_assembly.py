@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,6 +29,9 @@ from celeris.api.v1 import control_pb2, control_pb2_grpc, risk_pb2, risk_pb2_grp
 ROOT = Path(__file__).resolve().parents[2]
 CELERIS = str(Path(sys.executable).with_name("celeris"))
 KEY, SECRET = "assembly-key", "assembly-secret"
+CONTROL_TOKEN = "assembly-control-token"
+"""Given to `celeris up` as CELERIS_CONTROL_TOKEN: both topologies' Control services require it."""
+AUTH = (("authorization", f"Bearer {CONTROL_TOKEN}"),)
 MODES = {0: "unspecified", 1: "observation", 2: "simulation", 3: "live"}
 
 
@@ -35,7 +39,8 @@ def _start(topology: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen([CELERIS, "up", "-f", str(ROOT / "examples" / "tight-limits.yaml"), "--topology", topology,
                              "--duration", "150", "--json", "--dashboard-port", "0", "--api-key", KEY,
                              "--api-secret", SECRET, "--seed", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CELERIS_CONTROL_TOKEN": CONTROL_TOKEN})
     found: dict[str, str] = {}
     lines: list[str] = []
     deadline = time.monotonic() + 90
@@ -80,26 +85,27 @@ async def _scenario(targets: dict[str, str]) -> dict[str, object]:
         outcome["risk_policies"] = sorted((p.name, p.threshold) for p in policies)
         listed = (await strategy.ListStrategies(strategy_pb2.ListStrategiesRequest(), timeout=5)).strategies
         outcome["strategies"] = sorted(s.name for s in listed)
-        status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5)
+        status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5, metadata=AUTH)
         outcome["execution_mode"] = MODES[status.mode]
 
         async def traded() -> bool:
-            status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5)
+            status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5, metadata=AUTH)
             return json.loads(_detail(status, "stats") or "{}").get("fills", 0) >= 3
 
         outcome["traded"] = await _until(traded)
         halt = subprocess.run([CELERIS, "halt", "--target", targets["risk"], "--reason", "one assembly",
                                "--by", "test"], capture_output=True, text=True, timeout=90)
         outcome["halt_exit_code"] = halt.returncode
-        status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5)
+        status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5, metadata=AUTH)
         outcome["after_halt"] = {"execution_halted": status.halted, "open_orders": _detail(status, "open_orders"),
                                  "flat": _detail(status, "halt_flat")}
         stop = await risk.GetEmergencyStopStatus(risk_pb2.GetEmergencyStopStatusRequest(), timeout=5)
         outcome["emergency_stop"] = {"active": stop.active, "by": stop.triggered_by}
         outcome["venue"] = _venue_after_halt(targets["venue"])
         resume = subprocess.run([CELERIS, "resume", "--target", targets["risk"], "--by", "test"],
-                                capture_output=True, text=True, timeout=60)
-        status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5)
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "CELERIS_CONTROL_TOKEN": CONTROL_TOKEN})
+        status = await execution.GetStatus(control_pb2.GetStatusRequest(), timeout=5, metadata=AUTH)
         outcome["after_resume"] = {"exit_code": resume.returncode, "execution_halted": status.halted}
     return outcome
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+
+from celeris.runtime.control_auth import control_metadata
 import pytest
 
 from celeris.api.v1 import common_pb2, control_pb2, control_pb2_grpc
@@ -137,18 +139,22 @@ async def test_5_mode_switches_at_run_time_through_control():
     try:
         async with grpc.aio.insecure_channel(system.grpc_target) as channel:
             ctl = control_pb2_grpc.ControlStub(channel)
+            auth = control_metadata(system.up.control_token)  # the run's Control token
             # Observation: the strategies decide (signals), nothing is sent.
             assert await wait_for(lambda: system.strategy.stats["signals"] >= 3, timeout=30)
             assert system.execution.stats.accepted == 0
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_LIVE, requested_by="pytest"))
+                await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_LIVE, requested_by="pytest"),
+                                  metadata=auth)
             assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION  # no jump over simulation
-            await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_SIMULATION, requested_by="pytest"))
+            await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_SIMULATION, requested_by="pytest"),
+                              metadata=auth)
             assert await wait_for(lambda: system.execution.stats.accepted > 0, timeout=20)
             venue = venue_account(system)
             assert not venue.orders  # simulation: nothing reached the venue
             assert all(system.execution.order_mode[o] is Mode.SIMULATION for o in system.execution.orders)
-            status = await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_LIVE, requested_by="pytest"))
+            status = await ctl.SetMode(control_pb2.SetModeRequest(mode=common_pb2.MODE_LIVE, requested_by="pytest"),
+                                       metadata=auth)
             assert status.mode == common_pb2.MODE_LIVE
             assert await wait_for(lambda: len(venue.orders) > 0, timeout=20)  # live: orders at the venue
     finally:
@@ -324,7 +330,8 @@ async def test_a_configuration_one_component_refuses_changes_no_component():
         async with grpc.aio.insecure_channel(system.grpc_target) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await control_pb2_grpc.ControlStub(channel).Configure(control_pb2.ConfigureRequest(
-                    generation=2, settings_json=json.dumps(document), requested_by="pytest"))
+                    generation=2, settings_json=json.dumps(document), requested_by="pytest"),
+                    metadata=control_metadata(system.up.control_token))
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "no_such_type" in refused.value.details()
         assert system.execution.config.exposure == before_limits
         assert sorted(system.strategy.runners) == before_strategies

@@ -273,6 +273,9 @@ class ApiServer:
             selector = dict(p.split("=", 1) for p in request.query.get("labelSelector", "").split(",") if "=" in p)
             items = [copy.deepcopy(o) for k, o in self.objects.items() if k[:3] == res and (not namespace or k[3] == namespace)
                      and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in selector.items())]
+            for item in items:  # as the real server: list items carry neither kind nor apiVersion
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
             kind = RESOURCES[res][0]
             return web.json_response({"kind": f"{kind}List", "apiVersion": "/".join(p for p in res[:2] if p),
                                       "metadata": {"resourceVersion": str(self.rv)}, "items": items})

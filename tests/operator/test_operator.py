@@ -28,7 +28,8 @@ from tests.operator.apiserver import ApiServer
 from tests.support.waits import wait_until
 
 # Read by the operator module when kopf imports it: fast rollout ticks and image timeouts for tests.
-OPERATOR_ENV = {"CELERIS_OPERATOR_INTERVAL_S": "0.5", "CELERIS_OPERATOR_IMAGE_TIMEOUT_S": "2"}
+OPERATOR_ENV = {"CELERIS_OPERATOR_INTERVAL_S": "0.5", "CELERIS_OPERATOR_IMAGE_TIMEOUT_S": "2",
+                "CELERIS_OPERATOR_ALLOW_TARGETS": "1"}
 
 COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
 BASE = "/apis/celeris.dev/v1alpha1/namespaces/trading/tradingsystems"

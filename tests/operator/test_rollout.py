@@ -134,12 +134,46 @@ def seen(component, started=1, ready=True, mode=Mode.SIMULATION, **details):
 def test_counters_count_within_the_window_and_restarts_from_zero():
     before = {"account": seen("account", mismatches=5, critical_alerts=1), "risk": seen("risk", critical_alerts=2)}
     stage = signals.next_window({}, before, Mode.SIMULATION, 100.0)
-    assert signals.increase(stage["baseline"], signals.counters(before), "reconciliation") == 0  # not since start
+    assert signals.increase(stage, signals.counters(before), "reconciliation") == 0  # not since start
     later = {"account": seen("account", mismatches=6, critical_alerts=1), "risk": seen("risk", started=2,
                                                                                         critical_alerts=1)}
+    stage = signals.next_window(stage, later, Mode.SIMULATION, 105.0)
     now = signals.counters(later)
-    assert signals.increase(stage["baseline"], now, "reconciliation") == 1
-    assert signals.increase(stage["baseline"], now, "criticalAlerts") == 1  # risk restarted: its 1 is new
+    assert signals.increase(stage, now, "reconciliation") == 1
+    assert signals.increase(stage, now, "criticalAlerts") == 1  # risk restarted: its 1 is new
+
+
+def test_a_restart_between_two_passes_keeps_what_the_old_process_counted():
+    """Mismatches seen, then the account restarts within one tick: the window still holds them, and the
+    soak starts again (review: the restart wiped the window and the rollout promoted)."""
+    stage = signals.next_window({}, {"account": seen("account", mismatches=0)}, Mode.SIMULATION, 100.0)
+    stage = signals.next_window(stage, {"account": seen("account", mismatches=5)}, Mode.SIMULATION, 105.0)
+    restarted = {"account": seen("account", started=9, mismatches=0)}
+    stage = signals.next_window(stage, restarted, Mode.SIMULATION, 110.0)
+    assert signals.increase(stage, signals.counters(restarted), "reconciliation") == 5
+    assert signals.window_start(stage, 110.0) == 110.0
+
+
+@pytest.mark.parametrize("bad", ["1.0", "many", "", "-5", "1e3"])
+def test_a_counter_that_cannot_be_read_fails_its_gate(bad):
+    observed = {"risk": seen("risk", critical_alerts=bad), "account": seen("account", critical_alerts=3)}
+    stage = signals.next_window({}, observed, Mode.LIVE, 100.0)
+    assert signals.increase(stage, signals.counters(observed), "criticalAlerts") >= signals.UNREADABLE
+    assert not rollout.evaluate_gates(SPEC, Mode.LIVE, facts(critical=signals.UNREADABLE))["criticalAlerts"]
+    assert not rollout.error_rate_ok(SPEC, signals.UNREADABLE, 0)
+
+
+def test_the_reject_rate_is_judged_over_recent_time():
+    """200,000 clean orders, then 1,000 rejects in a row: 0.5 % over the stage, but all of the last
+    minutes (review: averaged over the whole stage it never demoted)."""
+    stage: dict = {}
+    assert signals.recent(stage, 0.0, 0, 0, 300.0) == (0, 0)
+    for t in range(15, 3600, 15):
+        signals.recent(stage, float(t), 200_000 * t // 3600, 0, 300.0)
+    orders, rejects = signals.recent(stage, 3615.0, 201_000, 1_000, 300.0)
+    assert rejects == 1000 and orders < 30_000
+    assert not rollout.error_rate_ok(SPEC, orders, rejects)
+    assert len(stage["errorSamples"]) <= 300 / signals.ERROR_SAMPLE_EVERY_S + 2  # bounded in status
 
 
 def test_the_soak_restarts_when_a_component_is_not_ready_or_not_in_the_stage():

@@ -153,7 +153,8 @@ class InProcessSystem:
             "celeris-up", self.clock, mode=Mode(self.up.mode),
             components=[b[n].component for n in ("execution", "strategy", "risk", "account", "marketdata")])
         registrars = [r for n in ("marketdata", "execution", "strategy", "risk", "account") for r in b[n].registrars]
-        bound = grpc_server.create_server([*registrars, control.registrar(ctl)], "127.0.0.1", 0)
+        bound = grpc_server.create_server([*registrars, control.registrar(ctl)], "127.0.0.1", 0,
+                                          control_token=self.up.control_token)
         await bound.server.start()
         await bound.set_serving()
         self.grpc_target = bound.target

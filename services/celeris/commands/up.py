@@ -195,8 +195,9 @@ class Up:
         self.api_key = args.api_key or ("celeris-up-" + secrets.token_hex(4))
         self.api_secret = args.api_secret or secrets.token_hex(16)
         self.token = args.dashboard_token or secrets.token_urlsafe(16)
-        self.control_token = secrets.token_urlsafe(32)
-        """This run's Control token: every process of the services topology requires and presents it."""
+        self.control_token = os.environ.get("CELERIS_CONTROL_TOKEN") or secrets.token_urlsafe(32)
+        """This run's Control token (CELERIS_CONTROL_TOKEN, else a random one): the Control service of either
+        topology requires it, and every process of the services topology presents it."""
         self.stop_event = asyncio.Event()
         self.started = time.monotonic()
         self.components: dict[str, Any] = {}

@@ -13,6 +13,7 @@ copied into a ConfigMap.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -108,10 +109,12 @@ def settings_for(body: dict[str, Any], component: str) -> dict[str, str]:
     return out
 
 
-def desired_state(body: dict[str, Any], mode: str, halted: bool) -> dict[str, Any]:
-    """What every component applies at start and the operator enforces: mode, halt, configuration."""
+def desired_state(body: dict[str, Any], mode: str, halted: bool, generation: int | None = None) -> dict[str, Any]:
+    """What every component applies at start and the operator enforces: mode, halt, configuration (its
+    generation: the resource's, unless the operator had to move past what a component already holds)."""
     spec = body["spec"]
-    return {"generation": int(body["metadata"].get("generation") or 0), "mode": mode, "halted": halted,
+    generation = int(body["metadata"].get("generation") or 0) if generation is None else generation
+    return {"generation": generation, "mode": mode, "halted": halted,
             "haltReason": "spec.halted" if halted else "",
             "settings": {"strategies": list(spec.get("strategies") or []), "risk": dict(spec.get("risk") or {})}}
 
@@ -128,6 +131,11 @@ def build_desired_configmap(body: dict[str, Any], desired: dict[str, Any]) -> di
     name = body["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(body, desired_configmap_name(name)),
             "data": {DESIRED_KEY: json.dumps(desired, sort_keys=True)}}
+
+
+def token_digest(token: str) -> str:
+    """What a pod template may carry of the token: enough to tell two apart, nothing to recover it by."""
+    return hashlib.sha256(f"celeris-control:{token}".encode()).hexdigest()[:16]
 
 
 def build_control_secret(body: dict[str, Any], token: str) -> dict[str, Any]:
@@ -206,7 +214,7 @@ def placement(spec: dict[str, Any], group: str) -> dict[str, Any]:
 
 
 def build_deployment(body: dict[str, Any], group: str, components: tuple[str, ...],
-                     image: str | None = None) -> dict[str, Any]:
+                     image: str | None = None, token_digest: str = "") -> dict[str, Any]:
     name = body["metadata"]["name"]
     image = image or body["spec"]["image"]
     selector = labels(name, group)
@@ -223,9 +231,12 @@ def build_deployment(body: dict[str, Any], group: str, components: tuple[str, ..
             "spec": {"replicas": 1, "selector": {"matchLabels": selector},
                      # Never two order managers at once: the old pod goes before the new one starts.
                      "strategy": {"type": "Recreate"} if "execution" in components else {"type": "RollingUpdate"},
+                     # The Control token's digest: a new token (the Secret was deleted) starts new pods that hold it,
+                     # which come back in the desired state; old pods would refuse every Control call.
                      "template": {"metadata": {"labels": selector,
                                                "annotations": {"prometheus.io/scrape": "true",
-                                                               "prometheus.io/port": str(METRICS_PORT)}},
+                                                               "prometheus.io/port": str(METRICS_PORT),
+                                                               "celeris.dev/control-token": token_digest}},
                                   "spec": pod_spec}}}
 
 
@@ -282,7 +293,7 @@ def ordered_groups(spec: dict[str, Any]) -> list[str]:
 
 
 def build_all(body: dict[str, Any], desired: dict[str, Any], images: dict[str, str] | None = None,
-              operator_namespace: str = "celeris-system") -> list[dict[str, Any]]:
+              operator_namespace: str = "celeris-system", token_digest: str = "") -> list[dict[str, Any]]:
     """Every object of a TradingSystem but its control Secret, in the order they are applied (data plane
     first; the desired state before any pod that reads it)."""
     groups = pod_groups(body["spec"])
@@ -290,6 +301,6 @@ def build_all(body: dict[str, Any], desired: dict[str, Any], images: dict[str, s
                                  build_network_policy(body, operator_namespace)]
     for group in ordered_groups(body["spec"]):
         out.append(build_service(body, group, groups[group]))
-        out.append(build_deployment(body, group, groups[group], (images or {}).get(group)))
+        out.append(build_deployment(body, group, groups[group], (images or {}).get(group), token_digest))
         out.append(build_pdb(body, group))
     return out

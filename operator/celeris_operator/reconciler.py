@@ -91,6 +91,21 @@ def mode_path(current: Mode, target: Mode) -> list[Mode]:
     return order[order.index(current) + 1:order.index(target) + 1]
 
 
+def config_generation(generation: int, status: dict[str, Any], observed: dict[str, signals.Observed]) -> int:
+    """The configuration generation the components are given: the resource's generation plus an offset
+    that only grows. A component holding a later generation than that (the resource was deleted and
+    created again, its generation started over at 1) would refuse every configuration as older than its
+    own: the offset moves past it, so new risk limits are applied, never refused."""
+    try:
+        offset = max(0, int(status.get("generationOffset") or 0))
+    except (TypeError, ValueError):
+        offset = 0
+    ahead = max((o.config_generation for o in observed.values() if o.reachable), default=0)
+    if ahead > generation + offset:
+        offset = ahead - generation + 1
+    return generation + offset
+
+
 def error_window_s(spec: dict[str, Any]) -> float:
     """The reject rate is judged over this much recent time (rollout.gates.errorWindow, 5m)."""
     try:
@@ -149,6 +164,7 @@ class Pass:
     own_halts: dict[str, str] = field(default_factory=dict)
     drift: dict[str, str] = field(default_factory=dict)
     degraded: list[str] = field(default_factory=list)
+    config_generation: int = 0
 
 
 async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | None:
@@ -170,6 +186,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     where = targets(body, env.allow_targets_annotation)
     observed = await env.controls.statuses(where, token)
     current, disbelief = believed_mode(_recorded_mode(old), observed)
+    p.config_generation = config_generation(generation, old, observed)
+    p.status["generationOffset"] = p.config_generation - generation
     if disbelief:
         env.event(body, "Warning", "StatusModeDisbelieved", disbelief)
         p.degraded.append(disbelief)
@@ -186,8 +204,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     if image.last_rollout and image.last_rollout.get("result") == "rolled back":
         p.degraded.append(f"image {image.last_rollout['image']} rolled back: {image.last_rollout.get('failedComponent')} "
                           f"was not ready")
-    desired = builders.desired_state(body, current.value, halted)
-    objects = builders.build_all(body, desired, image.images, env.operator_namespace)
+    desired = builders.desired_state(body, current.value, halted, p.config_generation)
+    objects = builders.build_all(body, desired, image.images, env.operator_namespace, builders.token_digest(token))
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
     stale = [key for key in owned if key not in wanted and key[0] in env.kube.PRUNABLE_KINDS
              and _owned_by(owned[key], meta["uid"])]  # labels can be copied; the owner reference is ours
@@ -211,7 +229,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     # Execution first: its halt closes the order gate; a slow component elsewhere must not delay it.
     for component, seen in sorted(observed.items(), key=lambda item: item[0] != ORDER_MANAGER):
         if seen.reachable:
-            await _correct(env, p, component, where[component], seen, generation, settings_json, halted, current)
+            await _correct(env, p, component, where[component], seen, p.config_generation, settings_json, halted,
+                           current)
 
     # 3. the rollout ------------------------------------------------------------------------------------
     stage = dict(old.get("stage") or {})
@@ -357,7 +376,7 @@ async def _promote(env: Env, p: Pass, where: dict[str, str], current: Mode, deci
     if not failure:
         try:
             await asyncio.to_thread(env.kube.apply, builders.build_desired_configmap(
-                body, builders.desired_state(body, decision.mode.value, halted)))
+                body, builders.desired_state(body, decision.mode.value, halted, p.config_generation)))
             return decision.mode
         except Exception as exc:
             failure = f"desired state: {_details(exc)}"
@@ -379,7 +398,7 @@ async def _demote(env: Env, p: Pass, where: dict[str, str], current: Mode, decis
     cannot be told now is drift, corrected by the next pass. A demotion is never rolled back."""
     try:
         await asyncio.to_thread(env.kube.apply, builders.build_desired_configmap(
-            body, builders.desired_state(body, decision.mode.value, halted)))
+            body, builders.desired_state(body, decision.mode.value, halted, p.config_generation)))
     except Exception as exc:
         p.degraded.append(f"desired state not written: {_details(exc)}")
     for component, target in where.items():

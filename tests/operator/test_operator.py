@@ -569,3 +569,33 @@ def test_the_operator_survives_api_failures_and_a_compaction(cluster, operator):
 async def _compact(api):
     api.compact()
     await api._notify()
+
+
+def test_a_deleted_control_secret_rolls_the_pods_and_a_recreated_resource_is_configured(cluster, operator):
+    """Review: with its Secret deleted the operator minted a token the running pods did not hold and lost
+    them; with the resource created again (generation back to 1) components holding generation 7
+    refused every new configuration."""
+    ts = System(cluster, "relock", create=False)
+    for c in ts.controls.values():
+        c.config_generation = 7  # from an earlier incarnation of the same system
+    ts.create()
+    wait_until(lambda: len(ts.objects("Deployment")) == 6, what="deployments")
+    wait_until(lambda: all(c.config_generation == 8 for c in ts.controls.values()), what="moved past 7")
+    assert ts.desired()["generation"] == 8 and ts.status()["generationOffset"] == 7
+    ts.patch(risk={"maxLeverage": 2})
+    wait_until(lambda: all(c.config_generation == 9 for c in ts.controls.values()), what="new limits applied")
+    assert ts.controls["risk"].config["risk"]["maxLeverage"] == 2
+
+    def digests():
+        return {d["spec"]["template"]["metadata"]["annotations"]["celeris.dev/control-token"]
+                for d in ts.objects("Deployment")}
+
+    before = digests()
+    assert len(before) == 1 and "" not in before
+    secret = "/api/v1/namespaces/trading/secrets/relock-control"
+    token = cluster.call("GET", secret)[1]["data"]["token"]
+    assert token not in json.dumps(ts.get()) and token not in json.dumps(ts.objects("Deployment"))
+    cluster.call("DELETE", secret)
+    wait_until(lambda: cluster.call("GET", secret)[0] == 200 and digests() != before, what="new token, new pods")
+    assert len(digests()) == 1
+    ts.delete()

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from celeris_operator import approval, builders, kube, reconciler
+from celeris_operator import approval, builders, kube, reconciler, seal
 from celeris_operator.controls import Controls
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,12 @@ async def approval_changed(namespace: str, name: str, old: Any, new: Any, **_: A
         if body is None:
             return
         record = approval.grant(body, reconciler.iso(time.time())) if new and not old else None
-        await asyncio.to_thread(kube.patch_status, namespace, name, {"approval": record})
+        status = dict(body.get("status") or {})
+        token = await asyncio.to_thread(kube.control_token, builders.build_control_secret(body, ""))
+        patch: dict[str, Any] = {"approval": record}
+        if seal.intact(status, token):  # re-sealed only what was the operator's own (never launder a forgery)
+            patch["seal"] = seal.seal({**status, "approval": record}, token)
+        await asyncio.to_thread(kube.patch_status, namespace, name, patch)
     await run_pass(namespace, name)
 
 

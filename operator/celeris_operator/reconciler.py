@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from celeris.domain.modes import Mode
-from celeris_operator import approval, builders, conditions, images, rollout, signals
+from celeris_operator import approval, builders, conditions, images, rollout, seal, signals
 from celeris_operator.controls import Controls
 
 log = logging.getLogger(__name__)
@@ -174,10 +174,19 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
         return None
     spec, meta = body["spec"], body["metadata"]
     old = dict(body.get("status") or {})
+    stored = dict(old)  # as it is in the API: the status write is a patch from this to what the pass decides
     now = env.now()
     now_iso = iso(now)
     generation = int(meta.get("generation") or 0)
     token = await asyncio.to_thread(env.kube.control_token, builders.build_control_secret(body, ""))
+    foreign = not seal.intact(old, token)
+    if foreign:  # records the operator did not write: start over from what the components report, aborted
+        old = {**{k: v for k, v in old.items() if k not in seal.SEALED}, "lastAbortGeneration": generation,
+               "abort": approval.abort_record(meta, "the status was changed by someone other than the operator",
+                                              now_iso),
+               "images": {g: spec["image"] for g in builders.pod_groups(spec)}, "lastGoodImage": spec["image"]}
+        env.event(body, "Warning", "StatusNotTheOperators", "status records changed by someone else: the rollout "
+                                                           "starts over, aborted, from what the components report")
     p = Pass(body, token, now, status={k: v for k, v in old.items() if k != "kopf"})
     halted = bool(spec.get("halted"))
     approved = approval.evaluate(spec, meta, old, now_iso)
@@ -186,6 +195,9 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     where = targets(body, env.allow_targets_annotation)
     observed = await env.controls.statuses(where, token)
     current, disbelief = believed_mode(_recorded_mode(old), observed)
+    if foreign:  # no record of its own to go by: the highest mode a component really trades in
+        reported = [o.mode for o in observed.values() if o.reachable and o.mode is not None]
+        current, disbelief = (max(reported, key=rollout.ORDER.index) if reported else Mode.OBSERVATION), ""
     p.config_generation = config_generation(generation, old, observed)
     p.status["generationOffset"] = p.config_generation - generation
     if disbelief:
@@ -261,7 +273,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
         history = list(old.get("history") or [])
         history.append({"mode": mode.value, "at": now_iso, "reason": decision.reason, "action": decision.action})
         p.status["history"] = history[-20:]
-        stage = {"mode": mode.value, "since": now_iso}
+        # The new stage counts from what was seen now, so nothing between this pass and the next escapes it.
+        stage = {"mode": mode.value, "since": now_iso, "baseline": counters, "last": counters}
         env.event(body, "Normal" if decision.action == "promote" else "Warning",
                   "Promoted" if decision.action == "promote" else "Demoted",
                   f"{current.value} -> {mode.value}: {decision.reason}")
@@ -301,7 +314,8 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
         imageRollout=image.rollout, lastRollout=image.last_rollout, approval=approved.record, abort=abort,
         appliedGeneration={c: o.config_generation for c, o in observed.items() if o.reachable},
         objectsApplied=applied)
-    await asyncio.to_thread(env.kube.patch_status, namespace, name, _with_removals(old, p.status))
+    p.status["seal"] = seal.seal(p.status, token)
+    await asyncio.to_thread(env.kube.patch_status, namespace, name, merge_diff(stored, p.status, keep=("kopf",)))
     return p.status
 
 
@@ -318,9 +332,24 @@ def _join(items: dict[str, str]) -> str:
     return "; ".join(f"{k}: {v}" for k, v in items.items())
 
 
-def _with_removals(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch: keys set to None are removed, as are the operator's keys it no longer writes."""
-    return {**new, **{k: None for k in ("approval", "abort", "imageRollout", "lastRollout") if new.get(k) is None}}
+def merge_diff(old: Any, new: Any, keep: tuple[str, ...] = ()) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: a key `new` no longer has is sent as
+    null at whatever depth (a plain patch of `new` would leave it in place: a soak restarted by dropping
+    readySince would not restart). Top-level keys in `keep` are someone else's (kopf's) and left alone."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch = {k: None for k in old if k not in new and k not in keep}
+    for key, value in new.items():
+        if value is None:
+            if key in old:
+                patch[key] = None
+        elif isinstance(value, dict) and isinstance(old.get(key), dict):
+            inner = merge_diff(old[key], value)
+            if inner:
+                patch[key] = inner
+        elif old.get(key) != value:
+            patch[key] = value
+    return patch
 
 
 async def _correct(env: Env, p: Pass, component: str, target: str, seen: signals.Observed, generation: int,

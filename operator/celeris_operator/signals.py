@@ -137,7 +137,9 @@ def recent(stage: dict[str, Any], now_s: float, orders: int, rejects: int, windo
     must not hide in the stage's average): the stage keeps a sample of its running totals every
     ERROR_SAMPLE_EVERY_S and the increase since the newest sample older than the window is returned."""
     samples = [s for s in stage.get("errorSamples") or [] if isinstance(s, list) and len(s) == 3]
-    if not samples or now_s - samples[-1][0] >= ERROR_SAMPLE_EVERY_S:
+    if not samples:  # the totals count from the stage's start, where they were zero
+        samples = [[now_s, 0, 0]]
+    elif now_s - samples[-1][0] >= ERROR_SAMPLE_EVERY_S:
         samples.append([now_s, orders, rejects])
     older = [s for s in samples if now_s - s[0] >= window_s]
     start = older[-1] if older else samples[0]

@@ -522,10 +522,27 @@ def test_a_forged_status_does_not_promote(cluster, operator):
     status, _ = cluster.call("PATCH", f"{BASE}/forged/status", {"status": {"mode": "live"}},
                              "application/merge-patch+json")
     assert status == 200
-    wait_until(lambda: "StatusModeDisbelieved" in {e.get("reason") for e in ts.events()}, what="disbelieved")
+    wait_until(lambda: "StatusNotTheOperators" in {e.get("reason") for e in ts.events()}, what="not believed")
     wait_until(lambda: ts.status().get("mode") == "simulation", what="status put back")
     assert all(c.mode is Mode.SIMULATION for c in ts.controls.values())
     assert ts.desired()["mode"] == "simulation"
+    # A forged soak (the stage's clock set back) is not believed either: the rollout is aborted instead.
+    wait_until(lambda: ts.condition("Stalled").get("status") == "True", what="aborted")
+    assert "someone other than the operator" in ts.status()["abort"]["reason"]
+    ts.delete()
+
+
+def test_a_forged_soak_or_approval_does_not_reach_live(cluster, operator):
+    ts = System(cluster, "forged-soak", mode="live",
+                rollout={"stages": [{"mode": "observation"}, {"mode": "simulation", "minDuration": "1h"},
+                                    {"mode": "live"}], "autoPromote": True})
+    ts.wait_mode(Mode.SIMULATION)
+    stage = {**ts.status()["stage"], "enteredEpoch": 0, "readySince": 0}
+    cluster.call("PATCH", f"{BASE}/forged-soak/status", {"status": {"stage": stage}}, "application/merge-patch+json")
+    wait_until(lambda: "StatusNotTheOperators" in {e.get("reason") for e in ts.events()}, what="not believed")
+    time.sleep(1.5)  # three ticks: live must not have been reached (the absence is the property)
+    assert ts.status()["mode"] == "simulation" and all(c.mode is Mode.SIMULATION for c in ts.controls.values())
+    assert ts.condition("Stalled")["status"] == "True"
     ts.delete()
 
 
@@ -596,6 +613,6 @@ def test_a_deleted_control_secret_rolls_the_pods_and_a_recreated_resource_is_con
     token = cluster.call("GET", secret)[1]["data"]["token"]
     assert token not in json.dumps(ts.get()) and token not in json.dumps(ts.objects("Deployment"))
     cluster.call("DELETE", secret)
-    wait_until(lambda: cluster.call("GET", secret)[0] == 200 and digests() != before, what="new token, new pods")
-    assert len(digests()) == 1
+    wait_until(lambda: cluster.call("GET", secret)[0] == 200 and len(digests()) == 1 and digests() != before,
+               what="new token, every pod group rolled")
     ts.delete()

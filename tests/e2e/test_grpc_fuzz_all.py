@@ -96,11 +96,18 @@ def methods():
             yield service, method
 
 
+AUTH: list = []
+"""The system's Control metadata (set by the fixture): the fuzz reaches past authentication, into each
+method's own input handling."""
+
+
 async def call(channel, service, method, request):
     path = f"/{service}/{method.name}"
+    metadata = tuple(AUTH)
     if method.server_streaming:
         stream = channel.unary_stream(path, request_serializer=lambda m: m.SerializeToString(),
-                                      response_deserializer=lambda b: b)(request, timeout=ANSWER_WITHIN_S)
+                                      response_deserializer=lambda b: b)(request, timeout=ANSWER_WITHIN_S,
+                                                                                         metadata=metadata)
         try:
             async for _ in stream:
                 break
@@ -108,7 +115,8 @@ async def call(channel, service, method, request):
             stream.cancel()
     else:
         await channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
-                                  response_deserializer=lambda b: b)(request, timeout=ANSWER_WITHIN_S)
+                                  response_deserializer=lambda b: b)(request, timeout=ANSWER_WITHIN_S,
+                                                                     metadata=metadata)
 
 
 async def timed(channel, service, method, request):
@@ -131,6 +139,9 @@ async def timed(channel, service, method, request):
 def system_target():
     loop = asyncio.new_event_loop()
     system = loop.run_until_complete(started(make_up("--symbols", "BTCUSDT,ETHUSDT", "--mode", "simulation")))
+    from celeris.runtime.control_auth import control_metadata
+
+    AUTH[:] = control_metadata(system.up.control_token)
     yield loop, system
     loop.run_until_complete(system.stop())
     loop.close()
@@ -159,7 +170,8 @@ def test_every_rpc_answers_random_input_promptly_and_the_system_keeps_serving(sy
         from celeris.api.v1 import control_pb2_grpc, execution_pb2_grpc
 
         async with grpc.aio.insecure_channel(system.grpc_target) as channel:
-            status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2)
+            status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=2,
+                                                                           metadata=tuple(AUTH))
             assert status.component
             await execution_pb2_grpc.ExecutionStub(channel).ListOpenOrders(execution_pb2.ListOpenOrdersRequest(),
                                                                             timeout=2)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+import weakref
 from typing import Any
 
 import kopf
@@ -30,7 +31,9 @@ ALLOW_TARGETS = os.environ.get("CELERIS_OPERATOR_ALLOW_TARGETS") == "1"
 """Tests (and components outside the cluster) only: honour the celeris.dev/control-targets annotation."""
 
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
-_controls: dict[int, Controls] = {}
+_controls: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Controls]" = weakref.WeakKeyDictionary()
+"""One Control client per event loop, keyed by the loop itself (an id() is reused once a loop is gone,
+and a channel of a closed loop never answers)."""
 
 
 def _event(body: dict[str, Any], kind: str, reason: str, message: str) -> None:
@@ -39,8 +42,10 @@ def _event(body: dict[str, Any], kind: str, reason: str, message: str) -> None:
 
 def env() -> reconciler.Env:
     """The pass's environment on this event loop (gRPC channels belong to the loop that opened them)."""
-    loop = id(asyncio.get_running_loop())
-    controls = _controls.setdefault(loop, Controls())
+    loop = asyncio.get_running_loop()
+    controls = _controls.get(loop)
+    if controls is None:
+        controls = _controls[loop] = Controls()
     return reconciler.Env(kube, controls, OPERATOR_NAMESPACE, IMAGE_READY_TIMEOUT_S, ALLOW_TARGETS, event=_event)
 
 
@@ -73,10 +78,10 @@ async def approval_changed(namespace: str, name: str, old: Any, new: Any, **_: A
             return
         record = approval.grant(body, reconciler.iso(time.time())) if new and not old else None
         status = dict(body.get("status") or {})
-        token = await asyncio.to_thread(kube.control_token, builders.build_control_secret(body, ""))
+        key = await env().seal_key()
         patch: dict[str, Any] = {"approval": record}
-        if seal.intact(status, token):  # re-sealed only what was the operator's own (never launder a forgery)
-            patch["seal"] = seal.seal({**status, "approval": record}, token)
+        if seal.intact(status, key):  # re-sealed only what was the operator's own (never launder a forgery)
+            patch["seal"] = seal.seal({**status, "approval": record}, key)
         await asyncio.to_thread(kube.patch_status, namespace, name, patch)
     await run_pass(namespace, name)
 

@@ -137,6 +137,18 @@ def patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
         GROUP, VERSION, namespace, PLURAL, name, {"status": status})
 
 
+SEAL_SECRET = "celeris-operator-seal"
+
+
+def seal_key(namespace: str) -> str:
+    """The operator's key for sealing status (celeris_operator.seal): the Secret `celeris-operator-seal` in
+    its namespace, created on first use. Deleting it makes every status foreign once (each rollout is
+    aborted for a person to look at), never trusted."""
+    return control_token({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                          "metadata": {"name": SEAL_SECRET, "namespace": namespace,
+                                       "labels": {"app.kubernetes.io/name": "celeris-operator"}}})
+
+
 def control_token(secret: dict[str, Any]) -> str:
     """The Secret's token (created by `ensure_secret` when absent; never rewritten)."""
     namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]

@@ -47,6 +47,14 @@ class Env:
     operator_namespace: str = "celeris-system"
     image_timeout_s: float = 120.0
     allow_targets_annotation: bool = False
+    _seal_key: str = ""
+
+    async def seal_key(self) -> str:
+        """The key the operator seals status with: its own Secret in its namespace (not the Control
+        token, which a rotation changes), read once per process."""
+        if not self._seal_key:
+            self._seal_key = await asyncio.to_thread(self.kube.seal_key, self.operator_namespace)
+        return self._seal_key
     now: Callable[[], float] = time.time
     event: Callable[[dict[str, Any], str, str, str], None] = lambda body, kind, reason, message: None
     """(body, "Normal"|"Warning", reason, message)."""
@@ -179,12 +187,12 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     now_iso = iso(now)
     generation = int(meta.get("generation") or 0)
     token = await asyncio.to_thread(env.kube.control_token, builders.build_control_secret(body, ""))
-    foreign = not seal.intact(old, token)
+    seal_key = await env.seal_key()
+    foreign = not seal.intact(old, seal_key)
     if foreign:  # records the operator did not write: start over from what the components report, aborted
         old = {**{k: v for k, v in old.items() if k not in seal.SEALED}, "lastAbortGeneration": generation,
                "abort": approval.abort_record(meta, "the status was changed by someone other than the operator",
-                                              now_iso),
-               "images": {g: spec["image"] for g in builders.pod_groups(spec)}, "lastGoodImage": spec["image"]}
+                                              now_iso)}  # images: from the live Deployments, below
         env.event(body, "Warning", "StatusNotTheOperators", "status records changed by someone else: the rollout "
                                                            "starts over, aborted, from what the components report")
     p = Pass(body, token, now, status={k: v for k, v in old.items() if k != "kopf"})
@@ -208,6 +216,12 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     owned = await asyncio.to_thread(env.kube.list_owned, namespace, name)
     groups = builders.pod_groups(spec)
     order = builders.ordered_groups(spec)
+    if foreign:  # what each group runs now, not what a forged record or the spec says; and a different
+        # spec.image is not rolled out until a person retries (it may be the one that was rolled back)
+        old.update(live_images(owned, name, order, spec["image"]))
+        if old["lastGoodImage"] != spec["image"]:
+            old["lastRollout"] = {"image": spec["image"], "result": "rolled back", "retry": approval.retry_token(meta),
+                                  "failedComponent": "unknown: the status was not the operator's", "at": now_iso}
     ready_with = {g: img for g in order
                   if (img := _deployment_ready_with(owned.get(("Deployment", f"{name}-{g}")))) is not None}
     image = images.step(spec, old, order, ready_with, now, env.image_timeout_s, approval.retry_token(meta), now_iso)
@@ -221,11 +235,26 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     wanted = {(o["kind"], o["metadata"]["name"]) for o in objects}
     stale = [key for key in owned if key not in wanted and key[0] in env.kube.PRUNABLE_KINDS
              and _owned_by(owned[key], meta["uid"])]  # labels can be copied; the owner reference is ours
+    if current is Mode.LIVE and any(k == "Deployment" for k, _ in stale):
+        # The CRD refuses a topology change while live, but a status write can get past it: the operator
+        # does not move pods of a live system either.
+        p.refused["topology"] = "spec.topology changed while the system is live: demote it first"
+        objects = [o for o in objects if (o["kind"], o["metadata"]["name"]) in owned or
+                   o["kind"] not in env.kube.PRUNABLE_KINDS]
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in objects} | set(stale)
+        stale = []
     for kind, stale_name in stale:
         if not owned[(kind, stale_name)]["metadata"].get("deletionTimestamp"):
             await asyncio.to_thread(env.kube.delete, kind, namespace, stale_name)
             env.event(body, "Normal", "Pruned", f"{kind} {stale_name} is no longer wanted")
-    old_order_manager = [n for k, n in stale if k == "Deployment" and _runs_order_manager(owned[(k, n)])]
+    # Any order manager the spec no longer wants (ours being pruned, or an orphan left by a delete with
+    # --cascade=orphan that we may not delete) must be gone before a new one may start.
+    old_order_manager = [n for (k, n), o in owned.items() if k == "Deployment" and (k, n) not in wanted
+                         and _runs_order_manager(o)]
+    orphans = [n for n in old_order_manager if not _owned_by(owned[("Deployment", n)], meta["uid"])]
+    if orphans:
+        p.refused["orderManager"] = (f"{', '.join(orphans)} runs an order manager this resource does not own: "
+                                     f"delete it (one order manager at a time)")
     if old_order_manager:  # the old order manager's pods must be gone before the new one may start
         objects = [o for o in objects if not (o["kind"] == "Deployment" and _runs_order_manager(o))]
         p.problems.append(f"waiting for {', '.join(old_order_manager)} to go before its replacement starts")
@@ -314,9 +343,22 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
         imageRollout=image.rollout, lastRollout=image.last_rollout, approval=approved.record, abort=abort,
         appliedGeneration={c: o.config_generation for c, o in observed.items() if o.reachable},
         objectsApplied=applied)
-    p.status["seal"] = seal.seal(p.status, token)
+    p.status["seal"] = seal.seal(p.status, seal_key)
     await asyncio.to_thread(env.kube.patch_status, namespace, name, merge_diff(stored, p.status, keep=("kopf",)))
     return p.status
+
+
+def live_images(owned: dict[tuple[str, str], dict[str, Any]], name: str, order: list[str],
+                fallback: str) -> dict[str, Any]:
+    """images and lastGoodImage as the live Deployments have them (for a status that cannot be trusted)."""
+    running = {}
+    for group in order:
+        dep = owned.get(("Deployment", f"{name}-{group}"))
+        found = {c["image"] for c in dep["spec"]["template"]["spec"]["containers"]} if dep else set()
+        if len(found) == 1:
+            running[group] = found.pop()
+    common = max(set(running.values()), key=list(running.values()).count) if running else fallback
+    return {"images": {g: running.get(g, common) for g in order}, "lastGoodImage": common}
 
 
 def _owned_by(obj: dict[str, Any], uid: str) -> bool:

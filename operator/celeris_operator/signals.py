@@ -130,20 +130,23 @@ def next_window(stage: dict[str, Any], observed: dict[str, Observed], mode: Mode
 
 
 ERROR_SAMPLE_EVERY_S = 15.0
+ERROR_SAMPLES_MAX = 32
+"""At most this many samples stay in status, whatever the window (status must stay small: etcd)."""
 
 
 def recent(stage: dict[str, Any], now_s: float, orders: int, rejects: int, window_s: float) -> tuple[int, int]:
     """Orders and rejects over the last `window_s` of the stage (a reject storm after a long clean run
     must not hide in the stage's average): the stage keeps a sample of its running totals every
     ERROR_SAMPLE_EVERY_S and the increase since the newest sample older than the window is returned."""
+    every = max(ERROR_SAMPLE_EVERY_S, window_s / ERROR_SAMPLES_MAX)  # a long window: coarser, never more samples
     samples = [s for s in stage.get("errorSamples") or [] if isinstance(s, list) and len(s) == 3]
     if not samples:  # the totals count from the stage's start, where they were zero
         samples = [[now_s, 0, 0]]
-    elif now_s - samples[-1][0] >= ERROR_SAMPLE_EVERY_S:
+    elif now_s - samples[-1][0] >= every:
         samples.append([now_s, orders, rejects])
     older = [s for s in samples if now_s - s[0] >= window_s]
     start = older[-1] if older else samples[0]
-    stage["errorSamples"] = [s for s in samples if now_s - s[0] < window_s + ERROR_SAMPLE_EVERY_S] or [start]
+    stage["errorSamples"] = ([s for s in samples if now_s - s[0] < window_s + every] or [start])[-ERROR_SAMPLES_MAX - 2:]
     if start[1] > orders or start[2] > rejects:  # totals never go down within a stage
         return orders, rejects
     return orders - start[1], rejects - start[2]

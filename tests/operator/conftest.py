@@ -28,4 +28,14 @@ def kube_env():
         pytest.skip(f"no real Kubernetes test environment: {exc}")
     # The project's CRDs go in before the controller manager starts (see KubeTestEnv's `crds`).
     with KubeTestEnv(bin_dir, crds=[CRDS]) as env:
+        # The operator's own namespace, as the shipped manifests create it (its seal Secret lives there).
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=env.admin_kubeconfig)
+        try:
+            client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+                name="celeris-system")))
+        except client.exceptions.ApiException as exc:
+            if exc.status != 409:
+                raise
         yield env

@@ -93,6 +93,9 @@ class FakeKube:
             self.minted.append(self.secret_token)
         return self.secret_token
 
+    def seal_key(self, namespace):
+        return "the-operator's-own-seal-key"
+
     def list_owned(self, namespace, name):
         return copy.deepcopy(self.objects)
 

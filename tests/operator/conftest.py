@@ -14,7 +14,7 @@ CRDS = Path(__file__).resolve().parents[2] / "k8s" / "crds"
 def kube_env():
     """A real etcd + kube-apiserver + kube-controller-manager (tests/support/kube.py) for the session.
 
-    The binaries come from CELERIS_TESTENV_BIN or scripts/k8s-testenv (a cold build takes minutes). When
+    The binaries come from CELERIS_TEST_K8S_BIN or scripts/k8s-testenv (a cold build takes minutes). When
     they cannot be had the tests that use this skip, saying why; under CI=true they fail instead, so CI never
     passes with the real-server tier silently left out.
     """

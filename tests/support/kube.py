@@ -1,7 +1,7 @@
 """A real Kubernetes control plane for tests: etcd, kube-apiserver and kube-controller-manager on loopback.
 
 What controller-runtime's envtest does, for Python: the binaries come from scripts/k8s-testenv (built once
-from the Go modules pinned in tools/k8s-testenv and cached), or from the directory that CELERIS_TESTENV_BIN
+from the Go modules pinned in tools/k8s-testenv and cached), or from the directory that CELERIS_TEST_K8S_BIN
 names. `KubeTestEnv` starts etcd (free 127.0.0.1 ports, data in a temporary directory), then kube-apiserver
 with a serving certificate from a throwaway CA, static bearer tokens and RBAC, then kube-controller-manager
 with only the controllers that turn Deployments into ReplicaSets into Pods and collect garbage. There is no
@@ -50,8 +50,8 @@ class KubeEnvStartupError(RuntimeError):
 
 
 def find_bin_dir(build_timeout: float = 3600) -> Path:
-    """CELERIS_TESTENV_BIN if set, else whatever scripts/k8s-testenv builds or has cached."""
-    named = os.environ.get("CELERIS_TESTENV_BIN")
+    """CELERIS_TEST_K8S_BIN if set, else whatever scripts/k8s-testenv builds or has cached."""
+    named = os.environ.get("CELERIS_TEST_K8S_BIN")
     if named:
         bin_dir = Path(named)
     else:

@@ -444,6 +444,27 @@ def test_pruning_and_drift_correction(cluster, operator):
     ts.delete()
 
 
+def test_a_topology_edit_that_reaches_a_live_system_moves_no_pods(cluster, operator):
+    """Defence in depth behind the CRD's 'no topology change while live' rule: under a CRD without it (an
+    older chart's) the edit is stored, and the operator still keeps the live system's order manager and
+    reports why, instead of replacing execution with a hot path under live orders."""
+    ts = System(cluster, "topolive", mode="live", approvedForLive=True)
+    ts.wait_mode(Mode.LIVE, timeout=20)
+    rules = cluster.api.schema["x-kubernetes-validations"]
+    kept = list(rules)
+    rules[:] = [r for r in rules if "spec.topology" not in r["rule"]]
+    try:
+        ts.patch(topology="colocated")
+    finally:
+        rules[:] = kept
+    wait_until(lambda: "changed while the system is live" in json.dumps(ts.status().get("conditions")),
+               what="the refusal reported")
+    names = {d["metadata"]["name"] for d in ts.objects("Deployment")}
+    assert "topolive-execution" in names and "topolive-hotpath" not in names, names
+    assert ts.status()["mode"] == "live"
+    ts.delete()
+
+
 def test_halt_image_rollout_rollback_and_rbac(cluster, operator):
     ts = System(cluster, "images")
     wait_until(lambda: ts.condition("Ready").get("status") == "True", what="Ready")

@@ -142,6 +142,20 @@ def real(kubeconfig):
                 os.environ[key] = value
 
 
+@pytest.fixture
+def fresh_controls(real):
+    """Each test its own components' Control servers: a deleted TradingSystem leaves its components halted
+    ("TradingSystem deleted"), which the next test's system must not inherit."""
+    shared = real.controls, real.targets
+    real.controls, real.targets, servers = start_controls()
+    try:
+        yield real
+    finally:
+        for server in servers:
+            server.stop(None)
+        real.controls, real.targets = shared
+
+
 def test_scenarios_on_a_real_cluster(real):
     from kopf.testing import KopfRunner
     from kubernetes.client.rest import ApiException

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from celeris.domain.modes import Mode
-from tests.operator.test_operator import OPERATOR_ENV, start_controls, wait_until
+from tests.operator.test_operator import OPERATOR_ENV, start_controls, trading_system, wait_until
 
 EXTERNAL_KUBECONFIG = os.environ.get("CELERIS_TEST_KUBECONFIG", "")
 
@@ -160,15 +160,7 @@ def test_scenarios_on_a_real_cluster(real):
     from kopf.testing import KopfRunner
     from kubernetes.client.rest import ApiException
 
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TradingSystem",
-            "metadata": {"name": "btc-perp", "annotations": {"celeris.dev/control-targets": json.dumps(real.targets)}},
-            "spec": {"image": "celeris:0.1.0", "symbols": ["BTCUSDT"], "mode": "observation",
-                     "venue": {"kind": "binance-usdm", "restUrl": "https://testnet.example/fapi",
-                               "wsUrl": "wss://testnet.example/ws", "credentialsSecret": "binance-api"},
-                     "rollout": {"stages": [{"mode": "observation"}, {"mode": "simulation", "minDuration": "1s"},
-                                            {"mode": "live"}]},
-                     "strategies": [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT",
-                                     "orderSize": "0.001"}]}}
+    body = trading_system(real.targets)
     with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
                     timeout=120) as runner:
         real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, body)

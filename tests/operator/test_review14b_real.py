@@ -5,29 +5,15 @@ many passes, approval must work end to end after an abort, and the CRD's transit
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
 
-from celeris.domain.modes import Mode
-from tests.operator.test_operator import wait_until
+from tests.operator.test_operator import trading_system, wait_until
 from tests.operator.test_real_cluster import GROUP, PLURAL, VERSION, fresh_controls, kubeconfig, real  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("fresh_controls")
-
-
-def _body(name, targets, **spec):
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TradingSystem",
-            "metadata": {"name": name, "annotations": {"celeris.dev/control-targets": json.dumps(targets)}},
-            "spec": {"image": "celeris:0.1.0", "symbols": ["BTCUSDT"], "mode": "observation",
-                     "venue": {"kind": "binance-usdm", "restUrl": "https://testnet.example/fapi",
-                               "wsUrl": "wss://testnet.example/ws", "credentialsSecret": "binance-api"},
-                     "rollout": {"stages": [{"mode": "observation"}, {"mode": "simulation", "minDuration": "1s"},
-                                            {"mode": "live"}]},
-                     "strategies": [{"name": "mom-btc", "type": "momentum", "symbol": "BTCUSDT",
-                                     "orderSize": "0.001"}], **spec}}
 
 
 class Watcher:
@@ -73,7 +59,7 @@ def test_normal_promotion_on_the_real_server_raises_no_foreign_alarm(real):
     with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
                     timeout=120) as runner:
         real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL,
-                                                    _body("seal-a", real.targets))
+                                                    trading_system(real.targets, "seal-a"))
         w = Watcher(real, "seal-a")
         try:
             wait_until(lambda: real.status("seal-a").get("phase") == "Running", timeout=60, what="Running")
@@ -104,7 +90,7 @@ def test_approval_after_an_abort_and_the_image_revocation_end_to_end(real):
     with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
                     timeout=120) as runner:
         real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL,
-                                                    _body("appr", real.targets, mode="live"))
+                                                    trading_system(real.targets, "appr", mode="live"))
         wait_until(lambda: real.status("appr").get("mode") == "simulation", timeout=60, what="simulation")
         real.patch_spec("appr", {"approvedForLive": True})
         wait_until(lambda: real.status("appr").get("mode") == "live", timeout=30, what="live")
@@ -138,7 +124,7 @@ def test_control_secret_rotation_aborts_a_healthy_live_rollout(real):
     with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
                     timeout=120) as runner:
         real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL,
-                                                    _body("rot", real.targets, mode="live", approvedForLive=True))
+                                                    trading_system(real.targets, "rot", mode="live", approvedForLive=True))
         wait_until(lambda: real.status("rot").get("mode") == "live", timeout=60, what="live")
         wait_until(lambda: real.status("rot").get("phase") == "Running", timeout=30, what="Running")
         real.core.delete_namespaced_secret("rot-control", real.namespace)
@@ -160,7 +146,7 @@ def test_a_status_write_does_not_get_a_topology_change_past_the_crd_while_live(r
     with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
                     timeout=120) as runner:
         real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL,
-                                                    _body("topo", real.targets, mode="live", approvedForLive=True))
+                                                    trading_system(real.targets, "topo", mode="live", approvedForLive=True))
         wait_until(lambda: real.status("topo").get("mode") == "live", timeout=60, what="live")
         with pytest.raises(ApiException) as refused:
             real.patch_spec("topo", {"topology": "colocated"})
@@ -184,7 +170,7 @@ def test_the_real_server_re_encodes_an_integral_float_so_the_seal_breaks(real):
     from celeris_operator import seal
 
     real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL,
-                                                _body("float", real.targets))
+                                                trading_system(real.targets, "float"))
     status = {"mode": "observation", "stage": {"mode": "observation", "enteredEpoch": 1_700_000_000.0,
                                                 "errorSamples": [[1_700_000_015.0, 0, 0]]}}
     status["seal"] = seal.seal(status, "key")
@@ -203,7 +189,7 @@ def test_gitops_readers_on_the_real_aborted_status(real):
     with KopfRunner(["run", "--namespace", real.namespace, "--standalone", "-m", "celeris_operator.handlers"],
                     timeout=120) as runner:
         real.custom.create_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL,
-                                                    _body("gh", real.targets, mode="live", approvedForLive=True))
+                                                    trading_system(real.targets, "gh", mode="live", approvedForLive=True))
         wait_until(lambda: real.status("gh").get("phase") == "Running", timeout=60, what="Running live")
         running = real.get("gh")
         real.controls["risk"].ready = False

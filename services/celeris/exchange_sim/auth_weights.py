@@ -200,6 +200,13 @@ def _weight(request: web.Request) -> int:
     if path == "/fapi/v1/depth":
         limit = int(request.query.get("limit", "500") or 500) if request.query.get("limit", "500").isdigit() else 500
         return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+    if path in ("/fapi/v1/klines", "/fapi/v1/continuousKlines", "/fapi/v1/markPriceKlines",
+                "/fapi/v1/indexPriceKlines"):
+        text = request.query.get("limit", "500")
+        limit = int(text) if text.isdigit() else 500
+        return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+    if path == "/fapi/v1/ticker/24hr":
+        return 1 if request.query.get("symbol") else 40
     if path == "/fapi/v1/openOrders":
         return 1 if request.query.get("symbol") else 40
     if path == "/fapi/v1/order" and request.method == "POST":

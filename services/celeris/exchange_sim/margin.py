@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units
 from celeris.exchange_sim.contract import OrderType, TimeInForce
+from celeris.exchange_sim.history import FundingSettlement
 from celeris.exchange_sim.positions import SimPosition, cross_liquidation_price
 from celeris.exchange_sim.state import (
     Account,
@@ -97,6 +98,8 @@ class Margin:
         """Funding: longs pay shorts notional x rate when the rate is positive (and vice versa)."""
         book = self.books[symbol]
         mark = self.mark(symbol)
+        if mark:
+            book.history.fundings.append(FundingSettlement(symbol, self.now_ms(), book.funding_rate, mark))
         for account in self.accounts.values():
             pos = account.positions[symbol]
             if not pos.qty_steps or not mark:

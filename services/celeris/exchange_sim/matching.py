@@ -163,6 +163,7 @@ class Matching:
         trade = {"t": book.trade_id, "p": price, "q": qty, "m": buyer_is_maker, "T": self.now_ms()}
         book.trades_out.append(trade)
         book.recent_trades.append(trade)
+        book.history.trades.record(trade["T"], price, qty, book.trade_id, taker_buy=not buyer_is_maker)
 
     def _fill(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool) -> None:
         ins = self.books[order.symbol].instrument

@@ -5,7 +5,7 @@ contracts, the matching engine and the market driving it, the venue clock (with 
 aiohttp application and its routes, and the tick loop (market step, triggers, liquidations, funding,
 listen-key expiry, stream publishing). Each concern of the protocol lives in its own part, written
 independently of the connector: auth_weights.py (keys, signatures, weights, limits), routes_market.py,
-routes_orders.py, routes_account.py (REST), websocket.py (connections and market streams),
+routes_history.py (klines, 24-hour tickers, funding history), routes_orders.py, routes_account.py (REST), websocket.py (connections and market streams),
 userstream.py (listen keys and user data) and admin.py (fault injection).
 """
 
@@ -28,6 +28,7 @@ from celeris.exchange_sim.engine import EngineConfig, MatchingEngine
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
 from celeris.exchange_sim.probe import LatencyProbe, ProbeRoutes
 from celeris.exchange_sim.routes_account import AccountRoutes
+from celeris.exchange_sim.routes_history import HistoryRoutes
 from celeris.exchange_sim.routes_market import MarketRoutes
 from celeris.exchange_sim.routes_orders import OrderRoutes
 from celeris.exchange_sim.userstream import LISTEN_KEY_TTL_MS, UserStream
@@ -59,7 +60,7 @@ def load_instrument_entries(symbols: list[str]) -> tuple[dict[str, Any], list[di
     return table, entries
 
 
-class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStreams, UserStream, Admin,
+class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRoutes, MarketStreams, UserStream, Admin,
                ProbeRoutes):
     """The simulated exchange: engine, market, streams and the HTTP/WebSocket application."""
 
@@ -163,6 +164,9 @@ class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStre
             self._expire_listen_keys(now)
             return
         self.market.step()
+        for book in self.engine.books.values():
+            book.history.marks.record(now, book.mark_ticks)
+            book.history.indexes.record(now, book.index_ticks)
         for symbol in self.engine.books:
             self.engine.check_triggers(symbol)
             self.engine.check_liquidations(symbol)
@@ -183,7 +187,11 @@ class SimVenue(AuthWeights, MarketRoutes, OrderRoutes, AccountRoutes, MarketStre
             "GET /fapi/v1/exchangeInfo": self.exchange_info, "GET /fapi/v1/depth": self.depth,
             "GET /fapi/v1/trades": self.recent_trades, "GET /fapi/v1/aggTrades": self.agg_trades,
             "GET /fapi/v1/premiumIndex": self.premium_index, "GET /fapi/v1/ticker/bookTicker": self.book_ticker,
-            "GET /fapi/v1/ticker/price": self.ticker_price,
+            "GET /fapi/v1/ticker/price": self.ticker_price, "GET /fapi/v1/ticker/24hr": self.ticker_24hr,
+            "GET /fapi/v1/klines": self.klines, "GET /fapi/v1/continuousKlines": self.continuous_klines,
+            "GET /fapi/v1/markPriceKlines": self.mark_price_klines,
+            "GET /fapi/v1/indexPriceKlines": self.index_price_klines,
+            "GET /fapi/v1/fundingRate": self.funding_rate_history, "GET /fapi/v1/openInterest": self.open_interest,
             "POST /fapi/v1/order": self.new_order, "GET /fapi/v1/order": self.query_order,
             "DELETE /fapi/v1/order": self.cancel_order, "GET /fapi/v1/openOrders": self.open_orders,
             "GET /fapi/v1/openOrder": self.open_order, "GET /fapi/v1/allOrders": self.all_orders,

@@ -17,6 +17,7 @@ from typing import Any
 
 from celeris.domain.values import Side
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
+from celeris.exchange_sim.history import SymbolHistory
 from celeris.exchange_sim.positions import SimPosition
 
 NS_PER_MS = 1_000_000
@@ -109,6 +110,8 @@ class SymbolBook:
     """Trades not yet pushed to the streams."""
     recent_trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     """The last trades, for GET /fapi/v1/trades and /aggTrades."""
+    history: SymbolHistory = field(default_factory=SymbolHistory.new)
+    """Candles and fundings, for the klines, ticker/24hr and fundingRate endpoints."""
 
     def level_qty(self, is_bid: bool, price: int) -> int:
         synthetic = (self.synthetic_bids if is_bid else self.synthetic_asks).get(price, 0)

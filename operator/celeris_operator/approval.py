@@ -32,9 +32,25 @@ def retry_token(meta: dict[str, Any]) -> str:
     return str((meta.get("annotations") or {}).get(RETRY_ANNOTATION, ""))
 
 
+def known_images(status: dict[str, Any]) -> set[str]:
+    """Images the operator has seen the spec ask for: the one it runs, one it is rolling to, one it rolled
+    back from."""
+    rolling = status.get("imageRollout") or {}
+    last = status.get("lastRollout") or {}
+    return {i for i in (status.get("lastGoodImage"), rolling.get("to"), last.get("image")) if i}
+
+
 def grant(body: dict[str, Any], now_iso: str) -> dict[str, Any]:
-    """The record of an approval given now, for the resource's current image and generation."""
-    return {"image": body["spec"]["image"], "generation": int(body["metadata"].get("generation") or 0), "at": now_iso}
+    """The record of an approval given now, for the resource's image and generation. An approval first seen
+    together with an image the operator has never seen the spec ask for (two edits it did not see apart:
+    approve, then change the image) is the previous image's, so that image change revokes it, as the CRD
+    does for one edit; an approval given while the new image rolls is the new image's."""
+    status = body.get("status") or {}
+    image = body["spec"]["image"]
+    known = known_images(status)
+    if known and image not in known and status.get("lastGoodImage"):
+        image = status["lastGoodImage"]
+    return {"image": image, "generation": int(body["metadata"].get("generation") or 0), "at": now_iso}
 
 
 def evaluate(spec: dict[str, Any], meta: dict[str, Any], status: dict[str, Any], now_iso: str) -> ApprovalState:
@@ -43,7 +59,7 @@ def evaluate(spec: dict[str, Any], meta: dict[str, Any], status: dict[str, Any],
     if not spec.get("approvedForLive"):
         record = None
     elif record is None:
-        record = grant({"spec": spec, "metadata": meta}, now_iso)
+        record = grant({"spec": spec, "metadata": meta, "status": status}, now_iso)
     abort = status.get("abort")
     if abort is not None and (generation > int(abort.get("generation", 0)) or retry_token(meta) != abort.get("retry", "")):
         abort = None  # a new revision or an explicit retry lifts the abort (not the need for a new approval)

@@ -33,6 +33,11 @@ METRICS_PORT = 9090
 HTTP_PORT = 8080
 COMPONENTS = ("marketdata", "strategy", "execution", "risk", "account", "dashboard")
 """Each runs as `python -m celeris NAME run`, built by the same builder `celeris up` uses."""
+SIM_GROUP = "venue-sim"
+SIM_PORT = 8090
+SIM_API_KEY = "celeris-sim"
+"""A `kind: simulator` venue without URLs is the bundled simulator (`celeris sim`), one pod of the system;
+its API secret is the system's Control token (a Secret the operator already keeps), so nothing is stored."""
 
 
 def labels(name: str, component: str | None = None) -> dict[str, str]:
@@ -67,6 +72,20 @@ def pod_groups(spec: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return {c: (c,) for c in COMPONENTS}
 
 
+def bundled_simulator(spec: dict[str, Any]) -> bool:
+    venue = spec["venue"]
+    return venue.get("kind") == "simulator" and not venue.get("restUrl")
+
+
+def venue_urls(body: dict[str, Any]) -> tuple[str, str]:
+    """The venue's REST and stream URLs: the spec's, or the bundled simulator's Service."""
+    spec = body["spec"]
+    if bundled_simulator(spec):
+        host = f"{service_name(body['metadata']['name'], SIM_GROUP)}.{body['metadata']['namespace']}.svc:{SIM_PORT}"
+        return f"http://{host}", f"ws://{host}"
+    return spec["venue"]["restUrl"], spec["venue"]["wsUrl"]
+
+
 def component_target(ts_name: str, namespace: str, component: str) -> str:
     return f"{service_name(ts_name, component)}.{namespace}.svc:{GRPC_PORT}"
 
@@ -87,12 +106,13 @@ def settings_for(body: dict[str, Any], component: str) -> dict[str, str]:
     risk = spec.get("risk", {})
     out = {"CELERIS_COMPONENT": component, "CELERIS_GRPC_HOST": "0.0.0.0", "CELERIS_GRPC_PORT": str(port),
            "CELERIS_METRICS_PORT": str(METRICS_PORT + (HOT_PATH.index(component) if colocated and component in HOT_PATH else 0)),
-           "CELERIS_VENUE_REST_URL": spec["venue"]["restUrl"], "CELERIS_VENUE_WS_URL": spec["venue"]["wsUrl"],
+           "CELERIS_VENUE_REST_URL": venue_urls(body)[0], "CELERIS_VENUE_WS_URL": venue_urls(body)[1],
            "CELERIS_LOG_FORMAT": "json"}
     # What comes from the spec itself is the plan's, as in `celeris up`; of it only what cannot change while
     # the pod runs (the symbols) goes into the pod: mode, risk and strategies are the desired state's.
     strategies = [StrategySpec.model_validate(s).engine_config() for s in spec.get("strategies", [])]
-    from_spec = spec_keys(component, list(spec["symbols"]), "observation", RiskSpec.model_validate(risk), strategies)
+    from_spec = spec_keys(component, list(spec["symbols"]), "observation", RiskSpec.model_validate(risk), strategies,
+                          spec["venue"].get("cancelAllAfter") or "60s")
     out.update({f"CELERIS_{key.upper()}": str(value) for key, value in from_spec.items() if key not in RUNTIME_KEYS})
     out["CELERIS_DESIRED_STATE"] = f"{DESIRED_MOUNT}/{DESIRED_KEY}"
     if component in ("execution", "strategy", "dashboard"):
@@ -157,6 +177,10 @@ def _secret_env(body: dict[str, Any], component: str) -> list[dict[str, Any]]:
     env = [{"name": "CELERIS_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {
         "name": control_secret_name(body["metadata"]["name"]), "key": "token"}}}]
     secret = spec["venue"].get("credentialsSecret")
+    if bundled_simulator(spec) and not secret and component in ("marketdata", "execution", "risk", "account"):
+        env += [{"name": "CELERIS_VENUE_API_KEY", "value": SIM_API_KEY},
+                {"name": "CELERIS_VENUE_API_SECRET", "valueFrom": {"secretKeyRef": {
+                    "name": control_secret_name(body["metadata"]["name"]), "key": "token"}}}]
     if secret and component in ("marketdata", "execution", "risk", "account"):
         env += [{"name": "CELERIS_VENUE_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": "apiKey"}}},
                 {"name": "CELERIS_VENUE_API_SECRET", "valueFrom": {"secretKeyRef": {"name": secret, "key": "apiSecret"}}}]
@@ -252,6 +276,40 @@ def build_service(body: dict[str, Any], group: str, components: tuple[str, ...])
             "spec": {"selector": labels(name, group), "ports": ports}}
 
 
+def build_simulator(body: dict[str, Any], image: str | None = None) -> list[dict[str, Any]]:
+    """The bundled simulator's Deployment and Service (a `kind: simulator` venue without URLs): `celeris sim`
+    on SIM_PORT, with the system's symbols; its key pair is the one the components present."""
+    name, spec = body["metadata"]["name"], body["spec"]
+    selector = labels(name, SIM_GROUP)
+    secret = body["spec"]["venue"].get("credentialsSecret")
+    credentials = ([{"name": "CELERIS_SIM_API_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": "apiKey"}}},
+                    {"name": "CELERIS_SIM_API_SECRET", "valueFrom": {"secretKeyRef": {"name": secret, "key": "apiSecret"}}}]
+                   if secret else
+                   [{"name": "CELERIS_SIM_API_KEY", "value": SIM_API_KEY},
+                    {"name": "CELERIS_SIM_API_SECRET", "valueFrom": {"secretKeyRef": {
+                        "name": control_secret_name(name), "key": "token"}}}])
+    container = {
+        "name": "sim", "image": image or spec["image"], "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "celeris", "sim", "--host", "0.0.0.0", "--port", str(SIM_PORT),
+                    "--symbols", ",".join(spec["symbols"])],
+        "env": credentials, "ports": [{"name": "venue", "containerPort": SIM_PORT}],
+        "readinessProbe": {"tcpSocket": {"port": SIM_PORT}, "periodSeconds": 5},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+    }
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(body, f"{name}-{SIM_GROUP}", SIM_GROUP),
+                  "spec": {"replicas": 1, "selector": {"matchLabels": selector}, "strategy": {"type": "Recreate"},
+                           "template": {"metadata": {"labels": selector},
+                                        "spec": {"automountServiceAccountToken": False, "containers": [container],
+                                                 "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                                                     "seccompProfile": {"type": "RuntimeDefault"}}}}}}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(body, service_name(name, SIM_GROUP), SIM_GROUP),
+               "spec": {"selector": selector,
+                        "ports": [{"name": "venue", "port": SIM_PORT, "targetPort": SIM_PORT, "protocol": "TCP"}]}}
+    return [service, deployment]
+
+
 def build_pdb(body: dict[str, Any], group: str) -> dict[str, Any]:
     name = body["metadata"]["name"]
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(body, f"{name}-{group}", group),
@@ -299,6 +357,8 @@ def build_all(body: dict[str, Any], desired: dict[str, Any], images: dict[str, s
     groups = pod_groups(body["spec"])
     out: list[dict[str, Any]] = [build_desired_configmap(body, desired), build_configmap(body),
                                  build_network_policy(body, operator_namespace)]
+    if bundled_simulator(body["spec"]):  # the venue before the components that connect to it
+        out += build_simulator(body, (images or {}).get(SIM_GROUP))
     for group in ordered_groups(body["spec"]):
         out.append(build_service(body, group, groups[group]))
         out.append(build_deployment(body, group, groups[group], (images or {}).get(group), token_digest))

@@ -79,7 +79,8 @@ async def approval_changed(namespace: str, name: str, old: Any, new: Any, **_: A
         record = approval.grant(body, reconciler.iso(time.time())) if new and not old else None
         status = dict(body.get("status") or {})
         key = await env().seal_key()
-        patch: dict[str, Any] = {"approval": record}
+        # A merge patch, so keys of the old record this one does not have (revoked) are removed explicitly.
+        patch: dict[str, Any] = {"approval": reconciler.merge_diff(status.get("approval"), record)}
         if seal.intact(status, key):  # re-sealed only what was the operator's own (never launder a forgery)
             patch["seal"] = seal.seal({**status, "approval": record}, key)
         await asyncio.to_thread(kube.patch_status, namespace, name, patch)

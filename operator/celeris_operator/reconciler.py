@@ -175,6 +175,17 @@ class Pass:
     config_generation: int = 0
 
 
+def _api_reason(exc: Exception) -> str:
+    """An API refusal in one line: its status and message (kubernetes' ApiException carries both)."""
+    status, body = getattr(exc, "status", None), getattr(exc, "body", None)
+    if status is not None and body:
+        try:
+            return f"{status} {json.loads(body).get('message', '')}"[:300]
+        except (ValueError, AttributeError):
+            pass
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
 async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | None:
     """Run one pass; returns the status written (None when the resource is gone or going)."""
     body = await asyncio.to_thread(env.kube.read_ts, namespace, name)
@@ -258,12 +269,19 @@ async def reconcile(env: Env, namespace: str, name: str) -> dict[str, Any] | Non
     if old_order_manager:  # the old order manager's pods must be gone before the new one may start
         objects = [o for o in objects if not (o["kind"] == "Deployment" and _runs_order_manager(o))]
         p.problems.append(f"waiting for {', '.join(old_order_manager)} to go before its replacement starts")
-    applied = 0
+    applied, refused_objects = 0, []
     for obj in objects:
         if not env.kube.up_to_date(owned.get((obj["kind"], obj["metadata"]["name"])), obj):
-            await asyncio.to_thread(env.kube.apply, obj)
-            applied += 1
-    objects_applied = not old_order_manager
+            try:
+                await asyncio.to_thread(env.kube.apply, obj)
+                applied += 1
+            except Exception as exc:  # noqa: BLE001 - a refused object (policy, quota, webhook) must not
+                # stop the pass: the components are still corrected below (a halt needs no Deployment).
+                refused_objects.append(f"{obj['kind']} {obj['metadata']['name']}: {_api_reason(exc)}")
+    if refused_objects:
+        p.degraded.append(f"the API server refused {'; '.join(refused_objects)}")
+        env.event(body, "Warning", "ApplyRefused", "; ".join(refused_objects)[:1000])
+    objects_applied = not old_order_manager and not refused_objects
 
     # 2. components -----------------------------------------------------------------------------------
     settings_json = json.dumps(desired["settings"])

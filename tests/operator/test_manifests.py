@@ -85,6 +85,11 @@ def rules_of(path: str) -> set[tuple[str, str, str]]:
     raise AssertionError("no ClusterRole")
 
 
+ADMISSION_ONLY = {("celeris.dev", "tradingsystems/finalizers", "update")}
+"""Granted for an admission plugin (OwnerReferencesPermissionEnforcement: setting blockOwnerDeletion on an
+owned object needs it), never called (tests/operator/test_review14c_real.py shows it is needed)."""
+
+
 def cluster_role(path: str | None = None) -> set[tuple[str, str, str]]:
     """The shipped ClusterRole's (group, resource, verb) triples; the chart's must be the same."""
     rules = rules_of(path or "k8s/rbac/rbac.yaml")

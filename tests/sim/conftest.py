@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from celeris.runtime.clock import SystemClock
 
 API_KEY = "simtestkey0001"
 API_SECRET = "simtestsecret0001"
+START_NS = 1_790_000_000_000_000_000
 
 
 @pytest.fixture
@@ -45,6 +47,20 @@ async def live_venue():
     v.base_url = f"http://127.0.0.1:{port}"
     v.ws_url = f"ws://127.0.0.1:{port}"
     yield v
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def stepped_venue():
+    """A venue on a real socket whose time moves only when the test steps it (its own loop sleeps an hour)."""
+    clock = TestClock(start_ns=START_NS)
+    venue = SimVenue(symbols=["BTCUSDT", "ETHUSDT"], api_key=API_KEY, api_secret=API_SECRET, clock=clock, seed=1,
+                     tick_ms=3_600_000, funding_interval_s=120)
+    runner, port = await start(venue, "127.0.0.1", 0)
+    venue.base_url = f"http://127.0.0.1:{port}"
+    venue.step = lambda seconds: [(clock.advance(ms=1000), venue.tick()) for _ in range(seconds)]
+    await asyncio.sleep(0)
+    yield venue
     await runner.cleanup()
 
 

@@ -4,7 +4,6 @@ test clock, and binance-futures-connector unchanged against `celeris sim`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
@@ -12,12 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celeris.domain.clock import TestClock
 from celeris.exchange_sim.history import INTERVALS_MS, MINUTE_MS, CandleSeries, bucket_start
-from celeris.exchange_sim.server import SimVenue, start
-from tests.sim.conftest import API_KEY, API_SECRET, signed_query
-
-START_NS = 1_790_000_000_000_000_000
+from tests.sim.conftest import API_KEY, API_SECRET, START_NS, signed_query
 
 trades = st.lists(st.tuples(st.integers(0, 3 * 86_400_000), st.integers(1, 10**9), st.integers(1, 10**6),
                             st.booleans()), min_size=1, max_size=200)
@@ -49,20 +44,6 @@ def test_every_interval_is_the_sum_of_its_minutes(raw, interval):
         if inside:
             assert (c.high, c.low, c.open, c.close) == (max(inside), min(inside), inside[0], inside[-1])
     assert candles[-1].open_ms == bucket_start(interval, now)
-
-
-@pytest.fixture
-async def stepped_venue():
-    """A venue on a real socket whose time moves only when the test steps it (its own loop sleeps an hour)."""
-    clock = TestClock(start_ns=START_NS)
-    venue = SimVenue(symbols=["BTCUSDT", "ETHUSDT"], api_key=API_KEY, api_secret=API_SECRET, clock=clock, seed=1,
-                     tick_ms=3_600_000, funding_interval_s=120)
-    runner, port = await start(venue, "127.0.0.1", 0)
-    venue.base_url = f"http://127.0.0.1:{port}"
-    venue.step = lambda seconds: [(clock.advance(ms=1000), venue.tick()) for _ in range(seconds)]
-    await asyncio.sleep(0)
-    yield venue
-    await runner.cleanup()
 
 
 async def _get(session, venue, path, headers=None):

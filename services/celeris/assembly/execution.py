@@ -44,7 +44,8 @@ def build_execution(settings: ExecutionSettings, w: Wiring, risk: Any, feed: Any
     if w.redis is None and w.state_dir is not None:  # a halt survives a restart: in Redis, else in a file
         hot = FileHaltState(hot, w.state_dir / "execution-halt.json")
     journal: Any = PostgresJournal(w.pool) if w.pool is not None else MemoryJournal()
-    live = BinanceOrderVenue(w.rest, settings.venue_ws_url, instruments, clock)
+    live = BinanceOrderVenue(w.rest, settings.venue_ws_url, instruments, clock,
+                             cancel_all_after_ms=settings.venue_cancel_all_after_ms)
     paper = PaperVenue(instruments, clock, latency_ms=settings.paper_latency_ms,
                        wallet_usdt=settings.paper_wallet_usdt, leverage=settings.leverage)
     submitted = Counter("orders_submitted_total", "Order requests received", registry=w.registry)

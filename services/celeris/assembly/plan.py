@@ -16,11 +16,17 @@ SETTINGS = {"marketdata": component_settings.MarketDataSettings, "execution": co
 """Every component's settings class, by component name."""
 
 
-def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: list[dict[str, Any]]) -> dict[str, Any]:
+def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: list[dict[str, Any]],
+              cancel_all_after: str = "60s") -> dict[str, Any]:
     """The settings component `name` takes from a TradingSystem's spec: its symbols, the mode, the risk
-    limits (`spec.risk`, a RiskSpec: every component that checks orders applies the same numbers) and
-    the strategies (the strategy engine's shape). `celeris up` and the operator both call this."""
+    limits (`spec.risk`, a RiskSpec: every component that checks orders applies the same numbers), the
+    strategies (the strategy engine's shape) and the venue's dead-man's switch (`spec.venue.cancelAllAfter`).
+    `celeris up` and the operator both call this."""
+    from celeris.config.spec import duration_ms
+
     keys: dict[str, Any] = {"symbols": ",".join(symbols), "mode": mode}  # every component reports the same mode
+    if name == "execution":
+        keys["venue_cancel_all_after_ms"] = duration_ms(cancel_all_after)
     if name in ("execution", "risk", "strategy"):
         keys["risk_limits"] = risk.model_dump_json(exclude_none=True)
     if name == "strategy":
@@ -31,7 +37,8 @@ def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: l
 def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, Any]:
     """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`)."""
     keys = {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "state_dir": str(up.state_dir()),
-            **spec_keys(name, up.symbols, up.mode, up.risk, up.strategies)}
+            **spec_keys(name, up.symbols, up.mode, up.risk, up.strategies,
+                        up.spec.venue.cancelAllAfter if up.spec is not None else "60s")}
     limits = getattr(up.args, "venue_order_limits", "")
     if name == "execution" and limits:  # "N_PER_10S,N_PER_MINUTE" (celeris up --venue-order-limits)
         per_10s, per_minute = limits.split(",")

@@ -53,6 +53,9 @@ class ExecutionSettings(ServiceSettings):
     """The venue's new-order count limits, as we keep them (Binance USD-M: 90 % of 300 per 10 s and of 1,200
     per minute); a simulator started with other limits (`celeris sim --orders-per-10s`) takes other numbers."""
     venue_orders_per_minute: int = Field(1080, ge=1)
+    venue_cancel_all_after_ms: int = Field(60_000, ge=0)
+    """The dead-man's switch (countdownCancelAll) on the live venue, armed before the first live order and
+    renewed every third of it; 0 = off (the TradingSystem's venue.cancelAllAfter)."""
 
 
 class StrategySettings(ServiceSettings):

@@ -31,6 +31,15 @@ def is_duration(text: str) -> bool:
     return text != "" and DURATION.fullmatch(text) is not None
 
 
+def duration_ms(text: str) -> int:
+    """"1h30m" -> 5_400_000 (exact integer milliseconds); outside the grammar raises."""
+    match = DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"duration {text!r} is not of the form 1h30m15s")
+    hours, minutes, seconds = (int(g[:-1]) if g else 0 for g in match.groups())
+    return ((hours * 60 + minutes) * 60 + seconds) * 1000
+
+
 def is_order_size(text: str) -> bool:
     """The CRD's grammar of orderSize: a decimal string, not zero."""
     return DECIMAL.fullmatch(text) is not None and any(c in "123456789" for c in text)
@@ -49,6 +58,14 @@ class VenueSpec(_Strict):
     restUrl: str | None = Field(None, pattern=r"^https?://", max_length=256)
     wsUrl: str | None = Field(None, pattern=r"^wss?://", max_length=256)
     credentialsSecret: str | None = Field(None, max_length=253, pattern=SECRET_NAME.pattern)
+    cancelAllAfter: str = Field("60s", max_length=32)
+    """The dead-man's switch countdown (countdownCancelAll), "0s" = off."""
+
+    @field_validator("cancelAllAfter")
+    @classmethod
+    def _a_duration(cls, text: str) -> str:
+        duration_ms(text)
+        return text
 
     @model_validator(mode="after")
     def _urls_for_a_real_venue(self) -> VenueSpec:

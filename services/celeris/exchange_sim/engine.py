@@ -181,6 +181,26 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
                 count += 1
         return count
 
+    def set_countdown(self, account: Account, symbol: str, countdown_ms: int) -> None:
+        """countdownCancelAll: every open order of `symbol` is cancelled `countdown_ms` from now unless the
+        call is repeated in time (a dead-man's switch); 0 disarms it."""
+        self.instrument(symbol)
+        if countdown_ms < 0:
+            raise VenueError(-1130, "Data sent for parameter 'countdownTime' is not valid.")
+        if countdown_ms == 0:
+            account.countdowns.pop(symbol, None)
+        else:
+            account.countdowns[symbol] = self.now_ms() + countdown_ms
+
+    def check_countdowns(self) -> None:
+        """Cancel the open orders of every symbol whose countdown ran out (then the countdown is gone)."""
+        now = self.now_ms()
+        for account in self.accounts.values():
+            for symbol, deadline in list(account.countdowns.items()):
+                if now >= deadline:
+                    del account.countdowns[symbol]
+                    self.cancel_all(account, symbol)
+
     def find(self, account: Account, symbol: str, order_id: int | None, client_id: str | None) -> SimOrder | None:
         self.instrument(symbol)
         if order_id is None and not client_id:

@@ -111,6 +111,17 @@ class OrderRoutes:
         await self._flush_users()
         return web.json_response({"code": 200, "msg": "The operation of cancel all open order is done."})
 
+    async def countdown_cancel_all(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        symbol = params.get("symbol", "")
+        text = params.get("countdownTime", "")
+        if not symbol or not text:
+            missing = "symbol" if not symbol else "countdownTime"
+            raise VenueError(-1102, f"Mandatory parameter '{missing}' was not sent, was empty/null, or malformed.")
+        countdown = int(text)
+        self.engine.set_countdown(account, symbol, countdown)
+        return web.json_response({"symbol": symbol, "countdownTime": str(countdown)})
+
     async def batch_orders(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
         try:

@@ -160,6 +160,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
     def tick(self) -> None:
         """One step of venue time: market moves, triggers, liquidations, funding, streams."""
         now = self.now_ms()
+        self.engine.check_countdowns()
         if self.probe is not None:  # the probe's steps alone move and publish the market
             self._expire_listen_keys(now)
             return
@@ -196,6 +197,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "DELETE /fapi/v1/order": self.cancel_order, "GET /fapi/v1/openOrders": self.open_orders,
             "GET /fapi/v1/openOrder": self.open_order, "GET /fapi/v1/allOrders": self.all_orders,
             "DELETE /fapi/v1/allOpenOrders": self.cancel_all,
+            "POST /fapi/v1/countdownCancelAll": self.countdown_cancel_all,
             "POST /fapi/v1/batchOrders": self.batch_orders, "DELETE /fapi/v1/batchOrders": self.batch_cancel,
             "GET /fapi/v1/userTrades": self.user_trades,
             "GET /fapi/v2/positionRisk": self.position_risk_v2, "GET /fapi/v3/positionRisk": self.position_risk_v3,

@@ -86,6 +86,8 @@ class Account:
     trades: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     """User-data events waiting to be pushed, in the venue's shapes."""
+    countdowns: dict[str, int] = field(default_factory=dict)
+    """symbol -> venue time (ms) at which every open order of the symbol is cancelled (countdownCancelAll)."""
 
 
 @dataclass

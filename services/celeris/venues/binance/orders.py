@@ -18,6 +18,7 @@ from celeris.domain.orders import Order
 from celeris.domain.values import Side, money, parse_decimal, to_units
 from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
 from celeris.venues.binance import codec, errors
+from celeris.venues.binance.deadman import DeadMansSwitch
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamConfig
 from celeris.venues.binance.userstream import UserDataStream
@@ -36,8 +37,11 @@ class BinanceOrderVenue:
     name = "live"
 
     def __init__(self, rest: BinanceRestClient, ws_url: str, instruments: dict[str, Instrument], clock: Clock,
-                 keepalive_s: float = 30 * 60, stream_config: StreamConfig | None = None) -> None:
+                 keepalive_s: float = 30 * 60, stream_config: StreamConfig | None = None,
+                 cancel_all_after_ms: int = 0) -> None:
         self.rest = rest
+        self.deadman = DeadMansSwitch(rest, list(instruments), cancel_all_after_ms, clock)
+        """Armed before the first order is sent (deadman.py): the venue cancels our orders if we die."""
         self.instruments = instruments
         self.clock = clock
         self._on_event: OnEvent | None = None
@@ -58,6 +62,7 @@ class BinanceOrderVenue:
         await self.user_stream.start()
 
     async def stop(self) -> None:
+        await self.deadman.stop()
         await self.user_stream.stop()
 
     async def _reconnected(self) -> None:
@@ -88,6 +93,8 @@ class BinanceOrderVenue:
 
     # -- REST ------------------------------------------------------------------------------------
     async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:
+        if self.deadman.enabled and not self.deadman.armed:
+            await self.deadman.arm()
         ins = self.instruments[order.symbol]
         params: dict[str, Any] = {"symbol": order.symbol, "side": order.side.value, "type": order.order_type.value,
                                   "quantity": ins.format_qty(order.qty_steps),

@@ -75,7 +75,7 @@ class VenueSpec(_Strict):
 
 
 class StrategySpec(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][-a-z0-9]{0,62}$")
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     type: str = Field(min_length=1, max_length=64)
     symbol: str = Field(pattern=r"^[A-Z0-9]{2,20}$")
     orderSize: str = Field(pattern=DECIMAL.pattern)

@@ -43,3 +43,12 @@ def test_settings_all_lists_every_key_and_secrets_are_never_partly_printed():
     shown = subprocess.run([celeris, "settings", "--set", "venue_api_secret=abcdefghijklmnop"], capture_output=True,
                            text=True, timeout=60).stdout
     assert '"venue_api_secret": "****"' in shown and "abcd" not in shown
+
+
+def test_free_port_never_hands_out_a_port_twice():
+    """Each component's port is chosen before it binds: two choices in one `celeris up` must differ, or one
+    component answers the other's clients (500 picks from ~12,000 ports collide almost surely by chance)."""
+    from celeris.assembly.wiring import free_port
+
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)

@@ -112,24 +112,38 @@ def dashboard_port(requested: int) -> tuple[int, str]:
     return port, f"dashboard port {requested} is in use; using {port}"
 
 
+_handed_out: set[int] = set()
+"""Ports free_port returned in this process: a port is chosen long before its component binds it, so a
+second free_port must not see it as free and give it to another component (which would then answer the
+first one's clients: seen as UNIMPLEMENTED from the wrong gRPC server)."""
+
+
 def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range. The port is chosen before the component
-    that listens on it starts; one from the ephemeral range could meanwhile be taken by any outgoing
-    connection (the components connect to the simulator while their neighbours start)."""
+    """A free loopback port below the kernel's ephemeral range, never one this process handed out before.
+    The port is chosen before the component that listens on it starts; one from the ephemeral range could
+    meanwhile be taken by any outgoing connection (the components connect to the simulator while their
+    neighbours start)."""
     low = 32768
     with contextlib.suppress(OSError, ValueError):
         low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     for _ in range(200):
         port = random.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        _handed_out.add(port)
+        return port
+    while True:  # the range below is crowded: fall back to any free port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
             return port
-    with socket.socket() as s:  # the range below is crowded: fall back to any free port
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 async def open_stores(settings: Any) -> tuple[Any, Any]:
     """The Redis client and the migrated PostgreSQL pool the settings name; None for each one not set."""
     redis_client = pool = None

@@ -111,3 +111,6 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.persistence.finalizer = "celeris.dev/finalizer"
     settings.watching.server_timeout = 60
+    # A pass in flight when a TradingSystem is deleted keeps kopf's finalizer until the timer exits; kopf
+    # looks again after this long (its default is 60 s, so a deletion could hang a minute).
+    settings.background.cancellation_polling = 1.0

@@ -73,7 +73,7 @@ def test_normal_promotion_on_the_real_server_raises_no_foreign_alarm(real):
         foreign = _events(real, "StatusNotTheOperators")
         st = real.status("seal-a")
         real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "seal-a")
-        wait_until(lambda: not real.exists("seal-a"), timeout=60, what="deletion")
+        wait_until(lambda: not real.exists("seal-a"), timeout=20, what="deletion")
     assert runner.exception is None, runner.output[-3000:]
     assert not foreign, [e.message for e in foreign]
     assert not w.aborts, w.aborts[:3]
@@ -111,7 +111,7 @@ def test_approval_after_an_abort_and_the_image_revocation_end_to_end(real):
         wait_until(lambda: (real.status("appr").get("approval") or {}).get("revoked"), timeout=30,
                    what="revoked approval")
         real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "appr")
-        wait_until(lambda: not real.exists("appr"), timeout=60, what="deletion")
+        wait_until(lambda: not real.exists("appr"), timeout=20, what="deletion")
     assert runner.exception is None, runner.output[-3000:]
 
 
@@ -131,7 +131,7 @@ def test_control_secret_rotation_aborts_a_healthy_live_rollout(real):
         time.sleep(3)
         st = real.status("rot")
         real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "rot")
-        wait_until(lambda: not real.exists("rot"), timeout=60, what="deletion")
+        wait_until(lambda: not real.exists("rot"), timeout=20, what="deletion")
     assert runner.exception is None, runner.output[-3000:]
     assert not st.get("abort"), f"rotation aborted the rollout: {st.get('abort')}, phase {st.get('phase')}"
 
@@ -160,7 +160,7 @@ def test_a_status_write_does_not_get_a_topology_change_past_the_crd_while_live(r
                  if d.metadata.name.startswith("topo-")}
         assert "topo-execution" in names and "topo-hotpath" not in names, names
         real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "topo")
-        wait_until(lambda: not real.exists("topo"), timeout=60, what="deletion")
+        wait_until(lambda: not real.exists("topo"), timeout=20, what="deletion")
     assert runner.exception is None, runner.output[-3000:]
 
 
@@ -198,7 +198,7 @@ def test_gitops_readers_on_the_real_aborted_status(real):
         aborted = real.get("gh")
         real.controls["risk"].ready = True
         real.custom.delete_namespaced_custom_object(GROUP, VERSION, real.namespace, PLURAL, "gh")
-        wait_until(lambda: not real.exists("gh"), timeout=60, what="deletion")
+        wait_until(lambda: not real.exists("gh"), timeout=20, what="deletion")
     assert runner.exception is None, runner.output[-3000:]
     binary = sc.kstatus_binary()
     assert sc.argocd_health(running)["status"] == "Healthy"

@@ -96,7 +96,9 @@ async def test_a_killed_execution_comes_back_as_the_operator_decided(cluster, op
                     status.config_generation == state["generation"]:
                 break
             await asyncio.sleep(0.1)
-        assert "ModeCorrected" in {e.get("reason") for e in ts.events()}
+        # The event is posted by kopf's own queue, after the correction the status shows.
+        wait_until(lambda: "ModeCorrected" in {e.get("reason") for e in ts.events()}, timeout=15,
+                   what="the ModeCorrected event")
     finally:
         stop(proc)
     ts.delete()

@@ -34,7 +34,7 @@ def test_dashboard_shows_live_numbers_and_halts_trading(tmp_path):
     assert shutil.which("chromium") or os.environ.get("CHROMIUM"), "chromium is required (scripts/install --system)"
     port, token = free_port(), secrets.token_urlsafe(12)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("celeris")), "up", "--quiet", "--dashboard-port",
-                             str(port), "--dashboard-token", token], stdout=subprocess.DEVNULL,
+                             str(port), f"--dashboard-token={token}"], stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / "up.log", "w"), text=True)
     try:
         _wait(f"http://127.0.0.1:{port}/healthz")

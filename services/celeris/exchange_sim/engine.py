@@ -32,6 +32,8 @@ from celeris.exchange_sim.state import (
 from celeris.exchange_sim.triggers import Triggers
 from celeris.exchange_sim.wire import WireRendering, price_str
 
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+
 # Names other modules imported from here before the split.
 _price_str = price_str
 __all__ = ["NS_PER_MS", "Account", "EngineConfig", "MatchingEngine", "SimOrder", "SymbolBook", "VenueError"]
@@ -116,6 +118,9 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
             reduce_only = True
         else:
             qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
+        stp_mode = params.get("selfTradePreventionMode") or "NONE"
+        if stp_mode not in STP_MODES:
+            raise VenueError(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid.")
         client_id = params.get("newClientOrderId") or f"sim{next(self._auto_ids):016d}"
         filters.check_client_order_id(client_id)
         if any(o.client_order_id == client_id and o.is_open for o in account.orders.values()):
@@ -155,7 +160,7 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
         now = self.now_ms()
         order = SimOrder(next(self._order_ids), client_id, symbol, side, order_type, tif, qty_steps, price_ticks,
                          stop_ticks, reduce_only, close_position, params.get("workingType", "CONTRACT_PRICE"),
-                         callback, activation, 0, "NEW", 0, 0, now, now)
+                         callback, activation, 0, "NEW", 0, 0, now, now, stp_mode=stp_mode)
         account.orders[order.order_id] = order
         self._order_event(account, order, "NEW")
         if not order_type.is_conditional:

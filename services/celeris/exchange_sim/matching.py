@@ -85,12 +85,15 @@ class Matching:
             return
         taker_is_bid = order.side is Side.BUY
         for price in book.prices(not taker_is_bid):
-            if order.remaining == 0:
+            if order.remaining == 0 or order.expired_in_match:
                 break
             if limit is not None and (price > limit if taker_is_bid else price < limit):
                 break
             self._take_level(account, order, book, price)
         if order.remaining == 0:
+            return
+        if order.expired_in_match:  # self-trade prevention expired the taker: it never rests
+            self._finish(account, order, "EXPIRED_IN_MATCH")
             return
         if is_market or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
             self._finish(account, order, "EXPIRED")
@@ -114,6 +117,14 @@ class Matching:
             maker = queue[0]
             qty = min(maker.remaining, taker.remaining)
             maker_account = self._owner(maker)
+            if maker_account is account and taker.stp_mode != "NONE":
+                # Self-trade prevention, by the taker's mode: the order(s) expire instead of trading.
+                if taker.stp_mode in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
+                    self._finish(maker_account, maker, "EXPIRED_IN_MATCH")
+                if taker.stp_mode in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
+                    taker.status = "EXPIRED_IN_MATCH"
+                    return
+                continue
             self._fill(maker_account, maker, price, qty, maker=True)
             self._fill(account, taker, price, qty, maker=False)
             self._record_trade(book, price, qty, buyer_is_maker=maker_is_bid)
@@ -197,7 +208,8 @@ class Matching:
         self._remove_resting(order)
         order.status = status
         order.update_ms = self.now_ms()
-        self._order_event(account, order, status)
+        # Self-trade prevention's expiry is status EXPIRED_IN_MATCH with execution type EXPIRED.
+        self._order_event(account, order, "EXPIRED" if status == "EXPIRED_IN_MATCH" else status)
 
     def _remove_resting(self, order: SimOrder) -> None:
         book = self.books[order.symbol]

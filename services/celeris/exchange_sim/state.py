@@ -60,6 +60,9 @@ class SimOrder:
     update_ms: int = 0
     triggered: bool = False
     realized_pnl: int = 0
+    stp_mode: str = "NONE"
+    """selfTradePreventionMode: what happens when this order, as the taker, meets a resting order of its own
+    account (NONE: they trade, as Binance's default; EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH)."""
 
     @property
     def remaining(self) -> int:
@@ -68,6 +71,10 @@ class SimOrder:
     @property
     def is_open(self) -> bool:
         return self.status in ("NEW", "PARTIALLY_FILLED")
+
+    @property
+    def expired_in_match(self) -> bool:
+        return self.status == "EXPIRED_IN_MATCH"
 
     @property
     def orig_type(self) -> OrderType:

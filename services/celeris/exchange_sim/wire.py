@@ -49,7 +49,7 @@ class WireRendering:
             "reduceOnly": order.reduce_only, "closePosition": order.close_position, "side": order.side.value,
             "positionSide": "BOTH", "stopPrice": ins.format_price(order.stop_price_ticks),
             "workingType": order.working_type, "priceProtect": False, "origType": order.order_type.value,
-            "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0,
+            "priceMatch": "NONE", "selfTradePreventionMode": order.stp_mode, "goodTillDate": 0,
             "updateTime": order.update_ms,
         }
         if order.order_type is OrderType.TRAILING_STOP_MARKET:
@@ -70,7 +70,7 @@ class WireRendering:
              "N": "USDT", "n": money_str(commission), "T": now, "t": trade_id, "b": "0", "a": "0",
              "m": maker, "R": order.reduce_only, "wt": order.working_type, "ot": order.order_type.value,
              "ps": "BOTH", "cp": order.close_position, "rp": money_str(realized), "pP": False, "si": 0,
-             "ss": 0, "V": "EXPIRE_TAKER", "pm": "NONE", "gtd": 0, "er": "0"}
+             "ss": 0, "V": order.stp_mode, "pm": "NONE", "gtd": 0, "er": "0"}
         account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
         if notify:
             self._notify(account)

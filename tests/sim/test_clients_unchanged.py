@@ -1,6 +1,6 @@
 """ccxt and python-binance, unchanged, against `celeris sim`: the market history endpoints (klines, mark and
-index klines, 24-hour ticker, funding history, open interest) and the dead-man's switch, read through each
-client's own calls. The clients live in .venv/clients (scripts/install): ccxt pins its own versions of
+index klines, 24-hour ticker, funding history, open interest), ccxt's order amendment and the dead-man's
+switch, through each client's own calls. The clients live in .venv/clients (scripts/install): ccxt pins its own versions of
 packages Celeris uses, and python-binance shares the `binance` package name with binance-futures-connector."""
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ print(json.dumps({
     "ticker": {k: ex.fetch_ticker(s)[k] for k in ("last", "high", "low", "open", "baseVolume", "quoteVolume")},
     "funding": ex.fetch_funding_rate_history(s), "open_interest": ex.fetch_open_interest(s)["openInterestAmount"],
 }))
+bid = ex.fetch_order_book(s, 5)["bids"][0][0]
+placed = ex.create_order(s, "limit", "buy", 0.01, round(bid - 100, 1))
+edited = ex.edit_order(placed["id"], s, "limit", "buy", 0.02, round(bid - 120, 1))
+seen = ex.fetch_order(placed["id"], s)
+ex.cancel_order(placed["id"], s)
+print(json.dumps({"placed": placed["id"], "edited": edited["id"], "amount": seen["amount"], "price": seen["price"],
+                  "wanted": round(bid - 120, 1)}))
 """
 
 PYTHON_BINANCE = r"""
@@ -55,7 +62,7 @@ print(json.dumps({
 """
 
 
-def _run(script: str, sim_process: dict) -> dict:
+def _run(script: str, sim_process: dict) -> list[dict]:
     if not CLIENTS.exists():
         if os.environ.get("CI"):
             pytest.fail("no .venv/clients (scripts/install creates it)")
@@ -63,7 +70,7 @@ def _run(script: str, sim_process: dict) -> dict:
     done = subprocess.run([str(CLIENTS), "-c", script, sim_process["rest_url"], API_KEY, API_SECRET],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 def _settle_funding(sim_process: dict) -> None:
@@ -74,7 +81,10 @@ def _settle_funding(sim_process: dict) -> None:
 
 def test_ccxt_reads_the_history_unchanged(sim_process):
     _settle_funding(sim_process)
-    got = _run(CCXT, sim_process)
+    got, amended = _run(CCXT, sim_process)
+    # ccxt's edit_order is PUT /fapi/v1/order: the same order, its new amount and price.
+    assert amended["edited"] == amended["placed"] and amended["amount"] == 0.02
+    assert amended["price"] == amended["wanted"]
     assert got["ohlcv"] and all(len(c) == 6 and c[2] >= max(c[1], c[4]) >= min(c[1], c[4]) >= c[3]
                                 for c in got["ohlcv"])
     assert all(b[0] - a[0] == 60_000 for a, b in zip(got["ohlcv"], got["ohlcv"][1:]))
@@ -88,7 +98,7 @@ def test_ccxt_reads_the_history_unchanged(sim_process):
 
 def test_python_binance_reads_the_history_and_keeps_the_switch_unchanged(sim_process):
     _settle_funding(sim_process)
-    got = _run(PYTHON_BINANCE, sim_process)
+    (got,) = _run(PYTHON_BINANCE, sim_process)
     assert got["klines"] and all(len(k) == 12 for k in got["klines"])
     assert float(got["mark"][-1][4]) > 0 and float(got["index"][-1][4]) > 0
     assert got["ticker"]["symbol"] == "BTCUSDT" and float(got["ticker"]["lastPrice"]) > 0

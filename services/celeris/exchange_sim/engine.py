@@ -186,6 +186,41 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
                 count += 1
         return count
 
+    def amend(self, account: Account, params: dict[str, str]) -> SimOrder:
+        """PUT /fapi/v1/order: a resting LIMIT order's price and quantity change in place; it keeps its ids,
+        loses its queue priority (to the back of its new level) and may trade at once if the new price crosses."""
+        symbol = _required(params, "symbol")
+        ins = self.instrument(symbol)
+        order_id = params.get("orderId")
+        order = self.find(account, symbol, int(order_id) if order_id else None, params.get("origClientOrderId"))
+        if order is None or not order.is_open:
+            raise VenueError(-2013, "Order does not exist.")
+        if order.order_type is not OrderType.LIMIT:
+            raise VenueError(-1116, "Invalid orderType: only LIMIT orders can be modified.")
+        side = _enum(Side, _required(params, "side"), -1117, "Invalid side.")
+        if side is not order.side:
+            raise VenueError(-1117, "Invalid side: an order's side cannot be modified.")
+        qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
+        price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
+        if (qty_steps, price_ticks) == (order.qty_steps, order.price_ticks):
+            raise VenueError(-5027, "No need to modify the order.")
+        if qty_steps <= order.filled_steps:
+            # (the code is ours: Binance's is undocumented for this case)
+            raise VenueError(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
+        refusal = filters.check_order(ins, order_type=order.order_type, qty_steps=qty_steps, price_ticks=price_ticks,
+                                      mark_ticks=self.mark(symbol) or None, reduce_only=order.reduce_only)
+        if refusal is not None:
+            raise refusal
+        if order.time_in_force is TimeInForce.GTX and self._would_take(self.books[symbol], side, price_ticks):
+            raise VenueError(-5022, "Due to the order could not be executed as maker, the Post Only order "
+                                    "will be rejected. The order will not be recorded in the order history")
+        self._remove_resting(order)
+        order.qty_steps, order.price_ticks = qty_steps, price_ticks
+        order.update_ms = self.now_ms()
+        self._order_event(account, order, "AMENDMENT")
+        self._execute(account, order)
+        return order
+
     def set_countdown(self, account: Account, symbol: str, countdown_ms: int) -> None:
         """countdownCancelAll: every open order of `symbol` is cancelled `countdown_ms` from now unless the
         call is repeated in time (a dead-man's switch); 0 disarms it."""

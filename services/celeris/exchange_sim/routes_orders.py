@@ -47,6 +47,37 @@ class OrderRoutes:
         body["cumQty"] = body["executedQty"]
         return web.json_response(body)
 
+    async def amend_order(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        order = self.engine.amend(account, params)
+        await self._flush_users()
+        body = self.engine.order_json(order)
+        body["cumQty"] = body["executedQty"]
+        return web.json_response(body)
+
+    async def batch_amend(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        try:
+            amends = json.loads(params.get("batchOrders", ""))
+            assert isinstance(amends, list) and all(isinstance(o, dict) for o in amends)
+        except (ValueError, AssertionError):
+            raise VenueError(-1102, "Mandatory parameter 'batchOrders' was not sent, was empty/null, "
+                                    "or malformed.") from None
+        if len(amends) > 5:
+            raise VenueError(-4082, "Invalid number of batch place orders.")
+        out: list[dict[str, Any]] = []
+        for spec in amends:
+            try:
+                order = self.engine.amend(account, {k: str(v) for k, v in spec.items()})
+                body = self.engine.order_json(order)
+                body["cumQty"] = body["executedQty"]
+                out.append(body)
+            except (VenueError, ValueError) as exc:
+                out.append(exc.body() if isinstance(exc, VenueError) else
+                           {"code": -1102, "msg": "A mandatory parameter was not sent, was empty/null, or malformed."})
+        await self._flush_users()
+        return web.json_response(out)
+
     def _find(self, account: Account, params: dict[str, str]) -> SimOrder | None:
         order_id = params.get("orderId")
         try:

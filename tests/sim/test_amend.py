@@ -1,0 +1,98 @@
+"""Order amendment in the simulator (PUT /fapi/v1/order and PUT /fapi/v1/batchOrders), as Binance USD-M
+describes it: a resting LIMIT order keeps its ids, takes the new price and quantity, goes to the back of its
+level's queue, trades at once if it now crosses, and the user stream says AMENDMENT; what cannot be amended
+is refused with a code and leaves the order as it was."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+import yarl
+
+from celeris.exchange_sim.engine import VenueError
+from tests.sim.conftest import API_KEY, signed_query
+from tests.sim.test_engine import book, fmt, place
+
+
+def _rest_bid(venue, below=50, qty="0.010", **extra):
+    return place(venue, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity=qty,
+                 price=fmt(venue, book(venue).best(True) - below), **extra)
+
+
+def _amend(venue, order, **params):
+    return venue.engine.amend(venue.engine.accounts[API_KEY],
+                              {"symbol": "BTCUSDT", "orderId": str(order.order_id), "side": order.side.value,
+                               **{k: str(v) for k, v in params.items()}})
+
+
+def test_an_amended_order_keeps_its_ids_moves_and_loses_its_queue_priority(venue):
+    first = _rest_bid(venue)
+    second = _rest_bid(venue)
+    b = book(venue)
+    level = (True, first.price_ticks)
+    assert list(b.queues[level]) == [first, second]
+    amended = _amend(venue, first, quantity="0.020", price=fmt(venue, first.price_ticks))
+    assert amended is first and first.qty_steps == 20 and first.status == "NEW"
+    assert list(b.queues[level]) == [second, first]  # to the back of the queue
+    _amend(venue, first, quantity="0.020", price=fmt(venue, first.price_ticks - 5))
+    assert first not in b.queues[level] and first in b.queues[(True, first.price_ticks)]
+    events = [e["o"] for e in venue.engine.accounts[API_KEY].events if e["o"]["i"] == first.order_id]
+    assert [o["x"] for o in events] == ["NEW", "AMENDMENT", "AMENDMENT"] and events[-1]["q"] == "0.020"
+
+
+def test_an_amendment_that_crosses_trades_at_once(venue):
+    order = _rest_bid(venue)
+    _amend(venue, order, quantity="0.010", price=fmt(venue, book(venue).best(False)))
+    assert order.status == "FILLED"
+    assert venue.engine.accounts[API_KEY].positions["BTCUSDT"].qty_steps == 10
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"quantity": "0.010", "price": "same"}, -5027),            # nothing to change
+    ({"quantity": "0.010", "price": "1.05"}, -4014),            # off the tick grid
+    ({"quantity": "0.0105", "price": "same"}, -1111),           # off the step grid
+    ({"side": "SELL", "quantity": "0.020", "price": "same"}, -1117),
+    ({"quantity": "0.020"}, -1102),                             # price is required
+])
+def test_what_cannot_be_amended_is_refused_and_the_order_is_untouched(venue, change, code):
+    order = _rest_bid(venue)
+    before = (order.qty_steps, order.price_ticks, list(book(venue).queues[(True, order.price_ticks)]))
+    params = {"side": order.side.value, **change}
+    if params.get("price") == "same":
+        params["price"] = fmt(venue, order.price_ticks)
+    with pytest.raises(VenueError) as refused:
+        venue.engine.amend(venue.engine.accounts[API_KEY],
+                           {"symbol": "BTCUSDT", "orderId": str(order.order_id), **params})
+    assert refused.value.code == code, refused.value.msg
+    assert (order.qty_steps, order.price_ticks, list(book(venue).queues[(True, order.price_ticks)])) == before
+
+
+def test_only_open_limit_orders_are_amended(venue):
+    filled = place(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, filled, quantity="0.020", price=fmt(venue, book(venue).best(True)))
+    assert refused.value.code == -2013
+
+
+async def test_amend_and_batch_amend_over_the_wire(stepped_venue):
+    venue = stepped_venue
+    venue.step(2)
+    headers = {"X-MBX-APIKEY": API_KEY}
+    orders = [_rest_bid(venue, below=50 + i) for i in range(2)]
+    async with aiohttp.ClientSession() as s:
+        query = signed_query({"symbol": "BTCUSDT", "orderId": orders[0].order_id, "side": "BUY", "quantity": "0.030",
+                              "price": fmt(venue, orders[0].price_ticks)}, ts_ms=venue.now_ms())
+        async with s.put(f"{venue.base_url}/fapi/v1/order?{query}", headers=headers) as resp:
+            body = await resp.json()
+            assert resp.status == 200 and body["origQty"] == "0.030" and body["orderId"] == orders[0].order_id
+        batch = json.dumps([{"symbol": "BTCUSDT", "orderId": orders[1].order_id, "side": "BUY", "quantity": "0.040",
+                             "price": fmt(venue, orders[1].price_ticks)},
+                            {"symbol": "BTCUSDT", "orderId": 1, "side": "BUY", "quantity": "0.040", "price": "1"}])
+        query = signed_query({"batchOrders": batch}, ts_ms=venue.now_ms())
+        # As sent: aiohttp would otherwise re-encode the query and the signature would no longer match it.
+        async with s.put(yarl.URL(f"{venue.base_url}/fapi/v1/batchOrders?{query}", encoded=True),
+                         headers=headers) as resp:
+            answers = await resp.json()
+        assert resp.status == 200 and answers[0]["origQty"] == "0.040" and answers[1]["code"] == -2013

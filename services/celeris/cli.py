@@ -171,10 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "control" and args.action == "set-mode" and not args.mode:
         parser.error("set-mode needs --mode")
     from celeris.runtime.settings import SettingsError
+    from celeris.venues.binance.errors import UnsupportedAccountMode
 
     try:
         return int(args.func(args) or 0)
-    except SettingsError as exc:
+    except (SettingsError, UnsupportedAccountMode) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

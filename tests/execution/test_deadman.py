@@ -1,7 +1,8 @@
-"""The dead-man's switch end to end against the simulator over real sockets: execution arms Binance's
-countdownCancelAll before its first live order (never before: an account Celeris has not traded is left
-alone), keeps renewing it, and when execution stops beating (dies or hangs) the venue itself cancels the
-open orders, which execution then learns from the user stream."""
+"""The live venue adapter against the simulator over real sockets: at start it refuses an account in hedge
+mode; then the dead-man's switch: execution arms Binance's countdownCancelAll before its first live order
+(never before: an account Celeris has not traded is left alone), keeps renewing it, and when execution stops
+beating (dies or hangs) the venue itself cancels the open orders, which execution then learns from the user
+stream."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ async def test_off_means_no_countdown_and_a_refused_arm_sends_no_order(live_venu
         assert len(h.sim.engine.accounts[API_KEY].orders) == before
     finally:
         await h.stop()
+
+
+async def test_an_execution_process_refuses_a_hedge_mode_account_before_any_stream_or_order(live_venue):  # noqa: F811
+    """The pods' path (no `celeris up` preflight): the live venue adapter's start refuses hedge mode."""
+    import pytest
+
+    from celeris.venues.binance.errors import UnsupportedAccountMode
+
+    live_venue.engine.accounts[API_KEY].dual_side = True
+    h = Harness(live_venue)
+    with pytest.raises(UnsupportedAccountMode, match="hedge mode"):
+        await h.engine.start()
+    assert h.live.listen_key == ""  # no stream was opened
+    await h.stop()

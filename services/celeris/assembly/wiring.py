@@ -95,6 +95,12 @@ async def preflight(rest: Any, url: str, check_credentials: bool = True) -> list
                 raise AssemblyError(f"the venue refused a signed request ({exc.code}: {exc.msg})") from None
             raise AssemblyError(f"the venue refused the API key ({exc.code}: {exc.msg}); check CELERIS_VENUE_API_KEY "
                           "and CELERIS_VENUE_API_SECRET") from None
+        from celeris.venues.binance.orders import check_position_mode
+
+        try:
+            await check_position_mode(rest)
+        except errors.UnsupportedAccountMode as exc:
+            raise AssemblyError(str(exc)) from None
     return notes
 
 

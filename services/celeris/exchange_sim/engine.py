@@ -86,7 +86,7 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
             raise VenueError(-4120, "Order type not supported for this endpoint. "
                                     "Please use the Algo Order API endpoints instead.")
         position_side = params.get("positionSide", "BOTH")
-        if position_side != "BOTH":
+        if position_side != "BOTH" or account.dual_side:  # hedge-mode orders are not simulated
             raise VenueError(-4061, "Order's position side does not match user's setting.")
         close_position = params.get("closePosition", "false").lower() == "true"
         reduce_only = params.get("reduceOnly", "false").lower() == "true"

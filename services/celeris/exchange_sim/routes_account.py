@@ -164,8 +164,24 @@ class AccountRoutes:
         return web.json_response({"code": 200, "msg": "success"})
 
     async def position_side(self, request: web.Request) -> web.Response:
-        await self._signed(request)
-        return web.json_response({"dualSidePosition": False})
+        account, _ = await self._signed(request)
+        return web.json_response({"dualSidePosition": account.dual_side})
+
+    async def set_position_side(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        text = params.get("dualSidePosition", "").lower()
+        if text not in ("true", "false"):
+            raise VenueError(-1102, "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, "
+                                    "or malformed.")
+        dual = text == "true"
+        if dual == account.dual_side:
+            raise VenueError(-4059, "No need to change position side.")
+        if any(o.is_open for o in account.orders.values()):
+            raise VenueError(-4067, "Position side cannot be changed if there exists open orders.")
+        if any(p.qty_steps for p in account.positions.values()):
+            raise VenueError(-4068, "Position side cannot be changed if there exists position.")
+        account.dual_side = dual
+        return web.json_response({"code": 200, "msg": "success"})
 
     async def leverage_bracket(self, request: web.Request) -> web.Response:
         await self._signed(request)

@@ -206,6 +206,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "GET /fapi/v2/balance": self.balance, "GET /fapi/v3/balance": self.balance,
             "POST /fapi/v1/leverage": self.leverage, "POST /fapi/v1/marginType": self.margin_type,
             "GET /fapi/v1/positionSide/dual": self.position_side,
+            "POST /fapi/v1/positionSide/dual": self.set_position_side,
             "GET /fapi/v1/leverageBracket": self.leverage_bracket,
             "GET /fapi/v1/commissionRate": self.commission_rate,
             "POST /fapi/v1/listenKey": self.listen_key_new, "PUT /fapi/v1/listenKey": self.listen_key_keepalive,

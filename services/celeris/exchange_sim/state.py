@@ -93,6 +93,8 @@ class Account:
     trades: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     """User-data events waiting to be pushed, in the venue's shapes."""
+    dual_side: bool = False
+    """Hedge mode (positionSide/dual); the simulator matches one-way orders only, so it refuses orders then."""
     countdowns: dict[str, int] = field(default_factory=dict)
     """symbol -> venue time (ms) at which every open order of the symbol is cancelled (countdownCancelAll)."""
 

@@ -21,6 +21,10 @@ class VenueError(Exception):
     retryable = False
 
 
+class UnsupportedAccountMode(ValueError):
+    """The account is set up in a way Celeris does not trade (hedge mode): refused at start, in one line."""
+
+
 class RateLimited(VenueError):
     """429 (weight or order count) or 418 (IP banned): wait `retry_after_s` before any request."""
 

@@ -58,8 +58,12 @@ class BinanceOrderVenue:
         return self.user_stream.renewals
 
     async def start(self, on_event: OnEvent, on_reconnect: OnReconnect) -> None:
+        await self.check_position_mode()
         self._on_event, self._on_reconnect = on_event, on_reconnect
         await self.user_stream.start()
+
+    async def check_position_mode(self) -> None:
+        await check_position_mode(self.rest)
 
     async def stop(self) -> None:
         await self.deadman.stop()
@@ -174,3 +178,13 @@ def _price_or_zero(ins: Instrument, text: str) -> int:
     except ValueError:
         return 0  # "0" on market orders
 
+
+async def check_position_mode(rest: BinanceRestClient) -> None:
+    """Celeris trades one-way mode (positionSide BOTH): an account in hedge mode is refused at start, before
+    any stream or order, rather than having its LONG/SHORT positions skipped."""
+    body = await rest.request("GET", "/fapi/v1/positionSide/dual", {}, signed=True, weight=30)
+    if isinstance(body, dict) and body.get("dualSidePosition") in (True, "true"):
+        raise errors.UnsupportedAccountMode(
+            "the venue account is in hedge mode (dualSidePosition=true) and Celeris trades one-way mode: "
+            "switch it with POST /fapi/v1/positionSide/dual dualSidePosition=false (no open positions "
+            "or orders), then start again")

@@ -57,14 +57,7 @@ class OrderRoutes:
 
     async def batch_amend(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        try:
-            amends = json.loads(params.get("batchOrders", ""))
-            assert isinstance(amends, list) and all(isinstance(o, dict) for o in amends)
-        except (ValueError, AssertionError):
-            raise VenueError(-1102, "Mandatory parameter 'batchOrders' was not sent, was empty/null, "
-                                    "or malformed.") from None
-        if len(amends) > 5:
-            raise VenueError(-4082, "Invalid number of batch place orders.")
+        amends = _batch(params)
         out: list[dict[str, Any]] = []
         for spec in amends:
             try:
@@ -155,14 +148,7 @@ class OrderRoutes:
 
     async def batch_orders(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        try:
-            orders = json.loads(params.get("batchOrders", ""))
-            assert isinstance(orders, list) and all(isinstance(o, dict) for o in orders)
-        except (ValueError, AssertionError):
-            raise VenueError(-1102, "Mandatory parameter 'batchOrders' was not sent, was empty/null, "
-                                    "or malformed.") from None
-        if len(orders) > 5:
-            raise VenueError(-4082, "Invalid number of batch place orders.")
+        orders = _batch(params)
         out: list[dict[str, Any]] = []
         for spec in orders:
             try:
@@ -206,3 +192,16 @@ class OrderRoutes:
         self.engine.instrument(symbol)
         trades = [t for t in account.trades if t["symbol"] == symbol]
         return web.json_response(trades[-int(params.get("limit", "500")):])
+
+
+def _batch(params: dict[str, str]) -> list[dict[str, Any]]:
+    """The `batchOrders` parameter: a JSON list of at most five objects."""
+    try:
+        specs = json.loads(params.get("batchOrders", ""))
+        assert isinstance(specs, list) and all(isinstance(o, dict) for o in specs)
+    except (ValueError, AssertionError):
+        raise VenueError(-1102, "Mandatory parameter 'batchOrders' was not sent, was empty/null, "
+                                "or malformed.") from None
+    if len(specs) > 5:
+        raise VenueError(-4082, "Invalid number of batch place orders.")
+    return specs

@@ -402,13 +402,18 @@ def test_each_gate_fails_blocks_below_live_and_demotes_live_without_flapping(clu
 
 
 def test_approval_is_revoked_by_a_new_image(cluster, operator):
-    ts = System(cluster, "approval", mode="live")
-    ts.wait_mode(Mode.SIMULATION)
+    # Halted, so that nothing is promoted while the approval and the image edit happen (a promotion to live
+    # on the approval of the image it runs, before the edit, would be right, and a race).
+    ts = System(cluster, "approval", mode="live", halted=True)
+    wait_until(lambda: ts.status().get("halted"), what="halted")
     ts.patch(approvedForLive=True)
     wait_until(lambda: (ts.status().get("approval") or {}).get("image") == "celeris:0.1.0", what="approval recorded")
     ts.patch(image="celeris:0.2.0")
+    wait_until(lambda: (ts.status().get("approval") or {}).get("revoked"), what="revoked")
+    ts.patch(halted=False)
+    ts.wait_mode(Mode.SIMULATION)
     wait_until(lambda: "set approvedForLive to false" in (ts.status().get("stage") or {}).get("waiting", "")
-               or ts.status().get("mode") == "live", what="revoked")
+               or ts.status().get("mode") == "live", what="held by the revoked approval")
     assert ts.status()["mode"] == "simulation"
     ts.reapprove()
     ts.wait_mode(Mode.LIVE, "live with the approval of the new image", timeout=20)

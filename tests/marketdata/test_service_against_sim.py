@@ -107,7 +107,10 @@ async def test_verification_against_rest_snapshot(md, live_venue):
     tick = live_venue.tick
     live_venue.tick = lambda: None
     try:
-        await asyncio.sleep(0.1)
+        # Quiet means every depth event the venue published has been applied (an event still in flight
+        # would overwrite the corrupted level and heal it); the venue publishes nothing more meanwhile.
+        published = {chain[0] for (symbol, _), chain in live_venue._depth_chain.items() if symbol == "BTCUSDT"}
+        assert await wait_for(lambda: state.synced.book.last_update_id in published, timeout=8)
         best = state.synced.book.best_bid()
         state.synced.book.apply_diff([(best[0], best[1] + 7)], [])
         await md.verify_now()

@@ -1,6 +1,5 @@
 """Market data against the simulator: sync, gaps, reconnects, malformed input, the gRPC stream."""
 
-import asyncio
 
 import aiohttp
 import grpc

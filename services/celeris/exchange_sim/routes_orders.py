@@ -43,17 +43,13 @@ class OrderRoutes:
         if self.faults.rest_unknown_503 > 0:
             self.faults.rest_unknown_503 -= 1
             raise UnknownStatus()
-        body = self.engine.order_json(order)
-        body["cumQty"] = body["executedQty"]
-        return web.json_response(body)
+        return web.json_response(self._answer(order))
 
     async def amend_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
         order = self.engine.amend(account, params)
         await self._flush_users()
-        body = self.engine.order_json(order)
-        body["cumQty"] = body["executedQty"]
-        return web.json_response(body)
+        return web.json_response(self._answer(order))
 
     async def batch_amend(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -62,14 +58,18 @@ class OrderRoutes:
         for spec in amends:
             try:
                 order = self.engine.amend(account, {k: str(v) for k, v in spec.items()})
-                body = self.engine.order_json(order)
-                body["cumQty"] = body["executedQty"]
-                out.append(body)
+                out.append(self._answer(order))
             except (VenueError, ValueError) as exc:
                 out.append(exc.body() if isinstance(exc, VenueError) else
                            {"code": -1102, "msg": "A mandatory parameter was not sent, was empty/null, or malformed."})
         await self._flush_users()
         return web.json_response(out)
+
+    def _answer(self, order: SimOrder) -> dict[str, Any]:
+        """An order as place, amend and cancel answer it (the query answers add `time` instead of cumQty)."""
+        body = self.engine.order_json(order)
+        body["cumQty"] = body["executedQty"]
+        return body
 
     def _find(self, account: Account, params: dict[str, str]) -> SimOrder | None:
         order_id = params.get("orderId")
@@ -96,9 +96,7 @@ class OrderRoutes:
         order = self.engine.cancel(account, params.get("symbol", ""), int(order_id) if order_id else None,
                                    params.get("origClientOrderId"))
         await self._flush_users()
-        body = self.engine.order_json(order)
-        body["cumQty"] = body["executedQty"]
-        return web.json_response(body)
+        return web.json_response(self._answer(order))
 
     async def open_orders(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -155,9 +153,7 @@ class OrderRoutes:
                 self._count_order()
                 order = self.engine.place(account, {k: str(v).lower() if isinstance(v, bool) else str(v)
                                                     for k, v in spec.items()})
-                body = self.engine.order_json(order)
-                body["cumQty"] = body["executedQty"]
-                out.append(body)
+                out.append(self._answer(order))
             except VenueError as exc:
                 out.append(exc.body())
         await self._flush_users()

@@ -65,6 +65,9 @@ class Reconciliation:
     async def apply_event(self, event: VenueOrderEvent) -> None:
         engine = self.engine
         client_id = event.client_order_id or engine.by_venue_id.get(event.venue_order_id, "")
+        if client_id not in engine.orders and event.venue_order_id in engine.by_venue_id:
+            # A triggered conditional order's actual order: the venue may name it with its own id.
+            client_id = engine.by_venue_id[event.venue_order_id]
         order = engine.orders.get(client_id)
         if order is None:
             if event.execution is Execution.TRADE and client_id:
@@ -72,15 +75,25 @@ class Reconciliation:
             if order is None:
                 return
         try:
+            if event.algo_id and order.algo_id is None:
+                order.algo_id = event.algo_id
             if event.venue_order_id and not order.venue_order_id:
                 order.venue_order_id = event.venue_order_id
                 engine.by_venue_id[event.venue_order_id] = order.client_order_id
-            if event.execution is Execution.NEW:
+            if event.execution is Execution.TRIGGERED:
+                await self._triggered(order, event)
+            elif event.execution is Execution.AMENDMENT:
+                await self._amended(order, event)
+            elif event.execution is Execution.NEW:
                 if order.status is OrderStatus.PENDING_SUBMIT:
                     order.apply(OrderEvent.ACCEPT, event.ts_event_ns)
                     await engine._persist(order, "accepted")
                     engine._publish_order(order)
             elif event.execution is Execution.TRADE:
+                if order.amend_qty_steps is not None and event.order_status == "FILLED" \
+                        and order.filled_steps + event.last_qty_steps >= order.qty_steps:
+                    # The order filled at its old terms before our amendment reached it: it will be refused.
+                    order.amend_rejected(event.ts_event_ns)
                 await self._apply_fill(order, event)
                 if order.is_open and event.order_status in ("FILLED", "EXPIRED"):
                     # The venue finished it short of its quantity (a reduce-only order clamped to the
@@ -97,6 +110,31 @@ class Reconciliation:
             engine.stats.illegal_transitions += 1
             log.error("venue event refused by the order table: %s", exc)
 
+    async def _triggered(self, order: Order, event: VenueOrderEvent) -> None:
+        """A conditional order fired: the venue placed the actual order, whose fills now fill this one."""
+        engine = self.engine
+        if not order.is_open or order.triggered:
+            return
+        order.triggered = True
+        if event.venue_order_id:
+            if order.venue_order_id and order.venue_order_id != event.venue_order_id:
+                engine.by_venue_id.pop(order.venue_order_id, None)
+            order.venue_order_id = event.venue_order_id
+            engine.by_venue_id[event.venue_order_id] = order.client_order_id
+        order.apply(OrderEvent.TRIGGER, event.ts_event_ns)
+        await engine._persist(order, "triggered")
+        engine._publish_order(order)
+
+    async def _amended(self, order: Order, event: VenueOrderEvent) -> None:
+        """The venue's AMENDMENT: the new terms are the venue's now (ours, arriving before the REST answer,
+        or one made elsewhere)."""
+        engine = self.engine
+        if not order.is_open or not event.orig_qty_steps:
+            return
+        order.amended(event.orig_qty_steps, event.price_ticks or order.price_ticks, event.ts_event_ns)
+        await engine._persist(order, "amended")
+        engine._publish_order(order)
+
     async def _apply_fill(self, order: Order, event: VenueOrderEvent) -> None:
         engine = self.engine
         mode = engine.order_mode.get(order.client_order_id, engine.mode)
@@ -104,7 +142,7 @@ class Reconciliation:
         if not await engine.hot.add_trade(f"{mode.value}:{event.symbol}", event.trade_id):
             engine.stats.duplicate_fills_ignored += 1
             return
-        if order.is_open and event.last_qty_steps <= order.remaining_steps:
+        if order.is_open and event.last_qty_steps <= order.worst_remaining_steps:
             order.fill(event.last_qty_steps, event.last_price_ticks, event.ts_event_ns or engine.clock.now_ns())
             closing = engine._closing.get(order.client_order_id)
             if closing is not None and order.is_open and order.filled_steps >= closing[1]:

@@ -264,6 +264,14 @@ class Order:
         status = self.apply(OrderEvent.FILL if complete else OrderEvent.PARTIAL_FILL, ts_ns)
         self.filled_steps += qty_steps
         self.filled_quote += qty_steps * price_ticks
+        if self.amend_qty_steps is not None and self.filled_steps > self.qty_steps:
+            # Only the amended terms allow this much: the amendment has landed, whatever its answer says.
+            self.qty_steps, self.price_ticks = self.amend_qty_steps, self.amend_price_ticks
+            self.amend_qty_steps = self.amend_price_ticks = None
+            if self.status is OrderStatus.PENDING_AMEND:
+                status = self.apply(OrderEvent.AMENDED, ts_ns)
+        elif self.amend_qty_steps is not None and not self.is_open:
+            self.amend_qty_steps = self.amend_price_ticks = None  # filled at the old terms: nothing to amend
         return status
 
     @property

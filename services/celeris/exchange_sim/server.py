@@ -197,6 +197,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/trades": self.recent_trades, "GET /fapi/v1/aggTrades": self.agg_trades,
             "GET /fapi/v1/premiumIndex": self.premium_index, "GET /fapi/v1/ticker/bookTicker": self.book_ticker,
             "GET /fapi/v1/ticker/price": self.ticker_price, "GET /fapi/v1/ticker/24hr": self.ticker_24hr,
+            "GET /fapi/v2/ticker/price": self.ticker_price,  # python-binance's futures_symbol_ticker; same body
             "GET /fapi/v1/klines": self.klines, "GET /fapi/v1/continuousKlines": self.continuous_klines,
             "GET /fapi/v1/markPriceKlines": self.mark_price_klines,
             "GET /fapi/v1/indexPriceKlines": self.index_price_klines,

@@ -508,3 +508,89 @@ async def test_by_default_the_order_endpoint_still_takes_conditional_types(stepp
             "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET", "quantity": "0.010",
             "stopPrice": _px(venue, _book(venue).last_price_ticks + 1000)})
     assert status == 200 and body["type"] == "STOP_MARKET" and body["status"] == "NEW"
+
+
+async def test_a_triggered_limit_order_cancelled_in_the_book_finishes_its_algo_order_unfilled(stepped_venue):
+    venue = stepped_venue
+    venue.step(3)
+    book = _book(venue)
+    last = book.last_price_ticks
+    async with aiohttp.ClientSession() as s, _user_stream(s, venue) as events:
+        # A BUY STOP whose limit is far below the book: triggered, it rests in the book.
+        placed = await _place(s, venue, side="BUY", type="STOP", quantity="0.010", timeInForce="GTC",
+                              price=_px(venue, last // 2), triggerPrice=_px(venue, last + 50))
+        book.last_price_ticks = last + 50
+        venue.engine.check_algo_triggers("BTCUSDT")
+        _, body = await _signed(s, venue, "GET", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]})
+        assert body["algoStatus"] == "TRIGGERED"
+        status, open_ = await _signed(s, venue, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"})
+        assert [(o["orderId"], o["type"], o["price"]) for o in open_] == \
+            [(int(body["actualOrderId"]), "LIMIT", _px(venue, last // 2))]
+        status, _ = await _signed(s, venue, "DELETE", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]})
+        assert status == 400  # no longer at the algo service: its order is in the book
+        status, _ = await _signed(s, venue, "DELETE", "/fapi/v1/order",
+                                  {"symbol": "BTCUSDT", "orderId": body["actualOrderId"]})
+        assert status == 200
+        got = await events(_has("FINISHED"))
+    finished = _algo_updates(got, "FINISHED")[0]
+    assert finished["o"]["aq"] == "0.000" and finished["o"]["act"] == "LIMIT"
+    assert _shape(finished) == _shape(_sample("py_ws_futures_algo_update_finished_canceled.json"))
+
+
+async def test_price_match_sets_the_triggered_orders_limit_from_the_book(stepped_venue):
+    venue = stepped_venue
+    venue.step(3)
+    book = _book(venue)
+    last = book.last_price_ticks
+    async with aiohttp.ClientSession() as s:
+        status, body = await _signed(s, venue, "POST", "/fapi/v1/algoOrder",
+                                     _valid(venue, priceMatch="OPPONENT"))  # STOP_MARKET: no limit to match
+        assert (status, body["code"]) == (400, -1106)
+        status, body = await _signed(s, venue, "POST", "/fapi/v1/algoOrder", _valid(
+            venue, type="STOP", timeInForce="GTC", priceMatch="QUEUE", price=_px(venue, last)))
+        assert (status, body["code"]) == (400, -1106)  # priceMatch or price, not both
+        placed = await _place(s, venue, side="BUY", type="STOP", quantity="0.010", timeInForce="GTC",
+                              priceMatch="OPPONENT", triggerPrice=_px(venue, last + 50))
+        best_ask = book.best(False)
+        book.last_price_ticks = last + 50
+        venue.engine.check_algo_triggers("BTCUSDT")
+        _, body = await _signed(s, venue, "GET", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]})
+        _, actual = await _signed(s, venue, "GET", "/fapi/v1/order",
+                                  {"symbol": "BTCUSDT", "orderId": body["actualOrderId"]})
+    assert actual["type"] == "LIMIT" and actual["price"] == _px(venue, best_ask)
+    assert actual["status"] == "FILLED" and body["algoStatus"] == "FINISHED"
+
+
+def test_celeris_sim_algo_only_answers_4120_on_the_order_endpoint():
+    """`celeris sim --algo-only` as users run it: -4120 on /fapi/v1/order, the algo endpoint open."""
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    exe = Path(sys.executable).with_name("celeris")
+    proc = subprocess.Popen([str(exe), "sim", "--port", "0", "--api-key", API_KEY, "--api-secret", API_SECRET,
+                             "--symbols", "BTCUSDT", "--algo-only"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = json.loads(proc.stdout.readline())["rest_url"]
+
+        def post(path, params):
+            query = signed_query(params, ts_ms=int(time.time() * 1000))
+            request = urllib.request.Request(f"{url}{path}?{query}", method="POST", headers=HEADERS)
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read())
+
+        stop = {"symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET", "quantity": "0.010",
+                "stopPrice": "1000000.00"}
+        assert post("/fapi/v1/order", stop)[1]["code"] == -4120
+        status, body = post("/fapi/v1/algoOrder", {**{k: v for k, v in stop.items() if k != "stopPrice"},
+                                                   "algoType": "CONDITIONAL", "triggerPrice": "1000000.00"})
+        assert status == 200 and body["algoStatus"] == "NEW"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -92,6 +92,8 @@ class AlgoOrders:
                 raise VenueError(-4137, "Quantity must be zero with closePosition equals true.")
             if "reduceOnly" in params:
                 raise VenueError(-1106, "Parameter 'reduceonly' sent when not required.")
+        if price_match != "NONE" and not order_type.has_limit_price:
+            raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
         price_ticks = 0
         if order_type.has_limit_price and price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))

@@ -328,6 +328,12 @@ async def test_weights_and_order_counts_of_the_algo_endpoints(stepped_venue):
             "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET",
             "quantity": "0.010", "triggerPrice": far})
         assert weight == 0 and headers["X-MBX-ORDER-COUNT-10S"] == "1"
+        async with s.get(f"{venue.base_url}/_sim/state") as resp:
+            assert next(iter((await resp.json())["accounts"].values()))["open_algo_orders"] == 1
+        algo_id = next(iter(venue.engine.accounts[API_KEY].algo_orders))
+        assert (await used("GET", "/fapi/v1/algoOrder", {"algoId": algo_id}))[0] == 1
+        assert (await used("DELETE", "/fapi/v1/algoOrder", {"algoId": algo_id}))[0] == 1
+        assert (await used("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": "BTCUSDT"}))[0] == 1
         assert (await used("GET", "/fapi/v1/openAlgoOrders", {"symbol": "BTCUSDT"}))[0] == 1
         assert (await used("GET", "/fapi/v1/openAlgoOrders", {}))[0] == 40
         assert (await used("GET", "/fapi/v1/allAlgoOrders", {"symbol": "BTCUSDT"}))[0] == 5

@@ -107,3 +107,25 @@ def test_ccxt_places_lists_and_cancels_algo_orders_unchanged(sim_process):
     assert {o["id"] for o in got["opened"]} == {stop["id"], trail["id"]}
     assert {stop["id"], trail["id"]} <= {o["id"] for o in got["everything"]}
     assert got["cancelled"] == stop["id"] and got["left"] == []
+
+
+def test_binance_futures_connector_keeps_its_legacy_stop_and_reaches_the_algo_api_by_signed_request(sim_process):
+    """binance-futures-connector 4.2.0 has no algo methods: its new_order(STOP_MARKET) goes to /fapi/v1/order,
+    which the simulator still takes by default (older clients), and its public sign_request reaches the algo
+    endpoints unchanged."""
+    from binance.um_futures import UMFutures
+
+    client = UMFutures(key=API_KEY, secret=API_SECRET, base_url=sim_process["rest_url"])
+    far = f"{float(client.ticker_price('BTCUSDT')['price']) * 1.5:.1f}"
+    legacy = client.new_order(symbol="BTCUSDT", side="BUY", type="STOP_MARKET", quantity="0.010", stopPrice=far)
+    assert legacy["type"] == "STOP_MARKET" and legacy["status"] == "NEW"
+    client.cancel_order(symbol="BTCUSDT", orderId=legacy["orderId"])
+    placed = client.sign_request("POST", "/fapi/v1/algoOrder", {
+        "algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET", "quantity": "0.010",
+        "triggerPrice": far, "clientAlgoId": "connector-algo-1"})
+    assert placed["algoStatus"] == "NEW" and placed["clientAlgoId"] == "connector-algo-1"
+    listed = client.sign_request("GET", "/fapi/v1/openAlgoOrders", {"symbol": "BTCUSDT"})
+    assert placed["algoId"] in {o["algoId"] for o in listed}
+    cancelled = client.sign_request("DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": "connector-algo-1"})
+    assert cancelled == {"algoId": placed["algoId"], "clientAlgoId": "connector-algo-1", "code": "200",
+                         "msg": "success"}

@@ -103,7 +103,13 @@ class Reconciliation:
                     engine._publish_order(order)
             else:
                 if order.is_open:
-                    order.apply(EVENT_FOR_EXECUTION[event.execution], event.ts_event_ns)
+                    closing = EVENT_FOR_EXECUTION[event.execution]
+                    if closing is OrderEvent.REJECT and order.is_algo and order.status is not OrderStatus.PENDING_SUBMIT:
+                        # An accepted algo order whose actual order the venue refused at its trigger: it ended
+                        # unfilled, after it was working (the table's REJECT is for orders never accepted).
+                        order.reject_reason = order.reject_reason or "refused by the venue when it triggered"
+                        closing = OrderEvent.EXPIRE
+                    order.apply(closing, event.ts_event_ns)
                     await engine._persist(order, event.execution.value.lower())
                     engine._publish_order(order)
         except (InvalidTransition, Overfill) as exc:

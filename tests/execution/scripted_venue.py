@@ -164,7 +164,8 @@ class ScriptedVenue:
         placed = self._find(client_order_id)
         if placed is None:
             return None
-        return VenueOrderState(client_order_id, placed.venue_id, placed.status, placed.filled)
+        return VenueOrderState(client_order_id, placed.venue_id, placed.status, placed.filled, placed.qty,
+                               placed.price)
 
     async def open_orders(self) -> list[VenueOrderEvent]:
         return []

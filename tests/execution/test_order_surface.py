@@ -20,6 +20,7 @@ from celeris.domain.messages import AmendRequest, Execution, OrderRequest, Rejec
 from celeris.domain.orders import InvalidTransition, Order, OrderEvent, OrderStatus, Overfill
 from celeris.domain.values import Side
 from celeris.execution.model import order_from_json, order_to_json
+from celeris.execution.store import MemoryHotState
 from tests.execution.scripted_venue import ScriptedVenue
 from tests.execution.test_safety import PRICE, SlowRisk, buy, make_engine, settle_loop
 
@@ -170,6 +171,31 @@ def test_any_sequence_of_amendments_and_fills_keeps_fills_within_the_quantity_th
             order.status is OrderStatus.PENDING_CANCEL or not order.is_open
         if order.status is OrderStatus.PENDING_AMEND:
             assert order.amend_qty_steps is not None
+
+
+@pytest.mark.parametrize("landed", [True, False])
+async def test_an_amendment_whose_answer_was_lost_in_a_crash_is_settled_from_the_venue_terms(btcusdt, landed):
+    venue = ScriptedVenue()
+    hot = MemoryHotState()
+    engine = make_engine(btcusdt, venue, hot=hot)
+    await engine.start()
+    order = await resting(engine, venue, "crash", 10)
+    task = asyncio.ensure_future(engine.amend(amend("crash-am", order, 14, PRICE - 950)))
+    await settle_loop()
+    assert len(venue.amends) == 1
+    task.cancel()  # the process dies with the amendment at the venue, its answer never read
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    if landed:
+        venue.placed[0].qty, venue.placed[0].price = 14, PRICE - 950
+    restarted = make_engine(btcusdt, venue, hot=hot)
+    await restarted.start()  # loads the record (PENDING_AMEND, both terms counted), then reconciles
+    again = restarted.orders[order.client_order_id]
+    assert again.status is OrderStatus.SUBMITTED and again.amend_qty_steps is None
+    assert (again.qty_steps, again.price_ticks) == ((14, PRICE - 950) if landed else (10, PRICE - 1000))
+    assert restarted.exposure.symbols["BTCUSDT"].pending_buy == again.qty_steps
+    await engine.stop()
+    await restarted.stop()
 
 
 # -- safety: an amendment is an order ------------------------------------------------------------

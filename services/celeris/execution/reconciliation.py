@@ -183,15 +183,17 @@ class Reconciliation:
             order = Order(event.client_order_id, event.symbol, event.side,
                           OrderType(event.order_type or "MARKET"), event.orig_qty_steps,
                           event.price_ticks or None, reduce_only=event.reduce_only, strategy_id=EXTERNAL_OWNER,
-                          ts_created_ns=engine.clock.now_ns())
+                          ts_created_ns=engine.clock.now_ns(), is_algo=bool(event.algo_id),
+                          algo_id=event.algo_id or None)
         except ValueError:
             return None
         order.apply(OrderEvent.SUBMIT)
         order.apply(OrderEvent.ACCEPT)
-        order.venue_order_id = event.venue_order_id
         engine.orders[order.client_order_id] = order
         engine.order_mode[order.client_order_id] = engine.mode if engine.mode is not Mode.OBSERVATION else Mode.LIVE
-        engine.by_venue_id[event.venue_order_id] = order.client_order_id
+        if event.venue_order_id:  # an algo order not yet triggered has none
+            order.venue_order_id = event.venue_order_id
+            engine.by_venue_id[event.venue_order_id] = order.client_order_id
         engine._sync_exposure(order)
         engine.stats.adopted += 1
         await engine._persist(order, "adopted")
@@ -213,13 +215,20 @@ class Reconciliation:
                 order = engine.orders[event.client_order_id]
                 if order.status is OrderStatus.PENDING_SUBMIT:
                     order.apply(OrderEvent.ACCEPT, engine.clock.now_ns())
-                    order.venue_order_id = event.venue_order_id
-                    engine.by_venue_id[event.venue_order_id] = order.client_order_id
+                    if event.venue_order_id:
+                        order.venue_order_id = event.venue_order_id
+                        engine.by_venue_id[event.venue_order_id] = order.client_order_id
+                    await engine._persist(order, "reconciled")
+                if order.amend_qty_steps is not None and event.orig_qty_steps:
+                    self._settle_amendment(order, event.orig_qty_steps, event.price_ticks or None)
                     await engine._persist(order, "reconciled")
                 continue
             if engine.config.unknown_orders_policy == "cancel":
                 try:
-                    await venue.cancel(event.symbol, event.client_order_id)
+                    if event.algo_id:
+                        await venue.cancel_algo(event.symbol, event.client_order_id)
+                    else:
+                        await venue.cancel(event.symbol, event.client_order_id)
                     engine.stats.canceled_unknown += 1
                 except errors.VenueError as exc:
                     log.warning("could not cancel unknown order %s: %s", event.client_order_id, exc)
@@ -251,6 +260,8 @@ class Reconciliation:
                     await engine._persist(order, "reconciled", order.reject_reason)
                 continue
             engine._apply_venue_state(order, state)
+            if order.amend_qty_steps is not None and state.qty_steps is not None:
+                self._settle_amendment(order, state.qty_steps, state.price_ticks)
             if state.status in ("CANCELED", "EXPIRED") and order.is_open:
                 order.apply(OrderEvent.CANCEL if state.status == "CANCELED" else OrderEvent.EXPIRE,
                             engine.clock.now_ns())
@@ -265,6 +276,15 @@ class Reconciliation:
                         engine.positions[symbol].cost = abs(qty) * entry
             except errors.VenueError as exc:
                 log.warning("balance/positions not reconciled: %s", exc)
+
+    def _settle_amendment(self, order: Order, qty_steps: int, price_ticks: int | None) -> None:
+        """An amendment whose answer was lost (a restart, a timeout): the venue's terms say whether it landed."""
+        now = self.engine.clock.now_ns()
+        if (qty_steps, price_ticks) == (order.amend_qty_steps, order.amend_price_ticks):
+            order.amended(qty_steps, price_ticks, now)
+        else:
+            order.amend_rejected(now)
+        self.engine._sync_exposure(order)
 
     # -- owners ---------------------------------------------------------------------------------
     def renew_owners(self, owners: Iterable[str], lease_s: float | None = None) -> None:

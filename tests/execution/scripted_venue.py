@@ -10,9 +10,14 @@ import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from celeris.domain.messages import (
+    BatchResult,
+    Execution,
+    VenueOrderEvent,
+    VenueOrderState,
+)
 from celeris.domain.orders import Order
 from celeris.domain.values import Side
-from celeris.domain.messages import BatchResult, Execution, VenueOrderEvent, VenueOrderState
 from celeris.venues.binance import errors
 
 

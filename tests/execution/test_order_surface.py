@@ -12,15 +12,33 @@ import asyncio
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from celeris.domain.instruments import OrderType, PriceMatch, SelfTradePrevention, TimeInForce, WorkingType
-from celeris.domain.messages import AmendRequest, Execution, OrderRequest, RejectCode, VenueOrderEvent
-from celeris.domain.orders import InvalidTransition, Order, OrderEvent, OrderStatus, Overfill
+from celeris.domain.instruments import (
+    OrderType,
+    PriceMatch,
+    SelfTradePrevention,
+    TimeInForce,
+    WorkingType,
+)
+from celeris.domain.messages import (
+    AmendRequest,
+    Execution,
+    OrderRequest,
+    RejectCode,
+    VenueOrderEvent,
+)
+from celeris.domain.orders import (
+    InvalidTransition,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Overfill,
+)
 from celeris.domain.values import Side
 from celeris.execution.model import order_from_json, order_to_json
 from celeris.execution.store import MemoryHotState
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.execution.scripted_venue import ScriptedVenue
 from tests.execution.test_safety import PRICE, SlowRisk, buy, make_engine, settle_loop
 
@@ -504,3 +522,71 @@ async def test_a_conditional_order_not_yet_triggered_is_cancelled_at_the_algo_ap
     assert (await engine.cancel("algo1-c", "BTCUSDT", order.client_order_id)).accepted
     assert calls == [("algo", order.client_order_id)] and order.status is OrderStatus.CANCELED
     await engine.stop()
+
+
+# -- the Execution API (gRPC over a real socket) ---------------------------------------------------
+@pytest.fixture
+async def grpc_engine(btcusdt):
+    import grpc
+    from celeris.api.v1 import execution_pb2_grpc
+    from celeris.execution.servicer import ExecutionServicer
+    from celeris.transport.bus import InProcessBus
+
+    venue = ScriptedVenue(auto_ack=True)
+    engine = make_engine(btcusdt, venue)
+    await engine.start()
+    server = grpc.aio.server()
+    execution_pb2_grpc.add_ExecutionServicer_to_server(ExecutionServicer(engine, InProcessBus()), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield execution_pb2_grpc.ExecutionStub(channel), engine, venue
+    await server.stop(None)
+    await engine.stop()
+
+
+def _dec(mantissa, scale):
+    from celeris.api.v1 import common_pb2
+
+    return common_pb2.Decimal(mantissa=mantissa, scale=scale)
+
+
+async def test_the_execution_api_carries_every_parameter_amendments_and_batches(grpc_engine):
+    from celeris.api.v1 import common_pb2
+    from celeris.api.v1 import execution_pb2 as pb
+
+    stub, engine, venue = grpc_engine
+    limit = pb.SubmitOrderRequest(request_id="g-1", symbol="BTCUSDT", side=common_pb2.SIDE_BUY,
+                                  type=pb.ORDER_TYPE_LIMIT, time_in_force=pb.TIME_IN_FORCE_GTD,
+                                  quantity=_dec(10, 3), price=_dec(5990000, 2), good_till_ms=NOW_MS + 3_600_000,
+                                  stp_mode=pb.SELF_TRADE_PREVENTION_EXPIRE_TAKER, strategy_id="api")
+    ack = await stub.SubmitOrder(limit)
+    assert ack.accepted, ack.error
+    sent = venue.placed[-1].order
+    assert sent.time_in_force is TimeInForce.GTD and sent.good_till_ms == NOW_MS + 3_600_000
+    assert sent.stp_mode is SelfTradePrevention.EXPIRE_TAKER
+    trail = await stub.SubmitOrder(pb.SubmitOrderRequest(
+        request_id="g-2", symbol="BTCUSDT", side=common_pb2.SIDE_SELL, type=pb.ORDER_TYPE_TRAILING_STOP_MARKET,
+        quantity=_dec(10, 3), callback_rate_bps=30, activation_price=_dec(6100000, 2),
+        working_type=pb.WORKING_TYPE_MARK_PRICE, price_protect=True, strategy_id="api"))
+    assert trail.accepted, trail.error
+    assert venue.placed[-1].order.callback_rate_bps == 30 and venue.placed[-1].order.is_algo
+    amended = await stub.AmendOrder(pb.AmendOrderRequest(request_id="g-3", symbol="BTCUSDT",
+                                                         client_order_id=ack.order.client_order_id,
+                                                         quantity=_dec(12, 3), price=_dec(5990100, 2)))
+    assert amended.accepted and amended.order.quantity.mantissa == 12
+    batch = await stub.SubmitBatch(pb.SubmitBatchRequest(request_id="g-4", orders=[
+        pb.SubmitOrderRequest(request_id="g-5", symbol="BTCUSDT", side=common_pb2.SIDE_BUY, type=pb.ORDER_TYPE_LIMIT,
+                              quantity=_dec(10, 3), price=_dec(5980000, 2), strategy_id="api"),
+        pb.SubmitOrderRequest(request_id="g-6", symbol="BTCUSDT", side=common_pb2.SIDE_BUY, type=pb.ORDER_TYPE_LIMIT,
+                              quantity=_dec(10, 3), price_match=pb.PRICE_MATCH_QUEUE, price=_dec(5980000, 2),
+                              strategy_id="api")]))
+    assert [a.accepted for a in batch.acks] == [True, False] and batch.request_id == "g-4"
+    assert batch.acks[1].error.code == "INVALID_REQUEST"
+    canceled = await stub.CancelBatch(pb.CancelBatchRequest(request_id="g-7", symbol="BTCUSDT", client_order_ids=[
+        ack.order.client_order_id, batch.acks[0].order.client_order_id]))
+    assert [a.accepted for a in canceled.acks] == [True, True]
+    unknown_enum = await stub.SubmitOrder(pb.SubmitOrderRequest(
+        request_id="g-8", symbol="BTCUSDT", side=common_pb2.SIDE_BUY, type=pb.ORDER_TYPE_LIMIT, quantity=_dec(10, 3),
+        price=_dec(5980000, 2), price_match=99))
+    assert not unknown_enum.accepted and unknown_enum.error.code == "INVALID_REQUEST"

@@ -7,6 +7,7 @@ from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.messages import AmendRequest, OrderRequest, RejectCode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import Side
+
 from tests.execution.conftest import live_venue, request, wait_for  # noqa: F401
 from tests.sim.conftest import API_KEY
 

@@ -10,9 +10,14 @@ from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
-
 from celeris.domain.clock import TestClock
-from celeris.domain.instruments import OrderType, PriceMatch, SelfTradePrevention, TimeInForce, WorkingType
+from celeris.domain.instruments import (
+    OrderType,
+    PriceMatch,
+    SelfTradePrevention,
+    TimeInForce,
+    WorkingType,
+)
 from celeris.domain.messages import Execution
 from celeris.domain.orders import Order
 from celeris.domain.values import Side

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from celeris.domain.book import BookState
 from celeris.domain.clock import TestClock
 from celeris.domain.instruments import OrderType, TimeInForce, WorkingType
@@ -18,6 +17,7 @@ from celeris.domain.values import Side
 from celeris.execution.engine import ExecutionEngine
 from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.execution.paper import PaperVenue
+
 from tests.execution.conftest import Harness, wait_for
 from tests.sim.conftest import live_venue  # noqa: F401
 

@@ -13,10 +13,10 @@ from celeris.domain.instruments import (
     TimeInForce,
     WorkingType,
 )
+from celeris.domain.messages import AmendRequest, Fill, OrderRequest, Outcome
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderStatus
 from celeris.domain.values import MONEY_SCALE, DecimalFormatError, OffGridError, Side
-from celeris.domain.messages import AmendRequest, Fill, OrderRequest, Outcome
 from celeris.runtime.convert import BadDecimal, decimal_str
 
 SIDE = {Side.BUY: common_pb2.SIDE_BUY, Side.SELL: common_pb2.SIDE_SELL}

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celeris.domain.instruments import OrderType, TimeInForce, WorkingType
-from celeris.domain.messages import BatchResult, Execution, VenueOrderEvent, VenueOrderState
+from celeris.domain.messages import (
+    BatchResult,
+    Execution,
+    VenueOrderEvent,
+    VenueOrderState,
+)
 from celeris.domain.orders import Order
 from celeris.domain.values import Side
 from celeris.venues.binance import errors

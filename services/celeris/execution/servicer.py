@@ -7,11 +7,11 @@ import asyncio
 import grpc
 
 from celeris.api.v1 import common_pb2, execution_pb2, execution_pb2_grpc
-from celeris.domain.orders import Order
 from celeris.clients import execution_pb as convert
-from celeris.execution.engine import ExecutionEngine
-from celeris.domain.topics import fill_topic, order_topic
 from celeris.domain.messages import Fill, Outcome
+from celeris.domain.orders import Order
+from celeris.domain.topics import fill_topic, order_topic
+from celeris.execution.engine import ExecutionEngine
 from celeris.transport.bus import InProcessBus
 
 

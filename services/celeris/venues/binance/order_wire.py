@@ -19,7 +19,12 @@ from celeris.domain.instruments import (
     TimeInForce,
     WorkingType,
 )
-from celeris.domain.messages import BatchResult, Execution, VenueOrderEvent, VenueOrderState
+from celeris.domain.messages import (
+    BatchResult,
+    Execution,
+    VenueOrderEvent,
+    VenueOrderState,
+)
 from celeris.domain.orders import Order
 from celeris.domain.values import Side
 from celeris.venues.binance import codec, errors

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from celeris.domain.book import BookState
 from celeris.domain.clock import TestClock
-from celeris.domain.instruments import OrderType, TimeInForce, WorkingType
+from celeris.domain.instruments import OrderType, PriceMatch, TimeInForce, WorkingType
 from celeris.domain.messages import AmendRequest, BookUpdate, OrderRequest, TradeUpdate
 from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
@@ -160,6 +160,40 @@ async def test_a_triggered_order_the_book_refuses_ends_the_algo_order_unfilled(p
     await engine.settle()
     assert order.status is OrderStatus.EXPIRED and paper.algo[order.client_order_id].status == "REJECTED"
     assert engine.stats.illegal_transitions == 0
+
+
+@pytest.mark.parametrize("match, side, price", [(PriceMatch.OPPONENT, Side.BUY, 600001),
+                                                (PriceMatch.OPPONENT_5, Side.BUY, 600002),  # 2 levels: the last
+                                                (PriceMatch.QUEUE, Side.BUY, 600000),
+                                                (PriceMatch.QUEUE_5, Side.SELL, 600002),
+                                                (PriceMatch.OPPONENT, Side.SELL, 600000)])
+async def test_a_price_match_order_is_priced_from_the_book_at_arrival_not_sent_as_a_market_order(
+        paper_engine, match, side, price):
+    engine, paper = paper_engine
+    outcome = await engine.submit(OrderRequest("pm", "BTCUSDT", side, OrderType.LIMIT, 100, strategy_id="paper",
+                                               price_match=match))
+    await engine.settle()
+    resting = paper.orders[outcome.order.client_order_id]
+    assert outcome.accepted and resting.price == price
+    opposite = match in (PriceMatch.OPPONENT, PriceMatch.OPPONENT_5)
+    # Against the opposite best it trades as taker at that price only; a queue price rests.
+    assert resting.filled == (100 if opposite else 0)
+    assert {f.price_ticks for f in paper.fills} <= {price}
+
+
+async def test_gtd_orders_expire_at_their_date_on_the_venue_clock(paper_engine):
+    engine, paper = paper_engine
+    now_ms = paper.clock.now_ns() // 1_000_000
+    gtd = OrderRequest("gtd", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, 599000, TimeInForce.GTD, strategy_id="paper",
+                       good_till_ms=now_ms + 700_000)
+    order = (await engine.submit(gtd)).order
+    paper.on_trade(trade(600000, 1, True))
+    await engine.settle()
+    assert order.status is OrderStatus.SUBMITTED
+    paper.clock.advance(ms=700_000)
+    paper.on_trade(trade(600000, 1, True))
+    await engine.settle()
+    assert order.status is OrderStatus.EXPIRED and paper.orders[order.client_order_id].status == "EXPIRED"
 
 
 # -- paper = venue -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Awaitable, Callable
 
 from celeris.domain.book import BookState, OrderBook
 from celeris.domain.clock import Clock
-from celeris.domain.instruments import Instrument, OrderType, TimeInForce
+from celeris.domain.instruments import Instrument, OrderType, PriceMatch, TimeInForce
 from celeris.domain.orders import Order
 from celeris.domain.positions import Position, fee
 from celeris.domain.values import MONEY_SCALE, Side
@@ -152,6 +152,8 @@ class PaperVenue(PaperOrderSurface):
                   reduce_only: bool | None = None, venue_id: int | None = None) -> VenueOrderState:
         """A plain order arrives at the matching engine (a triggered algo order passes its own terms)."""
         price = order.price_ticks if price is None else price
+        if price is None and order.price_match is not PriceMatch.NONE:
+            price = self.matched_price(order)  # the venue prices it from the book at arrival
         reduce_only = order.reduce_only if reduce_only is None else reduce_only
         if any(r.order.client_order_id == order.client_order_id and r.status in ("NEW", "PARTIALLY_FILLED")
                for r in self.orders.values()):

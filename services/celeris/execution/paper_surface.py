@@ -17,7 +17,7 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from celeris.domain.instruments import OrderType, TimeInForce, WorkingType
+from celeris.domain.instruments import OrderType, PriceMatch, TimeInForce, WorkingType
 from celeris.domain.messages import (
     BatchResult,
     Execution,
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 BPS = 10_000
 _OPEN = ("NEW", "PARTIALLY_FILLED")
+_MATCH_LEVEL = {PriceMatch.OPPONENT: (True, 1), PriceMatch.OPPONENT_5: (True, 5), PriceMatch.OPPONENT_10: (True, 10),
+                PriceMatch.OPPONENT_20: (True, 20), PriceMatch.QUEUE: (False, 1), PriceMatch.QUEUE_5: (False, 5),
+                PriceMatch.QUEUE_10: (False, 10), PriceMatch.QUEUE_20: (False, 20)}
+"""priceMatch -> (the opposite side of the book?, which level): OPPONENT_5 is the 5th best opposite price."""
 
 
 @dataclass
@@ -87,6 +91,31 @@ class PaperOrderSurface:
             self._fill(resting, level_price, min(level_qty, resting.remaining), maker=False)
         return VenueOrderState(order.client_order_id, resting.venue_order_id, resting.status, resting.filled,
                                resting.qty, resting.price)
+
+    def matched_price(self: PaperVenue, order: Order) -> int:
+        """A priceMatch order's limit price from the book now; an empty side refuses it, as the venue does."""
+        opposite, level = _MATCH_LEVEL[order.price_match]
+        book = self.books[order.symbol]
+        side_is_bid = (order.side is Side.SELL) if opposite else (order.side is Side.BUY)
+        levels = book.bids() if side_is_bid else book.asks()
+        if not levels:
+            raise errors.OrderRejected(-4131, "The counterparty's best price does not meet the PERCENT_PRICE "
+                                              "filter limit.")
+        return levels[min(level, len(levels)) - 1][0]
+
+    def expire_gtd(self: PaperVenue, symbol: str) -> None:
+        """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock."""
+        now_ms = self.clock.now_ns() // 1_000_000
+        for resting in list(self.orders.values()):
+            o = resting.order
+            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
+                resting.status = "EXPIRED"
+                self._emit(resting, Execution.EXPIRED)
+        for algo in list(self.algo.values()):
+            o = algo.order
+            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and algo.status == "NEW":
+                algo.status = "EXPIRED"
+                self._algo_emit(algo, Execution.EXPIRED)
 
     # -- batches --------------------------------------------------------------------------------
     async def place_batch(self: PaperVenue, orders: list[Order]) -> list[BatchResult]:
@@ -152,6 +181,7 @@ class PaperOrderSurface:
         """On every trade (the last price) and book change (the mid): fire what the market reached."""
         if last_price is not None:
             self.last_price[symbol] = last_price
+        self.expire_gtd(symbol)
         for algo in list(self.algo.values()):
             if algo.status != "NEW" or algo.order.symbol != symbol:
                 continue

@@ -36,7 +36,7 @@ from celeris.domain.orders import (
 from celeris.domain.values import Side
 from celeris.execution.model import order_from_json, order_to_json
 from celeris.execution.store import MemoryHotState
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.execution.scripted_venue import ScriptedVenue
@@ -291,6 +291,70 @@ async def test_a_burst_of_amendments_with_delayed_answers_cannot_pass_the_limit_
     assert len(refused) == 2 and all(o.rejection.code is RejectCode.POSITION_LIMIT for o in refused)
     assert engine.exposure.symbols["BTCUSDT"].pending_buy == 3 * 40 + 2 * 20
     await engine.stop()
+
+
+AMEND_OPS = st.lists(st.one_of(
+    st.tuples(st.just("amend"), st.integers(0, 2), st.integers(10, 50), st.integers(-30, 30)),
+    st.tuples(st.just("ack_amend"), st.integers(0, 30), st.booleans()),
+    st.tuples(st.just("fill"), st.integers(0, 2), st.integers(1, 30)),
+    st.tuples(st.just("halt"),),
+), min_size=1, max_size=30)
+
+
+async def _amend_interleave(btcusdt, ops):
+    """Three resting buys of 0.02 (60 steps of an 83-step limit), then amendments, their answers, fills and
+    a halt in any order. After every step: if everything the venue holds or has been asked lands, the
+    position is within the limit; nothing that adds exposure was written while halted."""
+    limit_steps = 83  # 5,000 USDT at 60,000
+    venue = ScriptedVenue()
+    engine = make_engine(btcusdt, venue, limit_usdt=5_000)
+    await engine.start()
+    for i in range(3):
+        await resting(engine, venue, f"base{i}", 20, PRICE - 100 - i)
+    tasks = []
+    for n, op in enumerate(ops):
+        kind = op[0]
+        if kind == "amend":
+            order = venue.placed[op[1]].order
+            price = (order.price_ticks or PRICE) + op[3]
+            tasks.append(asyncio.ensure_future(engine.amend(amend(f"a{n}", order, op[2], price))))
+        elif kind == "ack_amend" and venue.amends:
+            pending = venue.amends[op[1] % len(venue.amends)]
+            pending.reject = op[2]
+            pending.ack.set()
+        elif kind == "fill":
+            placed = venue.placed[op[1]]
+            venue.fill(placed, op[2], placed.price or PRICE)
+        elif kind == "halt":
+            tasks.append(asyncio.ensure_future(engine.halt("random halt", "hypothesis")))
+        await settle_loop(5)
+        assert venue.exposure_if_all_land("BTCUSDT", Side.BUY) <= limit_steps, ops[:n + 1]
+        assert all(not a.halted_at_write or (a.qty <= a.placed.qty and (a.placed.price is None
+                                                                         or a.price <= a.placed.price))
+                   for a in venue.amends if not a.done), "an amendment adding exposure was written while halted"
+    for _ in range(50):
+        for pending in venue.amends:
+            pending.ack.set()
+        await settle_loop(5)
+        if all(t.done() for t in tasks):
+            break
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    await engine.settle()
+    # Once every answer is in, the order table agrees with the venue about every working order's terms.
+    for placed in venue.placed:
+        order = engine.orders[placed.order.client_order_id]
+        if order.is_open and placed.open:
+            assert (order.qty_steps, order.price_ticks) == (placed.qty, placed.price)
+    await engine.stop()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=AMEND_OPS)
+@example(ops=[("amend", 0, 40, 0), ("amend", 1, 40, 0)])  # two in flight: 40 + 40 + 20 > 83 if not counted
+def test_random_interleavings_of_amendments_keep_the_limit_and_the_halt(btcusdt, ops):
+    asyncio.run(_amend_interleave(btcusdt, ops))
 
 
 async def test_amendments_spend_the_order_rate_like_orders(btcusdt):

@@ -654,3 +654,14 @@ async def test_the_execution_api_carries_every_parameter_amendments_and_batches(
         request_id="g-8", symbol="BTCUSDT", side=common_pb2.SIDE_BUY, type=pb.ORDER_TYPE_LIMIT, quantity=_dec(10, 3),
         price=_dec(5980000, 2), price_match=99))
     assert not unknown_enum.accepted and unknown_enum.error.code == "INVALID_REQUEST"
+
+
+async def test_a_batch_counts_five_on_the_venue_10_second_window_whatever_its_size(btcusdt):
+    venue = ScriptedVenue(auto_ack=True)
+    engine = make_engine(btcusdt, venue, venue_orders_per_10s=9)
+    await engine.start()
+    first = await engine.submit_batch([buy("w0", 1, PRICE - 1000)])
+    assert first[0].accepted and engine.venue_rate[0].room() == 4  # 5 taken for one order
+    second = await engine.submit_batch([buy("w1", 1, PRICE - 1000), buy("w2", 1, PRICE - 1000)])
+    assert all(o.rejection.code is RejectCode.RATE_LIMIT for o in second) and len(venue.placed) == 1
+    await engine.stop()

@@ -62,6 +62,10 @@ class OrderSurface:
             return [self._refuse(r.request_id, None, Rejection(RejectCode.INVALID_REQUEST,
                                                                 f"a batch holds 1 to {MAX_BATCH_PLACE} amendments"))
                     for r in requests]
+        if batch:
+            surcharge = validation.batch_surcharge(engine._rates, len(requests))
+            if surcharge is not None:
+                return [self._refuse(r.request_id, None, surcharge) for r in requests]
         outcomes: list[Outcome | None] = [None] * len(requests)
         async with contextlib.AsyncExitStack() as stack:
             held: list[tuple[int, AmendRequest, Order]] = []
@@ -246,6 +250,9 @@ class OrderSurface:
         if not 0 < len(requests) <= MAX_BATCH_PLACE:
             return [sub.reject(r, Rejection(RejectCode.INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH_PLACE} "
                                                                         f"orders")) for r in requests]
+        surcharge = validation.batch_surcharge(engine._rates, len(requests))
+        if surcharge is not None:
+            return [sub.reject(r, surcharge) for r in requests]
         outcomes: list[Outcome | None] = [None] * len(requests)
         reserved: list[tuple[int, OrderRequest, Order]] = []
         for i, request in enumerate(requests):

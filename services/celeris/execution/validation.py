@@ -262,6 +262,23 @@ class OrderRates:
         return None
 
 
+BATCH_ORDER_COUNT_10S = 5
+"""The venue counts a batchOrders request as 5 on its 10-second order window, whatever its size."""
+
+
+def batch_surcharge(rates: OrderRates, elements: int) -> Rejection | None:
+    """Before a batch: the venue's 10 s window takes 5 for it, and each element takes one of those when it
+    is reserved, so the rest is taken now; a window without room for all 5 refuses the batch whole."""
+    extra = BATCH_ORDER_COUNT_10S - elements
+    window = rates.venue_windows[0]
+    if window.room() < max(elements, BATCH_ORDER_COUNT_10S):
+        return Rejection(RejectCode.RATE_LIMIT, f"the venue's 10 s order window has no room for a batch (it counts "
+                                                f"{BATCH_ORDER_COUNT_10S})")
+    for _ in range(max(0, extra)):
+        window.try_acquire()
+    return None
+
+
 class PreTradeChecks:
     """The whole pre-trade check, in its fixed order (the first refusal wins, and a rate token is spent
     only when everything before it passed). Holds references to the engine's live state (positions,

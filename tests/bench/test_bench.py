@@ -13,13 +13,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_book_benchmark_prints_one_json_object_with_unit_keys():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "book.py"), "--json", "--repeat", "1"],
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "book.py"), "--json", "--runs", "1", "--no-peer"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    for key in ("events_per_s", "p50_us", "p99_us", "baseline_events_per_s"):
+    for key in ("depth_events_per_s", "depth_p50_us", "depth_p99_us", "baseline_depth_events_per_s",
+                "all_messages_per_s"):
         assert out[key] > 0
-    assert out["gaps"] == 0 and out["crossed_books"] == 0 and out["depth_events_applied"] > 1000
+    # Depth events are counted apart from the other messages, and every one of them reached the book.
+    assert out["depth_samples"] == out["depth_events"] > 6000
+    assert out["gaps"] == 0 and out["crossed_books"] == 0 and out["depth_events_applied"] > 6000
 
 
 def test_marketdata_benchmark_prints_one_json_object():
@@ -74,7 +77,7 @@ def test_celeris_bench_suite_subset_prints_one_json_object():
                              "--services-seconds", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["book"]["events_per_s"] > 0
+    assert out["book"]["depth_events_per_s"] > 0
     for topology in ("inproc", "services"):
         assert set(out["tick_to_order"][topology]) >= {"p50_us", "p99_us"}
     assert out["tick_to_order"]["inproc"]["count"] > 0

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench"
 
 SCRIPTS = [
-    ("book", ["book.py", "--repeat", "2"]),
+    ("book", ["book.py", "--runs", "3"]),
     ("marketdata", ["marketdata.py", "--repeat", "2"]),
     ("execution", ["execution.py", "--count", "1000"]),
     ("risk", ["risk.py", "--count", "2000"]),
@@ -143,8 +143,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(results))
         return 0
     rows = [
-        ("book events/s", results.get("book", {}).get("events_per_s"), results.get("book", {}).get("baseline_events_per_s"), ">= 150,000"),
-        ("book p99 us/event", results.get("book", {}).get("p99_us"), results.get("book", {}).get("baseline_p99_us"), ""),
+        ("depth events/s -> synced book", results.get("book", {}).get("depth_events_per_s"), results.get("book", {}).get("baseline_depth_events_per_s"), ">= 10,000"),
+        ("depth vs nautilus adapter (x)", results.get("book", {}).get("nautilus_ratio_x"), "", ">= 3"),
+        ("depth p99 us/event", results.get("book", {}).get("depth_p99_us"), "", ""),
         ("market data events/s", results.get("marketdata", {}).get("events_per_s"), results.get("marketdata", {}).get("baseline_events_per_s"), ">= 150,000"),
         ("market data p99 us", results.get("marketdata", {}).get("p99_us"), results.get("marketdata", {}).get("baseline_p99_us"), "<= 100"),
         ("order submit p50 us", results.get("execution", {}).get("p50_us"), results.get("execution", {}).get("baseline_p50_us"), ""),

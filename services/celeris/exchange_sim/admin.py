@@ -47,6 +47,7 @@ class Admin:
     connections: list[Any]
     listen_keys: dict[str, tuple[str, int]]
     stats: dict[str, int]
+    load: Any  # DepthLoad | None (exchange_sim/load.py)
 
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
         def now_ms(self) -> int: ...
@@ -105,8 +106,11 @@ class Admin:
                 "positions": {s: p.instrument.format_qty(p.qty_steps) for s, p in account.positions.items()},
                 "open_orders": sum(1 for o in account.orders.values() if o.is_open),
                 "countdowns": dict(account.countdowns)}
+        queued = sum(c.queue.qsize() for c in self.connections if c.queue is not None)
         return web.json_response({"time_ms": self.now_ms(), "faults": self._faults_json(), "stats": self.stats,
-                                  "connections": len(self.connections), "accounts": accounts})
+                                  "connections": len(self.connections), "queued_frames": queued,
+                                  "load": self.load.stats() if self.load is not None else None,
+                                  "accounts": accounts})
 
     async def _admin_position(self, request: web.Request) -> web.Response:
         """Change a position behind the client's back (reconciliation tests)."""

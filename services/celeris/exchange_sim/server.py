@@ -25,6 +25,7 @@ from celeris.exchange_sim.admin import Admin, Faults
 from celeris.exchange_sim.auth_weights import AuthWeights, UnknownStatus, WeightWindow
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import EngineConfig, MatchingEngine
+from celeris.exchange_sim.load import DepthLoad
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
 from celeris.exchange_sim.probe import LatencyProbe, ProbeRoutes
 from celeris.exchange_sim.routes_account import AccountRoutes
@@ -69,7 +70,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
                  ws_max_age_s: float = 86_400, ping_interval_s: float = 180, mark_interval_ms: int = 1000,
                  funding_interval_s: float = 8 * 3600, config: EngineConfig | None = None,
                  wallet_usdt: int | None = None, latency_probe: bool = False,
-                 orders_per_10s: int = 300) -> None:
+                 orders_per_10s: int = 300, load_depth_per_s: int = 0) -> None:
         self.clock = clock
         self.probe: LatencyProbe | None = LatencyProbe() if latency_probe else None
         """Set (--latency-probe): the market moves only in probe steps (celeris.exchange_sim.probe)."""
@@ -110,6 +111,10 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
         self._task: asyncio.Task[None] | None = None
         self._users_dirty = asyncio.Event()
         self.stats = {"rest_requests": 0, "ws_messages": 0, "orders": 0}
+        self.load: DepthLoad | None = (DepthLoad(self, self.engine.books, load_depth_per_s, seed)
+                                       if load_depth_per_s else None)
+        """Set (--load-depth-rate): depth events at a fixed rate per symbol (celeris.exchange_sim.load)."""
+        self._load_task: asyncio.Task[None] | None = None
 
     # Clock for the engine: the venue's time includes the injected skew.
     def now_ns(self) -> int:
@@ -141,10 +146,13 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
 
     async def _start_loop(self, _: web.Application) -> None:
         self._task = asyncio.create_task(self._run())
+        if self.load is not None:
+            self._load_task = asyncio.create_task(self.load.run())
 
     async def _stop(self, _: web.Application) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._load_task):
+            if task:
+                task.cancel()
         for conn in list(self.connections):
             await conn.ws.close()
 

@@ -59,25 +59,7 @@ class MarketStreams:
         for symbol, book in self.engine.books.items():
             lower = symbol.lower()
             ins = book.instrument
-            changed = dict(book.changed)
-            book.changed.clear()
-            first_id = book.first_changed_id
-            for speed in {0, 100, 250, 500}:
-                key = (symbol, speed)
-                pending = self._pending_levels.setdefault(key, {})
-                chain = self._depth_chain.setdefault(key, [first_id - 1 if changed else book.update_id, 0, now])
-                if changed:
-                    if not pending:
-                        chain[1] = first_id
-                    pending.update(changed)
-                if pending and (now - chain[2] >= speed or speed <= self.tick_ms):
-                    event = self._depth_event(book, ins, pending, chain, now)
-                    chain[0] = event["u"]
-                    chain[2] = now
-                    pending.clear()
-                    if self._swallow_depth(symbol, speed):
-                        continue
-                    self._send_depth(lower, speed, event, book, ins, wanted)
+            self._publish_depth(symbol, now, wanted, every_tick=True)
             for trade in book.trades_out:
                 price, qty = ins.format_price(trade["p"]), ins.format_qty(trade["q"])
                 self._send(f"{lower}@trade", {"e": "trade", "E": now, "T": trade["T"], "s": symbol,
@@ -106,6 +88,33 @@ class MarketStreams:
                 self._send(f"{symbol.lower()}@markPrice@1s", payload, wanted)
                 if now // 1000 % 3 == 0:
                     self._send(f"{symbol.lower()}@markPrice", payload, wanted)
+
+    def _publish_depth(self, symbol: str, now: int, wanted: set[str], every_tick: bool) -> None:
+        """The book's changed levels onto each depth speed's chain; a speed's event goes out when due.
+
+        `every_tick`: called from the market tick, which flushes every speed not slower than the tick. The
+        load generator (exchange_sim/load.py) calls it per change, so only the time rule flushes there.
+        """
+        book = self.engine.books[symbol]
+        changed = dict(book.changed)
+        book.changed.clear()
+        first_id = book.first_changed_id
+        for speed in (0, 100, 250, 500):
+            key = (symbol, speed)
+            pending = self._pending_levels.setdefault(key, {})
+            chain = self._depth_chain.setdefault(key, [first_id - 1 if changed else book.update_id, 0, now])
+            if changed:
+                if not pending:
+                    chain[1] = first_id
+                pending.update(changed)
+            if pending and (now - chain[2] >= speed or (every_tick and speed <= self.tick_ms)):
+                event = self._depth_event(book, book.instrument, pending, chain, now)
+                chain[0] = event["u"]
+                chain[2] = now
+                pending.clear()
+                if self._swallow_depth(symbol, speed):
+                    continue
+                self._send_depth(symbol.lower(), speed, event, book, book.instrument, wanted)
 
     def _depth_event(self, book: Any, ins: Contract, pending: dict[tuple[bool, int], None],
                      chain: list[int], now: int) -> dict[str, Any]:

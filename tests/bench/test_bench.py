@@ -98,3 +98,15 @@ def test_tick_to_order_benchmark_counts_the_samples_it_was_asked_for():
         for q in ("p50", "p99", "p999"):
             assert out[f"{name}_{q}_us_min"] <= out[f"{name}_{q}_us_median"] <= out[f"{name}_{q}_us_max"]
         assert [set(r) >= {"count", "p50_us", "p99_us", "p999_us", "timeouts"} for r in out[f"{name}_runs"]] == [True] * 2
+
+
+def test_load_benchmark_reports_drops_lag_and_cpu_per_scenario():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--json", "--runs", "1", "--seconds",
+                             "1", "--only", "load"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [s["scenario"] for s in out["scenarios"]] == ["1x10000", "10x1000"]
+    for scenario in out["scenarios"]:
+        assert scenario["received_total"] > 0 and scenario["emitted_total"] > 0
+        assert scenario["cpu_us_per_event"] > 0 and scenario["lag_p99_ms"] >= scenario["lag_p50_ms"] >= 0
+        assert "drops_total" in scenario and scenario["baseline_cpu_us_per_event"] > 0

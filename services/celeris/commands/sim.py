@@ -30,8 +30,11 @@ def register(sub: Any) -> None:
     p.add_argument("--ws-max-age-s", type=float, default=86_400, help="the venue's 24 h connection cap")
     p.add_argument("--funding-interval-s", type=float, default=8 * 3600)
     p.add_argument("--wallet-usdt", type=int, default=100_000)
-    p.add_argument("--algo-orders", action="store_true",
-                   help="answer -4120 for conditional orders on /fapi/v1/order, like the venue since 2025-12")
+    p.add_argument("--algo-only", "--algo-orders", dest="algo_only", action="store_true",
+                   help="conditional types (STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKET, "
+                        "TRAILING_STOP_MARKET) only on the Algo Order API (POST /fapi/v1/algoOrder), answered -4120 "
+                        "on /fapi/v1/order and /fapi/v1/batchOrders, as Binance does since 2025-12-09; by default "
+                        "both endpoints take them, for older clients")
     p.add_argument("--latency-probe", action="store_true",
                    help="the market moves only in probe steps (POST /_sim/probe): wire-to-wire tick-to-order "
                         "measured here; see celeris.exchange_sim.probe")
@@ -44,7 +47,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celeris.exchange_sim.engine import EngineConfig
     from celeris.exchange_sim.server import SimVenue, start
     from celeris.runtime.clock import SystemClock
     from celeris.runtime.grpc_server import install_uvloop
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         venue = SimVenue(symbols=symbols, api_key=args.api_key, api_secret=args.api_secret, clock=SystemClock(),
                          seed=args.seed, tick_ms=args.tick_ms, replay=args.replay, ws_max_age_s=args.ws_max_age_s,
                          funding_interval_s=args.funding_interval_s, wallet_usdt=args.wallet_usdt,
-                         config=EngineConfig(conditional_on_order_endpoint=not args.algo_orders),
+                         reject_legacy_conditional=args.algo_only,
                          latency_probe=args.latency_probe, orders_per_10s=args.orders_per_10s,
                          load_depth_per_s=args.load_depth_rate)
     except (ValueError, OSError) as exc:

@@ -105,6 +105,7 @@ class Admin:
                 "wallet": money_str(account.wallet),
                 "positions": {s: p.instrument.format_qty(p.qty_steps) for s, p in account.positions.items()},
                 "open_orders": sum(1 for o in account.orders.values() if o.is_open),
+                "open_algo_orders": sum(1 for a in account.algo_orders.values() if a.status.is_open),
                 "countdowns": dict(account.countdowns)}
         queued = sum(c.queue.qsize() for c in self.connections if c.queue is not None)
         return web.json_response({"time_ms": self.now_ms(), "faults": self._faults_json(), "stats": self.stats,

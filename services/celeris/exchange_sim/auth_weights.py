@@ -113,7 +113,8 @@ class AuthWeights:
             response = web.json_response({"code": -1000 if exc.status >= 500 else -5000,
                                           "msg": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status)
         response.headers.update(headers)
-        if request.path in ("/fapi/v1/order", "/fapi/v1/batchOrders") and request.method == "POST":
+        if request.path in ("/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/algoOrder") and \
+                request.method == "POST":
             response.headers["X-MBX-ORDER-COUNT-10S"] = str(self._orders_since(now - 10_000))
             response.headers["X-MBX-ORDER-COUNT-1M"] = str(len(self.order_times))
         return response
@@ -192,7 +193,8 @@ def _error(status: int, code: int, msg: str, headers: dict[str, str]) -> web.Res
 _WEIGHTS = {"/fapi/v1/exchangeInfo": 1, "/fapi/v2/account": 5, "/fapi/v3/account": 5, "/fapi/v2/balance": 5,
             "/fapi/v3/balance": 5, "/fapi/v2/positionRisk": 5, "/fapi/v3/positionRisk": 5,
             "/fapi/v1/positionSide/dual": 30, "/fapi/v1/batchOrders": 5, "/fapi/v1/userTrades": 5,
-            "/fapi/v1/allOrders": 5, "/fapi/v1/order": 1, "/fapi/v1/countdownCancelAll": 10}
+            "/fapi/v1/allOrders": 5, "/fapi/v1/order": 1, "/fapi/v1/countdownCancelAll": 10,
+            "/fapi/v1/algoOrder": 1, "/fapi/v1/allAlgoOrders": 5, "/fapi/v1/algoOpenOrders": 1}
 
 
 def _weight(request: web.Request) -> int:
@@ -207,8 +209,8 @@ def _weight(request: web.Request) -> int:
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
     if path == "/fapi/v1/ticker/24hr":
         return 1 if request.query.get("symbol") else 40
-    if path == "/fapi/v1/openOrders":
+    if path in ("/fapi/v1/openOrders", "/fapi/v1/openAlgoOrders"):
         return 1 if request.query.get("symbol") else 40
-    if path == "/fapi/v1/order" and request.method == "POST":
-        return 0
+    if path in ("/fapi/v1/order", "/fapi/v1/algoOrder") and request.method == "POST":
+        return 0  # new orders count against the order-rate limits, not the IP weight
     return _WEIGHTS.get(path, 1)

@@ -2,7 +2,7 @@
 
 Owns the simulator's own reading of a symbol entry: the price and quantity increments and display
 precisions, the raw filter values (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, MIN_NOTIONAL, PERCENT_PRICE,
-MAX_NUM_ORDERS), the maintenance margin rate, and conversions between wire strings and integer ticks
+MAX_NUM_ORDERS), the maintenance margin rate, triggerProtect, and conversions between wire strings and integer ticks
 (price / tickSize) and steps (quantity / stepSize). It shares only the domain's decimal VALUES with the
 connector; it deliberately does not use celeris.domain.instruments, so a mistake in how the connector
 reads exchangeInfo is not mirrored here. The order rules themselves live in filters.py.
@@ -106,6 +106,9 @@ class Contract:
     max_open_orders: int
     maint_margin_rate: Fraction
     """maintMarginPercent / 100 (first leverage bracket)."""
+    trigger_protect: Fraction = Fraction(5, 100)
+    """triggerProtect: the largest relative gap between mark and last price at which a priceProtect
+    conditional order may still trigger."""
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> Contract:
@@ -132,6 +135,7 @@ class Contract:
             multiplier_down=decimal_fraction(percent["multiplierDown"]) if percent else Fraction(0),
             max_open_orders=int(by_type.get("MAX_NUM_ORDERS", {"limit": 200})["limit"]),
             maint_margin_rate=decimal_fraction(entry.get("maintMarginPercent", "2.5")) / 100,
+            trigger_protect=decimal_fraction(entry.get("triggerProtect", "0.05")),
         )
 
     # -- wire strings <-> integers -------------------------------------------------------------

@@ -4,7 +4,8 @@ Owns the venue itself (its symbols' books, its accounts, order and trade ids) an
 a new order's parameters with the venue's checks and error codes (types, TIF, reduce-only, close-position,
 duplicate client ids, filters from exchange_sim/filters.py, margin), cancels and look-ups. The rest of
 the engine is split by concern into mixins: matching.py (the book), margin.py (margin, funding,
-liquidation), triggers.py (conditional orders) and wire.py (answers and user-data events). It shares
+liquidation), triggers.py (conditional orders), algo.py and algo_wire.py (the Algo Order API) and wire.py
+(answers and user-data events). It shares
 only domain values (decimals, Side, MONEY_SCALE, the clock) and never the connector's rules.
 """
 
@@ -17,6 +18,8 @@ from typing import Any, Callable
 from celeris.domain.clock import Clock
 from celeris.domain.values import MONEY_SCALE, DecimalFormatError, Side, parse_decimal
 from celeris.exchange_sim import filters
+from celeris.exchange_sim.algo import AlgoOrders
+from celeris.exchange_sim.algo_wire import AlgoWire
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
 from celeris.exchange_sim.margin import Margin
 from celeris.exchange_sim.matching import Matching
@@ -39,7 +42,7 @@ _price_str = price_str
 __all__ = ["NS_PER_MS", "Account", "EngineConfig", "MatchingEngine", "SimOrder", "SymbolBook", "VenueError"]
 
 
-class MatchingEngine(Matching, Margin, Triggers, WireRendering):
+class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, AlgoWire):
     """One venue: symbols, their books, and the accounts trading them."""
 
     def __init__(self, instruments: list[Contract], clock: Clock, config: EngineConfig | None = None) -> None:
@@ -50,6 +53,7 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
         self._order_ids = itertools.count(8_000_000_001)
         self._trade_ids = itertools.count(500_000_001)
         self._auto_ids = itertools.count(1)
+        self._algo_ids = itertools.count(1_000_000_000_000_001)  # the venue's algoIds are this large
         self.on_account_event: Callable[[Account], None] | None = None
 
     def _next_trade_id(self) -> int:

@@ -5,13 +5,15 @@ contracts, the matching engine and the market driving it, the venue clock (with 
 aiohttp application and its routes, and the tick loop (market step, triggers, liquidations, funding,
 listen-key expiry, stream publishing). Each concern of the protocol lives in its own part, written
 independently of the connector: auth_weights.py (keys, signatures, weights, limits), routes_market.py,
-routes_history.py (klines, 24-hour tickers, funding history), routes_orders.py, routes_account.py (REST), websocket.py (connections and market streams),
+routes_history.py (klines, 24-hour tickers, funding history), routes_orders.py, routes_algo.py (the Algo Order
+API), routes_account.py (REST), websocket.py (connections and market streams),
 userstream.py (listen keys and user data) and admin.py (fault injection).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -28,6 +30,7 @@ from celeris.exchange_sim.engine import EngineConfig, MatchingEngine
 from celeris.exchange_sim.load import DepthLoad
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
 from celeris.exchange_sim.probe import LatencyProbe, ProbeRoutes
+from celeris.exchange_sim.routes_algo import AlgoRoutes
 from celeris.exchange_sim.routes_account import AccountRoutes
 from celeris.exchange_sim.routes_history import HistoryRoutes
 from celeris.exchange_sim.routes_market import MarketRoutes
@@ -61,8 +64,8 @@ def load_instrument_entries(symbols: list[str]) -> tuple[dict[str, Any], list[di
     return table, entries
 
 
-class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRoutes, MarketStreams, UserStream, Admin,
-               ProbeRoutes):
+class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes, AccountRoutes, MarketStreams,
+               UserStream, Admin, ProbeRoutes):
     """The simulated exchange: engine, market, streams and the HTTP/WebSocket application."""
 
     def __init__(self, *, symbols: list[str], api_key: str, api_secret: str, clock: Clock, seed: int = 7,
@@ -70,8 +73,13 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
                  ws_max_age_s: float = 86_400, ping_interval_s: float = 180, mark_interval_ms: int = 1000,
                  funding_interval_s: float = 8 * 3600, config: EngineConfig | None = None,
                  wallet_usdt: int | None = None, latency_probe: bool = False,
-                 orders_per_10s: int = 300, load_depth_per_s: int = 0) -> None:
+                 orders_per_10s: int = 300, reject_legacy_conditional: bool | None = None,
+                 load_depth_per_s: int = 0) -> None:
         self.clock = clock
+        if reject_legacy_conditional is not None:
+            # The venue since 2025-12-09: conditional types only on the Algo Order API, -4120 on /fapi/v1/order.
+            config = dataclasses.replace(config or EngineConfig(),
+                                         conditional_on_order_endpoint=not reject_legacy_conditional)
         self.probe: LatencyProbe | None = LatencyProbe() if latency_probe else None
         """Set (--latency-probe): the market moves only in probe steps (celeris.exchange_sim.probe)."""
         self.orders_per_10s = orders_per_10s
@@ -178,6 +186,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             book.history.indexes.record(now, book.index_ticks)
         for symbol in self.engine.books:
             self.engine.check_triggers(symbol)
+            self.engine.check_algo_triggers(symbol)
             self.engine.check_liquidations(symbol)
         if self.funding_interval_ms and now >= self._next_funding_ms:
             self._next_funding_ms = now + self.funding_interval_ms
@@ -197,6 +206,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "GET /fapi/v1/trades": self.recent_trades, "GET /fapi/v1/aggTrades": self.agg_trades,
             "GET /fapi/v1/premiumIndex": self.premium_index, "GET /fapi/v1/ticker/bookTicker": self.book_ticker,
             "GET /fapi/v1/ticker/price": self.ticker_price, "GET /fapi/v1/ticker/24hr": self.ticker_24hr,
+            "GET /fapi/v2/ticker/price": self.ticker_price,  # python-binance's futures_symbol_ticker; same body
             "GET /fapi/v1/klines": self.klines, "GET /fapi/v1/continuousKlines": self.continuous_klines,
             "GET /fapi/v1/markPriceKlines": self.mark_price_klines,
             "GET /fapi/v1/indexPriceKlines": self.index_price_klines,
@@ -208,6 +218,10 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "DELETE /fapi/v1/allOpenOrders": self.cancel_all,
             "POST /fapi/v1/countdownCancelAll": self.countdown_cancel_all,
             "POST /fapi/v1/batchOrders": self.batch_orders, "DELETE /fapi/v1/batchOrders": self.batch_cancel,
+            "POST /fapi/v1/algoOrder": self.new_algo_order, "DELETE /fapi/v1/algoOrder": self.cancel_algo_order,
+            "GET /fapi/v1/algoOrder": self.query_algo_order, "GET /fapi/v1/openAlgoOrders": self.open_algo_orders,
+            "GET /fapi/v1/allAlgoOrders": self.all_algo_orders,
+            "DELETE /fapi/v1/algoOpenOrders": self.cancel_all_algo_orders,
             "GET /fapi/v1/userTrades": self.user_trades,
             "GET /fapi/v2/positionRisk": self.position_risk_v2, "GET /fapi/v3/positionRisk": self.position_risk_v3,
             "GET /fapi/v2/account": self.account_v2, "GET /fapi/v3/account": self.account_v3,

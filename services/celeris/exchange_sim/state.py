@@ -97,6 +97,10 @@ class Account:
     """Hedge mode (positionSide/dual); the simulator matches one-way orders only, so it refuses orders then."""
     countdowns: dict[str, int] = field(default_factory=dict)
     """symbol -> venue time (ms) at which every open order of the symbol is cancelled (countdownCancelAll)."""
+    algo_orders: dict[int, Any] = field(default_factory=dict)
+    """algoId -> SimAlgoOrder (exchange_sim/algo_state.py): the account's orders at the algo service."""
+    algo_by_order: dict[int, Any] = field(default_factory=dict)
+    """orderId of an order a triggered algo order placed -> that SimAlgoOrder."""
 
 
 @dataclass
@@ -168,6 +172,8 @@ class EngineConfig:
     max_leverage: int = 125
     initial_wallet_usdt: int = 100_000
     conditional_on_order_endpoint: bool = True
-    """False: answer -4120 for conditional types on /fapi/v1/order, as the venue does since 2025-12."""
+    """False: answer -4120 for conditional types on /fapi/v1/order and /fapi/v1/batchOrders, as the venue does
+    since 2025-12-09 (they belong on /fapi/v1/algoOrder). True (default) keeps accepting them there, for
+    older clients."""
     fok_gtx_sync_reject: bool = True
     """True: FOK/GTX that cannot rest/fill are refused at REST (-5021/-5022); False: NEW then EXPIRED."""

@@ -2,17 +2,28 @@
 
 Owns when a working conditional order fires: its stop reached by the last price (CONTRACT_PRICE) or the
 mark price (MARK_PRICE) in the direction its type implies, a trailing stop's activation and its callback
-from the extreme since activation; a fired order is then matched like a new one.
+from the extreme since activation; a fired order is then matched like a new one. The algo service
+(algo.py) asks the same questions of its orders.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from celeris.domain.values import Side
 from celeris.exchange_sim.contract import OrderType
 from celeris.exchange_sim.state import Account, EngineConfig, SimOrder, SymbolBook
+
+
+class Trailing(Protocol):
+    """What a trailing stop's trail reads and keeps: a SimOrder on /fapi/v1/order or a SimAlgoOrder."""
+
+    side: Side
+    working_type: str
+    activation_ticks: int
+    callback_rate: Fraction | None
+    trail_extreme_ticks: int
 
 
 class Triggers:
@@ -55,7 +66,7 @@ class Triggers:
             return ref >= stop if side is Side.BUY else ref <= stop
         return ref <= stop if side is Side.BUY else ref >= stop
 
-    def _trail(self, book: SymbolBook, order: SimOrder) -> bool:
+    def _trail(self, book: SymbolBook, order: Trailing) -> bool:
         ref = self._reference(book, order.working_type)
         if not ref:
             return False

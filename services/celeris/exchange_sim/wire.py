@@ -29,6 +29,7 @@ class WireRendering:
     if TYPE_CHECKING:  # the other mixins' members this one calls
         def now_ms(self) -> int: ...
         def mark(self, symbol: str) -> int: ...
+        def _after_order_event(self, account: Account, order: SimOrder) -> None: ...
 
     def order_json(self, order: SimOrder) -> dict[str, Any]:
         ins = self.books[order.symbol].instrument
@@ -72,6 +73,7 @@ class WireRendering:
              "ps": "BOTH", "cp": order.close_position, "rp": money_str(realized), "pP": False, "si": 0,
              "ss": 0, "V": order.stp_mode, "pm": "NONE", "gtd": 0, "er": "0"}
         account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
+        self._after_order_event(account, order)
         if notify:
             self._notify(account)
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from celeris.exchange_sim import admin_bodies as bodies
 from celeris.exchange_sim.engine import Account, MatchingEngine, VenueError
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,8 @@ class AuthWeights:
         # Admin endpoints: a malformed or mistyped body is the caller's mistake, answered 400 with why.
         try:
             return await handler(request)
-        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
-            return admin_refusal(f"bad request: {type(exc).__name__}: {str(exc)[:200]}")
+        except bodies.BadBody as exc:
+            return bodies.refusal(exc.reason)
 
     def _admit(self, now: int, weight: int) -> tuple[int, VenueError | None]:
         """Count a request's weight (REST and WebSocket API share the IP's minute); the refusal if over."""
@@ -220,11 +221,6 @@ def _strip_signature(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if not part.startswith("signature="))
 
 
-def admin_refusal(reason: str) -> web.Response:
-    """A refused admin body: 400 with the reason, in the venue's {code, msg} shape (and `error`, as before)."""
-    return web.json_response({"code": -1130, "msg": reason, "error": reason}, status=400)
-
-
 def _error(status: int, code: int, msg: str, headers: dict[str, str]) -> web.Response:
     return web.json_response({"code": code, "msg": msg}, status=status, headers=headers)
 
@@ -251,4 +247,6 @@ def _weight(request: web.Request) -> int:
         return 1 if request.query.get("symbol") else 40
     if path == "/fapi/v1/order" and request.method == "POST":
         return 0
+    if path == "/fapi/v1/multiAssetsMargin":
+        return 30 if request.method == "GET" else 1
     return _WEIGHTS.get(path, 1)

@@ -210,6 +210,8 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "POST /fapi/v1/leverage": self.leverage, "POST /fapi/v1/marginType": self.margin_type,
             "GET /fapi/v1/positionSide/dual": self.position_side,
             "POST /fapi/v1/positionSide/dual": self.set_position_side,
+            "GET /fapi/v1/multiAssetsMargin": self.multi_assets_margin,
+            "POST /fapi/v1/multiAssetsMargin": self.set_multi_assets_margin,
             "GET /fapi/v1/leverageBracket": self.leverage_bracket,
             "GET /fapi/v1/commissionRate": self.commission_rate,
             "POST /fapi/v1/listenKey": self.listen_key_new, "PUT /fapi/v1/listenKey": self.listen_key_keepalive,

@@ -142,6 +142,9 @@ class AuthWeights:
                 raise
             response = web.json_response({"code": -1000 if exc.status >= 500 else -5000,
                                           "msg": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status)
+        except Exception:  # a bug: a 500 with the venue's -1000 (and the weight headers), the venue keeps serving
+            log.exception("simulator handler failed: %s %s", request.method, request.path)
+            response = _error(500, -1000, "An unknown error occured while processing the request.", {})
         response.headers.update(headers)
         if request.path in ("/fapi/v1/order", "/fapi/v1/batchOrders") and request.method == "POST":
             response.headers["X-MBX-ORDER-COUNT-10S"] = str(self._orders_since(now - 10_000))

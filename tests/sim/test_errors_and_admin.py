@@ -10,11 +10,11 @@ import json
 
 import aiohttp
 import pytest
+from celeris.exchange_sim.server import SimVenue, start
+from celeris.runtime.clock import SystemClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from celeris.exchange_sim.server import SimVenue, start
-from celeris.runtime.clock import SystemClock
 from tests.sim.conftest import API_KEY, API_SECRET, signed_query
 from tests.sim.test_ws_api import call, signed
 

@@ -15,7 +15,8 @@ Stamps, both `time.perf_counter_ns()` in this process (one clock, no cross-proce
 - sent: right after `await ws.send_str()` of the step's first depthUpdate frame returns, i.e. aiohttp has
   handed the frame's bytes to the socket (transport write, kernel send buffer);
 - received: at entry of the POST /fapi/v1/order handler, i.e. aiohttp has read and parsed the request
-  line and headers (the body and the signature check come after, and are not counted).
+  line and headers (the body and the signature check come after, and are not counted); for an
+  order.place over the WebSocket API (ws_api.py), when its frame has been read.
 So a sample includes the loopback kernel path both ways, the client's frame read and parse, book, strategy,
 risk and execution checks, signing and the HTTP write, and the venue's HTTP header parse. It excludes the
 venue's own serialisation before the write and the order's processing after the headers.

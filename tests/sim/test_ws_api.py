@@ -286,3 +286,29 @@ async def test_generated_frames_are_all_answered_and_nothing_is_placed(live_venu
             assert answer["status"] == 200 or (answer["status"] in (400, 429) and answer["error"]["code"] < 0), answer
         assert (await call(ws, "session.status"))["status"] == 200
     assert len(venue.engine.accounts[API_KEY].orders) == before  # nothing unsigned got through
+
+
+async def test_return_rate_limits_false_leaves_them_out_and_is_signed_like_any_param(live_venue):
+    price = await _bid_price(live_venue)
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1") as ws:
+        quiet = await call(ws, "order.place", signed(_limit(price, returnRateLimits=False)))
+        assert quiet["status"] == 200 and "rateLimits" not in quiet, quiet
+        assert "rateLimits" in await call(ws, "order.place", signed(_limit(price, returnRateLimits=True)))
+
+
+async def test_a_frame_beyond_the_wire_limit_closes_only_its_connection(live_venue):
+    from celeris.exchange_sim.ws_api import MAX_WIRE_BYTES
+
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1") as other, \
+                s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1", max_msg_size=0) as ws:
+            try:
+                await ws.send_str(" " * (MAX_WIRE_BYTES + 1))
+                msg = await ws.receive(timeout=5)
+                assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+            except ConnectionError:  # the venue closed it while the frame was still being written
+                pass
+            assert await wait_for(lambda: len(live_venue.connections) == 1)
+            assert (await call(other, "session.status"))["status"] == 200
+        async with s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1") as ws:
+            assert (await call(ws, "session.status"))["status"] == 200

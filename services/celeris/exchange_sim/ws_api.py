@@ -106,32 +106,33 @@ class WsApi:
             return _failure(req_id, VenueError(-1020, f"This operation is not supported: unknown method "
                                                       f"{method_name[:64]!r}."), None)
         weight, run = method
-        now = self.now_ms()
-        used, refusal = self._admit(now, weight)
-        limits = self._rate_limits(used, method_name == "order.place")
+        used, refusal = self._admit(self.now_ms(), weight)
         if refusal is not None:
-            return _failure(req_id, refusal, limits)
+            return _failure(req_id, refusal, self._rate_limits(used, method_name))
+        values: dict[str, str] = {}
         try:
             values = {name: _text(name, value) for name, value in params.items()}
             result = await run(self, session, values, received_ns)
         except VenueError as exc:
-            return _failure(req_id, exc, self._rate_limits(used, method_name == "order.place"))
+            return _failure(req_id, exc, self._rate_limits(used, method_name))
         except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
             return _failure(req_id, VenueError(-1102, f"A mandatory parameter was not sent, was empty/null, or "
-                                                      f"malformed ({type(exc).__name__})."), limits)
+                                                      f"malformed ({type(exc).__name__})."),
+                            self._rate_limits(used, method_name))
         except Exception:  # a bug: answered as the venue's unknown error, the connection keeps serving
             log.exception("simulator WebSocket API %s failed", method_name)
             return _failure(req_id, VenueError(-1000, "An unknown error occured while processing the request.",
-                                               500), limits)
+                                               500), self._rate_limits(used, method_name))
         answer: dict[str, Any] = {"id": req_id, "status": 200, "result": result}
         if values.get("returnRateLimits", "true") != "false":
-            answer["rateLimits"] = self._rate_limits(used, method_name == "order.place")
+            answer["rateLimits"] = self._rate_limits(used, method_name)
         return answer
 
-    def _rate_limits(self, used: int, orders: bool) -> list[dict[str, Any]]:
+    def _rate_limits(self, used: int, method_name: str) -> list[dict[str, Any]]:
+        """The answer's rateLimits: the IP's request weight, and for order.place the order counts after it."""
         limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                    "limit": self.weights.limit, "count": used}]
-        if orders:
+        if method_name == "order.place":
             now = self.now_ms()
             limits += [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
                         "limit": self.orders_per_10s, "count": self._orders_since(now - 10_000)},

@@ -312,3 +312,21 @@ async def test_a_frame_beyond_the_wire_limit_closes_only_its_connection(live_ven
             assert (await call(other, "session.status"))["status"] == 200
         async with s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1") as ws:
             assert (await call(ws, "session.status"))["status"] == 200
+
+
+async def test_user_data_stream_methods_share_the_rest_listen_key(live_venue):
+    venue = live_venue
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"{venue.ws_url}/ws-fapi/v1") as ws:
+        assert (await call(ws, "userDataStream.start"))["error"]["code"] == -2014
+        assert (await call(ws, "userDataStream.start", {"apiKey": "nobody"}))["error"]["code"] == -2015
+        started = await call(ws, "userDataStream.start", {"apiKey": API_KEY})
+        assert started["status"] == 200, started
+        key = started["result"]["listenKey"]
+        async with s.post(f"{venue.base_url}/fapi/v1/listenKey", headers=HEADERS) as resp:
+            assert (await resp.json())["listenKey"] == key  # one active key per account, whichever API asked
+        assert (await call(ws, "userDataStream.ping", {"apiKey": API_KEY}))["result"] == {"listenKey": key}
+        assert (await call(ws, "userDataStream.stop", {"apiKey": API_KEY}))["result"] == {}
+        assert key not in venue.listen_keys
+        assert (await call(ws, "userDataStream.ping", {"apiKey": API_KEY}))["error"]["code"] == -1125
+        await call(ws, "session.logon", signed({}))
+        assert (await call(ws, "userDataStream.start"))["status"] == 200  # the logon's key

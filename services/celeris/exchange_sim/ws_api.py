@@ -4,10 +4,12 @@ Owns the request/response framing of that API: requests `{"id", "method", "param
 answers `{"id", "status": 200, "result", "rateLimits"}` or `{"id", "status": 4xx/5xx, "error": {"code",
 "msg"}, "rateLimits"}`; signing (HMAC-SHA256 over the params other than `signature`, sorted by name and
 joined as `name=value&...`, with `apiKey` among them), the session methods (session.logon / status /
-logout: after a logon, requests may leave out apiKey and signature) and the dispatch of the order methods
-(order.place / modify / cancel / status). Those run the very operations the REST handlers run
-(routes_orders.py), count against the same request weight and order limits (auth_weights.py), and so
-push the same ORDER_TRADE_UPDATE events: a WS-API order and a REST order are one order.
+logout: after a logon, requests may leave out apiKey and signature), the listen-key methods
+(userDataStream.start / ping / stop, the API key alone, as REST's listenKey endpoints in userstream.py)
+and the dispatch of the order methods (order.place / modify / cancel / status). Those run the very
+operations the REST handlers run (routes_orders.py), count against the same request weight and order
+limits (auth_weights.py), and so push the same ORDER_TRADE_UPDATE events: a WS-API order and a REST
+order are one order.
 A frame that is not a request (not JSON, no id or method, an unknown method, too large, a parameter of
 the wrong JSON type) is answered with an error and the connection keeps serving.
 
@@ -73,6 +75,9 @@ class WsApi:
         async def _amend_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]: ...
         async def _cancel_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]: ...
         def _query_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]: ...
+        def _listen_key_open(self, account: Account) -> str: ...
+        def _listen_key_extend(self, account: Account) -> str: ...
+        def _listen_key_close(self, account: Account) -> None: ...
 
     async def _ws_api_handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=self.ping_interval_s, autoping=True, max_msg_size=MAX_WIRE_BYTES)
@@ -191,6 +196,22 @@ class WsApi:
         session.authorized_ms = self.now_ms()
         return self._session_body(session)
 
+    # userDataStream.*: USER_STREAM methods, the API key alone (or the session's logon), no signature.
+    def _ws_keyed(self, session: ApiSession, params: dict[str, str]) -> Account:
+        if "apiKey" not in params and session.account is not None:
+            return session.account
+        return self._ws_account(params.get("apiKey", ""))
+
+    async def _ws_stream_start(self, session: ApiSession, params: dict[str, str], _: int) -> dict[str, Any]:
+        return {"listenKey": self._listen_key_open(self._ws_keyed(session, params))}
+
+    async def _ws_stream_ping(self, session: ApiSession, params: dict[str, str], _: int) -> dict[str, Any]:
+        return {"listenKey": self._listen_key_extend(self._ws_keyed(session, params))}
+
+    async def _ws_stream_stop(self, session: ApiSession, params: dict[str, str], _: int) -> dict[str, Any]:
+        self._listen_key_close(self._ws_keyed(session, params))
+        return {}
+
     async def _ws_session_status(self, session: ApiSession, _: dict[str, str], __: int) -> dict[str, Any]:
         return self._session_body(session)
 
@@ -205,6 +226,8 @@ _METHODS: dict[str, tuple[int, Method]] = {
     "order.cancel": (1, WsApi._ws_order_cancel), "order.status": (1, WsApi._ws_order_status),
     "session.logon": (2, WsApi._ws_session_logon), "session.status": (2, WsApi._ws_session_status),
     "session.logout": (2, WsApi._ws_session_logout),
+    "userDataStream.start": (1, WsApi._ws_stream_start), "userDataStream.ping": (1, WsApi._ws_stream_ping),
+    "userDataStream.stop": (1, WsApi._ws_stream_stop),
 }
 
 

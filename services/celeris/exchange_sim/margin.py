@@ -94,6 +94,23 @@ class Margin:
                                "ac": {"s": symbol, "l": leverage}})
         self._notify(account)
 
+    def set_multi_assets(self, account: Account, on: bool) -> None:
+        """Multi-Assets mode (POST /fapi/v1/multiAssetsMargin), with the venue's refusals; the account's user
+        stream is told with ACCOUNT_CONFIG_UPDATE {"ai": {"j": on}}."""
+        if on == account.multi_assets:
+            raise VenueError(-4171, "Adjusted asset mode is currently set and does not need to be adjusted "
+                                    "repeatedly.")
+        if on and any(kind == "isolated" for kind in account.margin_type.values()):
+            raise VenueError(-4167, "Unable to adjust to Multi-Assets mode with symbols of USD\u24c8-M Futures "
+                                    "under isolated-margin mode.")
+        if on and account.wallet < 0:
+            raise VenueError(-4172, "Unable to adjust Multi-Assets Mode with a negative wallet balance of margin "
+                                    "available asset in USD\u24c8-M Futures account.")
+        account.multi_assets = on
+        now = self.now_ms()
+        account.events.append({"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ai": {"j": on}})
+        self._notify(account)
+
     def apply_funding(self, symbol: str) -> None:
         """Funding: longs pay shorts notional x rate when the rate is positive (and vice versa)."""
         book = self.books[symbol]

@@ -1,7 +1,7 @@
 """The simulated venue's account REST endpoints: positions, account, balance, leverage, margin type, fees.
 
 Owns the USER_DATA account answers in their v2 and v3 shapes (positionRisk, account, balance), the
-settings endpoints (leverage, marginType, positionSide/dual), leverageBracket and commissionRate. The
+settings endpoints (leverage, marginType, positionSide/dual, multiAssetsMargin), leverageBracket and commissionRate. The
 figures come from the engine's margin part; these handlers only print them as the venue does.
 """
 
@@ -111,7 +111,7 @@ class AccountRoutes:
                               "askNotional": "0", "positionSide": "BOTH", "positionAmt": e["positionAmt"],
                               "updateTime": e["updateTime"]})
         return web.json_response({"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
-                                  "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1,
+                                  "updateTime": 0, "multiAssetsMargin": account.multi_assets, "tradeGroupId": -1,
                                   **self._totals(account), "assets": [dict(self._asset(account), marginAvailable=True)],
                                   "positions": positions})
 
@@ -158,9 +158,25 @@ class AccountRoutes:
         wanted = "isolated" if kind == "ISOLATED" else "cross"
         if account.margin_type[symbol] == wanted:
             raise VenueError(-4046, "No need to change margin type.")
+        if wanted == "isolated" and account.multi_assets:
+            raise VenueError(-4168, "Unable to adjust to isolated-margin mode under the Multi-Assets mode.")
         if account.positions[symbol].qty_steps:
             raise VenueError(-4048, "Margin type cannot be changed if there exists position.")
         account.margin_type[symbol] = wanted
+        return web.json_response({"code": 200, "msg": "success"})
+
+    async def multi_assets_margin(self, request: web.Request) -> web.Response:
+        account, _ = await self._signed(request)
+        return web.json_response({"multiAssetsMargin": account.multi_assets})
+
+    async def set_multi_assets_margin(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        text = params.get("multiAssetsMargin", "").lower()
+        if text not in ("true", "false"):
+            raise VenueError(-1102, "Mandatory parameter 'multiAssetsMargin' was not sent, was empty/null, "
+                                    "or malformed.")
+        self.engine.set_multi_assets(account, text == "true")
+        await self._flush_users()
         return web.json_response({"code": 200, "msg": "success"})
 
     async def position_side(self, request: web.Request) -> web.Response:

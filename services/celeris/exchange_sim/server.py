@@ -6,8 +6,9 @@ aiohttp application and its routes, and the tick loop (market step, triggers, li
 listen-key expiry, stream publishing). Each concern of the protocol lives in its own part, written
 independently of the connector: auth_weights.py (keys, signatures, weights, limits), routes_market.py,
 routes_history.py (klines, 24-hour tickers, funding history), routes_orders.py, routes_algo.py (the Algo Order
-API), routes_account.py (REST), websocket.py (connections and market streams),
-userstream.py (listen keys and user data) and admin.py (fault injection).
+API), routes_account.py (REST), websocket.py (connections and market streams), userstream.py (listen keys
+and user data), ws_api.py (the WebSocket API on /ws-fapi/v1), load.py (the load mode) and admin.py (fault
+injection).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from celeris.exchange_sim.routes_market import MarketRoutes
 from celeris.exchange_sim.routes_orders import OrderRoutes
 from celeris.exchange_sim.userstream import LISTEN_KEY_TTL_MS, UserStream
 from celeris.exchange_sim.websocket import DEPTH_SPEEDS_MS, Connection, MarketStreams
+from celeris.exchange_sim.ws_api import WsApi
 
 # Names other modules imported from here before the split.
 __all__ = ["DEPTH_SPEEDS_MS", "LISTEN_KEY_TTL_MS", "Connection", "Faults", "SimVenue", "UnknownStatus",
@@ -65,7 +67,7 @@ def load_instrument_entries(symbols: list[str]) -> tuple[dict[str, Any], list[di
 
 
 class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes, AccountRoutes, MarketStreams,
-               UserStream, Admin, ProbeRoutes):
+               UserStream, Admin, ProbeRoutes, WsApi):
     """The simulated exchange: engine, market, streams and the HTTP/WebSocket application."""
 
     def __init__(self, *, symbols: list[str], api_key: str, api_secret: str, clock: Clock, seed: int = 7,
@@ -142,6 +144,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             r.add_get(prefix + "/ws", self._ws_handler)
             r.add_get(prefix + "/ws/{tail:.*}", self._ws_handler)
             r.add_get(prefix + "/stream", self._ws_handler)
+        r.add_get("/ws-fapi/v1", self._ws_api_handler)  # the WebSocket API (ws_api.py)
         r.add_post("/_sim/faults", self._admin_faults)
         r.add_get("/_sim/state", self._admin_state)
         r.add_post("/_sim/position", self._admin_position)
@@ -229,6 +232,8 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "POST /fapi/v1/leverage": self.leverage, "POST /fapi/v1/marginType": self.margin_type,
             "GET /fapi/v1/positionSide/dual": self.position_side,
             "POST /fapi/v1/positionSide/dual": self.set_position_side,
+            "GET /fapi/v1/multiAssetsMargin": self.multi_assets_margin,
+            "POST /fapi/v1/multiAssetsMargin": self.set_multi_assets_margin,
             "GET /fapi/v1/leverageBracket": self.leverage_bracket,
             "GET /fapi/v1/commissionRate": self.commission_rate,
             "POST /fapi/v1/listenKey": self.listen_key_new, "PUT /fapi/v1/listenKey": self.listen_key_keepalive,

@@ -95,6 +95,8 @@ class Account:
     """User-data events waiting to be pushed, in the venue's shapes."""
     dual_side: bool = False
     """Hedge mode (positionSide/dual); the simulator matches one-way orders only, so it refuses orders then."""
+    multi_assets: bool = False
+    """Multi-Assets mode (/fapi/v1/multiAssetsMargin); the simulator's only margin asset stays USDT."""
     countdowns: dict[str, int] = field(default_factory=dict)
     """symbol -> venue time (ms) at which every open order of the symbol is cancelled (countdownCancelAll)."""
     algo_orders: dict[int, Any] = field(default_factory=dict)

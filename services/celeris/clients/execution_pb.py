@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celeris.api.v1 import common_pb2, execution_pb2
+from celeris.domain.funding import asset_scale
 from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderStatus
@@ -102,8 +103,8 @@ def fill_pb(fill: Fill, ins: Instrument, sequence: int, now_ns: int) -> executio
         header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=fill.ts_event_ns, ts_publish_ns=now_ns),
         symbol=fill.symbol, client_order_id=fill.client_order_id, venue_order_id=fill.venue_order_id,
         trade_id=fill.trade_id, side=SIDE[fill.side], price=_price(ins, fill.price_ticks),
-        quantity=_qty(ins, fill.qty_steps), commission=common_pb2.Decimal(mantissa=fill.commission, scale=MONEY_SCALE),
-        commission_asset="USDT", is_maker=fill.is_maker,
+        quantity=_qty(ins, fill.qty_steps), commission=common_pb2.Decimal(mantissa=fill.commission, scale=asset_scale(fill.commission_asset)),
+        commission_asset=fill.commission_asset, is_maker=fill.is_maker,
         realized_pnl=common_pb2.Decimal(mantissa=fill.realized_pnl, scale=MONEY_SCALE), strategy_id=fill.strategy_id,
         mode=MODE[Mode(fill.mode)])
 

@@ -173,6 +173,11 @@ class VenueOrderEvent:
     """The asset the commission is paid in; `commission` is in that asset's units (celeris.domain.funding
     asset_scale), money units for USDT. A BNB commission is not money: it never reduces the USDT PnL."""
 
+    @property
+    def margin_commission(self) -> int:
+        """What the commission took from the USDT wallet (money units): 0 for a fee paid in BNB."""
+        return self.commission if self.commission_asset == "USDT" else 0
+
 
 @dataclass(frozen=True, slots=True)
 class Fill:
@@ -191,6 +196,11 @@ class Fill:
     ts_event_ns: int
     commission_asset: str = "USDT"
     """As VenueOrderEvent.commission_asset: `commission` is in this asset's units."""
+
+    @property
+    def margin_commission(self) -> int:
+        """What the commission took from the USDT wallet (money units): 0 for a fee paid in BNB."""
+        return self.commission if self.commission_asset == "USDT" else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,3 +188,43 @@ async def test_an_income_record_the_stream_never_told_is_added():
     m.on_user_event(account_update("FUNDING_FEE", [("USDT", "9998.00000000")]))  # -2 unattributed
     m.stats.apply_funding_income([(1, "BTCUSDT", -2 * M), (2, "ETHUSDT", -5 * M)])  # ETHUSDT's: missed
     assert m.funding_by_symbol == {"BTCUSDT": -2 * M, "ETHUSDT": -5 * M} and m.funding == -7 * M
+
+
+# -- what the APIs show ---------------------------------------------------------------------------------
+async def test_grpc_and_metrics_show_fees_per_asset_and_funding():
+    import grpc
+
+    from celeris.account import servicer
+    from celeris.api.v1 import account_pb2, account_pb2_grpc
+    from celeris.assembly.account import AccountCollector
+    from celeris.runtime import grpc_server
+
+    m = await make()
+    m.on_user_event(trade("10.00000000", "0.00012345", "BNB"))
+    m.on_user_event(trade("0", "1.20000000", "USDT"))
+    m.on_user_event(account_update("FUNDING_FEE", [("USDT", "9994.00000000"), ("BNB", "2.00000000")],
+                                   [("BTCUSDT", "0.100")]))
+    server = grpc_server.create_server([servicer.registrar(m)])
+    await server.server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = account_pb2_grpc.AccountMonitorStub(channel)
+            pnl = await stub.GetPnL(account_pb2.AccountRequest())
+            state = await stub.GetAccountState(account_pb2.AccountRequest())
+    finally:
+        await server.server.stop(None)
+    fees = {f.asset: (f.amount.mantissa, f.amount.scale, f.valued) for f in pnl.fees_by_asset}
+    assert fees == {"BNB": (12_345, 8, False), "USDT": (120_000_000, 8, True)}
+    assert (pnl.fees.mantissa, pnl.fees.scale) == (120_000_000, 8)  # BNB is not in the USDT figure
+    assert [(f.symbol, f.amount.mantissa) for f in pnl.funding_by_symbol] == [("BTCUSDT", -6 * M)]
+    assert pnl.funding.mantissa == -6 * M and pnl.trading_pnl.mantissa == 10 * M
+    assert {b.asset: b.wallet_balance.mantissa for b in state.balances} == {"USDT": 9_994 * M, "BNB": 2 * M}
+
+    m.on_mark("BNBUSDT", "500.00000000")
+    samples = {(metric.name, tuple(sorted(s.labels.items()))): s.value
+               for metric in AccountCollector(m).collect() for s in metric.samples}
+    assert samples[("fees_asset", (("asset", "BNB"),))] == 0.00012345
+    assert samples[("fees_asset_usdt", (("asset", "BNB"),))] == 0.061725
+    assert samples[("fees_usdt", ())] == 1.2 + 0.061725
+    assert samples[("funding_pnl_usdt", ())] == -6
+    assert samples[("funding_pnl_symbol_usdt", (("symbol", "BTCUSDT"),))] == -6

@@ -157,3 +157,28 @@ def test_a_stream_that_still_announces_the_past_time_does_not_settle_it_twice():
     for late_ms in (1000, 2000, 3000):  # the stream rolls `T` a little after the funding time
         paper.on_mark(mark(FUNDING_MS + late_ms, "60000.00000000", "0.00010000", FUNDING_MS))
     assert paper.funding_total == -600_000_000 and len(paper.fundings) == 1
+
+
+async def test_the_paper_accounts_monitor_sees_funding_as_the_venue_would_report_it():
+    """Simulation mode: the account monitor follows the paper venue; a funding payment reaches it as an
+    ACCOUNT_UPDATE FUNDING_FEE naming the symbol, so its wallet, funding and realized PnL agree."""
+    from celeris.account.engine import AccountConfig, AccountMonitor, VenueAccount
+    from celeris.assembly.paper_account import paper_user_events
+
+    paper = paper_with(-3000, entry_ticks=600_000)  # short 3 BTC at 60,000
+
+    class Reader:
+        async def account(self):
+            return VenueAccount(paper.wallet, {("BTCUSDT", "BOTH"): (paper.account_positions["BTCUSDT"].qty_steps,
+                                                                    "60000")}, {"BTCUSDT": "60000"}, {})
+
+    monitor = AccountMonitor({"BTCUSDT": INS}, TestClock(), Reader(), None, AccountConfig(confirm_delay_s=0))
+    await monitor.start()
+    paper.observers.append(paper_user_events(paper, monitor.on_user_event))
+    paper.on_mark(mark(FUNDING_MS - 1000, "60000.00000000", "0.00010000"))
+    paper.on_mark(mark(FUNDING_MS + 1000, "60000.00000000", "0.00010000", FUNDING_MS + 8 * 3_600_000))
+    assert paper.funding_total == 1_800_000_000  # 3 x 60,000 x 0.01 %: the short receives 18 USDT
+    assert monitor.funding_by_symbol == {"BTCUSDT": paper.funding_total}
+    assert monitor.wallet == paper.wallet and monitor.realized == paper.funding_total
+    assert await monitor.reconcile() == []
+    await monitor.stop()

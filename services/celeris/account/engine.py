@@ -28,7 +28,7 @@ from celeris.account.reconciliation import ReconStats
 from celeris.account.venue_reader import RestVenueReader
 from celeris.domain.alerts import Alert, AlertLog
 from celeris.domain.clock import NS_PER_S, Clock
-from celeris.domain.funding import MARGIN_ASSET, asset_units
+from celeris.domain.funding import MARGIN_ASSET, asset_scale, asset_units
 from celeris.domain.instruments import Instrument
 from celeris.domain.ratios import format_ppm_pct, money_decimal, pct_to_ppm, ppm_decimal, ppm_pct_decimal
 from celeris.domain.values import MONEY_SCALE, to_units
@@ -220,6 +220,20 @@ class AccountMonitor:
 
     def pnl(self) -> dict[str, Decimal | None]:
         return self.stats.export(self.ledger.unrealized_total(), self.ledger.equity(), self.ledger.price_of)
+
+    def fees_per_asset(self) -> list[tuple[str, Decimal, Decimal | None]]:
+        """(asset, fees in its own units, their USDT value or None without a known price), by asset."""
+        _, valued = self.stats.fees_valued(self.ledger.price_of)
+        return [(asset, Decimal(units).scaleb(-asset_scale(asset)),
+                 money_decimal(valued[asset]) if valued[asset] is not None else None)
+                for asset, units in sorted(self.stats.fees_by_asset.items())]
+
+    def funding_per_symbol(self) -> list[tuple[str, Decimal]]:
+        return [(symbol, money_decimal(units)) for symbol, units in sorted(self.stats.funding_by_symbol.items())]
+
+    def balances_per_asset(self) -> list[tuple[str, Decimal]]:
+        """Wallet balances of the assets other than USDT, in their own units."""
+        return [(asset, Decimal(units).scaleb(-asset_scale(asset))) for asset, units in sorted(self.ledger.balances.items())]
 
     def sharpe(self) -> Decimal | None:
         micro = self.stats.sharpe_micro()

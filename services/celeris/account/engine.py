@@ -290,7 +290,12 @@ class AccountMonitor:
         read = getattr(self.reader, "funding_income", None)
         if read is None or self._income_from_ms is None:
             return
-        self.stats.apply_funding_income(await read(self._income_from_ms))
+        try:
+            records = await read(self._income_from_ms)
+        except Exception as exc:  # the figures wait for the next round; reconciliation goes on
+            log.warning("could not read the funding income history: %s", getattr(exc, "msg", "") or repr(exc))
+            return
+        self.stats.apply_funding_income(records)
         if UNATTRIBUTED not in self.stats.funding_by_symbol:
             self._income_from_ms = None
             self._changed({"pnl"})

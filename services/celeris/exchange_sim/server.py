@@ -200,7 +200,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "DELETE /fapi/v1/allOpenOrders": self.cancel_all,
             "POST /fapi/v1/countdownCancelAll": self.countdown_cancel_all,
             "POST /fapi/v1/batchOrders": self.batch_orders, "DELETE /fapi/v1/batchOrders": self.batch_cancel,
-            "GET /fapi/v1/userTrades": self.user_trades,
+            "GET /fapi/v1/userTrades": self.user_trades, "GET /fapi/v1/income": self.income,
             "GET /fapi/v2/positionRisk": self.position_risk_v2, "GET /fapi/v3/positionRisk": self.position_risk_v3,
             "GET /fapi/v2/account": self.account_v2, "GET /fapi/v3/account": self.account_v3,
             "GET /fapi/v2/balance": self.balance, "GET /fapi/v3/balance": self.balance,

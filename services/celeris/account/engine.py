@@ -233,7 +233,8 @@ class AccountMonitor:
 
     def balances_per_asset(self) -> list[tuple[str, Decimal]]:
         """Wallet balances of the assets other than USDT, in their own units."""
-        return [(asset, Decimal(units).scaleb(-asset_scale(asset))) for asset, units in sorted(self.ledger.balances.items())]
+        return [(asset, Decimal(units).scaleb(-asset_scale(asset)))
+                for asset, units in sorted(self.ledger.balances.items())]
 
     def sharpe(self) -> Decimal | None:
         micro = self.stats.sharpe_micro()

@@ -103,7 +103,8 @@ def fill_pb(fill: Fill, ins: Instrument, sequence: int, now_ns: int) -> executio
         header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=fill.ts_event_ns, ts_publish_ns=now_ns),
         symbol=fill.symbol, client_order_id=fill.client_order_id, venue_order_id=fill.venue_order_id,
         trade_id=fill.trade_id, side=SIDE[fill.side], price=_price(ins, fill.price_ticks),
-        quantity=_qty(ins, fill.qty_steps), commission=common_pb2.Decimal(mantissa=fill.commission, scale=asset_scale(fill.commission_asset)),
+        quantity=_qty(ins, fill.qty_steps),
+        commission=common_pb2.Decimal(mantissa=fill.commission, scale=asset_scale(fill.commission_asset)),
         commission_asset=fill.commission_asset, is_maker=fill.is_maker,
         realized_pnl=common_pb2.Decimal(mantissa=fill.realized_pnl, scale=MONEY_SCALE), strategy_id=fill.strategy_id,
         mode=MODE[Mode(fill.mode)])

@@ -126,9 +126,11 @@ class GrpcSource:
 
         if not msg.symbol:
             return
+        usdt_fee = msg.commission_asset in ("", "USDT")  # another asset's fee (BNB) is shown in full, its own units
         self.fills.appendleft({"symbol": msg.symbol, "side": "BUY" if msg.side == common_pb2.SIDE_BUY else "SELL",
-                               "price": _dec(msg.price), "qty": _dec(msg.quantity), "fee": _money(msg.commission, 4) if msg.commission_asset in ("", "USDT")
-                               else _dec(msg.commission), "fee_asset": msg.commission_asset or "USDT",
+                               "price": _dec(msg.price), "qty": _dec(msg.quantity),
+                               "fee": _money(msg.commission, 4) if usdt_fee else _dec(msg.commission),
+                               "fee_asset": msg.commission_asset or "USDT",
                                "maker": msg.is_maker, "strategy": msg.strategy_id, "ts": msg.header.ts_event_ns // 10**6})
         self.state.set("fills.recent", list(self.fills), self.now_ns())
 

@@ -2,10 +2,10 @@
 
 Owns the orchestration: the account read from the venue at start and adopted, the user data stream
 applied (ACCOUNT_UPDATE to the ledger, ORDER_TRADE_UPDATE to the PnL statistics), reconciliation with
-the venue's REST view every interval (and the venue's funding income history while a funding payment
-of the stream has no symbol yet) (the venue wins; every discrepancy logged, counted, alerted; above
-the halt threshold, 5 % by default, trading is halted through the Halter port), and alerts raised through
-the shared celeris.domain.alerts log. The rules live beside it, all in integers: account/ledger.py
+the venue's REST view every interval (the venue wins; every discrepancy logged, counted, alerted; above
+the halt threshold, 5 % by default, trading is halted through the Halter port), funding payments the
+stream left without a symbol named from the venue's income history (a FundingIncomeReader), and alerts
+raised through the shared celeris.domain.alerts log. The rules live beside it, all in integers: account/ledger.py
 (balances, positions, marks), account/pnl.py (PnL statistics), account/reconciliation.py (what differs),
 account/alert_rules.py (alert conditions). The public figures below (equity(), pnl(), margin_ratio(),
 marks, ...) are the exporting edge: exact Decimals in real units, never used to decide anything here.
@@ -37,7 +37,8 @@ from celeris.venues.binance import codec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "Halter", "PositionKey",
+__all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "FundingIncomeReader", "Halter",
+           "PositionKey",
            "ReconStats", "RestVenueReader", "VenueAccount", "VenueReader"]
 
 

@@ -38,8 +38,7 @@ from celeris.venues.binance import codec
 log = logging.getLogger(__name__)
 
 __all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "FundingIncomeReader", "Halter",
-           "PositionKey",
-           "ReconStats", "RestVenueReader", "VenueAccount", "VenueReader"]
+           "PositionKey", "ReconStats", "RestVenueReader", "VenueAccount", "VenueReader"]
 
 
 class VenueReader(Protocol):

@@ -182,3 +182,34 @@ async def test_the_paper_accounts_monitor_sees_funding_as_the_venue_would_report
     assert monitor.wallet == paper.wallet and monitor.realized == paper.funding_total
     assert await monitor.reconcile() == []
     await monitor.stop()
+
+
+async def test_a_paper_venue_in_another_process_reports_its_funding_through_the_paper_account():
+    """The services topology: no user stream carries the paper venue's funding; the account monitor reads
+    it with the paper account (GetPaperAccount's fundings) every round, counts each payment once, on its
+    symbol, and the wallet's move is explained (no discrepancy). Payments before it started are not its."""
+    from celeris.account.engine import AccountConfig, AccountMonitor
+    from celeris.assembly.paper_account import ExecutionPaperAccount, ModeRouted
+    from celeris.clients.execution_pb import paper_account_pb
+    from celeris.domain.modes import Mode
+
+    paper = paper_with(1000)
+
+    class OverTheWire(ExecutionPaperAccount):
+        async def _fetch(self, wait_s: float = 30.0):
+            return paper_account_pb(paper)  # what GetPaperAccount answers, without the socket
+
+    def settle(at_ms: int, rate: str) -> None:
+        paper.on_mark(mark(at_ms - 1000, "60000.00000000", rate, at_ms))
+        paper.on_mark(mark(at_ms + 1000, "60000.00000000", rate, at_ms + 8 * 3_600_000))
+
+    settle(FUNDING_MS, "0.00010000")  # before the monitor starts: -6 USDT, in the wallet it adopts
+    reader = ModeRouted(lambda: Mode.SIMULATION, OverTheWire("unused:0", {"BTCUSDT": INS}), None)
+    monitor = AccountMonitor({"BTCUSDT": INS}, TestClock(), reader, None, AccountConfig(confirm_delay_s=0))
+    await monitor.start()
+    assert monitor.funding == 0 and monitor.wallet == paper.wallet
+    settle(FUNDING_MS + 8 * 3_600_000, "-0.00020000")  # the long receives 12 USDT
+    assert await monitor.reconcile() == []  # the wallet's move is the funding: no discrepancy
+    assert monitor.funding_by_symbol == {"BTCUSDT": 1_200_000_000} and monitor.wallet == paper.wallet
+    assert await monitor.reconcile() == [] and monitor.funding == 1_200_000_000  # once
+    await monitor.stop()

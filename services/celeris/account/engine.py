@@ -46,7 +46,11 @@ class VenueReader(Protocol):
 
 
 class FundingIncomeReader(Protocol):
-    """A VenueReader that can also read the venue's FUNDING_FEE income history (GET /fapi/v1/income)."""
+    """A VenueReader that can also read the venue's FUNDING_FEE income history (GET /fapi/v1/income), as
+    (id, symbol, money units). `funding_polled`: read it every round (no stream tells of funding, as for a
+    paper venue in another process), not only while a stream payment lacks its symbol."""
+
+    funding_polled: bool
 
     async def funding_income(self, start_ms: int) -> list[tuple[int, str, int]]: ...
 
@@ -254,7 +258,9 @@ class AccountMonitor:
         venue = await self.reader.account()
         self.ledger.update_marks(venue.marks)
         self.ledger.leverage.update(venue.leverage)
-        await self._attribute_funding()
+        missed = await self._attribute_funding(initial)
+        if missed and self.ledger.wallet + missed == venue.wallet:
+            self.ledger.wallet = venue.wallet  # the wallet moved by exactly the funding learned now: explained
         if initial:
             self.ledger.adopt(venue)
             self.stats.sample_equity(self.clock.now_ns(), self.ledger.equity())
@@ -286,20 +292,28 @@ class AccountMonitor:
         self.check_alerts()
         return found
 
-    async def _attribute_funding(self) -> None:
-        """Name the symbols of the stream's unattributed funding payments from the venue's income history."""
+    async def _attribute_funding(self, initial: bool) -> int:
+        """Name the symbols of the stream's unattributed funding payments from the venue's income history
+        (every round from a polled reader); returns the funding it learned that no stream event had told."""
         read = getattr(self.reader, "funding_income", None)
-        if read is None or self._income_from_ms is None:
-            return
+        polled = bool(getattr(self.reader, "funding_polled", False))
+        if read is None or (self._income_from_ms is None and not polled):
+            return 0
         try:
-            records = await read(self._income_from_ms)
+            records = await read(self._income_from_ms or 0)
         except Exception as exc:  # the figures wait for the next round; reconciliation goes on
             log.warning("could not read the funding income history: %s", getattr(exc, "msg", "") or repr(exc))
-            return
-        self.stats.apply_funding_income(records)
+            return 0
+        if initial:  # paid before we started: already in the wallet adopted now, not ours to count
+            self.stats.funding_income_ids.update(record[0] for record in records)
+            return 0
+        known = len(self.stats.funding_income_ids)
+        missed = self.stats.apply_funding_income(records)
         if UNATTRIBUTED not in self.stats.funding_by_symbol:
             self._income_from_ms = None
+        if len(self.stats.funding_income_ids) != known:
             self._changed({"pnl"})
+        return missed
 
     def _compare(self, venue: VenueAccount) -> tuple[list[str], int]:
         return reconciliation.compare(self.ledger, venue, self.config.qty_tolerance_steps,

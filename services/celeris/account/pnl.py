@@ -93,11 +93,12 @@ class PnlStats:
         if amount:
             self.funding_by_symbol[symbol] = self.funding_by_symbol.get(symbol, 0) + amount
 
-    def apply_funding_income(self, records: list[tuple[int, str, int]]) -> None:
+    def apply_funding_income(self, records: list[tuple[int, str, int]]) -> int:
         """The venue's income history of FUNDING_FEE, as (tranId, symbol, money units): each record is
         taken once. It names the symbol of a payment the stream left unattributed (moving it there, the
         total unchanged) while the unattributed amount covers it; a payment the stream never told us of
-        (it was down) is added."""
+        (it was down) is added; returns the sum of those added."""
+        added = 0
         for tran_id, symbol, amount in records:
             if tran_id in self.funding_income_ids:
                 continue
@@ -107,7 +108,10 @@ class PnlStats:
                 self.funding_by_symbol[UNATTRIBUTED] = pending - amount
                 if not self.funding_by_symbol[UNATTRIBUTED]:
                     del self.funding_by_symbol[UNATTRIBUTED]
+            else:
+                added += amount
             self.record_funding(symbol, amount)
+        return added
 
     def fees_valued(self, price_of: PriceOf) -> tuple[int, dict[str, int | None]]:
         """(commission valued in USDT, money units; per asset its USDT value, None where no price is known)."""

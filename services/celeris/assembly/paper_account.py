@@ -70,6 +70,14 @@ class ModeRouted:
     async def account(self) -> Any:
         return await self._source().account()
 
+    @property
+    def funding_polled(self) -> bool:
+        return bool(getattr(self._source(), "funding_polled", False))
+
+    async def funding_income(self, start_ms: int) -> list[tuple[int, str, int]]:
+        read = getattr(self._source(), "funding_income", None)
+        return await read(start_ms) if read is not None else []
+
 
 def paper_user_events(paper: PaperVenue, deliver: Callable[[Any], None]) -> Callable[[VenueOrderEvent], None]:
     """An observer of the paper venue's fills that delivers them as the venue's user-data events; the paper
@@ -166,6 +174,14 @@ class ExecutionPaperAccount:
             entry_ticks = entry * 10**ins.price_grid.scale / ins.price_grid.step_units
             out[symbol] = Position(ins, qty, abs(qty) * entry_ticks)
         return AccountSnapshot(wallet, out, marks, {s: answer.leverage for s in self.instruments})
+
+    funding_polled = True
+    """No user data stream tells the account of this paper venue's funding: the monitor reads it each round."""
+
+    async def funding_income(self, start_ms: int) -> list[tuple[int, str, int]]:
+        """The paper venue's funding payments from `start_ms` on, as income records (id, symbol, money units)."""
+        answer = await self._fetch()
+        return [(f.id, f.symbol, f.amount.mantissa) for f in answer.fundings if f.funding_time_ms >= start_ms]
 
     async def account(self) -> Any:
         from celeris.account.engine import VenueAccount

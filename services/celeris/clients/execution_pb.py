@@ -111,7 +111,8 @@ def fill_pb(fill: Fill, ins: Instrument, sequence: int, now_ns: int) -> executio
 
 
 def paper_account_pb(paper: Any, request_id: str = "") -> execution_pb2.PaperAccount:
-    """The paper venue's account on the wire (wallet, signed positions with exact entries, book mids)."""
+    """The paper venue's account on the wire (wallet, signed positions with exact entries, book mids, the
+    funding payments settled)."""
     out = execution_pb2.PaperAccount(request_id=request_id, available=True, leverage=paper.leverage,
                                      wallet=common_pb2.Decimal(mantissa=paper.wallet, scale=MONEY_SCALE))
     for symbol, position in paper.account_positions.items():
@@ -123,4 +124,7 @@ def paper_account_pb(paper: Any, request_id: str = "") -> execution_pb2.PaperAcc
         mid = book.mid()
         if mid is not None and paper.live[symbol]:
             out.marks.add(symbol=symbol, price=_price(paper.instruments[symbol], int(mid)))
+    for number, paid in enumerate(paper.fundings, 1):
+        out.fundings.add(id=number, symbol=paid.symbol, funding_time_ms=paid.funding_time_ms,
+                         amount=common_pb2.Decimal(mantissa=paid.amount, scale=MONEY_SCALE))
     return out

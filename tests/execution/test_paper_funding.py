@@ -213,3 +213,10 @@ async def test_a_paper_venue_in_another_process_reports_its_funding_through_the_
     assert monitor.funding_by_symbol == {"BTCUSDT": 1_200_000_000} and monitor.wallet == paper.wallet
     assert await monitor.reconcile() == [] and monitor.funding == 1_200_000_000  # once
     await monitor.stop()
+
+
+def test_a_funding_time_that_passed_before_the_first_mark_is_not_charged():
+    paper = paper_with(1000)
+    paper.on_mark(mark(FUNDING_MS + 500, "60000.00000000", "0.00010000", FUNDING_MS))  # T not rolled yet
+    paper.on_mark(mark(FUNDING_MS + 1500, "60000.00000000", "0.00010000", FUNDING_MS + 8 * 3_600_000))
+    assert paper.funding_total == 0 and not paper.fundings

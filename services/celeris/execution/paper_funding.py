@@ -53,7 +53,9 @@ class PaperFunding:
             self._last_mark[symbol] = (now_ms, update.mark_price)
         self.settle_funding_due(symbol, update.ts_event_ns)
         self._last_mark[symbol] = (now_ms, update.mark_price)
-        if update.next_funding_ms > self._settled_ms.get(symbol, -1):
+        # A time already past (the stream rolls `T` a little late) is not announced again: it was settled,
+        # or it passed before this venue knew of it, when its position was not this venue's to charge.
+        if update.next_funding_ms > max(now_ms, self._settled_ms.get(symbol, -1)):
             self._funding_due[symbol] = (update.next_funding_ms, update.funding_rate)
 
     def settle_funding_due(self, symbol: str, ts_event_ns: int) -> FundingPaid | None:

@@ -1,10 +1,12 @@
 """The account ledger: balances, positions, marks and leverage as the venue's events and REST say.
 
-Owns what the account holds, in integers: the USDT wallet (money units), one domain `Position` per
+Owns what the account holds, in integers: the USDT wallet (money units), every other asset's balance the
+venue reports (BNB for the fee discount, BNFCR credit, ...) in that asset's units, one domain `Position` per
 (symbol, position side) (hedge-mode LONG and SHORT are kept apart, never netted), mark prices in ticks,
 and the figures derived from them through celeris.domain.positions (unrealized PnL, notional,
 maintenance margin, equity, margin ratio in ppm, liquidation price in ticks). It applies ACCOUNT_UPDATE
-events and adopts a venue snapshot wholesale (the venue wins); PnL statistics and reconciliation live in
+events (a FUNDING_FEE one is a funding payment: the wallet's move, on the symbol its position list names,
+if any) and adopts a venue snapshot wholesale (the venue wins); PnL statistics and reconciliation live in
 account/pnl.py and account/reconciliation.py.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from celeris.domain.funding import MARGIN_ASSET, asset_units
 from celeris.domain.instruments import Instrument
 from celeris.domain.positions import (Position, liquidation_ticks, margin_ratio_ppm, position_at_entry,
                                       price_to_ticks)
@@ -43,23 +46,29 @@ class AccountLedger:
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self.instruments = instruments
         self.wallet = 0
+        self.balances: dict[str, int] = {}
+        """Wallet balance of each asset other than USDT, in that asset's units (domain.funding.asset_scale)."""
         self.positions: dict[PositionKey, Position] = {}
         self.marks: dict[str, int] = {}
         """Mark prices in ticks."""
         self.leverage: dict[str, int] = {}
 
     # -- inputs -----------------------------------------------------------------------------------
-    def apply_account_update(self, event: codec.AccountUpdate) -> tuple[set[str], int]:
-        """Apply an ACCOUNT_UPDATE; returns the sections it changed and the funding it paid (money units)."""
+    def apply_account_update(self, event: codec.AccountUpdate) -> tuple[set[str], list[tuple[str, int]]]:
+        """Apply an ACCOUNT_UPDATE; returns the sections it changed and the funding it paid, as (symbol,
+        money units) ("" for the symbol when the event names none: cross margin lists no position)."""
         changed = set()
-        funding = 0
+        funding = []
+        symbols = sorted({p.s for p in event.a.P})
         for balance in event.a.B:
-            if balance.a == "USDT":
+            if balance.a == MARGIN_ASSET:
                 new = money(balance.wb)
                 if event.a.m == "FUNDING_FEE":  # the wallet moved by the funding payment alone
-                    funding += new - self.wallet
+                    funding.append((symbols[0] if len(symbols) == 1 else "", new - self.wallet))
                 self.wallet = new
-                changed.add("balances")
+            else:
+                self.balances[balance.a] = asset_units(balance.wb, balance.a)
+            changed.add("balances")
         for p in event.a.P:
             ins = self.instruments.get(p.s)
             if ins is None:
@@ -67,6 +76,17 @@ class AccountLedger:
             self.positions[(p.s, p.ps)] = position_at_entry(ins, ins.qty(p.pa), p.ep)
             changed.add("positions")
         return changed, funding
+
+    def price_of(self, asset: str) -> tuple[int, int] | None:
+        """The price of an asset in USDT, (units, scale), from the `{asset}USDT` mark if one is followed."""
+        if asset == MARGIN_ASSET:
+            return 1, 0
+        symbol = asset + MARGIN_ASSET
+        ticks = self.marks.get(symbol)
+        if ticks is None:
+            return None
+        grid = self.instruments[symbol].price_grid
+        return grid.units(ticks), grid.scale
 
     def set_mark(self, symbol: str, mark_price: str) -> None:
         ins = self.instruments.get(symbol)

@@ -18,6 +18,7 @@ from typing import Any
 from celeris.dashboard.state import DashboardState
 from celeris.domain.book import BookState
 from celeris.domain.orders import Order
+from celeris.domain.funding import MARGIN_ASSET, asset_scale
 from celeris.domain.values import format_units, money_str
 from celeris.domain.stats import percentile
 
@@ -33,6 +34,13 @@ def dec(value: Fraction | int | None, places: int = 2) -> str:
 
 def percentile_us(samples: Any, q: float) -> float:
     return round((percentile(samples, q) or 0) / 1000, 1)
+
+
+def _fee(fill: Any) -> str:
+    """A fill's fee as the dashboard shows it: USDT to 4 places, another asset (BNB) in full, its own units."""
+    if fill.commission_asset == MARGIN_ASSET:
+        return money_str(fill.commission, 4)
+    return format_units(fill.commission, asset_scale(fill.commission_asset))
 
 
 class InProcessSource:
@@ -138,7 +146,7 @@ class InProcessSource:
     def _on_fill(self, fill: Any) -> None:
         ins = self.system.instruments[fill.symbol]
         self.fills.appendleft({"symbol": fill.symbol, "side": fill.side.value, "price": ins.format_price(fill.price_ticks),
-                               "qty": ins.format_qty(fill.qty_steps), "fee": money_str(fill.commission, 4),
+                               "qty": ins.format_qty(fill.qty_steps), "fee": _fee(fill), "fee_asset": fill.commission_asset,
                                "maker": fill.is_maker, "strategy": fill.strategy_id, "ts": fill.ts_event_ns // 1_000_000})
         self.state.set("fills.recent", list(self.fills), self._now())
 

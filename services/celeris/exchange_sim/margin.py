@@ -12,7 +12,7 @@ import itertools
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units
+from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units, money_str
 from celeris.exchange_sim.contract import OrderType, TimeInForce
 from celeris.exchange_sim.history import FundingSettlement
 from celeris.exchange_sim.positions import SimPosition, cross_liquidation_price
@@ -34,6 +34,8 @@ class Margin:
     config: EngineConfig
 
     _order_ids: itertools.count[int]
+    _income_ids = itertools.count(9_000_000_001)
+    """tranId of income records (one sequence for the venue, as the venue's ids are global)."""
 
     if TYPE_CHECKING:  # the other mixins' members this one calls
         def now_ms(self) -> int: ...
@@ -124,6 +126,9 @@ class Margin:
             notional = pos.instrument.price_fraction(mark) * pos.instrument.qty_fraction(pos.qty_steps)
             payment = fraction_to_units(-notional * book.funding_rate, MONEY_SCALE)
             account.wallet += payment
+            account.income.append({"symbol": symbol, "incomeType": "FUNDING_FEE", "income": money_str(payment),
+                                   "asset": "USDT", "info": "FUNDING_FEE", "time": self.now_ms(),
+                                   "tranId": next(self._income_ids), "tradeId": ""})
             self._account_update(account, "", "FUNDING_FEE")
 
     def check_liquidations(self, symbol: str) -> None:

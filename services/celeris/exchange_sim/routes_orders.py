@@ -203,6 +203,17 @@ class OrderRoutes:
         trades = [t for t in account.trades if t["symbol"] == symbol]
         return web.json_response(trades[-int(params.get("limit", "500")):])
 
+    async def income(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/income: the account's income records, filtered as the venue filters them."""
+        account, params = await self._signed(request)
+        start, end = params.get("startTime"), params.get("endTime")
+        records = [r for r in account.income
+                   if (not params.get("incomeType") or r["incomeType"] == params["incomeType"])
+                   and (not params.get("symbol") or r["symbol"] == params["symbol"])
+                   and (start is None or r["time"] >= int(start)) and (end is None or r["time"] <= int(end))]
+        limit = min(int(params.get("limit", "100")), 1000)
+        return web.json_response(records[:limit] if start is not None else records[-limit:])
+
 
 def _batch(params: dict[str, str]) -> list[dict[str, Any]]:
     """The `batchOrders` parameter: a JSON list of at most five objects."""

@@ -225,7 +225,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/algoOrder": self.query_algo_order, "GET /fapi/v1/openAlgoOrders": self.open_algo_orders,
             "GET /fapi/v1/allAlgoOrders": self.all_algo_orders,
             "DELETE /fapi/v1/algoOpenOrders": self.cancel_all_algo_orders,
-            "GET /fapi/v1/userTrades": self.user_trades,
+            "GET /fapi/v1/userTrades": self.user_trades, "GET /fapi/v1/income": self.income,
             "GET /fapi/v2/positionRisk": self.position_risk_v2, "GET /fapi/v3/positionRisk": self.position_risk_v3,
             "GET /fapi/v2/account": self.account_v2, "GET /fapi/v3/account": self.account_v3,
             "GET /fapi/v2/balance": self.balance, "GET /fapi/v3/balance": self.balance,

@@ -91,6 +91,8 @@ class Account:
     positions: dict[str, SimPosition] = field(default_factory=dict)
     orders: dict[int, SimOrder] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
+    income: list[dict[str, Any]] = field(default_factory=list)
+    """Income history records (GET /fapi/v1/income), in the venue's shape: funding payments so far."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """User-data events waiting to be pushed, in the venue's shapes."""
     dual_side: bool = False

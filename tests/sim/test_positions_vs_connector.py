@@ -2,8 +2,8 @@
 
 The two are written independently so that the account tests compare two computations of the venue's
 figures; here random fill sequences on the recorded BTCUSDT and ETHUSDT entries must give both the same
-size, exact cost, realized PnL (rounded per fill), unrealized PnL, maintenance margin, fees and
-liquidation price, in integer money units.
+size, exact cost, realized PnL (rounded per fill), unrealized PnL, maintenance margin by leverage tier,
+fees and liquidation price, in integer money units (the venue's leverageBracket answer read by the connector).
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from celeris.domain.instruments import Instrument
-from celeris.domain.positions import Position, fee, liquidation_price
+from celeris.domain.positions import Position, fee, liquidation_ticks
 from celeris.domain.values import MONEY_SCALE, Side
+from celeris.exchange_sim import brackets
 from celeris.exchange_sim.contract import Contract
-from celeris.exchange_sim.positions import SimPosition, cross_liquidation_price, fill_commission
+from celeris.exchange_sim.positions import SimPosition, fill_commission
+from celeris.venues.binance.account import parse_leverage_brackets
 from tests.conftest import load_sample
 
 ENTRIES = [e for e in load_sample("nautilus/py_http_futures_market_exchange_info.json")["symbols"]
@@ -41,13 +43,22 @@ def test_random_fills_give_the_same_position_figures(entry, sequence, mark, rate
         assert (sim.qty_steps, sim.cost, sim.realized_pnl) == (connector.qty_steps, connector.cost,
                                                                connector.realized_pnl)
         assert sim.entry_price == connector.entry_price
+    # The connector reads the venue's tiers from its leverageBracket answer, as it does from the real one.
+    table = parse_leverage_brackets(brackets.wire_entry(entry["symbol"], brackets.table(entry["symbol"])))
+    table = table[entry["symbol"]]
     assert sim.unrealized_pnl(mark) == connector.unrealized_pnl(mark)
-    assert sim.maint_margin(mark) == connector.maint_margin(mark)
+    assert sim.maint_margin(mark) == connector.maint_margin(mark, table)
     assert sim.notional(mark) == connector.notional(mark)
-    scale = Fraction(1, 10**MONEY_SCALE)
-    qty = contract.qty_fraction(sim.qty_steps)
-    assert cross_liquidation_price(wallet=wallet * 10**MONEY_SCALE * scale, qty=qty, entry=sim.entry_price,
-                                   maint_rate=contract.maint_margin_rate, other_maint=Fraction(0),
-                                   other_unrealized=Fraction(0)) == \
-        liquidation_price(wallet_balance=Fraction(wallet), qty=qty, entry_price=connector.entry_price,
-                          maint_margin_rate=ins.maint_margin_rate)
+    assert sim.entry_value() == connector.entry_value()
+    if not sim.qty_steps:
+        return
+    w = wallet * 10**MONEY_SCALE
+    num, den = brackets.liquidation_notional(brackets.table(entry["symbol"]), long=sim.qty_steps > 0,
+                                             entry_value=sim.entry_value(), collateral=w)
+    lp = liquidation_ticks(connector, w, brackets=table)
+    if num <= 0:
+        assert lp == 0
+        return
+    # the venue's notional at liquidation (exact) and the connector's price on the tick: within half a tick
+    tick_value = contract.notional_exact(1, abs(sim.qty_steps)) * 10**MONEY_SCALE
+    assert abs(Fraction(num, den) - lp * tick_value) <= tick_value / 2

@@ -28,6 +28,7 @@ from celeris.account.venue_reader import RestVenueReader
 from celeris.domain.alerts import Alert, AlertLog
 from celeris.domain.clock import NS_PER_S, Clock
 from celeris.domain.instruments import Instrument
+from celeris.domain.margin import BracketTable
 from celeris.domain.ratios import format_ppm_pct, money_decimal, pct_to_ppm, ppm_decimal, ppm_pct_decimal
 from celeris.domain.values import MONEY_SCALE, money, to_units
 from celeris.transport.tasks import supervised
@@ -35,7 +36,7 @@ from celeris.venues.binance import codec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "Halter", "PositionKey",
+__all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "BracketSource", "Halter", "PositionKey",
            "ReconStats", "RestVenueReader", "VenueAccount", "VenueReader"]
 
 
@@ -45,6 +46,12 @@ class VenueReader(Protocol):
 
 class Halter(Protocol):
     async def halt(self, reason: str) -> None: ...
+
+
+class BracketSource(Protocol):
+    """The venue's leverage brackets (GET /fapi/v1/leverageBracket), all symbols or one."""
+
+    async def leverage_brackets(self, symbol: str | None = None) -> dict[str, BracketTable]: ...
 
 
 @dataclass
@@ -78,8 +85,13 @@ def _delegate(part: str, name: str) -> property:
 
 class AccountMonitor:
     def __init__(self, instruments: dict[str, Instrument], clock: Clock, reader: VenueReader,
-                 halter: Halter | None = None, config: AccountConfig | None = None) -> None:
+                 halter: Halter | None = None, config: AccountConfig | None = None,
+                 brackets: BracketSource | None = None) -> None:
+        """`brackets`: where the venue's leverage brackets are read (at start and when a symbol's leverage
+        changes); without one (paper without a venue) maintenance margin, margin ratio and liquidation prices
+        use exchangeInfo's flat maintMarginPercent, which overstates them for small positions."""
         self.instruments = instruments
+        self.bracket_source = brackets
         self.clock = clock
         self.reader = reader
         self.halter = halter
@@ -110,6 +122,7 @@ class AccountMonitor:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.refresh_brackets()
         await self.reconcile(initial=True)
         self._task = supervised("account-reconcile", self._loop)
 
@@ -120,6 +133,20 @@ class AccountMonitor:
                 await self._task
             except asyncio.CancelledError:
                 pass
+
+    async def refresh_brackets(self, symbol: str | None = None) -> bool:
+        """Read the venue's leverage brackets into the ledger; on failure keep what we had (or the flat
+        fallback) and say so: the figures are then conservative, never a reason not to run."""
+        if self.bracket_source is None:
+            return False
+        try:
+            tables = await self.bracket_source.leverage_brackets(symbol)
+        except Exception as exc:
+            log.warning("could not read the leverage brackets (%s); keeping %s", getattr(exc, "msg", "") or repr(exc),
+                        "the previous ones" if self.ledger.brackets else "exchangeInfo's flat maintenance rate")
+            return False
+        self.ledger.brackets.update(tables)
+        return True
 
     async def _loop(self) -> None:
         while True:
@@ -221,7 +248,10 @@ class AccountMonitor:
         """Compare with the venue; the venue wins. Returns the discrepancies found (empty when equal)."""
         venue = await self.reader.account()
         self.ledger.update_marks(venue.marks)
+        changed = [s for s, lev in venue.leverage.items() if self.ledger.leverage.get(s, lev) != lev]
         self.ledger.leverage.update(venue.leverage)
+        for symbol in changed:  # a leverage change: the venue's tiers for the symbol are read again
+            await self.refresh_brackets(symbol)
         if initial:
             self.ledger.adopt(venue)
             self.stats.sample_equity(self.clock.now_ns(), self.ledger.equity())

@@ -3,7 +3,8 @@
 Owns what the account holds, in integers: the USDT wallet (money units), one domain `Position` per
 (symbol, position side) (hedge-mode LONG and SHORT are kept apart, never netted), mark prices in ticks,
 and the figures derived from them through celeris.domain.positions (unrealized PnL, notional,
-maintenance margin, equity, margin ratio in ppm, liquidation price in ticks). It applies ACCOUNT_UPDATE
+maintenance margin, equity, margin ratio in ppm, liquidation price in ticks), by the venue's leverage
+brackets (`brackets`, symbol -> BracketTable) where known and exchangeInfo's flat rate where not. It applies ACCOUNT_UPDATE
 events and adopts a venue snapshot wholesale (the venue wins); PnL statistics and reconciliation live in
 account/pnl.py and account/reconciliation.py.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeris.domain.instruments import Instrument
+from celeris.domain.margin import BracketTable
 from celeris.domain.positions import (Position, liquidation_ticks, margin_ratio_ppm, position_at_entry,
                                       price_to_ticks)
 from celeris.domain.values import money
@@ -47,6 +49,8 @@ class AccountLedger:
         self.marks: dict[str, int] = {}
         """Mark prices in ticks."""
         self.leverage: dict[str, int] = {}
+        self.brackets: dict[str, BracketTable] = {}
+        """The venue's leverage brackets by symbol; a symbol without falls back to exchangeInfo's flat rate."""
 
     # -- inputs -----------------------------------------------------------------------------------
     def apply_account_update(self, event: codec.AccountUpdate) -> tuple[set[str], int]:
@@ -107,7 +111,7 @@ class AccountLedger:
 
     def maint_margin_of(self, key: PositionKey) -> int:
         mark = self.marks.get(key[0])
-        return self.positions[key].maint_margin(mark) if mark is not None else 0
+        return self.positions[key].maint_margin(mark, self.brackets.get(key[0])) if mark is not None else 0
 
     def unrealized_total(self) -> int:
         return sum(self.unrealized(k) for k in self.positions)
@@ -122,11 +126,11 @@ class AccountLedger:
     def margin_ratio_ppm(self) -> int:
         """Binance's maintenance margin / margin balance, ppm rounded up (1_000_000 is liquidation)."""
         return margin_ratio_ppm(self.wallet, ((p, self.marks[k[0]]) for k, p in self.positions.items()
-                                              if k[0] in self.marks))
+                                              if k[0] in self.marks), self.brackets)
 
     def liquidation_ticks(self, key: PositionKey) -> int | None:
         """The venue's cross-margin liquidation price of one position, in ticks (None when flat)."""
         others = [k for k in self.positions if k != key]
         return liquidation_ticks(self.positions[key], self.wallet,
                                  sum(self.maint_margin_of(k) for k in others),
-                                 sum(self.unrealized(k) for k in others))
+                                 sum(self.unrealized(k) for k in others), self.brackets.get(key[0]))

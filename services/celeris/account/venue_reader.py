@@ -1,4 +1,5 @@
-"""The account monitor's VenueReader made real: the venue's REST account through the Binance parser."""
+"""The account monitor's VenueReader (and BracketSource) made real: the venue's REST account and leverage
+brackets through the Binance parsers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 from celeris.account.ledger import VenueAccount
 from celeris.domain.instruments import Instrument
-from celeris.venues.binance.account import read_account
+from celeris.domain.margin import BracketTable
+from celeris.venues.binance.account import read_account, read_leverage_brackets
 
 
 class RestVenueReader:
@@ -19,3 +21,7 @@ class RestVenueReader:
         # Flat positions are left out: the ledger takes a position the venue does not list as flat.
         positions = {key: pos for key, pos in account.positions.items() if pos.qty_steps}
         return VenueAccount(account.usdt_wallet, positions, marks, account.leverage)
+
+    async def leverage_brackets(self, symbol: str | None = None) -> dict[str, BracketTable]:
+        tables = await read_leverage_brackets(self.rest, symbol)
+        return {s: t for s, t in tables.items() if s in self.instruments}

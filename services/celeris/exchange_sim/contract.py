@@ -104,8 +104,8 @@ class Contract:
     multiplier_up: Fraction
     multiplier_down: Fraction
     max_open_orders: int
-    maint_margin_rate: Fraction
-    """maintMarginPercent / 100 (first leverage bracket)."""
+    liquidation_fee_units: int = 0
+    """liquidationFee (the clearance fee rate) in parts of 10**8: 0.012 is 1_200_000."""
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> Contract:
@@ -131,7 +131,7 @@ class Contract:
             multiplier_up=decimal_fraction(percent["multiplierUp"]) if percent else Fraction(10**9),
             multiplier_down=decimal_fraction(percent["multiplierDown"]) if percent else Fraction(0),
             max_open_orders=int(by_type.get("MAX_NUM_ORDERS", {"limit": 200})["limit"]),
-            maint_margin_rate=decimal_fraction(entry.get("maintMarginPercent", "2.5")) / 100,
+            liquidation_fee_units=to_units(entry.get("liquidationFee", "0.0125"), 8),
         )
 
     # -- wire strings <-> integers -------------------------------------------------------------

@@ -51,6 +51,7 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
         self._trade_ids = itertools.count(500_000_001)
         self._auto_ids = itertools.count(1)
         self.on_account_event: Callable[[Account], None] | None = None
+        self.insurance_fund = 0
 
     def _next_trade_id(self) -> int:
         return next(self._trade_ids)
@@ -138,6 +139,7 @@ class MatchingEngine(Matching, Margin, Triggers, WireRendering):
                 raise VenueError(-2022, "ReduceOnly Order is rejected.")
         if not reduce_only:
             price = price_ticks or mark or 0
+            self.check_max_notional(account, symbol, side, qty_steps, price)
             needed = ins.notional(price, qty_steps) // account.leverage[symbol]
             if needed > self.available_balance(account):
                 raise VenueError(-2019, "Margin is insufficient.")

@@ -62,3 +62,46 @@ def test_random_fills_give_the_same_position_figures(entry, sequence, mark, rate
     # the venue's notional at liquidation (exact) and the connector's price on the tick: within half a tick
     tick_value = contract.notional_exact(1, abs(sim.qty_steps)) * 10**MONEY_SCALE
     assert abs(Fraction(num, den) - lp * tick_value) <= tick_value / 2
+
+
+async def test_the_venues_liquidation_price_is_the_connectors_over_the_wire(stepped_venue):
+    """Positions driven in the simulator over REST; the connector reads the account and the leverage brackets
+    as it does from Binance, and its domain computation must give the venue's positionRisk figures."""
+    from decimal import Decimal
+
+    from celeris.account.ledger import AccountLedger, VenueAccount
+    from celeris.domain.instruments import Instrument
+    from celeris.venues.binance.account import read_account, read_leverage_brackets
+    from celeris.venues.binance.rest import BinanceRestClient
+    from tests.sim.conftest import API_KEY, API_SECRET
+
+    venue = stepped_venue
+    venue.step(2)
+    instruments = {s: Instrument.from_exchange_info(e) for s, e in venue.entries.items()}
+    async with BinanceRestClient(venue.base_url, venue.clock, api_key=API_KEY, api_secret=API_SECRET) as rest:
+        await rest.request("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 50}, signed=True)
+        # more than the book's depth: what fills is a size a 100,000 USDT wallet does not cover to zero
+        for symbol, side, qty in (("BTCUSDT", "BUY", "8.000"), ("ETHUSDT", "SELL", "150.000")):
+            await rest.request("POST", "/fapi/v1/order", {"symbol": symbol, "side": side, "type": "MARKET",
+                                                          "quantity": qty}, signed=True)
+        btc = venue.engine.books["BTCUSDT"]
+        for mark_move in (100, 97, 103):  # the marks move; every figure follows them
+            btc.mark_ticks = btc.mark_ticks * mark_move // 100
+            held = venue.engine.accounts[API_KEY].positions
+            assert held["BTCUSDT"].qty_steps > 1000 and held["ETHUSDT"].qty_steps < 0  # as deep as the book went
+            risk = {p["symbol"]: p for p in await rest.request("GET", "/fapi/v3/positionRisk", signed=True)}
+            account, marks = await read_account(rest, instruments)
+            ledger = AccountLedger(instruments)
+            ledger.brackets = await read_leverage_brackets(rest)
+            ledger.update_marks(marks)
+            ledger.adopt(VenueAccount(account.usdt_wallet, {k: p for k, p in account.positions.items() if p.qty_steps},
+                                      marks, account.leverage))
+            totals = await rest.request("GET", "/fapi/v2/account", signed=True)
+            assert Decimal(totals["totalMaintMargin"]) * 10**MONEY_SCALE == ledger.maint_margin()
+            for symbol in ("BTCUSDT", "ETHUSDT"):
+                ins = instruments[symbol]
+                assert Decimal(risk[symbol]["maintMargin"]) * 10**MONEY_SCALE == ledger.maint_margin_of((symbol, "BOTH"))
+                ticks = ledger.liquidation_ticks((symbol, "BOTH"))
+                tick = Decimal(ins.price_grid.increment)
+                assert ticks and abs(Decimal(risk[symbol]["liquidationPrice"]) - ticks * tick) <= tick / 2, \
+                    (symbol, risk[symbol], ticks)

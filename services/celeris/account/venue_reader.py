@@ -20,7 +20,8 @@ class RestVenueReader:
         account, marks = await read_account(self.rest, self.instruments)
         # Flat positions are left out: the ledger takes a position the venue does not list as flat.
         positions = {key: pos for key, pos in account.positions.items() if pos.qty_steps}
-        return VenueAccount(account.usdt_wallet, positions, marks, account.leverage)
+        isolated = {key: w for key, w in account.isolated_wallets.items() if key in positions}
+        return VenueAccount(account.usdt_wallet, positions, marks, account.leverage, isolated)
 
     async def leverage_brackets(self, symbol: str | None = None) -> dict[str, BracketTable]:
         tables = await read_leverage_brackets(self.rest, symbol)

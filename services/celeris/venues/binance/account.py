@@ -12,7 +12,7 @@ The account monitor and the risk manager read the account through here, and the 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -43,6 +43,8 @@ class BinanceAccount:
     positions: dict[PositionKey, Position]
     """Every position the venue lists for a known symbol, flat ones included (qty_steps 0)."""
     leverage: dict[str, int]
+    isolated_wallets: dict[PositionKey, int] = field(default_factory=dict)
+    """isolatedWallet of each isolated-margin position (money units); cross positions are not listed."""
 
 
 def parse_account(body: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> BinanceAccount:
@@ -52,6 +54,7 @@ def parse_account(body: Mapping[str, Any], instruments: Mapping[str, Instrument]
                        total_wallet)
     positions: dict[PositionKey, Position] = {}
     leverage: dict[str, int] = {}
+    isolated: dict[PositionKey, int] = {}
     for p in body.get("positions", ()):
         ins = instruments.get(p["symbol"])
         if ins is None:
@@ -60,8 +63,10 @@ def parse_account(body: Mapping[str, Any], instruments: Mapping[str, Instrument]
         key = (p["symbol"], p.get("positionSide", "BOTH"))
         positions[key] = position_at_entry(ins, qty, p.get("entryPrice", "0")) if qty else Position(ins)
         leverage[p["symbol"]] = int(p.get("leverage", DEFAULT_LEVERAGE))
+        if p.get("isolated") is True:  # v2's flag (v3 has no flag: its positions read as cross)
+            isolated[key] = money(p.get("isolatedWallet", "0"))
     return BinanceAccount(usdt_wallet, total_wallet, money(body.get("availableBalance", "0")),
-                          money(body.get("totalOpenOrderInitialMargin", "0")), positions, leverage)
+                          money(body.get("totalOpenOrderInitialMargin", "0")), positions, leverage, isolated)
 
 
 def parse_marks(body: Any, instruments: Mapping[str, Instrument]) -> dict[str, int]:

@@ -143,3 +143,33 @@ def test_liquidation_is_one_calculated_event_of_the_recorded_shape_and_pays_the_
     else:
         # closed against bids still near the old price: margin is left and the fee is the full rate
         assert account.wallet > 0 and fee == brackets.half_even(notional * 1_200_000, 10**8)
+
+
+def test_isolated_margin_moves_with_the_position_and_liquidates_it_alone(clock):
+    from celeris.exchange_sim.server import SimVenue
+
+    v = SimVenue(symbols=["BTCUSDT", "ETHUSDT"], api_key=API_KEY, api_secret="s", clock=clock, wallet_usdt=10_000)
+    engine, account = v.engine, v.engine.accounts[API_KEY]
+    account.margin_type["BTCUSDT"] = "isolated"
+    engine.set_leverage(account, "BTCUSDT", 50)
+    place(v, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.400")
+    place(v, symbol="ETHUSDT", side="BUY", type="MARKET", quantity="1.000")
+    pos = account.positions["BTCUSDT"]
+    held = account.isolated_wallet["BTCUSDT"]
+    assert 0 <= held * 50 - pos.entry_value() < 50 * 10  # notional / 50 per fill, each rounded up
+    assert engine.cross_wallet(account) == account.wallet - held
+    place(v, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.100", reduceOnly="true")  # a quarter
+    assert abs(account.isolated_wallet["BTCUSDT"] - held * 300 // 400) <= 3  # released by fill, each rounded down
+    held = account.isolated_wallet["BTCUSDT"]
+    wallet_before, eth_before = account.wallet, account.positions["ETHUSDT"].qty_steps
+    lp = engine.liquidation_price_units(account, "BTCUSDT")
+    ins = engine.instrument("BTCUSDT")
+    book = engine.books["BTCUSDT"]
+    book.synthetic_bids.clear()  # taken over at the mark
+    book.mark_ticks = lp * 10**ins.price_scale // 10**8 // ins.tick_units - 2
+    engine.check_liquidations("BTCUSDT")
+    assert pos.qty_steps == 0 and "BTCUSDT" not in account.isolated_wallet
+    assert account.positions["ETHUSDT"].qty_steps == eth_before  # the cross position is untouched
+    # the user loses the isolated wallet at most (the clearance fee comes out of it)
+    assert wallet_before - held <= account.wallet <= wallet_before
+    assert engine.insurance_fund > 0

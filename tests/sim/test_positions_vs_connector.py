@@ -105,3 +105,43 @@ async def test_the_venues_liquidation_price_is_the_connectors_over_the_wire(step
                 tick = Decimal(ins.price_grid.increment)
                 assert ticks and abs(Decimal(risk[symbol]["liquidationPrice"]) - ticks * tick) <= tick / 2, \
                     (symbol, risk[symbol], ticks)
+
+
+async def test_an_isolated_position_over_the_wire_is_the_connectors_too(stepped_venue):
+    """BTCUSDT isolated beside ETHUSDT cross: the venue's liquidation prices (its own wallet for one, the
+    cross wallet for the other) are the connector's, read from /fapi/v2/account's isolated flags."""
+    from decimal import Decimal
+
+    from celeris.account.ledger import AccountLedger, VenueAccount
+    from celeris.domain.instruments import Instrument
+    from celeris.venues.binance.account import read_account, read_leverage_brackets
+    from celeris.venues.binance.rest import BinanceRestClient
+    from tests.sim.conftest import API_KEY, API_SECRET
+
+    venue = stepped_venue
+    venue.step(2)
+    instruments = {s: Instrument.from_exchange_info(e) for s, e in venue.entries.items()}
+    async with BinanceRestClient(venue.base_url, venue.clock, api_key=API_KEY, api_secret=API_SECRET) as rest:
+        await rest.request("POST", "/fapi/v1/marginType", {"symbol": "BTCUSDT", "marginType": "ISOLATED"}, signed=True)
+        await rest.request("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 25}, signed=True)
+        for symbol, side, qty in (("BTCUSDT", "BUY", "1.000"), ("ETHUSDT", "SELL", "150.000")):
+            await rest.request("POST", "/fapi/v1/order", {"symbol": symbol, "side": side, "type": "MARKET",
+                                                          "quantity": qty}, signed=True)
+        risk = {p["symbol"]: p for p in await rest.request("GET", "/fapi/v3/positionRisk", signed=True)}
+        account, marks = await read_account(rest, instruments)
+        assert set(account.isolated_wallets) == {("BTCUSDT", "BOTH")}
+        ledger = AccountLedger(instruments)
+        ledger.brackets = await read_leverage_brackets(rest)
+        ledger.update_marks(marks)
+        ledger.adopt(VenueAccount(account.usdt_wallet, {k: p for k, p in account.positions.items() if p.qty_steps},
+                                  marks, account.leverage, account.isolated_wallets))
+        btc = ledger.positions[("BTCUSDT", "BOTH")]
+        # 25x: the isolated wallet is the notional at the fill over 25, rounded up
+        assert Decimal(risk["BTCUSDT"]["isolatedWallet"]) > 0 and risk["ETHUSDT"]["isolatedWallet"] == "0.00000000"
+        assert abs(ledger.isolated[("BTCUSDT", "BOTH")] * 25 - btc.entry_value()) <= 25
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            ins = instruments[symbol]
+            ticks = ledger.liquidation_ticks((symbol, "BOTH"))
+            tick = Decimal(ins.price_grid.increment)
+            assert ticks and abs(Decimal(risk[symbol]["liquidationPrice"]) - ticks * tick) <= tick / 2, \
+                (symbol, risk[symbol], ticks)

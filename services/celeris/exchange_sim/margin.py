@@ -1,8 +1,9 @@
-"""Margin, funding and liquidation in the simulated venue (one-way, cross margin, USDT).
+"""Margin, funding and liquidation in the simulated venue (one-way, USDT, cross and isolated margin).
 
 Owns the account figures the venue computes at the mark price: unrealized PnL, position and open-order
 initial margin, maintenance margin by leverage tier (brackets.py), available balance, the liquidation
-price; leverage changes (refused above the first tier's leverage, -4028, or when the position is larger
+price; isolated margin (notional / leverage moved into a position's own wallet as it opens, released in
+proportion as it closes, funding paid from it; the position liquidated on that wallet alone); leverage changes (refused above the first tier's leverage, -4028, or when the position is larger
 than the new leverage's tier allows, -2027); funding payments between longs and shorts; and liquidation
 when maintenance margin reaches the margin balance: orders canceled, positions closed against the book (the
 rest taken at the mark by the insurance fund), one ORDER_TRADE_UPDATE of execution CALCULATED per closed
@@ -56,8 +57,16 @@ class Margin:
         book = self.books[symbol]
         return book.mark_ticks or book.last_price_ticks
 
-    def unrealized(self, account: Account) -> int:
-        return sum(p.unrealized_pnl(self.mark(s)) for s, p in account.positions.items() if p.qty_steps)
+    def unrealized(self, account: Account, cross_only: bool = False) -> int:
+        return sum(p.unrealized_pnl(self.mark(s)) for s, p in account.positions.items()
+                   if p.qty_steps and not (cross_only and self.isolated(account, s)))
+
+    def isolated(self, account: Account, symbol: str) -> bool:
+        return account.margin_type[symbol] == "isolated"
+
+    def cross_wallet(self, account: Account) -> int:
+        """The wallet less what the isolated positions hold."""
+        return account.wallet - sum(account.isolated_wallet.values())
 
     def position_initial_margin(self, account: Account, symbol: str) -> int:
         pos = account.positions[symbol]
@@ -72,21 +81,50 @@ class Margin:
                 total += ins.notional(price, order.remaining) // account.leverage[order.symbol]
         return total
 
-    def maint_margin(self, account: Account) -> int:
-        return sum(p.maint_margin(self.mark(s)) for s, p in account.positions.items() if p.qty_steps)
+    def maint_margin(self, account: Account, cross_only: bool = False) -> int:
+        return sum(p.maint_margin(self.mark(s)) for s, p in account.positions.items()
+                   if p.qty_steps and not (cross_only and self.isolated(account, s)))
 
     def available_balance(self, account: Account) -> int:
-        used = sum(self.position_initial_margin(account, s) for s in account.positions)
-        return account.wallet + self.unrealized(account) - used - self.open_order_margin(account)
+        """Cross wallet + cross PnL - the cross positions' initial margin - open orders' (isolated positions
+        hold their margin in their own wallet)."""
+        used = sum(self.position_initial_margin(account, s) for s in account.positions if not self.isolated(account, s))
+        return (self.cross_wallet(account) + self.unrealized(account, cross_only=True) - used
+                - self.open_order_margin(account))
+
+    def move_isolated_margin(self, account: Account, symbol: str, held_before: int, price_ticks: int) -> None:
+        """After a fill of an isolated position: a reduction releases its share of the isolated wallet to the
+        cross wallet, an increase (or the new side of a flip) moves notional / leverage into it."""
+        if not self.isolated(account, symbol):
+            return
+        pos = account.positions[symbol]
+        wallet = account.isolated_wallet.get(symbol, 0)
+        before, after = abs(held_before), abs(pos.qty_steps)
+        flipped = held_before and pos.qty_steps and (held_before > 0) != (pos.qty_steps > 0)
+        if before and (after < before or flipped or not after):
+            kept = 0 if flipped or not after else after
+            wallet = wallet * kept // before
+        opened = after if flipped or not before else max(after - before, 0)
+        if opened:
+            notional = pos.instrument.notional(price_ticks, opened)
+            wallet += -(-notional // account.leverage[symbol])
+        if after:
+            account.isolated_wallet[symbol] = wallet
+        else:
+            account.isolated_wallet.pop(symbol, None)
 
     def liquidation_price_units(self, account: Account, symbol: str) -> int | None:
         """The cross liquidation price in units of 1e-8 quote, half-even (None when flat, 0 when never)."""
         pos = account.positions[symbol]
         if not pos.qty_steps:
             return None
-        others = [(s, p) for s, p in account.positions.items() if s != symbol and p.qty_steps]
-        collateral = (account.wallet - sum(p.maint_margin(self.mark(s)) for s, p in others)
-                      + sum(p.unrealized_pnl(self.mark(s)) for s, p in others))
+        if self.isolated(account, symbol):  # its own wallet alone
+            collateral = account.isolated_wallet.get(symbol, 0)
+        else:
+            others = [(s, p) for s, p in account.positions.items()
+                      if s != symbol and p.qty_steps and not self.isolated(account, s)]
+            collateral = (self.cross_wallet(account) - sum(p.maint_margin(self.mark(s)) for s, p in others)
+                          + sum(p.unrealized_pnl(self.mark(s)) for s, p in others))
         num, den = brackets.liquidation_notional(brackets.table(symbol), long=pos.qty_steps > 0,
                                                  entry_value=pos.entry_value(), collateral=collateral)
         if num <= 0:
@@ -135,32 +173,56 @@ class Margin:
             notional = pos.instrument.price_fraction(mark) * pos.instrument.qty_fraction(pos.qty_steps)
             payment = fraction_to_units(-notional * book.funding_rate, MONEY_SCALE)
             account.wallet += payment
+            if symbol in account.isolated_wallet:  # an isolated position pays from its own margin
+                account.isolated_wallet[symbol] += payment
             self._account_update(account, "", "FUNDING_FEE")
 
     def check_liquidations(self, symbol: str) -> None:
-        """Close every position of an account whose margin ratio reached 100 % at the mark price."""
+        """Liquidate where the margin ratio reached 100 % at the mark: an isolated position on its own wallet,
+        the cross positions together on the cross wallet."""
         for account in self.accounts.values():
             pos = account.positions[symbol]
             if not pos.qty_steps:
                 continue
-            balance = account.wallet + self.unrealized(account)
-            if self.maint_margin(account) < balance:
+            if self.isolated(account, symbol):
+                margin_left = account.isolated_wallet.get(symbol, 0) + pos.unrealized_pnl(self.mark(symbol))
+                if pos.maint_margin(self.mark(symbol)) >= margin_left:
+                    self._liquidate_isolated(account, symbol)
+                continue
+            balance = self.cross_wallet(account) + self.unrealized(account, cross_only=True)
+            if self.maint_margin(account, cross_only=True) < balance:
                 continue
             for order in list(account.orders.values()):
-                if order.is_open:
+                if order.is_open and not self.isolated(account, order.symbol):
                     self._finish(account, order, "CANCELED")
             cleared = 0
             for sym, position in account.positions.items():
-                if position.qty_steps:
+                if position.qty_steps and not self.isolated(account, sym):
                     cleared += self._liquidate(account, sym, position)
-            if account.wallet < 0:  # bankrupt: the insurance fund brings the wallet back to zero
-                self.insurance_fund += account.wallet
-                account.wallet = 0
-            fee = min(cleared, account.wallet)
-            if fee:
-                account.wallet -= fee
-                self.insurance_fund += fee
-                self._account_update(account, "", "INSURANCE_CLEAR")
+            self._clear(account, cleared, self.cross_wallet(account), "")
+
+    def _liquidate_isolated(self, account: Account, symbol: str) -> None:
+        for order in list(account.orders.values()):
+            if order.is_open and order.symbol == symbol:
+                self._finish(account, order, "CANCELED")
+        held = account.isolated_wallet.get(symbol, 0)
+        wallet_before = account.wallet
+        cleared = self._liquidate(account, symbol, account.positions[symbol])
+        # what the position's own margin has left: its wallet plus what closing it realized, less fees
+        self._clear(account, cleared, held + account.wallet - wallet_before, symbol)
+
+    def _clear(self, account: Account, cleared: int, margin_left: int, symbol: str) -> None:
+        """After a liquidation: a negative margin left (bankrupt) is made good by the insurance fund; then the
+        clearance fee, at most what is left, goes to it (ACCOUNT_UPDATE INSURANCE_CLEAR)."""
+        if margin_left < 0:
+            self.insurance_fund += margin_left
+            account.wallet -= margin_left
+            margin_left = 0
+        fee = min(cleared, margin_left)
+        if fee:
+            account.wallet -= fee
+            self.insurance_fund += fee
+            self._account_update(account, symbol, "INSURANCE_CLEAR")
 
     def _liquidate(self, account: Account, symbol: str, position: SimPosition) -> int:
         """Close one position; returns its clearance fee (liquidated notional x liquidationFee), money units."""

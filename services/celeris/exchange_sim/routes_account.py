@@ -36,11 +36,14 @@ class AccountRoutes:
         mark = self.engine.mark(symbol)
         liq = self.engine.liquidation_price_units(account, symbol)
         notional = pos.instrument.notional(mark, pos.qty_steps) if pos.qty_steps else 0
+        isolated = account.isolated_wallet.get(symbol, 0)
+        upnl = pos.unrealized_pnl(mark)
         return {"symbol": symbol, "positionAmt": ins.format_qty(pos.qty_steps),
                 "entryPrice": price_str(pos.entry_price), "breakEvenPrice": price_str(pos.entry_price),
-                "markPrice": mark_str(ins, mark), "unRealizedProfit": money_str(pos.unrealized_pnl(mark)),
+                "markPrice": mark_str(ins, mark), "unRealizedProfit": money_str(upnl),
                 "liquidationPrice": units8_str(liq) if liq is not None else "0",
-                "notional": money_str(notional), "isolatedMargin": "0.00000000", "isolatedWallet": "0",
+                "notional": money_str(notional), "isolatedMargin": money_str(isolated + upnl if isolated else 0),
+                "isolatedWallet": money_str(isolated),
                 "positionSide": "BOTH", "updateTime": self.now_ms(),
                 "initialMargin": money_str(self.engine.position_initial_margin(account, symbol)),
                 "maintMargin": money_str(pos.maint_margin(mark))}
@@ -87,7 +90,8 @@ class AccountRoutes:
                 "totalMarginBalance": money_str(account.wallet + upnl),
                 "totalPositionInitialMargin": money_str(position_im),
                 "totalOpenOrderInitialMargin": money_str(order_im),
-                "totalCrossWalletBalance": money_str(account.wallet), "totalCrossUnPnl": money_str(upnl),
+                "totalCrossWalletBalance": money_str(self.engine.cross_wallet(account)),
+                "totalCrossUnPnl": money_str(self.engine.unrealized(account, cross_only=True)),
                 "availableBalance": money_str(available), "maxWithdrawAmount": money_str(max(available, 0))}
 
     def _asset(self, account: Account) -> dict[str, Any]:
@@ -108,7 +112,8 @@ class AccountRoutes:
             positions.append({"symbol": symbol, "initialMargin": e["initialMargin"], "maintMargin": e["maintMargin"],
                               "unrealizedProfit": e["unRealizedProfit"], "positionInitialMargin": e["initialMargin"],
                               "openOrderInitialMargin": money_str(self.engine.open_order_margin(account, symbol)),
-                              "leverage": str(account.leverage[symbol]), "isolated": False,
+                              "leverage": str(account.leverage[symbol]),
+                              "isolated": self.engine.isolated(account, symbol), "isolatedWallet": e["isolatedWallet"],
                               "entryPrice": e["entryPrice"],
                               "maxNotional": _whole(self.engine.max_notional(account, symbol)), "bidNotional": "0",
                               "askNotional": "0", "positionSide": "BOTH", "positionAmt": e["positionAmt"],
@@ -125,8 +130,8 @@ class AccountRoutes:
             if pos.qty_steps:
                 e = self._position_entry(account, symbol)
                 positions.append({"symbol": symbol, "positionSide": "BOTH", "positionAmt": e["positionAmt"],
-                                  "unrealizedProfit": e["unRealizedProfit"], "isolatedMargin": "0",
-                                  "notional": e["notional"], "isolatedWallet": "0",
+                                  "unrealizedProfit": e["unRealizedProfit"], "isolatedMargin": e["isolatedMargin"],
+                                  "notional": e["notional"], "isolatedWallet": e["isolatedWallet"],
                                   "initialMargin": e["initialMargin"], "maintMargin": e["maintMargin"],
                                   "updateTime": e["updateTime"]})
         return web.json_response({**self._totals(account), "assets": [self._asset(account)], "positions": positions})
@@ -162,6 +167,8 @@ class AccountRoutes:
         wanted = "isolated" if kind == "ISOLATED" else "cross"
         if account.margin_type[symbol] == wanted:
             raise VenueError(-4046, "No need to change margin type.")
+        if any(o.is_open and o.symbol == symbol for o in account.orders.values()):
+            raise VenueError(-4047, "Margin type cannot be changed if there exists open orders.")
         if account.positions[symbol].qty_steps:
             raise VenueError(-4048, "Margin type cannot be changed if there exists position.")
         account.margin_type[symbol] = wanted

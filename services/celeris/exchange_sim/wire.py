@@ -123,10 +123,12 @@ class WireRendering:
                 "s": symbol, "pa": pos.instrument.format_qty(pos.qty_steps),
                 "ep": price_str(pos.entry_price), "bep": price_str(pos.entry_price),
                 "cr": money_str(pos.realized_pnl), "up": money_str(pos.unrealized_pnl(mark) if mark else 0),
-                "mt": account.margin_type[symbol], "iw": "0", "ps": "BOTH", "ma": "USDT"})
+                "mt": account.margin_type[symbol], "iw": money_str(account.isolated_wallet.get(symbol, 0)),
+                "ps": "BOTH", "ma": "USDT"})
         account.events.append({"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
             "m": reason,
-            "B": [{"a": "USDT", "wb": money_str(account.wallet), "cw": money_str(account.wallet), "bc": "0"}],
+            "B": [{"a": "USDT", "wb": money_str(account.wallet),
+                   "cw": money_str(account.wallet - sum(account.isolated_wallet.values())), "bc": "0"}],
             "P": positions,
         }})
         self._notify(account)

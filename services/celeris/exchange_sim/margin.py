@@ -3,9 +3,10 @@
 Owns the account figures the venue computes at the mark price: unrealized PnL, position and open-order
 initial margin, maintenance margin by leverage tier (brackets.py), available balance, the liquidation
 price; isolated margin (notional / leverage moved into a position's own wallet as it opens, released in
-proportion as it closes, funding paid from it; the position liquidated on that wallet alone); leverage changes (refused above the first tier's leverage, -4028, or when the position is larger
-than the new leverage's tier allows, -2027); funding payments between longs and shorts; and liquidation
-when maintenance margin reaches the margin balance: orders canceled, positions closed against the book (the
+proportion as it closes, funding paid from it; the position liquidated on that wallet alone); leverage
+changes (refused above the first tier's leverage, -4028, or when the position is larger than the new
+leverage's tier allows, -2027); funding payments between longs and shorts; and liquidation when
+maintenance margin reaches the margin balance: orders canceled, positions closed against the book (the
 rest taken at the mark by the insurance fund), one ORDER_TRADE_UPDATE of execution CALCULATED per closed
 position in the venue's recorded shape, then the clearance fee (liquidated notional x the symbol's
 liquidationFee, at most what margin is left) taken into the insurance fund (ACCOUNT_UPDATE INSURANCE_CLEAR).

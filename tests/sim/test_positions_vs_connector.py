@@ -32,8 +32,8 @@ fills = st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1
 @settings(max_examples=300, deadline=None)
 @given(entry=st.sampled_from(ENTRIES), sequence=fills, mark=st.integers(5_000, 700_000),
        rate=st.sampled_from([Fraction(2, 10_000), Fraction(4, 10_000), Fraction(1, 3_000)]),
-       wallet=st.integers(0, 10**6))
-def test_random_fills_give_the_same_position_figures(entry, sequence, mark, rate, wallet):
+       wallet=st.integers(0, 10**6), other_maint=st.integers(0, 10**4), other_upnl=st.integers(-10**5, 10**5))
+def test_random_fills_give_the_same_position_figures(entry, sequence, mark, rate, wallet, other_maint, other_upnl):
     contract, ins = Contract.from_entry(entry), Instrument.from_exchange_info(entry)
     sim, connector = SimPosition(contract), Position(ins)
     for side, qty, price in sequence:
@@ -52,10 +52,11 @@ def test_random_fills_give_the_same_position_figures(entry, sequence, mark, rate
     assert sim.entry_value() == connector.entry_value()
     if not sim.qty_steps:
         return
-    w = wallet * 10**MONEY_SCALE
+    # cross margin: the other positions' maintenance margin and PnL count against / for the wallet
+    w, om, ou = (x * 10**MONEY_SCALE for x in (wallet, other_maint, other_upnl))
     num, den = brackets.liquidation_notional(brackets.table(entry["symbol"]), long=sim.qty_steps > 0,
-                                             entry_value=sim.entry_value(), collateral=w)
-    lp = liquidation_ticks(connector, w, brackets=table)
+                                             entry_value=sim.entry_value(), collateral=w - om + ou)
+    lp = liquidation_ticks(connector, w, om, ou, brackets=table)
     if num <= 0:
         assert lp == 0
         return

@@ -129,6 +129,11 @@ def test_liquidation_is_one_calculated_event_of_the_recorded_shape_and_pays_the_
     assert set(got) == set(recorded)
     assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in recorded.items()}
     assert (got["x"], got["X"], got["o"], got["ot"], got["z"]) == ("CALCULATED", "FILLED", "MARKET", "MARKET", "0.500")
+    import json
+
+    from celeris.venues.binance import codec
+    decoded = codec.decode_user_event(json.dumps(own[0]))  # the connector reads it as it reads the recorded one
+    assert decoded.o.x == "CALCULATED" and decoded.o.rp == got["rp"]
     # The clearance fee: liquidated notional x liquidationFee (1.2 % for BTCUSDT), at most the margin left.
     notional = sum(ins.notional(ins.price(t["price"]), ins.qty(t["qty"])) for t in account.trades
                    if t["orderId"] == got["i"])

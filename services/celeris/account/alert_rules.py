@@ -82,8 +82,8 @@ def evaluate(ledger: AccountLedger, stats: PnlStats, t: AlertThresholds) -> list
             own = ledger.position_margin_ratio_ppm(key)
             if own >= t.margin_ratio_ppm:
                 severity = "critical" if own >= (PPM + t.margin_ratio_ppm) // 2 else "warning"
-                out.append(AlertSpec("risk", severity, f"margin_ratio:{symbol}",
-                                     f"{symbol} isolated margin ratio {format_ppm_pct(own, 1)} % (liquidation at 100 %)"))
+                out.append(AlertSpec("risk", severity, f"margin_ratio:{symbol}", f"{symbol} isolated margin ratio "
+                                     f"{format_ppm_pct(own, 1)} % (liquidation at 100 %)"))
         liq = ledger.liquidation_ticks(key)
         mark = ledger.marks.get(symbol)
         if liq and mark and ratio_ppm(abs(mark - liq), mark, round_up=False) < t.liquidation_proximity_ppm:

@@ -4,9 +4,10 @@ Owns what the account holds, in integers: the USDT wallet (money units), one dom
 (symbol, position side) (hedge-mode LONG and SHORT are kept apart, never netted), mark prices in ticks,
 and the figures derived from them through celeris.domain.positions (unrealized PnL, notional,
 maintenance margin, equity, margin ratio in ppm, liquidation price in ticks), by the venue's leverage
-brackets (`brackets`, symbol -> BracketTable) where known and exchangeInfo's flat rate where not. It applies ACCOUNT_UPDATE
-events and adopts a venue snapshot wholesale (the venue wins); PnL statistics and reconciliation live in
-account/pnl.py and account/reconciliation.py.
+brackets (`brackets`, symbol -> BracketTable) where known and exchangeInfo's flat rate where not, with
+isolated-margin positions (`isolated`) on their own wallet. It applies ACCOUNT_UPDATE events and adopts a
+venue snapshot wholesale (the venue wins); PnL statistics and reconciliation live in account/pnl.py and
+account/reconciliation.py.
 """
 
 from __future__ import annotations

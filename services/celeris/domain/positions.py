@@ -3,10 +3,10 @@
 Owns the arithmetic of a position: average entry from the exact cost of what is open, realized PnL when
 a fill reduces or flips it, unrealized PnL at the mark price, fees, and the account-level figures the
 venue publishes (margin ratio = maintenance margin / margin balance; liquidation price by the venue's
-formula for cross and isolated margin, through the leverage brackets of celeris.domain.margin). Cost is kept as an exact rational so that a position opened
-and closed in any number of pieces realizes exactly (exit - entry) x qty; every figure leaves this module
-as an integer (money units, ticks, ppm), so the engines keeping positions here (account, risk) never
-hold a rational or a float themselves.
+formula for cross and isolated margin, through the leverage brackets of celeris.domain.margin). Cost is
+kept as an exact rational so that a position opened and closed in any number of pieces realizes exactly
+(exit - entry) x qty; every figure leaves this module as an integer (money units, ticks, ppm), so the
+engines keeping positions here (account, risk) never hold a rational or a float themselves.
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ def liquidation_ticks(position: Position, wallet_balance: int, other_maint_margi
     """
     if not position.qty_steps:
         return None
-    return margin.liquidation_ticks(brackets or flat_brackets(position.instrument), tick_step_value(position.instrument),
+    ins = position.instrument
+    return margin.liquidation_ticks(brackets or flat_brackets(ins), tick_step_value(ins),
                                     qty_steps=position.qty_steps, entry_value=position.entry_value(),
                                     wallet=wallet_balance, other_maint=other_maint_margin,
                                     other_unrealized=other_unrealized_pnl)

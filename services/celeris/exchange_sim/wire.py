@@ -1,9 +1,10 @@
 """Wire rendering of the simulated venue's state: order answers and user-data events as the venue shapes them.
 
 Owns the JSON dicts the engine hands out: the order body of REST answers (`order_json`), and the user-data
-events appended to an account's queue (ORDER_TRADE_UPDATE, a liquidation's CALCULATED one, TRADE_LITE, ACCOUNT_UPDATE), plus the
-number formats they use (average prices, mark prices, rates). Nothing here decides anything; it only
-prints what matching and margin decided, with the venue's key names and decimal strings.
+events appended to an account's queue (ORDER_TRADE_UPDATE, a liquidation's CALCULATED one, TRADE_LITE,
+ACCOUNT_UPDATE), plus the number formats they use (average prices, mark prices, rates). Nothing here
+decides anything; it only prints what matching and margin decided, with the venue's key names and
+decimal strings.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ async def test_the_venues_liquidation_price_is_the_connectors_over_the_wire(step
             assert Decimal(totals["totalMaintMargin"]) * 10**MONEY_SCALE == ledger.maint_margin()
             for symbol in ("BTCUSDT", "ETHUSDT"):
                 ins = instruments[symbol]
-                assert Decimal(risk[symbol]["maintMargin"]) * 10**MONEY_SCALE == ledger.maint_margin_of((symbol, "BOTH"))
+                key = (symbol, "BOTH")
+                assert Decimal(risk[symbol]["maintMargin"]) * 10**MONEY_SCALE == ledger.maint_margin_of(key)
                 ticks = ledger.liquidation_ticks((symbol, "BOTH"))
                 tick = Decimal(ins.price_grid.increment)
                 assert ticks and abs(Decimal(risk[symbol]["liquidationPrice"]) - ticks * tick) <= tick / 2, \

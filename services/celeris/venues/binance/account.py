@@ -115,7 +115,8 @@ def parse_leverage_brackets(body: Any) -> dict[str, margin.BracketTable]:
             bracket=int(b["bracket"]), initial_leverage=int(b["initialLeverage"]),
             notional_floor=_scaled(b["notionalFloor"], MONEY_SCALE),
             notional_cap=_scaled(b["notionalCap"], MONEY_SCALE),
-            maint_rate=_scaled(b["maintMarginRatio"], margin.RATE_SCALE), maint_amount=_scaled(b.get("cum", 0), MONEY_SCALE))
+            maint_rate=_scaled(b["maintMarginRatio"], margin.RATE_SCALE),
+            maint_amount=_scaled(b.get("cum", 0), MONEY_SCALE))
             for b in entry["brackets"]]
         symbol = entry.get("symbol") or entry["pair"]
         out[symbol] = margin.BracketTable(symbol, margin.brackets_in_order(rows))

@@ -209,3 +209,20 @@ def test_half_even_division(n, d):
     if abs(2 * (n - q * d)) == d:
         assert q % 2 == 0
     assert margin.div_half_even(n, -d) == margin.div_half_even(-n, d)
+
+
+@pytest.mark.parametrize("rate, expected", [(0.004, 400_000), ("0.004", 400_000), (1e-05, 1_000),
+                                            ("0.00650000000000000011", 650_000), (0.1667, 16_670_000)])
+def test_rates_as_the_venue_spells_them_become_exact_integers(rate, expected):
+    body = {"symbol": "X", "brackets": [{"bracket": 1, "initialLeverage": 20, "notionalCap": 5000, "notionalFloor": 0,
+                                         "maintMarginRatio": rate, "cum": 0}]}
+    assert parse_leverage_brackets(body)["X"].brackets[0].maint_rate == expected
+
+
+def test_a_table_with_a_gap_is_refused_at_the_edge():
+    body = {"symbol": "X", "brackets": [
+        {"bracket": 1, "initialLeverage": 20, "notionalCap": 5000, "notionalFloor": 0, "maintMarginRatio": 0.01, "cum": 0},
+        {"bracket": 2, "initialLeverage": 10, "notionalCap": 9000, "notionalFloor": 6000, "maintMarginRatio": 0.02,
+         "cum": 50}]}
+    with pytest.raises(ValueError):
+        parse_leverage_brackets(body)

@@ -178,3 +178,18 @@ def test_isolated_margin_moves_with_the_position_and_liquidates_it_alone(clock):
     # the user loses the isolated wallet at most (the clearance fee comes out of it)
     assert wallet_before - held <= account.wallet <= wallet_before
     assert engine.insurance_fund > 0
+
+
+async def test_the_connector_reads_2027_as_an_order_refusal(stepped_venue):
+    from celeris.venues.binance import errors
+    from celeris.venues.binance.rest import BinanceRestClient
+    from tests.sim.conftest import API_SECRET
+
+    venue = stepped_venue
+    venue.step(2)
+    async with BinanceRestClient(venue.base_url, venue.clock, api_key=API_KEY, api_secret=API_SECRET) as rest:
+        await rest.request("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 125}, signed=True)
+        with pytest.raises(errors.OrderRejected) as refused:  # 2 BTC: ~120,000 USDT past 125x's 50,000
+            await rest.request("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                          "quantity": "2"}, signed=True)
+    assert refused.value.code == -2027

@@ -30,6 +30,7 @@ from celeris.domain.alerts import Alert, AlertLog
 from celeris.domain.clock import NS_PER_S, Clock
 from celeris.domain.funding import MARGIN_ASSET, asset_scale, asset_units
 from celeris.domain.instruments import Instrument
+from celeris.domain.margin import BracketTable
 from celeris.domain.ratios import format_ppm_pct, money_decimal, pct_to_ppm, ppm_decimal, ppm_pct_decimal
 from celeris.domain.values import MONEY_SCALE, to_units
 from celeris.transport.tasks import supervised
@@ -37,8 +38,8 @@ from celeris.venues.binance import codec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "FundingIncomeReader", "Halter",
-           "PositionKey", "ReconStats", "RestVenueReader", "VenueAccount", "VenueReader"]
+__all__ = ["AccountConfig", "AccountMonitor", "Alert", "AlertThresholds", "BracketSource", "FundingIncomeReader",
+           "Halter", "PositionKey", "ReconStats", "RestVenueReader", "VenueAccount", "VenueReader"]
 
 
 class VenueReader(Protocol):
@@ -57,6 +58,12 @@ class FundingIncomeReader(Protocol):
 
 class Halter(Protocol):
     async def halt(self, reason: str) -> None: ...
+
+
+class BracketSource(Protocol):
+    """The venue's leverage brackets (GET /fapi/v1/leverageBracket), all symbols or one."""
+
+    async def leverage_brackets(self, symbol: str | None = None) -> dict[str, BracketTable]: ...
 
 
 @dataclass
@@ -90,8 +97,13 @@ def _delegate(part: str, name: str) -> property:
 
 class AccountMonitor:
     def __init__(self, instruments: dict[str, Instrument], clock: Clock, reader: VenueReader,
-                 halter: Halter | None = None, config: AccountConfig | None = None) -> None:
+                 halter: Halter | None = None, config: AccountConfig | None = None,
+                 brackets: BracketSource | None = None) -> None:
+        """`brackets`: where the venue's leverage brackets are read (at start and when a symbol's leverage
+        changes); without one (paper without a venue) maintenance margin, margin ratio and liquidation prices
+        use exchangeInfo's flat maintMarginPercent, which overstates them for small positions."""
         self.instruments = instruments
+        self.bracket_source = brackets
         self.clock = clock
         self.reader = reader
         self.halter = halter
@@ -127,6 +139,7 @@ class AccountMonitor:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.refresh_brackets()
         await self.reconcile(initial=True)
         self._task = supervised("account-reconcile", self._loop)
 
@@ -137,6 +150,20 @@ class AccountMonitor:
                 await self._task
             except asyncio.CancelledError:
                 pass
+
+    async def refresh_brackets(self, symbol: str | None = None) -> bool:
+        """Read the venue's leverage brackets into the ledger; on failure keep what we had (or the flat
+        fallback) and say so: the figures are then conservative, never a reason not to run."""
+        if self.bracket_source is None:
+            return False
+        try:
+            tables = await self.bracket_source.leverage_brackets(symbol)
+        except Exception as exc:
+            log.warning("could not read the leverage brackets (%s); keeping %s", getattr(exc, "msg", "") or repr(exc),
+                        "the previous ones" if self.ledger.brackets else "exchangeInfo's flat maintenance rate")
+            return False
+        self.ledger.brackets.update(tables)
+        return True
 
     async def _loop(self) -> None:
         while True:
@@ -257,10 +284,13 @@ class AccountMonitor:
         """Compare with the venue; the venue wins. Returns the discrepancies found (empty when equal)."""
         venue = await self.reader.account()
         self.ledger.update_marks(venue.marks)
+        changed = [s for s, lev in venue.leverage.items() if self.ledger.leverage.get(s, lev) != lev]
         self.ledger.leverage.update(venue.leverage)
         missed = await self._attribute_funding(initial)
         if missed and self.ledger.wallet + missed == venue.wallet:
             self.ledger.wallet = venue.wallet  # the wallet moved by exactly the funding learned now: explained
+        for symbol in changed:  # a leverage change: the venue's tiers for the symbol are read again
+            await self.refresh_brackets(symbol)
         if initial:
             self.ledger.adopt(venue)
             self.stats.sample_equity(self.clock.now_ns(), self.ledger.equity())

@@ -80,10 +80,13 @@ def build_account(settings: AccountSettings, w: Wiring, halter: Any, paper_accou
     from celeris.assembly.paper_account import ModeRouted
     from celeris.venues.binance.userstream import UserDataStream
 
-    reader: Any = RestVenueReader(w.rest, w.instruments)
+    venue_reader = RestVenueReader(w.rest, w.instruments)
+    reader: Any = venue_reader
     if paper_account is not None:  # simulation mode judges the paper account
         reader = ModeRouted(mode_of, paper_account, reader)
-    monitor = AccountMonitor(w.instruments, w.clock, reader, halter, account_config(settings))
+    # The venue's leverage brackets in every mode (paper trades the venue's symbols); unreadable (no key) ->
+    # exchangeInfo's flat rate.
+    monitor = AccountMonitor(w.instruments, w.clock, reader, halter, account_config(settings), brackets=venue_reader)
     w.registry.register(AccountCollector(monitor))
 
     def venue_event(event: Any) -> None:  # the venue's stream counts while its account is the one traded

@@ -88,6 +88,9 @@ class Account:
     wallet: int  # money units
     leverage: dict[str, int] = field(default_factory=dict)
     margin_type: dict[str, str] = field(default_factory=dict)
+    isolated_wallet: dict[str, int] = field(default_factory=dict)
+    """symbol -> the isolated wallet of an isolated-margin position (money units): part of `wallet`, which is
+    the whole wallet balance; the cross wallet is what the isolated positions do not hold."""
     positions: dict[str, SimPosition] = field(default_factory=dict)
     orders: dict[int, SimOrder] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)

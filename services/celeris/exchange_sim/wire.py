@@ -1,9 +1,10 @@
 """Wire rendering of the simulated venue's state: order answers and user-data events as the venue shapes them.
 
 Owns the JSON dicts the engine hands out: the order body of REST answers (`order_json`), and the user-data
-events appended to an account's queue (ORDER_TRADE_UPDATE, TRADE_LITE, ACCOUNT_UPDATE), plus the
-number formats they use (average prices, mark prices, rates). Nothing here decides anything; it only
-prints what matching and margin decided, with the venue's key names and decimal strings.
+events appended to an account's queue (ORDER_TRADE_UPDATE, a liquidation's CALCULATED one, TRADE_LITE,
+ACCOUNT_UPDATE), plus the number formats they use (average prices, mark prices, rates). Nothing here
+decides anything; it only prints what matching and margin decided, with the venue's key names and
+decimal strings.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class WireRendering:
         def now_ms(self) -> int: ...
         def mark(self, symbol: str) -> int: ...
         def _after_order_event(self, account: Account, order: SimOrder) -> None: ...
+        def _next_trade_id(self) -> int: ...
 
     def order_json(self, order: SimOrder) -> dict[str, Any]:
         ins = self.books[order.symbol].instrument
@@ -77,6 +79,22 @@ class WireRendering:
         if notify:
             self._notify(account)
 
+    def _liquidation_event(self, account: Account, order: SimOrder, commission: int) -> None:
+        """A liquidation's ORDER_TRADE_UPDATE as the venue records it (samples/nautilus/
+        py_ws_futures_order_update_liquidation.json): execution CALCULATED, status FILLED, the whole size at its
+        average price, null stop price / activation / callback / STP fields."""
+        body = self.order_json(order)
+        now = self.now_ms()
+        average = body["avgPrice"]
+        o = {"s": order.symbol, "c": order.client_order_id, "S": order.side.value, "o": "MARKET", "f": "GTC",
+             "q": body["origQty"], "p": "0", "ap": average, "sp": None, "x": "CALCULATED", "X": "FILLED",
+             "i": order.order_id, "l": body["executedQty"], "z": body["executedQty"], "L": average, "N": "USDT",
+             "n": money_str(commission), "T": now, "t": self._next_trade_id(), "b": "0", "a": "0", "m": False,
+             "R": False, "wt": "CONTRACT_PRICE", "ot": "MARKET", "ps": "BOTH", "cp": False, "AP": None,
+             "cr": None, "pP": False, "si": 0, "ss": 0, "rp": money_str(order.realized_pnl), "gtd": 0,
+             "W": None, "V": None}
+        account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
+
     def _trade_events(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool,
                       fee_units: int, realized: int, trade_id: int) -> None:
         """The userTrades entry and the TRADE_LITE / ORDER_TRADE_UPDATE events of one fill."""
@@ -108,10 +126,12 @@ class WireRendering:
                 "s": symbol, "pa": pos.instrument.format_qty(pos.qty_steps),
                 "ep": price_str(pos.entry_price), "bep": price_str(pos.entry_price),
                 "cr": money_str(pos.realized_pnl), "up": money_str(pos.unrealized_pnl(mark) if mark else 0),
-                "mt": account.margin_type[symbol], "iw": "0", "ps": "BOTH", "ma": "USDT"})
+                "mt": account.margin_type[symbol], "iw": money_str(account.isolated_wallet.get(symbol, 0)),
+                "ps": "BOTH", "ma": "USDT"})
         account.events.append({"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
             "m": reason,
-            "B": [{"a": "USDT", "wb": money_str(account.wallet), "cw": money_str(account.wallet), "bc": "0"}],
+            "B": [{"a": "USDT", "wb": money_str(account.wallet),
+                   "cw": money_str(account.wallet - sum(account.isolated_wallet.values())), "bc": "0"}],
             "P": positions,
         }})
         self._notify(account)
@@ -119,6 +139,15 @@ class WireRendering:
     def _notify(self, account: Account) -> None:
         if self.on_account_event is not None:
             self.on_account_event(account)
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def units8_str(units: int) -> str:
+    """A price held in units of 1e-8 as the venue prints computed prices: up to 8 decimals, zeros trimmed."""
+    return _trim(format_units(units, 8)) or "0"
 
 
 def price_str(value: Fraction) -> str:

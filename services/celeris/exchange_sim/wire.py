@@ -71,6 +71,8 @@ class WireRendering:
              "m": maker, "R": order.reduce_only, "wt": order.working_type, "ot": order.order_type.value,
              "ps": "BOTH", "cp": order.close_position, "rp": money_str(realized), "pP": False, "si": 0,
              "ss": 0, "V": order.stp_mode, "pm": "NONE", "gtd": 0, "er": "0"}
+        if order.order_type is OrderType.TRAILING_STOP_MARKET:  # the venue adds these for trailing stops only
+            o["AP"], o["cr"] = body["activatePrice"], body["priceRate"]
         account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
         if notify:
             self._notify(account)

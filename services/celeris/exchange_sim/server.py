@@ -106,6 +106,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
         self._last_top: dict[str, tuple[int | None, int | None, int, int]] = {}
         self._skip_left: dict[tuple[str, int], int] = {}
         self._last_mark_ms = 0
+        self._last_ticker_ms = 0
         self._next_funding_ms = self.now_ms() + self.funding_interval_ms
         self._task: asyncio.Task[None] | None = None
         self._users_dirty = asyncio.Event()

@@ -3,7 +3,8 @@
 Owns the paths (/ws, /ws/<streams>, /stream, under "", /public, /market, /private), the control
 messages (SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY), raw vs combined
 framing, and what each tick publishes: diff depth with its own U/u/pu chain per stream speed, partial
-depth, trades and aggTrades, bookTicker on a change of the touch, mark price every second (or three),
+depth, trades and aggTrades, bookTicker on a change of the touch, the
+24-hour ticker, mark price every second (or three),
 with the stream faults (swallowed depth events, stalls, delays, truncated frames) applied on the way out.
 """
 
@@ -21,6 +22,11 @@ from celeris.exchange_sim.engine import MatchingEngine
 from celeris.exchange_sim.wire import mark_str, rate_str
 
 DEPTH_SPEEDS_MS = {"": 250, "@100ms": 100, "@0ms": 0, "@500ms": 500, "@250ms": 250}
+TICKER_INTERVAL_MS = 1000
+"""How often <symbol>@ticker is pushed: a fixed cadence, as the venue's (none of our recordings shows its period)."""
+TICKER_KEYS = {"p": "priceChange", "P": "priceChangePercent", "w": "weightedAvgPrice", "c": "lastPrice",
+               "Q": "lastQty", "o": "openPrice", "h": "highPrice", "l": "lowPrice", "v": "volume",
+               "q": "quoteVolume", "O": "openTime", "C": "closeTime", "F": "firstId", "L": "lastId", "n": "count"}
 
 
 @dataclass
@@ -45,6 +51,7 @@ class MarketStreams:
     mark_interval_ms: int
     _next_funding_ms: int
     _last_mark_ms: int
+    _last_ticker_ms: int
     _depth_chain: dict[tuple[str, int], list[int]]
     _pending_levels: dict[tuple[str, int], dict[tuple[bool, int], None]]
     _last_top: dict[str, tuple[int | None, int | None, int, int]]
@@ -53,6 +60,7 @@ class MarketStreams:
 
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
         def now_ms(self) -> int: ...
+        def _ticker(self, book: Any, now: int) -> dict[str, Any]: ...
 
     def _publish_market(self, now: int) -> None:
         wanted = self._wanted_streams()
@@ -95,6 +103,7 @@ class MarketStreams:
                     "e": "bookTicker", "u": book.update_id, "E": now, "T": now, "s": symbol,
                     "b": ins.format_price(bid or 0), "B": ins.format_qty(top[2]),
                     "a": ins.format_price(ask or 0), "A": ins.format_qty(top[3])}, wanted)
+        self._publish_tickers(now, wanted)
         if now - self._last_mark_ms >= self.mark_interval_ms:
             self._last_mark_ms = now
             for symbol, book in self.engine.books.items():
@@ -106,6 +115,19 @@ class MarketStreams:
                 self._send(f"{symbol.lower()}@markPrice@1s", payload, wanted)
                 if now // 1000 % 3 == 0:
                     self._send(f"{symbol.lower()}@markPrice", payload, wanted)
+
+    def _publish_tickers(self, now: int, wanted: set[str]) -> None:
+        """<symbol>@ticker: the rolling 24-hour statistics of GET /fapi/v1/ticker/24hr under the event's
+        one-letter keys, every TICKER_INTERVAL_MS (computed only while someone subscribes)."""
+        if now - self._last_ticker_ms < TICKER_INTERVAL_MS:
+            return
+        self._last_ticker_ms = now
+        for symbol, book in self.engine.books.items():
+            stream = f"{symbol.lower()}@ticker"
+            if stream in wanted:
+                t = self._ticker(book, now)
+                self._send(stream, {"e": "24hrTicker", "E": now, "s": symbol,
+                                    **{short: t[name] for short, name in TICKER_KEYS.items()}}, wanted)
 
     def _depth_event(self, book: Any, ins: Contract, pending: dict[tuple[bool, int], None],
                      chain: list[int], now: int) -> dict[str, Any]:

@@ -52,8 +52,10 @@ UPDATE_REASON = {"DEPOSIT", "WITHDRAW", "ORDER", "FUNDING_FEE", "WITHDRAW_REJECT
                  "COIN_SWAP_DEPOSIT", "COIN_SWAP_WITHDRAW"}
 FILTERS = {"PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "MAX_NUM_ORDERS", "MAX_NUM_ALGO_ORDERS",
            "MIN_NOTIONAL", "PERCENT_PRICE", "POSITION_RISK_CONTROL"}
-EVENTS = {"depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "ORDER_TRADE_UPDATE",
+EVENTS = {"depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "24hrTicker", "ORDER_TRADE_UPDATE",
           "ACCOUNT_UPDATE", "TRADE_LITE"}
+SAME = {"e", "stream"}
+"""Keys whose value must be the recording's own: the simulator's answer is the same kind of payload."""
 
 # Keyed by the path with list positions written [] and any leading [] or data. wrapper dropped.
 ENUMS: dict[str, set[str]] = {
@@ -161,6 +163,9 @@ SAMPLES: dict[str, Sample] = {
     "nautilus/rs_trade_stream.json": Sample("data:btcusdt@trade", sim_only={
         "T": "trade time: the real capture (hftbacktest) has it, the hand-made fixture left it out",
         "X": "execution kind: the real capture (hftbacktest) has it, the hand-made fixture left it out"}),
+    "nautilus/rs_ticker_stream.json": Sample("data:btcusdt@ticker", sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
+    "nautilus/py_ws_futures_ticker_24hr.json": Sample("data:btcusdt@ticker",
+                                                      sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
     "nautilus/rs_mark_price_stream.json": Sample("data:btcusdt@markPrice@1s",
                                                  sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
     # user data stream
@@ -241,8 +246,6 @@ SKIPPED: dict[str, str] = {
                                                            "simulator neither delists nor delivers",
     "nautilus/rs_kline_stream_open.json": "the simulator serves no <symbol>@kline_<interval> stream",
     "nautilus/rs_kline_stream_closed.json": "the simulator serves no <symbol>@kline_<interval> stream",
-    "nautilus/rs_ticker_stream.json": "the simulator serves no <symbol>@ticker stream",
-    "nautilus/py_ws_futures_ticker_24hr.json": "the simulator serves no <symbol>@ticker stream",
     "nautilus/rs_liquidation_stream.json": "the simulator serves no <symbol>@forceOrder stream",
 }
 
@@ -312,6 +315,8 @@ def compare(sample: Any, sim: Any, *, sample_only: dict[str, str] | None = None,
         for a, b in pairs:
             problems += compare(a, b, sample_only=sample_only, sim_only=sim_only, int_text=int_text, path=items)
     elif isinstance(sim, str):
+        if path.rpartition(".")[2] in SAME and sim != sample:
+            problems.append(f"{at}: recorded {sample!r}, simulator {sim!r}")
         allowed = ENUMS.get(_enum_key(path))
         if allowed is not None and sim not in allowed:
             problems.append(f"{at}: {sim!r} is not one of the venue's values {sorted(allowed)}")
@@ -362,7 +367,7 @@ async def collect(venue: Any) -> Answers:
     async with aiohttp.ClientSession() as s:
         key = (await _rest(s, venue, "POST", "/fapi/v1/listenKey"))["listenKey"]
         streams = ["btcusdt@depth@0ms", "btcusdt@depth", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@trade",
-                   "btcusdt@aggTrade", "btcusdt@markPrice@1s", key]
+                   "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@ticker", key]
         async with s.ws_connect(f"{venue.ws_url}/stream?streams={'/'.join(streams)}") as ws:
             async def read() -> None:
                 async for msg in ws:
@@ -372,7 +377,7 @@ async def collect(venue: Any) -> Answers:
                 await _drive(s, venue, out)
                 kinds = ("ORDER_TRADE_UPDATE", "TRADE_LITE", "ACCOUNT_UPDATE")
                 await _wait(lambda: {"btcusdt@trade", "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@depth",
-                                     "btcusdt@depth@0ms", "btcusdt@depth5", "btcusdt@bookTicker"}
+                                     "btcusdt@depth@0ms", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@ticker"}
                             <= {f.get("stream") for f in frames}, "one frame of every market stream")
                 await _wait(lambda: _user_answers(frames, key, venue).keys() >= {
                     "user:TRADE:autoclose", "user:ACCOUNT_UPDATE:funding"}, "the liquidation's events")
@@ -498,7 +503,7 @@ async def test_the_simulator_answers_as_the_recordings(live_venue):
 
 
 # -- the comparison itself, attacked ---------------------------------------------------------------------
-ORDER = {"orderId": 1, "price": "1.0", "reduceOnly": False, "status": "NEW", "fills": [["1.0", "2"]]}
+ORDER = {"e": "aggTrade", "orderId": 1, "price": "1.0", "reduceOnly": False, "status": "NEW", "fills": [["1.0", "2"]]}
 
 
 @pytest.mark.parametrize("sim, found", [
@@ -510,6 +515,7 @@ ORDER = {"orderId": 1, "price": "1.0", "reduceOnly": False, "status": "NEW", "fi
     (dict(ORDER, extra=1), "not in the recording"),
     (dict(ORDER, fills=[["1.0", 2]]), "fills[][]: recorded str"),
     (dict(ORDER, fills=[]), "the simulator's is empty"),
+    (dict(ORDER, e="trade"), "recorded 'aggTrade', simulator 'trade'"),
 ])
 def test_compare_finds_each_kind_of_difference(sim, found):
     assert any(found in p for p in compare(ORDER, sim)), compare(ORDER, sim)

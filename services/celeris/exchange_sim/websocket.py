@@ -117,17 +117,19 @@ class MarketStreams:
                     self._send(f"{symbol.lower()}@markPrice", payload, wanted)
 
     def _publish_tickers(self, now: int, wanted: set[str]) -> None:
-        """<symbol>@ticker: the rolling 24-hour statistics of GET /fapi/v1/ticker/24hr under the event's
-        one-letter keys, every TICKER_INTERVAL_MS (computed only while someone subscribes)."""
+        """<symbol>@ticker and @miniTicker: the rolling 24-hour statistics of GET /fapi/v1/ticker/24hr under
+        the events' one-letter keys, every TICKER_INTERVAL_MS (computed only while someone subscribes)."""
         if now - self._last_ticker_ms < TICKER_INTERVAL_MS:
             return
         self._last_ticker_ms = now
         for symbol, book in self.engine.books.items():
-            stream = f"{symbol.lower()}@ticker"
-            if stream in wanted:
-                t = self._ticker(book, now)
-                self._send(stream, {"e": "24hrTicker", "E": now, "s": symbol,
-                                    **{short: t[name] for short, name in TICKER_KEYS.items()}}, wanted)
+            full, mini = f"{symbol.lower()}@ticker", f"{symbol.lower()}@miniTicker"
+            if full not in wanted and mini not in wanted:
+                continue
+            t = {short: self._ticker(book, now)[name] for short, name in TICKER_KEYS.items()}
+            self._send(full, {"e": "24hrTicker", "E": now, "s": symbol, **t}, wanted)
+            self._send(mini, {"e": "24hrMiniTicker", "E": now, "s": symbol,
+                              **{k: t[k] for k in ("c", "o", "h", "l", "v", "q")}}, wanted)
 
     def _depth_event(self, book: Any, ins: Contract, pending: dict[tuple[bool, int], None],
                      chain: list[int], now: int) -> dict[str, Any]:

@@ -210,7 +210,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "GET /fapi/v1/positionSide/dual": self.position_side,
             "POST /fapi/v1/positionSide/dual": self.set_position_side,
             "GET /fapi/v1/leverageBracket": self.leverage_bracket,
-            "GET /fapi/v1/commissionRate": self.commission_rate,
+            "GET /fapi/v1/commissionRate": self.commission_rate, "GET /fapi/v1/symbolConfig": self.symbol_config,
             "POST /fapi/v1/listenKey": self.listen_key_new, "PUT /fapi/v1/listenKey": self.listen_key_keepalive,
             "DELETE /fapi/v1/listenKey": self.listen_key_close,
         }

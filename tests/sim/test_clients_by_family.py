@@ -1,7 +1,8 @@
 """Third-party clients, unchanged, against `celeris sim`, one test per client and endpoint family.
 
-ccxt.pro's watch_* (trades, order book, ticker, mark price, orders, positions, balance) and python-binance's
-AsyncClient with its BinanceSocketManager futures sockets run in .venv/clients (see
+ccxt.pro's watch_* (trades, order book, ticker, mark price, orders, positions, balance), ccxt's REST settings,
+account and trade calls, python-binance's sync Client and AsyncClient with its BinanceSocketManager futures
+sockets run in .venv/clients (see
 test_clients_unchanged.py for why); binance-futures-connector's REST families and UMFuturesWebsocketClient
 run here. Each test asserts on what the client hands back: prices against the book the venue serves, an
 order placed through the client found in its own stream under its id, the streamed position and balance
@@ -104,6 +105,53 @@ async def main():
 asyncio.run(main())
 """
 
+CCXT_REST = r"""
+import json, sys
+import ccxt
+rest, ws, key, secret = sys.argv[1:5]
+ex = ccxt.binanceusdm({"apiKey": key, "secret": secret, "options": {"fetchCurrencies": False}})
+for name, value in list(ex.urls["api"].items()):
+    if isinstance(value, str) and "/fapi/" in value:
+        ex.urls["api"][name] = rest + "/fapi/" + value.rsplit("/fapi/", 1)[1]
+ex.load_markets()
+s = "BTC/USDT:USDT"
+out = {"set_leverage": ex.set_leverage(9, s)["leverage"], "leverage": ex.fetch_leverage(s)["longLeverage"],
+       "margin_mode": ex.fetch_margin_mode(s)["marginMode"], "hedged": ex.fetch_position_mode(s)["hedged"],
+       "fee": ex.fetch_trading_fee(s), "tiers": ex.fetch_leverage_tiers([s])[s][0]["maxLeverage"],
+       "bids_asks": ex.fetch_bids_asks([s])[s], "funding": ex.fetch_funding_rate(s)["fundingRate"]}
+ex.set_leverage(20, s)  # back to the venue's default for the tests that follow
+filled = ex.create_order(s, "market", "buy", 0.002)
+out["filled"] = {k: filled[k] for k in ("id", "status", "filled", "average")}
+out["my_trades"] = [{k: t[k] for k in ("order", "amount", "price", "side")} for t in ex.fetch_my_trades(s)
+                    if t["order"] == filled["id"]]
+out["closed"] = [o["id"] for o in ex.fetch_closed_orders(s)]
+out["positions"] = [{k: p[k] for k in ("symbol", "contracts", "side")} for p in ex.fetch_positions([s])]
+out["balance"] = ex.fetch_balance()["USDT"]
+ex.create_order(s, "market", "sell", 0.002, params={"reduceOnly": True})  # flat again
+print(json.dumps(out))
+"""
+
+PYTHON_BINANCE_SYNC = r"""
+import json, sys
+from binance.client import Client
+rest, ws, key, secret = sys.argv[1:5]
+c = Client(key, secret, ping=False)
+c.FUTURES_URL = rest + "/fapi"
+bid = float(c.futures_orderbook_ticker(symbol="BTCUSDT")["bidPrice"])
+placed = c.futures_create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.008",
+                                price=f"{bid - 350:.1f}", newClientOrderId="pb-sync-1")
+out = {"placed": placed, "queried": c.futures_get_order(symbol="BTCUSDT", origClientOrderId="pb-sync-1"),
+       "open": c.futures_get_open_orders(symbol="BTCUSDT"),
+       "positions": c.futures_position_information(symbol="BTCUSDT"),  # v3: listed while an order is open
+       "cancelled": c.futures_cancel_order(symbol="BTCUSDT", orderId=placed["orderId"]),
+       "leverage": c.futures_change_leverage(symbol="BTCUSDT", leverage=20),
+       "balance": c.futures_account_balance(), "flat": c.futures_position_information(symbol="BTCUSDT"),
+       "fee": c.futures_commission_rate(symbol="BTCUSDT"), "dual": c.futures_get_position_mode(),
+       "listen_key": c.futures_stream_get_listen_key(), "premium": c.futures_mark_price(symbol="BTCUSDT"),
+       "agg": c.futures_aggregate_trades(symbol="BTCUSDT", limit=3), "book": c.futures_order_book(symbol="BTCUSDT")}
+print(json.dumps(out))
+"""
+
 PYTHON_BINANCE_ASYNC = PRELUDE + r"""
 from binance import AsyncClient, BinanceSocketManager
 
@@ -187,7 +235,43 @@ def test_ccxt_pro_watches_market_and_private_streams(sim_process):
                                                                             got["balance"]["rest"])
 
 
+def test_ccxt_rest_settings_account_and_trade_families(sim_process):
+    got = _run(CCXT_REST, sim_process)
+    # fetch_leverage and fetch_margin_mode read GET /fapi/v1/symbolConfig.
+    assert got["set_leverage"] == 9 and got["leverage"] == 9 and got["margin_mode"] == "cross"
+    assert got["hedged"] is False and got["tiers"] >= 20
+    assert got["fee"]["maker"] == 0.0002 and got["fee"]["taker"] == 0.0004
+    assert got["bids_asks"]["bid"] < got["bids_asks"]["ask"] and got["funding"] is not None
+    filled = got["filled"]
+    assert filled["status"] == "closed" and filled["filled"] == 0.002 and filled["id"] in got["closed"]
+    assert sum(t["amount"] for t in got["my_trades"]) == pytest.approx(0.002)
+    assert all(t["side"] == "buy" and _near(t["price"], filled["average"]) for t in got["my_trades"])
+    assert any(p["symbol"] == "BTC/USDT:USDT" and p["contracts"] >= 0.002 and p["side"] == "long"
+               for p in got["positions"])
+    assert got["balance"]["total"] > 0 and got["balance"]["free"] <= got["balance"]["total"]
+
+
 # -- python-binance ---------------------------------------------------------------------------------------
+def test_python_binance_sync_futures_trade_and_account(sim_process):
+    got = _run(PYTHON_BINANCE_SYNC, sim_process)
+    placed = got["placed"]
+    assert placed["status"] == "NEW" and placed["clientOrderId"] == "pb-sync-1" and placed["origQty"] == "0.008"
+    assert got["queried"]["orderId"] == placed["orderId"] and got["queried"]["price"] == placed["price"]
+    assert any(o["orderId"] == placed["orderId"] for o in got["open"])
+    assert got["cancelled"]["orderId"] == placed["orderId"] and got["cancelled"]["status"] == "CANCELED"
+    assert got["leverage"]["leverage"] == 20 and got["leverage"]["symbol"] == "BTCUSDT"
+    assert got["balance"][0]["asset"] == "USDT" and float(got["balance"][0]["balance"]) > 0
+    (position,) = got["positions"]
+    assert position["symbol"] == "BTCUSDT" and position["positionSide"] == "BOTH"
+    assert float(position["openOrderInitialMargin"]) > 0
+    assert all(float(p["positionAmt"]) != 0 for p in got["flat"])  # v3 leaves out a flat symbol without orders
+    assert got["fee"]["symbol"] == "BTCUSDT" and got["dual"] == {"dualSidePosition": False}
+    assert len(got["listen_key"]) == 64
+    bid, ask = float(got["book"]["bids"][0][0]), float(got["book"]["asks"][0][0])
+    assert bid < ask and _near(float(got["premium"]["markPrice"]), bid)
+    assert all(_near(float(t["p"]), bid) for t in got["agg"])
+
+
 def test_python_binance_async_client_and_futures_sockets(sim_process):
     got = _run(PYTHON_BINANCE_ASYNC, sim_process)
     bid, ask = float(got["depth"]["bids"][0][0]), float(got["depth"]["asks"][0][0])

@@ -83,8 +83,11 @@ class Sample:
     """Paths the recording has and the simulator may lack, each with why."""
     sim_only: dict[str, str] = field(default_factory=dict)
     """Paths the simulator sends and the recording lacks, each with why."""
+    enums: dict[str, set[str]] = field(default_factory=dict)
+    """This endpoint's own spelling of an enum, over ENUMS."""
 
 
+SYMBOL_CONFIG = {"marginType": {"CROSSED", "ISOLATED"}}  # positionRisk spells them cross / isolated
 NAUTILUS_STREAM_EXTRAS = {"st": "nautilus's hand-made fixture; no real USD-M capture (hftbacktest) has it",
                           "ps": "nautilus's hand-made fixture; no real USD-M capture (hftbacktest) has it"}
 OTU_TRAILING = {"o.AP": "activation price, sent with TRAILING_STOP_MARKET orders only (Binance docs)",
@@ -145,6 +148,8 @@ SAMPLES: dict[str, Sample] = {
         "[].isolatedWallet": "added to v2 positionRisk after this fixture was written (Binance docs list it)",
         "[].breakEvenPrice": "added to v2 positionRisk in 2023, after this fixture was written"}),
     "nautilus/rs_balance.json": Sample("balance"),
+    "ccxt/ccxt_fapi_v1_symbolConfig.json": Sample("symbol_config", enums=SYMBOL_CONFIG),
+    "nautilus/py_http_futures_account_symbol_config.json": Sample("symbol_config", enums=SYMBOL_CONFIG),
     "nautilus/py_http_futures_account_position_side_dual.json": Sample("position_side"),
     "nautilus/py_http_futures_wallet_commission_rate_btcusdt.json": Sample("commission_btc"),
     "nautilus/py_http_futures_wallet_commission_rate_ethusdt.json": Sample("commission_eth"),
@@ -225,8 +230,6 @@ SKIPPED: dict[str, str] = {
     "nautilus/py_ws_futures_algo_update_finished_canceled.json": ALGO,
     "nautilus/py_ws_futures_algo_update_triggered.json": ALGO,
     "nautilus/py_ws_futures_algo_update_triggering.json": ALGO, "nautilus/rs_open_algo_orders.json": ALGO,
-    "ccxt/ccxt_fapi_v1_symbolConfig.json": NOT_SERVED + " (GET /fapi/v1/symbolConfig)",
-    "nautilus/py_http_futures_account_symbol_config.json": NOT_SERVED + " (GET /fapi/v1/symbolConfig)",
     "nautilus/py_http_futures_market_historical_trades.json": NOT_SERVED + " (GET /fapi/v1/historicalTrades)",
     "nautilus/py_http_futures_market_asset_index.json": NOT_SERVED + " (multi-assets GET /fapi/v1/assetIndex; "
                                                                      "multiAssetsMargin is helper simwsapi's)",
@@ -275,9 +278,10 @@ def _discriminator(item: Any) -> Any:
 
 
 def compare(sample: Any, sim: Any, *, sample_only: dict[str, str] | None = None,
-            sim_only: dict[str, str] | None = None, int_text: bool = False, path: str = "") -> list[str]:
+            sim_only: dict[str, str] | None = None, int_text: bool = False, path: str = "",
+            enums: dict[str, set[str]] | None = None) -> list[str]:
     """Every difference of key set, JSON type and enum value between a recorded payload and the simulator's."""
-    sample_only, sim_only = sample_only or {}, sim_only or {}
+    sample_only, sim_only, enums = sample_only or {}, sim_only or {}, enums or ENUMS
     at = path or "<top>"
     problems: list[str] = []
     if sample is None:
@@ -296,7 +300,7 @@ def compare(sample: Any, sim: Any, *, sample_only: dict[str, str] | None = None,
                 problems.append(f"{at}: key {key!r} from the simulator, not in the recording")
         for key in sample.keys() & sim.keys():
             problems += compare(sample[key], sim[key], sample_only=sample_only, sim_only=sim_only,
-                                int_text=int_text, path=_join(path, key))
+                                int_text=int_text, path=_join(path, key), enums=enums)
     elif isinstance(sample, list):
         if not sample:
             return problems
@@ -313,11 +317,12 @@ def compare(sample: Any, sim: Any, *, sample_only: dict[str, str] | None = None,
                 problems += [f"{at}: recorded item {k[:2]} missing from the simulator" for k in by_key
                              if k is not None and k[0] == "filterType" and k[:2] not in served]
         for a, b in pairs:
-            problems += compare(a, b, sample_only=sample_only, sim_only=sim_only, int_text=int_text, path=items)
+            problems += compare(a, b, sample_only=sample_only, sim_only=sim_only, int_text=int_text, path=items,
+                                enums=enums)
     elif isinstance(sim, str):
         if path.rpartition(".")[2] in SAME and sim != sample:
             problems.append(f"{at}: recorded {sample!r}, simulator {sim!r}")
-        allowed = ENUMS.get(_enum_key(path))
+        allowed = enums.get(_enum_key(path))
         if allowed is not None and sim not in allowed:
             problems.append(f"{at}: {sim!r} is not one of the venue's values {sorted(allowed)}")
     return sorted(set(problems))
@@ -465,7 +470,7 @@ async def _drive(s: aiohttp.ClientSession, venue: Any, out: Answers) -> None:
     out["user_trades"] = await _rest(s, venue, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}, True)
     account = {"account_v2": "/fapi/v2/account", "account_v3": "/fapi/v3/account",
                "position_risk_v3": "/fapi/v3/positionRisk", "balance": "/fapi/v2/balance",
-               "position_side": "/fapi/v1/positionSide/dual"}
+               "position_side": "/fapi/v1/positionSide/dual", "symbol_config": "/fapi/v1/symbolConfig"}
     for name, path in account.items():
         out[name] = await _rest(s, venue, "GET", path, {}, True)
     out["position_risk_v2"] = await _rest(s, venue, "GET", "/fapi/v2/positionRisk", {"symbol": "BTCUSDT"}, True)
@@ -498,7 +503,7 @@ async def test_the_simulator_answers_as_the_recordings(live_venue):
             continue
         problems += [f"{name}: {p}" for p in compare(
             _recorded(name), answers[entry.answer], sample_only=entry.sample_only, sim_only=entry.sim_only,
-            int_text=name.startswith("ccxt/"))]
+            int_text=name.startswith("ccxt/"), enums=ENUMS | entry.enums)]
     assert not problems, "\n".join(problems)
 
 

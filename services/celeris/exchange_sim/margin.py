@@ -129,7 +129,8 @@ class Margin:
         side = Side.SELL if position.qty_steps > 0 else Side.BUY
         now = self.now_ms()
         order = SimOrder(next(self._order_ids), f"autoclose-{now}", symbol, side, OrderType.MARKET,
-                         TimeInForce.IOC, abs(position.qty_steps), 0, reduce_only=True, time_ms=now, update_ms=now)
+                         TimeInForce.IOC, abs(position.qty_steps), 0, reduce_only=True, time_ms=now, update_ms=now,
+                         liquidation=True)
         account.orders[order.order_id] = order
         book = self.books[symbol]
         self._order_event(account, order, "NEW")

@@ -63,6 +63,8 @@ class SimOrder:
     stp_mode: str = "NONE"
     """selfTradePreventionMode: what happens when this order, as the taker, meets a resting order of its own
     account (NONE: they trade, as Binance's default; EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH)."""
+    liquidation: bool = False
+    """The venue's own autoclose order closing a liquidated position: its fills are execution CALCULATED."""
 
     @property
     def remaining(self) -> int:

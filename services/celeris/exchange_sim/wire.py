@@ -94,7 +94,9 @@ class WireRendering:
                                "m": maker, "c": order.client_order_id, "S": order.side.value,
                                "L": ins.format_price(price), "l": ins.format_qty(qty), "t": trade_id,
                                "i": order.order_id})
-        self._order_event(account, order, "TRADE", last_qty=qty, last_price=price, commission=fee_units,
+        # A liquidation's fills are execution type CALCULATED ("Liquidation Execution"), not TRADE.
+        self._order_event(account, order, "CALCULATED" if order.liquidation else "TRADE", last_qty=qty,
+                          last_price=price, commission=fee_units,
                           trade_id=trade_id, maker=maker, realized=realized, notify=False)
 
     def _account_update(self, account: Account, symbol: str, reason: str) -> None:

@@ -85,8 +85,11 @@ class Sample:
     """Paths the simulator sends and the recording lacks, each with why."""
     enums: dict[str, set[str]] = field(default_factory=dict)
     """This endpoint's own spelling of an enum, over ENUMS."""
+    same: frozenset[str] = frozenset()
+    """Paths whose value must be the recording's own (the kind of event it is)."""
 
 
+LIQUIDATION_FILL = frozenset({"o.x", "o.X"})  # a liquidation's fill: CALCULATED, FILLED (PROTOCOL.md §7.1)
 SYMBOL_CONFIG = {"marginType": {"CROSSED", "ISOLATED"}}  # positionRisk spells them cross / isolated
 NAUTILUS_STREAM_EXTRAS = {"st": "nautilus's hand-made fixture; no real USD-M capture (hftbacktest) has it",
                           "ps": "nautilus's hand-made fixture; no real USD-M capture (hftbacktest) has it"}
@@ -196,22 +199,22 @@ SAMPLES: dict[str, Sample] = {
     # Liquidations, ADL and the insurance fund close a position with an autoclose order; the simulator
     # liquidates (check_liquidations) and its autoclose events stand for all of them.
     "nautilus/py_ws_futures_order_update_liquidation.json": Sample(
-        "user:TRADE:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
-        sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}),
+        "user:CALCULATED:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
+        sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}, same=LIQUIDATION_FILL),
     "nautilus/py_ws_futures_order_update_liquidation_zero_qty.json": Sample(
         "user:NEW:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
         sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}),
     "nautilus/py_ws_futures_order_update_adl.json": Sample(
-        "user:TRADE:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
+        "user:CALCULATED:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
         sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}),
     "nautilus/py_ws_futures_order_update_adl_filled.json": Sample(
-        "user:TRADE:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
+        "user:CALCULATED:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
         sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}),
-    "nautilus/rs_order_update_adl.json": Sample("user:TRADE:autoclose", sample_only=OTU_TRAILING,
+    "nautilus/rs_order_update_adl.json": Sample("user:CALCULATED:autoclose", sample_only=OTU_TRAILING,
                                                 sim_only=OTU_NEWER),
-    "nautilus/rs_order_update_calculated.json": Sample("user:TRADE:autoclose", sample_only=OTU_TRAILING,
-                                                       sim_only=OTU_NEWER),
-    "nautilus/rs_order_update_insurance.json": Sample("user:TRADE:autoclose", sample_only=OTU_TRAILING,
+    "nautilus/rs_order_update_calculated.json": Sample("user:CALCULATED:autoclose", sample_only=OTU_TRAILING,
+                                                       sim_only=OTU_NEWER, same=LIQUIDATION_FILL),
+    "nautilus/rs_order_update_insurance.json": Sample("user:CALCULATED:autoclose", sample_only=OTU_TRAILING,
                                                       sim_only=OTU_NEWER),
     "nautilus/rs_order_update_calculated_pending.json": Sample("user:NEW:autoclose", sample_only=OTU_TRAILING,
                                                                sim_only=OTU_NEWER | OTU_NO_N),
@@ -332,6 +335,12 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _at(payload: Any, path: str) -> Any:
+    for key in path.split("."):
+        payload = payload.get(key) if isinstance(payload, dict) else None
+    return payload
+
+
 def _recorded(name: str) -> Any:
     data = load_sample(name)
     # nautilus wraps user-data fixtures as {"stream": <event type>, "data": ...}, which no venue sends.
@@ -384,8 +393,9 @@ async def collect(venue: Any) -> Answers:
                 await _wait(lambda: {"btcusdt@trade", "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@depth",
                                      "btcusdt@depth@0ms", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@ticker"}
                             <= {f.get("stream") for f in frames}, "one frame of every market stream")
-                await _wait(lambda: _user_answers(frames, key, venue).keys() >= {
-                    "user:TRADE:autoclose", "user:ACCOUNT_UPDATE:funding"}, "the liquidation's events")
+                await _wait(lambda: "user:ACCOUNT_UPDATE:funding" in (seen := _user_answers(frames, key, venue))
+                            and any(k.endswith(":autoclose") and k != "user:NEW:autoclose" for k in seen),
+                            "the liquidation's fill and a funding payment")
             finally:
                 reader.cancel()
     for frame in frames:
@@ -504,6 +514,8 @@ async def test_the_simulator_answers_as_the_recordings(live_venue):
         problems += [f"{name}: {p}" for p in compare(
             _recorded(name), answers[entry.answer], sample_only=entry.sample_only, sim_only=entry.sim_only,
             int_text=name.startswith("ccxt/"), enums=ENUMS | entry.enums)]
+        problems += [f"{name}: {path}: recorded {want!r}, simulator {got!r}" for path in sorted(entry.same)
+                     if (want := _at(_recorded(name), path)) != (got := _at(answers[entry.answer], path))]
     assert not problems, "\n".join(problems)
 
 

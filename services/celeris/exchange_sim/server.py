@@ -107,6 +107,8 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
         self._skip_left: dict[tuple[str, int], int] = {}
         self._last_mark_ms = 0
         self._last_ticker_ms = 0
+        self._last_kline_ms = 0
+        self._kline_open: dict[str, int] = {}  # kline stream -> open time of the candle it last sent
         self._next_funding_ms = self.now_ms() + self.funding_interval_ms
         self._task: asyncio.Task[None] | None = None
         self._users_dirty = asyncio.Event()

@@ -4,7 +4,7 @@ Owns the paths (/ws, /ws/<streams>, /stream, under "", /public, /market, /privat
 messages (SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY), raw vs combined
 framing, and what each tick publishes: diff depth with its own U/u/pu chain per stream speed, partial
 depth, trades and aggTrades, bookTicker on a change of the touch, the
-24-hour ticker, mark price every second (or three),
+24-hour ticker, klines, mark price every second (or three),
 with the stream faults (swallowed depth events, stalls, delays, truncated frames) applied on the way out.
 """
 
@@ -19,11 +19,15 @@ from aiohttp import WSMsgType, web
 
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import MatchingEngine
+from celeris.exchange_sim.history import INTERVALS_MS, Candle
+from celeris.exchange_sim.routes_history import trade_kline
 from celeris.exchange_sim.wire import mark_str, rate_str
 
 DEPTH_SPEEDS_MS = {"": 250, "@100ms": 100, "@0ms": 0, "@500ms": 500, "@250ms": 250}
 TICKER_INTERVAL_MS = 1000
 """How often <symbol>@ticker is pushed: a fixed cadence, as the venue's (none of our recordings shows its period)."""
+KLINE_INTERVAL_MS = 250
+"""How often <symbol>@kline_<interval> is pushed while its candle is open."""
 TICKER_KEYS = {"p": "priceChange", "P": "priceChangePercent", "w": "weightedAvgPrice", "c": "lastPrice",
                "Q": "lastQty", "o": "openPrice", "h": "highPrice", "l": "lowPrice", "v": "volume",
                "q": "quoteVolume", "O": "openTime", "C": "closeTime", "F": "firstId", "L": "lastId", "n": "count"}
@@ -52,6 +56,8 @@ class MarketStreams:
     _next_funding_ms: int
     _last_mark_ms: int
     _last_ticker_ms: int
+    _last_kline_ms: int
+    _kline_open: dict[str, int]
     _depth_chain: dict[tuple[str, int], list[int]]
     _pending_levels: dict[tuple[str, int], dict[tuple[bool, int], None]]
     _last_top: dict[str, tuple[int | None, int | None, int, int]]
@@ -104,6 +110,7 @@ class MarketStreams:
                     "b": ins.format_price(bid or 0), "B": ins.format_qty(top[2]),
                     "a": ins.format_price(ask or 0), "A": ins.format_qty(top[3])}, wanted)
         self._publish_tickers(now, wanted)
+        self._publish_klines(now, wanted)
         if now - self._last_mark_ms >= self.mark_interval_ms:
             self._last_mark_ms = now
             for symbol, book in self.engine.books.items():
@@ -130,6 +137,37 @@ class MarketStreams:
             self._send(full, {"e": "24hrTicker", "E": now, "s": symbol, **t}, wanted)
             self._send(mini, {"e": "24hrMiniTicker", "E": now, "s": symbol,
                               **{k: t[k] for k in ("c", "o", "h", "l", "v", "q")}}, wanted)
+
+    def _publish_klines(self, now: int, wanted: set[str]) -> None:
+        """<symbol>@kline_<interval>: the trade candle now open, every KLINE_INTERVAL_MS while subscribed; when
+        the interval rolls over, the finished candle once more with x=true before the new one."""
+        if now - self._last_kline_ms < KLINE_INTERVAL_MS:
+            return
+        self._last_kline_ms = now
+        for stream in sorted(wanted):
+            symbol, _, kind = stream.partition("@kline_")
+            book = self.engine.books.get(symbol.upper())
+            if book is None or kind not in INTERVALS_MS:
+                continue
+            candles = book.history.trades.candles(kind, now)
+            if not candles:
+                continue
+            last_open = self._kline_open.get(stream)
+            if last_open is not None and last_open != candles[-1].open_ms:
+                closed = next((c for c in candles if c.open_ms == last_open), None)
+                if closed is not None:
+                    self._send(stream, self._kline_event(book, kind, closed, now, closed=True), wanted)
+            self._kline_open[stream] = candles[-1].open_ms
+            self._send(stream, self._kline_event(book, kind, candles[-1], now, closed=False), wanted)
+
+    @staticmethod
+    def _kline_event(book: Any, interval: str, c: Candle, now: int, *, closed: bool) -> dict[str, Any]:
+        ins = book.instrument
+        row = trade_kline(ins, interval, c)  # the REST row: the same figures, the same formats
+        return {"e": "kline", "E": now, "s": ins.symbol, "k": {
+            "t": row[0], "T": row[6], "s": ins.symbol, "i": interval, "f": c.first_id, "L": c.last_id,
+            "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": closed,
+            "q": row[7], "V": row[9], "Q": row[10], "B": row[11]}}
 
     def _depth_event(self, book: Any, ins: Contract, pending: dict[tuple[bool, int], None],
                      chain: list[int], now: int) -> dict[str, Any]:

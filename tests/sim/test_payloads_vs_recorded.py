@@ -52,8 +52,8 @@ UPDATE_REASON = {"DEPOSIT", "WITHDRAW", "ORDER", "FUNDING_FEE", "WITHDRAW_REJECT
                  "COIN_SWAP_DEPOSIT", "COIN_SWAP_WITHDRAW"}
 FILTERS = {"PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "MAX_NUM_ORDERS", "MAX_NUM_ALGO_ORDERS",
            "MIN_NOTIONAL", "PERCENT_PRICE", "POSITION_RISK_CONTROL"}
-EVENTS = {"depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "24hrTicker", "ORDER_TRADE_UPDATE",
-          "ACCOUNT_UPDATE", "TRADE_LITE"}
+EVENTS = {"depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "24hrTicker", "kline",
+          "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "TRADE_LITE"}
 SAME = {"e", "stream"}
 """Keys whose value must be the recording's own: the simulator's answer is the same kind of payload."""
 
@@ -89,6 +89,7 @@ class Sample:
     """Paths whose value must be the recording's own (the kind of event it is)."""
 
 
+CLOSED_KLINE = "stepped:btcusdt@kline_1m:closed"
 LIQUIDATION_FILL = frozenset({"o.x", "o.X"})  # a liquidation's fill: CALCULATED, FILLED (PROTOCOL.md §7.1)
 SYMBOL_CONFIG = {"marginType": {"CROSSED", "ISOLATED"}}  # positionRisk spells them cross / isolated
 NAUTILUS_STREAM_EXTRAS = {"st": "nautilus's hand-made fixture; no real USD-M capture (hftbacktest) has it",
@@ -174,6 +175,9 @@ SAMPLES: dict[str, Sample] = {
     "nautilus/rs_ticker_stream.json": Sample("data:btcusdt@ticker", sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
     "nautilus/py_ws_futures_ticker_24hr.json": Sample("data:btcusdt@ticker",
                                                       sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
+    "nautilus/rs_kline_stream_open.json": Sample("data:btcusdt@kline_1m", same=frozenset({"k.x", "k.i"})),
+    # A closed candle needs the minute to roll over: test_a_closed_kline_as_recorded steps a venue's clock.
+    "nautilus/rs_kline_stream_closed.json": Sample(CLOSED_KLINE, same=frozenset({"k.x", "k.i"})),
     "nautilus/rs_mark_price_stream.json": Sample("data:btcusdt@markPrice@1s",
                                                  sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
     # user data stream
@@ -250,8 +254,6 @@ SKIPPED: dict[str, str] = {
                                                 "neither delists nor delivers",
     "nautilus/py_ws_futures_order_update_settlement.json": "settlement of a delisted or delivered contract; the "
                                                            "simulator neither delists nor delivers",
-    "nautilus/rs_kline_stream_open.json": "the simulator serves no <symbol>@kline_<interval> stream",
-    "nautilus/rs_kline_stream_closed.json": "the simulator serves no <symbol>@kline_<interval> stream",
     "nautilus/rs_liquidation_stream.json": "the simulator serves no <symbol>@forceOrder stream",
 }
 
@@ -381,7 +383,7 @@ async def collect(venue: Any) -> Answers:
     async with aiohttp.ClientSession() as s:
         key = (await _rest(s, venue, "POST", "/fapi/v1/listenKey"))["listenKey"]
         streams = ["btcusdt@depth@0ms", "btcusdt@depth", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@trade",
-                   "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@ticker", key]
+                   "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@ticker", "btcusdt@kline_1m", key]
         async with s.ws_connect(f"{venue.ws_url}/stream?streams={'/'.join(streams)}") as ws:
             async def read() -> None:
                 async for msg in ws:
@@ -391,7 +393,8 @@ async def collect(venue: Any) -> Answers:
                 await _drive(s, venue, out)
                 kinds = ("ORDER_TRADE_UPDATE", "TRADE_LITE", "ACCOUNT_UPDATE")
                 await _wait(lambda: {"btcusdt@trade", "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@depth",
-                                     "btcusdt@depth@0ms", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@ticker"}
+                                     "btcusdt@depth@0ms", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@ticker",
+                                     "btcusdt@kline_1m"}
                             <= {f.get("stream") for f in frames}, "one frame of every market stream")
                 await _wait(lambda: "user:ACCOUNT_UPDATE:funding" in (seen := _user_answers(frames, key, venue))
                             and any(k.endswith(":autoclose") and k != "user:NEW:autoclose" for k in seen),
@@ -460,10 +463,11 @@ async def _drive(s: aiohttp.ClientSession, venue: Any, out: Answers) -> None:
     amends = json.dumps([{"symbol": "BTCUSDT", "orderId": o["orderId"], "side": "BUY", "quantity": "0.020",
                           "price": fmt(bid - 700)} for o in out["batch_new"]], separators=(",", ":"))
     out["batch_amend"] = await _rest(s, venue, "PUT", "/fapi/v1/batchOrders", {"batchOrders": amends}, True)
-    await _rest(s, venue, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "STOP", "timeInForce": "GTC",
-                                                     "quantity": "0.010", "price": above, "stopPrice": above}, True)
-    await _rest(s, venue, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "TAKE_PROFIT", "timeInForce": "GTC",
-                                                     "quantity": "0.010", "price": above, "stopPrice": above}, True)
+    # The simulator asks a STOP / TAKE_PROFIT for its timeInForce (the docs list it optional, GTC by default).
+    for side, kind in (("BUY", "STOP"), ("SELL", "TAKE_PROFIT")):
+        await _rest(s, venue, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": side, "type": kind,
+                                                         "timeInForce": "GTC", "quantity": "0.010", "price": above,
+                                                         "stopPrice": above}, True)
     trailing = await _rest(s, venue, "POST", "/fapi/v1/order", {
         "symbol": "BTCUSDT", "side": "BUY", "type": "TRAILING_STOP_MARKET", "quantity": "0.010",
         "callbackRate": "1", "activationPrice": below}, True)
@@ -504,10 +508,9 @@ def test_every_sample_file_is_compared_or_skipped_with_a_reason():
     assert all(reason for entry in SAMPLES.values() for reason in (entry.sample_only | entry.sim_only).values())
 
 
-async def test_the_simulator_answers_as_the_recordings(live_venue):
-    answers = await collect(live_venue)
+def _problems(answers: dict[str, Any], entries: dict[str, Sample]) -> list[str]:
     problems = []
-    for name, entry in SAMPLES.items():
+    for name, entry in entries.items():
         if entry.answer not in answers:
             problems.append(f"{name}: the simulator produced no {entry.answer}")
             continue
@@ -516,6 +519,36 @@ async def test_the_simulator_answers_as_the_recordings(live_venue):
             int_text=name.startswith("ccxt/"), enums=ENUMS | entry.enums)]
         problems += [f"{name}: {path}: recorded {want!r}, simulator {got!r}" for path in sorted(entry.same)
                      if (want := _at(_recorded(name), path)) != (got := _at(answers[entry.answer], path))]
+    return problems
+
+
+async def test_the_simulator_answers_as_the_recordings(live_venue):
+    answers = await collect(live_venue)
+    problems = _problems(answers, {n: e for n, e in SAMPLES.items() if not e.answer.startswith("stepped:")})
+    assert not problems, "\n".join(problems)
+
+
+async def test_a_closed_kline_as_recorded(stepped_venue):
+    """The minute rolls over on a venue clock the test steps: the finished candle comes once more, closed."""
+    frames: list[dict] = []
+    async with aiohttp.ClientSession() as s:
+        ws_url = stepped_venue.base_url.replace("http://", "ws://")
+        async with s.ws_connect(f"{ws_url}/ws/btcusdt@kline_1m") as ws:
+            async def read() -> None:
+                async for msg in ws:
+                    frames.append(json.loads(msg.data))
+            reader = asyncio.create_task(read())
+            try:
+                await _wait(lambda: stepped_venue.connections, "the connection")
+                stepped_venue.step(61)
+                await _wait(lambda: any(f["k"]["x"] for f in frames), "a closed candle")
+            finally:
+                reader.cancel()
+    closed = next(f for f in frames if f["k"]["x"])
+    after = frames[frames.index(closed) + 1:]
+    assert after and after[0]["k"]["t"] == closed["k"]["T"] + 1 and not after[0]["k"]["x"]
+    assert closed["k"]["T"] - closed["k"]["t"] == 59_999 and [f for f in frames if f["k"]["x"]] == [closed]
+    problems = _problems({CLOSED_KLINE: closed}, {n: e for n, e in SAMPLES.items() if e.answer == CLOSED_KLINE})
     assert not problems, "\n".join(problems)
 
 

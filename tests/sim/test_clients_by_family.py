@@ -1,6 +1,6 @@
 """Third-party clients, unchanged, against `celeris sim`, one test per client and endpoint family.
 
-ccxt.pro's watch_* (trades, order book, ticker, mark price, orders, positions, balance), ccxt's REST settings,
+ccxt.pro's watch_* (trades, order book, ticker, mark price, ohlcv, orders, positions, balance), ccxt's REST settings,
 account and trade calls, python-binance's sync Client and AsyncClient with its BinanceSocketManager futures
 sockets run in .venv/clients (see
 test_clients_unchanged.py for why); binance-futures-connector's REST families and UMFuturesWebsocketClient
@@ -62,6 +62,8 @@ async def main():
         out["ticker"] = {k: ticker[k] for k in ("symbol", "last", "high", "low", "open", "baseVolume")}
         mark = await until(lambda: ex.watch_mark_price(s), lambda t: t.get("markPrice"), "a mark price")
         out["mark"] = {"symbol": mark["symbol"], "markPrice": mark["markPrice"], "indexPrice": mark["indexPrice"]}
+        candles = await until(lambda: ex.watch_ohlcv(s, "1m"), bool, "a candle")
+        out["ohlcv"] = candles[-1]
         out["rest_mark"] = float((await ex.fapiPublicGetPremiumIndex({"symbol": "BTCUSDT"}))["markPrice"])
 
         # The private streams: subscribed first, then an order placed through the client.
@@ -223,6 +225,8 @@ def test_ccxt_pro_watches_market_and_private_streams(sim_process):
     assert _near(ticker["last"], mark) and ticker["baseVolume"] > 0
     assert got["mark"]["symbol"] == "BTC/USDT:USDT" and _near(got["mark"]["markPrice"], mark, 0.001)
     assert _near(got["mark"]["indexPrice"], mark, 0.001)
+    opened, o, h, low, c, v = got["ohlcv"]  # watch_ohlcv: the open 1m candle of the kline stream
+    assert opened % 60_000 == 0 and low <= min(o, c) <= max(o, c) <= h and v >= 0 and _near(c, mark)
     # watch_orders: the order placed through ccxt, under its own id, open and then cancelled.
     resting = got["resting"]
     assert resting["streamed"] == resting["id"] and resting["status"] == "open" and resting["amount"] == 0.004
@@ -344,7 +348,7 @@ def test_connector_websocket_streams_and_user_stream(connector, sim_process):
     received: list[dict] = []
     ws = UMFuturesWebsocketClient(stream_url=sim_process["ws_url"],
                                   on_message=lambda _, message: received.append(json.loads(message)))
-    kinds = {"aggTrade", "markPriceUpdate", "bookTicker", "depthUpdate", "24hrTicker", "24hrMiniTicker"}
+    kinds = {"aggTrade", "markPriceUpdate", "bookTicker", "depthUpdate", "24hrTicker", "24hrMiniTicker", "kline"}
     try:
         ws.agg_trade(symbol="btcusdt")
         ws.mark_price(symbol="btcusdt", speed=1)
@@ -352,8 +356,9 @@ def test_connector_websocket_streams_and_user_stream(connector, sim_process):
         ws.partial_book_depth(symbol="btcusdt", level=5, speed=100)
         ws.ticker(symbol="btcusdt")
         ws.mini_ticker(symbol="btcusdt")
+        ws.kline(symbol="btcusdt", interval="1m")
         ws.user_data(listen_key=key)
-        wait_until(lambda: sum(1 for d in list(received) if "result" in d) >= 7, 10, "seven subscriptions")
+        wait_until(lambda: sum(1 for d in list(received) if "result" in d) >= 8, 10, "eight subscriptions")
         order = connector.new_order(symbol="ETHUSDT", side="BUY", type="MARKET", quantity="0.050")
         wait_until(lambda: kinds <= {d.get("e") for d in list(received)} and any(
             d.get("e") == "ORDER_TRADE_UPDATE" and d["o"]["i"] == order["orderId"] and d["o"]["X"] == "FILLED"
@@ -375,6 +380,9 @@ def test_connector_websocket_streams_and_user_stream(connector, sim_process):
     assert ticker["s"] == "BTCUSDT" and float(ticker["l"]) <= float(ticker["c"]) <= float(ticker["h"])
     mini = next(d for d in events if d.get("e") == "24hrMiniTicker")
     assert set(mini) == {"e", "E", "s", "c", "o", "h", "l", "v", "q"}
+    kline = next(d["k"] for d in events if d.get("e") == "kline")
+    assert kline["i"] == "1m" and kline["T"] - kline["t"] == 59_999 and kline["f"] <= kline["L"]
+    assert float(kline["l"]) <= float(kline["c"]) <= float(kline["h"])
     book = next(d for d in events if d.get("e") == "bookTicker")
     assert float(book["b"]) < float(book["a"])
     assert connector.close_listen_key(key) == {}

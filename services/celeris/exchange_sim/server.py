@@ -190,6 +190,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AccountRou
             "GET /fapi/v1/ping": self.ping, "GET /fapi/v1/time": self.time,
             "GET /fapi/v1/exchangeInfo": self.exchange_info, "GET /fapi/v1/depth": self.depth,
             "GET /fapi/v1/trades": self.recent_trades, "GET /fapi/v1/aggTrades": self.agg_trades,
+            "GET /fapi/v1/historicalTrades": self.historical_trades,
             "GET /fapi/v1/premiumIndex": self.premium_index, "GET /fapi/v1/ticker/bookTicker": self.book_ticker,
             "GET /fapi/v1/ticker/price": self.ticker_price,
             "GET /fapi/v2/ticker/price": self.ticker_price, "GET /fapi/v1/ticker/24hr": self.ticker_24hr,

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 from binance.um_futures import UMFutures
@@ -319,6 +321,12 @@ def test_connector_market_family(connector):
     assert _near(float(connector.mark_price_klines("BTCUSDT", "1m", limit=1)[-1][4]), bid)
     assert float(connector.open_interest("BTCUSDT")["openInterest"]) >= 0
     assert connector.time()["serverTime"] > 0 and connector.ping() == {}
+    recent = connector.trades("BTCUSDT", limit=3)
+    older = connector.historical_trades("BTCUSDT", fromId=recent[0]["id"], limit=2)  # MARKET_DATA: a key
+    assert [t["id"] for t in older] == [t["id"] for t in recent[:2]]
+    with pytest.raises(urllib.error.HTTPError) as err:  # the connector itself refuses to send it keyless
+        urllib.request.urlopen(f"{connector.base_url}/fapi/v1/historicalTrades?symbol=BTCUSDT", timeout=5)
+    assert err.value.code == 401 and json.loads(err.value.read())["code"] == -2014
 
 
 def test_connector_trade_and_account_families(connector):

@@ -116,6 +116,7 @@ SAMPLES: dict[str, Sample] = {
     "nautilus/py_http_futures_market_index_price_klines.json": Sample("index_klines"),
     "nautilus/py_http_futures_market_agg_trades.json": Sample("agg_trades"),
     "nautilus/py_http_futures_market_trades.json": Sample("trades"),
+    "nautilus/py_http_futures_market_historical_trades.json": Sample("historical_trades"),
     "nautilus/py_http_futures_market_book_ticker.json": Sample("book_ticker"),
     "nautilus/py_http_futures_market_exchange_info.json": Sample("exchange_info"),
     "nautilus/py_http_futures_market_funding_rate.json": Sample("funding_rate", sim_only={
@@ -237,7 +238,6 @@ SKIPPED: dict[str, str] = {
     "nautilus/py_ws_futures_algo_update_finished_canceled.json": ALGO,
     "nautilus/py_ws_futures_algo_update_triggered.json": ALGO,
     "nautilus/py_ws_futures_algo_update_triggering.json": ALGO, "nautilus/rs_open_algo_orders.json": ALGO,
-    "nautilus/py_http_futures_market_historical_trades.json": NOT_SERVED + " (GET /fapi/v1/historicalTrades)",
     "nautilus/py_http_futures_market_asset_index.json": NOT_SERVED + " (multi-assets GET /fapi/v1/assetIndex; "
                                                                      "multiAssetsMargin is helper simwsapi's)",
     "nautilus/py_http_futures_market_index_info.json": NOT_SERVED + " (composite indexes, GET /fapi/v1/indexInfo)",
@@ -448,6 +448,10 @@ async def _drive(s: aiohttp.ClientSession, venue: Any, out: Answers) -> None:
               "ticker_price": ("/fapi/v1/ticker/price", {"symbol": "BTCUSDT"})}
     for name, (path, params) in market.items():
         out[name] = await _rest(s, venue, "GET", path, params)
+    first = out["trades"][0]["id"]
+    out["historical_trades"] = await _rest(s, venue, "GET", "/fapi/v1/historicalTrades",
+                                           {"symbol": "BTCUSDT", "fromId": first, "limit": 2})
+    assert [t["id"] for t in out["historical_trades"]] == [t["id"] for t in out["trades"][:2]]
     venue.engine.apply_funding("BTCUSDT")  # one settlement for the funding history
     out["funding_rate"] = await _rest(s, venue, "GET", "/fapi/v1/fundingRate", {"symbol": "BTCUSDT"})
 

@@ -4,9 +4,10 @@ For each sample whose endpoint or stream the simulator serves, the test makes th
 same answer over real sockets on 127.0.0.1 (REST calls, a combined market stream, the user data stream
 after placing, filling and liquidating orders) and compares them recursively: the same key set, the same
 JSON type per key (decimal strings stay strings, ints ints, bools bools) and enum values from the venue's
-allowed set. SAMPLES maps each sample file to the simulator answer it is compared with; SKIPPED names
-every other file with the reason. A key the recorded payload has and the simulator cannot (or the other
-way round) is allowed only per sample, in its allow-list, with the reason.
+allowed set (and, per sample, values that name the kind of payload equal to the recording's). SAMPLES maps
+each sample file to the simulator answer it is compared with, HOW says how each answer is obtained, and
+SKIPPED names every other file with the reason. A key the recorded payload has and the simulator cannot (or
+the other way round) is allowed only per sample, in its allow-list, with the reason.
 
 Two properties of the recordings are part of the rules, from data/binance/samples/PROVENANCE.md: ccxt's
 recorder stores integers as strings ("orderId": "664082074"), so in ccxt samples a string of digits
@@ -228,6 +229,48 @@ SAMPLES: dict[str, Sample] = {
     "nautilus/rs_account_update.json": Sample("user:ACCOUNT_UPDATE", sim_only={
         "a.P[].ma": "margin asset, added to the event with multi-assets mode, after this fixture"}),
     "nautilus/rs_account_update_bnfcr.json": Sample("user:ACCOUNT_UPDATE:funding"),
+}
+
+# answer key -> how the simulator is made to give it (collect, _drive and test_a_closed_kline_as_recorded).
+# "ws:<stream>" is a frame of the combined stream /stream?streams=..., "data:<stream>" its payload, "user:<x>:<kind>"
+# the first ORDER_TRADE_UPDATE of execution type x for that kind of order on the listenKey stream.
+HOW: dict[str, str] = {
+    "depth5": "GET /fapi/v1/depth?symbol=BTCUSDT&limit=5", "depth1000": "GET /fapi/v1/depth?...&limit=1000",
+    "klines": "GET /fapi/v1/klines 1m", "continuous_klines": "GET /fapi/v1/continuousKlines PERPETUAL 1m",
+    "mark_klines": "GET /fapi/v1/markPriceKlines 1m", "index_klines": "GET /fapi/v1/indexPriceKlines 1m",
+    "agg_trades": "GET /fapi/v1/aggTrades", "trades": "GET /fapi/v1/trades",
+    "historical_trades": "GET /fapi/v1/historicalTrades fromId=<first recent trade> (API key)",
+    "book_ticker": "GET /fapi/v1/ticker/bookTicker?symbol=BTCUSDT", "exchange_info": "GET /fapi/v1/exchangeInfo",
+    "funding_rate": "GET /fapi/v1/fundingRate after one funding settlement",
+    "open_interest": "GET /fapi/v1/openInterest", "premium_index": "GET /fapi/v1/premiumIndex?symbol=BTCUSDT",
+    "ticker_24hr": "GET /fapi/v1/ticker/24hr?symbol=BTCUSDT", "ticker_price": "GET /fapi/v1/ticker/price",
+    "order_new": "POST /fapi/v1/order LIMIT GTC below the bid",
+    "open_order_gtx": "POST /fapi/v1/order LIMIT GTX below the bid, then GET /fapi/v1/openOrder",
+    "batch_new": "POST /fapi/v1/batchOrders, two LIMITs", "batch_amend": "PUT /fapi/v1/batchOrders on those two",
+    "open_orders_trailing": "POST a TRAILING_STOP_MARKET, then its entry of GET /fapi/v1/openOrders",
+    "user_trades": "GET /fapi/v1/userTrades after a MARKET buy and a reduce-only MARKET sell",
+    "account_v2": "GET /fapi/v2/account with a position open", "account_v3": "GET /fapi/v3/account, same",
+    "position_risk_v2": "GET /fapi/v2/positionRisk?symbol=BTCUSDT", "position_risk_v3": "GET /fapi/v3/positionRisk",
+    "balance": "GET /fapi/v2/balance", "position_side": "GET /fapi/v1/positionSide/dual",
+    "symbol_config": "GET /fapi/v1/symbolConfig", "commission_btc": "GET /fapi/v1/commissionRate?symbol=BTCUSDT",
+    "commission_eth": "GET /fapi/v1/commissionRate?symbol=ETHUSDT",
+    "ws:btcusdt@depth@0ms": "combined frame of btcusdt@depth@0ms", "ws:btcusdt@bookTicker": "combined frame",
+    "ws:btcusdt@trade": "combined frame", "data:btcusdt@depth": "btcusdt@depth payload",
+    "data:btcusdt@depth5": "btcusdt@depth5 payload", "data:btcusdt@bookTicker": "btcusdt@bookTicker payload",
+    "data:btcusdt@aggTrade": "btcusdt@aggTrade payload", "data:btcusdt@trade": "btcusdt@trade payload",
+    "data:btcusdt@markPrice@1s": "btcusdt@markPrice@1s payload", "data:btcusdt@ticker": "btcusdt@ticker payload",
+    "data:btcusdt@kline_1m": "btcusdt@kline_1m payload (the open candle)",
+    CLOSED_KLINE: "btcusdt@kline_1m on a stepped venue: the candle sent closed when the minute rolls over",
+    "user:NEW:TRAILING_STOP_MARKET": "the NEW event of the trailing stop placed above",
+    "user:NEW:LIMIT": "the NEW event of the first LIMIT", "user:NEW:STOP": "the NEW event of a STOP above the ask",
+    "user:NEW:TAKE_PROFIT": "the NEW event of a TAKE_PROFIT sell above the ask",
+    "user:NEW:LIMIT:reduce": "the NEW event of a reduce-only LIMIT sell", "user:TRADE:MARKET": "a MARKET buy's fill",
+    "user:TRADE:MARKET:reduce": "a reduce-only MARKET sell's fill",
+    "user:NEW:autoclose": "the NEW event of the liquidation order, after /_sim/position set an ETHUSDT long at "
+                          "three times the mark",
+    "user:CALCULATED:autoclose": "that liquidation order's fill", "user:TRADE_LITE": "the MARKET buy's TRADE_LITE",
+    "user:ACCOUNT_UPDATE": "the MARKET buy's ACCOUNT_UPDATE (reason ORDER)",
+    "user:ACCOUNT_UPDATE:funding": "a funding settlement's ACCOUNT_UPDATE (FUNDING_FEE, balance only)",
 }
 
 ALGO = "algo orders (ALGO_UPDATE, /fapi/v1/openAlgoOrders) are being added by helper simalgo (h-simalgo)"
@@ -509,6 +552,7 @@ def test_every_sample_file_is_compared_or_skipped_with_a_reason():
     assert files == SAMPLES.keys() | SKIPPED.keys(), (files - SAMPLES.keys() - SKIPPED.keys(),
                                                       (SAMPLES.keys() | SKIPPED.keys()) - files)
     assert all(reason for reason in SKIPPED.values())
+    assert {e.answer for e in SAMPLES.values()} == HOW.keys()
     assert all(reason for entry in SAMPLES.values() for reason in (entry.sample_only | entry.sim_only).values())
 
 

@@ -21,7 +21,6 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -312,8 +311,7 @@ def _kind(value: Any) -> str:
 
 def _enum_key(path: str) -> str:
     for prefix in ("data.", "[]."):
-        if path.startswith(prefix):
-            path = path[len(prefix):]
+        path = path.removeprefix(prefix)
     return path
 
 
@@ -501,7 +499,7 @@ async def _drive(s: aiohttp.ClientSession, venue: Any, out: Answers) -> None:
     bid = book.best(True)
     below, above = fmt(bid - 500), fmt(bid + 500)
     order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010"}
-    out["order_new"] = placed = await _rest(s, venue, "POST", "/fapi/v1/order", order | {"price": below}, True)
+    out["order_new"] = await _rest(s, venue, "POST", "/fapi/v1/order", order | {"price": below}, True)
     gtx = await _rest(s, venue, "POST", "/fapi/v1/order", order | {"price": below, "timeInForce": "GTX"}, True)
     out["open_order_gtx"] = await _rest(s, venue, "GET", "/fapi/v1/openOrder",
                                         {"symbol": "BTCUSDT", "orderId": gtx["orderId"]}, True)

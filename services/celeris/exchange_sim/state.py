@@ -121,6 +121,8 @@ class SymbolBook:
     funding_rate: Fraction = Fraction(1, 10_000)
     trades_out: list[dict[str, Any]] = field(default_factory=list)
     """Trades not yet pushed to the streams."""
+    liquidation_out: dict[str, Any] | None = None
+    """The latest liquidation fill since the last publish, as <symbol>@forceOrder prints it (wire.py)."""
     recent_trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     """The last trades, for GET /fapi/v1/trades and /aggTrades."""
     history: SymbolHistory = field(default_factory=SymbolHistory.new)

@@ -4,7 +4,7 @@ Owns the paths (/ws, /ws/<streams>, /stream, under "", /public, /market, /privat
 messages (SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY), raw vs combined
 framing, and what each tick publishes: diff depth with its own U/u/pu chain per stream speed, partial
 depth, trades and aggTrades, bookTicker on a change of the touch, the
-24-hour ticker, klines, mark price every second (or three),
+24-hour ticker, klines, liquidations, mark price every second (or three),
 with the stream faults (swallowed depth events, stalls, delays, truncated frames) applied on the way out.
 """
 
@@ -101,6 +101,9 @@ class MarketStreams:
                                                  "p": price, "q": qty, "nq": qty, "f": trade["t"],
                                                  "l": trade["t"], "T": trade["T"], "m": trade["m"]}, wanted)
             book.trades_out.clear()
+            if book.liquidation_out is not None:  # the venue pushes the latest liquidation as a snapshot
+                self._send(f"{lower}@forceOrder", {"e": "forceOrder", "E": now, "o": book.liquidation_out}, wanted)
+                book.liquidation_out = None
             bid, ask = book.best(True), book.best(False)
             top = (bid, ask, book.level_qty(True, bid) if bid else 0, book.level_qty(False, ask) if ask else 0)
             if top != self._last_top.get(symbol):

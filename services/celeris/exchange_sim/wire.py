@@ -94,6 +94,12 @@ class WireRendering:
                                "m": maker, "c": order.client_order_id, "S": order.side.value,
                                "L": ins.format_price(price), "l": ins.format_qty(qty), "t": trade_id,
                                "i": order.order_id})
+        if order.liquidation:  # the public liquidation stream's snapshot of this order
+            self.books[order.symbol].liquidation_out = {
+                "s": order.symbol, "S": order.side.value, "o": order.order_type.value,
+                "f": order.time_in_force.value, "q": ins.format_qty(order.qty_steps), "p": ins.format_price(price),
+                "ap": self.order_json(order)["avgPrice"], "X": order.status, "l": ins.format_qty(qty),
+                "z": ins.format_qty(order.filled_steps), "T": now}
         # A liquidation's fills are execution type CALCULATED ("Liquidation Execution"), not TRADE.
         self._order_event(account, order, "CALCULATED" if order.liquidation else "TRADE", last_qty=qty,
                           last_price=price, commission=fee_units,

@@ -53,7 +53,7 @@ UPDATE_REASON = {"DEPOSIT", "WITHDRAW", "ORDER", "FUNDING_FEE", "WITHDRAW_REJECT
 FILTERS = {"PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "MAX_NUM_ORDERS", "MAX_NUM_ALGO_ORDERS",
            "MIN_NOTIONAL", "PERCENT_PRICE", "POSITION_RISK_CONTROL"}
 EVENTS = {"depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "24hrTicker", "kline",
-          "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "TRADE_LITE"}
+          "forceOrder", "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "TRADE_LITE"}
 SAME = {"e", "stream"}
 """Keys whose value must be the recording's own: the simulator's answer is the same kind of payload."""
 
@@ -179,6 +179,7 @@ SAMPLES: dict[str, Sample] = {
     "nautilus/rs_kline_stream_open.json": Sample("data:btcusdt@kline_1m", same=frozenset({"k.x", "k.i"})),
     # A closed candle needs the minute to roll over: test_a_closed_kline_as_recorded steps a venue's clock.
     "nautilus/rs_kline_stream_closed.json": Sample(CLOSED_KLINE, same=frozenset({"k.x", "k.i"})),
+    "nautilus/rs_liquidation_stream.json": Sample("data:ethusdt@forceOrder"),
     "nautilus/rs_mark_price_stream.json": Sample("data:btcusdt@markPrice@1s",
                                                  sample_only={"st": NAUTILUS_STREAM_EXTRAS["st"]}),
     # user data stream
@@ -259,6 +260,7 @@ HOW: dict[str, str] = {
     "data:btcusdt@aggTrade": "btcusdt@aggTrade payload", "data:btcusdt@trade": "btcusdt@trade payload",
     "data:btcusdt@markPrice@1s": "btcusdt@markPrice@1s payload", "data:btcusdt@ticker": "btcusdt@ticker payload",
     "data:btcusdt@kline_1m": "btcusdt@kline_1m payload (the open candle)",
+    "data:ethusdt@forceOrder": "ethusdt@forceOrder payload, of the liquidation below",
     CLOSED_KLINE: "btcusdt@kline_1m on a stepped venue: the candle sent closed when the minute rolls over",
     "user:NEW:TRAILING_STOP_MARKET": "the NEW event of the trailing stop placed above",
     "user:NEW:LIMIT": "the NEW event of the first LIMIT", "user:NEW:STOP": "the NEW event of a STOP above the ask",
@@ -296,7 +298,6 @@ SKIPPED: dict[str, str] = {
                                                 "neither delists nor delivers",
     "nautilus/py_ws_futures_order_update_settlement.json": "settlement of a delisted or delivered contract; the "
                                                            "simulator neither delists nor delivers",
-    "nautilus/rs_liquidation_stream.json": "the simulator serves no <symbol>@forceOrder stream",
 }
 
 
@@ -424,7 +425,7 @@ async def collect(venue: Any) -> Answers:
     async with aiohttp.ClientSession() as s:
         key = (await _rest(s, venue, "POST", "/fapi/v1/listenKey"))["listenKey"]
         streams = ["btcusdt@depth@0ms", "btcusdt@depth", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@trade",
-                   "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@ticker", "btcusdt@kline_1m", key]
+                   "btcusdt@aggTrade", "btcusdt@markPrice@1s", "btcusdt@ticker", "btcusdt@kline_1m", "ethusdt@forceOrder", key]
         async with s.ws_connect(f"{venue.ws_url}/stream?streams={'/'.join(streams)}") as ws:
             async def read() -> None:
                 async for msg in ws:
@@ -437,6 +438,7 @@ async def collect(venue: Any) -> Answers:
                                      "btcusdt@depth@0ms", "btcusdt@depth5", "btcusdt@bookTicker", "btcusdt@ticker",
                                      "btcusdt@kline_1m"}
                             <= {f.get("stream") for f in frames}, "one frame of every market stream")
+                await _wait(lambda: any(f.get("stream") == "ethusdt@forceOrder" for f in frames), "a forceOrder")
                 await _wait(lambda: "user:ACCOUNT_UPDATE:funding" in (seen := _user_answers(frames, key, venue))
                             and any(k.endswith(":autoclose") and k != "user:NEW:autoclose" for k in seen),
                             "the liquidation's fill and a funding payment")

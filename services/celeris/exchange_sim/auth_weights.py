@@ -233,7 +233,8 @@ _WEIGHTS = {"/fapi/v1/exchangeInfo": 1, "/fapi/v2/account": 5, "/fapi/v3/account
             "/fapi/v3/balance": 5, "/fapi/v2/positionRisk": 5, "/fapi/v3/positionRisk": 5,
             "/fapi/v1/positionSide/dual": 30, "/fapi/v1/batchOrders": 5, "/fapi/v1/userTrades": 5,
             "/fapi/v1/allOrders": 5, "/fapi/v1/order": 1, "/fapi/v1/countdownCancelAll": 10,
-            "/fapi/v1/algoOrder": 1, "/fapi/v1/allAlgoOrders": 5, "/fapi/v1/algoOpenOrders": 1}
+            "/fapi/v1/algoOrder": 1, "/fapi/v1/allAlgoOrders": 5, "/fapi/v1/algoOpenOrders": 1,
+            "/fapi/v1/historicalTrades": 20}
 
 
 def _weight(request: web.Request) -> int:

@@ -252,7 +252,8 @@ class Margin:
         side = Side.SELL if position.qty_steps > 0 else Side.BUY
         now = self.now_ms()
         order = SimOrder(next(self._order_ids), f"autoclose-{now}{next(self._auto_ids):04d}", symbol, side,
-                         OrderType.MARKET, TimeInForce.GTC, abs(position.qty_steps), 0, time_ms=now, update_ms=now)
+                         OrderType.MARKET, TimeInForce.GTC, abs(position.qty_steps), 0, time_ms=now, update_ms=now,
+                         liquidation=True)
         account.orders[order.order_id] = order
         book = self.books[symbol]
         first_event = len(account.events)

@@ -1,8 +1,8 @@
 """The simulated venue's account REST endpoints: positions, account, balance, leverage, margin type, fees.
 
 Owns the USER_DATA account answers in their v2 and v3 shapes (positionRisk, account, balance), the
-settings endpoints (leverage, marginType, positionSide/dual, multiAssetsMargin), leverageBracket and commissionRate. The
-figures come from the engine's margin part; these handlers only print them as the venue does.
+settings endpoints (leverage, marginType, positionSide/dual, multiAssetsMargin, symbolConfig), leverageBracket
+and commissionRate. The figures come from the engine's margin part; these handlers only print them as the venue does.
 """
 
 from __future__ import annotations
@@ -189,6 +189,18 @@ class AccountRoutes:
         self.engine.set_multi_assets(account, text == "true")
         await self._flush_users()
         return web.json_response({"code": 200, "msg": "success"})
+
+    async def symbol_config(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/symbolConfig: each symbol's margin type (here spelled CROSSED / ISOLATED) and leverage."""
+        account, params = await self._signed(request)
+        symbols = [params["symbol"]] if params.get("symbol") else list(account.positions)
+        out = []
+        for symbol in symbols:
+            self.engine.instrument(symbol)
+            out.append({"symbol": symbol, "marginType": "ISOLATED" if account.margin_type[symbol] == "isolated"
+                        else "CROSSED", "isAutoAddMargin": False, "leverage": account.leverage[symbol],
+                        "maxNotionalValue": "1000000"})
+        return web.json_response(out)
 
     async def position_side(self, request: web.Request) -> web.Response:
         account, _ = await self._signed(request)

@@ -117,6 +117,9 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
         self._last_top: dict[str, tuple[int | None, int | None, int, int]] = {}
         self._skip_left: dict[tuple[str, int], int] = {}
         self._last_mark_ms = 0
+        self._last_ticker_ms = 0
+        self._last_kline_ms = 0
+        self._kline_open: dict[str, int] = {}  # kline stream -> open time of the candle it last sent
         self._next_funding_ms = self.now_ms() + self.funding_interval_ms
         self._task: asyncio.Task[None] | None = None
         self._users_dirty = asyncio.Event()
@@ -207,6 +210,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/ping": self.ping, "GET /fapi/v1/time": self.time,
             "GET /fapi/v1/exchangeInfo": self.exchange_info, "GET /fapi/v1/depth": self.depth,
             "GET /fapi/v1/trades": self.recent_trades, "GET /fapi/v1/aggTrades": self.agg_trades,
+            "GET /fapi/v1/historicalTrades": self.historical_trades,
             "GET /fapi/v1/premiumIndex": self.premium_index, "GET /fapi/v1/ticker/bookTicker": self.book_ticker,
             "GET /fapi/v1/ticker/price": self.ticker_price, "GET /fapi/v1/ticker/24hr": self.ticker_24hr,
             "GET /fapi/v2/ticker/price": self.ticker_price,  # python-binance's futures_symbol_ticker; same body
@@ -235,7 +239,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/multiAssetsMargin": self.multi_assets_margin,
             "POST /fapi/v1/multiAssetsMargin": self.set_multi_assets_margin,
             "GET /fapi/v1/leverageBracket": self.leverage_bracket,
-            "GET /fapi/v1/commissionRate": self.commission_rate,
+            "GET /fapi/v1/commissionRate": self.commission_rate, "GET /fapi/v1/symbolConfig": self.symbol_config,
             "POST /fapi/v1/listenKey": self.listen_key_new, "PUT /fapi/v1/listenKey": self.listen_key_keepalive,
             "DELETE /fapi/v1/listenKey": self.listen_key_close,
         }

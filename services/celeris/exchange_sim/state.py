@@ -63,6 +63,8 @@ class SimOrder:
     stp_mode: str = "NONE"
     """selfTradePreventionMode: what happens when this order, as the taker, meets a resting order of its own
     account (NONE: they trade, as Binance's default; EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH)."""
+    liquidation: bool = False
+    """The venue's own autoclose order closing a liquidated position: its fills are execution CALCULATED."""
 
     @property
     def remaining(self) -> int:
@@ -130,6 +132,8 @@ class SymbolBook:
     funding_rate: Fraction = Fraction(1, 10_000)
     trades_out: list[dict[str, Any]] = field(default_factory=list)
     """Trades not yet pushed to the streams."""
+    liquidation_out: dict[str, Any] | None = None
+    """The latest liquidation fill since the last publish, as <symbol>@forceOrder prints it (wire.py)."""
     recent_trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     """The last trades, for GET /fapi/v1/trades and /aggTrades."""
     history: SymbolHistory = field(default_factory=SymbolHistory.new)

@@ -74,6 +74,8 @@ class WireRendering:
              "m": maker, "R": order.reduce_only, "wt": order.working_type, "ot": order.order_type.value,
              "ps": "BOTH", "cp": order.close_position, "rp": money_str(realized), "pP": False, "si": 0,
              "ss": 0, "V": order.stp_mode, "pm": "NONE", "gtd": 0, "er": "0"}
+        if order.order_type is OrderType.TRAILING_STOP_MARKET:  # the venue adds these for trailing stops only
+            o["AP"], o["cr"] = body["activatePrice"], body["priceRate"]
         account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
         self._after_order_event(account, order)
         if notify:
@@ -112,7 +114,15 @@ class WireRendering:
                                "m": maker, "c": order.client_order_id, "S": order.side.value,
                                "L": ins.format_price(price), "l": ins.format_qty(qty), "t": trade_id,
                                "i": order.order_id})
-        self._order_event(account, order, "TRADE", last_qty=qty, last_price=price, commission=fee_units,
+        if order.liquidation:  # the public liquidation stream's snapshot of this order
+            self.books[order.symbol].liquidation_out = {
+                "s": order.symbol, "S": order.side.value, "o": order.order_type.value,
+                "f": order.time_in_force.value, "q": ins.format_qty(order.qty_steps), "p": ins.format_price(price),
+                "ap": self.order_json(order)["avgPrice"], "X": order.status, "l": ins.format_qty(qty),
+                "z": ins.format_qty(order.filled_steps), "T": now}
+        # A liquidation's fills are execution type CALCULATED ("Liquidation Execution"), not TRADE.
+        self._order_event(account, order, "CALCULATED" if order.liquidation else "TRADE", last_qty=qty,
+                          last_price=price, commission=fee_units,
                           trade_id=trade_id, maker=maker, realized=realized, notify=False)
 
     def _account_update(self, account: Account, symbol: str, reason: str) -> None:

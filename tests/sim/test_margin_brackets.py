@@ -123,16 +123,15 @@ def test_liquidation_is_one_calculated_event_of_the_recorded_shape_and_pays_the_
     assert account.positions["BTCUSDT"].qty_steps == 0
     events = account.events[first:]
     own = [e for e in events if e.get("e") == "ORDER_TRADE_UPDATE" and e["o"]["c"].startswith("autoclose-")]
-    assert len(own) == 1 and not any(e.get("e") == "TRADE_LITE" for e in events)
-    recorded = load_sample("nautilus/py_ws_futures_order_update_liquidation.json")["data"]["o"]
-    got = own[0]["o"]
-    assert set(got) == set(recorded)
-    assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in recorded.items()}
+    # pending (CALCULATED, NEW) then the fill (CALCULATED, FILLED); key sets and types against the recordings
+    # are checked by tests/sim/test_payloads_vs_recorded.py
+    assert [e["o"]["X"] for e in own] == ["NEW", "FILLED"] and not any(e.get("e") == "TRADE_LITE" for e in events)
+    got = own[-1]["o"]
     assert (got["x"], got["X"], got["o"], got["ot"], got["z"]) == ("CALCULATED", "FILLED", "MARKET", "MARKET", "0.500")
     import json
 
     from celeris.venues.binance import codec
-    decoded = codec.decode_user_event(json.dumps(own[0]))  # the connector reads it as it reads the recorded one
+    decoded = codec.decode_user_event(json.dumps(own[-1]))  # the connector reads it as it reads the recorded one
     assert decoded.o.x == "CALCULATED" and decoded.o.rp == got["rp"]
     # The clearance fee: liquidated notional x liquidationFee (1.2 % for BTCUSDT), at most the margin left.
     notional = sum(ins.notional(ins.price(t["price"]), ins.qty(t["qty"])) for t in account.trades

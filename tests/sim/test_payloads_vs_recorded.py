@@ -208,7 +208,7 @@ SAMPLES: dict[str, Sample] = {
         "user:CALCULATED:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
         sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}, same=LIQUIDATION_FILL),
     "nautilus/py_ws_futures_order_update_liquidation_zero_qty.json": Sample(
-        "user:NEW:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
+        "user:CALCULATED:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
         sim_only={"o.pm": OTU_NEWER["o.pm"], "o.er": OTU_NEWER["o.er"]}),
     "nautilus/py_ws_futures_order_update_adl.json": Sample(
         "user:CALCULATED:autoclose", sample_only=OTU_TRAILING | OTU_NAUTILUS_W,
@@ -222,7 +222,7 @@ SAMPLES: dict[str, Sample] = {
                                                        sim_only=OTU_NEWER, same=LIQUIDATION_FILL),
     "nautilus/rs_order_update_insurance.json": Sample("user:CALCULATED:autoclose", sample_only=OTU_TRAILING,
                                                       sim_only=OTU_NEWER),
-    "nautilus/rs_order_update_calculated_pending.json": Sample("user:NEW:autoclose", sample_only=OTU_TRAILING,
+    "nautilus/rs_order_update_calculated_pending.json": Sample("user:CALCULATED:NEW:autoclose", sample_only=OTU_TRAILING,
                                                                sim_only=OTU_NEWER | OTU_NO_N),
     "nautilus/rs_trade_lite.json": Sample("user:TRADE_LITE"),
     "nautilus/py_ws_futures_trade_lite.json": Sample("user:TRADE_LITE"),
@@ -267,7 +267,7 @@ HOW: dict[str, str] = {
     "user:NEW:TAKE_PROFIT": "the NEW event of a TAKE_PROFIT sell above the ask",
     "user:NEW:LIMIT:reduce": "the NEW event of a reduce-only LIMIT sell", "user:TRADE:MARKET": "a MARKET buy's fill",
     "user:TRADE:MARKET:reduce": "a reduce-only MARKET sell's fill",
-    "user:NEW:autoclose": "the NEW event of the liquidation order, after /_sim/position set an ETHUSDT long at "
+    "user:CALCULATED:NEW:autoclose": "the pending (CALCULATED, NEW) event of the liquidation order, after /_sim/position set an ETHUSDT long at "
                           "three times the mark",
     "user:CALCULATED:autoclose": "that liquidation order's fill", "user:TRADE_LITE": "the MARKET buy's TRADE_LITE",
     "user:ACCOUNT_UPDATE": "the MARKET buy's ACCOUNT_UPDATE (reason ORDER)",
@@ -440,7 +440,7 @@ async def collect(venue: Any) -> Answers:
                             <= {f.get("stream") for f in frames}, "one frame of every market stream")
                 await _wait(lambda: any(f.get("stream") == "ethusdt@forceOrder" for f in frames), "a forceOrder")
                 await _wait(lambda: "user:ACCOUNT_UPDATE:funding" in (seen := _user_answers(frames, key, venue))
-                            and any(k.endswith(":autoclose") and k != "user:NEW:autoclose" for k in seen),
+                            and any(k == "user:CALCULATED:autoclose" for k in seen),
                             "the liquidation's fill and a funding payment")
             finally:
                 reader.cancel()
@@ -461,8 +461,10 @@ def _user_answers(frames: list[dict], key: str, venue: Any) -> dict[str, Any]:
         event = frame["data"]
         if event["e"] == "ORDER_TRADE_UPDATE":
             o = event["o"]
-            kind = "autoclose" if o["c"].startswith("autoclose") else o["o"] + (":reduce" if o["R"] else "")
-            out.setdefault(f"user:{o['x']}:{kind}", event)
+            if o["c"].startswith("autoclose"):  # a liquidation: pending (NEW), then FILLED, both CALCULATED
+                out.setdefault(f"user:{o['x']}:{'NEW:' if o['X'] == 'NEW' else ''}autoclose", event)
+            else:
+                out.setdefault(f"user:{o['x']}:{o['o']}{':reduce' if o['R'] else ''}", event)
         elif event["e"] == "ACCOUNT_UPDATE":
             out.setdefault("user:ACCOUNT_UPDATE" + (":funding" if event["a"]["m"] == "FUNDING_FEE" else ""), event)
         else:

@@ -113,7 +113,7 @@ class AccountRoutes:
                               "unrealizedProfit": e["unRealizedProfit"], "positionInitialMargin": e["initialMargin"],
                               "openOrderInitialMargin": money_str(self.engine.open_order_margin(account, symbol)),
                               "leverage": str(account.leverage[symbol]),
-                              "isolated": self.engine.isolated(account, symbol), "isolatedWallet": e["isolatedWallet"],
+                              "isolated": self.engine.isolated(account, symbol),
                               "entryPrice": e["entryPrice"],
                               "maxNotional": _whole(self.engine.max_notional(account, symbol)), "bidNotional": "0",
                               "askNotional": "0", "positionSide": "BOTH", "positionAmt": e["positionAmt"],

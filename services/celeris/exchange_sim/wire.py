@@ -82,20 +82,25 @@ class WireRendering:
             self._notify(account)
 
     def _liquidation_event(self, account: Account, order: SimOrder, commission: int) -> None:
-        """A liquidation's ORDER_TRADE_UPDATE as the venue records it (samples/nautilus/
-        py_ws_futures_order_update_liquidation.json): execution CALCULATED, status FILLED, the whole size at its
-        average price, null stop price / activation / callback / STP fields."""
+        """A liquidation's ORDER_TRADE_UPDATEs as the venue records them: execution CALCULATED with status NEW
+        (samples/nautilus/rs_order_update_calculated_pending.json), then CALCULATED / FILLED with the whole
+        size at its average price (rs_order_update_calculated.json, py_ws_futures_order_update_liquidation.json).
+        Absent stop, activation and callback prices are "0" and STP "NONE", as in the venue's other updates."""
         body = self.order_json(order)
         now = self.now_ms()
         average = body["avgPrice"]
-        o = {"s": order.symbol, "c": order.client_order_id, "S": order.side.value, "o": "MARKET", "f": "GTC",
-             "q": body["origQty"], "p": "0", "ap": average, "sp": None, "x": "CALCULATED", "X": "FILLED",
-             "i": order.order_id, "l": body["executedQty"], "z": body["executedQty"], "L": average, "N": "USDT",
-             "n": money_str(commission), "T": now, "t": self._next_trade_id(), "b": "0", "a": "0", "m": False,
-             "R": False, "wt": "CONTRACT_PRICE", "ot": "MARKET", "ps": "BOTH", "cp": False, "AP": None,
-             "cr": None, "pP": False, "si": 0, "ss": 0, "rp": money_str(order.realized_pnl), "gtd": 0,
-             "W": None, "V": None}
-        account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
+        base = {"s": order.symbol, "c": order.client_order_id, "S": order.side.value, "o": "MARKET", "f": "GTC",
+                "q": body["origQty"], "p": "0", "sp": "0", "x": "CALCULATED", "i": order.order_id, "T": now,
+                "b": "0", "a": "0", "m": False, "R": False, "wt": "CONTRACT_PRICE", "ot": "MARKET", "ps": "BOTH",
+                "cp": False, "AP": "0", "cr": "0", "pP": False, "si": 0, "ss": 0, "gtd": 0, "V": "NONE"}
+        zero_qty = self.books[order.symbol].instrument.format_qty(0)
+        pending = {**base, "ap": "0", "X": "NEW", "l": zero_qty, "z": zero_qty, "L": "0", "N": "USDT", "n": "0",
+                   "t": 0, "rp": "0"}
+        filled = {**base, "ap": average, "X": "FILLED", "l": body["executedQty"], "z": body["executedQty"],
+                  "L": average, "N": "USDT", "n": money_str(commission), "t": self._next_trade_id(),
+                  "rp": money_str(order.realized_pnl)}
+        for o in (pending, filled):
+            account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
 
     def _trade_events(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool,
                       fee_units: int, realized: int, trade_id: int) -> None:

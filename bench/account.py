@@ -45,9 +45,7 @@ async def run(count: int) -> dict[str, dict[str, float]]:
     monitor = AccountMonitor(instruments, SystemClock(), Reader())
     await monitor.reconcile(initial=True)
     for i in range(200):
-        monitor.realized += (i % 7 - 3) * 10**MONEY_SCALE
-        monitor.wins += i % 2
-        monitor.losses += 1 - i % 2
+        monitor.stats.record_trade("BTCUSDT", (i % 7 - 3) * 10**MONEY_SCALE, 10**MONEY_SCALE // 100)
     for i in range(50):
         monitor.alert("system", "info", f"bench{i}:x", f"alert {i}")
     bound = grpc_server.create_server([servicer.registrar(monitor)])

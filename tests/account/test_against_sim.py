@@ -84,6 +84,10 @@ async def test_account_agrees_with_the_venue_and_a_mismatch_halts(live_venue, re
             async with aiohttp.ClientSession() as s:
                 await s.post(f"{live_venue.base_url}/_sim/funding")
             assert await wait_for(lambda: monitor.funding != 0)
+            # Cross margin's FUNDING_FEE names no symbol: the venue's income history does, at reconciliation.
+            paid = int(sim_account.income[-1]["income"].replace(".", ""))
+            assert await wait_for(lambda: monitor.funding_by_symbol == {"BTCUSDT": paid}, timeout=3)
+            assert monitor.wallet == sim_account.wallet
 
             # A position changed behind the system's back: detected within one interval, trading halted.
             async with aiohttp.ClientSession() as s:

@@ -13,13 +13,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_book_benchmark_prints_one_json_object_with_unit_keys():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "book.py"), "--json", "--repeat", "1"],
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "book.py"), "--json", "--runs", "1", "--no-peer"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    for key in ("events_per_s", "p50_us", "p99_us", "baseline_events_per_s"):
+    for key in ("depth_events_per_s", "depth_p50_us", "depth_p99_us", "baseline_depth_events_per_s",
+                "all_messages_per_s"):
         assert out[key] > 0
-    assert out["gaps"] == 0 and out["crossed_books"] == 0 and out["depth_events_applied"] > 1000
+    # Depth events are counted apart from the other messages, and every one of them reached the book.
+    assert out["depth_samples"] == out["depth_events"] > 6000
+    assert out["gaps"] == 0 and out["crossed_books"] == 0 and out["depth_events_applied"] > 6000
 
 
 def test_marketdata_benchmark_prints_one_json_object():
@@ -74,7 +77,7 @@ def test_celeris_bench_suite_subset_prints_one_json_object():
                              "--services-seconds", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["book"]["events_per_s"] > 0
+    assert out["book"]["depth_events_per_s"] > 0
     for topology in ("inproc", "services"):
         assert set(out["tick_to_order"][topology]) >= {"p50_us", "p99_us"}
     assert out["tick_to_order"]["inproc"]["count"] > 0
@@ -95,3 +98,15 @@ def test_tick_to_order_benchmark_counts_the_samples_it_was_asked_for():
         for q in ("p50", "p99", "p999"):
             assert out[f"{name}_{q}_us_min"] <= out[f"{name}_{q}_us_median"] <= out[f"{name}_{q}_us_max"]
         assert [set(r) >= {"count", "p50_us", "p99_us", "p999_us", "timeouts"} for r in out[f"{name}_runs"]] == [True] * 2
+
+
+def test_load_benchmark_reports_drops_lag_and_cpu_per_scenario():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--json", "--runs", "1", "--seconds",
+                             "1", "--only", "load"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [s["scenario"] for s in out["scenarios"]] == ["1x10000", "10x1000"]
+    for scenario in out["scenarios"]:
+        assert scenario["received_total"] > 0 and scenario["emitted_total"] > 0
+        assert scenario["cpu_us_per_event"] > 0 and scenario["lag_p99_ms"] >= scenario["lag_p50_ms"] >= 0
+        assert "drops_total" in scenario and scenario["baseline_cpu_us_per_event"] > 0

@@ -327,3 +327,30 @@ async def test_risk_managers_check_is_applied_and_fails_closed(harness):
     finally:
         await h.engine.risk.close()
         await bound.server.stop(None)
+
+
+async def test_the_open_order_index_is_exactly_the_open_orders_through_every_way_an_order_ends(harness):
+    h = harness
+    ins = h.ins()
+
+    def scanned(symbol=""):
+        return sorted(o.client_order_id for o in h.engine.orders.values()
+                      if o.is_open and (not symbol or o.symbol == symbol))
+
+    def indexed(symbol=""):
+        return sorted(o.client_order_id for o in h.engine.open_orders(symbol))
+
+    resting = [await h.engine.submit(request(price=ins.format_price(h.best(True) - 100 - i), instrument=ins))
+               for i in range(4)]
+    assert indexed() == scanned() and len(indexed()) == 4
+    await h.engine.cancel("c-one", "BTCUSDT", resting[0].order.client_order_id)
+    filled = await h.engine.submit(request(order_type=OrderType.MARKET, qty="0.010", instrument=ins))
+    assert await wait_for(lambda: filled.order.status is OrderStatus.FILLED)
+    expired = await h.engine.submit(request(price=ins.format_price(h.best(True) - 500), tif=TimeInForce.IOC,
+                                            instrument=ins))
+    assert await wait_for(lambda: expired.order.status.is_terminal)
+    assert indexed() == scanned() and len(indexed()) == 3
+    assert indexed("ETHUSDT") == scanned("ETHUSDT") == []
+    await h.engine.cancel_all("c-all", "BTCUSDT")
+    assert await wait_for(lambda: not scanned())
+    assert indexed() == scanned() == []

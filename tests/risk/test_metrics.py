@@ -74,3 +74,19 @@ def test_invariants(btcusdt, qty, entry, mark, wallet):
         back = post_trade(post_trade(snap, btcusdt, Side.BUY, 100, mark, 0), btcusdt, Side.SELL, 100, mark, 0)
         assert back.positions["BTCUSDT"].qty_steps == qty
         assert abs(compute(back, None, None).equity_units - m.equity_units) <= 1
+
+
+def test_margin_ratio_by_the_venues_brackets_and_through_a_proposed_order(btcusdt):
+    """With Binance's BTCUSDT brackets the same long keeps 61,000 x 0.5 % - 50 = 255, not 1,525; a proposed
+    order's post-trade state keeps the brackets (its notional may move the position into the next tier)."""
+    from celeris.venues.binance.account import parse_leverage_brackets
+    from tests.support import leverage_brackets
+
+    tables = parse_leverage_brackets(leverage_brackets.BODY_NUMBERS)
+    snap = snapshot(btcusdt)
+    snap.brackets = tables
+    assert compute(snap, None, None).margin_ratio_ppm == ceil_ppm(255, 11_000)
+    after = post_trade(snap, btcusdt, Side.BUY, 4000, 610_000)  # +4 BTC: 305,000 notional, tier 3 (1 %, cum 1,300)
+    assert after.brackets is tables
+    # maint 305,000 x 1 % - 1,300 = 1,750 over 11,000 less the 0.04 % taker fee on 244,000 (97.6)
+    assert compute(after, None, None).margin_ratio_ppm == ceil_ppm(17_500, 109_024)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celeris.domain.positions import Position, fee, liquidation_price, margin_ratio
+from celeris.domain.positions import Position, fee, liquidation_ticks, margin_ratio_ppm
 from celeris.domain.values import MONEY_SCALE, Side
 
 TAKER = Fraction(4, 10_000)
@@ -81,31 +81,30 @@ def test_closing_in_pieces_realizes_exactly_the_round_trip(btcusdt, qty, entry, 
 
 
 def test_margin_ratio_binance_definition(btcusdt):
+    """Without the venue's brackets: exchangeInfo's flat 2.5 % (the brackets are tested in test_margin.py)."""
     pos = Position(btcusdt)
     pos.apply_fill(Side.BUY, 1000, 600_000)  # 1 BTC @ 60000
     wallet = 3000 * 10**MONEY_SCALE
     # maint = 60000 x 2.5 % = 1500; margin balance = 3000 + 0 -> 50 %
-    assert margin_ratio(wallet, [(pos, 600_000)]) == Fraction(1, 2)
-    # at 59000: maint 1475, balance 3000 - 1000 = 2000
-    assert margin_ratio(wallet, [(pos, 590_000)]) == Fraction(1475, 2000)
-    assert margin_ratio(wallet, []) == 0
+    assert margin_ratio_ppm(wallet, [(pos, 600_000)]) == 500_000
+    # at 59000: maint 1475, balance 3000 - 1000 = 2000 -> 73.75 %
+    assert margin_ratio_ppm(wallet, [(pos, 590_000)]) == 737_500
+    assert margin_ratio_ppm(wallet, []) == 0
 
 
 def test_liquidation_price_matches_the_venue_formula_and_margin_ratio_one(btcusdt):
-    wallet = Fraction(3000)
-    lp = liquidation_price(wallet_balance=wallet, qty=Fraction(1), entry_price=Fraction(60000),
-                           maint_margin_rate=btcusdt.maint_margin_rate)
-    # long: (3000 - 60000) / (0.025 - 1) = 58461.538...
-    assert lp == Fraction(-57000) / Fraction(-39, 40)
-    # At the liquidation price the margin ratio is exactly 100 %.
-    maint = lp * btcusdt.maint_margin_rate
-    balance = wallet + (lp - 60000)
-    assert maint == balance
-    short = liquidation_price(wallet_balance=wallet, qty=Fraction(-1), entry_price=Fraction(60000),
-                              maint_margin_rate=btcusdt.maint_margin_rate)
-    assert short > 60000
-    assert liquidation_price(wallet_balance=wallet, qty=Fraction(0), entry_price=Fraction(1),
-                             maint_margin_rate=Fraction(1, 40)) is None
+    wallet = 3000 * 10**MONEY_SCALE
+    pos = Position(btcusdt)
+    pos.apply_fill(Side.BUY, 1000, 600_000)
+    lp = liquidation_ticks(pos, wallet)
+    # long: (3000 - 60000) / (0.025 - 1) = 58461.538... -> 58461.5 on the 0.10 tick
+    assert lp == 584_615
+    # At the liquidation price the margin ratio is 100 % to within a tick.
+    assert margin_ratio_ppm(wallet, [(pos, lp + 1)]) < 10**6 <= margin_ratio_ppm(wallet, [(pos, lp - 1)])
+    short = Position(btcusdt)
+    short.apply_fill(Side.SELL, 1000, 600_000)
+    assert liquidation_ticks(short, wallet) > 600_000
+    assert liquidation_ticks(Position(btcusdt), wallet) is None
 
 
 def test_bad_fill_refused(btcusdt):

@@ -1,6 +1,6 @@
 // Rendering the state into the page. Each function owns one panel and only touches its own elements.
 import uPlot from "uplot";
-import { depthBars, formatUptime, section, signed } from "./state.js";
+import { depthBars, feesText, formatUptime, section, signed } from "./state.js";
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -29,7 +29,7 @@ export function renderCards(state) {
   $("card-orders").textContent = account.open_orders ?? "—";
   $("card-latency").textContent = latency.decision_p99_us !== undefined ? `${latency.decision_p99_us} µs` : "—";
   $("pnl-summary").textContent = pnl.total !== undefined
-    ? `total ${signed(pnl.total)} · realized ${signed(pnl.realized)} · unrealized ${signed(pnl.unrealized)} · fees ${Number(pnl.fees).toFixed(4)} · win rate ${pnl.win_rate_pct}%`
+    ? `total ${signed(pnl.total)} · realized ${signed(pnl.realized)} · unrealized ${signed(pnl.unrealized)} · funding ${signed(pnl.funding)} · fees ${feesText(pnl)} · win rate ${pnl.win_rate_pct}%`
     : "";
 }
 
@@ -98,7 +98,7 @@ export function renderOrdersAndFills(state) {
   const fills = state.values["fills.recent"] ?? [];
   $("fills").querySelector("tbody").innerHTML = fills.slice(0, 15).map((f) =>
     `<tr><td>${time(f.ts)}</td><td>${esc(f.symbol)}</td><td class="${f.side === "BUY" ? "pos" : "neg"}">${esc(f.side)}</td>` +
-    `<td>${esc(f.price)}</td><td>${esc(f.qty)}</td><td>${esc(f.fee)}</td></tr>`).join("");
+    `<td>${esc(f.price)}</td><td>${esc(f.qty)}</td><td>${esc(f.fee)} ${esc(f.fee_asset ?? "USDT")}</td></tr>`).join("");
 }
 
 /** @param {import("./state.js").ClientState} state @param {(id: string) => void} onAck */

@@ -98,3 +98,19 @@ export function depthBars(bids, asks) {
   const bar = (l) => ({ price: l[0], qty: l[1], pct: Math.round((Number(l[1]) / max) * 100) });
   return { bids: bids.map(bar), asks: asks.map(bar) };
 }
+
+/**
+ * The fees of a PnL summary per asset: USDT (valued total), then each other asset in its own units with its
+ * USDT value, or "unvalued" when no price of it is known (never added to the USDT figure).
+ * @param {Record<string, string>} pnl
+ */
+export function feesText(pnl) {
+  const parts = [`${Number(pnl.fees_usdt ?? pnl.fees ?? 0).toFixed(4)} USDT`];
+  for (const key of Object.keys(pnl).sort()) {
+    const m = /^fees_([a-z0-9]+)$/.exec(key);
+    if (!m || m[1] === "usdt") continue;
+    const value = pnl[`${key}_usdt`];
+    parts.push(`${pnl[key]} ${m[1].toUpperCase()} (${value ? `${Number(value).toFixed(4)} USDT` : "unvalued"})`);
+  }
+  return parts.join(" + ");
+}

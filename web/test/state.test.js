@@ -43,3 +43,12 @@ test("depth bars are relative to the largest level", () => {
   assert.deepEqual(bars.bids.map((b) => b.pct), [50, 25]);
   assert.equal(bars.asks[0].pct, 100);
 });
+
+test("fees are shown per asset; a fee without a price of its asset is unvalued, never added to USDT", async () => {
+  const { feesText } = await import("../src/state.js");
+  assert.equal(feesText({ fees: "1.2", fees_usdt: "1.2" }), "1.2000 USDT");
+  assert.equal(feesText({ fees: "1.2", fees_usdt: "1.2", fees_bnb: "0.00012345", fees_bnb_usdt: "" }),
+    "1.2000 USDT + 0.00012345 BNB (unvalued)");
+  assert.equal(feesText({ fees: "1.261725", fees_usdt: "1.2", fees_bnb: "0.00012345", fees_bnb_usdt: "0.061725" }),
+    "1.2000 USDT + 0.00012345 BNB (0.0617 USDT)");
+});

@@ -1,5 +1,6 @@
-"""The account monitor's alert conditions: daily drawdown, margin ratio, position size, total exposure
-and proximity to the liquidation price.
+"""The account monitor's alert conditions: daily drawdown, margin ratio (the cross account's, and each
+isolated position's own), position size, total exposure and proximity to the liquidation price (all by
+the venue's leverage brackets, through the ledger).
 
 Owns `AlertThresholds` (configured in real units, percentages and whole USDT, as settings give them;
 held as integers: ppm and money units) and `evaluate`, which turns the ledger and the PnL statistics into
@@ -77,6 +78,12 @@ def evaluate(ledger: AccountLedger, stats: PnlStats, t: AlertThresholds) -> list
         if notional > t.max_position:
             out.append(AlertSpec("position", "warning", f"position_size:{symbol}",
                                  f"{symbol} position notional {_usdt(notional)} USDT over {_usdt(t.max_position)}"))
+        if key in ledger.isolated:  # an isolated position is liquidated on its own ratio
+            own = ledger.position_margin_ratio_ppm(key)
+            if own >= t.margin_ratio_ppm:
+                severity = "critical" if own >= (PPM + t.margin_ratio_ppm) // 2 else "warning"
+                out.append(AlertSpec("risk", severity, f"margin_ratio:{symbol}", f"{symbol} isolated margin ratio "
+                                     f"{format_ppm_pct(own, 1)} % (liquidation at 100 %)"))
         liq = ledger.liquidation_ticks(key)
         mark = ledger.marks.get(symbol)
         if liq and mark and ratio_ppm(abs(mark - liq), mark, round_up=False) < t.liquidation_proximity_ppm:

@@ -10,6 +10,7 @@ import grpc
 from celeris.account.engine import AccountMonitor, PositionKey
 from celeris.api.v1 import account_pb2, account_pb2_grpc, common_pb2
 from celeris.domain.alerts import Alert
+from celeris.domain.funding import asset_scale
 from celeris.domain.values import MONEY_SCALE
 
 
@@ -53,7 +54,14 @@ class AccountServicer(account_pb2_grpc.AccountMonitorServicer):
                                total=dec(p["total"]), daily=dec(p["daily"]), fees=dec(p["fees"]),
                                win_rate_pct=dec(p["win_rate_pct"]), max_drawdown=dec(p["max_drawdown"]),
                                max_drawdown_pct=dec(p["max_drawdown_pct"]), sharpe_ratio=dec(p["sharpe_ratio"]),
-                               ts_ns=self._m.clock.now_ns())
+                               ts_ns=self._m.clock.now_ns(), funding=dec(p["funding"]),
+                               trading_pnl=dec(p["trading_pnl"]), usdt_pnl=dec(p["usdt_pnl"]),
+                               fees_by_asset=[account_pb2.AssetFee(asset=asset, amount=dec(amount, asset_scale(asset)),
+                                                                   usdt_value=dec(value) if value is not None else None,
+                                                                   valued=value is not None)
+                                              for asset, amount, value in self._m.fees_per_asset()],
+                               funding_by_symbol=[account_pb2.SymbolFunding(symbol=symbol, amount=dec(amount))
+                                                  for symbol, amount in self._m.funding_per_symbol()])
 
     def _alert(self, a: Alert) -> account_pb2.Alert:
         return account_pb2.Alert(id=a.id, severity=a.severity, category=a.category, message=a.message,
@@ -67,6 +75,9 @@ class AccountServicer(account_pb2_grpc.AccountMonitorServicer):
         out = account_pb2.AccountState(request_id=request_id)
         if everything or "balances" in sections:
             out.balances.append(self._balance())
+            out.balances.extend(account_pb2.Balance(asset=asset, wallet_balance=dec(amount, asset_scale(asset)),
+                                                    ts_ns=m.clock.now_ns())
+                                for asset, amount in m.balances_per_asset())
             out.equity.CopyFrom(dec(m.equity()))
             out.margin_ratio.CopyFrom(dec(m.margin_ratio()))
         if everything or "positions" in sections:

@@ -27,11 +27,28 @@ class AccountCollector:
         for name, key, help_text in (("pnl_usdt", "total", "Total PnL"), ("realized_pnl_usdt", "realized", "Realized"),
                                      ("unrealized_pnl_usdt", "unrealized", "Unrealized at the mark"),
                                      ("daily_pnl_usdt", "daily", "PnL since 00:00 UTC"),
+                                     ("trading_pnl_usdt", "trading_pnl", "Realized by fills, before fees"),
+                                     ("funding_pnl_usdt", "funding", "Funding received (negative: paid)"),
+                                     ("fees_usdt", "fees", "Fees valued in USDT (a non-USDT fee at a known price)"),
                                      ("win_rate_pct", "win_rate_pct", "Winning closing trades"),
                                      ("max_drawdown_pct", "max_drawdown_pct", "Maximum drawdown"),
                                      ("equity_usdt", "equity", "Wallet + unrealized")):
             # Prometheus samples are floats: this is the documented edge where money leaves integers.
             yield GaugeMetricFamily(name, help_text, value=float(pnl[key] or 0))
+        fees = GaugeMetricFamily("fees_asset", "Fees paid per asset, in the asset's own units", labels=["asset"])
+        valued = GaugeMetricFamily("fees_asset_usdt", "Fees paid per asset valued in USDT (absent: no price known)",
+                                   labels=["asset"])
+        for asset, amount, value in self.monitor.fees_per_asset():
+            fees.add_metric([asset], float(amount))
+            if value is not None:
+                valued.add_metric([asset], float(value))
+        yield fees
+        yield valued
+        funding = GaugeMetricFamily("funding_pnl_symbol_usdt", "Funding received per symbol (\"\": not yet named)",
+                                    labels=["symbol"])
+        for symbol, amount in self.monitor.funding_per_symbol():
+            funding.add_metric([symbol], float(amount))
+        yield funding
         yield GaugeMetricFamily("sharpe_ratio", "Sharpe ratio over the window", value=float(pnl["sharpe_ratio"] or 0))
         yield GaugeMetricFamily("margin_ratio", "Maintenance margin / margin balance",
                                 value=float(self.monitor.margin_ratio()))
@@ -63,10 +80,13 @@ def build_account(settings: AccountSettings, w: Wiring, halter: Any, paper_accou
     from celeris.assembly.paper_account import ModeRouted
     from celeris.venues.binance.userstream import UserDataStream
 
-    reader: Any = RestVenueReader(w.rest, w.instruments)
+    venue_reader = RestVenueReader(w.rest, w.instruments)
+    reader: Any = venue_reader
     if paper_account is not None:  # simulation mode judges the paper account
         reader = ModeRouted(mode_of, paper_account, reader)
-    monitor = AccountMonitor(w.instruments, w.clock, reader, halter, account_config(settings))
+    # The venue's leverage brackets in every mode (paper trades the venue's symbols); unreadable (no key) ->
+    # exchangeInfo's flat rate.
+    monitor = AccountMonitor(w.instruments, w.clock, reader, halter, account_config(settings), brackets=venue_reader)
     w.registry.register(AccountCollector(monitor))
 
     def venue_event(event: Any) -> None:  # the venue's stream counts while its account is the one traded

@@ -81,6 +81,7 @@ def build_execution(settings: ExecutionSettings, w: Wiring, risk: Any, feed: Any
     # The paper venue matches against market data's books and trades; the price band uses the venue's mark.
     feed.on_book(paper.on_book)
     feed.on_trade(paper.on_trade)
+    feed.on_mark(paper.on_mark)  # funding at the stream's funding times
     feed.on_mark(lambda m: engine.on_mark(m.symbol, mark_ticks(instruments[m.symbol], m.mark_price))
                  if m.symbol in instruments and m.mark_price else None)
     component = ExecutionComponent(engine)

@@ -253,8 +253,8 @@ class InProcessSystem:
             "orders": self.execution.stats.accepted, "fills": self.execution.stats.fills,
             "rejects": self.execution.stats.rejected, "reject_codes": self.execution.stats.reject_codes,
             "canceled_at_shutdown": canceled,
-            "pnl": {k: money_str(round(v * 10**MONEY_SCALE)) for k, v in pnl.items() if v is not None and k in
-                    ("realized", "unrealized", "total", "fees", "daily", "funding")},
+            "pnl": {k: money_str(round(v * 10**MONEY_SCALE)) for k, v in pnl.items() if v is not None and (k in
+                    ("realized", "unrealized", "total", "fees", "daily", "funding") or k.startswith("fees_"))},
             "positions": {k[0]: p.instrument.format_qty(p.qty_steps) for k, p in self.account.positions.items()},
             "wallet": money_str(self.account.wallet),
             "gaps": sum(s.synced.stats.gaps for s in core.symbols.values()) if core else 0,

@@ -15,10 +15,11 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable
 
+from celeris.domain.funding import asset_scale
 from celeris.domain.modes import Mode
 from celeris.domain.positions import Position
 from celeris.domain.values import format_units, money_str
-from celeris.domain.messages import Execution, VenueOrderEvent
+from celeris.domain.messages import Execution, FundingPaid, VenueOrderEvent
 from celeris.execution.paper import PaperVenue
 from celeris.risk.metrics import AccountSnapshot
 from celeris.venues.binance import codec
@@ -69,9 +70,29 @@ class ModeRouted:
     async def account(self) -> Any:
         return await self._source().account()
 
+    @property
+    def funding_polled(self) -> bool:
+        return bool(getattr(self._source(), "funding_polled", False))
+
+    async def funding_income(self, start_ms: int) -> list[tuple[int, str, int]]:
+        read = getattr(self._source(), "funding_income", None)
+        return await read(start_ms) if read is not None else []
+
 
 def paper_user_events(paper: PaperVenue, deliver: Callable[[Any], None]) -> Callable[[VenueOrderEvent], None]:
-    """An observer of the paper venue's fills that delivers them as the venue's user-data events."""
+    """An observer of the paper venue's fills that delivers them as the venue's user-data events; the paper
+    venue's funding payments are delivered too, as ACCOUNT_UPDATE with reason FUNDING_FEE naming the symbol."""
+
+    def on_funding(paid: FundingPaid) -> None:
+        ins = paper.instruments[paid.symbol]
+        position = paper.account_positions[paid.symbol]
+        ms = paid.ts_event_ns // 1_000_000
+        deliver(codec.AccountUpdate(ms, ms, codec.AccountUpdateBody("FUNDING_FEE", [
+            codec.BalanceChange("USDT", money_str(paper.wallet), money_str(paper.wallet), money_str(paid.amount))], [
+            codec.PositionChange(paid.symbol, ins.format_qty(position.qty_steps), _decimal(position.entry_price), "0",
+                                 "cross", "BOTH")])))
+
+    paper.funding_observers.append(on_funding)
 
     def on_fill(event: VenueOrderEvent) -> None:
         if event.execution is not Execution.TRADE:
@@ -85,8 +106,8 @@ def paper_user_events(paper: PaperVenue, deliver: Callable[[Any], None]) -> Call
             s=event.symbol, c=event.client_order_id, S=event.side.value, o=event.order_type or "LIMIT", f="GTC",
             q=ins.format_qty(event.orig_qty_steps or event.last_qty_steps), p="0", ap=price, x="TRADE",
             X=event.order_status or "PARTIALLY_FILLED", i=event.venue_order_id, l=qty, z=qty, L=price, T=ms,
-            t=event.trade_id, m=event.is_maker, R=event.reduce_only, ps="BOTH", N="USDT",
-            n=money_str(event.commission), rp=money_str(event.realized_pnl))))
+            t=event.trade_id, m=event.is_maker, R=event.reduce_only, ps="BOTH", N=event.commission_asset,
+            n=format_units(event.commission, asset_scale(event.commission_asset)), rp=money_str(event.realized_pnl))))
         entry = position.entry_price
         deliver(codec.AccountUpdate(ms, ms, codec.AccountUpdateBody("ORDER", [
             codec.BalanceChange("USDT", money_str(paper.wallet), money_str(paper.wallet))], [
@@ -154,6 +175,14 @@ class ExecutionPaperAccount:
             out[symbol] = Position(ins, qty, abs(qty) * entry_ticks)
         return AccountSnapshot(wallet, out, marks, {s: answer.leverage for s in self.instruments})
 
+    funding_polled = True
+    """No user data stream tells the account of this paper venue's funding: the monitor reads it each round."""
+
+    async def funding_income(self, start_ms: int) -> list[tuple[int, str, int]]:
+        """The paper venue's funding payments from `start_ms` on, as income records (id, symbol, money units)."""
+        answer = await self._fetch()
+        return [(f.id, f.symbol, f.amount.mantissa) for f in answer.fundings if f.funding_time_ms >= start_ms]
+
     async def account(self) -> Any:
         from celeris.account.engine import VenueAccount
 
@@ -178,7 +207,8 @@ def paper_fill_events(source: ExecutionPaperAccount, instruments: dict[str, Any]
         deliver(codec.OrderTradeUpdate(ms, ms, codec.OrderUpdateBody(
             s=fill.symbol, c=fill.client_order_id, S=fill.side.value, o="LIMIT", f="GTC", q=qty, p=price, ap=price,
             x="TRADE", X="PARTIALLY_FILLED", i=fill.venue_order_id, l=qty, z=qty, L=price, T=ms, t=fill.trade_id,
-            m=fill.is_maker, R=False, ps="BOTH", N="USDT", n=money_str(fill.commission),
+            m=fill.is_maker, R=False, ps="BOTH", N=fill.commission_asset,
+            n=format_units(fill.commission, asset_scale(fill.commission_asset)),
             rp=money_str(fill.realized_pnl))))
         answer = await source._fetch()
         wallet, positions, _ = source._parts(answer)

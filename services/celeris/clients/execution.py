@@ -131,7 +131,8 @@ class ExecutionClient:
                                  ins.price(format_units(pb.price.mantissa, pb.price.scale)),
                                  ins.qty(format_units(pb.quantity.mantissa, pb.quantity.scale)),
                                  pb.commission.mantissa, pb.is_maker, pb.realized_pnl.mantissa, pb.strategy_id,
-                                 _MODE_NAMES.get(pb.mode, "live"), pb.header.ts_event_ns))
+                                 _MODE_NAMES.get(pb.mode, "live"), pb.header.ts_event_ns,
+                                 pb.commission_asset or "USDT"))
                     if asyncio.iscoroutine(result):
                         await result  # in order: the next fill waits for this one's handling
             except grpc.aio.AioRpcError as exc:

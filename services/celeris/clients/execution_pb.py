@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celeris.api.v1 import common_pb2, execution_pb2
+from celeris.domain.funding import asset_scale
 from celeris.domain.instruments import (
     Instrument,
     OrderType,
@@ -136,14 +137,16 @@ def fill_pb(fill: Fill, ins: Instrument, sequence: int, now_ns: int) -> executio
         header=common_pb2.StreamHeader(sequence=sequence, ts_event_ns=fill.ts_event_ns, ts_publish_ns=now_ns),
         symbol=fill.symbol, client_order_id=fill.client_order_id, venue_order_id=fill.venue_order_id,
         trade_id=fill.trade_id, side=SIDE[fill.side], price=_price(ins, fill.price_ticks),
-        quantity=_qty(ins, fill.qty_steps), commission=common_pb2.Decimal(mantissa=fill.commission, scale=MONEY_SCALE),
-        commission_asset="USDT", is_maker=fill.is_maker,
+        quantity=_qty(ins, fill.qty_steps),
+        commission=common_pb2.Decimal(mantissa=fill.commission, scale=asset_scale(fill.commission_asset)),
+        commission_asset=fill.commission_asset, is_maker=fill.is_maker,
         realized_pnl=common_pb2.Decimal(mantissa=fill.realized_pnl, scale=MONEY_SCALE), strategy_id=fill.strategy_id,
         mode=MODE[Mode(fill.mode)])
 
 
 def paper_account_pb(paper: Any, request_id: str = "") -> execution_pb2.PaperAccount:
-    """The paper venue's account on the wire (wallet, signed positions with exact entries, book mids)."""
+    """The paper venue's account on the wire (wallet, signed positions with exact entries, book mids, the
+    funding payments settled)."""
     out = execution_pb2.PaperAccount(request_id=request_id, available=True, leverage=paper.leverage,
                                      wallet=common_pb2.Decimal(mantissa=paper.wallet, scale=MONEY_SCALE))
     for symbol, position in paper.account_positions.items():
@@ -155,4 +158,7 @@ def paper_account_pb(paper: Any, request_id: str = "") -> execution_pb2.PaperAcc
         mid = book.mid()
         if mid is not None and paper.live[symbol]:
             out.marks.add(symbol=symbol, price=_price(paper.instruments[symbol], int(mid)))
+    for number, paid in enumerate(paper.fundings, 1):
+        out.fundings.add(id=number, symbol=paid.symbol, funding_time_ms=paid.funding_time_ms,
+                         amount=common_pb2.Decimal(mantissa=paid.amount, scale=MONEY_SCALE))
     return out

@@ -2,7 +2,8 @@
 
 Feeds a capture (hftbacktest's `<recv_ns> <raw JSON>` lines, e.g. data/binance/hftbacktest_usdm_btcusdt_20240808.gz)
 through the same market data core, strategy engine and execution engine (simulation mode: the paper
-venue's queue-position fill model) on the capture's own clock, and prints the result as JSON; `--plot
+venue's queue-position fill model, and funding at the markPrice stream's funding times) on the capture's
+own clock, and prints the result as JSON (net PnL = realized - fees + funding + unrealized); `--plot
 FILE.png` also draws the PnL over the capture's time. Deterministic: the same file gives the same result.
 """
 
@@ -72,7 +73,7 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
     from celeris.execution.model import ExecutionConfig, PositionLimits
     from celeris.execution.paper import PaperVenue
     from celeris.marketdata.core import MarketDataCore, Sink
-    from celeris.domain.topics import book_topic, trade_topic
+    from celeris.domain.topics import book_topic, mark_topic, trade_topic
     from celeris.marketdata.verify import _open, bundled_instruments
     from celeris.strategy.component import parse_strategies
     from celeris.strategy.engine import StrategyEngine
@@ -89,10 +90,12 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
     strategy = StrategyEngine(configs, instruments, clock, execution, bus.publish, mode=Mode.SIMULATION)
     core = MarketDataCore(list(instruments.values()), clock,
                           Sink(book=lambda u: bus.publish(book_topic(u.symbol), u),
-                               trade=lambda t: bus.publish(trade_topic(t.symbol), t)))
+                               trade=lambda t: bus.publish(trade_topic(t.symbol), t),
+                               mark=lambda m: bus.publish(mark_topic(m.symbol), m)))
     bus.subscribe(book_topic(symbol), paper.on_book)
     bus.subscribe(book_topic(symbol), strategy.on_book)
     bus.subscribe(trade_topic(symbol), paper.on_trade)
+    bus.subscribe(mark_topic(symbol), paper.on_mark)  # funding at the capture's funding times
     bus.subscribe(trade_topic(symbol), strategy.on_trade)
     bus.subscribe(fill_topic(symbol), strategy.on_fill)
     bus.subscribe(order_topic(symbol), lambda o: None if o.is_open else strategy.on_order_closed(o.client_order_id))
@@ -136,6 +139,7 @@ async def replay(path: Path, symbol: str, strategies: list[dict[str, Any]] | Non
               "position": instruments[symbol].format_qty(pos.qty_steps),
               "realized_pnl": money_str(round(pos.realized_pnl)), "unrealized_pnl": money_str(round(unrealized)),
               "fees": money_str(round(pos.fees_paid)),
+              "funding": money_str(paper.funding_total), "funding_payments": len(paper.fundings),
               "net_pnl": money_str(round(paper.wallet - START_WALLET + unrealized)),
               "gaps": core.symbols[symbol].synced.stats.gaps}
     if plot is not None:

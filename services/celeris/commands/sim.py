@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
                         "measured here; see celeris.exchange_sim.probe")
     p.add_argument("--orders-per-10s", type=int, default=300,
                    help="the account's new-order count limit per 10 s (the venue's is 300)")
+    p.add_argument("--load-depth-rate", type=int, default=0, metavar="N",
+                   help="load mode: N depth events per second for every symbol on @depth@0ms (one level "
+                        "changed each), besides the normal market; for bench/load.py")
     p.set_defaults(func=run)
 
 
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, tick_ms=args.tick_ms, replay=args.replay, ws_max_age_s=args.ws_max_age_s,
                          funding_interval_s=args.funding_interval_s, wallet_usdt=args.wallet_usdt,
                          reject_legacy_conditional=args.algo_only,
-                         latency_probe=args.latency_probe, orders_per_10s=args.orders_per_10s)
+                         latency_probe=args.latency_probe, orders_per_10s=args.orders_per_10s,
+                         load_depth_per_s=args.load_depth_rate)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -120,7 +120,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{', ' + json.dumps(summary['reject_codes']) if summary.get('reject_codes') else ''}), "
         f"{summary.get('fills', 0)} fills, {summary.get('canceled_at_shutdown', 0)} cancelled at shutdown",
         f"  pnl         total {pnl.get('total', '-')} USDT (realized {pnl.get('realized', '-')}, "
-        f"unrealized {pnl.get('unrealized', '-')}, fees {pnl.get('fees', '-')})",
+        f"unrealized {pnl.get('unrealized', '-')}, fees {pnl.get('fees', '-')}, funding {pnl.get('funding', '-')})",
         f"  positions   {positions}",
         f"  books       {summary.get('gaps', 0)} gaps, {summary.get('resyncs', 0)} resyncs; "
         f"{summary.get('reconciliation_mismatches', 0)} reconciliation mismatches"
@@ -546,7 +546,8 @@ class ServicesSystem:
                 state = await account_pb2_grpc.AccountMonitorStub(channel).GetAccountState(
                     account_pb2.AccountRequest(), timeout=5)
             pnl = state.pnl
-            summary["pnl"] = {k: _dec(getattr(pnl, k)) for k in ("realized", "unrealized", "total", "fees")}
+            summary["pnl"] = {k: _dec(getattr(pnl, k)) for k in ("realized", "unrealized", "total", "fees", "funding")}
+            summary["pnl"].update({f"fees_{f.asset.lower()}": _dec(f.amount) for f in pnl.fees_by_asset})
             summary["positions"] = {p.symbol: _dec(p.quantity) for p in state.positions}
         except Exception as exc:
             summary["error"] = f"summary incomplete: {exc!r}"

@@ -127,8 +127,11 @@ class GrpcSource:
 
         if not msg.symbol:
             return
+        usdt_fee = msg.commission_asset in ("", "USDT")  # another asset's fee (BNB) is shown in full, its own units
         self.fills.appendleft({"symbol": msg.symbol, "side": "BUY" if msg.side == common_pb2.SIDE_BUY else "SELL",
-                               "price": _dec(msg.price), "qty": _dec(msg.quantity), "fee": _money(msg.commission, 4),
+                               "price": _dec(msg.price), "qty": _dec(msg.quantity),
+                               "fee": _money(msg.commission, 4) if usdt_fee else _dec(msg.commission),
+                               "fee_asset": msg.commission_asset or "USDT",
                                "maker": msg.is_maker, "strategy": msg.strategy_id, "ts": msg.header.ts_event_ns // 10**6})
         self.state.set("fills.recent", list(self.fills), self.now_ns())
 
@@ -148,7 +151,13 @@ class GrpcSource:
             p = st.pnl
             summary = {"realized": _money(p.realized), "unrealized": _money(p.unrealized), "total": _money(p.total),
                        "daily": _money(p.daily), "fees": _money(p.fees), "win_rate_pct": _money(p.win_rate_pct),
-                       "max_drawdown_pct": _money(p.max_drawdown_pct), "equity": _money(st.equity)}
+                       "max_drawdown_pct": _money(p.max_drawdown_pct), "equity": _money(st.equity),
+                       "funding": _money(p.funding), "trading_pnl": _money(p.trading_pnl), "usdt_pnl": _money(p.usdt_pnl)}
+            for fee in p.fees_by_asset:  # the same keys as the in-process source's (account/pnl.py export)
+                key = "fees_usdt" if fee.asset == "USDT" else f"fees_{fee.asset.lower()}"
+                summary[key] = _money(fee.amount) if fee.asset == "USDT" else _dec(fee.amount)
+                if fee.asset != "USDT":
+                    summary[key + "_usdt"] = _money(fee.usdt_value) if fee.valued else ""
             self.state.set("pnl.summary", summary, now)
             self.state.append_history([now // 1_000_000, float(summary["total"]), float(summary["equity"] or 0)], now)
         if st.alerts:

@@ -18,20 +18,29 @@ from typing import Any
 from celeris.dashboard.state import DashboardState
 from celeris.domain.book import BookState
 from celeris.domain.orders import Order
-from celeris.domain.values import money_str
+from celeris.domain.funding import MARGIN_ASSET, asset_scale
+from celeris.domain.values import format_units, money_str
 from celeris.domain.stats import percentile
 
 DEPTH = 10
 
 
 def dec(value: Fraction | int | None, places: int = 2) -> str:
+    """An exact value as a decimal string with `places` decimals, rounded half to even; never via float."""
     if value is None:
         return ""
-    return f"{float(value):.{places}f}"
+    return format_units(round(Fraction(value) * 10**places), places)
 
 
 def percentile_us(samples: Any, q: float) -> float:
     return round((percentile(samples, q) or 0) / 1000, 1)
+
+
+def _fee(fill: Any) -> str:
+    """A fill's fee as the dashboard shows it: USDT to 4 places, another asset (BNB) in full, its own units."""
+    if fill.commission_asset == MARGIN_ASSET:
+        return money_str(fill.commission, 4)
+    return format_units(fill.commission, asset_scale(fill.commission_asset))
 
 
 class InProcessSource:
@@ -41,6 +50,9 @@ class InProcessSource:
         self.poll_s = poll_s
         self.started = time.monotonic()
         self.orders: deque[dict[str, Any]] = deque(maxlen=30)
+        self.open_orders: dict[str, dict[str, Any]] = {}
+        """Open orders as displayed, kept from order events: asking execution for them on every event scanned
+        every order it ever had (a cost that grew with the session, on the trading loop)."""
         self.fills: deque[dict[str, Any]] = deque(maxlen=30)
         self.signals: deque[dict[str, Any]] = deque(maxlen=20)
         self._unsubscribe: list[Any] = []
@@ -60,6 +72,7 @@ class InProcessSource:
                                   bus.subscribe(order_topic(symbol), self._on_order),
                                   bus.subscribe(fill_topic(symbol), self._on_fill),
                                   bus.subscribe(signal_topic(symbol), self._on_signal)]
+        self.load_open_orders()
         self.poll()
         self._task = asyncio.create_task(self._loop(), name="dashboard-source")
         self._book_task = asyncio.create_task(self._book_loop(), name="dashboard-books")
@@ -111,6 +124,10 @@ class InProcessSource:
                 "qty": ins.format_qty(order.qty_steps), "filled": ins.format_qty(order.filled_steps),
                 "status": order.status.value, "strategy": order.strategy_id, "ts": order.ts_updated_ns // 1_000_000}
 
+    def load_open_orders(self) -> None:
+        """Once, at start: the orders execution restored; from then on order events keep the view."""
+        self.open_orders = {o.client_order_id: self._order_doc(o) for o in self.system.execution.open_orders()}
+
     def _on_order(self, order: Order) -> None:
         doc = self._order_doc(order)
         for i, existing in enumerate(self.orders):
@@ -120,12 +137,16 @@ class InProcessSource:
         self.orders.appendleft(doc)
         now = self._now()
         self.state.set("orders.recent", list(self.orders), now)
-        self.state.set("orders.open", [self._order_doc(o) for o in self.system.execution.open_orders()], now)
+        if order.status.is_open:
+            self.open_orders[doc["id"]] = doc
+        else:
+            self.open_orders.pop(doc["id"], None)
+        self.state.set("orders.open", list(self.open_orders.values()), now)
 
     def _on_fill(self, fill: Any) -> None:
         ins = self.system.instruments[fill.symbol]
         self.fills.appendleft({"symbol": fill.symbol, "side": fill.side.value, "price": ins.format_price(fill.price_ticks),
-                               "qty": ins.format_qty(fill.qty_steps), "fee": money_str(fill.commission, 4),
+                               "qty": ins.format_qty(fill.qty_steps), "fee": _fee(fill), "fee_asset": fill.commission_asset,
                                "maker": fill.is_maker, "strategy": fill.strategy_id, "ts": fill.ts_event_ns // 1_000_000})
         self.state.set("fills.recent", list(self.fills), self._now())
 
@@ -157,7 +178,7 @@ class InProcessSource:
             "venue": getattr(s, "venue_url", ""), "symbols": list(s.instruments)}, now)
         self.state.set("account.summary", {
             "equity": dec(pnl["equity"]), "wallet": money_str(account.wallet, 2),
-            "margin_ratio_pct": dec(account.margin_ratio() * 100), "open_orders": len(execution.open_orders())}, now)
+            "margin_ratio_pct": dec(account.margin_ratio() * 100), "open_orders": len(self.open_orders)}, now)
         self.state.set("pnl.summary", {k: dec(v) if v is not None else "" for k, v in pnl.items()}, now)
         positions = {}
         for (symbol, side), pos in account.positions.items():

@@ -117,7 +117,8 @@ class Instrument:
     multiplier_down: Fraction
     multiplier_decimal: int
     maint_margin_rate: Fraction
-    """Maintenance margin rate of the first leverage bracket (maintMarginPercent / 100)."""
+    """exchangeInfo's maintMarginPercent / 100: a placeholder (2.5 % for BTCUSDT, whose first bracket is 0.4 %).
+    Only the fallback when the venue's leverage brackets are unknown (celeris.domain.positions.flat_brackets)."""
     max_num_orders: int = 200
     status: str = "TRADING"
 

@@ -202,6 +202,14 @@ class VenueOrderEvent:
     FILLED or EXPIRED at the venue closes it here too, even short of its quantity (a reduce-only clamp)."""
     algo_id: int = 0
     """Set on an algo order's events (ALGO_UPDATE): its algoId."""
+    commission_asset: str = "USDT"
+    """The asset the commission is paid in; `commission` is in that asset's units (celeris.domain.funding
+    asset_scale), money units for USDT. A BNB commission is not money: it never reduces the USDT PnL."""
+
+    @property
+    def margin_commission(self) -> int:
+        """What the commission took from the USDT wallet (money units): 0 for a fee paid in BNB."""
+        return self.commission if self.commission_asset == "USDT" else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +226,28 @@ class Fill:
     realized_pnl: int
     strategy_id: str
     mode: str
+    ts_event_ns: int
+    commission_asset: str = "USDT"
+    """As VenueOrderEvent.commission_asset: `commission` is in this asset's units."""
+
+    @property
+    def margin_commission(self) -> int:
+        """What the commission took from the USDT wallet (money units): 0 for a fee paid in BNB."""
+        return self.commission if self.commission_asset == "USDT" else 0
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    """A funding payment settled on a position at a funding time (the paper venue's, or the venue's)."""
+
+    symbol: str
+    qty_steps: int
+    """The position it was paid on (signed: negative is short)."""
+    mark_price: str
+    rate: str
+    amount: int
+    """Money units the account received (negative: it paid)."""
+    funding_time_ms: int
     ts_event_ns: int
 
 

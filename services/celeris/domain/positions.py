@@ -3,26 +3,30 @@
 Owns the arithmetic of a position: average entry from the exact cost of what is open, realized PnL when
 a fill reduces or flips it, unrealized PnL at the mark price, fees, and the account-level figures the
 venue publishes (margin ratio = maintenance margin / margin balance; liquidation price by the venue's
-formula for cross and isolated margin). Cost is kept as an exact rational so that a position opened
-and closed in any number of pieces realizes exactly (exit - entry) x qty; every figure leaves this module
-as an integer (money units, ticks, ppm), so the engines keeping positions here (account, risk) never
-hold a rational or a float themselves.
+formula for cross and isolated margin, through the leverage brackets of celeris.domain.margin). Cost is
+kept as an exact rational so that a position opened and closed in any number of pieces realizes exactly
+(exit - entry) x qty; every figure leaves this module as an integer (money units, ticks, ppm), so the
+engines keeping positions here (account, risk) never hold a rational or a float themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from fractions import Fraction
 from decimal import Decimal
 from numbers import Rational
-from typing import Iterable
+from typing import Iterable, Mapping
+
+from celeris.domain import margin
 
 from celeris.domain.instruments import Instrument
-from celeris.domain.ratios import PPM, ratio_ppm
+from celeris.domain.margin import INFINITE_RATIO_PPM
+from celeris.domain.ratios import PPM
 from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units, parse_decimal
 
-INFINITE_RATIO_PPM = 10**9 * PPM
-"""What a ratio over a non-positive margin balance is reported as (the venue's "infinite")."""
+__all__ = ["INFINITE_RATIO_PPM", "Brackets", "FillResult", "Position", "fee", "fee_ppm", "flat_brackets",
+           "liquidation_ticks", "margin_ratio_ppm", "position_at_entry", "price_to_ticks", "tick_step_value"]
 
 
 def fee(instrument: Instrument, price_ticks: int, qty_steps: int, rate: Fraction) -> int:
@@ -121,11 +125,18 @@ class Position:
         """Absolute notional at the mark price, money units."""
         return self.instrument.notional(mark_ticks, abs(self.qty_steps))
 
-    def maint_margin(self, mark_ticks: int, maint_amount: int = 0) -> int:
-        """Maintenance margin at the mark: notional x MMR - maintenance amount (money units)."""
-        notional = self.instrument.price_fraction(mark_ticks) * self.instrument.qty_fraction(abs(self.qty_steps))
-        raw = fraction_to_units(notional * self.instrument.maint_margin_rate, MONEY_SCALE) - maint_amount
-        return max(raw, 0) if self.qty_steps else 0
+    def maint_margin(self, mark_ticks: int, brackets: margin.BracketTable | None = None) -> int:
+        """Maintenance margin at the mark, money units: notional x rate - cum of the bracket the notional
+        falls in. Without the venue's brackets (paper without a venue, before the first read) it falls back
+        to exchangeInfo's flat maintMarginPercent (`flat_brackets`), which overstates small positions."""
+        if not self.qty_steps:
+            return 0
+        return (brackets or flat_brackets(self.instrument)).maint_margin(self.notional(mark_ticks))
+
+    def entry_value(self) -> int:
+        """|size| x average entry in money units, half-even to 1e-8 (the `q x EP` of the venue's formulas)."""
+        v = tick_step_value(self.instrument)
+        return margin.div_half_even(self.cost.numerator * v.numerator, self.cost.denominator * v.denominator)
 
     def _tickstep_value(self) -> Fraction:
         ins = self.instrument
@@ -161,74 +172,50 @@ def position_at_entry(instrument: Instrument, qty_steps: int, entry_price: str |
     return Position(instrument, qty_steps, abs(qty_steps) * _ticks_exact(instrument, entry_price))
 
 
-def margin_ratio_ppm(wallet_balance: int, positions: Iterable[tuple[Position, int]]) -> int:
-    """`margin_ratio` in ppm, rounded up (INFINITE_RATIO_PPM over a non-positive margin balance)."""
+def flat_brackets(instrument: Instrument) -> margin.BracketTable:
+    """The one-bracket stand-in at exchangeInfo's maintMarginPercent, for when the venue's brackets are unknown."""
+    return _flat(instrument.symbol, margin.rate_from_fraction(instrument.maint_margin_rate))
+
+
+@lru_cache(maxsize=1024)
+def _flat(symbol: str, rate: int) -> margin.BracketTable:
+    return margin.BracketTable.flat(symbol, rate)
+
+
+def tick_step_value(instrument: Instrument) -> margin.TickStepValue:
+    p, q = instrument.price_grid, instrument.qty_grid
+    return margin.TickStepValue.of(p.step_units, p.scale, q.step_units, q.scale)
+
+
+Brackets = Mapping[str, margin.BracketTable]
+"""symbol -> the venue's leverage brackets; a symbol missing falls back to `flat_brackets`."""
+
+
+def margin_ratio_ppm(wallet_balance: int, positions: Iterable[tuple[Position, int]],
+                     brackets: Brackets | None = None) -> int:
+    """Binance's cross margin ratio (total maintenance margin / margin balance) in ppm, rounded up
+    (INFINITE_RATIO_PPM over a non-positive margin balance). `positions` pairs each with its mark in ticks."""
     maint = 0
     upnl = 0
     for position, mark in positions:
-        maint += position.maint_margin(mark)
+        maint += position.maint_margin(mark, (brackets or {}).get(position.symbol))
         upnl += position.unrealized_pnl(mark)
-    margin_balance = wallet_balance + upnl
-    if margin_balance <= 0:
-        return INFINITE_RATIO_PPM if maint else 0
-    return ratio_ppm(maint, margin_balance)
+    return margin.margin_ratio_ppm(maint, wallet_balance + upnl)
 
 
 def liquidation_ticks(position: Position, wallet_balance: int, other_maint_margin: int = 0,
-                      other_unrealized_pnl: int = 0) -> int | None:
-    """`liquidation_price` of a position in ticks (half-even), from money-unit inputs; None when flat."""
+                      other_unrealized_pnl: int = 0, brackets: margin.BracketTable | None = None) -> int | None:
+    """The venue's cross-margin liquidation price of one position in ticks (half-even), None when flat.
+
+    Money-unit inputs: the cross wallet and the other positions' maintenance margin and unrealized PnL
+    (for an isolated position pass its isolated wallet and zeros). The bracket is the one of the notional at
+    the liquidation price (celeris.domain.margin.liquidation_ticks); without the venue's brackets, the flat
+    exchangeInfo rate (`flat_brackets`).
+    """
     if not position.qty_steps:
         return None
     ins = position.instrument
-    unit = Fraction(1, 10**MONEY_SCALE)
-    price = liquidation_price(wallet_balance=wallet_balance * unit, qty=ins.qty_fraction(position.qty_steps),
-                              entry_price=position.entry_price, maint_margin_rate=ins.maint_margin_rate,
-                              other_maint_margin=other_maint_margin * unit,
-                              other_unrealized_pnl=other_unrealized_pnl * unit)
-    return None if price is None else price_to_ticks(ins, price)
-
-
-def margin_ratio(wallet_balance: int, positions: Iterable[tuple[Position, int]]) -> Fraction:
-    """Binance's account margin ratio: total maintenance margin / margin balance.
-
-    `positions` pairs each position with its mark price in ticks. 1 (100 %) means liquidation; a flat
-    account has ratio 0. A non-positive margin balance is reported as an infinite ratio's stand-in, 1e9.
-    """
-    maint = 0
-    upnl = 0
-    for position, mark in positions:
-        maint += position.maint_margin(mark)
-        upnl += position.unrealized_pnl(mark)
-    margin_balance = wallet_balance + upnl
-    if margin_balance <= 0:
-        return Fraction(10**9) if maint else Fraction(0)
-    return Fraction(maint, margin_balance)
-
-
-def liquidation_price(
-    *,
-    wallet_balance: Fraction,
-    qty: Fraction,
-    entry_price: Fraction,
-    maint_margin_rate: Fraction,
-    maint_amount: Fraction = Fraction(0),
-    other_maint_margin: Fraction = Fraction(0),
-    other_unrealized_pnl: Fraction = Fraction(0),
-) -> Fraction | None:
-    """The venue's one-way liquidation price, in real units (None when flat or never liquidated).
-
-    LP = (WB - TMM1 + UPNL1 + cumB - side x |pos| x EP) / (|pos| x MMR - side x |pos|)
-    with WB the cross wallet balance (cross) or the isolated wallet (isolated, where the other
-    positions' TMM1 and UPNL1 are zero), `qty` signed (positive long).
-    """
-    if qty == 0:
-        return None
-    side = 1 if qty > 0 else -1
-    size = abs(qty)
-    numerator = (wallet_balance - other_maint_margin + other_unrealized_pnl + maint_amount
-                 - side * size * entry_price)
-    denominator = size * maint_margin_rate - side * size
-    if denominator == 0:
-        return None
-    price = numerator / denominator
-    return price if price > 0 else Fraction(0)
+    return margin.liquidation_ticks(brackets or flat_brackets(ins), tick_step_value(ins),
+                                    qty_steps=position.qty_steps, entry_value=position.entry_value(),
+                                    wallet=wallet_balance, other_maint=other_maint_margin,
+                                    other_unrealized=other_unrealized_pnl)

@@ -13,13 +13,17 @@ from __future__ import annotations
 import bisect
 import hashlib
 import hmac
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from celeris.exchange_sim import admin_bodies as bodies
 from celeris.exchange_sim.engine import Account, MatchingEngine, VenueError
+
+log = logging.getLogger(__name__)
 
 
 class UnknownStatus(Exception):
@@ -59,40 +63,66 @@ class AuthWeights:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path.startswith("/_sim/"):
-            # Admin endpoints: a malformed or mistyped body is the caller's mistake, answered 400 with why.
-            try:
+        # Every refusal, whatever raised it (the router's 404/405, aiohttp's 413 for an oversized body, a bug
+        # in a handler), leaves as the venue's {"code", "msg"} JSON, never aiohttp's plain text.
+        try:
+            if request.path.startswith("/_sim/"):
+                return await self._admin_call(request, handler)
+            if not request.path.startswith("/fapi/"):
                 return await handler(request)
-            except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
-                return web.json_response({"error": f"bad request: {type(exc).__name__}: {str(exc)[:200]}"},
-                                         status=400)
-        if not request.path.startswith("/fapi/"):
+            return await self._fapi_call(request, handler)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error(exc.status, -1000 if exc.status >= 500 else -5000,
+                          f"{exc.reason}: {request.method} {request.path}", {})
+        except Exception:  # a bug: the venue answers 500 as Binance does, and keeps serving
+            log.exception("simulator handler failed: %s %s", request.method, request.path)
+            return _error(500, -1000, "An unknown error occured while processing the request.", {})
+
+    async def _admin_call(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        # Admin endpoints: a malformed or mistyped body is the caller's mistake, answered 400 with why.
+        try:
             return await handler(request)
+        except bodies.BadBody as exc:
+            return bodies.refusal(exc.reason)
+
+    def _admit(self, now: int, weight: int) -> tuple[int, VenueError | None]:
+        """Count a request's weight (REST and WebSocket API share the IP's minute); the refusal if over."""
+        used = self.weights.add(now, weight)
+        if self.weights.banned_until_ms > now or self.faults.rest_418 > 0:
+            self.faults.rest_418 = max(0, self.faults.rest_418 - 1)
+            until = max(self.weights.banned_until_ms, now + 120_000)
+            self.weights.banned_until_ms = until
+            return used, VenueError(-1003, f"Way too many requests; IP banned until {until}. Please use "
+                                           f"the websocket for live updates to avoid bans.", 418)
+        if used > self.weights.limit or self.faults.rest_429 > 0:
+            self.faults.rest_429 = max(0, self.faults.rest_429 - 1)
+            self.weights.over_limit_hits += 1
+            if self.weights.over_limit_hits > 5:  # kept hammering after 429s: ban
+                self.weights.banned_until_ms = now + 120_000
+            return used, VenueError(-1003, f"Too many requests; current limit is {self.weights.limit} "
+                                           f"requests per minute. Please use the websocket for live updates "
+                                           f"to avoid polling the API.", 429)
+        self.weights.over_limit_hits = 0
+        return used, None
+
+    async def _fapi_call(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         self.stats["rest_requests"] += 1
         now = self.now_ms()
         try:
             weight = _weight(request)
         except (ValueError, ArithmeticError):
             return _error(400, -1100, "Illegal characters found in a parameter.", {})
-        used = self.weights.add(now, weight)
+        used, refusal = self._admit(now, weight)
         headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        if refusal is not None:
+            if refusal.status == 418:
+                headers["Retry-After"] = str(max(1, (self.weights.banned_until_ms - now) // 1000))
+            elif refusal.status == 429:
+                headers["Retry-After"] = "60"
+            return _error(refusal.status, refusal.code, refusal.msg, headers)
         try:
-            if self.weights.banned_until_ms > now or self.faults.rest_418 > 0:
-                self.faults.rest_418 = max(0, self.faults.rest_418 - 1)
-                until = max(self.weights.banned_until_ms, now + 120_000)
-                self.weights.banned_until_ms = until
-                return _error(418, -1003, f"Way too many requests; IP banned until {until}. Please use "
-                                          f"the websocket for live updates to avoid bans.",
-                              {**headers, "Retry-After": str(max(1, (until - now) // 1000))})
-            if used > self.weights.limit or self.faults.rest_429 > 0:
-                self.faults.rest_429 = max(0, self.faults.rest_429 - 1)
-                self.weights.over_limit_hits += 1
-                if self.weights.over_limit_hits > 5:  # kept hammering after 429s: ban
-                    self.weights.banned_until_ms = now + 120_000
-                return _error(429, -1003, f"Too many requests; current limit is {self.weights.limit} "
-                                          f"requests per minute. Please use the websocket for live updates "
-                                          f"to avoid polling the API.", {**headers, "Retry-After": "60"})
-            self.weights.over_limit_hits = 0
             if self.faults.rest_5xx > 0:
                 self.faults.rest_5xx -= 1
                 return _error(503, -1001, "Service Unavailable.", headers)
@@ -112,6 +142,9 @@ class AuthWeights:
                 raise
             response = web.json_response({"code": -1000 if exc.status >= 500 else -5000,
                                           "msg": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status)
+        except Exception:  # a bug: a 500 with the venue's -1000 (and the weight headers), the venue keeps serving
+            log.exception("simulator handler failed: %s %s", request.method, request.path)
+            response = _error(500, -1000, "An unknown error occured while processing the request.", {})
         response.headers.update(headers)
         if request.path in ("/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/algoOrder") and \
                 request.method == "POST":
@@ -140,6 +173,11 @@ class AuthWeights:
         expected = hmac.new(account.api_secret.encode(), total.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise VenueError(-1022, "Signature for this request is not valid.")
+        self._check_time(params)
+        return account, params
+
+    def _check_time(self, params: dict[str, str]) -> None:
+        """The timestamp / recvWindow rule of every signed request (REST and WebSocket API)."""
         try:
             timestamp = int(params["timestamp"])
             recv_window = int(params.get("recvWindow", "5000"))
@@ -153,10 +191,11 @@ class AuthWeights:
             raise VenueError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
         if now - timestamp > recv_window:
             raise VenueError(-1021, "Timestamp for this request is outside of the recvWindow.")
-        return account, params
 
     def _keyed(self, request: web.Request) -> Account:
-        key = request.headers.get("X-MBX-APIKEY", "")
+        return self._account_of(request.headers.get("X-MBX-APIKEY", ""))
+
+    def _account_of(self, key: str) -> Account:
         if not key:
             raise VenueError(-2014, "API-key format invalid.", 401)
         account = self.engine.accounts.get(key)
@@ -194,7 +233,8 @@ _WEIGHTS = {"/fapi/v1/exchangeInfo": 1, "/fapi/v2/account": 5, "/fapi/v3/account
             "/fapi/v3/balance": 5, "/fapi/v2/positionRisk": 5, "/fapi/v3/positionRisk": 5,
             "/fapi/v1/positionSide/dual": 30, "/fapi/v1/batchOrders": 5, "/fapi/v1/userTrades": 5,
             "/fapi/v1/allOrders": 5, "/fapi/v1/order": 1, "/fapi/v1/countdownCancelAll": 10,
-            "/fapi/v1/algoOrder": 1, "/fapi/v1/allAlgoOrders": 5, "/fapi/v1/algoOpenOrders": 1}
+            "/fapi/v1/algoOrder": 1, "/fapi/v1/allAlgoOrders": 5, "/fapi/v1/algoOpenOrders": 1,
+            "/fapi/v1/historicalTrades": 20}
 
 
 def _weight(request: web.Request) -> int:
@@ -213,4 +253,6 @@ def _weight(request: web.Request) -> int:
         return 1 if request.query.get("symbol") else 40
     if path in ("/fapi/v1/order", "/fapi/v1/algoOrder") and request.method == "POST":
         return 0  # new orders count against the order-rate limits, not the IP weight
+    if path == "/fapi/v1/multiAssetsMargin":
+        return 30 if request.method == "GET" else 1
     return _WEIGHTS.get(path, 1)

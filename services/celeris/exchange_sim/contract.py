@@ -104,11 +104,11 @@ class Contract:
     multiplier_up: Fraction
     multiplier_down: Fraction
     max_open_orders: int
-    maint_margin_rate: Fraction
-    """maintMarginPercent / 100 (first leverage bracket)."""
     trigger_protect: Fraction = Fraction(5, 100)
     """triggerProtect: the largest relative gap between mark and last price at which a priceProtect
     conditional order may still trigger."""
+    liquidation_fee_units: int = 0
+    """liquidationFee (the clearance fee rate) in parts of 10**8: 0.012 is 1_200_000."""
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> Contract:
@@ -134,8 +134,8 @@ class Contract:
             multiplier_up=decimal_fraction(percent["multiplierUp"]) if percent else Fraction(10**9),
             multiplier_down=decimal_fraction(percent["multiplierDown"]) if percent else Fraction(0),
             max_open_orders=int(by_type.get("MAX_NUM_ORDERS", {"limit": 200})["limit"]),
-            maint_margin_rate=decimal_fraction(entry.get("maintMarginPercent", "2.5")) / 100,
             trigger_protect=decimal_fraction(entry.get("triggerProtect", "0.05")),
+            liquidation_fee_units=to_units(entry.get("liquidationFee", "0.0125"), 8),
         )
 
     # -- wire strings <-> integers -------------------------------------------------------------

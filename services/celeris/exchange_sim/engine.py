@@ -55,6 +55,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         self._auto_ids = itertools.count(1)
         self._algo_ids = itertools.count(1_000_000_000_000_001)  # the venue's algoIds are this large
         self.on_account_event: Callable[[Account], None] | None = None
+        self.insurance_fund = 0
 
     def _next_trade_id(self) -> int:
         return next(self._trade_ids)
@@ -142,6 +143,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
                 raise VenueError(-2022, "ReduceOnly Order is rejected.")
         if not reduce_only:
             price = price_ticks or mark or 0
+            self.check_max_notional(account, symbol, side, qty_steps, price)
             needed = ins.notional(price, qty_steps) // account.leverage[symbol]
             if needed > self.available_balance(account):
                 raise VenueError(-2019, "Margin is insufficient.")

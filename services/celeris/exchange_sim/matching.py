@@ -38,6 +38,7 @@ class Matching:
         def _trade_events(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool,
                           fee_units: int, realized: int, trade_id: int) -> None: ...
         def _account_update(self, account: Account, symbol: str, reason: str) -> None: ...
+        def move_isolated_margin(self, account: Account, symbol: str, held_before: int, price_ticks: int) -> None: ...
 
     def _would_take(self, book: SymbolBook, side: Side, price: int) -> bool:
         best = book.best(side is Side.SELL)
@@ -179,8 +180,10 @@ class Matching:
     def _fill(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool) -> None:
         ins = self.books[order.symbol].instrument
         fee_units = fill_commission(ins, price, qty, self.config.maker_fee if maker else self.config.taker_fee)
+        held_before = account.positions[order.symbol].qty_steps
         realized = account.positions[order.symbol].apply_fill(order.side, qty, price)
         account.wallet += realized - fee_units
+        self.move_isolated_margin(account, order.symbol, held_before, price)
         order.filled_steps += qty
         order.filled_quote += price * qty
         order.realized_pnl += realized

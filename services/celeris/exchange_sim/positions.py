@@ -2,7 +2,7 @@
 
 Owns what the venue computes about a position: average entry from the exact open cost, realized PnL when
 a fill reduces or flips it (rounded half-even to 1e-8 per fill), unrealized PnL and maintenance margin at
-the mark, the commission of a fill, and the venue's cross-margin liquidation price formula. Written
+the mark (by leverage tier, brackets.py, which also owns the liquidation price) and the commission of a fill. Written
 independently of celeris.domain.positions (the connector's own books), so the account tests compare two
 computations rather than one computation with itself. Money is integer units at MONEY_SCALE.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from celeris.domain.values import MONEY_SCALE, Side, fraction_to_units
+from celeris.exchange_sim import brackets
 from celeris.exchange_sim.contract import Contract
 
 
@@ -83,25 +84,14 @@ class SimPosition:
         return self.instrument.notional(mark_ticks, abs(self.qty_steps))
 
     def maint_margin(self, mark_ticks: int) -> int:
-        """Maintenance margin at the mark: |notional| x maintenance margin rate, money units."""
+        """Maintenance margin at the mark by the symbol's leverage tier (brackets.py), money units."""
         if not self.qty_steps:
             return 0
-        exact = self.instrument.notional_exact(mark_ticks, abs(self.qty_steps)) * self.instrument.maint_margin_rate
-        return fraction_to_units(exact, MONEY_SCALE)
+        return brackets.maint_margin(brackets.table(self.instrument.symbol), self.notional(mark_ticks))
 
-
-def cross_liquidation_price(*, wallet: Fraction, qty: Fraction, entry: Fraction, maint_rate: Fraction,
-                            other_maint: Fraction, other_unrealized: Fraction) -> Fraction | None:
-    """Where the venue liquidates a one-way cross position (quote units); None when flat or never.
-
-    With s = +1 long / -1 short and q = |qty|:  LP = (WB - TMM_others + UPNL_others - s q EP) / (q MMR - s q)
-    """
-    if not qty:
-        return None
-    sign = 1 if qty > 0 else -1
-    size = abs(qty)
-    denominator = size * maint_rate - sign * size
-    if not denominator:
-        return None
-    price = (wallet - other_maint + other_unrealized - sign * size * entry) / denominator
-    return max(price, Fraction(0))
+    def entry_value(self) -> int:
+        """|size| x average entry, money units, half-even: the exact cost in tick-steps times their value."""
+        ins = self.instrument
+        num = self.cost.numerator * ins.tick_units * ins.step_units * 10**MONEY_SCALE
+        den = self.cost.denominator * 10**ins.notional_scale
+        return brackets.half_even(num, den)

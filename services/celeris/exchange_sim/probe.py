@@ -15,7 +15,8 @@ Stamps, both `time.perf_counter_ns()` in this process (one clock, no cross-proce
 - sent: right after `await ws.send_str()` of the step's first depthUpdate frame returns, i.e. aiohttp has
   handed the frame's bytes to the socket (transport write, kernel send buffer);
 - received: at entry of the POST /fapi/v1/order handler, i.e. aiohttp has read and parsed the request
-  line and headers (the body and the signature check come after, and are not counted).
+  line and headers (the body and the signature check come after, and are not counted); for an
+  order.place over the WebSocket API (ws_api.py), when its frame has been read.
 So a sample includes the loopback kernel path both ways, the client's frame read and parse, book, strategy,
 risk and execution checks, signing and the HTTP write, and the venue's HTTP header parse. It excludes the
 venue's own serialisation before the write and the order's processing after the headers.
@@ -28,6 +29,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from celeris.exchange_sim import admin_bodies as bodies
 
 if TYPE_CHECKING:
     from celeris.exchange_sim.engine import MatchingEngine
@@ -134,17 +137,14 @@ class ProbeRoutes:
     engine: Any
 
     async def _admin_probe(self, request: web.Request) -> web.Response:
+        body = await bodies.read_object(request, {"symbol", "steps", "warmup", "timeout_ms", "quiet_ms"})
+        symbol = bodies.symbol(body.get("symbol", next(iter(self.engine.books))), self.engine.books)
+        steps = bodies.integer(body.get("steps", 1000), "steps", 1, MAX_STEPS)
+        warmup = bodies.integer(body.get("warmup", 20), "warmup", 0, MAX_STEPS)
+        timeout_ms = bodies.number(body.get("timeout_ms", 200), "timeout_ms", 0, 10_000, low_open=True)
+        quiet_ms = bodies.number(body.get("quiet_ms", 2), "quiet_ms", 0, 1_000)
         if self.probe is None:
-            return web.json_response({"error": "start the simulator with --latency-probe"}, status=409)
-        body = await request.json() if request.can_read_body else {}
-        symbol = str(body.get("symbol", next(iter(self.engine.books)))).upper()
-        if symbol not in self.engine.books:
-            return web.json_response({"error": f"unknown symbol {symbol!r}"}, status=400)
-        steps, warmup = int(body.get("steps", 1000)), int(body.get("warmup", 20))
-        if not (1 <= steps <= MAX_STEPS and 0 <= warmup <= MAX_STEPS):
-            return web.json_response({"error": f"steps 1..{MAX_STEPS}, warmup 0..{MAX_STEPS}"}, status=400)
-        timeout_ms, quiet_ms = float(body.get("timeout_ms", 200)), float(body.get("quiet_ms", 2))
-        if not (0 < timeout_ms <= 10_000 and 0 <= quiet_ms <= 1_000):
-            return web.json_response({"error": "timeout_ms 0..10000, quiet_ms 0..1000"}, status=400)
+            return web.json_response({"code": -1000, "msg": "start the simulator with --latency-probe",
+                                      "error": "start the simulator with --latency-probe"}, status=409)
         result = await self.probe.run(self, symbol, steps, warmup, timeout_ms / 1000, quiet_ms / 1000)
         return web.json_response(result)

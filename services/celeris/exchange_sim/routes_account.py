@@ -1,8 +1,8 @@
 """The simulated venue's account REST endpoints: positions, account, balance, leverage, margin type, fees.
 
 Owns the USER_DATA account answers in their v2 and v3 shapes (positionRisk, account, balance), the
-settings endpoints (leverage, marginType, positionSide/dual), leverageBracket and commissionRate. The
-figures come from the engine's margin part; these handlers only print them as the venue does.
+settings endpoints (leverage, marginType, positionSide/dual, multiAssetsMargin, symbolConfig), leverageBracket
+and commissionRate. The figures come from the engine's margin part; these handlers only print them as the venue does.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from celeris.domain.values import money_str
+from celeris.domain.values import MONEY_SCALE, money_str
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import Account, MatchingEngine, VenueError
-from celeris.exchange_sim.wire import mark_str, price_str, rate_str
+from celeris.exchange_sim import brackets
+from celeris.exchange_sim.wire import mark_str, price_str, rate_str, units8_str
 
 
 class AccountRoutes:
@@ -33,13 +34,16 @@ class AccountRoutes:
         pos = account.positions[symbol]
         ins = pos.instrument
         mark = self.engine.mark(symbol)
-        liq = self.engine.liquidation_price(account, symbol)
+        liq = self.engine.liquidation_price_units(account, symbol)
         notional = pos.instrument.notional(mark, pos.qty_steps) if pos.qty_steps else 0
+        isolated = account.isolated_wallet.get(symbol, 0)
+        upnl = pos.unrealized_pnl(mark)
         return {"symbol": symbol, "positionAmt": ins.format_qty(pos.qty_steps),
                 "entryPrice": price_str(pos.entry_price), "breakEvenPrice": price_str(pos.entry_price),
-                "markPrice": mark_str(ins, mark), "unRealizedProfit": money_str(pos.unrealized_pnl(mark)),
-                "liquidationPrice": price_str(liq) if liq is not None else "0",
-                "notional": money_str(notional), "isolatedMargin": "0.00000000", "isolatedWallet": "0",
+                "markPrice": mark_str(ins, mark), "unRealizedProfit": money_str(upnl),
+                "liquidationPrice": units8_str(liq) if liq is not None else "0",
+                "notional": money_str(notional), "isolatedMargin": money_str(isolated + upnl if isolated else 0),
+                "isolatedWallet": money_str(isolated),
                 "positionSide": "BOTH", "updateTime": self.now_ms(),
                 "initialMargin": money_str(self.engine.position_initial_margin(account, symbol)),
                 "maintMargin": money_str(pos.maint_margin(mark))}
@@ -55,7 +59,8 @@ class AccountRoutes:
                                               "markPrice", "positionAmt", "notional", "isolatedWallet", "symbol",
                                               "positionSide", "updateTime")} |
                        {"marginType": account.margin_type[symbol], "isAutoAddMargin": "false",
-                        "leverage": str(account.leverage[symbol]), "maxNotionalValue": "1000000",
+                        "leverage": str(account.leverage[symbol]),
+                        "maxNotionalValue": _whole(self.engine.max_notional(account, symbol)),
                         "unRealizedProfit": entry["unRealizedProfit"]})
         return web.json_response(out)
 
@@ -85,7 +90,8 @@ class AccountRoutes:
                 "totalMarginBalance": money_str(account.wallet + upnl),
                 "totalPositionInitialMargin": money_str(position_im),
                 "totalOpenOrderInitialMargin": money_str(order_im),
-                "totalCrossWalletBalance": money_str(account.wallet), "totalCrossUnPnl": money_str(upnl),
+                "totalCrossWalletBalance": money_str(self.engine.cross_wallet(account)),
+                "totalCrossUnPnl": money_str(self.engine.unrealized(account, cross_only=True)),
                 "availableBalance": money_str(available), "maxWithdrawAmount": money_str(max(available, 0))}
 
     def _asset(self, account: Account) -> dict[str, Any]:
@@ -106,12 +112,14 @@ class AccountRoutes:
             positions.append({"symbol": symbol, "initialMargin": e["initialMargin"], "maintMargin": e["maintMargin"],
                               "unrealizedProfit": e["unRealizedProfit"], "positionInitialMargin": e["initialMargin"],
                               "openOrderInitialMargin": money_str(self.engine.open_order_margin(account, symbol)),
-                              "leverage": str(account.leverage[symbol]), "isolated": False,
-                              "entryPrice": e["entryPrice"], "maxNotional": "1000000", "bidNotional": "0",
+                              "leverage": str(account.leverage[symbol]),
+                              "isolated": self.engine.isolated(account, symbol),
+                              "entryPrice": e["entryPrice"],
+                              "maxNotional": _whole(self.engine.max_notional(account, symbol)), "bidNotional": "0",
                               "askNotional": "0", "positionSide": "BOTH", "positionAmt": e["positionAmt"],
                               "updateTime": e["updateTime"]})
         return web.json_response({"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
-                                  "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1,
+                                  "updateTime": 0, "multiAssetsMargin": account.multi_assets, "tradeGroupId": -1,
                                   **self._totals(account), "assets": [dict(self._asset(account), marginAvailable=True)],
                                   "positions": positions})
 
@@ -122,8 +130,8 @@ class AccountRoutes:
             if pos.qty_steps:
                 e = self._position_entry(account, symbol)
                 positions.append({"symbol": symbol, "positionSide": "BOTH", "positionAmt": e["positionAmt"],
-                                  "unrealizedProfit": e["unRealizedProfit"], "isolatedMargin": "0",
-                                  "notional": e["notional"], "isolatedWallet": "0",
+                                  "unrealizedProfit": e["unRealizedProfit"], "isolatedMargin": e["isolatedMargin"],
+                                  "notional": e["notional"], "isolatedWallet": e["isolatedWallet"],
                                   "initialMargin": e["initialMargin"], "maintMargin": e["maintMargin"],
                                   "updateTime": e["updateTime"]})
         return web.json_response({**self._totals(account), "assets": [self._asset(account)], "positions": positions})
@@ -146,7 +154,8 @@ class AccountRoutes:
         symbol = params.get("symbol", "")
         self.engine.set_leverage(account, symbol, lev)
         await self._flush_users()
-        return web.json_response({"leverage": lev, "maxNotionalValue": "1000000", "symbol": symbol})
+        return web.json_response({"leverage": lev, "symbol": symbol,
+                                  "maxNotionalValue": _whole(self.engine.max_notional(account, symbol))})
 
     async def margin_type(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -158,10 +167,40 @@ class AccountRoutes:
         wanted = "isolated" if kind == "ISOLATED" else "cross"
         if account.margin_type[symbol] == wanted:
             raise VenueError(-4046, "No need to change margin type.")
+        if any(o.is_open and o.symbol == symbol for o in account.orders.values()):
+            raise VenueError(-4047, "Margin type cannot be changed if there exists open orders.")
+        if wanted == "isolated" and account.multi_assets:
+            raise VenueError(-4168, "Unable to adjust to isolated-margin mode under the Multi-Assets mode.")
         if account.positions[symbol].qty_steps:
             raise VenueError(-4048, "Margin type cannot be changed if there exists position.")
         account.margin_type[symbol] = wanted
         return web.json_response({"code": 200, "msg": "success"})
+
+    async def multi_assets_margin(self, request: web.Request) -> web.Response:
+        account, _ = await self._signed(request)
+        return web.json_response({"multiAssetsMargin": account.multi_assets})
+
+    async def set_multi_assets_margin(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        text = params.get("multiAssetsMargin", "").lower()
+        if text not in ("true", "false"):
+            raise VenueError(-1102, "Mandatory parameter 'multiAssetsMargin' was not sent, was empty/null, "
+                                    "or malformed.")
+        self.engine.set_multi_assets(account, text == "true")
+        await self._flush_users()
+        return web.json_response({"code": 200, "msg": "success"})
+
+    async def symbol_config(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/symbolConfig: each symbol's margin type (here spelled CROSSED / ISOLATED) and leverage."""
+        account, params = await self._signed(request)
+        symbols = [params["symbol"]] if params.get("symbol") else list(account.positions)
+        out = []
+        for symbol in symbols:
+            self.engine.instrument(symbol)
+            out.append({"symbol": symbol, "marginType": "ISOLATED" if account.margin_type[symbol] == "isolated"
+                        else "CROSSED", "isAutoAddMargin": False, "leverage": account.leverage[symbol],
+                        "maxNotionalValue": "1000000"})
+        return web.json_response(out)
 
     async def position_side(self, request: web.Request) -> web.Response:
         account, _ = await self._signed(request)
@@ -184,13 +223,13 @@ class AccountRoutes:
         return web.json_response({"code": 200, "msg": "success"})
 
     async def leverage_bracket(self, request: web.Request) -> web.Response:
-        await self._signed(request)
-        params = await self._params(request)
-        out = [{"symbol": i.symbol, "notionalCoef": 1.0, "brackets": [{
-            "bracket": 1, "initialLeverage": self.engine.config.max_leverage, "notionalCap": 1_000_000,
-            "notionalFloor": 0, "maintMarginRatio": float(i.maint_margin_rate), "cum": 0.0}]}
-               for i in self.contracts if not params.get("symbol") or i.symbol == params["symbol"]]
-        return web.json_response(out[0] if params.get("symbol") else out)
+        """The tiers the venue computes with (brackets.py): a list, or one object when `symbol` is sent."""
+        _, params = await self._signed(request)
+        symbol = params.get("symbol")
+        if symbol:
+            self.engine.instrument(symbol)
+            return web.json_response(brackets.wire_entry(symbol, brackets.table(symbol)))
+        return web.json_response([brackets.wire_entry(i.symbol, brackets.table(i.symbol)) for i in self.contracts])
 
     async def commission_rate(self, request: web.Request) -> web.Response:
         _, params = await self._signed(request)
@@ -198,3 +237,8 @@ class AccountRoutes:
         return web.json_response({"symbol": params["symbol"],
                                   "makerCommissionRate": rate_str(self.engine.config.maker_fee, 4),
                                   "takerCommissionRate": rate_str(self.engine.config.taker_fee, 4)})
+
+
+def _whole(units: int) -> str:
+    """maxNotionalValue as the venue prints it: whole USDT ("250000")."""
+    return str(units // 10**MONEY_SCALE)

@@ -61,7 +61,7 @@ class HistoryRoutes:
         candles = select(history.candles(interval, self.now_ms()), start, end, limit)
         ins = book.instrument
         if series == "trades":
-            return web.json_response([_trade_kline(ins, interval, c) for c in candles])
+            return web.json_response([trade_kline(ins, interval, c) for c in candles])
         return web.json_response([_price_kline(ins, interval, c) for c in candles])
 
     async def ticker_24hr(self, request: web.Request) -> web.Response:
@@ -142,7 +142,7 @@ def _quote(ins: Any, ticks_x_steps: int) -> str:
     return format_units(ticks_x_steps * ins.tick_units * ins.step_units, ins.notional_scale)
 
 
-def _trade_kline(ins: Any, interval: str, c: Candle) -> list[Any]:
+def trade_kline(ins: Any, interval: str, c: Candle) -> list[Any]:
     return [c.open_ms, ins.format_price(c.open), ins.format_price(c.high), ins.format_price(c.low),
             ins.format_price(c.close), ins.format_qty(c.volume), bucket_end(interval, c.open_ms) - 1,
             _quote(ins, c.quote), c.trades, ins.format_qty(c.taker_buy_volume), _quote(ins, c.taker_buy_quote), "0"]

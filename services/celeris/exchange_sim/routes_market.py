@@ -1,8 +1,8 @@
 """The simulated venue's public market REST endpoints: ping, time, exchangeInfo, depth, trades, tickers.
 
 Owns the MARKET_DATA answers, shaped as the venue shapes them: the exchangeInfo the simulator was built
-from, depth snapshots whose lastUpdateId continues the streams' U/u chain, recent and aggregate trades,
-premium index (mark, index, funding), book ticker and last price.
+from, depth snapshots whose lastUpdateId continues the streams' U/u chain, recent, historical (from an id,
+with an API key) and aggregate trades, premium index (mark, index, funding), book ticker and last price.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class MarketRoutes:
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
         def now_ms(self) -> int: ...
         async def _params(self, request: web.Request) -> dict[str, str]: ...
+        def _keyed(self, request: web.Request) -> Any: ...
 
     async def ping(self, request: web.Request) -> web.Response:
         return web.json_response({})
@@ -64,19 +65,31 @@ class MarketRoutes:
 
     def _recent(self, params: dict[str, str]) -> tuple[Any, list[dict[str, Any]]]:
         book = self._book(params)
-        try:
-            limit = min(1000, max(1, int(params.get("limit", "500"))))
-        except ValueError:
-            raise VenueError(-1130, "Data sent for parameter 'limit' is not valid.") from None
-        return book, list(book.recent_trades)[-limit:]
+        return book, list(book.recent_trades)[-_trade_limit(params):]
 
     async def recent_trades(self, request: web.Request) -> web.Response:
         book, trades = self._recent(await self._params(request))
+        return web.json_response(self._trades_json(book, trades))
+
+    @staticmethod
+    def _trades_json(book: Any, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ins = book.instrument
-        return web.json_response([{
-            "id": t["t"], "price": ins.format_price(t["p"]), "qty": ins.format_qty(t["q"]),
-            "quoteQty": format_units(ins.price_units(t["p"]) * ins.qty_units(t["q"]), ins.notional_scale),
-            "time": t["T"], "isBuyerMaker": t["m"]} for t in trades])
+        return [{"id": t["t"], "price": ins.format_price(t["p"]), "qty": ins.format_qty(t["q"]),
+                 "quoteQty": format_units(ins.price_units(t["p"]) * ins.qty_units(t["q"]), ins.notional_scale),
+                 "time": t["T"], "isBuyerMaker": t["m"]} for t in trades]
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        """MARKET_DATA (an API key, no signature): the kept trades from `fromId` on, else the latest."""
+        self._keyed(request)
+        params = await self._params(request)
+        book, trades = self._recent(params)
+        if params.get("fromId"):
+            try:
+                from_id = int(params["fromId"])
+            except ValueError:
+                raise VenueError(-1100, "Illegal characters found in parameter 'fromId'.") from None
+            trades = [t for t in book.recent_trades if t["t"] >= from_id][:_trade_limit(params)]
+        return web.json_response(self._trades_json(book, trades))
 
     async def agg_trades(self, request: web.Request) -> web.Response:
         # Each simulated trade is one taker fill at one price, so it is its own aggregate.
@@ -116,3 +129,10 @@ class MarketRoutes:
         out = [{"symbol": b.instrument.symbol, "price": b.instrument.format_price(b.last_price_ticks),
                 "time": self.now_ms()} for b in books]
         return web.json_response(out[0] if params.get("symbol") else out)
+
+
+def _trade_limit(params: dict[str, str]) -> int:
+    try:
+        return min(1000, max(1, int(params.get("limit", "500"))))
+    except ValueError:
+        raise VenueError(-1130, "Data sent for parameter 'limit' is not valid.") from None

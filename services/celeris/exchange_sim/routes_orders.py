@@ -34,22 +34,47 @@ class OrderRoutes:
     async def new_order(self, request: web.Request) -> web.Response:
         received_ns = time.perf_counter_ns()  # request line and headers parsed (the latency probe's stamp)
         account, params = await self._signed(request)
+        body = await self._place_order(account, params, received_ns)
+        if self.faults.rest_unknown_503 > 0:
+            self.faults.rest_unknown_503 -= 1
+            raise UnknownStatus()
+        return web.json_response(body)
+
+    async def amend_order(self, request: web.Request) -> web.Response:
+        account, params = await self._signed(request)
+        return web.json_response(await self._amend_order(account, params))
+
+    # The order operations themselves, shared by REST and the WebSocket API (ws_api.py): one place decides.
+    async def _place_order(self, account: Account, params: dict[str, str], received_ns: int) -> dict[str, Any]:
         if self.probe is not None:
             self.probe.on_order(received_ns, params.get("symbol", ""))
         self._count_order()
         order = self.engine.place(account, params)
         self.stats["orders"] += 1
         await self._flush_users()
-        if self.faults.rest_unknown_503 > 0:
-            self.faults.rest_unknown_503 -= 1
-            raise UnknownStatus()
-        return web.json_response(self._answer(order))
+        return self._answer(order)
 
-    async def amend_order(self, request: web.Request) -> web.Response:
-        account, params = await self._signed(request)
+    async def _amend_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
         order = self.engine.amend(account, params)
         await self._flush_users()
-        return web.json_response(self._answer(order))
+        return self._answer(order)
+
+    async def _cancel_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
+        order_id = params.get("orderId")
+        order = self.engine.cancel(account, params.get("symbol", ""), int(order_id) if order_id else None,
+                                   params.get("origClientOrderId"))
+        await self._flush_users()
+        return self._answer(order)
+
+    def _query_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
+        if not params.get("symbol"):
+            raise VenueError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        order = self._find(account, params)
+        if order is None:
+            raise VenueError(-2013, "Order does not exist.")
+        body = self.engine.order_json(order)
+        body["time"] = order.time_ms
+        return body
 
     async def batch_amend(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -81,22 +106,11 @@ class OrderRoutes:
 
     async def query_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        if not params.get("symbol"):
-            raise VenueError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        order = self._find(account, params)
-        if order is None:
-            raise VenueError(-2013, "Order does not exist.")
-        body = self.engine.order_json(order)
-        body["time"] = order.time_ms
-        return web.json_response(body)
+        return web.json_response(self._query_order(account, params))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        order_id = params.get("orderId")
-        order = self.engine.cancel(account, params.get("symbol", ""), int(order_id) if order_id else None,
-                                   params.get("origClientOrderId"))
-        await self._flush_users()
-        return web.json_response(self._answer(order))
+        return web.json_response(await self._cancel_order(account, params))
 
     async def open_orders(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -188,6 +202,17 @@ class OrderRoutes:
         self.engine.instrument(symbol)
         trades = [t for t in account.trades if t["symbol"] == symbol]
         return web.json_response(trades[-int(params.get("limit", "500")):])
+
+    async def income(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/income: the account's income records, filtered as the venue filters them."""
+        account, params = await self._signed(request)
+        start, end = params.get("startTime"), params.get("endTime")
+        records = [r for r in account.income
+                   if (not params.get("incomeType") or r["incomeType"] == params["incomeType"])
+                   and (not params.get("symbol") or r["symbol"] == params["symbol"])
+                   and (start is None or r["time"] >= int(start)) and (end is None or r["time"] <= int(end))]
+        limit = min(int(params.get("limit", "100")), 1000)
+        return web.json_response(records[:limit] if start is not None else records[-limit:])
 
 
 def _batch(params: dict[str, str]) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ aiohttp application and its routes, and the tick loop (market step, triggers, li
 listen-key expiry, stream publishing). Each concern of the protocol lives in its own part, written
 independently of the connector: auth_weights.py (keys, signatures, weights, limits), routes_market.py,
 routes_history.py (klines, 24-hour tickers, funding history), routes_orders.py, routes_algo.py (the Algo Order
-API), routes_account.py (REST), websocket.py (connections and market streams),
-userstream.py (listen keys and user data) and admin.py (fault injection).
+API), routes_account.py (REST), websocket.py (connections and market streams), userstream.py (listen keys
+and user data), ws_api.py (the WebSocket API on /ws-fapi/v1), load.py (the load mode) and admin.py (fault
+injection).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from celeris.exchange_sim.admin import Admin, Faults
 from celeris.exchange_sim.auth_weights import AuthWeights, UnknownStatus, WeightWindow
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import EngineConfig, MatchingEngine
+from celeris.exchange_sim.load import DepthLoad
 from celeris.exchange_sim.market import ReplayMarket, SyntheticMarket
 from celeris.exchange_sim.probe import LatencyProbe, ProbeRoutes
 from celeris.exchange_sim.routes_algo import AlgoRoutes
@@ -36,6 +38,7 @@ from celeris.exchange_sim.routes_market import MarketRoutes
 from celeris.exchange_sim.routes_orders import OrderRoutes
 from celeris.exchange_sim.userstream import LISTEN_KEY_TTL_MS, UserStream
 from celeris.exchange_sim.websocket import DEPTH_SPEEDS_MS, Connection, MarketStreams
+from celeris.exchange_sim.ws_api import WsApi
 
 # Names other modules imported from here before the split.
 __all__ = ["DEPTH_SPEEDS_MS", "LISTEN_KEY_TTL_MS", "Connection", "Faults", "SimVenue", "UnknownStatus",
@@ -64,7 +67,7 @@ def load_instrument_entries(symbols: list[str]) -> tuple[dict[str, Any], list[di
 
 
 class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes, AccountRoutes, MarketStreams,
-               UserStream, Admin, ProbeRoutes):
+               UserStream, Admin, ProbeRoutes, WsApi):
     """The simulated exchange: engine, market, streams and the HTTP/WebSocket application."""
 
     def __init__(self, *, symbols: list[str], api_key: str, api_secret: str, clock: Clock, seed: int = 7,
@@ -72,7 +75,8 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
                  ws_max_age_s: float = 86_400, ping_interval_s: float = 180, mark_interval_ms: int = 1000,
                  funding_interval_s: float = 8 * 3600, config: EngineConfig | None = None,
                  wallet_usdt: int | None = None, latency_probe: bool = False,
-                 orders_per_10s: int = 300, reject_legacy_conditional: bool | None = None) -> None:
+                 orders_per_10s: int = 300, reject_legacy_conditional: bool | None = None,
+                 load_depth_per_s: int = 0) -> None:
         self.clock = clock
         if reject_legacy_conditional is not None:
             # The venue since 2025-12-09: conditional types only on the Algo Order API, -4120 on /fapi/v1/order.
@@ -113,10 +117,17 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
         self._last_top: dict[str, tuple[int | None, int | None, int, int]] = {}
         self._skip_left: dict[tuple[str, int], int] = {}
         self._last_mark_ms = 0
+        self._last_ticker_ms = 0
+        self._last_kline_ms = 0
+        self._kline_open: dict[str, int] = {}  # kline stream -> open time of the candle it last sent
         self._next_funding_ms = self.now_ms() + self.funding_interval_ms
         self._task: asyncio.Task[None] | None = None
         self._users_dirty = asyncio.Event()
         self.stats = {"rest_requests": 0, "ws_messages": 0, "orders": 0}
+        self.load: DepthLoad | None = (DepthLoad(self, self.engine.books, load_depth_per_s, seed)
+                                       if load_depth_per_s else None)
+        """Set (--load-depth-rate): depth events at a fixed rate per symbol (celeris.exchange_sim.load)."""
+        self._load_task: asyncio.Task[None] | None = None
 
     # Clock for the engine: the venue's time includes the injected skew.
     def now_ns(self) -> int:
@@ -136,6 +147,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             r.add_get(prefix + "/ws", self._ws_handler)
             r.add_get(prefix + "/ws/{tail:.*}", self._ws_handler)
             r.add_get(prefix + "/stream", self._ws_handler)
+        r.add_get("/ws-fapi/v1", self._ws_api_handler)  # the WebSocket API (ws_api.py)
         r.add_post("/_sim/faults", self._admin_faults)
         r.add_get("/_sim/state", self._admin_state)
         r.add_post("/_sim/position", self._admin_position)
@@ -148,10 +160,13 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
 
     async def _start_loop(self, _: web.Application) -> None:
         self._task = asyncio.create_task(self._run())
+        if self.load is not None:
+            self._load_task = asyncio.create_task(self.load.run())
 
     async def _stop(self, _: web.Application) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._load_task):
+            if task:
+                task.cancel()
         for conn in list(self.connections):
             await conn.ws.close()
 
@@ -195,6 +210,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/ping": self.ping, "GET /fapi/v1/time": self.time,
             "GET /fapi/v1/exchangeInfo": self.exchange_info, "GET /fapi/v1/depth": self.depth,
             "GET /fapi/v1/trades": self.recent_trades, "GET /fapi/v1/aggTrades": self.agg_trades,
+            "GET /fapi/v1/historicalTrades": self.historical_trades,
             "GET /fapi/v1/premiumIndex": self.premium_index, "GET /fapi/v1/ticker/bookTicker": self.book_ticker,
             "GET /fapi/v1/ticker/price": self.ticker_price, "GET /fapi/v1/ticker/24hr": self.ticker_24hr,
             "GET /fapi/v2/ticker/price": self.ticker_price,  # python-binance's futures_symbol_ticker; same body
@@ -213,15 +229,17 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/algoOrder": self.query_algo_order, "GET /fapi/v1/openAlgoOrders": self.open_algo_orders,
             "GET /fapi/v1/allAlgoOrders": self.all_algo_orders,
             "DELETE /fapi/v1/algoOpenOrders": self.cancel_all_algo_orders,
-            "GET /fapi/v1/userTrades": self.user_trades,
+            "GET /fapi/v1/userTrades": self.user_trades, "GET /fapi/v1/income": self.income,
             "GET /fapi/v2/positionRisk": self.position_risk_v2, "GET /fapi/v3/positionRisk": self.position_risk_v3,
             "GET /fapi/v2/account": self.account_v2, "GET /fapi/v3/account": self.account_v3,
             "GET /fapi/v2/balance": self.balance, "GET /fapi/v3/balance": self.balance,
             "POST /fapi/v1/leverage": self.leverage, "POST /fapi/v1/marginType": self.margin_type,
             "GET /fapi/v1/positionSide/dual": self.position_side,
             "POST /fapi/v1/positionSide/dual": self.set_position_side,
+            "GET /fapi/v1/multiAssetsMargin": self.multi_assets_margin,
+            "POST /fapi/v1/multiAssetsMargin": self.set_multi_assets_margin,
             "GET /fapi/v1/leverageBracket": self.leverage_bracket,
-            "GET /fapi/v1/commissionRate": self.commission_rate,
+            "GET /fapi/v1/commissionRate": self.commission_rate, "GET /fapi/v1/symbolConfig": self.symbol_config,
             "POST /fapi/v1/listenKey": self.listen_key_new, "PUT /fapi/v1/listenKey": self.listen_key_keepalive,
             "DELETE /fapi/v1/listenKey": self.listen_key_close,
         }

@@ -63,6 +63,8 @@ class SimOrder:
     stp_mode: str = "NONE"
     """selfTradePreventionMode: what happens when this order, as the taker, meets a resting order of its own
     account (NONE: they trade, as Binance's default; EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH)."""
+    liquidation: bool = False
+    """The venue's own autoclose order closing a liquidated position: its fills are execution CALCULATED."""
 
     @property
     def remaining(self) -> int:
@@ -88,13 +90,20 @@ class Account:
     wallet: int  # money units
     leverage: dict[str, int] = field(default_factory=dict)
     margin_type: dict[str, str] = field(default_factory=dict)
+    isolated_wallet: dict[str, int] = field(default_factory=dict)
+    """symbol -> the isolated wallet of an isolated-margin position (money units): part of `wallet`, which is
+    the whole wallet balance; the cross wallet is what the isolated positions do not hold."""
     positions: dict[str, SimPosition] = field(default_factory=dict)
     orders: dict[int, SimOrder] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
+    income: list[dict[str, Any]] = field(default_factory=list)
+    """Income history records (GET /fapi/v1/income), in the venue's shape: funding payments so far."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """User-data events waiting to be pushed, in the venue's shapes."""
     dual_side: bool = False
     """Hedge mode (positionSide/dual); the simulator matches one-way orders only, so it refuses orders then."""
+    multi_assets: bool = False
+    """Multi-Assets mode (/fapi/v1/multiAssetsMargin); the simulator's only margin asset stays USDT."""
     countdowns: dict[str, int] = field(default_factory=dict)
     """symbol -> venue time (ms) at which every open order of the symbol is cancelled (countdownCancelAll)."""
     algo_orders: dict[int, Any] = field(default_factory=dict)
@@ -123,6 +132,8 @@ class SymbolBook:
     funding_rate: Fraction = Fraction(1, 10_000)
     trades_out: list[dict[str, Any]] = field(default_factory=list)
     """Trades not yet pushed to the streams."""
+    liquidation_out: dict[str, Any] | None = None
+    """The latest liquidation fill since the last publish, as <symbol>@forceOrder prints it (wire.py)."""
     recent_trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     """The last trades, for GET /fapi/v1/trades and /aggTrades."""
     history: SymbolHistory = field(default_factory=SymbolHistory.new)

@@ -34,30 +34,37 @@ class UserStream:
         def _wanted_streams(self) -> set[str]: ...
 
     async def listen_key_new(self, request: web.Request) -> web.Response:
-        account = self._keyed(request)
+        return web.json_response({"listenKey": self._listen_key_open(self._keyed(request))})
+
+    async def listen_key_keepalive(self, request: web.Request) -> web.Response:
+        return web.json_response({"listenKey": self._listen_key_extend(self._keyed(request))})
+
+    async def listen_key_close(self, request: web.Request) -> web.Response:
+        self._listen_key_close(self._keyed(request))
+        return web.json_response({})
+
+    # The listen-key operations, shared by REST and the WebSocket API's userDataStream.* (ws_api.py).
+    def _listen_key_open(self, account: Account) -> str:
         now = self.now_ms()
         for key, (api, _) in self.listen_keys.items():
             if api == account.api_key:  # an active key is returned again, and extended
                 self.listen_keys[key] = (api, now + LISTEN_KEY_TTL_MS)
-                return web.json_response({"listenKey": key})
+                return key
         key = secrets.token_hex(32)
         self.listen_keys[key] = (account.api_key, now + LISTEN_KEY_TTL_MS)
-        return web.json_response({"listenKey": key})
+        return key
 
-    async def listen_key_keepalive(self, request: web.Request) -> web.Response:
-        account = self._keyed(request)
+    def _listen_key_extend(self, account: Account) -> str:
         for key, (api, _) in self.listen_keys.items():
             if api == account.api_key:
                 self.listen_keys[key] = (api, self.now_ms() + LISTEN_KEY_TTL_MS)
-                return web.json_response({"listenKey": key})
+                return key
         raise VenueError(-1125, "This listenKey does not exist.")
 
-    async def listen_key_close(self, request: web.Request) -> web.Response:
-        account = self._keyed(request)
+    def _listen_key_close(self, account: Account) -> None:
         for key, (api, _) in list(self.listen_keys.items()):
             if api == account.api_key:
                 del self.listen_keys[key]
-        return web.json_response({})
 
     def _account_event(self, _: Account) -> None:
         self._users_dirty.set()

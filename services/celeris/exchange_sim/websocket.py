@@ -3,7 +3,8 @@
 Owns the paths (/ws, /ws/<streams>, /stream, under "", /public, /market, /private), the control
 messages (SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY), raw vs combined
 framing, and what each tick publishes: diff depth with its own U/u/pu chain per stream speed, partial
-depth, trades and aggTrades, bookTicker on a change of the touch, mark price every second (or three),
+depth, trades and aggTrades, bookTicker on a change of the touch, the
+24-hour ticker, klines, liquidations, mark price every second (or three),
 with the stream faults (swallowed depth events, stalls, delays, truncated frames) applied on the way out.
 """
 
@@ -18,9 +19,18 @@ from aiohttp import WSMsgType, web
 
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import MatchingEngine
+from celeris.exchange_sim.history import INTERVALS_MS, Candle
+from celeris.exchange_sim.routes_history import trade_kline
 from celeris.exchange_sim.wire import mark_str, rate_str
 
 DEPTH_SPEEDS_MS = {"": 250, "@100ms": 100, "@0ms": 0, "@500ms": 500, "@250ms": 250}
+TICKER_INTERVAL_MS = 1000
+"""How often <symbol>@ticker is pushed: a fixed cadence, as the venue's (none of our recordings shows its period)."""
+KLINE_INTERVAL_MS = 250
+"""How often <symbol>@kline_<interval> is pushed while its candle is open."""
+TICKER_KEYS = {"p": "priceChange", "P": "priceChangePercent", "w": "weightedAvgPrice", "c": "lastPrice",
+               "Q": "lastQty", "o": "openPrice", "h": "highPrice", "l": "lowPrice", "v": "volume",
+               "q": "quoteVolume", "O": "openTime", "C": "closeTime", "F": "firstId", "L": "lastId", "n": "count"}
 
 
 @dataclass
@@ -45,6 +55,9 @@ class MarketStreams:
     mark_interval_ms: int
     _next_funding_ms: int
     _last_mark_ms: int
+    _last_ticker_ms: int
+    _last_kline_ms: int
+    _kline_open: dict[str, int]
     _depth_chain: dict[tuple[str, int], list[int]]
     _pending_levels: dict[tuple[str, int], dict[tuple[bool, int], None]]
     _last_top: dict[str, tuple[int | None, int | None, int, int]]
@@ -53,31 +66,14 @@ class MarketStreams:
 
     if TYPE_CHECKING:  # members of SimVenue and its other parts this one uses
         def now_ms(self) -> int: ...
+        def _ticker(self, book: Any, now: int) -> dict[str, Any]: ...
 
     def _publish_market(self, now: int) -> None:
         wanted = self._wanted_streams()
         for symbol, book in self.engine.books.items():
             lower = symbol.lower()
             ins = book.instrument
-            changed = dict(book.changed)
-            book.changed.clear()
-            first_id = book.first_changed_id
-            for speed in {0, 100, 250, 500}:
-                key = (symbol, speed)
-                pending = self._pending_levels.setdefault(key, {})
-                chain = self._depth_chain.setdefault(key, [first_id - 1 if changed else book.update_id, 0, now])
-                if changed:
-                    if not pending:
-                        chain[1] = first_id
-                    pending.update(changed)
-                if pending and (now - chain[2] >= speed or speed <= self.tick_ms):
-                    event = self._depth_event(book, ins, pending, chain, now)
-                    chain[0] = event["u"]
-                    chain[2] = now
-                    pending.clear()
-                    if self._swallow_depth(symbol, speed):
-                        continue
-                    self._send_depth(lower, speed, event, book, ins, wanted)
+            self._publish_depth(symbol, now, wanted, every_tick=True)
             for trade in book.trades_out:
                 price, qty = ins.format_price(trade["p"]), ins.format_qty(trade["q"])
                 self._send(f"{lower}@trade", {"e": "trade", "E": now, "T": trade["T"], "s": symbol,
@@ -87,6 +83,9 @@ class MarketStreams:
                                                  "p": price, "q": qty, "nq": qty, "f": trade["t"],
                                                  "l": trade["t"], "T": trade["T"], "m": trade["m"]}, wanted)
             book.trades_out.clear()
+            if book.liquidation_out is not None:  # the venue pushes the latest liquidation as a snapshot
+                self._send(f"{lower}@forceOrder", {"e": "forceOrder", "E": now, "o": book.liquidation_out}, wanted)
+                book.liquidation_out = None
             bid, ask = book.best(True), book.best(False)
             top = (bid, ask, book.level_qty(True, bid) if bid else 0, book.level_qty(False, ask) if ask else 0)
             if top != self._last_top.get(symbol):
@@ -95,6 +94,8 @@ class MarketStreams:
                     "e": "bookTicker", "u": book.update_id, "E": now, "T": now, "s": symbol,
                     "b": ins.format_price(bid or 0), "B": ins.format_qty(top[2]),
                     "a": ins.format_price(ask or 0), "A": ins.format_qty(top[3])}, wanted)
+        self._publish_tickers(now, wanted)
+        self._publish_klines(now, wanted)
         if now - self._last_mark_ms >= self.mark_interval_ms:
             self._last_mark_ms = now
             for symbol, book in self.engine.books.items():
@@ -106,6 +107,79 @@ class MarketStreams:
                 self._send(f"{symbol.lower()}@markPrice@1s", payload, wanted)
                 if now // 1000 % 3 == 0:
                     self._send(f"{symbol.lower()}@markPrice", payload, wanted)
+
+    def _publish_depth(self, symbol: str, now: int, wanted: set[str], every_tick: bool) -> None:
+        """The book's changed levels onto each depth speed's chain; a speed's event goes out when due.
+
+        `every_tick`: called from the market tick, which flushes every speed not slower than the tick. The
+        load generator (exchange_sim/load.py) calls it per change, so only the time rule flushes there.
+        """
+        book = self.engine.books[symbol]
+        changed = dict(book.changed)
+        book.changed.clear()
+        first_id = book.first_changed_id
+        for speed in (0, 100, 250, 500):
+            key = (symbol, speed)
+            pending = self._pending_levels.setdefault(key, {})
+            chain = self._depth_chain.setdefault(key, [first_id - 1 if changed else book.update_id, 0, now])
+            if changed:
+                if not pending:
+                    chain[1] = first_id
+                pending.update(changed)
+            if pending and (now - chain[2] >= speed or (every_tick and speed <= self.tick_ms)):
+                event = self._depth_event(book, book.instrument, pending, chain, now)
+                chain[0] = event["u"]
+                chain[2] = now
+                pending.clear()
+                if self._swallow_depth(symbol, speed):
+                    continue
+                self._send_depth(symbol.lower(), speed, event, book, book.instrument, wanted)
+
+    def _publish_tickers(self, now: int, wanted: set[str]) -> None:
+        """<symbol>@ticker and @miniTicker: the rolling 24-hour statistics of GET /fapi/v1/ticker/24hr under
+        the events' one-letter keys, every TICKER_INTERVAL_MS (computed only while someone subscribes)."""
+        if now - self._last_ticker_ms < TICKER_INTERVAL_MS:
+            return
+        self._last_ticker_ms = now
+        for symbol, book in self.engine.books.items():
+            full, mini = f"{symbol.lower()}@ticker", f"{symbol.lower()}@miniTicker"
+            if full not in wanted and mini not in wanted:
+                continue
+            t = {short: self._ticker(book, now)[name] for short, name in TICKER_KEYS.items()}
+            self._send(full, {"e": "24hrTicker", "E": now, "s": symbol, **t}, wanted)
+            self._send(mini, {"e": "24hrMiniTicker", "E": now, "s": symbol,
+                              **{k: t[k] for k in ("c", "o", "h", "l", "v", "q")}}, wanted)
+
+    def _publish_klines(self, now: int, wanted: set[str]) -> None:
+        """<symbol>@kline_<interval>: the trade candle now open, every KLINE_INTERVAL_MS while subscribed; when
+        the interval rolls over, the finished candle once more with x=true before the new one."""
+        if now - self._last_kline_ms < KLINE_INTERVAL_MS:
+            return
+        self._last_kline_ms = now
+        for stream in sorted(wanted):
+            symbol, _, kind = stream.partition("@kline_")
+            book = self.engine.books.get(symbol.upper())
+            if book is None or kind not in INTERVALS_MS:
+                continue
+            candles = book.history.trades.candles(kind, now)
+            if not candles:
+                continue
+            last_open = self._kline_open.get(stream)
+            if last_open is not None and last_open != candles[-1].open_ms:
+                closed = next((c for c in candles if c.open_ms == last_open), None)
+                if closed is not None:
+                    self._send(stream, self._kline_event(book, kind, closed, now, closed=True), wanted)
+            self._kline_open[stream] = candles[-1].open_ms
+            self._send(stream, self._kline_event(book, kind, candles[-1], now, closed=False), wanted)
+
+    @staticmethod
+    def _kline_event(book: Any, interval: str, c: Candle, now: int, *, closed: bool) -> dict[str, Any]:
+        ins = book.instrument
+        row = trade_kline(ins, interval, c)  # the REST row: the same figures, the same formats
+        return {"e": "kline", "E": now, "s": ins.symbol, "k": {
+            "t": row[0], "T": row[6], "s": ins.symbol, "i": interval, "f": c.first_id, "L": c.last_id,
+            "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": closed,
+            "q": row[7], "V": row[9], "Q": row[10], "B": row[11]}}
 
     def _depth_event(self, book: Any, ins: Contract, pending: dict[tuple[bool, int], None],
                      chain: list[int], now: int) -> dict[str, Any]:

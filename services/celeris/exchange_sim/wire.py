@@ -1,9 +1,10 @@
 """Wire rendering of the simulated venue's state: order answers and user-data events as the venue shapes them.
 
 Owns the JSON dicts the engine hands out: the order body of REST answers (`order_json`), and the user-data
-events appended to an account's queue (ORDER_TRADE_UPDATE, TRADE_LITE, ACCOUNT_UPDATE), plus the
-number formats they use (average prices, mark prices, rates). Nothing here decides anything; it only
-prints what matching and margin decided, with the venue's key names and decimal strings.
+events appended to an account's queue (ORDER_TRADE_UPDATE, a liquidation's CALCULATED one, TRADE_LITE,
+ACCOUNT_UPDATE), plus the number formats they use (average prices, mark prices, rates). Nothing here
+decides anything; it only prints what matching and margin decided, with the venue's key names and
+decimal strings.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class WireRendering:
         def now_ms(self) -> int: ...
         def mark(self, symbol: str) -> int: ...
         def _after_order_event(self, account: Account, order: SimOrder) -> None: ...
+        def _next_trade_id(self) -> int: ...
 
     def order_json(self, order: SimOrder) -> dict[str, Any]:
         ins = self.books[order.symbol].instrument
@@ -72,10 +74,33 @@ class WireRendering:
              "m": maker, "R": order.reduce_only, "wt": order.working_type, "ot": order.order_type.value,
              "ps": "BOTH", "cp": order.close_position, "rp": money_str(realized), "pP": False, "si": 0,
              "ss": 0, "V": order.stp_mode, "pm": "NONE", "gtd": 0, "er": "0"}
+        if order.order_type is OrderType.TRAILING_STOP_MARKET:  # the venue adds these for trailing stops only
+            o["AP"], o["cr"] = body["activatePrice"], body["priceRate"]
         account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
         self._after_order_event(account, order)
         if notify:
             self._notify(account)
+
+    def _liquidation_event(self, account: Account, order: SimOrder, commission: int) -> None:
+        """A liquidation's ORDER_TRADE_UPDATEs as the venue records them: execution CALCULATED with status NEW
+        (samples/nautilus/rs_order_update_calculated_pending.json), then CALCULATED / FILLED with the whole
+        size at its average price (rs_order_update_calculated.json, py_ws_futures_order_update_liquidation.json).
+        Absent stop, activation and callback prices are "0" and STP "NONE", as in the venue's other updates."""
+        body = self.order_json(order)
+        now = self.now_ms()
+        average = body["avgPrice"]
+        base = {"s": order.symbol, "c": order.client_order_id, "S": order.side.value, "o": "MARKET", "f": "GTC",
+                "q": body["origQty"], "p": "0", "sp": "0", "x": "CALCULATED", "i": order.order_id, "T": now,
+                "b": "0", "a": "0", "m": False, "R": False, "wt": "CONTRACT_PRICE", "ot": "MARKET", "ps": "BOTH",
+                "cp": False, "AP": "0", "cr": "0", "pP": False, "si": 0, "ss": 0, "gtd": 0, "V": "NONE"}
+        zero_qty = self.books[order.symbol].instrument.format_qty(0)
+        pending = {**base, "ap": "0", "X": "NEW", "l": zero_qty, "z": zero_qty, "L": "0", "N": "USDT", "n": "0",
+                   "t": 0, "rp": "0"}
+        filled = {**base, "ap": average, "X": "FILLED", "l": body["executedQty"], "z": body["executedQty"],
+                  "L": average, "N": "USDT", "n": money_str(commission), "t": self._next_trade_id(),
+                  "rp": money_str(order.realized_pnl)}
+        for o in (pending, filled):
+            account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})
 
     def _trade_events(self, account: Account, order: SimOrder, price: int, qty: int, maker: bool,
                       fee_units: int, realized: int, trade_id: int) -> None:
@@ -94,7 +119,15 @@ class WireRendering:
                                "m": maker, "c": order.client_order_id, "S": order.side.value,
                                "L": ins.format_price(price), "l": ins.format_qty(qty), "t": trade_id,
                                "i": order.order_id})
-        self._order_event(account, order, "TRADE", last_qty=qty, last_price=price, commission=fee_units,
+        if order.liquidation:  # the public liquidation stream's snapshot of this order
+            self.books[order.symbol].liquidation_out = {
+                "s": order.symbol, "S": order.side.value, "o": order.order_type.value,
+                "f": order.time_in_force.value, "q": ins.format_qty(order.qty_steps), "p": ins.format_price(price),
+                "ap": self.order_json(order)["avgPrice"], "X": order.status, "l": ins.format_qty(qty),
+                "z": ins.format_qty(order.filled_steps), "T": now}
+        # A liquidation's fills are execution type CALCULATED ("Liquidation Execution"), not TRADE.
+        self._order_event(account, order, "CALCULATED" if order.liquidation else "TRADE", last_qty=qty,
+                          last_price=price, commission=fee_units,
                           trade_id=trade_id, maker=maker, realized=realized, notify=False)
 
     def _account_update(self, account: Account, symbol: str, reason: str) -> None:
@@ -108,10 +141,12 @@ class WireRendering:
                 "s": symbol, "pa": pos.instrument.format_qty(pos.qty_steps),
                 "ep": price_str(pos.entry_price), "bep": price_str(pos.entry_price),
                 "cr": money_str(pos.realized_pnl), "up": money_str(pos.unrealized_pnl(mark) if mark else 0),
-                "mt": account.margin_type[symbol], "iw": "0", "ps": "BOTH", "ma": "USDT"})
+                "mt": account.margin_type[symbol], "iw": money_str(account.isolated_wallet.get(symbol, 0)),
+                "ps": "BOTH", "ma": "USDT"})
         account.events.append({"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
             "m": reason,
-            "B": [{"a": "USDT", "wb": money_str(account.wallet), "cw": money_str(account.wallet), "bc": "0"}],
+            "B": [{"a": "USDT", "wb": money_str(account.wallet),
+                   "cw": money_str(account.wallet - sum(account.isolated_wallet.values())), "bc": "0"}],
             "P": positions,
         }})
         self._notify(account)
@@ -119,6 +154,15 @@ class WireRendering:
     def _notify(self, account: Account) -> None:
         if self.on_account_event is not None:
             self.on_account_event(account)
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def units8_str(units: int) -> str:
+    """A price held in units of 1e-8 as the venue prints computed prices: up to 8 decimals, zeros trimmed."""
+    return _trim(format_units(units, 8)) or "0"
 
 
 def price_str(value: Fraction) -> str:

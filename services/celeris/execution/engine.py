@@ -115,6 +115,9 @@ class ExecutionEngine:
         self._sleep = sleep
         """Every wait of the engine and its parts goes through this attribute (tests replace it)."""
         self.orders: dict[str, Order] = {}
+        self.working: dict[str, Order] = {}
+        """The open subset of `orders`, kept on every change (_sync_exposure): reads of open orders happen
+        per order and per risk check, and scanning every order of the session there grew without bound."""
         self.order_mode: dict[str, Mode] = {}
         self.request_of: dict[str, str] = {}
         """client order id -> the request id that created it (persisted with the order)."""
@@ -155,6 +158,8 @@ class ExecutionEngine:
         for doc in await self.hot.load_orders():
             order = order_from_json(doc)
             self.orders[order.client_order_id] = order
+            if order.is_open:
+                self.working[order.client_order_id] = order
             self.order_mode[order.client_order_id] = Mode(doc.get("mode", "live"))
             self.request_of[order.client_order_id] = doc.get("request_id", "")
             if order.venue_order_id:
@@ -335,6 +340,7 @@ class ExecutionEngine:
     def _register(self, order: Order, mode: Mode, request_id: str) -> None:
         cid = order.client_order_id
         self.orders[cid] = order
+        self.working[cid] = order
         self.order_mode[cid] = mode
         self.request_of[cid] = request_id
         self._sync_exposure(order)
@@ -375,6 +381,10 @@ class ExecutionEngine:
 
     def _sync_exposure(self, order: Order) -> None:
         """One order's place in the ledger after any change: working with what is left, or gone."""
+        if order.is_open:
+            self.working[order.client_order_id] = order
+        else:
+            self.working.pop(order.client_order_id, None)
         if order.symbol not in self.exposure.symbols:
             return
         if order.is_open:
@@ -398,7 +408,8 @@ class ExecutionEngine:
 
     # -- reads ----------------------------------------------------------------------------------
     def open_orders(self, symbol: str = "") -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open and (not symbol or o.symbol == symbol)]
+        # is_open again: an order closed by a path that has not persisted it yet is not reported open.
+        return [o for o in self.working.values() if o.is_open and (not symbol or o.symbol == symbol)]
 
     def on_mark(self, symbol: str, mark_ticks: int) -> None:
         self.marks[symbol] = mark_ticks

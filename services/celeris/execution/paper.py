@@ -4,7 +4,8 @@ Owns a local copy of each book (from market data's book updates) and the client'
 fills them the way the venue would: marketable orders walk the visible levels as taker (so size moves the
 price), resting limit orders join the queue behind the quantity already at their price and fill only as
 trades eat through it, or all at once when the market trades through their price; a latency model delays
-placements and cancels; maker/taker fees; partial fills; GTX/FOK/IOC and reduce-only as on the venue. It
+placements and cancels; maker/taker fees; partial fills; GTX/FOK/IOC and reduce-only as on the venue;
+funding at each funding time of the mark price stream, on the event clock (execution/paper_funding.py). It
 reports the same VenueOrderEvents as the live user stream, so the engine cannot tell them apart.
 Amendments, batches and conditional (algo) orders with their triggers are in paper_surface.py.
 """
@@ -27,6 +28,7 @@ from celeris.domain.values import MONEY_SCALE, Side
 from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
 from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.execution.paper_surface import PaperOrderSurface
+from celeris.execution.paper_funding import PaperFunding
 from celeris.venues.binance import errors
 
 OnEvent = Callable[[VenueOrderEvent], None]
@@ -56,7 +58,7 @@ class _Resting:
         return self.qty - self.filled
 
 
-class PaperVenue(PaperOrderSurface):
+class PaperVenue(PaperOrderSurface, PaperFunding):
     name = "paper"
 
     def __init__(self, instruments: dict[str, Instrument], clock: Clock, *, latency_ms: float = 5.0,
@@ -81,12 +83,14 @@ class PaperVenue(PaperOrderSurface):
         """Also told of every fill (the paper account's user-data events)."""
         self._sleep = sleep
         self.init_surface()
+        self._init_funding()
 
     # -- market data in -------------------------------------------------------------------------
     def on_book(self, update: BookUpdate) -> None:
         book = self.books.get(update.symbol)
         if book is None:
             return
+        self.settle_funding_due(update.symbol, update.ts_event_ns)
         if update.state is not BookState.LIVE:
             self.live[update.symbol] = False
             return
@@ -99,6 +103,7 @@ class PaperVenue(PaperOrderSurface):
         self.check_triggers(update.symbol, None)
 
     def on_trade(self, trade: TradeUpdate) -> None:
+        self.settle_funding_due(trade.symbol, trade.ts_event_ns)
         # buyer is maker -> a seller took liquidity: it hits resting bids (ours among them).
         hits_bids = trade.buyer_is_maker
         for resting in list(self.orders.values()):

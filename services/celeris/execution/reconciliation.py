@@ -163,11 +163,11 @@ class Reconciliation:
             log.warning("fill %s on %s order %s applied to the position", event.trade_id, order.status.value,
                         order.client_order_id)
         result = engine.positions[order.symbol].apply_fill(order.side, event.last_qty_steps, event.last_price_ticks,
-                                                           event.commission)
+                                                           event.margin_commission)  # a BNB fee is not USDT
         fill = Fill(order.symbol, order.client_order_id, order.venue_order_id or 0, event.trade_id, order.side,
                     event.last_price_ticks, event.last_qty_steps, event.commission, event.is_maker,
                     event.realized_pnl or result.realized_pnl, order.strategy_id, mode.value,
-                    event.ts_event_ns or engine.clock.now_ns())
+                    event.ts_event_ns or engine.clock.now_ns(), event.commission_asset)
         engine.stats.fills += 1
         await engine.journal.fill(fill, engine.instruments[order.symbol])
         await engine._persist(order, "fill")

@@ -366,7 +366,7 @@ class Submission:
 
     async def cancel_all(self, request_id: str, symbol: str = "") -> tuple[int, list[Rejection]]:
         engine = self.engine
-        targets = [o for o in engine.orders.values() if o.is_open and (not symbol or o.symbol == symbol)]
+        targets = engine.open_orders(symbol)
         results = await asyncio.gather(*(engine.cancel(f"{request_id}:{o.client_order_id}", o.symbol,
                                                        o.client_order_id) for o in targets))
         canceled = sum(1 for r in results if r.accepted)

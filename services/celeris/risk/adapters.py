@@ -13,10 +13,11 @@ from typing import Any
 
 from celeris.domain.clock import NS_PER_S
 from celeris.domain.instruments import Instrument
+from celeris.domain.margin import BracketTable
 from celeris.domain.risk import Policy, PolicyKind, Scope
 from celeris.risk.engine import HaltResult
 from celeris.risk.metrics import AccountSnapshot
-from celeris.venues.binance.account import read_account
+from celeris.venues.binance.account import read_account, read_leverage_brackets
 from celeris.venues.binance.rest import BinanceRestClient
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,38 @@ log = logging.getLogger(__name__)
 
 class VenueAccountSource:
     """The account as the venue reports it: /fapi/v2/account (wallet, positions, leverage) + marks, parsed
-    by celeris.venues.binance.account. One-way positions only: the risk rules are per symbol."""
+    by celeris.venues.binance.account, and the leverage brackets (read on the first snapshot and again for
+    a symbol whose leverage changed; unreadable -> exchangeInfo's flat rate, logged). One-way positions
+    only: the risk rules are per symbol."""
 
     def __init__(self, rest: BinanceRestClient, instruments: dict[str, Instrument]) -> None:
         self.rest = rest
         self.instruments = instruments
+        self.brackets: dict[str, BracketTable] = {}
+        self._leverage: dict[str, int] | None = None
 
     async def snapshot(self) -> AccountSnapshot:
         account, marks = await read_account(self.rest, self.instruments)
         positions = {symbol: pos for (symbol, side), pos in account.positions.items() if side == "BOTH"}
         leverage = {symbol: account.leverage[symbol] for symbol in positions}
-        return AccountSnapshot(account.total_wallet, positions, marks, leverage, account.open_order_margin)
+        if self._leverage is None:
+            await self._read_brackets(None)
+        else:
+            for symbol in [s for s, lev in account.leverage.items() if self._leverage.get(s, lev) != lev]:
+                await self._read_brackets(symbol)
+        self._leverage = dict(account.leverage)
+        return AccountSnapshot(account.total_wallet, positions, marks, leverage, account.open_order_margin,
+                               brackets=self.brackets)
+
+    async def _read_brackets(self, symbol: str | None) -> None:
+        try:
+            tables = await read_leverage_brackets(self.rest, symbol)
+        except Exception as exc:
+            log.warning("could not read the leverage brackets (%s); maintenance margin uses %s",
+                        getattr(exc, "msg", "") or repr(exc),
+                        "the previous ones" if self.brackets else "exchangeInfo's flat rate")
+            return
+        self.brackets.update({s: t for s, t in tables.items() if s in self.instruments})
 
 
 class RedisTradingFlag:

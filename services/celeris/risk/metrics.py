@@ -2,7 +2,7 @@
 
 Definitions (ARCHITECTURE.md §8, SPEC.md §c.1 with the settled contradictions):
 - equity = wallet balance + unrealized PnL at the mark;
-- margin ratio = Binance's: total maintenance margin / margin balance (1 means liquidation);
+- margin ratio = Binance's: total maintenance margin (by leverage bracket) / margin balance (1 means liquidation);
 - leverage = gross notional / equity;
 - daily drawdown = (equity at 00:00 UTC - equity) / equity at 00:00 UTC (0 when up);
 - peak drawdown = (peak equity - equity) / peak equity;
@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Mapping
 
 from celeris.domain.instruments import Instrument
+from celeris.domain.margin import BracketTable
 from celeris.domain.positions import INFINITE_RATIO_PPM, Position, fee_ppm
 from celeris.domain.ratios import money_decimal, ppm_decimal, ppm_pct_decimal, ratio_ppm
 from celeris.domain.risk import Scope
@@ -44,6 +46,8 @@ class AccountSnapshot:
     leverage: dict[str, int]
     open_order_margin: int = 0
     ts_ns: int = 0
+    brackets: Mapping[str, BracketTable] = field(default_factory=dict)
+    """The venue's leverage brackets; a symbol without them uses exchangeInfo's flat maintenance rate."""
 
 
 @dataclass
@@ -148,7 +152,7 @@ def compute(snapshot: AccountSnapshot, day_start_equity: int | None, peak_equity
             continue
         mark = snapshot.marks.get(symbol) or 0
         upnl += pos.unrealized_pnl(mark)
-        maint += pos.maint_margin(mark)
+        maint += pos.maint_margin(mark, snapshot.brackets.get(symbol))
         value = pos.notional(mark)
         notional[symbol] = value
         leverage = snapshot.leverage.get(symbol, DEFAULT_LEVERAGE)
@@ -181,7 +185,7 @@ def post_trade(snapshot: AccountSnapshot, instrument: Instrument, side: Side, qt
     marks = dict(snapshot.marks)
     marks.setdefault(instrument.symbol, price_ticks)
     return AccountSnapshot(snapshot.wallet + result.realized_pnl - commission, positions, marks, snapshot.leverage,
-                           snapshot.open_order_margin, snapshot.ts_ns)
+                           snapshot.open_order_margin, snapshot.ts_ns, snapshot.brackets)
 
 
 __all__ = ["AccountSnapshot", "DEFAULT_TAKER_FEE_PPM", "RiskMetrics", "compute", "post_trade"]

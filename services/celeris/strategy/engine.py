@@ -228,12 +228,13 @@ class StrategyEngine(StrategyRoster, OrderIntents):
     def on_fill(self, fill: Fill) -> None:
         if fill.symbol not in self.positions:
             return
-        result = self.positions[fill.symbol].apply_fill(fill.side, fill.qty_steps, fill.price_ticks, fill.commission)
+        fee = fill.margin_commission  # a BNB commission leaves the USDT PnL alone (the venue's fee discount)
+        result = self.positions[fill.symbol].apply_fill(fill.side, fill.qty_steps, fill.price_ticks, fee)
         self._roll_day()
-        self.day_realized += result.realized_pnl - fill.commission
+        self.day_realized += result.realized_pnl - fee
         # Each owner is credited its share of the fill (by contribution), in its own position and PnL.
         for name, qty, pnl in self.owned.fill(fill.client_order_id, fill.symbol, fill.side, fill.qty_steps,
-                                              fill.price_ticks, fill.commission):
+                                              fill.price_ticks, fee):
             runner = self.runners.get(name)
             if runner is None:
                 continue

@@ -199,6 +199,11 @@ class PnL(_message.Message):
     MAX_DRAWDOWN_PCT_FIELD_NUMBER: _builtins.int
     SHARPE_RATIO_FIELD_NUMBER: _builtins.int
     TS_NS_FIELD_NUMBER: _builtins.int
+    FUNDING_FIELD_NUMBER: _builtins.int
+    TRADING_PNL_FIELD_NUMBER: _builtins.int
+    USDT_PNL_FIELD_NUMBER: _builtins.int
+    FEES_BY_ASSET_FIELD_NUMBER: _builtins.int
+    FUNDING_BY_SYMBOL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     ts_ns: _builtins.int
     @_builtins.property
@@ -212,7 +217,9 @@ class PnL(_message.Message):
         """since 00:00 UTC"""
 
     @_builtins.property
-    def fees(self) -> _common_pb2.Decimal: ...
+    def fees(self) -> _common_pb2.Decimal:
+        """every fee valued in USDT (a non-USDT fee only at a known price of its asset)"""
+
     @_builtins.property
     def win_rate_pct(self) -> _common_pb2.Decimal: ...
     @_builtins.property
@@ -221,6 +228,24 @@ class PnL(_message.Message):
     def max_drawdown_pct(self) -> _common_pb2.Decimal: ...
     @_builtins.property
     def sharpe_ratio(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def funding(self) -> _common_pb2.Decimal:
+        """received (negative: paid), included in realized and total"""
+
+    @_builtins.property
+    def trading_pnl(self) -> _common_pb2.Decimal:
+        """realized by fills, before fees (realized = trading_pnl + funding)"""
+
+    @_builtins.property
+    def usdt_pnl(self) -> _common_pb2.Decimal:
+        """realized + unrealized - fees paid in USDT (a BNB fee does not reduce it)"""
+
+    @_builtins.property
+    def fees_by_asset(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetFee]: ...
+    @_builtins.property
+    def funding_by_symbol(self) -> _containers.RepeatedCompositeFieldContainer[Global___SymbolFunding]:
+        """symbol "" = not yet named by the venue"""
+
     def __init__(
         self,
         *,
@@ -235,14 +260,77 @@ class PnL(_message.Message):
         max_drawdown_pct: _common_pb2.Decimal | None = ...,
         sharpe_ratio: _common_pb2.Decimal | None = ...,
         ts_ns: _builtins.int = ...,
+        funding: _common_pb2.Decimal | None = ...,
+        trading_pnl: _common_pb2.Decimal | None = ...,
+        usdt_pnl: _common_pb2.Decimal | None = ...,
+        fees_by_asset: _abc.Iterable[Global___AssetFee] | None = ...,
+        funding_by_symbol: _abc.Iterable[Global___SymbolFunding] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["daily", b"daily", "fees", b"fees", "max_drawdown", b"max_drawdown", "max_drawdown_pct", b"max_drawdown_pct", "realized", b"realized", "sharpe_ratio", b"sharpe_ratio", "total", b"total", "unrealized", b"unrealized", "win_rate_pct", b"win_rate_pct"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["daily", b"daily", "fees", b"fees", "funding", b"funding", "max_drawdown", b"max_drawdown", "max_drawdown_pct", b"max_drawdown_pct", "realized", b"realized", "sharpe_ratio", b"sharpe_ratio", "total", b"total", "trading_pnl", b"trading_pnl", "unrealized", b"unrealized", "usdt_pnl", b"usdt_pnl", "win_rate_pct", b"win_rate_pct"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily", b"daily", "fees", b"fees", "max_drawdown", b"max_drawdown", "max_drawdown_pct", b"max_drawdown_pct", "realized", b"realized", "request_id", b"request_id", "sharpe_ratio", b"sharpe_ratio", "total", b"total", "ts_ns", b"ts_ns", "unrealized", b"unrealized", "win_rate_pct", b"win_rate_pct"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily", b"daily", "fees", b"fees", "fees_by_asset", b"fees_by_asset", "funding", b"funding", "funding_by_symbol", b"funding_by_symbol", "max_drawdown", b"max_drawdown", "max_drawdown_pct", b"max_drawdown_pct", "realized", b"realized", "request_id", b"request_id", "sharpe_ratio", b"sharpe_ratio", "total", b"total", "trading_pnl", b"trading_pnl", "ts_ns", b"ts_ns", "unrealized", b"unrealized", "usdt_pnl", b"usdt_pnl", "win_rate_pct", b"win_rate_pct"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PnL: _TypeAlias = PnL  # noqa: Y015
+
+@_typing.final
+class AssetFee(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    USDT_VALUE_FIELD_NUMBER: _builtins.int
+    VALUED_FIELD_NUMBER: _builtins.int
+    asset: _builtins.str
+    valued: _builtins.bool
+    """false: no price of the asset is known; reported apart, in no USDT total"""
+    @_builtins.property
+    def amount(self) -> _common_pb2.Decimal:
+        """in the asset's own units"""
+
+    @_builtins.property
+    def usdt_value(self) -> _common_pb2.Decimal:
+        """unset unless valued"""
+
+    def __init__(
+        self,
+        *,
+        asset: _builtins.str = ...,
+        amount: _common_pb2.Decimal | None = ...,
+        usdt_value: _common_pb2.Decimal | None = ...,
+        valued: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "usdt_value", b"usdt_value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "usdt_value", b"usdt_value", "valued", b"valued"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetFee: _TypeAlias = AssetFee  # noqa: Y015
+
+@_typing.final
+class SymbolFunding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    @_builtins.property
+    def amount(self) -> _common_pb2.Decimal: ...
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        amount: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SymbolFunding: _TypeAlias = SymbolFunding  # noqa: Y015
 
 @_typing.final
 class Alert(_message.Message):

@@ -268,6 +268,7 @@ class PaperAccount(_message.Message):
     MARKS_FIELD_NUMBER: _builtins.int
     LEVERAGE_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
+    FUNDINGS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     leverage: _builtins.int
     available: _builtins.bool
@@ -282,6 +283,10 @@ class PaperAccount(_message.Message):
     def marks(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaperMark]:
         """the paper books' mids"""
 
+    @_builtins.property
+    def fundings(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaperFunding]:
+        """every funding payment settled, oldest first"""
+
     def __init__(
         self,
         *,
@@ -291,14 +296,47 @@ class PaperAccount(_message.Message):
         marks: _abc.Iterable[Global___PaperMark] | None = ...,
         leverage: _builtins.int = ...,
         available: _builtins.bool = ...,
+        fundings: _abc.Iterable[Global___PaperFunding] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["wallet", b"wallet"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "leverage", b"leverage", "marks", b"marks", "positions", b"positions", "request_id", b"request_id", "wallet", b"wallet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "fundings", b"fundings", "leverage", b"leverage", "marks", b"marks", "positions", b"positions", "request_id", b"request_id", "wallet", b"wallet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PaperAccount: _TypeAlias = PaperAccount  # noqa: Y015
+
+@_typing.final
+class PaperFunding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FUNDING_TIME_MS_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """1, 2, ... in settlement order"""
+    symbol: _builtins.str
+    funding_time_ms: _builtins.int
+    @_builtins.property
+    def amount(self) -> _common_pb2.Decimal:
+        """USDT received (negative: paid)"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        symbol: _builtins.str = ...,
+        amount: _common_pb2.Decimal | None = ...,
+        funding_time_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "funding_time_ms", b"funding_time_ms", "id", b"id", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperFunding: _TypeAlias = PaperFunding  # noqa: Y015
 
 @_typing.final
 class RenewOwnersRequest(_message.Message):

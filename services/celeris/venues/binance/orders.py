@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any, Awaitable, Callable
 
 from celeris.domain.clock import Clock
+from celeris.domain.funding import MARGIN_ASSET, asset_units
 from celeris.domain.instruments import Instrument
 from celeris.domain.orders import Order
 from celeris.domain.values import Side, money, parse_decimal, to_units
@@ -107,9 +108,10 @@ class BinanceOrderVenue:
         return VenueOrderEvent(
             symbol=o.s, client_order_id=o.c, venue_order_id=o.i, execution=execution, side=Side(o.S),
             last_qty_steps=last_qty, last_price_ticks=ins.price(o.L) if last_qty else 0, trade_id=o.t,
-            commission=money(o.n) if o.n else 0, is_maker=o.m, realized_pnl=to_units(o.rp, 8),
-            ts_event_ns=o.T * 1_000_000, order_type=o.o, orig_qty_steps=ins.qty(o.q),
-            price_ticks=_price_or_zero(ins, o.p), reduce_only=o.R, order_status=o.X)
+            commission=asset_units(o.n, o.N or MARGIN_ASSET) if o.n else 0, is_maker=o.m,
+            realized_pnl=to_units(o.rp, 8), ts_event_ns=o.T * 1_000_000, order_type=o.o, orig_qty_steps=ins.qty(o.q),
+            price_ticks=_price_or_zero(ins, o.p), reduce_only=o.R, order_status=o.X,
+            commission_asset=o.N or MARGIN_ASSET)
 
     # -- REST ------------------------------------------------------------------------------------
     async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:
@@ -220,7 +222,8 @@ class BinanceOrderVenue:
         return [VenueOrderEvent(symbol=symbol, client_order_id="", venue_order_id=t["orderId"],
                                 execution=Execution.TRADE, side=Side(t["side"]), last_qty_steps=ins.qty(t["qty"]),
                                 last_price_ticks=ins.price(t["price"]), trade_id=t["id"],
-                                commission=money(t["commission"]), is_maker=t["maker"],
+                                commission=asset_units(t["commission"], t.get("commissionAsset", MARGIN_ASSET)),
+                                commission_asset=t.get("commissionAsset", MARGIN_ASSET), is_maker=t["maker"],
                                 realized_pnl=to_units(t["realizedPnl"], 8), ts_event_ns=t["time"] * 1_000_000)
                 for t in body]
 

@@ -6,11 +6,18 @@ from typing import Any
 
 from celeris.api.v1 import common_pb2, execution_pb2
 from celeris.domain.funding import asset_scale
-from celeris.domain.instruments import Instrument, OrderType, TimeInForce
+from celeris.domain.instruments import (
+    Instrument,
+    OrderType,
+    PriceMatch,
+    SelfTradePrevention,
+    TimeInForce,
+    WorkingType,
+)
+from celeris.domain.messages import AmendRequest, Fill, OrderRequest, Outcome
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderStatus
 from celeris.domain.values import MONEY_SCALE, DecimalFormatError, OffGridError, Side
-from celeris.domain.messages import Fill, OrderRequest, Outcome
 from celeris.runtime.convert import BadDecimal, decimal_str
 
 SIDE = {Side.BUY: common_pb2.SIDE_BUY, Side.SELL: common_pb2.SIDE_SELL}
@@ -18,8 +25,15 @@ SIDE_IN = {v: k for k, v in SIDE.items()}
 TYPE = {t: getattr(execution_pb2, f"ORDER_TYPE_{t.value}") for t in OrderType}
 TYPE_IN = {v: k for k, v in TYPE.items()}
 TIF = {TimeInForce.GTC: execution_pb2.TIME_IN_FORCE_GTC, TimeInForce.IOC: execution_pb2.TIME_IN_FORCE_IOC,
-       TimeInForce.FOK: execution_pb2.TIME_IN_FORCE_FOK, TimeInForce.GTX: execution_pb2.TIME_IN_FORCE_GTX}
+       TimeInForce.FOK: execution_pb2.TIME_IN_FORCE_FOK, TimeInForce.GTX: execution_pb2.TIME_IN_FORCE_GTX,
+       TimeInForce.GTD: execution_pb2.TIME_IN_FORCE_GTD}
 TIF_IN = {v: k for k, v in TIF.items()}
+WORKING_IN = {execution_pb2.WORKING_TYPE_UNSPECIFIED: WorkingType.CONTRACT_PRICE,
+              **{getattr(execution_pb2, f"WORKING_TYPE_{w.value}"): w for w in WorkingType}}
+STP_IN = {execution_pb2.SELF_TRADE_PREVENTION_UNSPECIFIED: SelfTradePrevention.NONE,
+          **{getattr(execution_pb2, f"SELF_TRADE_PREVENTION_{m.value}"): m for m in SelfTradePrevention}}
+PRICE_MATCH_IN = {execution_pb2.PRICE_MATCH_UNSPECIFIED: PriceMatch.NONE,
+                  **{getattr(execution_pb2, f"PRICE_MATCH_{m.value}"): m for m in PriceMatch}}
 STATUS = {s: getattr(execution_pb2, f"ORDER_STATUS_{s.value}") for s in OrderStatus}
 MODE = {Mode.OBSERVATION: common_pb2.MODE_OBSERVATION, Mode.SIMULATION: common_pb2.MODE_SIMULATION,
         Mode.LIVE: common_pb2.MODE_LIVE}
@@ -53,13 +67,33 @@ def order_request(pb: execution_pb2.SubmitOrderRequest, instruments: dict[str, I
         raise BadRequest("type is required")
     order_type = TYPE_IN[pb.type]
     tif = TIF_IN.get(pb.time_in_force, TimeInForce.GTC)
-    if not pb.HasField("quantity"):
+    if not pb.HasField("quantity") and not pb.close_position:
         raise BadRequest("quantity is required")
+    for value, table, name in ((pb.working_type, WORKING_IN, "working_type"), (pb.stp_mode, STP_IN, "stp_mode"),
+                               (pb.price_match, PRICE_MATCH_IN, "price_match")):
+        if value not in table:
+            raise BadRequest(f"{name} is not one of the venue's values")
     price = _grid_value(ins, pb.price, False, "price") if pb.HasField("price") else None
     stop = _grid_value(ins, pb.stop_price, False, "stop_price") if pb.HasField("stop_price") else None
-    return OrderRequest(pb.request_id, pb.symbol, SIDE_IN[pb.side], order_type,
-                        _grid_value(ins, pb.quantity, True, "quantity"), price, tif, pb.reduce_only, stop,
-                        pb.strategy_id, pb.client_order_id, pb.ts_signal_ns)
+    activation = (_grid_value(ins, pb.activation_price, False, "activation_price")
+                  if pb.HasField("activation_price") else None)
+    qty = _grid_value(ins, pb.quantity, True, "quantity") if pb.HasField("quantity") else 0
+    return OrderRequest(pb.request_id, pb.symbol, SIDE_IN[pb.side], order_type, qty, price, tif, pb.reduce_only, stop,
+                        pb.strategy_id, pb.client_order_id, pb.ts_signal_ns,
+                        callback_rate_bps=pb.callback_rate_bps or None, activation_price_ticks=activation,
+                        working_type=WORKING_IN[pb.working_type], price_protect=pb.price_protect,
+                        close_position=pb.close_position, stp_mode=STP_IN[pb.stp_mode],
+                        price_match=PRICE_MATCH_IN[pb.price_match], good_till_ms=pb.good_till_ms)
+
+
+def amend_request(pb: execution_pb2.AmendOrderRequest, instruments: dict[str, Instrument]) -> AmendRequest:
+    ins = instruments.get(pb.symbol)
+    if ins is None:
+        raise BadRequest(f"unknown symbol {pb.symbol!r}")
+    if not pb.HasField("quantity") or not pb.HasField("price"):
+        raise BadRequest("an amendment needs quantity and price")
+    return AmendRequest(pb.request_id, pb.symbol, pb.client_order_id, _grid_value(ins, pb.quantity, True, "quantity"),
+                        _grid_value(ins, pb.price, False, "price"))
 
 
 def _price(ins: Instrument, ticks: int | None) -> common_pb2.Decimal | None:

@@ -113,7 +113,8 @@ class GrpcSource:
                "strategy": o.strategy_id, "ts": o.ts_updated_ns // 1_000_000}
         self.orders = deque([d for d in self.orders if d["id"] != doc["id"]], maxlen=30)
         self.orders.appendleft(doc)
-        if doc["status"] in ("NEW", "PENDING_SUBMIT", "SUBMITTED", "PARTIALLY_FILLED", "PENDING_CANCEL"):
+        if doc["status"] in ("NEW", "PENDING_SUBMIT", "SUBMITTED", "PARTIALLY_FILLED", "PENDING_CANCEL",
+                             "PENDING_AMEND"):
             self.open_orders[doc["id"]] = doc
         else:
             self.open_orders.pop(doc["id"], None)

@@ -113,6 +113,11 @@ class SlidingWindowLimit:
             events.pop(0)
         return len(events) < self.limit
 
+    def room(self) -> int:
+        """How many `try_acquire` calls would succeed now (nothing is taken)."""
+        self.has_room()  # drops what left the window
+        return max(0, self.limit - len(self._events))
+
     def try_acquire(self) -> bool:
         now = self.clock.now_ns()
         horizon = now - int(self.window_s * NS_PER_S)

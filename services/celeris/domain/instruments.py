@@ -48,7 +48,43 @@ class TimeInForce(enum.Enum):
     IOC = "IOC"
     FOK = "FOK"
     GTX = "GTX"  # post-only
-    GTD = "GTD"
+    GTD = "GTD"  # good till `goodTillDate` (ms)
+
+
+class WorkingType(enum.Enum):
+    """The price a conditional order's trigger watches."""
+
+    CONTRACT_PRICE = "CONTRACT_PRICE"  # the last trade price (the venue's default)
+    MARK_PRICE = "MARK_PRICE"
+
+
+class SelfTradePrevention(enum.Enum):
+    """selfTradePreventionMode: what the venue does when our order would trade against our own."""
+
+    NONE = "NONE"
+    EXPIRE_TAKER = "EXPIRE_TAKER"
+    EXPIRE_MAKER = "EXPIRE_MAKER"
+    EXPIRE_BOTH = "EXPIRE_BOTH"
+
+
+class PriceMatch(enum.Enum):
+    """priceMatch: the venue prices a LIMIT order from the book at arrival (no price may be sent with it)."""
+
+    NONE = "NONE"
+    OPPONENT = "OPPONENT"
+    OPPONENT_5 = "OPPONENT_5"
+    OPPONENT_10 = "OPPONENT_10"
+    OPPONENT_20 = "OPPONENT_20"
+    QUEUE = "QUEUE"
+    QUEUE_5 = "QUEUE_5"
+    QUEUE_10 = "QUEUE_10"
+    QUEUE_20 = "QUEUE_20"
+
+
+CALLBACK_RATE_SCALE = 100
+"""A trailing stop's callbackRate is kept in hundredths of a percent (basis points): "0.1" % -> 10."""
+MIN_CALLBACK_RATE_BPS = 10
+MAX_CALLBACK_RATE_BPS = 1000
 
 
 @dataclass(frozen=True, slots=True)

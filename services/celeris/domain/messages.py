@@ -18,7 +18,13 @@ import re
 from dataclasses import dataclass
 
 from celeris.domain.book import BookState, Level
-from celeris.domain.instruments import OrderType, TimeInForce
+from celeris.domain.instruments import (
+    OrderType,
+    PriceMatch,
+    SelfTradePrevention,
+    TimeInForce,
+    WorkingType,
+)
 from celeris.domain.orders import Order
 from celeris.domain.values import Side
 
@@ -76,6 +82,27 @@ class OrderRequest:
     strategy_id: str = ""
     client_order_id: str = ""
     ts_signal_ns: int = 0
+    callback_rate_bps: int | None = None
+    """TRAILING_STOP_MARKET: the callback rate in basis points (10..1000 = 0.1 %..10 %)."""
+    activation_price_ticks: int | None = None
+    working_type: WorkingType = WorkingType.CONTRACT_PRICE
+    price_protect: bool = False
+    close_position: bool = False
+    stp_mode: SelfTradePrevention = SelfTradePrevention.NONE
+    price_match: PriceMatch = PriceMatch.NONE
+    good_till_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AmendRequest:
+    """Modify a working LIMIT order: its new quantity and price (the venue's PUT /fapi/v1/order). An
+    amendment that can add exposure is checked like a new order (it is one, for the risk it takes)."""
+
+    request_id: str
+    symbol: str
+    client_order_id: str
+    qty_steps: int
+    price_ticks: int
 
 
 def client_order_id_for(request_id: str, owner: str = "") -> str:
@@ -146,6 +173,10 @@ class Execution(enum.Enum):
     CANCELED = "CANCELED"
     EXPIRED = "EXPIRED"
     REJECTED = "REJECTED"
+    AMENDMENT = "AMENDMENT"
+    """The order's price or quantity was changed (price_ticks and orig_qty_steps are the new terms)."""
+    TRIGGERED = "TRIGGERED"
+    """A conditional (algo) order fired: venue_order_id is the actual order the venue placed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +200,8 @@ class VenueOrderEvent:
     order_status: str = ""
     """The venue's status of the order after this event ("" = not said): a fill that leaves the order
     FILLED or EXPIRED at the venue closes it here too, even short of its quantity (a reduce-only clamp)."""
+    algo_id: int = 0
+    """Set on an algo order's events (ALGO_UPDATE): its algoId."""
     commission_asset: str = "USDT"
     """The asset the commission is paid in; `commission` is in that asset's units (celeris.domain.funding
     asset_scale), money units for USDT. A BNB commission is not money: it never reduces the USDT PnL."""
@@ -226,3 +259,16 @@ class VenueOrderState:
     venue_order_id: int
     status: str  # NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED, REJECTED
     executed_steps: int = 0
+    qty_steps: int | None = None
+    """The order's quantity and price as the venue holds them now (an amendment's answer carries them)."""
+    price_ticks: int | None = None
+    algo_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One element of a batch answer: the venue's state of that order, or its own error (the venue answers
+    each element separately: some may succeed while others fail)."""
+
+    state: VenueOrderState | None = None
+    error: Exception | None = None

@@ -26,6 +26,7 @@ from celeris.domain.clock import Clock
 from celeris.domain.exposure import ExposureLedger, ExposureLimits
 from celeris.domain.instruments import Instrument
 from celeris.domain.messages import (
+    AmendRequest,
     OrderRequest,
     Outcome,
     Rejection,
@@ -42,6 +43,7 @@ from celeris.execution.model import ExecutionConfig, order_from_json, order_to_j
 from celeris.execution.reconciliation import Reconciliation
 from celeris.execution.store import HotState, Journal, MemoryHotState, MemoryJournal
 from celeris.execution.submission import Submission
+from celeris.execution.surface import OrderSurface
 from celeris.execution.validation import (  # noqa: F401
     FLATTEN_OWNER,
     MANUAL_OWNER,
@@ -147,6 +149,7 @@ class ExecutionEngine:
         """Observers of every submit answer (metrics); called synchronously."""
         self.halt_control = HaltControl(self)
         self.submission = Submission(self)
+        self.surface = OrderSurface(self)
         self.reconciliation = Reconciliation(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -230,6 +233,21 @@ class ExecutionEngine:
 
     async def cancel_all(self, request_id: str, symbol: str = "") -> tuple[int, list[Rejection]]:
         return await self.submission.cancel_all(request_id, symbol)
+
+    # -- amendments and batches (celeris.execution.surface) ------------------------------------
+    async def amend(self, request: AmendRequest) -> Outcome:
+        """Change a working LIMIT order's quantity and price: checked like a new order if it can add risk."""
+        return await self.surface.amend(request)
+
+    async def amend_batch(self, requests: list[AmendRequest]) -> list[Outcome]:
+        return await self.surface.amend_batch(requests)
+
+    async def submit_batch(self, requests: list[OrderRequest]) -> list[Outcome]:
+        """Up to five orders in one venue request; one answer each, every order checked as if alone."""
+        return await self.surface.place_batch(requests)
+
+    async def cancel_batch(self, request_id: str, symbol: str, client_order_ids: list[str]) -> list[Outcome]:
+        return await self.surface.cancel_batch(request_id, symbol, client_order_ids)
 
     @property
     def rate(self) -> SlidingWindowLimit:
@@ -342,8 +360,11 @@ class ExecutionEngine:
         return lock
 
     def _apply_venue_state(self, order: Order, state: VenueOrderState) -> None:
-        order.venue_order_id = state.venue_order_id
-        self.by_venue_id[state.venue_order_id] = order.client_order_id
+        if state.algo_id is not None:
+            order.algo_id = state.algo_id  # an algo order has no order id until it triggers
+        if state.venue_order_id:
+            order.venue_order_id = state.venue_order_id
+            self.by_venue_id[state.venue_order_id] = order.client_order_id
         now = self.clock.now_ns()
         # Fills are applied from the event stream (trade ids); the answer only moves the lifecycle.
         # An answer that says "expired after filling 0.3" must not close the order before those
@@ -367,8 +388,9 @@ class ExecutionEngine:
         if order.symbol not in self.exposure.symbols:
             return
         if order.is_open:
-            self.exposure.track(order.client_order_id, order.symbol, order.side, order.remaining_steps,
-                                order.price_ticks, order.reduce_only)
+            # An amendment in flight counts at its worst: the larger quantity at the higher price.
+            self.exposure.track(order.client_order_id, order.symbol, order.side, order.worst_remaining_steps,
+                                order.worst_price_ticks, order.reduce_only or order.close_position)
         else:
             self.exposure.release(order.client_order_id, order.symbol)
             self._closing.pop(order.client_order_id, None)

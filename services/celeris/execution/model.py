@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeris.domain.exposure import ExposureLimits
-from celeris.domain.instruments import OrderType, TimeInForce
+from celeris.domain.instruments import OrderType, PriceMatch, SelfTradePrevention, TimeInForce, WorkingType
 from celeris.domain.orders import Order, OrderEvent, OrderStatus
 from celeris.domain.messages import Execution
 from celeris.domain.values import Side
@@ -28,6 +28,12 @@ def order_to_json(order: Order, extra: dict[str, Any] | None = None) -> dict[str
         "filled_steps": order.filled_steps, "filled_quote": order.filled_quote,
         "reject_reason": order.reject_reason, "ts_created_ns": order.ts_created_ns,
         "ts_updated_ns": order.ts_updated_ns,
+        "callback_rate_bps": order.callback_rate_bps, "activation_price_ticks": order.activation_price_ticks,
+        "working_type": order.working_type.value, "price_protect": order.price_protect,
+        "close_position": order.close_position, "stp_mode": order.stp_mode.value,
+        "price_match": order.price_match.value, "good_till_ms": order.good_till_ms, "is_algo": order.is_algo,
+        "algo_id": order.algo_id, "triggered": order.triggered, "amend_qty_steps": order.amend_qty_steps,
+        "amend_price_ticks": order.amend_price_ticks,
     }
     doc.update(extra or {})
     return doc
@@ -42,11 +48,20 @@ def order_from_json(doc: dict[str, Any]) -> Order:
         status=OrderStatus(doc["status"]), venue_order_id=doc["venue_order_id"],
         filled_steps=doc["filled_steps"], filled_quote=doc["filled_quote"], reject_reason=doc["reject_reason"],
         ts_created_ns=doc["ts_created_ns"], ts_updated_ns=doc["ts_updated_ns"],
+        # Records written before the full order surface lack these: the defaults are what they were.
+        callback_rate_bps=doc.get("callback_rate_bps"), activation_price_ticks=doc.get("activation_price_ticks"),
+        working_type=WorkingType(doc.get("working_type", "CONTRACT_PRICE")),
+        price_protect=doc.get("price_protect", False), close_position=doc.get("close_position", False),
+        stp_mode=SelfTradePrevention(doc.get("stp_mode", "NONE")), price_match=PriceMatch(doc.get("price_match", "NONE")),
+        good_till_ms=doc.get("good_till_ms", 0), is_algo=doc.get("is_algo", False), algo_id=doc.get("algo_id"),
+        triggered=doc.get("triggered", False), amend_qty_steps=doc.get("amend_qty_steps"),
+        amend_price_ticks=doc.get("amend_price_ticks"),
     )
 
 
 EVENT_FOR_EXECUTION = {Execution.CANCELED: OrderEvent.CANCEL, Execution.EXPIRED: OrderEvent.EXPIRE,
                        Execution.REJECTED: OrderEvent.REJECT}
+"""Stream events that close an order (AMENDMENT and TRIGGERED keep it working; reconciliation applies them)."""
 
 
 @dataclass

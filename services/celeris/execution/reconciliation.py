@@ -65,6 +65,9 @@ class Reconciliation:
     async def apply_event(self, event: VenueOrderEvent) -> None:
         engine = self.engine
         client_id = event.client_order_id or engine.by_venue_id.get(event.venue_order_id, "")
+        if client_id not in engine.orders and event.venue_order_id in engine.by_venue_id:
+            # A triggered conditional order's actual order: the venue may name it with its own id.
+            client_id = engine.by_venue_id[event.venue_order_id]
         order = engine.orders.get(client_id)
         if order is None:
             if event.execution is Execution.TRADE and client_id:
@@ -72,15 +75,25 @@ class Reconciliation:
             if order is None:
                 return
         try:
+            if event.algo_id and order.algo_id is None:
+                order.algo_id = event.algo_id
             if event.venue_order_id and not order.venue_order_id:
                 order.venue_order_id = event.venue_order_id
                 engine.by_venue_id[event.venue_order_id] = order.client_order_id
-            if event.execution is Execution.NEW:
+            if event.execution is Execution.TRIGGERED:
+                await self._triggered(order, event)
+            elif event.execution is Execution.AMENDMENT:
+                await self._amended(order, event)
+            elif event.execution is Execution.NEW:
                 if order.status is OrderStatus.PENDING_SUBMIT:
                     order.apply(OrderEvent.ACCEPT, event.ts_event_ns)
                     await engine._persist(order, "accepted")
                     engine._publish_order(order)
             elif event.execution is Execution.TRADE:
+                if order.amend_qty_steps is not None and event.order_status == "FILLED" \
+                        and order.filled_steps + event.last_qty_steps >= order.qty_steps:
+                    # The order filled at its old terms before our amendment reached it: it will be refused.
+                    order.amend_rejected(event.ts_event_ns)
                 await self._apply_fill(order, event)
                 if order.is_open and event.order_status in ("FILLED", "EXPIRED"):
                     # The venue finished it short of its quantity (a reduce-only order clamped to the
@@ -90,12 +103,43 @@ class Reconciliation:
                     engine._publish_order(order)
             else:
                 if order.is_open:
-                    order.apply(EVENT_FOR_EXECUTION[event.execution], event.ts_event_ns)
+                    closing = EVENT_FOR_EXECUTION[event.execution]
+                    if closing is OrderEvent.REJECT and order.is_algo and order.status is not OrderStatus.PENDING_SUBMIT:
+                        # An accepted algo order whose actual order the venue refused at its trigger: it ended
+                        # unfilled, after it was working (the table's REJECT is for orders never accepted).
+                        order.reject_reason = order.reject_reason or "refused by the venue when it triggered"
+                        closing = OrderEvent.EXPIRE
+                    order.apply(closing, event.ts_event_ns)
                     await engine._persist(order, event.execution.value.lower())
                     engine._publish_order(order)
         except (InvalidTransition, Overfill) as exc:
             engine.stats.illegal_transitions += 1
             log.error("venue event refused by the order table: %s", exc)
+
+    async def _triggered(self, order: Order, event: VenueOrderEvent) -> None:
+        """A conditional order fired: the venue placed the actual order, whose fills now fill this one."""
+        engine = self.engine
+        if not order.is_open or order.triggered:
+            return
+        order.triggered = True
+        if event.venue_order_id:
+            if order.venue_order_id and order.venue_order_id != event.venue_order_id:
+                engine.by_venue_id.pop(order.venue_order_id, None)
+            order.venue_order_id = event.venue_order_id
+            engine.by_venue_id[event.venue_order_id] = order.client_order_id
+        order.apply(OrderEvent.TRIGGER, event.ts_event_ns)
+        await engine._persist(order, "triggered")
+        engine._publish_order(order)
+
+    async def _amended(self, order: Order, event: VenueOrderEvent) -> None:
+        """The venue's AMENDMENT: the new terms are the venue's now (ours, arriving before the REST answer,
+        or one made elsewhere)."""
+        engine = self.engine
+        if not order.is_open or not event.orig_qty_steps:
+            return
+        order.amended(event.orig_qty_steps, event.price_ticks or order.price_ticks, event.ts_event_ns)
+        await engine._persist(order, "amended")
+        engine._publish_order(order)
 
     async def _apply_fill(self, order: Order, event: VenueOrderEvent) -> None:
         engine = self.engine
@@ -104,7 +148,7 @@ class Reconciliation:
         if not await engine.hot.add_trade(f"{mode.value}:{event.symbol}", event.trade_id):
             engine.stats.duplicate_fills_ignored += 1
             return
-        if order.is_open and event.last_qty_steps <= order.remaining_steps:
+        if order.is_open and event.last_qty_steps <= order.worst_remaining_steps:
             order.fill(event.last_qty_steps, event.last_price_ticks, event.ts_event_ns or engine.clock.now_ns())
             closing = engine._closing.get(order.client_order_id)
             if closing is not None and order.is_open and order.filled_steps >= closing[1]:
@@ -139,15 +183,17 @@ class Reconciliation:
             order = Order(event.client_order_id, event.symbol, event.side,
                           OrderType(event.order_type or "MARKET"), event.orig_qty_steps,
                           event.price_ticks or None, reduce_only=event.reduce_only, strategy_id=EXTERNAL_OWNER,
-                          ts_created_ns=engine.clock.now_ns())
+                          ts_created_ns=engine.clock.now_ns(), is_algo=bool(event.algo_id),
+                          algo_id=event.algo_id or None)
         except ValueError:
             return None
         order.apply(OrderEvent.SUBMIT)
         order.apply(OrderEvent.ACCEPT)
-        order.venue_order_id = event.venue_order_id
         engine.orders[order.client_order_id] = order
         engine.order_mode[order.client_order_id] = engine.mode if engine.mode is not Mode.OBSERVATION else Mode.LIVE
-        engine.by_venue_id[event.venue_order_id] = order.client_order_id
+        if event.venue_order_id:  # an algo order not yet triggered has none
+            order.venue_order_id = event.venue_order_id
+            engine.by_venue_id[event.venue_order_id] = order.client_order_id
         engine._sync_exposure(order)
         engine.stats.adopted += 1
         await engine._persist(order, "adopted")
@@ -169,13 +215,20 @@ class Reconciliation:
                 order = engine.orders[event.client_order_id]
                 if order.status is OrderStatus.PENDING_SUBMIT:
                     order.apply(OrderEvent.ACCEPT, engine.clock.now_ns())
-                    order.venue_order_id = event.venue_order_id
-                    engine.by_venue_id[event.venue_order_id] = order.client_order_id
+                    if event.venue_order_id:
+                        order.venue_order_id = event.venue_order_id
+                        engine.by_venue_id[event.venue_order_id] = order.client_order_id
+                    await engine._persist(order, "reconciled")
+                if order.amend_qty_steps is not None and event.orig_qty_steps:
+                    self._settle_amendment(order, event.orig_qty_steps, event.price_ticks or None)
                     await engine._persist(order, "reconciled")
                 continue
             if engine.config.unknown_orders_policy == "cancel":
                 try:
-                    await venue.cancel(event.symbol, event.client_order_id)
+                    if event.algo_id:
+                        await venue.cancel_algo(event.symbol, event.client_order_id)
+                    else:
+                        await venue.cancel(event.symbol, event.client_order_id)
                     engine.stats.canceled_unknown += 1
                 except errors.VenueError as exc:
                     log.warning("could not cancel unknown order %s: %s", event.client_order_id, exc)
@@ -207,6 +260,8 @@ class Reconciliation:
                     await engine._persist(order, "reconciled", order.reject_reason)
                 continue
             engine._apply_venue_state(order, state)
+            if order.amend_qty_steps is not None and state.qty_steps is not None:
+                self._settle_amendment(order, state.qty_steps, state.price_ticks)
             if state.status in ("CANCELED", "EXPIRED") and order.is_open:
                 order.apply(OrderEvent.CANCEL if state.status == "CANCELED" else OrderEvent.EXPIRE,
                             engine.clock.now_ns())
@@ -221,6 +276,15 @@ class Reconciliation:
                         engine.positions[symbol].cost = abs(qty) * entry
             except errors.VenueError as exc:
                 log.warning("balance/positions not reconciled: %s", exc)
+
+    def _settle_amendment(self, order: Order, qty_steps: int, price_ticks: int | None) -> None:
+        """An amendment whose answer was lost (a restart, a timeout): the venue's terms say whether it landed."""
+        now = self.engine.clock.now_ns()
+        if (qty_steps, price_ticks) == (order.amend_qty_steps, order.amend_price_ticks):
+            order.amended(qty_steps, price_ticks, now)
+        else:
+            order.amend_rejected(now)
+        self.engine._sync_exposure(order)
 
     # -- owners ---------------------------------------------------------------------------------
     def renew_owners(self, owners: Iterable[str], lease_s: float | None = None) -> None:

@@ -7,12 +7,21 @@ import asyncio
 import grpc
 
 from celeris.api.v1 import common_pb2, execution_pb2, execution_pb2_grpc
-from celeris.domain.orders import Order
 from celeris.clients import execution_pb as convert
-from celeris.execution.engine import ExecutionEngine
+from celeris.domain.messages import Fill, Outcome
+from celeris.domain.orders import Order
 from celeris.domain.topics import fill_topic, order_topic
-from celeris.domain.messages import Fill
+from celeris.execution.engine import ExecutionEngine
 from celeris.transport.bus import InProcessBus
+
+
+def _batch(request, acks: list[execution_pb2.OrderAck]) -> execution_pb2.BatchAck:  # type: ignore[no-untyped-def]
+    return execution_pb2.BatchAck(request_id=request.request_id, acks=acks)
+
+
+def _invalid(request_id: str, exc: Exception) -> execution_pb2.OrderAck:
+    return execution_pb2.OrderAck(request_id=request_id, accepted=False,
+                                  error=common_pb2.Error(code="INVALID_REQUEST", message=str(exc)))
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
@@ -31,6 +40,37 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
                                           error=common_pb2.Error(code="INVALID_REQUEST", message=str(exc)))
         outcome = await self._engine.submit(order_request)
         return convert.ack_pb(outcome, self._engine.instruments, self._engine.mode)
+
+    def _acks(self, request, outcomes: list[Outcome]) -> execution_pb2.BatchAck:  # type: ignore[no-untyped-def]
+        return _batch(request, [convert.ack_pb(o, self._engine.instruments, self._engine.mode) for o in outcomes])
+
+    async def AmendOrder(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            amend = convert.amend_request(request, self._engine.instruments)
+        except convert.BadRequest as exc:
+            return _invalid(request.request_id, exc)
+        outcome = await self._engine.amend(amend)
+        return convert.ack_pb(outcome, self._engine.instruments, self._engine.mode)
+
+    async def SubmitBatch(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            orders = [convert.order_request(o, self._engine.instruments) for o in request.orders]
+        except convert.BadRequest as exc:
+            return _batch(request, [_invalid(o.request_id, exc) for o in request.orders])
+        outcomes = await self._engine.submit_batch(orders)
+        return self._acks(request, outcomes)
+
+    async def AmendBatch(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            amendments = [convert.amend_request(a, self._engine.instruments) for a in request.amendments]
+        except convert.BadRequest as exc:
+            return _batch(request, [_invalid(a.request_id, exc) for a in request.amendments])
+        outcomes = await self._engine.amend_batch(amendments)
+        return self._acks(request, outcomes)
+
+    async def CancelBatch(self, request, context):  # type: ignore[no-untyped-def]
+        outcomes = await self._engine.cancel_batch(request.request_id, request.symbol, list(request.client_order_ids))
+        return self._acks(request, outcomes)
 
     async def CancelOrder(self, request, context):  # type: ignore[no-untyped-def]
         outcome = await self._engine.cancel(request.request_id, request.symbol, request.client_order_id,

@@ -79,9 +79,10 @@ class Submission:
         finally:
             self.inflight.pop(request.request_id, None)
 
-    async def place(self, request: OrderRequest, flatten: bool = False, mode: Mode | None = None) -> Outcome:
-        """The gate. Everything up to the reservation is synchronous, so two requests cannot both pass
-        on the same headroom; the halt is checked again after every wait and just before the send."""
+    async def reserve(self, request: OrderRequest, flatten: bool = False,
+                      mode: Mode | None = None) -> Order | Outcome:
+        """Validation, the reservation, the risk manager and the late gate: the reserved order, or the answer
+        that refused it. Every order path (single, batch) goes through here."""
         engine = self.engine
         rejection = engine._validate(request, flatten)
         if rejection is not None:
@@ -98,11 +99,8 @@ class Submission:
                 return Outcome(request.request_id, True, existing)
             return self.reject(request, Rejection(RejectCode.DUPLICATE_CLIENT_ORDER_ID,
                                                   f"client order id {client_id} was already used"))
-        now = engine.clock.now_ns()
         try:
-            order = Order(client_id, request.symbol, request.side, request.order_type, request.qty_steps,
-                          request.price_ticks, request.time_in_force, request.reduce_only, request.stop_price_ticks,
-                          request.strategy_id, ts_created_ns=now, ts_updated_ns=now)
+            order = self.order_for(request, client_id)
         except ValueError as exc:
             return self.reject(request, Rejection(RejectCode.INVALID_REQUEST, str(exc)))
         mode = mode or engine.mode
@@ -123,7 +121,37 @@ class Submission:
         late = self._late_gate(order, flatten)
         if late is not None:
             return self._refuse_reserved(request, order, late)
-        venue = engine.venues.get(mode)
+        return order
+
+    def order_for(self, request: OrderRequest, client_id: str) -> Order:
+        """The order record of a request that passed validation (raises ValueError on a bad id)."""
+        engine = self.engine
+        now = engine.clock.now_ns()
+        qty = request.qty_steps
+        if request.close_position:
+            # No quantity is sent; it closes what the position is. Our books bound it by the position now.
+            qty = abs(engine.positions[request.symbol].qty_steps)
+        return Order(client_id, request.symbol, request.side, request.order_type, qty,
+                     request.price_ticks, request.time_in_force, request.reduce_only, request.stop_price_ticks,
+                     request.strategy_id, ts_created_ns=now, ts_updated_ns=now,
+                     callback_rate_bps=request.callback_rate_bps,
+                     activation_price_ticks=request.activation_price_ticks, working_type=request.working_type,
+                     price_protect=request.price_protect, close_position=request.close_position,
+                     stp_mode=request.stp_mode, price_match=request.price_match, good_till_ms=request.good_till_ms,
+                     is_algo=request.order_type.is_conditional)
+
+    async def place(self, request: OrderRequest, flatten: bool = False, mode: Mode | None = None) -> Outcome:
+        """The gate. Everything up to the reservation is synchronous, so two requests cannot both pass
+        on the same headroom; the halt is checked again after every wait and just before the send."""
+        reserved = await self.reserve(request, flatten, mode)
+        if isinstance(reserved, Outcome):
+            return reserved
+        return await self._send_one(request, reserved, flatten)
+
+    async def _send_one(self, request: OrderRequest, order: Order, flatten: bool) -> Outcome:
+        engine = self.engine
+        client_id = order.client_order_id
+        venue = engine.venues.get(engine.order_mode[client_id])
         assert venue is not None
         # Past the gate: a halt from now on waits for this send to finish, then cancels what it placed.
         sending = asyncio.get_running_loop().create_future()
@@ -238,6 +266,8 @@ class Submission:
         engine = self.engine
         for _ in range(3):
             try:
+                if order.is_algo and not order.triggered:
+                    return await venue.query_algo(order.symbol, order.client_order_id)
                 return await venue.query(order.symbol, order.client_order_id)
             except errors.RateLimited as exc:
                 await engine._sleep(min(exc.retry_after_s, engine.config.max_rate_limit_wait_s))
@@ -294,7 +324,10 @@ class Submission:
             if order.status is not OrderStatus.PENDING_SUBMIT:
                 order.apply(OrderEvent.CANCEL_REQUEST, engine.clock.now_ns())
             try:
-                state = await venue.cancel(symbol, client_order_id)
+                if order.is_algo and not order.triggered:
+                    state = await venue.cancel_algo(symbol, client_order_id)
+                else:
+                    state = await venue.cancel(symbol, client_order_id)
                 self._finish_cancel(order, state.status, state.executed_steps)
             except errors.UnknownOrder:
                 # Gone already: filled or cancelled at the venue. Ask what happened.

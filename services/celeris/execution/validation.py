@@ -9,6 +9,7 @@ engine calls it between two awaits, so two requests can never both pass on the s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -17,8 +18,18 @@ from collections.abc import Mapping
 from celeris.domain.breaker import CircuitBreaker, SlidingWindowLimit
 from celeris.domain.clock import Clock, utc_day_start_ns
 from celeris.domain.exposure import BreachCode, ExposureLedger
-from celeris.domain.instruments import Instrument, OrderType, check_order
+from celeris.domain.instruments import (
+    MAX_CALLBACK_RATE_BPS,
+    MIN_CALLBACK_RATE_BPS,
+    Instrument,
+    OrderType,
+    PriceMatch,
+    TimeInForce,
+    WorkingType,
+    check_order,
+)
 from celeris.domain.messages import (
+    AmendRequest,
     OrderRequest,
     RejectCode,
     Rejection,
@@ -100,12 +111,94 @@ def check_shape(request: OrderRequest, flatten: bool) -> Rejection | None:
         return Rejection(RejectCode.INVALID_REQUEST, "client_order_id is derived from request_id and the owner "
                                                      "(leave it empty): the venue's order list must say whose "
                                                      "each order is")
-    if request.order_type is OrderType.LIMIT and request.price_ticks is None:
-        return Rejection(RejectCode.INVALID_REQUEST, "a LIMIT order needs a price")
-    if request.order_type is OrderType.MARKET and request.price_ticks is not None:
-        return Rejection(RejectCode.INVALID_REQUEST, "a MARKET order takes no price")
-    if request.order_type.is_conditional and request.stop_price_ticks is None:
-        return Rejection(RejectCode.INVALID_REQUEST, f"a {request.order_type.value} order needs a stop price")
+    return None
+
+
+_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT})
+_CLOSING = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
+GTD_MIN_AHEAD_MS = 600_000
+"""The venue refuses a goodTillDate less than 600 s ahead (-4129 style); we refuse it first."""
+GTD_MAX_MS = 253_402_300_799_000
+
+
+def check_surface(request: OrderRequest, now_ms: int | None = None) -> Rejection | None:
+    """Which of the venue's parameters each order type takes, and the combinations it refuses."""
+    kind = request.order_type
+    priced = request.price_match is PriceMatch.NONE
+    if request.price_match is not PriceMatch.NONE:
+        if kind not in _PRICED:
+            return _invalid(f"priceMatch is for LIMIT, STOP and TAKE_PROFIT orders, not {kind.value}")
+        if request.price_ticks is not None:
+            return _invalid("priceMatch sets the price: the order must not carry one")
+    if kind in _PRICED and priced and request.price_ticks is None:
+        return _invalid(f"a {kind.value} order needs a price (or a priceMatch)")
+    if kind not in _PRICED and request.price_ticks is not None:
+        return _invalid(f"a {kind.value} order takes no price")
+    if kind is OrderType.TRAILING_STOP_MARKET:
+        rate = request.callback_rate_bps
+        if rate is None:
+            return _invalid("a TRAILING_STOP_MARKET order needs a callbackRate")
+        if not MIN_CALLBACK_RATE_BPS <= rate <= MAX_CALLBACK_RATE_BPS or rate % 10:
+            return _invalid(f"callbackRate must be 0.1 % to 10 % in steps of 0.1 % (got {rate} bps)")
+        if request.stop_price_ticks is not None:
+            return _invalid("a TRAILING_STOP_MARKET order takes no stop price (activationPrice, callbackRate)")
+    else:
+        if request.callback_rate_bps is not None or request.activation_price_ticks is not None:
+            return _invalid("callbackRate and activationPrice are for TRAILING_STOP_MARKET orders only")
+        if kind.is_conditional and request.stop_price_ticks is None:
+            return _invalid(f"a {kind.value} order needs a stop price")
+        if not kind.is_conditional and request.stop_price_ticks is not None:
+            return _invalid(f"a {kind.value} order takes no stop price")
+    if not kind.is_conditional and (request.price_protect or request.working_type is not WorkingType.CONTRACT_PRICE):
+        return _invalid("workingType and priceProtect are for conditional orders only")
+    if request.close_position:
+        if kind not in _CLOSING:
+            return _invalid("closePosition is for STOP_MARKET and TAKE_PROFIT_MARKET orders only")
+        if request.qty_steps:
+            return _invalid("closePosition closes the whole position: send no quantity")
+        if request.reduce_only:
+            return _invalid("closePosition and reduceOnly cannot be sent together")
+    elif request.qty_steps <= 0:
+        return _invalid("order quantity must be positive")
+    if request.time_in_force is TimeInForce.GTD:
+        if not request.good_till_ms:
+            return _invalid("a GTD order needs goodTillDate")
+        if now_ms is not None and not now_ms + GTD_MIN_AHEAD_MS <= request.good_till_ms <= GTD_MAX_MS:
+            return _invalid("goodTillDate must be at least 600 s ahead (and before year 10000)")
+    elif request.good_till_ms:
+        return _invalid("goodTillDate is for GTD orders only")
+    return None
+
+
+def _invalid(message: str) -> Rejection:
+    return Rejection(RejectCode.INVALID_REQUEST, message)
+
+
+def amend_adds_exposure(order: Order, qty_steps: int, price_ticks: int) -> bool:
+    """Could these terms take more risk than the order's current ones? A larger quantity, or a price
+    more aggressive (higher to buy, lower to sell: it may make a resting order marketable). A reduce-only
+    order never adds exposure (the venue clamps it to the position)."""
+    if order.reduce_only:
+        return False
+    if qty_steps > order.qty_steps:
+        return True
+    old = order.price_ticks
+    if old is None:
+        return True
+    return price_ticks > old if order.side is Side.BUY else price_ticks < old
+
+
+def check_amend_shape(order: Order | None, request: AmendRequest) -> Rejection | None:
+    if not request.request_id:
+        return _invalid("request_id is required (it makes retries safe)")
+    if order is None or order.symbol != request.symbol:
+        return Rejection(RejectCode.UNKNOWN_ORDER, "unknown order")
+    if order.order_type is not OrderType.LIMIT or order.is_algo or order.price_match is not PriceMatch.NONE:
+        return _invalid(f"only LIMIT orders can be amended (this one is {order.order_type.value})")
+    if order.status not in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED):
+        return Rejection(RejectCode.NOT_CANCELABLE, f"order is {order.status.value}: it cannot be amended now")
+    if request.qty_steps <= order.filled_steps:
+        return _invalid("the amended quantity must be above what has filled")
     return None
 
 
@@ -169,6 +262,23 @@ class OrderRates:
         return None
 
 
+BATCH_ORDER_COUNT_10S = 5
+"""The venue counts a batchOrders request as 5 on its 10-second order window, whatever its size."""
+
+
+def batch_surcharge(rates: OrderRates, elements: int) -> Rejection | None:
+    """Before a batch: the venue's 10 s window takes 5 for it, and each element takes one of those when it
+    is reserved, so the rest is taken now; a window without room for all 5 refuses the batch whole."""
+    extra = BATCH_ORDER_COUNT_10S - elements
+    window = rates.venue_windows[0]
+    if window.room() < max(elements, BATCH_ORDER_COUNT_10S):
+        return Rejection(RejectCode.RATE_LIMIT, f"the venue's 10 s order window has no room for a batch (it counts "
+                                                f"{BATCH_ORDER_COUNT_10S})")
+    for _ in range(max(0, extra)):
+        window.try_acquire()
+    return None
+
+
 class PreTradeChecks:
     """The whole pre-trade check, in its fixed order (the first refusal wins, and a rate token is spent
     only when everything before it passed). Holds references to the engine's live state (positions,
@@ -195,9 +305,15 @@ class PreTradeChecks:
         ins = self.instruments.get(request.symbol)
         if ins is None:
             return Rejection(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {request.symbol}")
-        rejection = check_shape(request, flatten)
+        rejection = check_shape(request, flatten) or check_surface(request, self.clock.now_ns() // 1_000_000)
         if rejection is not None:
             return rejection
+        if request.close_position:
+            # Closes whatever the position is when it triggers: it is reducing, and sized by it for our books.
+            position = self.positions[request.symbol]
+            if position.qty_steps == 0 or (position.qty_steps > 0) == (request.side is Side.BUY):
+                return Rejection(RejectCode.FILTER, "closePosition order would not reduce the position", -2022)
+            return None if flatten else self.rates.acquire()
         if self.breaker.is_open:
             return Rejection(RejectCode.CIRCUIT_OPEN, "circuit breaker open: the venue is failing")
         mark = self.marks.get(request.symbol)
@@ -237,6 +353,41 @@ class PreTradeChecks:
                 return Rejection(RejectCode.INSUFFICIENT_MARGIN, "available margin is insufficient "
                                  "(working orders included)", -2019)
         return None
+
+    def check_amend(self, order: Order, request: AmendRequest, mode: Mode, halted: bool, halt_reason: str,
+                    draining: bool, available_balance: int | None) -> Rejection | None:
+        """An amendment is an order: one that can add exposure passes every check a new order passes
+        (the gate, the breaker, the filters, the limits with the order valued at its new terms and every
+        other working order counted, the margin, the rates). One that only reduces passes a halt (getting
+        smaller must stay possible) but still the filters and the rates (the venue counts it as an order)."""
+        ins = self.instruments[order.symbol]
+        adds = amend_adds_exposure(order, request.qty_steps, request.price_ticks)
+        as_new = OrderRequest(request.request_id, order.symbol, order.side, OrderType.LIMIT, request.qty_steps,
+                              request.price_ticks, order.time_in_force, order.reduce_only, None, order.strategy_id)
+        if adds:
+            rejection = gate(as_new, False, mode, halted, halt_reason, draining)
+            if rejection is not None:
+                return rejection
+            if self.breaker.is_open:
+                return Rejection(RejectCode.CIRCUIT_OPEN, "circuit breaker open: the venue is failing")
+        violation = check_order(ins, side=order.side, order_type=OrderType.LIMIT, qty_steps=request.qty_steps,
+                                price_ticks=request.price_ticks, mark_price_ticks=self.marks.get(order.symbol),
+                                reduce_only=order.reduce_only)
+        if violation is not None:
+            return Rejection(RejectCode.FILTER, violation.message, violation.code)
+        if adds:
+            # The order at its new terms, as if new: it leaves the ledger for the check and comes back.
+            book = self.exposure_view().symbols[order.symbol]
+            saved = book.drop(order.client_order_id)
+            try:
+                remaining = dataclasses.replace(as_new, qty_steps=request.qty_steps - order.filled_steps)
+                rejection = self._limits(remaining, ins, request.price_ticks, available_balance)
+            finally:
+                if saved is not None:
+                    book.put(order.client_order_id, saved)
+            if rejection is not None:
+                return rejection
+        return self.rates.acquire()
 
     def exposure_view(self) -> ExposureLedger:
         """The ledger, kept in step with the order table (the engine syncs it at every change of an order)

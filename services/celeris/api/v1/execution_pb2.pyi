@@ -60,6 +60,8 @@ class _TimeInForceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeInFor
     TIME_IN_FORCE_FOK: _TimeInForce.ValueType  # 3
     TIME_IN_FORCE_GTX: _TimeInForce.ValueType  # 4
     """post-only"""
+    TIME_IN_FORCE_GTD: _TimeInForce.ValueType  # 5
+    """good till good_till_ms"""
 
 class TimeInForce(_TimeInForce, metaclass=_TimeInForceEnumTypeWrapper): ...
 
@@ -69,7 +71,84 @@ TIME_IN_FORCE_IOC: TimeInForce.ValueType  # 2
 TIME_IN_FORCE_FOK: TimeInForce.ValueType  # 3
 TIME_IN_FORCE_GTX: TimeInForce.ValueType  # 4
 """post-only"""
+TIME_IN_FORCE_GTD: TimeInForce.ValueType  # 5
+"""good till good_till_ms"""
 Global___TimeInForce: _TypeAlias = TimeInForce  # noqa: Y015
+
+class _WorkingType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkingTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkingType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKING_TYPE_UNSPECIFIED: _WorkingType.ValueType  # 0
+    """CONTRACT_PRICE"""
+    WORKING_TYPE_CONTRACT_PRICE: _WorkingType.ValueType  # 1
+    WORKING_TYPE_MARK_PRICE: _WorkingType.ValueType  # 2
+
+class WorkingType(_WorkingType, metaclass=_WorkingTypeEnumTypeWrapper): ...
+
+WORKING_TYPE_UNSPECIFIED: WorkingType.ValueType  # 0
+"""CONTRACT_PRICE"""
+WORKING_TYPE_CONTRACT_PRICE: WorkingType.ValueType  # 1
+WORKING_TYPE_MARK_PRICE: WorkingType.ValueType  # 2
+Global___WorkingType: _TypeAlias = WorkingType  # noqa: Y015
+
+class _SelfTradePrevention:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SelfTradePreventionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SelfTradePrevention.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SELF_TRADE_PREVENTION_UNSPECIFIED: _SelfTradePrevention.ValueType  # 0
+    """NONE"""
+    SELF_TRADE_PREVENTION_NONE: _SelfTradePrevention.ValueType  # 1
+    SELF_TRADE_PREVENTION_EXPIRE_TAKER: _SelfTradePrevention.ValueType  # 2
+    SELF_TRADE_PREVENTION_EXPIRE_MAKER: _SelfTradePrevention.ValueType  # 3
+    SELF_TRADE_PREVENTION_EXPIRE_BOTH: _SelfTradePrevention.ValueType  # 4
+
+class SelfTradePrevention(_SelfTradePrevention, metaclass=_SelfTradePreventionEnumTypeWrapper): ...
+
+SELF_TRADE_PREVENTION_UNSPECIFIED: SelfTradePrevention.ValueType  # 0
+"""NONE"""
+SELF_TRADE_PREVENTION_NONE: SelfTradePrevention.ValueType  # 1
+SELF_TRADE_PREVENTION_EXPIRE_TAKER: SelfTradePrevention.ValueType  # 2
+SELF_TRADE_PREVENTION_EXPIRE_MAKER: SelfTradePrevention.ValueType  # 3
+SELF_TRADE_PREVENTION_EXPIRE_BOTH: SelfTradePrevention.ValueType  # 4
+Global___SelfTradePrevention: _TypeAlias = SelfTradePrevention  # noqa: Y015
+
+class _PriceMatch:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PriceMatchEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PriceMatch.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRICE_MATCH_UNSPECIFIED: _PriceMatch.ValueType  # 0
+    """NONE"""
+    PRICE_MATCH_NONE: _PriceMatch.ValueType  # 1
+    PRICE_MATCH_OPPONENT: _PriceMatch.ValueType  # 2
+    PRICE_MATCH_OPPONENT_5: _PriceMatch.ValueType  # 3
+    PRICE_MATCH_OPPONENT_10: _PriceMatch.ValueType  # 4
+    PRICE_MATCH_OPPONENT_20: _PriceMatch.ValueType  # 5
+    PRICE_MATCH_QUEUE: _PriceMatch.ValueType  # 6
+    PRICE_MATCH_QUEUE_5: _PriceMatch.ValueType  # 7
+    PRICE_MATCH_QUEUE_10: _PriceMatch.ValueType  # 8
+    PRICE_MATCH_QUEUE_20: _PriceMatch.ValueType  # 9
+
+class PriceMatch(_PriceMatch, metaclass=_PriceMatchEnumTypeWrapper): ...
+
+PRICE_MATCH_UNSPECIFIED: PriceMatch.ValueType  # 0
+"""NONE"""
+PRICE_MATCH_NONE: PriceMatch.ValueType  # 1
+PRICE_MATCH_OPPONENT: PriceMatch.ValueType  # 2
+PRICE_MATCH_OPPONENT_5: PriceMatch.ValueType  # 3
+PRICE_MATCH_OPPONENT_10: PriceMatch.ValueType  # 4
+PRICE_MATCH_OPPONENT_20: PriceMatch.ValueType  # 5
+PRICE_MATCH_QUEUE: PriceMatch.ValueType  # 6
+PRICE_MATCH_QUEUE_5: PriceMatch.ValueType  # 7
+PRICE_MATCH_QUEUE_10: PriceMatch.ValueType  # 8
+PRICE_MATCH_QUEUE_20: PriceMatch.ValueType  # 9
+Global___PriceMatch: _TypeAlias = PriceMatch  # noqa: Y015
 
 class _OrderStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -87,6 +166,8 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     ORDER_STATUS_CANCELED: _OrderStatus.ValueType  # 7
     ORDER_STATUS_REJECTED: _OrderStatus.ValueType  # 8
     ORDER_STATUS_EXPIRED: _OrderStatus.ValueType  # 9
+    ORDER_STATUS_PENDING_AMEND: _OrderStatus.ValueType  # 10
+    """an amendment is in flight"""
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper): ...
 
@@ -100,6 +181,8 @@ ORDER_STATUS_FILLED: OrderStatus.ValueType  # 6
 ORDER_STATUS_CANCELED: OrderStatus.ValueType  # 7
 ORDER_STATUS_REJECTED: OrderStatus.ValueType  # 8
 ORDER_STATUS_EXPIRED: OrderStatus.ValueType  # 9
+ORDER_STATUS_PENDING_AMEND: OrderStatus.ValueType  # 10
+"""an amendment is in flight"""
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 @_typing.final
@@ -329,6 +412,14 @@ class SubmitOrderRequest(_message.Message):
     STRATEGY_ID_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
     TS_SIGNAL_NS_FIELD_NUMBER: _builtins.int
+    CALLBACK_RATE_BPS_FIELD_NUMBER: _builtins.int
+    ACTIVATION_PRICE_FIELD_NUMBER: _builtins.int
+    WORKING_TYPE_FIELD_NUMBER: _builtins.int
+    PRICE_PROTECT_FIELD_NUMBER: _builtins.int
+    CLOSE_POSITION_FIELD_NUMBER: _builtins.int
+    STP_MODE_FIELD_NUMBER: _builtins.int
+    PRICE_MATCH_FIELD_NUMBER: _builtins.int
+    GOOD_TILL_MS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """idempotency key: a retry with the same id returns the first answer"""
     symbol: _builtins.str
@@ -341,6 +432,17 @@ class SubmitOrderRequest(_message.Message):
     """optional; derived deterministically from request_id when empty"""
     ts_signal_ns: _builtins.int
     """when the signal that caused it was produced (latency accounting)"""
+    callback_rate_bps: _builtins.int
+    """TRAILING_STOP_MARKET: 10..1000 (0.1 %..10 %); 0 = not set"""
+    working_type: Global___WorkingType.ValueType
+    price_protect: _builtins.bool
+    close_position: _builtins.bool
+    """STOP_MARKET / TAKE_PROFIT_MARKET: no quantity, no reduce_only"""
+    stp_mode: Global___SelfTradePrevention.ValueType
+    price_match: Global___PriceMatch.ValueType
+    """LIMIT / STOP / TAKE_PROFIT: no price"""
+    good_till_ms: _builtins.int
+    """GTD"""
     @_builtins.property
     def quantity(self) -> _common_pb2.Decimal: ...
     @_builtins.property
@@ -349,6 +451,10 @@ class SubmitOrderRequest(_message.Message):
 
     @_builtins.property
     def stop_price(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def activation_price(self) -> _common_pb2.Decimal:
+        """TRAILING_STOP_MARKET"""
+
     def __init__(
         self,
         *,
@@ -364,14 +470,153 @@ class SubmitOrderRequest(_message.Message):
         strategy_id: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
         ts_signal_ns: _builtins.int = ...,
+        callback_rate_bps: _builtins.int = ...,
+        activation_price: _common_pb2.Decimal | None = ...,
+        working_type: Global___WorkingType.ValueType = ...,
+        price_protect: _builtins.bool = ...,
+        close_position: _builtins.bool = ...,
+        stp_mode: Global___SelfTradePrevention.ValueType = ...,
+        price_match: Global___PriceMatch.ValueType = ...,
+        good_till_ms: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "quantity", b"quantity", "stop_price", b"stop_price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation_price", b"activation_price", "price", b"price", "quantity", b"quantity", "stop_price", b"stop_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "price", b"price", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "stop_price", b"stop_price", "strategy_id", b"strategy_id", "symbol", b"symbol", "time_in_force", b"time_in_force", "ts_signal_ns", b"ts_signal_ns", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_price", b"activation_price", "callback_rate_bps", b"callback_rate_bps", "client_order_id", b"client_order_id", "close_position", b"close_position", "good_till_ms", b"good_till_ms", "price", b"price", "price_match", b"price_match", "price_protect", b"price_protect", "quantity", b"quantity", "reduce_only", b"reduce_only", "request_id", b"request_id", "side", b"side", "stop_price", b"stop_price", "stp_mode", b"stp_mode", "strategy_id", b"strategy_id", "symbol", b"symbol", "time_in_force", b"time_in_force", "ts_signal_ns", b"ts_signal_ns", "type", b"type", "working_type", b"working_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitOrderRequest: _TypeAlias = SubmitOrderRequest  # noqa: Y015
+
+@_typing.final
+class AmendOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    symbol: _builtins.str
+    client_order_id: _builtins.str
+    @_builtins.property
+    def quantity(self) -> _common_pb2.Decimal: ...
+    @_builtins.property
+    def price(self) -> _common_pb2.Decimal: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        symbol: _builtins.str = ...,
+        client_order_id: _builtins.str = ...,
+        quantity: _common_pb2.Decimal | None = ...,
+        price: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "price", b"price", "quantity", b"quantity", "request_id", b"request_id", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AmendOrderRequest: _TypeAlias = AmendOrderRequest  # noqa: Y015
+
+@_typing.final
+class SubmitBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """the batch's own id (logs); each element has its own idempotency key"""
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitOrderRequest]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        orders: _abc.Iterable[Global___SubmitOrderRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchRequest: _TypeAlias = SubmitBatchRequest  # noqa: Y015
+
+@_typing.final
+class AmendBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    AMENDMENTS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def amendments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AmendOrderRequest]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        amendments: _abc.Iterable[Global___AmendOrderRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amendments", b"amendments", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AmendBatchRequest: _TypeAlias = AmendBatchRequest  # noqa: Y015
+
+@_typing.final
+class CancelBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    symbol: _builtins.str
+    @_builtins.property
+    def client_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        symbol: _builtins.str = ...,
+        client_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_ids", b"client_order_ids", "request_id", b"request_id", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelBatchRequest: _TypeAlias = CancelBatchRequest  # noqa: Y015
+
+@_typing.final
+class BatchAck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACKS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderAck]:
+        """one per element, in order"""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        acks: _abc.Iterable[Global___OrderAck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchAck: _TypeAlias = BatchAck  # noqa: Y015
 
 @_typing.final
 class OrderAck(_message.Message):

@@ -50,6 +50,26 @@ class ExecutionStub:
                 request_serializer=celeris_dot_v1_dot_execution__pb2.CancelAllRequest.SerializeToString,
                 response_deserializer=celeris_dot_v1_dot_execution__pb2.CancelAllResponse.FromString,
                 _registered_method=True)
+        self.AmendOrder = channel.unary_unary(
+                '/celeris.v1.Execution/AmendOrder',
+                request_serializer=celeris_dot_v1_dot_execution__pb2.AmendOrderRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_execution__pb2.OrderAck.FromString,
+                _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/celeris.v1.Execution/SubmitBatch',
+                request_serializer=celeris_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_execution__pb2.BatchAck.FromString,
+                _registered_method=True)
+        self.AmendBatch = channel.unary_unary(
+                '/celeris.v1.Execution/AmendBatch',
+                request_serializer=celeris_dot_v1_dot_execution__pb2.AmendBatchRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_execution__pb2.BatchAck.FromString,
+                _registered_method=True)
+        self.CancelBatch = channel.unary_unary(
+                '/celeris.v1.Execution/CancelBatch',
+                request_serializer=celeris_dot_v1_dot_execution__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_execution__pb2.BatchAck.FromString,
+                _registered_method=True)
         self.GetOrder = channel.unary_unary(
                 '/celeris.v1.Execution/GetOrder',
                 request_serializer=celeris_dot_v1_dot_execution__pb2.GetOrderRequest.SerializeToString,
@@ -98,6 +118,33 @@ class ExecutionServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelAll(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AmendOrder(self, request, context):
+        """Change a working LIMIT order's quantity and price. One that can add exposure is checked as a new
+        order (halt, limits, rates); one that only reduces passes a halt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitBatch(self, request, context):
+        """Up to five orders (or amendments) in one venue request; up to ten cancels. One answer per element.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AmendBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatch(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,6 +207,26 @@ def add_ExecutionServicer_to_server(servicer, server):
                     servicer.CancelAll,
                     request_deserializer=celeris_dot_v1_dot_execution__pb2.CancelAllRequest.FromString,
                     response_serializer=celeris_dot_v1_dot_execution__pb2.CancelAllResponse.SerializeToString,
+            ),
+            'AmendOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.AmendOrder,
+                    request_deserializer=celeris_dot_v1_dot_execution__pb2.AmendOrderRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_execution__pb2.OrderAck.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=celeris_dot_v1_dot_execution__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_execution__pb2.BatchAck.SerializeToString,
+            ),
+            'AmendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.AmendBatch,
+                    request_deserializer=celeris_dot_v1_dot_execution__pb2.AmendBatchRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_execution__pb2.BatchAck.SerializeToString,
+            ),
+            'CancelBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatch,
+                    request_deserializer=celeris_dot_v1_dot_execution__pb2.CancelBatchRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_execution__pb2.BatchAck.SerializeToString,
             ),
             'GetOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOrder,
@@ -273,6 +340,114 @@ class Execution:
             '/celeris.v1.Execution/CancelAll',
             celeris_dot_v1_dot_execution__pb2.CancelAllRequest.SerializeToString,
             celeris_dot_v1_dot_execution__pb2.CancelAllResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AmendOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Execution/AmendOrder',
+            celeris_dot_v1_dot_execution__pb2.AmendOrderRequest.SerializeToString,
+            celeris_dot_v1_dot_execution__pb2.OrderAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Execution/SubmitBatch',
+            celeris_dot_v1_dot_execution__pb2.SubmitBatchRequest.SerializeToString,
+            celeris_dot_v1_dot_execution__pb2.BatchAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AmendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Execution/AmendBatch',
+            celeris_dot_v1_dot_execution__pb2.AmendBatchRequest.SerializeToString,
+            celeris_dot_v1_dot_execution__pb2.BatchAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celeris.v1.Execution/CancelBatch',
+            celeris_dot_v1_dot_execution__pb2.CancelBatchRequest.SerializeToString,
+            celeris_dot_v1_dot_execution__pb2.BatchAck.FromString,
             options,
             channel_credentials,
             insecure,

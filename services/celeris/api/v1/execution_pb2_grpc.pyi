@@ -35,6 +35,14 @@ class ExecutionStub:
     SubmitOrder: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitOrderRequest, _execution_pb2.OrderAck]
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelOrderRequest, _execution_pb2.OrderAck]
     CancelAll: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelAllRequest, _execution_pb2.CancelAllResponse]
+    AmendOrder: _grpc.UnaryUnaryMultiCallable[_execution_pb2.AmendOrderRequest, _execution_pb2.OrderAck]
+    """Change a working LIMIT order's quantity and price. One that can add exposure is checked as a new
+    order (halt, limits, rates); one that only reduces passes a halt.
+    """
+    SubmitBatch: _grpc.UnaryUnaryMultiCallable[_execution_pb2.SubmitBatchRequest, _execution_pb2.BatchAck]
+    """Up to five orders (or amendments) in one venue request; up to ten cancels. One answer per element."""
+    AmendBatch: _grpc.UnaryUnaryMultiCallable[_execution_pb2.AmendBatchRequest, _execution_pb2.BatchAck]
+    CancelBatch: _grpc.UnaryUnaryMultiCallable[_execution_pb2.CancelBatchRequest, _execution_pb2.BatchAck]
     GetOrder: _grpc.UnaryUnaryMultiCallable[_execution_pb2.GetOrderRequest, _execution_pb2.Order]
     ListOpenOrders: _grpc.UnaryUnaryMultiCallable[_execution_pb2.ListOpenOrdersRequest, _execution_pb2.ListOpenOrdersResponse]
     StreamOrderUpdates: _grpc.UnaryStreamMultiCallable[_execution_pb2.StreamOrdersRequest, _execution_pb2.OrderUpdate]
@@ -53,6 +61,14 @@ class ExecutionAsyncStub(ExecutionStub):
     SubmitOrder: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitOrderRequest, _execution_pb2.OrderAck]  # type: ignore[assignment]
     CancelOrder: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelOrderRequest, _execution_pb2.OrderAck]  # type: ignore[assignment]
     CancelAll: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelAllRequest, _execution_pb2.CancelAllResponse]  # type: ignore[assignment]
+    AmendOrder: _aio.UnaryUnaryMultiCallable[_execution_pb2.AmendOrderRequest, _execution_pb2.OrderAck]  # type: ignore[assignment]
+    """Change a working LIMIT order's quantity and price. One that can add exposure is checked as a new
+    order (halt, limits, rates); one that only reduces passes a halt.
+    """
+    SubmitBatch: _aio.UnaryUnaryMultiCallable[_execution_pb2.SubmitBatchRequest, _execution_pb2.BatchAck]  # type: ignore[assignment]
+    """Up to five orders (or amendments) in one venue request; up to ten cancels. One answer per element."""
+    AmendBatch: _aio.UnaryUnaryMultiCallable[_execution_pb2.AmendBatchRequest, _execution_pb2.BatchAck]  # type: ignore[assignment]
+    CancelBatch: _aio.UnaryUnaryMultiCallable[_execution_pb2.CancelBatchRequest, _execution_pb2.BatchAck]  # type: ignore[assignment]
     GetOrder: _aio.UnaryUnaryMultiCallable[_execution_pb2.GetOrderRequest, _execution_pb2.Order]  # type: ignore[assignment]
     ListOpenOrders: _aio.UnaryUnaryMultiCallable[_execution_pb2.ListOpenOrdersRequest, _execution_pb2.ListOpenOrdersResponse]  # type: ignore[assignment]
     StreamOrderUpdates: _aio.UnaryStreamMultiCallable[_execution_pb2.StreamOrdersRequest, _execution_pb2.OrderUpdate]  # type: ignore[assignment]
@@ -86,6 +102,38 @@ class ExecutionServicer(metaclass=_abc_1.ABCMeta):
         request: _execution_pb2.CancelAllRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_execution_pb2.CancelAllResponse, _abc.Awaitable[_execution_pb2.CancelAllResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AmendOrder(
+        self,
+        request: _execution_pb2.AmendOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.OrderAck, _abc.Awaitable[_execution_pb2.OrderAck]]:
+        """Change a working LIMIT order's quantity and price. One that can add exposure is checked as a new
+        order (halt, limits, rates); one that only reduces passes a halt.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitBatch(
+        self,
+        request: _execution_pb2.SubmitBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.BatchAck, _abc.Awaitable[_execution_pb2.BatchAck]]:
+        """Up to five orders (or amendments) in one venue request; up to ten cancels. One answer per element."""
+
+    @_abc_1.abstractmethod
+    def AmendBatch(
+        self,
+        request: _execution_pb2.AmendBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.BatchAck, _abc.Awaitable[_execution_pb2.BatchAck]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelBatch(
+        self,
+        request: _execution_pb2.CancelBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_execution_pb2.BatchAck, _abc.Awaitable[_execution_pb2.BatchAck]]: ...
 
     @_abc_1.abstractmethod
     def GetOrder(

@@ -213,6 +213,14 @@ class OrderUpdateBody(msgspec.Struct):
     n: str | None = None
     ot: str = ""
     rp: str = "0"
+    wt: str = "CONTRACT_PRICE"
+    cp: bool = False
+    AP: str | None = None  # activation price (trailing), null elsewhere
+    cr: str | None = None  # callback rate (trailing)
+    pP: bool = False
+    V: str | None = "NONE"  # selfTradePreventionMode (null on some payloads)
+    pm: str = "NONE"
+    gtd: int = 0
 
 
 class OrderTradeUpdate(msgspec.Struct, tag_field="e", tag="ORDER_TRADE_UPDATE"):
@@ -272,7 +280,33 @@ class ListenKeyExpired(msgspec.Struct, tag_field="e", tag="listenKeyExpired"):
     listenKey: str = ""
 
 
-UserEvent = Union[OrderTradeUpdate, TradeLite, AccountUpdate, ListenKeyExpired]
+class AlgoUpdateBody(msgspec.Struct):
+    """An algo (conditional) order's update: its status X (NEW, CANCELED, TRIGGERING, TRIGGERED, FINISHED,
+    REJECTED, EXPIRED) and, once triggered, `ai`, the id of the actual order the venue placed."""
+
+    caid: str
+    aid: int
+    s: str
+    S: str
+    o: str
+    X: str
+    q: str = "0"
+    ai: str = ""
+    tp: str = "0"
+    p: str = "0"
+    R: bool = False
+    cp: bool = False
+    tt: int = 0
+    rm: str = ""
+
+
+class AlgoUpdate(msgspec.Struct, tag_field="e", tag="ALGO_UPDATE"):
+    E: int
+    T: int
+    o: AlgoUpdateBody
+
+
+UserEvent = Union[OrderTradeUpdate, TradeLite, AccountUpdate, ListenKeyExpired, AlgoUpdate]
 _user_decoder = msgspec.json.Decoder(UserEvent)
 
 

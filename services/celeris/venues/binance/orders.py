@@ -1,6 +1,10 @@
 """Execution's order venue for Binance USD-M: orders over REST, their events from the user data stream,
 and the venue's answers (orders, trades, positions, balance) parsed into the domain's values.
 
+The whole order surface: place, amend (PUT /fapi/v1/order), batches (POST/PUT/DELETE /fapi/v1/batchOrders),
+and conditional and trailing orders through the Algo Order API (POST/DELETE/GET /fapi/v1/algoOrder,
+openAlgoOrders, ALGO_UPDATE); the parameters and shapes are in order_wire.py.
+
 It implements celeris.execution.venue.OrderVenue without importing it (the port is a Protocol): the
 venue package knows the domain and Binance, never an engine.
 """
@@ -8,6 +12,7 @@ venue package knows the domain and Binance, never an engine.
 
 from __future__ import annotations
 
+import json
 import logging
 from fractions import Fraction
 from typing import Any, Awaitable, Callable
@@ -17,8 +22,8 @@ from celeris.domain.funding import MARGIN_ASSET, asset_units
 from celeris.domain.instruments import Instrument
 from celeris.domain.orders import Order
 from celeris.domain.values import Side, money, parse_decimal, to_units
-from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
-from celeris.venues.binance import codec, errors
+from celeris.domain.messages import BatchResult, Execution, VenueOrderEvent, VenueOrderState
+from celeris.venues.binance import codec, errors, order_wire
 from celeris.venues.binance.deadman import DeadMansSwitch
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamConfig
@@ -31,7 +36,8 @@ OnReconnect = Callable[[], Awaitable[None]]
 
 
 _EXECUTIONS = {"NEW": Execution.NEW, "TRADE": Execution.TRADE, "CALCULATED": Execution.TRADE,
-               "CANCELED": Execution.CANCELED, "EXPIRED": Execution.EXPIRED, "REJECTED": Execution.REJECTED}
+               "CANCELED": Execution.CANCELED, "EXPIRED": Execution.EXPIRED, "REJECTED": Execution.REJECTED,
+               "AMENDMENT": Execution.AMENDMENT}
 
 
 class BinanceOrderVenue:
@@ -47,6 +53,8 @@ class BinanceOrderVenue:
         self.clock = clock
         self._on_event: OnEvent | None = None
         self._on_reconnect: OnReconnect | None = None
+        self._actual: dict[str, int] = {}
+        """A triggered algo order's client id -> the actual order's id (it is cancelled by that id)."""
         self.user_stream = UserDataStream(rest, ws_url, self._on_user_event, self._reconnected, keepalive_s,
                                           stream_config)
 
@@ -75,10 +83,18 @@ class BinanceOrderVenue:
             await self._on_reconnect()  # fills may have happened while we were away
 
     def _on_user_event(self, event: codec.UserEvent) -> None:
-        if isinstance(event, codec.OrderTradeUpdate) and self._on_event is not None:
+        if self._on_event is None:
+            return
+        converted: VenueOrderEvent | None = None
+        if isinstance(event, codec.OrderTradeUpdate):
             converted = self._convert(event)
-            if converted is not None:
-                self._on_event(converted)
+        elif isinstance(event, codec.AlgoUpdate):
+            ins = self.instruments.get(event.o.s)
+            converted = order_wire.algo_event(event, ins) if ins is not None else None
+            if converted is not None and converted.venue_order_id:
+                self._actual[event.o.caid] = converted.venue_order_id
+        if converted is not None:
+            self._on_event(converted)
 
     def _convert(self, event: codec.OrderTradeUpdate) -> VenueOrderEvent | None:
         o = event.o
@@ -102,31 +118,75 @@ class BinanceOrderVenue:
         if self.deadman.enabled and not self.deadman.armed:
             await self.deadman.arm()
         ins = self.instruments[order.symbol]
-        params: dict[str, Any] = {"symbol": order.symbol, "side": order.side.value, "type": order.order_type.value,
-                                  "quantity": ins.format_qty(order.qty_steps),
-                                  "newClientOrderId": order.client_order_id, "newOrderRespType": "ACK"}
-        if order.price_ticks is not None:
-            params["price"] = ins.format_price(order.price_ticks)
-            params["timeInForce"] = order.time_in_force.value
-        if order.stop_price_ticks is not None:
-            params["stopPrice"] = ins.format_price(order.stop_price_ticks)
-        if order.reduce_only:
-            params["reduceOnly"] = True
+        params = order_wire.order_params(order, ins)
+        if order.is_algo:
+            body = await self.rest.request("POST", "/fapi/v1/algoOrder", params, signed=True, weight=0,
+                                           on_write=on_write)
+            return order_wire.algo_state(body, ins)
         body = await self.rest.request("POST", "/fapi/v1/order", params, signed=True, weight=0, on_write=on_write)
         return _state(body, ins)
 
+    async def amend(self, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:
+        ins = self.instruments[order.symbol]
+        body = await self.rest.request("PUT", "/fapi/v1/order", self._amend_params(order, qty_steps, price_ticks),
+                                       signed=True, weight=1)
+        return _state(body, ins)
+
+    def _amend_params(self, order: Order, qty_steps: int, price_ticks: int) -> dict[str, Any]:
+        ins = self.instruments[order.symbol]
+        return {"symbol": order.symbol, "origClientOrderId": order.client_order_id, "side": order.side.value,
+                "quantity": ins.format_qty(qty_steps), "price": ins.format_price(price_ticks)}
+
+    async def place_batch(self, orders: list[Order]) -> list[BatchResult]:
+        if self.deadman.enabled and not self.deadman.armed:
+            await self.deadman.arm()
+        ins = self.instruments[orders[0].symbol]
+        elements = [order_wire.batch_element(order_wire.order_params(o, self.instruments[o.symbol])) for o in orders]
+        body = await self.rest.request("POST", "/fapi/v1/batchOrders", {"batchOrders": _compact(elements)},
+                                       signed=True, weight=5)
+        return order_wire.batch_results(body, ins, len(orders))
+
+    async def amend_batch(self, amendments: list[tuple[Order, int, int]]) -> list[BatchResult]:
+        ins = self.instruments[amendments[0][0].symbol]
+        elements = [order_wire.batch_element(self._amend_params(o, q, p)) for o, q, p in amendments]
+        body = await self.rest.request("PUT", "/fapi/v1/batchOrders", {"batchOrders": _compact(elements)},
+                                       signed=True, weight=5)
+        return order_wire.batch_results(body, ins, len(amendments))
+
+    async def cancel_batch(self, symbol: str, client_order_ids: list[str]) -> list[BatchResult]:
+        body = await self.rest.request("DELETE", "/fapi/v1/batchOrders",
+                                       {"symbol": symbol, "origClientOrderIdList": _compact(client_order_ids)},
+                                       signed=True, weight=1)
+        return order_wire.batch_results(body, self.instruments[symbol], len(client_order_ids))
+
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
-        body = await self.rest.request("DELETE", "/fapi/v1/order",
-                                       {"symbol": symbol, "origClientOrderId": client_order_id}, signed=True)
+        actual = self._actual.get(client_order_id)
+        ref: dict[str, Any] = {"orderId": actual} if actual else {"origClientOrderId": client_order_id}
+        body = await self.rest.request("DELETE", "/fapi/v1/order", {"symbol": symbol, **ref}, signed=True)
         return _state(body, self.instruments[symbol])
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
+        actual = self._actual.get(client_order_id)
+        ref: dict[str, Any] = {"orderId": actual} if actual else {"origClientOrderId": client_order_id}
         try:
-            body = await self.rest.request("GET", "/fapi/v1/order",
-                                           {"symbol": symbol, "origClientOrderId": client_order_id}, signed=True)
+            body = await self.rest.request("GET", "/fapi/v1/order", {"symbol": symbol, **ref}, signed=True)
         except errors.UnknownOrder:
             return None
         return _state(body, self.instruments[symbol])
+
+    async def cancel_algo(self, symbol: str, client_order_id: str) -> VenueOrderState:
+        body = await self.rest.request("DELETE", "/fapi/v1/algoOrder", {"clientAlgoId": client_order_id},
+                                       signed=True, weight=1)
+        # The cancel's answer is {algoId, clientAlgoId, code "200", msg "success"}: the order is cancelled.
+        return VenueOrderState(client_order_id, 0, "CANCELED", 0, algo_id=int(body.get("algoId") or 0) or None)
+
+    async def query_algo(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
+        try:
+            body = await self.rest.request("GET", "/fapi/v1/algoOrder", {"clientAlgoId": client_order_id},
+                                           signed=True, weight=1)
+        except errors.UnknownOrder:
+            return None
+        return order_wire.algo_state(body, self.instruments[symbol])
 
     async def open_orders(self) -> list[VenueOrderEvent]:
         body = await self.rest.request("GET", "/fapi/v1/openOrders", signed=True, weight=40)
@@ -140,6 +200,19 @@ class BinanceOrderVenue:
                 execution=Execution.NEW, side=Side(o["side"]), order_type=o["type"],
                 orig_qty_steps=ins.qty(o["origQty"]), price_ticks=_price_or_zero(ins, o["price"]),
                 last_qty_steps=ins.qty(o["executedQty"]), reduce_only=bool(o.get("reduceOnly"))))
+        try:
+            algo = await self.rest.request("GET", "/fapi/v1/openAlgoOrders", signed=True, weight=40)
+        except errors.BadRequest as exc:
+            if exc.status != 404:
+                raise
+            # A Binance-compatible venue without the Algo Order API (older gateways, testnets): it can hold
+            # no conditional order of ours, so there is none to reconcile.
+            log.warning("the venue has no Algo Order API (%s): no conditional orders to reconcile", exc.msg)
+            algo = []
+        for o in algo:
+            ins = self.instruments.get(o["symbol"])
+            if ins is not None:
+                out.append(order_wire.open_algo_event(o, ins))
         return out
 
     async def trades(self, symbol: str) -> list[VenueOrderEvent]:
@@ -172,7 +245,12 @@ class BinanceOrderVenue:
 
 
 def _state(body: dict[str, Any], ins: Instrument) -> VenueOrderState:
-    return VenueOrderState(body["clientOrderId"], body["orderId"], body["status"], ins.qty(body["executedQty"]))
+    return order_wire.order_state(body, ins)
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces: the venue refuses batch lists with them."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _price_or_zero(ins: Instrument, text: str) -> int:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import msgspec
+import yarl
 
 from celeris.domain.clock import Clock
 from celeris.venues.binance import errors
@@ -111,7 +112,9 @@ class BinanceRestClient:
         if on_write is not None:
             on_write(time.time_ns())
         try:
-            async with self._session.request(method, url, headers=headers) as resp:
+            # Sent exactly as signed: yarl would otherwise re-quote the query (a batch's JSON list holds
+            # characters it normalizes), and the venue checks the signature over the bytes it receives.
+            async with self._session.request(method, yarl.URL(url, encoded=True), headers=headers) as resp:
                 raw = await resp.read()
                 used = resp.headers.get("X-MBX-USED-WEIGHT-1M")
                 if used is not None and used.isdigit():

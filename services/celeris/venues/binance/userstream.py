@@ -20,7 +20,7 @@ from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
 
-_OTHER_EVENTS = (b'"ACCOUNT_CONFIG_UPDATE"', b'"MARGIN_CALL"', b'"ALGO_UPDATE"', b'"STRATEGY_UPDATE"',
+_OTHER_EVENTS = (b'"ACCOUNT_CONFIG_UPDATE"', b'"MARGIN_CALL"', b'"STRATEGY_UPDATE"',
                  b'"GRID_UPDATE"', b'"CONDITIONAL_ORDER_TRIGGER_REJECT"')
 
 

@@ -225,9 +225,7 @@ class AlgoOrders:
         order_type = algo.actual_type
         price = algo.price_ticks
         if order_type is OrderType.LIMIT and algo.price_match != "NONE":
-            # OPPONENT*: the best price on the other side; QUEUE*: the best on the order's own side.
-            opponent = algo.price_match.startswith("OPPONENT")
-            best = book.best((algo.side is Side.SELL) == opponent)
+            best = book.match_price(algo.side, algo.price_match)
             if best is None:
                 raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
                                         "limit.")

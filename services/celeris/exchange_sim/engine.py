@@ -18,7 +18,7 @@ from typing import Any, Callable
 from celeris.domain.clock import Clock
 from celeris.domain.values import MONEY_SCALE, DecimalFormatError, Side, parse_decimal
 from celeris.exchange_sim import filters
-from celeris.exchange_sim.algo import AlgoOrders
+from celeris.exchange_sim.algo import PRICE_MATCHES, AlgoOrders
 from celeris.exchange_sim.algo_wire import AlgoWire
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
 from celeris.exchange_sim.margin import Margin
@@ -36,6 +36,10 @@ from celeris.exchange_sim.triggers import Triggers
 from celeris.exchange_sim.wire import WireRendering, price_str
 
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+GTD_MIN_AHEAD_MS = 600_000
+GTD_MAX_MS = 253_402_300_799_000
+GTD_INVALID = "The goodTillDate timestamp must be greater than the current time plus 600 seconds and smaller than " \
+              "253402300799000"
 
 # Names other modules imported from here before the split.
 _price_str = price_str
@@ -101,11 +105,33 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
                 raise VenueError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, "
                                         "or malformed.")
         tif = _enum(TimeInForce, tif_text or "GTC", -1115, "Invalid timeInForce.")
+        price_match = params.get("priceMatch") or "NONE"
+        if price_match not in PRICE_MATCHES:
+            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        if price_match != "NONE" and not order_type.has_limit_price:
+            raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
         price_ticks = 0
-        if order_type.has_limit_price:
+        if order_type.has_limit_price and price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
         elif params.get("price") not in (None, "", "0"):
             raise VenueError(-1106, "Parameter 'price' sent when not required.")
+        elif price_match != "NONE":
+            matched = self.books[symbol].match_price(side, price_match)
+            if matched is None:
+                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
+                                        "limit.")
+            price_ticks = matched
+        good_till = 0
+        if tif is TimeInForce.GTD:
+            text = _required(params, "goodTillDate")
+            if not text.isdigit():
+                raise filters.malformed("goodTillDate")
+            # The venue keeps whole seconds of goodTillDate.
+            good_till = int(text) // 1000 * 1000
+            if not self.now_ms() + GTD_MIN_AHEAD_MS < good_till < GTD_MAX_MS:
+                raise VenueError(-5040, GTD_INVALID)
+        elif params.get("goodTillDate") not in (None, "", "0"):
+            raise VenueError(-1106, "Parameter 'goodTillDate' sent when not required.")
         stop_ticks = 0
         if order_type.has_stop_price:
             stop_ticks = filters.parse_price(ins, "stopPrice", _required(params, "stopPrice"))
@@ -166,7 +192,8 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         now = self.now_ms()
         order = SimOrder(next(self._order_ids), client_id, symbol, side, order_type, tif, qty_steps, price_ticks,
                          stop_ticks, reduce_only, close_position, params.get("workingType", "CONTRACT_PRICE"),
-                         callback, activation, 0, "NEW", 0, 0, now, now, stp_mode=stp_mode)
+                         callback, activation, 0, "NEW", 0, 0, now, now, stp_mode=stp_mode,
+                         price_match=price_match, good_till_ms=good_till)
         account.orders[order.order_id] = order
         self._order_event(account, order, "NEW")
         if not order_type.is_conditional:
@@ -207,7 +234,19 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if side is not order.side:
             raise VenueError(-1117, "Invalid side: an order's side cannot be modified.")
         qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
+        price_match = params.get("priceMatch") or "NONE"
+        if price_match not in PRICE_MATCHES:
+            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        if price_match == "NONE":
+            price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
+        elif params.get("price") not in (None, "", "0"):
+            raise VenueError(-1106, "Parameter 'price' sent when not required.")
+        else:  # the new price comes from the book now, as at placement
+            matched = self.books[symbol].match_price(side, price_match)
+            if matched is None:
+                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
+                                        "limit.")
+            price_ticks = matched
         if (qty_steps, price_ticks) == (order.qty_steps, order.price_ticks):
             raise VenueError(-5027, "No need to modify the order.")
         if qty_steps <= order.filled_steps:
@@ -221,7 +260,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             raise VenueError(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                     "will be rejected. The order will not be recorded in the order history")
         self._remove_resting(order)
-        order.qty_steps, order.price_ticks = qty_steps, price_ticks
+        order.qty_steps, order.price_ticks, order.price_match = qty_steps, price_ticks, price_match
         order.update_ms = self.now_ms()
         self._order_event(account, order, "AMENDMENT")
         self._execute(account, order)
@@ -246,6 +285,14 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
                 if now >= deadline:
                     del account.countdowns[symbol]
                     self.cancel_all(account, symbol)
+
+    def expire_good_till(self) -> None:
+        """GTD orders whose goodTillDate has come are EXPIRED by the venue (with their user-data event)."""
+        now = self.now_ms()
+        for account in self.accounts.values():
+            for order in list(account.orders.values()):
+                if order.good_till_ms and order.is_open and now >= order.good_till_ms:
+                    self._finish(account, order, "EXPIRED")
 
     def find(self, account: Account, symbol: str, order_id: int | None, client_id: str | None) -> SimOrder | None:
         self.instrument(symbol)

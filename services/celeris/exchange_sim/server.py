@@ -183,6 +183,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
         """One step of venue time: market moves, triggers, liquidations, funding, streams."""
         now = self.now_ms()
         self.engine.check_countdowns()
+        self.engine.expire_good_till()
         if self.probe is not None:  # the probe's steps alone move and publish the market
             self._expire_listen_keys(now)
             return

@@ -65,6 +65,10 @@ class SimOrder:
     account (NONE: they trade, as Binance's default; EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH)."""
     liquidation: bool = False
     """The venue's own autoclose order closing a liquidated position: its fills are execution CALCULATED."""
+    price_match: str = "NONE"
+    """priceMatch the order was placed with (its price was taken from the book at arrival)."""
+    good_till_ms: int = 0
+    """goodTillDate of a GTD order (whole seconds, as the venue keeps it); it expires then."""
 
     @property
     def remaining(self) -> int:
@@ -152,6 +156,16 @@ class SymbolBook:
     def best(self, is_bid: bool) -> int | None:
         prices = self.prices(is_bid)
         return prices[0] if prices else None
+
+    def match_price(self, side: Side, price_match: str) -> int | None:
+        """The price priceMatch gives an order of `side` now: OPPONENT[_N] is the Nth best price on the other
+        side, QUEUE[_N] the Nth best on the order's own side (N = 1 without a suffix; the last level there is
+        when the book is shallower). None when that side of the book is empty."""
+        kind, _, depth = price_match.partition("_")
+        prices = self.prices((side is Side.SELL) == (kind == "OPPONENT"))
+        if not prices:
+            return None
+        return prices[min(int(depth or 1), len(prices)) - 1]
 
     def touch(self, is_bid: bool, price: int) -> None:
         self.update_id += 1

@@ -52,7 +52,8 @@ class WireRendering:
             "reduceOnly": order.reduce_only, "closePosition": order.close_position, "side": order.side.value,
             "positionSide": "BOTH", "stopPrice": ins.format_price(order.stop_price_ticks),
             "workingType": order.working_type, "priceProtect": False, "origType": order.order_type.value,
-            "priceMatch": "NONE", "selfTradePreventionMode": order.stp_mode, "goodTillDate": 0,
+            "priceMatch": order.price_match, "selfTradePreventionMode": order.stp_mode,
+            "goodTillDate": order.good_till_ms,
             "updateTime": order.update_ms,
         }
         if order.order_type is OrderType.TRAILING_STOP_MARKET:
@@ -73,7 +74,7 @@ class WireRendering:
              "N": "USDT", "n": money_str(commission), "T": now, "t": trade_id, "b": "0", "a": "0",
              "m": maker, "R": order.reduce_only, "wt": order.working_type, "ot": order.order_type.value,
              "ps": "BOTH", "cp": order.close_position, "rp": money_str(realized), "pP": False, "si": 0,
-             "ss": 0, "V": order.stp_mode, "pm": "NONE", "gtd": 0, "er": "0"}
+             "ss": 0, "V": order.stp_mode, "pm": order.price_match, "gtd": order.good_till_ms, "er": "0"}
         if order.order_type is OrderType.TRAILING_STOP_MARKET:  # the venue adds these for trailing stops only
             o["AP"], o["cr"] = body["activatePrice"], body["priceRate"]
         account.events.append({"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": o})

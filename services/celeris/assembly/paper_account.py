@@ -12,6 +12,7 @@ venue's own.
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -65,7 +66,12 @@ class ModeRouted:
         return self.paper if self.mode() is Mode.SIMULATION else self.venue
 
     async def snapshot(self) -> AccountSnapshot:
-        return await self._source().snapshot()
+        snapshot = await self._source().snapshot()
+        brackets = getattr(self.venue, "leverage_brackets", None)
+        if self._source() is self.paper and not snapshot.brackets and brackets is not None:
+            # The paper account trades the venue's symbols: judged on the venue's brackets, not a flat rate.
+            snapshot = dataclasses.replace(snapshot, brackets=await brackets())
+        return snapshot
 
     async def account(self) -> Any:
         return await self._source().account()

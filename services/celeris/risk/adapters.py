@@ -48,6 +48,14 @@ class VenueAccountSource:
         return AccountSnapshot(account.total_wallet, positions, marks, leverage, account.open_order_margin,
                                brackets=self.brackets)
 
+    async def leverage_brackets(self) -> dict[str, BracketTable]:
+        """The venue's brackets (read once if no snapshot read them yet), for a paper account that trades the
+        venue's symbols and must be judged on the venue's maintenance margin."""
+        if self._leverage is None and not self.brackets:
+            await self._read_brackets(None)
+            self._leverage = {}
+        return self.brackets
+
     async def _read_brackets(self, symbol: str | None) -> None:
         try:
             tables = await read_leverage_brackets(self.rest, symbol)

@@ -238,6 +238,9 @@ class AccountMonitor:
     def maint_margin(self) -> Decimal:
         return money_decimal(self.ledger.maint_margin())
 
+    def available_balance(self) -> Decimal:
+        return money_decimal(self.ledger.available_balance())
+
     def margin_ratio(self) -> Decimal:
         """Maintenance margin / margin balance (1 is liquidation), to 1 ppm rounded up."""
         return ppm_decimal(self.ledger.margin_ratio_ppm())

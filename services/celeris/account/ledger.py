@@ -153,6 +153,16 @@ class AccountLedger:
     def maint_margin(self) -> int:
         return sum(self.maint_margin_of(k) for k in self.positions)
 
+    def initial_margin(self) -> int:
+        """Initial margin of the positions at the mark (notional / leverage, each rounded up), money units; a
+        symbol whose leverage the venue has not told counts at 1x, so the figure never overstates room."""
+        return sum(-(-self.notional(k) // max(1, self.leverage.get(k[0], 1))) for k in self.positions)
+
+    def available_balance(self) -> int:
+        """What new orders can use, as the venue figures it for positions: margin balance less the
+        positions' initial margin (open orders' margin is the venue's to add; not known here), never < 0."""
+        return max(0, self.equity() - self.initial_margin())
+
     def cross_wallet(self) -> int:
         """The wallet less the isolated positions' wallets: what every cross position shares."""
         return self.wallet - sum(self.isolated.values())

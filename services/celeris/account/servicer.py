@@ -32,7 +32,7 @@ class AccountServicer(account_pb2_grpc.AccountMonitorServicer):
         m = self._m
         equity = m.equity()
         return account_pb2.Balance(asset="USDT", wallet_balance=money_pb(m.wallet),
-                                   available_balance=dec(equity - m.maint_margin()), margin_balance=dec(equity),
+                                   available_balance=dec(m.available_balance()), margin_balance=dec(equity),
                                    unrealized_pnl=dec(m.unrealized_total()), ts_ns=m.clock.now_ns())
 
     def _position(self, key: PositionKey) -> account_pb2.Position:

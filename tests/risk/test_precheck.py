@@ -153,3 +153,16 @@ class _Source:
 
     async def snapshot(self) -> AccountSnapshot:
         return self.snap
+
+
+@given(ints=st.lists(st.integers(-10**13, 10**13), min_size=6, max_size=6))  # int64 mantissas at scale 8
+def test_grpc_metrics_from_integers_equal_the_decimal_edge(ints):
+    """The servicer encodes the integers directly; the mantissas must be those of the Decimal edge."""
+    from celeris.risk.metrics import RiskMetrics
+    from celeris.risk.servicer import dec, metrics_pb
+
+    m = RiskMetrics(ints[0], ints[1], ints[2], ints[3], ints[4], 0, {"BTCUSDT": 1}, {"BTCUSDT": ints[5]}, {}, 0)
+    pb = metrics_pb(m, 1)
+    for field in ("equity", "margin_ratio", "leverage", "daily_drawdown_pct", "peak_drawdown_pct"):
+        assert getattr(pb, field) == dec(getattr(m, field)), field
+    assert pb.concentration_pct["BTCUSDT"] == dec(m.concentration_pct["BTCUSDT"])

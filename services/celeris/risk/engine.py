@@ -31,7 +31,12 @@ from celeris.domain.clock import NS_PER_S, Clock, utc_day_start_ns
 from celeris.domain.instruments import Instrument
 from celeris.domain.risk import Approved, Denied, Policy, PolicyKind, Scope, Violation, decide, evaluate
 from celeris.domain.values import Side
-from celeris.risk.metrics import DEFAULT_TAKER_FEE_PPM, AccountSnapshot, RiskMetrics, compute, post_trade
+from celeris.domain.margin import div_half_even
+from celeris.domain.positions import INFINITE_RATIO_PPM
+from celeris.domain.ratios import PPM, ppm_decimal, ratio_ppm
+from celeris.risk import precheck
+from celeris.risk.metrics import DEFAULT_TAKER_FEE_PPM, AccountSnapshot, RiskMetrics, compute
+from celeris.risk.precheck import DEFAULT_LEVERAGE, LEVERAGE, MARGIN_RATIO
 from celeris.transport.tasks import supervised
 
 log = logging.getLogger(__name__)
@@ -127,11 +132,32 @@ class StopState:
     stop_id: int = 0
 
 
-@dataclass
 class CheckResult:
-    outcome: Approved | Denied
-    post_trade: RiskMetrics
-    processing_time_us: int
+    """The outcome, the post-trade metrics (built on first read: the in-process caller needs only the
+    outcome) and the check's own processing time."""
+
+    __slots__ = ("outcome", "_post_trade", "processing_time_us", "_lazy")
+
+    def __init__(self, outcome: Approved | Denied, post_trade: RiskMetrics | None, processing_time_us: int) -> None:
+        self.outcome, self._post_trade, self.processing_time_us = outcome, post_trade, processing_time_us
+        self._lazy: tuple[Any, ...] | None = None
+
+    @property
+    def post_trade(self) -> RiskMetrics:
+        if self._post_trade is None:
+            book, symbol, qty, notional, state, velocity, day_start = self._lazy  # type: ignore[misc]
+            notionals = dict(book.notionals)
+            if qty:
+                notionals[symbol] = notional
+            else:
+                notionals.pop(symbol, None)
+            equity = state[precheck.EQUITY]
+            concentration = {s: (ratio_ppm(v, equity) if equity > 0 else INFINITE_RATIO_PPM)
+                             for s, v in notionals.items()}
+            self._post_trade = RiskMetrics(equity, state[MARGIN_RATIO], state[LEVERAGE], state[precheck.DAILY_DD],
+                                           state[precheck.PEAK_DD], state[precheck.AVAILABLE], notionals,
+                                           concentration, dict(velocity), state[-1])
+        return self._post_trade
 
 
 class MemoryPolicyStore:
@@ -201,8 +227,15 @@ class RiskEngine:
         self.flag = flag
         self.actions = actions
         self.config = config or RiskConfig()
-        self.policies: list[Policy] = []
+        self._policies: list[Policy] = []
+        self._compiled: tuple[precheck.CompiledPolicy, ...] = ()
         self.snapshot: AccountSnapshot | None = None
+        self._book: precheck.Book | None = None
+        self._consts = {s: precheck.SymbolConsts(i) for s, i in instruments.items()}
+        self._before_ints: dict[tuple[Scope, str, str], int] = {}
+        self._audit_queue: deque[tuple[Any, ...]] = deque()
+        self._audit_wake: asyncio.Future[None] | None = None
+        self._audit_task: asyncio.Task[Any] | None = None
         self.metrics: RiskMetrics | None = None
         self.day_start_ns = 0
         self.day_start_equity: int | None = None
@@ -221,6 +254,15 @@ class RiskEngine:
         self._before_inputs: dict[tuple[Scope, str, str], Decimal] = {}
         self._tasks: list[asyncio.Task[Any]] = []
 
+    @property
+    def policies(self) -> list[Policy]:
+        return self._policies
+
+    @policies.setter
+    def policies(self, policies: list[Policy]) -> None:
+        self._compiled = precheck.compile_policies(policies)  # compiled before any check sees the new set
+        self._policies = policies
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         self.policies = await self.policy_store.load()
@@ -230,6 +272,8 @@ class RiskEngine:
         await self.refresh()
         self._tasks.append(supervised("risk-monitor", self._monitor_loop))
         self._tasks.append(supervised("risk-policies", self._policy_loop))
+        self._audit_task = asyncio.ensure_future(self._audit_loop())
+        self._tasks.append(self._audit_task)
 
     async def stop_tasks(self) -> None:
         for task in self._tasks:
@@ -239,6 +283,8 @@ class RiskEngine:
                 await task
             except asyncio.CancelledError:
                 pass
+        self._audit_task = None
+        await self._drain_audit()  # what the checks queued is written before the engine says it stopped
 
     async def reload_policies(self) -> None:
         self.policies = await self.policy_store.load()
@@ -274,6 +320,8 @@ class RiskEngine:
         self.peak_equity = max(self.peak_equity if self.peak_equity is not None else equity, equity)
         self.metrics = metrics
         self._before_inputs = metrics.as_policy_inputs()
+        self._before_ints = _before_ints(metrics)
+        self._book = precheck.Book(self.snapshot, self._consts)
         return metrics
 
     def _velocity(self, now: int) -> dict[str, int]:
@@ -288,69 +336,135 @@ class RiskEngine:
     # -- the pre-trade check ----------------------------------------------------------------------
     def check_order(self, request_id: str, symbol: str, side: Side, qty_steps: int, price_ticks: int | None,
                     reduce_only: bool = False, strategy_id: str = "") -> CheckResult:
-        """Synchronous: uses the cached account (refreshed every second), simulates the fill, evaluates."""
+        """Synchronous: uses the cached account (refreshed every second), simulates the fill, evaluates.
+        Integers only (risk/precheck.py): the order's symbol is recomputed, the totals move by its change."""
         started = time.perf_counter_ns()
         ins = self.instruments.get(symbol)
         if self.stop.active:
             return self._result(started, Denied((Violation("emergency-stop", PolicyKind.EMERGENCY, "trading_enabled",
                                                            NO_VALUE, f"stopped: {self.stop.reason}"),)))
-        if ins is None or self.snapshot is None:
+        book = self._book
+        if ins is None or book is None:
             reason = f"unknown symbol {symbol}" if ins is None else "no account state yet"
             return self._result(started, Denied((Violation("check-unavailable", PolicyKind.HARD, "availability",
                                                            NO_VALUE, reason),)))
-        price = price_ticks or self.snapshot.marks.get(symbol)
+        price = price_ticks or book.marks.get(symbol)
         if not price:
             return self._result(started, Denied((Violation("no-price", PolicyKind.HARD, "availability", NO_VALUE,
                                                            f"no price for {symbol}"),)))
         now = self.clock.now_ns()
-        velocity = self._velocity(now)
+        horizon = now - 60 * NS_PER_S
+        velocity = {}
+        for sym, times in self.order_times.items():
+            while times and times[0] < horizon:
+                times.popleft()
+            velocity[sym] = len(times)
         velocity[symbol] = velocity.get(symbol, 0) + 1
-        strategy_velocity = {}
+        strategy_count = 0
         if strategy_id:
             times = self.strategy_order_times[strategy_id]
-            while times and times[0] < now - 60 * NS_PER_S:
+            while times and times[0] < horizon:
                 times.popleft()
-            strategy_velocity[strategy_id] = len(times) + 1
-        after = post_trade(self.snapshot, ins, side, qty_steps, price, self.config.taker_fee_ppm)
-        metrics = compute(after, self.day_start_equity, self.peak_equity, velocity)
-        inputs = metrics.as_policy_inputs(strategy_velocity)
-        violations = evaluate(self.policies, inputs)
-        if reduce_only:
-            # Reducing risk is always allowed: only the emergency stop blocks it (handled above).
-            violations = [v for v in violations if v.kind is PolicyKind.SOFT]
+            strategy_count = len(times) + 1
+        # The order filled at `price` as taker, on the order's symbol only.
+        c = self._consts.get(symbol) or precheck.SymbolConsts(ins)
+        old = book.legs.get(symbol)
+        if old is None:
+            old = precheck.Leg(c, 0, 0, 1, 0, book_table(book, ins),
+                              book.leverage.get(symbol, DEFAULT_LEVERAGE))
+        qty, cost_num, cost_den, realized = precheck.fill(old.qty, old.cost_num, old.cost_den, side.sign, qty_steps,
+                                                          price, c.value_num, c.value_den)
+        commission = div_half_even(price * qty_steps * c.value_num * self.config.taker_fee_ppm, c.value_den * PPM)
+        mark = book.marks.get(symbol, price) or 0
+        upnl, maint, notional, initial = precheck.figures(c, qty, cost_num, cost_den, mark, old.table, old.leverage)
+        if not old.qty:
+            old_upnl = old_maint = old_notional = old_initial = 0
         else:
-            violations = self._only_worsening(violations, inputs)
+            old_upnl, old_maint, old_notional, old_initial = old.upnl, old.maint, old.notional, old.initial
+        equity = book.wallet + realized - commission + book.upnl - old_upnl + upnl
+        maint_total = book.maint - old_maint + maint
+        gross = book.gross - old_notional + notional
+        initial_total = book.initial - old_initial + initial
+        notional_max = notional if qty else None
+        for sym, value in book.notionals.items():
+            if sym != symbol and (notional_max is None or value > notional_max):
+                notional_max = value
+        state = _post_state(equity, maint_total, gross, initial_total, book.open_order_margin, self.day_start_equity,
+                            self.peak_equity, notional_max, max(velocity.values()))
+        violations = []
+        for cp in self._compiled:
+            if cp.code is not None:
+                value = state[cp.code]
+            elif cp.scope is Scope.SYMBOL:
+                value = self._symbol_value(cp, book, symbol, qty, notional, equity, velocity)
+            else:
+                value = strategy_count if strategy_id and cp.scope_id == strategy_id \
+                    and cp.metric == "orders_per_minute" else None
+            if value is not None and not cp.holds(value):
+                if not reduce_only and cp.metric in _WORSENING:
+                    before = self._before_ints.get((cp.scope, cp.scope_id, cp.metric))
+                    if before is not None and value < before:
+                        continue  # the order reduces the breach
+                p = cp.policy
+                if reduce_only and p.kind is not PolicyKind.SOFT:
+                    continue  # reducing risk is always allowed: only the emergency stop blocks it (above)
+                violations.append(Violation(p.name, p.kind, p.metric, _real(value, cp.unit), p.threshold, p.scope,
+                                            p.scope_id))
         outcome = decide(violations)
         if isinstance(outcome, Approved):
             self.order_times[symbol].append(now)
             if strategy_id:
                 self.strategy_order_times[strategy_id].append(now)
-        result = CheckResult(outcome, metrics, (time.perf_counter_ns() - started) // 1000)
-        self.check_latency_ns.append(time.perf_counter_ns() - started)
+        elapsed = time.perf_counter_ns() - started
+        result = CheckResult(outcome, None, elapsed // 1000)
+        result._lazy = (book, symbol, qty, notional, state, velocity, self.day_start_equity)
+        self.check_latency_ns.append(elapsed)
         self.checks += 1
-        asyncio.ensure_future(self.audit.check({
-            "ts_ns": now, "request_id": request_id, "symbol": symbol, "side": side.value,
-            "quantity": ins.format_qty(qty_steps), "price": ins.format_price(price),
-            "approved": isinstance(outcome, Approved),
-            "violations": [v.reason for v in (outcome.violations if isinstance(outcome, Denied) else outcome.warnings)],
-            "processing_time_us": result.processing_time_us, "leverage": str(metrics.leverage),
-            "margin_ratio": str(metrics.margin_ratio)}))
+        self._audit_later((now, request_id, symbol, side, ins, qty_steps, price, outcome, result.processing_time_us,
+                           state[LEVERAGE], state[MARGIN_RATIO]))
         return result
 
-    def _only_worsening(self, violations: list[Violation], after: dict[tuple[Scope, str, str], Decimal]) -> list[Violation]:
-        """A policy already broken before the order blocks it only if the order makes it worse."""
-        if self.metrics is None:
-            return violations
-        before = self._before_inputs
-        kept = []
-        for v in violations:
-            old = before.get((v.scope, v.scope_id, v.metric))
-            if old is not None and v.metric in ("leverage", "margin_ratio", "concentration_pct",
-                                                "position_notional_usdt", "total_exposure_usdt"):
-                if after[(v.scope, v.scope_id, v.metric)] < old:
-                    continue  # the order reduces the breach
-            kept.append(v)
-        return kept
+    def _symbol_value(self, cp, book, symbol, qty, notional, equity, velocity):  # type: ignore[no-untyped-def]
+        sym = cp.scope_id
+        if cp.metric == "orders_per_minute":
+            return velocity.get(sym)
+        if sym == symbol:
+            value = notional if qty else None
+        else:
+            value = book.notionals.get(sym)
+        if value is None or cp.metric == "position_notional_usdt":
+            return value if cp.metric in ("position_notional_usdt", "concentration_pct") else None
+        if cp.metric == "concentration_pct":
+            return ratio_ppm(value, equity) if equity > 0 else INFINITE_RATIO_PPM
+        return None
+
+    # -- the audit, off the check path: one writer task, records in order --------------------------
+    def _audit_later(self, item: tuple[Any, ...]) -> None:
+        self._audit_queue.append(item)
+        wake = self._audit_wake
+        if wake is not None:
+            if not wake.done():
+                wake.set_result(None)
+        elif self._audit_task is None:
+            asyncio.ensure_future(self._drain_audit())  # not started: one writer per check, as before
+
+    async def _drain_audit(self) -> None:
+        while self._audit_queue:
+            record = _audit_record(self._audit_queue.popleft())
+            try:
+                await self.audit.check(record)
+            except Exception:
+                log.exception("risk audit write failed for %s", record.get("request_id"))
+
+    async def _audit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._drain_audit()
+            self._audit_wake = loop.create_future()
+            try:
+                await self._audit_wake
+            finally:
+                self._audit_wake = None
 
     def _result(self, started: int, outcome: Approved | Denied) -> CheckResult:
         metrics = self.metrics or compute(AccountSnapshot(0, {}, {}, {}), None, None)
@@ -479,6 +593,67 @@ class RiskEngine:
             self.raise_alert("risk", "info", f"trading re-enabled by {enabled_by}: {reason}",
                              key=f"enable:{self.stop.enabled_at_ns}")
             return self.stop
+
+
+_WORSENING = frozenset({"leverage", "margin_ratio", "concentration_pct", "position_notional_usdt",
+                        "total_exposure_usdt"})
+"""Metrics where a policy already broken before the order blocks it only if the order makes it worse."""
+
+
+def book_table(book: precheck.Book, ins: Instrument):  # type: ignore[no-untyped-def]
+    from celeris.domain.positions import flat_brackets
+    return flat_brackets(ins) if book is None else (book.brackets.get(ins.symbol) or flat_brackets(ins))
+
+
+def _post_state(equity: int, maint: int, gross: int, initial: int, open_order_margin: int,
+                day_start: int | None, peak_equity: int | None, notional_max: int | None,
+                opm_max: int) -> tuple[Any, ...]:
+    """The account-scope metrics in integers, indexed by precheck's codes (then the day's PnL)."""
+    daily_dd = daily_pnl = 0
+    if day_start is not None and day_start > 0:
+        daily_pnl = equity - day_start
+        daily_dd = max(0, ratio_ppm(day_start - equity, day_start))
+    peak = equity if peak_equity is None or peak_equity < equity else peak_equity
+    peak_dd = ratio_ppm(peak - equity, peak) if peak > 0 else 0
+    if equity > 0:
+        mr, lev = -(-maint * PPM // equity), -(-gross * PPM // equity)
+        conc = None if notional_max is None else -(-notional_max * PPM // equity)
+    else:
+        mr = INFINITE_RATIO_PPM if maint else 0
+        lev = INFINITE_RATIO_PPM if gross else 0
+        conc = None if notional_max is None else INFINITE_RATIO_PPM
+    return (equity, mr, lev, daily_dd, peak_dd, equity - initial - open_order_margin, gross,
+            max(0, -daily_pnl), conc, notional_max, opm_max, daily_pnl)
+
+
+def _before_ints(m: RiskMetrics) -> dict[tuple[Scope, str, str], int]:
+    """The refresh's metrics that `_WORSENING` compares with, in the same integer units as the check."""
+    out = {(Scope.ACCOUNT, "", "leverage"): m.leverage_ppm, (Scope.ACCOUNT, "", "margin_ratio"): m.margin_ratio_ppm,
+           (Scope.ACCOUNT, "", "total_exposure_usdt"): sum(m.notional_units.values())}
+    for symbol, ppm in m.concentration_ppm.items():
+        out[(Scope.SYMBOL, symbol, "concentration_pct")] = ppm
+    for symbol, units in m.notional_units.items():
+        out[(Scope.SYMBOL, symbol, "position_notional_usdt")] = units
+    if m.concentration_ppm:
+        out[(Scope.ACCOUNT, "", "concentration_pct")] = max(m.concentration_ppm.values())
+    if m.notional_units:
+        out[(Scope.ACCOUNT, "", "position_notional_usdt")] = max(m.notional_units.values())
+    return out
+
+
+def _real(value: int, unit: int) -> Decimal:
+    """A metric's integer as the exact real-unit Decimal a Violation reports (the exporting edge)."""
+    return Decimal(value) / Decimal(unit) if unit != 1 else Decimal(value)
+
+
+def _audit_record(item: tuple[Any, ...]) -> dict[str, Any]:
+    now, request_id, symbol, side, ins, qty_steps, price, outcome, us, leverage_ppm, mr_ppm = item
+    return {"ts_ns": now, "request_id": request_id, "symbol": symbol, "side": side.value,
+            "quantity": ins.format_qty(qty_steps), "price": ins.format_price(price),
+            "approved": isinstance(outcome, Approved),
+            "violations": [v.reason for v in (outcome.violations if isinstance(outcome, Denied) else outcome.warnings)],
+            "processing_time_us": us, "leverage": str(ppm_decimal(leverage_ppm)),
+            "margin_ratio": str(ppm_decimal(mr_ppm))}
 
 
 def metrics_json(metrics: RiskMetrics) -> dict[str, Any]:

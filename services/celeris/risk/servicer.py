@@ -22,11 +22,21 @@ def dec(value: Decimal | int, scale: int = MONEY_SCALE) -> common_pb2.Decimal:
     return common_pb2.Decimal(mantissa=round(Decimal(value).scaleb(scale)), scale=scale)
 
 
+_PPM_TO_SCALE = 10 ** (MONEY_SCALE - 6)
+"""ppm of 1 -> mantissa at MONEY_SCALE (exact: the same figure `dec` gives from the Decimal edge)."""
+_PPM_PCT_TO_SCALE = 10 ** (MONEY_SCALE - 4)
+"""ppm of 1 as a percentage -> mantissa at MONEY_SCALE."""
+
+
 def metrics_pb(m: RiskMetrics, ts_ns: int) -> risk_pb2.RiskMetrics:
+    """Straight from the integers (money units are already MONEY_SCALE): no Decimal per call."""
+    D, s = common_pb2.Decimal, MONEY_SCALE
     return risk_pb2.RiskMetrics(
-        equity=dec(m.equity), margin_ratio=dec(m.margin_ratio), leverage=dec(m.leverage),
-        daily_drawdown_pct=dec(m.daily_drawdown_pct), peak_drawdown_pct=dec(m.peak_drawdown_pct),
-        concentration_pct={s: dec(v) for s, v in m.concentration_pct.items()},
+        equity=D(mantissa=m.equity_units, scale=s), margin_ratio=D(mantissa=m.margin_ratio_ppm * _PPM_TO_SCALE, scale=s),
+        leverage=D(mantissa=m.leverage_ppm * _PPM_TO_SCALE, scale=s),
+        daily_drawdown_pct=D(mantissa=m.daily_drawdown_ppm * _PPM_PCT_TO_SCALE, scale=s),
+        peak_drawdown_pct=D(mantissa=m.peak_drawdown_ppm * _PPM_PCT_TO_SCALE, scale=s),
+        concentration_pct={k: D(mantissa=v * _PPM_PCT_TO_SCALE, scale=s) for k, v in m.concentration_ppm.items()},
         orders_per_minute=m.orders_per_minute, ts_ns=ts_ns)
 
 

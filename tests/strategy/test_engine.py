@@ -209,3 +209,11 @@ def test_reconfigure_without_restart(btcusdt):
     assert not engine.runners["mom"].enabled
     with pytest.raises(ValueError):
         engine.reconfigure([StrategyConfig("mm", "market_making", "BTCUSDT", "0.0005")])
+
+
+def test_running_net_taker_sum_drops_trades_older_than_ten_seconds(btcusdt):
+    from celeris.domain.messages import TradeUpdate
+    engine = StrategyEngine([], {"BTCUSDT": btcusdt}, TestClock(), NullGateway(), lambda t, m: None)
+    for i, (ts_s, qty, maker) in enumerate([(0, 5, False), (5, 2, True), (12, 7, False), (30, 1, False)]):
+        engine.on_trade(TradeUpdate("BTCUSDT", i, i, 100, qty, maker, ts_s * 10**9, ts_s * 10**9))
+    assert engine.net_taker_sum["BTCUSDT"] == 1

@@ -84,6 +84,8 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         self.books = {s: OrderBook(s) for s in instruments}
         self.live = {s: False for s in instruments}
         self.net_taker: dict[str, deque[tuple[int, int]]] = {s: deque() for s in instruments}
+        self.net_taker_sum: dict[str, int] = {s: 0 for s in instruments}
+        """Running sum of net_taker's quantities: summing the window per decision cost ~110 us."""
         self.last_trade: dict[str, int] = {}
         self.received_ns: dict[str, int] = {}
         """When the market data behind the current top arrived (tick-to-order starts there)."""
@@ -113,10 +115,13 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         flows = self.net_taker.get(trade.symbol)
         if flows is None:
             return
-        flows.append((trade.ts_event_ns, -trade.qty_steps if trade.buyer_is_maker else trade.qty_steps))
+        qty = -trade.qty_steps if trade.buyer_is_maker else trade.qty_steps
+        flows.append((trade.ts_event_ns, qty))
+        total = self.net_taker_sum[trade.symbol] + qty
         horizon = trade.ts_event_ns - 10_000_000_000
         while flows and flows[0][0] < horizon:
-            flows.popleft()
+            total -= flows.popleft()[1]
+        self.net_taker_sum[trade.symbol] = total
         self.last_trade[trade.symbol] = trade.price_ticks
 
     def on_book(self, update: BookUpdate) -> None:
@@ -141,7 +146,7 @@ class StrategyEngine(StrategyRoster, OrderIntents):
             return None
         return BookTop(symbol, self.received_ns.get(symbol) or self.clock.now_ns(), bid[0], bid[1], ask[0], ask[1],
                        self.last_trade.get(symbol),
-                       sum(q for _, q in self.net_taker[symbol]))
+                       self.net_taker_sum[symbol])
 
     def decide(self, symbol: str) -> None:
         """Run every enabled strategy of the symbol on its top of book and act on what they say."""

@@ -118,3 +118,15 @@ async def test_mode_switch_routes_orders_to_the_right_venue(setup, btcusdt):
     await engine.set_mode(Mode.SIMULATION)
     outcome = await engine.submit(request(order_type=OrderType.MARKET, instrument=ins))
     assert outcome.accepted and engine.order_mode[outcome.order.client_order_id] is Mode.SIMULATION
+
+
+async def test_the_write_stamp_is_the_injected_clock_not_the_wall_clock(setup):
+    # A backtest runs on the capture's event clock: the paper venue's "socket write" time must be that
+    # clock's, or latency measured from it (and everything downstream) depends on when the run happened.
+    from celeris.domain.orders import Order
+    _engine, paper, _published, _sleeps, btcusdt = setup
+    paper.clock.advance(ms=1234)
+    stamps = []
+    order = Order("cel-w-1", "BTCUSDT", Side.BUY, OrderType.LIMIT, btcusdt.qty("0.010"), btcusdt.price("59000.0"))
+    await paper.place(order, on_write=stamps.append)
+    assert stamps == [paper.clock.now_ns()]

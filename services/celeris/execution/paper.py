@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Awaitable, Callable
@@ -146,7 +145,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
 
     async def place(self, order: Order, on_write: Callable[[int], None] | None = None) -> VenueOrderState:
         if on_write is not None:
-            on_write(time.time_ns())  # the paper venue's "socket": the order is out of our hands here
+            # the paper venue's "socket": the order is out of our hands here, on the injected clock (a backtest
+            # on the event clock must not read the wall clock)
+            on_write(self.clock.now_ns())
         if self.latency_s:
             await self._sleep(self.latency_s)
         if order.is_algo:

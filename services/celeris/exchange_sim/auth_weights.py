@@ -147,7 +147,7 @@ class AuthWeights:
             response = _error(500, -1000, "An unknown error occured while processing the request.", {})
         response.headers.update(headers)
         if request.path in ("/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/algoOrder") and \
-                request.method == "POST":
+                request.method in ("POST", "PUT"):
             response.headers["X-MBX-ORDER-COUNT-10S"] = str(self._orders_since(now - 10_000))
             response.headers["X-MBX-ORDER-COUNT-1M"] = str(len(self.order_times))
         return response

@@ -98,6 +98,11 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if position_side != "BOTH" or account.dual_side:  # hedge-mode orders are not simulated
             raise VenueError(-4061, "Order's position side does not match user's setting.")
         close_position = params.get("closePosition", "false").lower() == "true"
+        if close_position:
+            if order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
+                raise VenueError(-1106, "Parameter 'closePosition' sent when not required.")
+            if params.get("quantity"):
+                raise VenueError(-4137, "Quantity must be zero with closePosition equals true.")
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
         tif_text = params.get("timeInForce")
         if order_type.has_limit_price:

@@ -55,6 +55,7 @@ class OrderRoutes:
         return self._answer(order)
 
     async def _amend_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
+        self._count_order()  # the venue counts a modification as an order (1 on 10 s, 1 on 1 min)
         order = self.engine.amend(account, params)
         await self._flush_users()
         return self._answer(order)
@@ -82,6 +83,7 @@ class OrderRoutes:
         out: list[dict[str, Any]] = []
         for spec in amends:
             try:
+                self._count_order()
                 order = self.engine.amend(account, {k: str(v) for k, v in spec.items()})
                 out.append(self._answer(order))
             except (VenueError, ValueError) as exc:

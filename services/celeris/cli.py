@@ -150,10 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_extra_commands(sub: Any) -> None:
     """Every other command, imported explicitly (the import contracts see each one)."""
-    from celeris.commands import bench, record, replay, services, sim, up
+    from celeris.commands import backtest, bench, record, replay, services, sim, up
     from celeris.dashboard import tui
 
-    for module in (sim, services, up, tui, bench, replay, record):
+    for module in (sim, services, up, tui, bench, backtest, replay, record):
         module.register(sub)
 
 

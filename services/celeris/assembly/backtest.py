@@ -1,0 +1,335 @@
+"""The backtest: a capture through the same engines as paper and live, on the capture's own clock.
+
+Owns the assembly of one run (market data core -> bus -> strategy engine -> execution engine in
+simulation mode -> the paper venue, as `celeris up` wires them in process) and the loop that drives it:
+each line of the capture sets the event clock to its receive time, then goes through the core; whatever the
+engines decided on it runs to completion before the next line (zero processing time), and anything that
+sleeps — the paper venue's order latency, execution's orphan reaper — sleeps on the event clock
+(`EventSleeper`), never the wall clock, so the same capture, settings and seed give the same result. The
+strategies' upkeep (time-to-live of orders, leases) runs each second of capture time. The run records a
+`Tape` (celeris.assembly.backtest_stats) from which the result is computed.
+
+The wall clock is read twice, around the loop, for messages per second; nothing on the path reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+import itertools
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from celeris.assembly.backtest_stats import NS_PER_S, Tape, statistics
+from celeris.domain.values import MONEY_SCALE, money_str
+
+MONEY = 10**MONEY_SCALE
+START_WALLET_USDT = 100_000
+"""The paper account's wallet at the start of a backtest (USDT)."""
+BACKTEST_KEYS = ("latency_ms", "queue_model", "seed")
+"""Sweep names that are backtest settings; any other name is a strategy parameter."""
+VARYING_KEYS = ("messages_per_s", "timing")
+"""The only keys of the result that differ between two runs of the same backtest (wall-clock figures)."""
+
+
+class BacktestError(ValueError):
+    """A backtest that cannot run as asked, with the reason in one line."""
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    strategies: tuple[dict[str, Any], ...] = ()
+    """The strategy engine's configurations (name, type, symbol, order_size, params)."""
+    strategy_dir: Path | None = None
+    """Plugin strategies: a directory of .py files (celeris.strategy.plugins)."""
+    latency_ms: float = 0.0
+    """The paper venue's order entry latency, on the event clock (ms)."""
+    queue_model: str | None = None
+    """The paper venue's queue model by name (None: the venue's default)."""
+    seed: int = 0
+    """The paper venue's random seed (probabilistic queue models)."""
+    risk: Any = None
+    """A TradingSystem's RiskSpec: the strategy filter's and execution's limits (None: generous defaults)."""
+
+
+class EventSleeper:
+    """`await sleep(s)` that ends when the event clock has passed now + s (then the clock reads exactly that
+    time); a heap of wake-up times, woken by the loop in time order, ties in the order they slept."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (self.clock.now_ns() + int(seconds * NS_PER_S), next(self._order), future))
+        await future
+
+    def next_wake(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def wake_one(self) -> None:
+        wake, _, future = heapq.heappop(self._heap)
+        if wake > self.clock.now_ns():
+            self.clock.set(wake)
+        if not future.done():
+            future.set_result(None)
+
+
+def _accepted_kwargs(cls: Any, wanted: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The keyword arguments `cls` takes, and the names of those it does not (reported, not fatal)."""
+    params = inspect.signature(cls).parameters
+    return {k: v for k, v in wanted.items() if k in params}, [k for k in wanted if k not in params]
+
+
+def _strategy_configs(settings: BacktestSettings, symbol: str, registry: Any) -> list[Any]:
+    from celeris.strategy.component import parse_strategies
+
+    configs = [dict(c) for c in settings.strategies]
+    unknown = sorted({str(c.get("type")) for c in configs} - set(registry.classes))
+    if unknown:
+        raise BacktestError(f"unknown strategy type {', '.join(map(repr, unknown))} (known: "
+                            f"{', '.join(sorted(registry.classes))}{'; ' + str(settings.strategy_dir) if settings.strategy_dir else ''})")
+    mine = [c for c in configs if c.get("symbol") == symbol]
+    if configs and not mine:
+        raise BacktestError(f"no strategy trades {symbol}, the capture's symbol")
+    try:
+        return parse_strategies(json.dumps(mine))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BacktestError(f"a strategy configuration is incomplete: {exc}") from None
+
+
+async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, Any]:
+    """One backtest of `capture` (checked with celeris.marketdata.capture.inspect first) -> the result."""
+    from celeris.domain.clock import TestClock
+    from celeris.domain.modes import Mode
+    from celeris.domain.topics import book_topic, fill_topic, mark_topic, order_topic, trade_topic
+    from celeris.execution.engine import ExecutionEngine
+    from celeris.execution.model import ExecutionConfig, PositionLimits
+    from celeris.execution.paper import PaperVenue
+    from celeris.marketdata import capture as capture_mod
+    from celeris.marketdata.core import MarketDataCore, Sink
+    from celeris.marketdata.verify import bundled_instruments
+    from celeris.strategy.engine import StrategyEngine
+    from celeris.strategy.filters import FilterLimits, filter_limits
+    from celeris.strategy.plugins import PluginRegistry
+    from celeris.transport.bus import InProcessBus
+
+    info = capture_mod.inspect(capture)
+    symbol = info.symbol
+    instrument = bundled_instruments().get(symbol)
+    if instrument is None:
+        raise BacktestError(f"{capture}: the capture's symbol {symbol} is not in the bundled exchange info")
+    instruments = {symbol: instrument}
+    if settings.strategy_dir is not None and not settings.strategy_dir.is_dir():
+        raise BacktestError(f"--strategy-dir {settings.strategy_dir} is not a directory")
+    registry = PluginRegistry(settings.strategy_dir)
+    configs = _strategy_configs(settings, symbol, registry)
+
+    stream = capture_mod.lines(info)
+    first = next(stream, None)
+    if first is None:
+        raise capture_mod.CaptureError(f"{capture} has no timestamped line: not a capture")
+    # The clock starts at the capture's first line: what sleeps from the start (execution's orphan reaper)
+    # wakes on the capture's seconds, not on every second since 1970.
+    clock = TestClock(start_ns=first[0])
+    sleeper = EventSleeper(clock)
+    bus = InProcessBus()
+    wanted = {"latency_ms": settings.latency_ms, "sleep": sleeper.sleep, "seed": settings.seed,
+              "wallet_usdt": START_WALLET_USDT}
+    if settings.queue_model is not None:
+        wanted["queue_model"] = settings.queue_model
+    kwargs, ignored = _accepted_kwargs(PaperVenue, wanted)
+    try:
+        paper = PaperVenue(instruments, clock, **kwargs)
+    except (TypeError, ValueError, KeyError) as exc:  # e.g. a queue model the venue does not know
+        raise BacktestError(f"paper venue: {exc.args[0] if exc.args else exc}") from None
+    limits = FilterLimits()
+    exec_config = ExecutionConfig((symbol,), PositionLimits(0, 10_000))
+    if settings.risk is not None:
+        limits = filter_limits(settings.risk.exposure_limits(), settings.risk.maxOrdersPerSecond, limits)
+        exec_config = ExecutionConfig((symbol,), PositionLimits(0, settings.risk.maxOrdersPerSecond,
+                                                                settings.risk.maxLeverage),
+                                      exposure=settings.risk.exposure_limits())
+    exec_kwargs, _ = _accepted_kwargs(ExecutionEngine, {"sleep": sleeper.sleep})
+    execution = ExecutionEngine(exec_config, instruments, clock, {Mode.SIMULATION: paper}, bus.publish,
+                                mode=Mode.SIMULATION, **exec_kwargs)
+    try:
+        strategy = StrategyEngine(configs, instruments, clock, execution, bus.publish, mode=Mode.SIMULATION,
+                                  limits=limits, registry=registry)
+    except (KeyError, ValueError, TypeError) as exc:  # parameters a strategy refuses, an off-step size...
+        raise BacktestError(f"strategy: {exc.args[0] if exc.args else exc}") from None
+    core = MarketDataCore([instrument], clock,
+                          Sink(book=lambda u: bus.publish(book_topic(u.symbol), u),
+                               trade=lambda t: bus.publish(trade_topic(t.symbol), t),
+                               mark=lambda m: bus.publish(mark_topic(m.symbol), m)))
+    tape = Tape(instrument, START_WALLET_USDT * MONEY)
+    book = core.symbols[symbol].synced.book
+
+    def on_book_mid(update: Any) -> None:
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            tape.on_mid(clock.now_ns(), bid[0], ask[0])
+
+    bus.subscribe(book_topic(symbol), paper.on_book)
+    bus.subscribe(book_topic(symbol), strategy.on_book)
+    bus.subscribe(book_topic(symbol), on_book_mid)
+    bus.subscribe(trade_topic(symbol), paper.on_trade)
+    bus.subscribe(mark_topic(symbol), paper.on_mark)  # funding at the capture's funding times
+    bus.subscribe(trade_topic(symbol), strategy.on_trade)
+    bus.subscribe(fill_topic(symbol), strategy.on_fill)
+    bus.subscribe(fill_topic(symbol), tape.on_fill)
+    bus.subscribe(order_topic(symbol), strategy.on_order_update)
+    bus.subscribe(order_topic(symbol), tape.on_order)
+    await execution.start()
+    core.start()
+    await asyncio.sleep(0)  # execution's event worker starts before the first message
+
+    position = paper.account_positions[symbol]
+    paper_book = paper.books[symbol]
+
+    def equity() -> int:
+        bid, ask = paper_book.best_bid(), paper_book.best_ask()
+        mark = (bid[0] + ask[0]) // 2 if bid is not None and ask is not None else None
+        return paper.wallet - tape.start_wallet + (position.unrealized_pnl(mark) if mark is not None else 0)
+
+    loop = asyncio.get_running_loop()
+    ready = getattr(loop, "_ready", None)
+    """CPython's queue of runnable callbacks: a yield to the loop only when there is work (an empty yield
+    per message was a third of the run). Another loop (uvloop) has none: then yield after every message."""
+
+    async def drain() -> None:
+        for _ in range(10_000):  # bounded: a task that yields forever must not hang the backtest
+            await asyncio.sleep(0)
+            if ready is not None and not ready:
+                return
+
+    first_ns = next_sample = next_upkeep = first[0]
+    lines = snapshots = 0
+    started = time.perf_counter()
+    on_message, on_snapshot, set_clock = core.on_message, core.on_snapshot, clock.set
+    for ts, raw in itertools.chain((first,), stream):
+        while sleeper.next_wake() is not None and sleeper.next_wake() <= ts:  # type: ignore[operator]
+            sleeper.wake_one()  # an order reaches the venue (its latency is up) before this message
+            await drain()
+        while ts >= next_sample:  # the equity of each second of the grid, before the message that passes it
+            tape.sample(next_sample, equity())
+            next_sample += NS_PER_S
+        if ts > clock.now_ns():
+            set_clock(ts)
+        if ts >= next_upkeep:
+            next_upkeep = ts - (ts - first_ns) % NS_PER_S + NS_PER_S
+            strategy.upkeep()
+        if raw.startswith(b'{"lastUpdateId"'):
+            on_snapshot(symbol, raw, ts)
+            snapshots += 1
+        else:
+            on_message(raw, ts)
+        lines += 1
+        if ready is None or ready:
+            await drain()
+    elapsed = time.perf_counter() - started
+    end_ns = clock.now_ns()
+    await drain()
+    open_orders = [_open_order(o, instrument) for o in sorted(tape.open_orders(), key=lambda o: o.client_order_id)]
+    tape.sample(end_ns, equity())
+    # The strategies cancel what they left working (reported above as open at the end); the cancels take
+    # their latency on the event clock, so the clock runs on until they are done.
+    stopping = asyncio.ensure_future(strategy.stop())
+    await drain()
+    while not stopping.done() and sleeper.next_wake() is not None:
+        sleeper.wake_one()
+        await drain()
+    await stopping
+    await execution.settle()
+    await execution.stop()
+    bid, ask = paper_book.best_bid(), paper_book.best_ask()
+    final_mid = (bid[0] + ask[0]) // 2 if bid is not None and ask is not None else None
+    unrealized = position.unrealized_pnl(final_mid) if final_mid is not None else 0
+    figures = statistics(tape, end_ns, final_mid)
+    synced = core.symbols[symbol].synced
+    result: dict[str, Any] = {
+        "file": capture.name, "symbol": symbol,
+        "settings": {"latency_ms": settings.latency_ms, "queue_model": settings.queue_model or "(venue default)",
+                     "seed": settings.seed, "venue_ignored": sorted(k for k in ignored if k != "sleep"),
+                     "strategies": [c.name for c in configs], "strategy_dir": str(settings.strategy_dir or "")},
+        "messages": lines, "snapshots": snapshots, "malformed": core.stats.malformed, "gaps": synced.stats.gaps,
+        "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3) if first_ns else 0,
+        "start_utc_ns": first_ns, "end_utc_ns": end_ns,
+        "signals": strategy.stats["signals"], "orders": len(tape.placed), "orders_refused": execution.stats.rejected,
+        "fills": len(tape.fills), "position": instrument.format_qty(position.qty_steps),
+        "pnl": {"net_usdt": money_str(paper.wallet - tape.start_wallet + unrealized),
+                "realized_usdt": money_str(position.realized_pnl), "fees_usdt": money_str(position.fees_paid),
+                "funding_usdt": money_str(paper.funding_total), "unrealized_usdt": money_str(unrealized),
+                "funding_payments": len(paper.fundings), "start_wallet_usdt": money_str(tape.start_wallet)},
+        "open_orders_at_end": open_orders,
+        **figures,
+        "curve": {"units": {"t": "seconds since the capture's first message", "equity": "USDT"},
+                  "t": [round((t - first_ns) / NS_PER_S, 3) for t in tape.equity_ts],
+                  "equity": [money_str(e) for e in tape.equity]},
+        "messages_per_s": round(lines / elapsed) if elapsed > 0 else None,
+        "timing": {"wall_s": round(elapsed, 3), "varies": list(VARYING_KEYS)},
+    }
+    return result
+
+
+def _open_order(order: Any, instrument: Any) -> dict[str, Any]:
+    left = order.qty_steps - order.filled_steps
+    return {"strategy": order.strategy_id, "symbol": order.symbol, "side": order.side.value,
+            "price": instrument.format_price(order.price_ticks) if order.price_ticks is not None else None,
+            "qty": instrument.format_qty(order.qty_steps), "open_qty": instrument.format_qty(left),
+            "client_order_id": order.client_order_id, "status": order.status.value}
+
+
+def with_point(settings: BacktestSettings, point: dict[str, str]) -> BacktestSettings:
+    """A sweep point applied: backtest settings by name; `order_size`, or STRATEGY.order_size, to the
+    strategies; any other name to every strategy's params (STRATEGY.PARAM: only that strategy's)."""
+    updates: dict[str, Any] = {}
+    strategies = [dict(c, params=dict(c.get("params") or {})) for c in settings.strategies]
+    for name, text in point.items():
+        if name == "latency_ms":
+            updates[name] = _number(name, text, float)
+        elif name == "seed":
+            updates[name] = _number(name, text, int)
+        elif name == "queue_model":
+            updates[name] = text
+        else:
+            target, dot, param = name.rpartition(".")
+            chosen = [c for c in strategies if not dot or c.get("name") == target]
+            if dot and not chosen:
+                raise BacktestError(f"--sweep {name}: no strategy named {target!r}")
+            for config in chosen:
+                if param == "order_size":
+                    config["order_size"] = text
+                else:
+                    config["params"][param] = _param_value(text)
+    return replace(settings, strategies=tuple(strategies), **updates)
+
+
+def _number(name: str, text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise BacktestError(f"{name} {text!r} is not a number") from None
+    if value < 0:
+        raise BacktestError(f"{name} must not be negative")
+    return value
+
+
+def _param_value(text: str) -> Any:
+    """A strategy parameter as written: an integer as int, true/false as bool, anything else (a decimal)
+    as the string, so it never passes through a float on its way to the strategy."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+

@@ -41,8 +41,8 @@ def _figure(kind: str, result: dict[str, Any], ax: Any) -> None:
         ax.set_ylabel("net PnL (USDT)")
         ax.legend(loc="best", fontsize=8)
     else:
-        ax.fill_between(t, drawdown, 0, color="#d1242f", alpha=0.35, step="post")
-        ax.plot(t, drawdown, color="#d1242f", linewidth=1.0, drawstyle="steps-post")
+        ax.fill_between(t, drawdown, 0, color="#d1242f", alpha=0.35)
+        ax.plot(t, drawdown, color="#d1242f", linewidth=1.0)
         ax.set_title(f"Drawdown from the running peak, {where} "
                      f"(max {result['stats']['max_drawdown_usdt']} USDT)")
         ax.set_ylabel("drawdown (USDT)")

@@ -110,3 +110,16 @@ def test_load_benchmark_reports_drops_lag_and_cpu_per_scenario():
         assert scenario["received_total"] > 0 and scenario["emitted_total"] > 0
         assert scenario["cpu_us_per_event"] > 0 and scenario["lag_p99_ms"] >= scenario["lag_p50_ms"] >= 0
         assert "drops_total" in scenario and scenario["baseline_cpu_us_per_event"] > 0
+
+
+def test_backtest_benchmark_prints_one_json_object():
+    capture = ROOT / "data" / "binance" / "hftbacktest_usdm_btcusdt_20240808_first60s.txt.gz"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "backtest.py"), "--json", "--runs", "2",
+                             "--capture", str(capture)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr  # two runs that differed would exit 1
+    out = json.loads(result.stdout)
+    for key in ("messages_per_s", "messages_per_s_min", "messages_per_s_max", "messages_per_cpu_s",
+                "messages_per_s_no_strategies", "orders", "fills"):
+        assert out[key] > 0, key
+    assert out["messages"] == 15927 and out["target_messages_per_s"] == 50_000
+    assert out["messages_per_s_min"] <= out["messages_per_s"] <= out["messages_per_s_max"]

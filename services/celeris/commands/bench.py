@@ -1,6 +1,6 @@
 """`celeris bench`: every benchmark in one run, a table of figures, or one JSON object with --json.
 
-Runs the scripts under bench/ (book, market data, execution, risk, account, dashboard) with short
+Runs the scripts under bench/ (book, market data, execution, risk, account, dashboard, backtest) with short
 settings, then tick-to-order wire to wire in both topologies (bench/tick_to_order.py: the simulator
 stamps the depth frame it wrote and the order request it received; medians of runs, a bare-client
 baseline), and memory growth of the in-process system over a bounded soak. Figures are printed, never
@@ -31,6 +31,7 @@ SCRIPTS = [
     ("account", ["account.py", "--count", "300"]),
     ("dashboard", ["dashboard.py", "--clients", "100", "--duration", "1.5"]),
     ("load", ["load.py", "--runs", "1", "--seconds", "2", "--only", "load"]),
+    ("backtest", ["backtest.py", "--runs", "3"]),
 ]
 
 
@@ -142,6 +143,9 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
         ("dashboard web p99 ms", get("dashboard", "web_p99_staleness_ms"), get("dashboard", "baseline_p99_staleness_ms"),
          "<= 50"),
         ("dashboard tui p99 ms", get("dashboard", "tui_p99_staleness_ms"), "", "<= 50"),
+        ("backtest messages/s (real capture)", get("backtest", "messages_per_s"),
+         get("backtest", "messages_per_s_no_strategies"), ">= 50,000"),
+        ("backtest messages/CPU-s", get("backtest", "messages_per_cpu_s"), "", ""),
     ]
     for scenario in results.get("load", {}).get("scenarios", []):
         rows += [(f"load {scenario['scenario']} received/s", scenario["events_per_s"],

@@ -90,21 +90,32 @@ def inspect(path: Path) -> CaptureInfo:
     return CaptureInfo(path, symbol, compressed)
 
 
-def lines(info: CaptureInfo) -> Iterator[tuple[int, bytes]]:
+def lines(info: CaptureInfo, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
     """(receive ns, raw JSON) of every line in order; a line without a timestamp is skipped. A file that is
-    damaged part-way raises CaptureError at that point."""
+    damaged part-way raises CaptureError at that point. Read in blocks: a readline per line through gzip
+    costs a third more than splitting 1 MiB blocks."""
     _, fh = _opener(info.path)
     number = 0
+    rest = b""
     try:
         with fh:
-            for line in fh:
-                number += 1
-                stamp, _, raw = line.partition(b" ")
-                try:
-                    ts = int(stamp)
-                except ValueError:
-                    continue
-                yield ts, raw
+            while True:
+                chunk = fh.read(block)
+                if not chunk:
+                    break
+                parts = (rest + chunk).split(b"\n")
+                rest = parts.pop()
+                for line in parts:
+                    number += 1
+                    stamp, _, raw = line.partition(b" ")
+                    try:
+                        ts = int(stamp)
+                    except ValueError:
+                        continue
+                    yield ts, raw
     except (OSError, EOFError, zlib.error) as exc:
         raise CaptureError(f"{info.path} is damaged after line {number} ({str(exc)[:80] or type(exc).__name__})") \
             from None
+    stamp, _, raw = rest.partition(b" ")
+    if stamp.isdigit():  # a last line without its newline (a recording cut short)
+        yield int(stamp), raw

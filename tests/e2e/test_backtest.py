@@ -130,6 +130,15 @@ def test_the_json_has_every_figure_with_units_and_the_money_adds_up(head):
     assert len(r["curve"]["t"]) == len(r["curve"]["equity"]) == s["curve_seconds"] + 1
 
 
+def test_a_text_capture_as_record_writes_it_is_the_same_backtest(head, tmp_path):
+    text = tmp_path / "head.txt"  # `celeris record x.txt` writes plain lines; the last may lack its newline
+    text.write_bytes(gzip.decompress(head.read_bytes()).rstrip(b"\n"))
+    from_text, _ = backtest_json(text)
+    from_gzip, _ = backtest_json(head)
+    drop = ("file", "messages_per_s", "timing")
+    assert {k: v for k, v in from_text.items() if k not in drop} == {k: v for k, v in from_gzip.items() if k not in drop}
+
+
 def test_the_same_file_settings_and_seed_give_byte_identical_results(head):
     runs = [backtest_json(head, "--latency-ms", "5", "--seed", "7") for _ in range(2)]
     (first, first_text), (second, second_text) = runs

@@ -74,14 +74,16 @@ def head(tmp_path_factory) -> Path:
     return path
 
 
-def celeris(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def celeris(*args: str, timeout: float = 300, hash_seed: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = hash_seed  # str/enum hashes, and so set orders, differ between processes
     return subprocess.run([sys.executable, "-m", "celeris", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 
-def backtest_json(capture: Path, *extra: str) -> tuple[dict, str]:
-    result = celeris("backtest", str(capture), "--json", *extra)
+def backtest_json(capture: Path, *extra: str, hash_seed: str | None = None) -> tuple[dict, str]:
+    result = celeris("backtest", str(capture), "--json", *extra, hash_seed=hash_seed)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, "exactly one JSON object on stdout"
@@ -140,7 +142,7 @@ def test_a_text_capture_as_record_writes_it_is_the_same_backtest(head, tmp_path)
 
 
 def test_the_same_file_settings_and_seed_give_byte_identical_results(head):
-    runs = [backtest_json(head, "--latency-ms", "5", "--seed", "7") for _ in range(2)]
+    runs = [backtest_json(head, "--latency-ms", "5", "--seed", "7", hash_seed=seed) for seed in ("1", "2")]
     (first, first_text), (second, second_text) = runs
     cut = first_text.index(', "messages_per_s"')
     assert first_text[:cut] == second_text[:cut]  # everything before the wall-clock keys, byte for byte
@@ -148,6 +150,13 @@ def test_the_same_file_settings_and_seed_give_byte_identical_results(head):
     assert first_text[cut:].startswith(', "messages_per_s"') and list(first)[-len(varying):] == varying
     assert {k: v for k, v in first.items() if k not in varying} == {k: v for k, v in second.items() if k not in varying}
     assert first["settings"]["latency_ms"] == 5.0 and first["settings"]["seed"] == 7
+
+
+@pytest.mark.parametrize("flags", [("--latency-ms", "nan"), ("--latency-ms", "-1"), ("--latency-ms", "inf"),
+                                   ("--latency-ms", "60001"), ("--seed", "1.5"), ("--seed", "-2")])
+def test_settings_that_cannot_run_are_refused(head, flags):
+    result = celeris("backtest", str(head), *flags)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and flags[0] in result.stderr
 
 
 def test_latency_runs_on_the_event_clock_and_changes_the_result(head):
@@ -247,6 +256,8 @@ def test_a_sweep_is_one_table_in_grid_order(head):
     assert "no strategy named" in refused(celeris("backtest", str(head), "--sweep", "nope.requote_every=1,2"))
     assert "not a number" in refused(celeris("backtest", str(head), "--sweep", "latency_ms=0,fast"))
     refused(celeris("backtest", str(head), "--sweep", "latency_ms="))
+    assert "inf" in refused(celeris("backtest", str(head), "--sweep", "latency_ms=0,inf"))
+    assert "--plot" in refused(celeris("backtest", str(head), "--sweep", "seed=1,2", "--plot", "somewhere"))
 
 
 def test_a_sweep_on_a_dask_cluster_gives_the_pools_rows(head):

@@ -19,6 +19,7 @@ import heapq
 import inspect
 import itertools
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ START_WALLET_USDT = 100_000
 """The paper account's wallet at the start of a backtest (USDT)."""
 BACKTEST_KEYS = ("latency_ms", "queue_model", "seed")
 """Sweep names that are backtest settings; any other name is a strategy parameter."""
+MAX_LATENCY_MS = 60_000.0
+"""A latency above a minute is a typo (seconds given as ms), and would leave every order in flight."""
 VARYING_KEYS = ("messages_per_s", "timing")
 """The only keys of the result that differ between two runs of the same backtest (wall-clock figures)."""
 
@@ -300,7 +303,7 @@ def with_point(settings: BacktestSettings, point: dict[str, str]) -> BacktestSet
     strategies = [dict(c, params=dict(c.get("params") or {})) for c in settings.strategies]
     for name, text in point.items():
         if name == "latency_ms":
-            updates[name] = _number(name, text, float)
+            updates[name] = _number(name, text, float, MAX_LATENCY_MS)
         elif name == "seed":
             updates[name] = _number(name, text, int)
         elif name == "queue_model":
@@ -318,13 +321,16 @@ def with_point(settings: BacktestSettings, point: dict[str, str]) -> BacktestSet
     return replace(settings, strategies=tuple(strategies), **updates)
 
 
-def _number(name: str, text: str, kind: type) -> Any:
+def _number(name: str, text: str, kind: type, most: float | None = None) -> Any:
+    """A non-negative finite number (at most `most`), or BacktestError in one line."""
     try:
         value = kind(text)
     except ValueError:
         raise BacktestError(f"{name} {text!r} is not a number") from None
-    if value < 0:
-        raise BacktestError(f"{name} must not be negative")
+    if not math.isfinite(value) or value < 0:
+        raise BacktestError(f"{name} {text!r} must be a finite number, not negative")
+    if most is not None and value > most:
+        raise BacktestError(f"{name} {text!r} is more than {most:,.0f}")
     return value
 
 

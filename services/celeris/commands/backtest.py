@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from celeris.assembly.backtest import MAX_LATENCY_MS
+
 SWEEP_COLUMNS = ("orders", "fills", "pnl.net_usdt", "stats.sharpe", "stats.sortino", "stats.max_drawdown_usdt",
                  "stats.fill_ratio", "stats.maker_share", "stats.markouts.1s.mean_bps",
                  "stats.markouts.10s.mean_bps")
@@ -30,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a TradingSystem YAML: its strategies[] run (and its risk limits apply)")
     p.add_argument("--strategy-dir", type=Path, help="load plugin strategies (.py files) from this directory")
     p.add_argument("--strategies", default="", help="JSON list of strategies (instead of the spec's or the defaults)")
-    p.add_argument("--latency-ms", type=_non_negative(float), default=0.0,
+    p.add_argument("--latency-ms", type=_non_negative(float, MAX_LATENCY_MS), default=0.0,
                    help="paper venue order latency on the event clock, ms (default 0)")
     p.add_argument("--queue-model", default=None, help="paper venue queue model (default: the venue's)")
     p.add_argument("--seed", type=_non_negative(int), default=0, help="random seed of the paper venue (default 0)")
@@ -51,15 +53,14 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_backtest)
 
 
-def _non_negative(kind: type) -> Any:
+def _non_negative(kind: type, most: float | None = None) -> Any:
     def parse(text: str) -> Any:
+        from celeris.assembly.backtest import BacktestError, _number
+
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value < 0 or value != value:
-            raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-        return value
+            return _number("the value", text, kind, most)
+        except BacktestError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
 
 
@@ -114,6 +115,8 @@ def cmd_backtest(args: argparse.Namespace, legacy: bool = False) -> int:
 
     logs.setup("backtest", "ERROR", "text")
     if args.sweep:
+        if getattr(args, "plot", None) is not None:
+            return _fail("--plot draws one backtest: run the sweep's point you want to see without --sweep")
         return _sweep(args, info, settings)
     plot = getattr(args, "plot", None)
     if plot is not None and not legacy:

@@ -152,6 +152,10 @@ def test_the_same_file_settings_and_seed_give_byte_identical_results(head):
     assert first["settings"]["latency_ms"] == 5.0 and first["settings"]["seed"] == 7
 
 
+def test_a_latency_file_that_is_not_there_is_refused(head, tmp_path):
+    assert "--latency-file" in refused(celeris("backtest", str(head), "--latency-file", str(tmp_path / "no.csv")))
+
+
 @pytest.mark.parametrize("flags", [("--latency-ms", "nan"), ("--latency-ms", "-1"), ("--latency-ms", "inf"),
                                    ("--latency-ms", "60001"), ("--seed", "1.5"), ("--seed", "-2")])
 def test_settings_that_cannot_run_are_refused(head, flags):

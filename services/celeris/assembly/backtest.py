@@ -55,6 +55,8 @@ class BacktestSettings:
     """The paper venue's queue model by name (None: the venue's default)."""
     seed: int = 0
     """The paper venue's random seed (probabilistic queue models)."""
+    latency_file: Path | None = None
+    """Recorded order latencies for the paper venue to interpolate (a venue that takes `latency_file`)."""
     risk: Any = None
     """A TradingSystem's RiskSpec: the strategy filter's and execution's limits (None: generous defaults)."""
 
@@ -151,6 +153,8 @@ async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, A
               "wallet_usdt": START_WALLET_USDT}
     if settings.queue_model is not None:
         wanted["queue_model"] = settings.queue_model
+    if settings.latency_file is not None:
+        wanted["latency_file"] = settings.latency_file
     kwargs, ignored = _accepted_kwargs(PaperVenue, wanted)
     try:
         paper = PaperVenue(instruments, clock, **kwargs)
@@ -265,7 +269,7 @@ async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, A
     result: dict[str, Any] = {
         "file": capture.name, "symbol": symbol,
         "settings": {"latency_ms": settings.latency_ms, "queue_model": settings.queue_model or "(venue default)",
-                     "seed": settings.seed, "venue_ignored": sorted(k for k in ignored if k != "sleep"),
+                     "seed": settings.seed, "latency_file": str(settings.latency_file or ""), "venue_ignored": sorted(k for k in ignored if k != "sleep"),
                      "strategies": [c.name for c in configs], "strategy_dir": str(settings.strategy_dir or "")},
         "messages": lines, "snapshots": snapshots, "malformed": core.stats.malformed, "gaps": synced.stats.gaps,
         "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3) if first_ns else 0,

@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategies", default="", help="JSON list of strategies (instead of the spec's or the defaults)")
     p.add_argument("--latency-ms", type=_non_negative(float, MAX_LATENCY_MS), default=0.0,
                    help="paper venue order latency on the event clock, ms (default 0)")
+    p.add_argument("--latency-file", type=Path, default=None,
+                   help="recorded order latencies for the paper venue to interpolate (instead of --latency-ms)")
     p.add_argument("--queue-model", default=None, help="paper venue queue model (default: the venue's)")
     p.add_argument("--seed", type=_non_negative(int), default=0, help="random seed of the paper venue (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -71,7 +73,7 @@ def _fail(message: str) -> int:
 
 def settings_from(args: argparse.Namespace, symbol: str) -> Any:
     """The backtest's settings from the flags; raises SpecError / BacktestError (one line each)."""
-    from celeris.assembly.backtest import BacktestSettings
+    from celeris.assembly.backtest import BacktestError, BacktestSettings
     from celeris.commands.up import default_strategies
 
     strategies: tuple[dict[str, Any], ...] | None = None
@@ -88,8 +90,11 @@ def settings_from(args: argparse.Namespace, symbol: str) -> Any:
         strategies = tuple(parse_strategy_flag(args.strategies))
     if strategies is None:
         strategies = tuple(default_strategies([symbol]))
+    if args.latency_file is not None and not args.latency_file.is_file():
+        raise BacktestError(f"--latency-file {args.latency_file} is not a file")
     return BacktestSettings(strategies=strategies, strategy_dir=args.strategy_dir, latency_ms=args.latency_ms,
-                            queue_model=args.queue_model, seed=args.seed, risk=risk)
+                            queue_model=args.queue_model, seed=args.seed, risk=risk,
+                            latency_file=args.latency_file)
 
 
 def run_one(path: Path, settings: Any) -> dict[str, Any]:

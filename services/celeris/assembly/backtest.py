@@ -115,181 +115,227 @@ def _strategy_configs(settings: BacktestSettings, symbol: str, registry: Any) ->
 
 async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, Any]:
     """One backtest of `capture` (checked with celeris.marketdata.capture.inspect first) -> the result."""
-    from celeris.domain.clock import TestClock
-    from celeris.domain.modes import Mode
-    from celeris.domain.topics import book_topic, fill_topic, mark_topic, order_topic, trade_topic
-    from celeris.execution.engine import ExecutionEngine
-    from celeris.execution.model import ExecutionConfig, PositionLimits
-    from celeris.execution.paper import PaperVenue
     from celeris.marketdata import capture as capture_mod
-    from celeris.marketdata.core import MarketDataCore, Sink
-    from celeris.marketdata.verify import bundled_instruments
-    from celeris.strategy.engine import StrategyEngine
-    from celeris.strategy.filters import FilterLimits, filter_limits
-    from celeris.strategy.plugins import PluginRegistry
-    from celeris.transport.bus import InProcessBus
 
     info = capture_mod.inspect(capture)
-    symbol = info.symbol
-    instrument = bundled_instruments().get(symbol)
-    if instrument is None:
-        raise BacktestError(f"{capture}: the capture's symbol {symbol} is not in the bundled exchange info")
-    instruments = {symbol: instrument}
-    if settings.strategy_dir is not None and not settings.strategy_dir.is_dir():
-        raise BacktestError(f"--strategy-dir {settings.strategy_dir} is not a directory")
-    registry = PluginRegistry(settings.strategy_dir)
-    configs = _strategy_configs(settings, symbol, registry)
-
     stream = capture_mod.lines(info)
     first = next(stream, None)
     if first is None:
         raise capture_mod.CaptureError(f"{capture} has no timestamped line: not a capture")
-    # The clock starts at the capture's first line: what sleeps from the start (execution's orphan reaper)
-    # wakes on the capture's seconds, not on every second since 1970.
-    clock = TestClock(start_ns=first[0])
-    sleeper = EventSleeper(clock)
-    bus = InProcessBus()
-    wanted = {"latency_ms": settings.latency_ms, "sleep": sleeper.sleep, "seed": settings.seed,
-              "wallet_usdt": START_WALLET_USDT}
-    if settings.queue_model is not None:
-        wanted["queue_model"] = settings.queue_model
-    if settings.latency_file is not None:
-        wanted["latency_file"] = settings.latency_file
-    kwargs, ignored = _accepted_kwargs(PaperVenue, wanted)
-    try:
-        paper = PaperVenue(instruments, clock, **kwargs)
-    except (TypeError, ValueError, KeyError) as exc:  # e.g. a queue model the venue does not know
-        raise BacktestError(f"paper venue: {exc.args[0] if exc.args else exc}") from None
-    limits = FilterLimits()
-    exec_config = ExecutionConfig((symbol,), PositionLimits(0, 10_000))
-    if settings.risk is not None:
-        limits = filter_limits(settings.risk.exposure_limits(), settings.risk.maxOrdersPerSecond, limits)
-        exec_config = ExecutionConfig((symbol,), PositionLimits(0, settings.risk.maxOrdersPerSecond,
-                                                                settings.risk.maxLeverage),
-                                      exposure=settings.risk.exposure_limits())
-    exec_kwargs, _ = _accepted_kwargs(ExecutionEngine, {"sleep": sleeper.sleep})
-    execution = ExecutionEngine(exec_config, instruments, clock, {Mode.SIMULATION: paper}, bus.publish,
-                                mode=Mode.SIMULATION, **exec_kwargs)
-    try:
-        strategy = StrategyEngine(configs, instruments, clock, execution, bus.publish, mode=Mode.SIMULATION,
-                                  limits=limits, registry=registry)
-    except (KeyError, ValueError, TypeError) as exc:  # parameters a strategy refuses, an off-step size...
-        raise BacktestError(f"strategy: {exc.args[0] if exc.args else exc}") from None
-    core = MarketDataCore([instrument], clock,
-                          Sink(book=lambda u: bus.publish(book_topic(u.symbol), u),
-                               trade=lambda t: bus.publish(trade_topic(t.symbol), t),
-                               mark=lambda m: bus.publish(mark_topic(m.symbol), m)))
-    tape = Tape(instrument, START_WALLET_USDT * MONEY)
-    book = core.symbols[symbol].synced.book
+    run = _Run(info, settings, first[0])
+    await run.start()
+    await run.drive(itertools.chain((first,), stream))
+    await run.finish()
+    return run.result()
 
-    def on_book_mid(update: Any) -> None:
-        bid, ask = book.best_bid(), book.best_ask()
-        if bid is not None and ask is not None:
-            tape.on_mid(clock.now_ns(), bid[0], ask[0])
 
-    bus.subscribe(book_topic(symbol), paper.on_book)
-    bus.subscribe(book_topic(symbol), strategy.on_book)
-    bus.subscribe(book_topic(symbol), on_book_mid)
-    bus.subscribe(trade_topic(symbol), paper.on_trade)
-    bus.subscribe(mark_topic(symbol), paper.on_mark)  # funding at the capture's funding times
-    bus.subscribe(trade_topic(symbol), strategy.on_trade)
-    bus.subscribe(fill_topic(symbol), strategy.on_fill)
-    bus.subscribe(fill_topic(symbol), tape.on_fill)
-    bus.subscribe(order_topic(symbol), strategy.on_order_update)
-    bus.subscribe(order_topic(symbol), tape.on_order)
-    await execution.start()
-    core.start()
-    await asyncio.sleep(0)  # execution's event worker starts before the first message
+class _Run:
+    """The engines of one backtest, wired as `celeris up` wires them in process, and the loop that drives them."""
 
-    position = paper.account_positions[symbol]
-    paper_book = paper.books[symbol]
+    def __init__(self, info: Any, settings: BacktestSettings, first_ns: int) -> None:
+        from celeris.assembly.execution import mark_ticks
+        from celeris.domain.clock import TestClock
+        from celeris.domain.modes import Mode
+        from celeris.domain.topics import book_topic, fill_topic, mark_topic, order_topic, trade_topic
+        from celeris.execution.engine import ExecutionEngine
+        from celeris.execution.paper import PaperVenue
+        from celeris.marketdata.core import MarketDataCore, Sink
+        from celeris.marketdata.verify import bundled_instruments
+        from celeris.strategy.engine import StrategyEngine
+        from celeris.strategy.plugins import PluginRegistry
+        from celeris.transport.bus import InProcessBus
 
-    def equity() -> int:
-        bid, ask = paper_book.best_bid(), paper_book.best_ask()
-        mark = (bid[0] + ask[0]) // 2 if bid is not None and ask is not None else None
-        return paper.wallet - tape.start_wallet + (position.unrealized_pnl(mark) if mark is not None else 0)
+        self.info, self.settings, self.first_ns = info, settings, first_ns
+        symbol = self.symbol = info.symbol
+        instrument = self.instrument = bundled_instruments().get(symbol)
+        if instrument is None:
+            raise BacktestError(f"{info.path}: the capture's symbol {symbol} is not in the bundled exchange info")
+        instruments = {symbol: instrument}
+        if settings.strategy_dir is not None and not settings.strategy_dir.is_dir():
+            raise BacktestError(f"--strategy-dir {settings.strategy_dir} is not a directory")
+        registry = PluginRegistry(settings.strategy_dir)
+        self.configs = _strategy_configs(settings, symbol, registry)
+        # The clock starts at the capture's first line: what sleeps from the start (execution's orphan
+        # reaper) wakes on the capture's seconds, not on every second since 1970.
+        clock = self.clock = TestClock(start_ns=first_ns)
+        self.sleeper = EventSleeper(clock)
+        bus = InProcessBus()
+        self.paper, self.ignored = _paper_venue(PaperVenue, instruments, clock, settings, self.sleeper)
+        limits, exec_config = _limits(settings, symbol)
+        exec_kwargs, _ = _accepted_kwargs(ExecutionEngine, {"sleep": self.sleeper.sleep})
+        self.execution = ExecutionEngine(exec_config, instruments, clock, {Mode.SIMULATION: self.paper}, bus.publish,
+                                         mode=Mode.SIMULATION, **exec_kwargs)
+        try:
+            self.strategy = StrategyEngine(self.configs, instruments, clock, self.execution, bus.publish,
+                                           mode=Mode.SIMULATION, limits=limits, registry=registry)
+        except (KeyError, ValueError, TypeError) as exc:  # parameters a strategy refuses, an off-step size...
+            raise BacktestError(f"strategy: {exc.args[0] if exc.args else exc}") from None
+        self.core = MarketDataCore([instrument], clock,
+                                   Sink(book=lambda u: bus.publish(book_topic(u.symbol), u),
+                                        trade=lambda t: bus.publish(trade_topic(t.symbol), t),
+                                        mark=lambda m: bus.publish(mark_topic(m.symbol), m)))
+        self.tape = Tape(instrument, START_WALLET_USDT * MONEY)
+        book = self.core.symbols[symbol].synced.book
+        tape = self.tape
 
-    loop = asyncio.get_running_loop()
-    ready = getattr(loop, "_ready", None)
-    """CPython's queue of runnable callbacks: a yield to the loop only when there is work (an empty yield
-    per message was a third of the run). Another loop (uvloop) has none: then yield after every message."""
+        def on_book_mid(update: Any) -> None:
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None:
+                tape.on_mid(clock.now_ns(), bid[0], ask[0])
 
-    async def drain() -> None:
-        for _ in range(10_000):  # bounded: a task that yields forever must not hang the backtest
+        paper, strategy, execution = self.paper, self.strategy, self.execution
+        for topic, handler in ((book_topic(symbol), paper.on_book), (book_topic(symbol), strategy.on_book),
+                               (book_topic(symbol), on_book_mid), (trade_topic(symbol), paper.on_trade),
+                               (trade_topic(symbol), strategy.on_trade),
+                               (mark_topic(symbol), paper.on_mark),  # funding at the capture's funding times
+                               (mark_topic(symbol), lambda m: execution.on_mark(
+                                   symbol, mark_ticks(instrument, m.mark_price)) if m.mark_price else None),
+                               (fill_topic(symbol), strategy.on_fill), (fill_topic(symbol), tape.on_fill),
+                               (order_topic(symbol), strategy.on_order_update), (order_topic(symbol), tape.on_order)):
+            bus.subscribe(topic, handler)
+        self.position = paper.account_positions[symbol]
+        self.paper_book = paper.books[symbol]
+        loop = asyncio.get_running_loop()
+        self.ready = getattr(loop, "_ready", None)
+        """CPython's queue of runnable callbacks: a yield to the loop only when there is work (an empty yield
+        per message was a third of the run). Another loop (uvloop) has none: then a yield after every message."""
+        self.lines = self.snapshots = 0
+        self.end_ns = first_ns
+        self.elapsed = self.cpu = 0.0
+        self.open_at_end: list[dict[str, Any]] = []
+
+    def mid(self) -> int | None:
+        bid, ask = self.paper_book.best_bid(), self.paper_book.best_ask()
+        return (bid[0] + ask[0]) // 2 if bid is not None and ask is not None else None
+
+    def equity(self) -> int:
+        mark = self.mid()
+        unrealized = self.position.unrealized_pnl(mark) if mark is not None else 0
+        return self.paper.wallet - self.tape.start_wallet + unrealized
+
+    async def drain(self) -> None:
+        """Run what is runnable until nothing is (bounded: a task that yields forever must not hang us)."""
+        ready = self.ready
+        for _ in range(10_000):
             await asyncio.sleep(0)
             if ready is not None and not ready:
                 return
 
-    first_ns = next_sample = first[0]
-    lines = snapshots = 0
-    started, cpu_started = time.perf_counter(), time.process_time()
-    on_message, on_snapshot, set_clock, now = core.on_message, core.on_snapshot, clock.set, clock.now_ns
-    pending = sleeper.pending
-    for ts, raw in itertools.chain((first,), stream):
-        while pending and pending[0][0] <= ts:
-            sleeper.wake_one()  # an order reaches the venue (its latency is up) before this message
-            await drain()
-        if ts >= next_sample:
-            while ts >= next_sample:  # the equity of each second of the grid, before the message passing it
-                tape.sample(next_sample, equity())
-                next_sample += NS_PER_S
-            if ts > now():
+    async def start(self) -> None:
+        await self.execution.start()
+        self.core.start()
+        await self.drain()  # execution's event worker waits for events before the first message
+
+    async def drive(self, stream: Any) -> None:
+        core, clock, sleeper, tape, strategy, ready = (self.core, self.clock, self.sleeper, self.tape, self.strategy,
+                                                        self.ready)
+        on_message, on_snapshot, set_clock, now = core.on_message, core.on_snapshot, clock.set, clock.now_ns
+        pending, symbol, drain = sleeper.pending, self.symbol, self.drain
+        next_sample = self.first_ns
+        lines = snapshots = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for ts, raw in stream:
+            while pending and pending[0][0] <= ts:
+                sleeper.wake_one()  # an order reaches the venue (its latency is up) before this message
+                await drain()
+            if ts >= next_sample:
+                while ts >= next_sample:  # the equity of each second of the grid, before the message passing it
+                    tape.sample(next_sample, self.equity())
+                    next_sample += NS_PER_S
+                if ts > now():
+                    set_clock(ts)
+                strategy.upkeep()  # time-to-live and leases, each second of the capture's clock
+            elif ts > now():
                 set_clock(ts)
-            strategy.upkeep()  # time-to-live and leases, each second of the capture's clock
-        elif ts > now():
-            set_clock(ts)
-        if raw.startswith(b'{"lastUpdateId"'):
-            on_snapshot(symbol, raw, ts)
-            snapshots += 1
-        else:
-            on_message(raw, ts)
-        lines += 1
-        if ready is None or ready:
-            await drain()
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    end_ns = clock.now_ns()
-    await drain()
-    open_orders = [_open_order(o, instrument) for o in sorted(tape.open_orders(), key=lambda o: o.client_order_id)]
-    tape.sample(end_ns, equity())
-    # The strategies cancel what they left working (reported above as open at the end); the cancels take
-    # their latency on the event clock, so the clock runs on until they are done.
-    stopping = asyncio.ensure_future(strategy.stop())
-    await drain()
-    while not stopping.done() and sleeper.next_wake() is not None:
-        sleeper.wake_one()
-        await drain()
-    await stopping
-    await execution.settle()
-    await execution.stop()
-    bid, ask = paper_book.best_bid(), paper_book.best_ask()
-    final_mid = (bid[0] + ask[0]) // 2 if bid is not None and ask is not None else None
-    unrealized = position.unrealized_pnl(final_mid) if final_mid is not None else 0
-    figures = statistics(tape, end_ns, final_mid)
-    synced = core.symbols[symbol].synced
-    result: dict[str, Any] = {
-        "file": capture.name, "symbol": symbol,
-        "settings": {"latency_ms": settings.latency_ms, "queue_model": settings.queue_model or "(venue default)",
-                     "seed": settings.seed, "latency_file": str(settings.latency_file or ""), "venue_ignored": sorted(k for k in ignored if k != "sleep"),
-                     "strategies": [c.name for c in configs], "strategy_dir": str(settings.strategy_dir or "")},
-        "messages": lines, "snapshots": snapshots, "malformed": core.stats.malformed, "gaps": synced.stats.gaps,
-        "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3) if first_ns else 0,
-        "start_utc_ns": first_ns, "end_utc_ns": end_ns,
-        "signals": strategy.stats["signals"], "orders": len(tape.placed), "orders_refused": execution.stats.rejected,
-        "fills": len(tape.fills), "position": instrument.format_qty(position.qty_steps),
-        "pnl": {"net_usdt": money_str(paper.wallet - tape.start_wallet + unrealized),
-                "realized_usdt": money_str(position.realized_pnl), "fees_usdt": money_str(position.fees_paid),
-                "funding_usdt": money_str(paper.funding_total), "unrealized_usdt": money_str(unrealized),
-                "funding_payments": len(paper.fundings), "start_wallet_usdt": money_str(tape.start_wallet)},
-        "open_orders_at_end": open_orders,
-        **figures,
-        "curve": {"units": {"t": "seconds since the capture's first message", "equity": "USDT"},
-                  "t": [round((t - first_ns) / NS_PER_S, 3) for t in tape.equity_ts],
-                  "equity": [money_str(e) for e in tape.equity]},
-        "messages_per_s": round(lines / elapsed) if elapsed > 0 else None,
-        "timing": {"wall_s": round(elapsed, 3), "cpu_s": round(cpu, 3),
-                   "messages_per_cpu_s": round(lines / cpu) if cpu > 0 else None, "varies": list(VARYING_KEYS)},
-    }
-    return result
+            if raw.startswith(b'{"lastUpdateId"'):
+                on_snapshot(symbol, raw, ts)
+                snapshots += 1
+            else:
+                on_message(raw, ts)
+            lines += 1
+            if ready is None or ready:
+                await drain()
+        self.elapsed, self.cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        self.lines, self.snapshots, self.end_ns = lines, snapshots, clock.now_ns()
+
+    async def finish(self) -> None:
+        await self.drain()
+        self.open_at_end = [_open_order(o, self.instrument)
+                            for o in sorted(self.tape.open_orders(), key=lambda o: o.client_order_id)]
+        self.tape.sample(self.end_ns, self.equity())
+        # The strategies cancel what they left working (reported above as open at the end); the cancels take
+        # their latency on the event clock, so the clock runs on until they are done.
+        stopping = asyncio.ensure_future(self.strategy.stop())
+        await self.drain()
+        while not stopping.done() and self.sleeper.next_wake() is not None:
+            self.sleeper.wake_one()
+            await self.drain()
+        await stopping
+        await self.execution.settle()
+        await self.execution.stop()
+
+    def result(self) -> dict[str, Any]:
+        settings, tape, paper, position, first_ns, end_ns = (self.settings, self.tape, self.paper, self.position,
+                                                              self.first_ns, self.end_ns)
+        final_mid = self.mid()
+        unrealized = position.unrealized_pnl(final_mid) if final_mid is not None else 0
+        lines, elapsed, cpu = self.lines, self.elapsed, self.cpu
+        return {
+            "file": self.info.path.name, "symbol": self.symbol,
+            "settings": {"latency_ms": settings.latency_ms,
+                         "queue_model": settings.queue_model or "(venue default)", "seed": settings.seed,
+                         "latency_file": str(settings.latency_file or ""),
+                         "venue_ignored": sorted(k for k in self.ignored if k != "sleep"),
+                         "strategies": [c.name for c in self.configs],
+                         "strategy_dir": str(settings.strategy_dir or "")},
+            "messages": lines, "snapshots": self.snapshots, "malformed": self.core.stats.malformed,
+            "gaps": self.core.symbols[self.symbol].synced.stats.gaps,
+            "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3), "start_utc_ns": first_ns,
+            "end_utc_ns": end_ns, "signals": self.strategy.stats["signals"], "orders": len(tape.placed),
+            "orders_refused": self.execution.stats.rejected, "fills": len(tape.fills),
+            "position": self.instrument.format_qty(position.qty_steps),
+            "pnl": {"net_usdt": money_str(paper.wallet - tape.start_wallet + unrealized),
+                    "realized_usdt": money_str(position.realized_pnl), "fees_usdt": money_str(position.fees_paid),
+                    "funding_usdt": money_str(paper.funding_total), "unrealized_usdt": money_str(unrealized),
+                    "funding_payments": len(paper.fundings), "start_wallet_usdt": money_str(tape.start_wallet)},
+            "open_orders_at_end": self.open_at_end,
+            **statistics(tape, end_ns, final_mid),
+            "curve": {"units": {"t": "seconds since the capture's first message", "equity": "USDT"},
+                      "t": [round((t - first_ns) / NS_PER_S, 3) for t in tape.equity_ts],
+                      "equity": [money_str(e) for e in tape.equity]},
+            "messages_per_s": round(lines / elapsed) if elapsed > 0 else None,
+            "timing": {"wall_s": round(elapsed, 3), "cpu_s": round(cpu, 3),
+                       "messages_per_cpu_s": round(lines / cpu) if cpu > 0 else None, "varies": list(VARYING_KEYS)},
+        }
+
+
+def _paper_venue(cls: Any, instruments: dict[str, Any], clock: Any, settings: BacktestSettings,
+                 sleeper: EventSleeper) -> tuple[Any, list[str]]:
+    """The paper venue with the settings it takes (latency on the event clock); the names it does not take."""
+    wanted: dict[str, Any] = {"latency_ms": settings.latency_ms, "sleep": sleeper.sleep, "seed": settings.seed,
+                              "wallet_usdt": START_WALLET_USDT}
+    if settings.queue_model is not None:
+        wanted["queue_model"] = settings.queue_model
+    if settings.latency_file is not None:
+        wanted["latency_file"] = settings.latency_file
+    kwargs, ignored = _accepted_kwargs(cls, wanted)
+    try:
+        return cls(instruments, clock, **kwargs), ignored
+    except (TypeError, ValueError, KeyError) as exc:  # e.g. a queue model the venue does not know
+        raise BacktestError(f"paper venue: {exc.args[0] if exc.args else exc}") from None
+
+
+def _limits(settings: BacktestSettings, symbol: str) -> tuple[Any, Any]:
+    """The strategy filter's and execution's limits: the spec's risk section, else generous defaults."""
+    from celeris.execution.model import ExecutionConfig, PositionLimits
+    from celeris.strategy.filters import FilterLimits, filter_limits
+
+    risk = settings.risk
+    if risk is None:
+        return FilterLimits(), ExecutionConfig((symbol,), PositionLimits(0, 10_000))
+    return (filter_limits(risk.exposure_limits(), risk.maxOrdersPerSecond, FilterLimits()),
+            ExecutionConfig((symbol,), PositionLimits(0, risk.maxOrdersPerSecond, risk.maxLeverage),
+                            exposure=risk.exposure_limits()))
 
 
 def _open_order(order: Any, instrument: Any) -> dict[str, Any]:

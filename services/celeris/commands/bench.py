@@ -143,9 +143,9 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
         ("dashboard web p99 ms", get("dashboard", "web_p99_staleness_ms"), get("dashboard", "baseline_p99_staleness_ms"),
          "<= 50"),
         ("dashboard tui p99 ms", get("dashboard", "tui_p99_staleness_ms"), "", "<= 50"),
-        ("backtest messages/s (real capture)", get("backtest", "messages_per_s"),
-         get("backtest", "messages_per_s_no_strategies"), ">= 50,000"),
+        ("backtest messages/s (real capture)", get("backtest", "messages_per_s"), "", ">= 50,000"),
         ("backtest messages/CPU-s", get("backtest", "messages_per_cpu_s"), "", ""),
+        ("backtest messages/s, no strategies", get("backtest", "messages_per_s_no_strategies"), "", ""),
     ]
     for scenario in results.get("load", {}).get("scenarios", []):
         rows += [(f"load {scenario['scenario']} received/s", scenario["events_per_s"],

@@ -125,6 +125,12 @@ def test_the_json_has_every_figure_with_units_and_the_money_adds_up(head):
     assert sum(p["fills"] for p in per.values()) == r["fills"]
     assert sum(Decimal(p["pnl_usdt"]) for p in per.values()) == pnl["net_usdt"] - pnl["funding_usdt"]
     assert per["mm-btcusdt"]["maker_share"] == 1.0  # it only quotes post-only
+    for h in ("1s", "10s", "60s"):  # each strategy's markouts are its share of the whole's
+        assert sum(p["markouts"][h]["fills"] for p in per.values()) == s["markouts"][h]["fills"]
+        if s["markouts"][h]["fills"]:
+            weighted = sum(p["markouts"][h]["mean_bps"] * p["markouts"][h]["fills"] for p in per.values()
+                           if p["markouts"][h]["fills"])
+            assert weighted / s["markouts"][h]["fills"] == pytest.approx(s["markouts"][h]["mean_bps"], rel=1e-4)
     for o in r["open_orders_at_end"]:
         assert set(o) >= {"strategy", "symbol", "side", "price", "qty", "client_order_id"}
         assert o["strategy"] in per and o["symbol"] == "BTCUSDT" and o["side"] in ("BUY", "SELL")

@@ -184,6 +184,7 @@ def statistics(tape: Tape, end_ns: int, final_mid_ticks: int | None) -> dict[str
         fills = [f for f in tape.fills if f.strategy_id == name]
         book = _book(tape, fills, sum(p.qty_steps for p in placed), len(placed), final_mid_ticks)
         book.pop("_turnover")
+        book["markouts"] = markouts(tape, fills, end_ns)
         per_strategy[name or "(none)"] = book
     stats = {
         "annualisation": ANNUALISATION,

@@ -214,11 +214,13 @@ def human(r: dict[str, Any]) -> str:
         f"{s['max_drawdown_usdt']} USDT, turnover {s['turnover_usdt']} USDT",
         "markouts   " + ", ".join(f"{h}: {f(m['mean_bps'])} bps ({m['fills']} fills)" for h, m in s["markouts"].items()),
         "",
-        f"{'strategy':24} {'orders':>7} {'fills':>6} {'pnl USDT':>14} {'maker share':>12} {'fill ratio':>11}",
+        f"{'strategy':24} {'orders':>7} {'fills':>6} {'pnl USDT':>14} {'maker share':>12} {'fill ratio':>11} "
+        f"{'markout 10s bps':>16}",
     ]
     for name, row in r["per_strategy"].items():
         lines.append(f"{name:24} {row['orders']:>7} {row['fills']:>6} {row['pnl_usdt']:>14} "
-                     f"{f(row['maker_share']):>12} {f(row['fill_ratio']):>11}")
+                     f"{f(row['maker_share']):>12} {f(row['fill_ratio']):>11} "
+                     f"{f(row['markouts']['10s']['mean_bps']):>16}")
     lines.append("")
     if r["open_orders_at_end"]:
         lines.append(f"open at the end: {len(r['open_orders_at_end'])} order(s)")

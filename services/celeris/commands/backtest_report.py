@@ -90,6 +90,10 @@ def write(directory: Path, result: dict[str, Any]) -> list[Path]:
     return files
 
 
+def _v(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 def markdown(r: dict[str, Any]) -> str:
     s, pnl = r["stats"], r["pnl"]
     rows = [("messages", f"{r['messages']:,} over {r['capture_seconds']} s"),
@@ -102,14 +106,16 @@ def markdown(r: dict[str, Any]) -> str:
             ("Sharpe", s["sharpe"]), ("Sortino", s["sortino"]), ("annualisation", s["annualisation"]),
             ("max drawdown (USDT)", s["max_drawdown_usdt"]), ("turnover (USDT)", s["turnover_usdt"]),
             ("fill ratio", s["fill_ratio"]), ("maker share", s["maker_share"])]
-    rows += [(f"markout {h} (bps / USDT, fills)", f"{m['mean_bps']} / {m['mean_usdt']}, {m['fills']}")
+    rows += [(f"markout {h} (bps / USDT per unit, fills)", f"{_v(m['mean_bps'])} / {_v(m['mean_usdt'])}, {m['fills']}")
              for h, m in s["markouts"].items()]
     out = [f"# Backtest of {r['file']} ({r['symbol']}, from {_start_utc(r)})", "",
            "| figure | value |", "| --- | --- |"]
-    out += [f"| {k} | {'-' if v is None else v} |" for k, v in rows]
+    out += [f"| {k} | {_v(v)} |" for k, v in rows]
     out += ["", "![net PnL](pnl.png)", "", "![drawdown](drawdown.png)", "", "## Per strategy", "",
-            "| strategy | orders | fills | PnL (USDT) | maker share | fill ratio |", "| --- | --- | --- | --- | --- | --- |"]
-    out += [f"| {n} | {p['orders']} | {p['fills']} | {p['pnl_usdt']} | {p['maker_share']} | {p['fill_ratio']} |"
+            "| strategy | orders | fills | PnL (USDT) | maker share | fill ratio | markout 1 s / 10 s / 60 s (bps) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    out += [f"| {n} | {p['orders']} | {p['fills']} | {p['pnl_usdt']} | {p['maker_share']} | {p['fill_ratio']} | "
+            + " / ".join(_v(p["markouts"][h]["mean_bps"]) for h in ("1s", "10s", "60s")) + " |"
             for n, p in r["per_strategy"].items()]
     out += ["", "## Orders open at the end", ""]
     if r["open_orders_at_end"]:

@@ -211,6 +211,9 @@ def test_a_spec_runs_its_strategies_and_a_plugin_directory_adds_types(head, tmp_
     line = refused(celeris("backtest", str(head), "--strategies",
                            '[{"name": "x", "type": "mine", "symbol": "BTCUSDT", "order_size": "0.001"}]'))
     assert "'mine'" in line and "known: " in line
+    (plugins / "touch.py").write_text(PLUGIN.replace("def get_state", "def get_state(:"))  # a syntax error
+    line = refused(celeris("backtest", str(head), "-f", str(spec), "--strategy-dir", str(plugins)))
+    assert "touch.py did not load" in line and "SyntaxError" in line
     spec.write_text("kind: TradingSystem\nspec: {symbols: [BTCUSDT], risk: {maxPositionUsdt: lots}}\n")
     assert "maxPositionUsdt" in refused(celeris("backtest", str(head), "-f", str(spec)))
 

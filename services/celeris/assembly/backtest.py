@@ -19,6 +19,7 @@ import heapq
 import inspect
 import itertools
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, replace
@@ -102,8 +103,9 @@ def _strategy_configs(settings: BacktestSettings, symbol: str, registry: Any) ->
     configs = [dict(c) for c in settings.strategies]
     unknown = sorted({str(c.get("type")) for c in configs} - set(registry.classes))
     if unknown:
+        failed = "; ".join(f"{Path(k).name} did not load: {v[:120]}" for k, v in sorted(registry.load_errors.items()))
         raise BacktestError(f"unknown strategy type {', '.join(map(repr, unknown))} (known: "
-                            f"{', '.join(sorted(registry.classes))}{'; ' + str(settings.strategy_dir) if settings.strategy_dir else ''})")
+                            f"{', '.join(sorted(registry.classes))}{'; ' + failed if failed else ''})")
     mine = [c for c in configs if c.get("symbol") == symbol]
     if configs and not mine:
         raise BacktestError(f"no strategy trades {symbol}, the capture's symbol")
@@ -153,7 +155,14 @@ class _Run:
         instruments = {symbol: instrument}
         if settings.strategy_dir is not None and not settings.strategy_dir.is_dir():
             raise BacktestError(f"--strategy-dir {settings.strategy_dir} is not a directory")
-        registry = PluginRegistry(settings.strategy_dir)
+        plugin_log = logging.getLogger("celeris.strategy.plugins")
+        level = plugin_log.level
+        plugin_log.setLevel(logging.CRITICAL)  # a file that fails to load is named in the refusal or the result
+        try:
+            registry = PluginRegistry(settings.strategy_dir)
+        finally:
+            plugin_log.setLevel(level)
+        self.plugin_errors = {Path(k).name: v[:200] for k, v in sorted(registry.load_errors.items())}
         self.configs = _strategy_configs(settings, symbol, registry)
         # The clock starts at the capture's first line: what sleeps from the start (execution's orphan
         # reaper) wakes on the capture's seconds, not on every second since 1970.
@@ -288,7 +297,7 @@ class _Run:
                          "latency_file": str(settings.latency_file or ""),
                          "venue_ignored": sorted(k for k in self.ignored if k != "sleep"),
                          "strategies": [c.name for c in self.configs],
-                         "strategy_dir": str(settings.strategy_dir or "")},
+                         "strategy_dir": str(settings.strategy_dir or ""), "plugin_load_errors": self.plugin_errors},
             "messages": lines, "snapshots": self.snapshots, "malformed": self.core.stats.malformed,
             "gaps": self.core.symbols[self.symbol].synced.stats.gaps,
             "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3), "start_utc_ns": first_ns,

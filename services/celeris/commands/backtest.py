@@ -124,8 +124,8 @@ def cmd_backtest(args: argparse.Namespace, legacy: bool = False) -> int:
             return _fail("--plot draws one backtest: run the sweep's point you want to see without --sweep")
         return _sweep(args, info, settings)
     plot = getattr(args, "plot", None)
-    if plot is not None and not legacy:
-        problem = _plot_problem(plot)
+    if plot is not None:
+        problem = _plot_problem(plot, legacy)
         if problem:
             return _fail(problem)
     try:
@@ -145,9 +145,11 @@ def cmd_backtest(args: argparse.Namespace, legacy: bool = False) -> int:
     return 0
 
 
-def _plot_problem(directory: Path) -> str:
-    if directory.exists() and not directory.is_dir():
-        return f"--plot {directory} is a file: give a directory for the report"
+def _plot_problem(target: Path, one_file: bool = False) -> str:
+    if one_file and target.is_dir():
+        return f"--plot {target} is a directory: give the PNG file to write"
+    if not one_file and target.exists() and not target.is_dir():
+        return f"--plot {target} is a file: give a directory for the report"
     try:
         import matplotlib  # noqa: F401
     except ImportError:

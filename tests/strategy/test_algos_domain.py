@@ -5,9 +5,6 @@ display size, the minimums and the leftover, refusals and halts, and slippage ag
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-
 from celeris.domain.algo_kinds import make_algo, volume_profile
 from celeris.domain.algo_orders import (
     CancelChild,
@@ -32,6 +29,9 @@ from celeris.domain.algos import (
 from celeris.domain.clock import NS_PER_DAY, NS_PER_S
 from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.values import Side
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from tests.strategy.algo_model import VenueModel, btcusdt
 
 INS = btcusdt()
@@ -398,12 +398,12 @@ def test_the_parent_lifecycle_is_a_table_and_illegal_moves_raise():
 
 
 @pytest.mark.parametrize("bad", [
-    dict(qty_steps=0), dict(end_ns=0), dict(params=TwapParams(0)), dict(params=VwapParams((0, 0))),
-    dict(params=PovParams(0), end_ns=0), dict(params=PovParams(10_001)), dict(params=PovParams(10, 2, 3)), dict(params=IcebergParams(5), end_ns=0),
-    dict(params=TwapParams(2, ChildStyle.MARKET), limit_price_ticks=BID),
+    {"qty_steps": 0}, {"end_ns": 0}, {"params": TwapParams(0)}, {"params": VwapParams((0, 0))},
+    {"params": PovParams(0), "end_ns": 0}, {"params": PovParams(10_001)}, {"params": PovParams(10, 2, 3)}, {"params": IcebergParams(5), "end_ns": 0},
+    {"params": TwapParams(2, ChildStyle.MARKET), "limit_price_ticks": BID},
 ])
 def test_a_malformed_parent_is_refused(bad):
-    fields = dict(symbol="BTCUSDT", side=Side.BUY, qty_steps=10, start_ns=0, end_ns=10, params=TwapParams(2))
+    fields = {"symbol": "BTCUSDT", "side": Side.BUY, "qty_steps": 10, "start_ns": 0, "end_ns": 10, "params": TwapParams(2)}
     fields.update(bad)
     with pytest.raises(ValueError):
         ParentOrder(**fields)

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 
-from celeris.domain.algo_orders import ChildStyle, IcebergParams, ParentOrder, TwapParams
+from celeris.domain.algo_orders import (
+    ChildStyle,
+    IcebergParams,
+    ParentOrder,
+    TwapParams,
+)
 from celeris.domain.algos import AlgoState, StopReason
 from celeris.domain.clock import NS_PER_S, TestClock
 from celeris.domain.messages import (
     Fill,
     Outcome,
-    Rejection,
     RejectCode,
+    Rejection,
     client_order_id_for,
     owner_tag_of,
     venue_tag,
@@ -23,6 +28,7 @@ from celeris.domain.orders import Order, OrderEvent
 from celeris.domain.values import Side
 from celeris.strategy.algo_profile import capture_profile, capture_trades
 from celeris.strategy.algos import AlgoRunner
+
 from tests.conftest import DATA
 from tests.strategy.algo_model import btcusdt
 
@@ -162,7 +168,7 @@ async def test_the_runner_halt_cancels_children_and_refuses_new_parents_until_re
 async def test_a_submit_without_an_answer_stops_the_parent_and_its_child_is_cancelled_not_guessed():
     gateway = FakeGateway()
     gateway.fail = True
-    clock, runner, algo_id = await started(gateway)
+    _, runner, algo_id = await started(gateway)
     assert gateway.canceled == [gateway.submitted[0].client_order_id]
     progress = runner.progress(algo_id)
     # execution never heard of it: the cancel's "unknown order" closes it, nothing was filled.

@@ -22,7 +22,7 @@ from celeris.domain.instruments import Instrument
 def _open(path: Path) -> IO[bytes]:
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")  # noqa: SIM115 - the caller closes it
+    return gzip.open(path, "rb") if gz else open(path, "rb")  # the caller closes it
 
 
 def capture_trades(path: Path, instrument: Instrument, max_lines: int = 0) -> Iterator[tuple[int, int]]:

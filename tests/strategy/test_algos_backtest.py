@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeris.domain.algo_orders import ChildStyle, ParentOrder, TwapParams
+from celeris.domain.algo_orders import ChildStyle, ParentOrder, PovParams, TwapParams, VwapParams
 from celeris.domain.algos import AlgoState, StopReason
 from celeris.domain.clock import NS_PER_S, TestClock
 from celeris.domain.messages import (
@@ -29,6 +29,7 @@ from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.execution.paper import PaperVenue
 from celeris.marketdata.core import MarketDataCore, Sink
 from celeris.marketdata.verify import _open, bundled_instruments
+from celeris.strategy.algo_profile import capture_profile, capture_trades
 from celeris.strategy.algos import AlgoRunner
 from celeris.transport.bus import InProcessBus
 
@@ -122,6 +123,46 @@ async def test_a_twap_on_the_real_capture_through_execution_and_the_paper_venue(
     assert progress.arrival_x2_ticks == bid + ask
     assert abs(progress.slippage_ppm - expected_ppm) <= 1
     assert result["report"]["slippage_bps"] == f"{progress.slippage_ppm / 100:.2f}"
+
+
+async def test_a_vwap_follows_the_recorded_volume_profile_of_the_capture():
+    # The profile of the very window traded (look-ahead, which a real run avoids with yesterday's capture
+    # and time_of_day): here it makes the target of every bucket exactly known.
+    ins = bundled_instruments()[SYMBOL]
+    profiles = []
+
+    def vwap(start_ns: int) -> ParentOrder:
+        profiles.append(capture_profile(CAPTURE, ins, start_ns, start_ns + 10 * S, 10, max_lines=5000))
+        return ParentOrder(SYMBOL, Side.SELL, 100, start_ns, start_ns + 10 * S, VwapParams(profiles[0]))
+
+    result = await run_capture(vwap)
+    profile, start = profiles[0], result["start_ns"]
+    assert len(set(profile)) > 5  # a real, uneven profile
+    assert result["progress"].filled_steps == 100 and result["position"] == -100
+    total, running = sum(profile), 0
+    for bucket, volume in enumerate(profile):
+        running += volume
+        sent = sum(r.qty_steps for t, r in result["sent"] if t < start + (bucket + 1) * S)
+        assert sent == 100 * running // total, f"bucket {bucket}"
+
+
+async def test_a_pov_trades_its_rate_of_the_capture_s_volume():
+    ins = bundled_instruments()[SYMBOL]
+    rate_bps, smallest = 10, 2
+
+    def pov(start_ns: int) -> ParentOrder:
+        return ParentOrder(SYMBOL, Side.BUY, 500, start_ns, start_ns + 15 * S, PovParams(rate_bps, 20, smallest))
+
+    result = await run_capture(pov)
+    start = result["start_ns"]
+    trades = [(t, q) for t, q in capture_trades(CAPTURE, ins, max_lines=5000) if start <= t < start + 15 * S]
+    for sent_at, _ in result["sent"]:  # never ahead of the rate when a child goes
+        committed = sum(r.qty_steps for t, r in result["sent"] if t <= sent_at)
+        target = sum(q for t, q in trades if t <= sent_at) * rate_bps // 10_000
+        assert committed < target + smallest
+    target = sum(q for _, q in trades) * rate_bps // 10_000
+    assert target - smallest < result["progress"].filled_steps <= target
+    assert result["progress"].stop_reason is StopReason.END_OF_HORIZON
 
 
 async def test_the_backtest_is_deterministic():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from celeris.domain.algo_orders import (
     ChildStyle,
     IcebergParams,
@@ -229,6 +230,18 @@ async def test_the_strategy_engine_can_follow_each_child_through_the_hooks():
     gateway.fill_open(runner, clock, ASK)
     await runner.settle()
     assert sent == done == [("alpha", gateway.submitted[0].client_order_id)]
+
+
+async def test_only_a_finished_parent_is_forgotten():
+    gateway = FakeGateway()
+    _clock, runner, algo_id = await started(gateway, twap(style=ChildStyle.PASSIVE))
+    with pytest.raises(ValueError):
+        runner.forget(algo_id)
+    runner.cancel(algo_id)
+    await runner.settle()
+    assert [r["algo_id"] for r in runner.reports("alpha")] == [algo_id] and runner.reports("beta") == []
+    runner.forget(algo_id)
+    assert runner.reports() == [] and runner.children == {}
 
 
 def test_the_recorded_volume_profile_is_the_capture_s_trade_quantities_per_bucket():

@@ -188,7 +188,7 @@ class _Top:
 
 class ExecutionAlgo:
     """The shared machine. Subclasses implement `desired`, and may narrow `cap`, `extra_minimum`, `stale`,
-    `child_price` and `observe_trade`."""
+    `slice_index`, `child_terms` and `observe_trade`."""
 
     kind = "algo"
 

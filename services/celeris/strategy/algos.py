@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 class RunningAlgo:
     algo: ExecutionAlgo
     owner: str
-    sent: int = 0
 
 
 class AlgoRunner:
@@ -139,6 +138,19 @@ class AlgoRunner:
                 "arrival_price": _price(ins, p.arrival_x2_ticks, 2) if p.arrival_x2_ticks else None,
                 "slippage_bps": _bps(p.slippage_ppm) if p.slippage_ppm is not None else None,
                 "children": p.children_placed, "children_refused": p.children_refused}
+
+    def reports(self, owner: str = "") -> list[dict[str, Any]]:
+        """Every parent's report (of one owner if given), in the order they were started."""
+        return [self.report(a) for a, r in self.algos.items() if not owner or r.owner == owner]
+
+    def forget(self, algo_id: str) -> None:
+        """Drop a finished parent and its children's ids (a long session keeps only what it still reads)."""
+        running = self.algos[algo_id]
+        if running.algo.state is not AlgoState.FINISHED:
+            raise ValueError(f"algo {algo_id} is {running.algo.state.value}: cancel it and let it finish first")
+        del self.algos[algo_id]
+        for cid in [c for c, (a, _) in self.children.items() if a == algo_id]:
+            del self.children[cid]
 
     def next_wakeup_ns(self) -> int | None:
         """The earliest time a running parent wants `on_timer` without a market event (None = none)."""
@@ -233,7 +245,6 @@ class AlgoRunner:
                                strategy_id=running.owner, client_order_id=client_order_id_for(request_id, running.owner),
                                ts_signal_ns=self.clock.now_ns())
         self.children[request.client_order_id] = (running.algo.algo_id, action.child_id)
-        running.sent += 1
         if self.on_child_sent is not None:
             self.on_child_sent(running.owner, request)
         self._in_flight.add(action.child_id)

@@ -218,18 +218,20 @@ async def test_the_report_says_progress_and_slippage_against_arrival():
     assert report["stop_reason"] == "end_of_horizon" and report["leftover"] == "0.006"
 
 
-async def test_the_strategy_engine_can_follow_each_child_through_the_hooks():
+async def test_the_strategy_engine_can_follow_each_child_and_the_progress_through_the_hooks():
     gateway = FakeGateway()
     clock = TestClock(T0)
-    sent, done = [], []
+    sent, done, told = [], [], []
     runner = AlgoRunner({"BTCUSDT": INS}, clock, gateway, on_child_sent=lambda o, r: sent.append((o, r.client_order_id)),
-                        on_child_done=lambda o, c: done.append((o, c)))
+                        on_child_done=lambda o, c: done.append((o, c)),
+                        on_progress=lambda o, p: told.append((o, p.state, p.filled_steps)))
     runner.on_top("BTCUSDT", BID, 5, ASK, 5)
     runner.start(twap(qty=10, slices=1), "alpha")
     await runner.settle()
     gateway.fill_open(runner, clock, ASK)
     await runner.settle()
     assert sent == done == [("alpha", gateway.submitted[0].client_order_id)]
+    assert told == [("alpha", AlgoState.RUNNING, 0), ("alpha", AlgoState.FINISHED, 10)]
 
 
 async def test_only_a_finished_parent_is_forgotten():

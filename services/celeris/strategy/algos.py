@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 class RunningAlgo:
     algo: ExecutionAlgo
     owner: str
+    told: tuple[AlgoState, int] = (AlgoState.PENDING, 0)
+    """The state and fill the owner was last told of (on_progress)."""
 
 
 class AlgoRunner:
@@ -58,15 +60,19 @@ class AlgoRunner:
 
     def __init__(self, instruments: dict[str, Instrument], clock: Clock, gateway: Any, *,
                  on_child_sent: Callable[[str, OrderRequest], None] | None = None,
-                 on_child_done: Callable[[str, str], None] | None = None) -> None:
+                 on_child_done: Callable[[str, str], None] | None = None,
+                 on_progress: Callable[[str, AlgoProgress], None] | None = None) -> None:
         """`gateway`: celeris.strategy.engine.OrderGateway (submit, cancel). `on_child_sent(owner, request)`
         is called before a child is sent, `on_child_done(owner, client_order_id)` once it can no longer fill
-        (the strategy engine's own records of its strategies' working orders can follow them there)."""
+        (the strategy engine's own records of its strategies' working orders can follow them there);
+        `on_progress(owner, progress)` whenever a parent's state or filled quantity changed (a strategy's
+        callback)."""
         self.instruments = instruments
         self.clock = clock
         self.gateway = gateway
         self.on_child_sent = on_child_sent
         self.on_child_done = on_child_done
+        self.on_progress = on_progress
         self.algos: dict[str, RunningAlgo] = {}
         self.children: dict[str, tuple[str, str]] = {}
         """client order id -> (algo id, child id)."""
@@ -236,6 +242,11 @@ class AlgoRunner:
                 self._place(running, action)
             elif isinstance(action, CancelChild):
                 self._spawn(self._cancel(running, action.child_id))
+        now = (running.algo.state, running.algo.filled_steps)
+        if now != running.told:
+            running.told = now
+            if self.on_progress is not None:
+                self.on_progress(running.owner, running.algo.progress())
 
     def _place(self, running: RunningAlgo, action: PlaceChild) -> None:
         parent = running.algo.parent

@@ -69,7 +69,7 @@ def parents(draw):
 
 OPS = st.lists(st.tuples(st.sampled_from(["ack", "fill", "close", "refuse", "cancel", "cancel_fail", "deliver",
                                           "deliver", "deliver", "time", "trade", "top", "halt_on"]),
-                         st.integers(0, 1 << 16), st.integers(1, 60)), max_size=120)
+                         st.integers(0, 1 << 16), st.integers(1, 60)), min_size=20, max_size=120)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -377,6 +377,16 @@ def test_the_arrival_price_is_the_mid_of_the_first_top_at_or_after_the_start():
     assert algo.arrival_x2_ticks == BID + ASK and venue.placed
 
 
+def test_a_parent_that_never_had_a_price_ends_at_its_horizon_and_says_when_it_wants_waking():
+    algo = make_algo("n", parent(TwapParams(2), start=2 * S, end=4 * S), INS)
+    assert algo.next_due_ns() == 2 * S
+    assert algo.on_time(3 * S) == [] and algo.state is AlgoState.PENDING  # no top: no arrival price
+    assert algo.on_time(4 * S) == []
+    assert algo.state is AlgoState.FINISHED and algo.stop_reason is StopReason.END_OF_HORIZON
+    pov = make_algo("p", parent(PovParams(100), start=5 * S, end=0), INS)
+    assert pov.next_due_ns() == 5 * S
+
+
 def test_a_crossing_child_waits_while_the_market_is_beyond_the_limit():
     algo = make_algo("l", parent(TwapParams(1), limit=ASK - 1), INS)
     venue = VenueModel(algo)

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from celeris.domain.algo_orders import ChildStyle, ParentOrder, PovParams, TwapParams, VwapParams
+from celeris.domain.algo_orders import (
+    ChildStyle,
+    ParentOrder,
+    PovParams,
+    TwapParams,
+    VwapParams,
+)
 from celeris.domain.algos import AlgoState, StopReason
 from celeris.domain.clock import NS_PER_S, TestClock
 from celeris.domain.messages import (

@@ -143,7 +143,10 @@ async def _race(parent: ParentOrder, ops: list) -> None:
     clock = TestClock(0)
     ref: list = []
     gateway = HeldGateway(ref)
-    runner = AlgoRunner({"BTCUSDT": INS}, clock, gateway)
+    sent: list[str] = []
+    done: list[str] = []
+    runner = AlgoRunner({"BTCUSDT": INS}, clock, gateway, on_child_sent=lambda o, r: sent.append(r.client_order_id),
+                        on_child_done=lambda o, c: done.append(c))
     ref.append(runner)
     runner.on_top("BTCUSDT", BID, 10, ASK, 10)
     algo_id = runner.start(parent, "racer")
@@ -178,6 +181,9 @@ async def _race(parent: ParentOrder, ops: list) -> None:
         await let_run()
         assert gateway.exposure() <= parent.qty_steps
         assert runner.progress(algo_id).filled_steps <= parent.qty_steps
+        # Done only once it can no longer fill at the venue, and only once.
+        assert len(done) == len(set(done)) and set(done) <= set(sent)
+        assert all(not gateway.venue[c].is_open for c in done if c in gateway.venue)
     # Everything answered and delivered: the runner's fills are the venue's.
     runner.cancel(algo_id)
     for _ in range(200):
@@ -198,3 +204,4 @@ async def _race(parent: ParentOrder, ops: list) -> None:
     progress = runner.progress(algo_id)
     assert progress.filled_steps == sum(o.filled_steps for o in gateway.venue.values())
     assert progress.outstanding_steps == 0 and progress.state.value == "FINISHED"
+    assert sorted(done) == sorted(sent)

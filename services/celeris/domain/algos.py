@@ -277,6 +277,8 @@ class ExecutionAlgo:
 
     def next_due_ns(self) -> int | None:
         """When the machine next wants to be woken without any market event (None = no such time)."""
+        if self.state is AlgoState.PENDING and self.now_ns < self.parent.start_ns:
+            return self.parent.start_ns
         return self.parent.end_ns or None
 
     # -- events -------------------------------------------------------------------------------------
@@ -385,6 +387,10 @@ class ExecutionAlgo:
             self._move(AlgoEvent.COMPLETE)
             return []
         if self.state is AlgoState.PENDING:
+            if self.parent.end_ns and now >= self.parent.end_ns:
+                self.stop_reason = StopReason.END_OF_HORIZON  # it never had a price to start at
+                self._move(AlgoEvent.STOP)
+                return self._wind_down()
             if now < self.parent.start_ns or self.top is None:
                 return []
             self.arrival_x2_ticks = self.top.bid_ticks + self.top.ask_ticks

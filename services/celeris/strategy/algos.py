@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -53,6 +53,8 @@ class RunningAlgo:
     owner: str
     told: tuple[AlgoState, int] = (AlgoState.PENDING, 0)
     """The state and fill the owner was last told of (on_progress)."""
+    live: dict[str, str] = field(default_factory=dict)
+    """child id -> client order id of the children sent that may still fill (on_child_done once each)."""
 
 
 class AlgoRunner:
@@ -223,7 +225,6 @@ class AlgoRunner:
             return
         running, child_id = found
         self._apply(running, running.algo.on_closed(child_id, filled_steps, self.clock.now_ns()))
-        self._forget_if_done(running, child_id, client_order_id)
 
     async def settle(self) -> None:
         """Wait until every send and cancel asked for so far has its answer (and what those caused)."""
@@ -242,6 +243,11 @@ class AlgoRunner:
                 self._place(running, action)
             elif isinstance(action, CancelChild):
                 self._spawn(self._cancel(running, action.child_id))
+        if running.live:
+            for child_id in [c for c in running.live if c not in running.algo.children]:
+                cid = running.live.pop(child_id)
+                if self.on_child_done is not None:
+                    self.on_child_done(running.owner, cid)
         now = (running.algo.state, running.algo.filled_steps)
         if now != running.told:
             running.told = now
@@ -256,6 +262,7 @@ class AlgoRunner:
                                strategy_id=running.owner, client_order_id=client_order_id_for(request_id, running.owner),
                                ts_signal_ns=self.clock.now_ns())
         self.children[request.client_order_id] = (running.algo.algo_id, action.child_id)
+        running.live[action.child_id] = request.client_order_id
         if self.on_child_sent is not None:
             self.on_child_sent(running.owner, request)
         self._in_flight.add(action.child_id)
@@ -280,12 +287,10 @@ class AlgoRunner:
                 self._apply(running, algo.on_time(now))  # a cancel asked for meanwhile may go now
             else:
                 self._apply(running, algo.on_closed(child_id, outcome.order.filled_steps, now))
-                self._forget_if_done(running, child_id, request.client_order_id)
             return
         halted = outcome.rejection is not None and outcome.rejection.code is RejectCode.HALTED
         log.info("child %s refused: %s", child_id, outcome.rejection.message if outcome.rejection else "refused")
         self._apply(running, algo.on_refused(child_id, now, halted))
-        self._forget_if_done(running, child_id, request.client_order_id)
         if halted:
             self._stop_all(StopReason.HALTED)
 
@@ -302,13 +307,11 @@ class AlgoRunner:
             return
         if outcome.order is not None and not outcome.order.is_open:
             self._apply(running, algo.on_closed(child_id, outcome.order.filled_steps, self.clock.now_ns()))
-            self._forget_if_done(running, child_id, cid)
         elif not outcome.accepted:
             unknown = outcome.rejection is not None and outcome.rejection.code is RejectCode.UNKNOWN_ORDER
             if unknown and child_id not in self._in_flight:
                 # Its submit has answered and execution has no such order: it never went out.
                 self._apply(running, algo.on_closed(child_id, 0, self.clock.now_ns()))
-                self._forget_if_done(running, child_id, cid)
                 return
             # Still on its way, or already closing: asked again after a back-off, and the child's own
             # answer or order update closes it meanwhile.
@@ -320,10 +323,6 @@ class AlgoRunner:
         for running in list(self.algos.values()):
             if running.algo.state is not AlgoState.FINISHED:
                 self._apply(running, running.algo.stop(reason, now))
-
-    def _forget_if_done(self, running: RunningAlgo, child_id: str, client_order_id: str) -> None:
-        if child_id not in running.algo.children and self.on_child_done is not None:
-            self.on_child_done(running.owner, client_order_id)
 
     def _child(self, client_order_id: str) -> tuple[RunningAlgo, str] | None:
         found = self.children.get(client_order_id)

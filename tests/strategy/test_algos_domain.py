@@ -272,6 +272,16 @@ def test_the_min_notional_sets_the_smallest_child_and_reduce_only_is_exempt():
     assert min_steps_at(ins, OrderType.LIMIT, BID, True) == 1
 
 
+def test_no_child_is_larger_than_the_instrument_allows():
+    ins = btcusdt(max_qty_steps=30, market_max_qty_steps=20)
+    for style, largest in ((ChildStyle.CROSS, 30), (ChildStyle.MARKET, 20)):
+        algo = make_algo("big", parent(TwapParams(1, style), qty=100), ins)
+        venue = VenueModel(algo)
+        venue.top(BID, ASK)
+        venue.fill_everything_now(ASK)
+        assert algo.filled_steps == 100 and max(p.qty_steps for p in venue.placed) == largest
+
+
 def test_a_remainder_too_small_to_send_is_the_leftover():
     # 3 steps at ~61,800 is below a 200 USDT minimum notional: the last slice cannot go.
     ins = btcusdt(min_qty_steps=1, min_notional=200 * 10**8)
@@ -409,11 +419,13 @@ def test_the_parent_lifecycle_is_a_table_and_illegal_moves_raise():
 
 @pytest.mark.parametrize("bad", [
     {"qty_steps": 0}, {"end_ns": 0}, {"params": TwapParams(0)}, {"params": VwapParams((0, 0))},
-    {"params": PovParams(0), "end_ns": 0}, {"params": PovParams(10_001)}, {"params": PovParams(10, 2, 3)}, {"params": IcebergParams(5), "end_ns": 0},
+    {"params": PovParams(0), "end_ns": 0}, {"params": PovParams(10_001)}, {"params": PovParams(10, 2, 3)},
+    {"params": IcebergParams(5), "end_ns": 0},
     {"params": TwapParams(2, ChildStyle.MARKET), "limit_price_ticks": BID},
 ])
 def test_a_malformed_parent_is_refused(bad):
-    fields = {"symbol": "BTCUSDT", "side": Side.BUY, "qty_steps": 10, "start_ns": 0, "end_ns": 10, "params": TwapParams(2)}
+    fields = {"symbol": "BTCUSDT", "side": Side.BUY, "qty_steps": 10, "start_ns": 0, "end_ns": 10,
+              "params": TwapParams(2)}
     fields.update(bad)
     with pytest.raises(ValueError):
         ParentOrder(**fields)

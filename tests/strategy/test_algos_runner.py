@@ -222,7 +222,8 @@ async def test_the_strategy_engine_can_follow_each_child_and_the_progress_throug
     gateway = FakeGateway()
     clock = TestClock(T0)
     sent, done, told = [], [], []
-    runner = AlgoRunner({"BTCUSDT": INS}, clock, gateway, on_child_sent=lambda o, r: sent.append((o, r.client_order_id)),
+    runner = AlgoRunner({"BTCUSDT": INS}, clock, gateway,
+                        on_child_sent=lambda o, r: sent.append((o, r.client_order_id)),
                         on_child_done=lambda o, c: done.append((o, c)),
                         on_progress=lambda o, p: told.append((o, p.state, p.filled_steps)))
     runner.on_top("BTCUSDT", BID, 5, ASK, 5)

@@ -17,10 +17,11 @@ Rules every algorithm obeys:
   it filled until those fills have arrived. So filled + outstanding never exceeds the parent.
 - At most one child works at a time; a stale one is cancelled and its unfilled part re-placed once its
   close is known (never on a guess that the cancel will succeed).
-- A child smaller than the instrument's minimum (min quantity, or min notional at the child's price,
-  unless reduce-only) is not sent: the quantity is carried into the next child. A child that would leave
-  a remainder below the minimum behind takes it along when the child size cap allows, and otherwise
-  leaves exactly one minimum behind. What is still unfilled when the parent ends (its horizon passed,
+- No child is larger than the instrument's maximum quantity (of its order type). A child smaller than
+  the instrument's minimum (min quantity, or min notional at the child's price, unless reduce-only) is
+  not sent: the quantity is carried into the next child. A child that would leave a remainder below
+  the minimum behind takes it along when the child size cap allows, and otherwise leaves exactly one
+  minimum behind. What is still unfilled when the parent ends (its horizon passed,
   cancelled, halted) is reported as `leftover_steps`; nothing is ever rounded up past the parent.
 - Nothing starts a loop of orders: a halt refusal stops the parent at once; other refusals, refused
   cancels and a child that ended short on its own (an IOC that found nothing) back off
@@ -430,7 +431,9 @@ class ExecutionAlgo:
         reference = price if price is not None else self._far_touch()
         minimum = max(min_steps_at(self.instrument, order_type, reference, self.parent.reduce_only),
                       self.extra_minimum())
-        size = fit_child(want, room, minimum, self.cap())
+        ins = self.instrument
+        largest = ins.market_max_qty_steps if order_type is OrderType.MARKET else ins.max_qty_steps
+        size = fit_child(want, room, minimum, min(self.cap(), largest or self.cap()))
         if size <= 0:
             return []
         self.children_placed += 1

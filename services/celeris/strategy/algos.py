@@ -259,7 +259,8 @@ class AlgoRunner:
         request_id = action.child_id
         request = OrderRequest(request_id, parent.symbol, action.side, action.order_type, action.qty_steps,
                                action.price_ticks, action.time_in_force, reduce_only=action.reduce_only,
-                               strategy_id=running.owner, client_order_id=client_order_id_for(request_id, running.owner),
+                               strategy_id=running.owner,
+                               client_order_id=client_order_id_for(request_id, running.owner),
                                ts_signal_ns=self.clock.now_ns())
         self.children[request.client_order_id] = (running.algo.algo_id, action.child_id)
         running.live[action.child_id] = request.client_order_id
@@ -332,7 +333,8 @@ class AlgoRunner:
         return (running, found[1]) if running is not None else None
 
     def _of(self, symbol: str) -> list[RunningAlgo]:
-        return [r for r in self.algos.values() if r.algo.parent.symbol == symbol and r.algo.state is not AlgoState.FINISHED]
+        return [r for r in self.algos.values()
+                if r.algo.parent.symbol == symbol and r.algo.state is not AlgoState.FINISHED]
 
     def _top(self, symbol: str) -> tuple[int, int, int, int] | None:
         return self.tops.get(symbol)

@@ -74,7 +74,7 @@ class PaperTiming:
             await self._sleep((arrival - now) / 1e9)
             self.advance(max(self.clock.now_ns(), arrival))
         if not request.future.done() and self._sleep is not None and request.response_at is not None:
-            now = self.clock.now_ns()
+            now = max(self.clock.now_ns(), arrival)  # the venue answered at arrival, whatever the clock says
             if request.response_at > now:
                 await self._sleep((request.response_at - now) / 1e9)
             self.advance(max(self.clock.now_ns(), request.response_at))

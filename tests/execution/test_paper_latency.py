@@ -279,3 +279,9 @@ async def test_recorded_latencies_drive_the_venue(tmp_path):
     s.at(5.1).book(asks=[(ASK + 9, 3)])
     await asyncio.sleep(0)
     assert task.done()
+
+
+@pytest.mark.parametrize("model", ["power", "log"])
+def test_the_same_seed_gives_the_same_fills_where_the_seed_matters(model):
+    for seed in (0, 5, 2**31):
+        assert asyncio.run(run(CANCELS, model, seed)) == asyncio.run(run(CANCELS, model, seed))

@@ -59,7 +59,7 @@ class PaperOrderSurface:
 
     # -- amendments -----------------------------------------------------------------------------
     async def amend(self: PaperVenue, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:
-        return await self._request(lambda: self.amend_now(order, qty_steps, price_ticks))  # type: ignore[no-any-return]
+        return await self._request(lambda: self.amend_now(order, qty_steps, price_ticks))
 
     def amend_now(self: PaperVenue, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:
         resting = self.orders.get(order.client_order_id)
@@ -115,15 +115,15 @@ class PaperOrderSurface:
     # -- batches --------------------------------------------------------------------------------
     async def place_batch(self: PaperVenue, orders: list[Order]) -> list[BatchResult]:
         # one request: one latency
-        return await self._request(  # type: ignore[no-any-return]
+        return await self._request(
             lambda: [_each(lambda o=o: self.place_algo(o) if o.is_algo else self.place_now(o)) for o in orders])
 
     async def amend_batch(self: PaperVenue, amendments: list[tuple[Order, int, int]]) -> list[BatchResult]:
-        return await self._request(  # type: ignore[no-any-return]
+        return await self._request(
             lambda: [_each(lambda a=a: self.amend_now(*a)) for a in amendments])
 
     async def cancel_batch(self: PaperVenue, symbol: str, client_order_ids: list[str]) -> list[BatchResult]:
-        return await self._request(  # type: ignore[no-any-return]
+        return await self._request(
             lambda: [_each(lambda c=c: self.cancel_now(c)) for c in client_order_ids])
 
     def cancel_now(self: PaperVenue, client_order_id: str) -> VenueOrderState:
@@ -150,7 +150,7 @@ class PaperOrderSurface:
                                algo_id=algo.algo_id)
 
     async def cancel_algo(self: PaperVenue, symbol: str, client_order_id: str) -> VenueOrderState:
-        return await self._request(lambda: self.cancel_algo_now(client_order_id))  # type: ignore[no-any-return]
+        return await self._request(lambda: self.cancel_algo_now(client_order_id))
 
     def cancel_algo_now(self: PaperVenue, client_order_id: str) -> VenueOrderState:
         algo = self.algo.get(client_order_id)

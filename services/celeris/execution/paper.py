@@ -107,6 +107,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         self.books = {s: OrderBook(s) for s in instruments}
         self.live = {s: False for s in instruments}
         self.orders: dict[str, _Resting] = {}
+        self._working: dict[str, list[_Resting]] = {s: [] for s in instruments}
+        """Per symbol, the orders that may still be open (closed ones are dropped as they are met), so the
+        per-event work follows the working orders, not every order of the run."""
         self.account_positions = {s: Position(ins) for s, ins in instruments.items()}
         self.wallet = wallet_usdt * 10**MONEY_SCALE
         self.leverage = leverage
@@ -173,15 +176,19 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         self.check_triggers(trade.symbol, trade.price_ticks)
 
     def _open(self, symbol: str) -> list[_Resting]:
-        return [r for r in self.orders.values() if r.order.symbol == symbol and r.status in ("NEW", "PARTIALLY_FILLED")]
+        working = self._working[symbol]
+        open_now = [r for r in working if r.status in ("NEW", "PARTIALLY_FILLED")]
+        if len(open_now) != len(working):
+            working[:] = open_now
+        return list(open_now)
 
     def _fill_crossed(self, symbol: str) -> None:
         book = self.books[symbol]
         bid, ask = book.best_bid(), book.best_ask()
-        for resting in list(self.orders.values()):
+        for resting in self._open(symbol):
             order = resting.order
-            if order.symbol != symbol or resting.status not in ("NEW", "PARTIALLY_FILLED"):
-                continue
+            if resting.status not in ("NEW", "PARTIALLY_FILLED"):
+                continue  # filled or expired by an earlier order's fill in this pass
             if resting.price is None:
                 continue
             if order.side is Side.BUY and ask is not None and ask[0] <= resting.price:
@@ -244,6 +251,7 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         queue = book.qty_at(order.side is Side.BUY, limit) if limit is not None else 0
         resting = _Resting(order, venue_id, queue, qty=order_qty, price=limit, reducing=reduce_only)
         self.orders[order.client_order_id] = resting
+        self._working[order.symbol].append(resting)
         self._emit(resting, Execution.NEW)
         self.take_liquidity(resting, marketable, min(qty, available))
         if resting.remaining and resting.status in ("NEW", "PARTIALLY_FILLED") and (
@@ -317,8 +325,8 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
 
     def _clamp_reduce_only(self, symbol: str) -> None:
         """A working reduce-only order expires once the position it reduces is gone."""
-        for resting in list(self.orders.values()):
-            if resting.order.symbol == symbol and resting.reducing and \
+        for resting in self._open(symbol):
+            if resting.reducing and \
                     resting.status in ("NEW", "PARTIALLY_FILLED") and self._reduce_only_room(resting) == 0:
                 resting.status = "EXPIRED"
                 self._emit(resting, Execution.EXPIRED)

@@ -101,9 +101,9 @@ class PaperOrderSurface:
     def expire_gtd(self: PaperVenue, symbol: str) -> None:
         """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock."""
         now_ms = self.now_ns() // 1_000_000
-        for resting in list(self.orders.values()):
+        for resting in self._open(symbol):
             o = resting.order
-            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
+            if o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
                 resting.status = "EXPIRED"
                 self._emit(resting, Execution.EXPIRED)
         for algo in list(self.algo.values()):

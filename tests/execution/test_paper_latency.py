@@ -285,3 +285,25 @@ async def test_recorded_latencies_drive_the_venue(tmp_path):
 def test_the_same_seed_gives_the_same_fills_where_the_seed_matters(model):
     for seed in (0, 5, 2**31):
         assert asyncio.run(run(CANCELS, model, seed)) == asyncio.run(run(CANCELS, model, seed))
+
+
+async def test_simulation_mode_on_the_wall_clock_needs_no_market_event():
+    """Live books, a real clock: a quiet market holds neither the order nor its fill back."""
+    from celeris.runtime.clock import SystemClock
+    from tests.support.waits import wait_for
+
+    clock = SystemClock()
+    paper = PaperVenue({"BTCUSDT": INS}, clock, latency_ms=20, sleep=asyncio.sleep)
+    events: list = []
+
+    async def reconnect() -> None:
+        return None
+
+    await paper.start(events.append, reconnect)
+    paper.on_book(BookUpdate("BTCUSDT", 1, BookState.LIVE, True, [(BID, 5)], [(ASK, 5)], 1, 0, 0))
+    sent = clock.now_ns()
+    state = await paper.place(Order("wall", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, BID))
+    assert state.status == "NEW" and clock.now_ns() - sent >= 40 * NS_PER_MS  # there and back on the wall
+    paper.on_trade(TradeUpdate("BTCUSDT", 2, 2, BID - 1, 3, True, 0, 0))
+    assert [e for e in events if e.execution is Execution.TRADE] == []  # still on its way back
+    assert await wait_for(lambda: [e.last_qty_steps for e in events if e.execution is Execution.TRADE] == [3])

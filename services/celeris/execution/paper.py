@@ -169,7 +169,7 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
                 resting.queue_ahead, reaches = queue_models.trade(resting.queue_ahead, trade.qty_steps)
                 resting.traded += trade.qty_steps
             qty = min(reaches, left, resting.remaining)
-            if qty > 0:
+            if qty > 0 and resting.status in ("NEW", "PARTIALLY_FILLED"):  # an earlier fill may have closed it
                 before = resting.filled
                 self._fill(resting, resting.price or 0, qty, maker=True)
                 left -= resting.filled - before

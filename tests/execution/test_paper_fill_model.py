@@ -247,3 +247,34 @@ def test_a_crossing_amendment_uses_the_liquidity_up_too():
     paper.amend_now(paper.orders[cid].order, 300, ASK)
     assert paper.books["BTCUSDT"].qty_at(False, ASK) == 200
     assert [e for e in paper.fills if e.client_order_id == cid][0].execution is Execution.TRADE
+
+
+# -- the ask side mirrors the bid side -------------------------------------------------------------
+def buy_trade(price: int, qty: int) -> TradeUpdate:
+    """A buyer takes liquidity: it lifts the asks (buyer is taker)."""
+    return TradeUpdate("BTCUSDT", next(_seq), next(_seq), price, qty, False, 0, 0)
+
+
+def sell(paper: PaperVenue, qty: int, price: int | None = ASK) -> str:
+    cid = f"s-{next(_seq)}"
+    kind = OrderType.LIMIT if price is not None else OrderType.MARKET
+    paper.place_now(Order(cid, "BTCUSDT", Side.SELL, kind, qty, price))
+    return cid
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(1, 5_000), trade_qty=st.integers(1, 5_000), ticks=st.integers(0, 50))
+def test_a_buy_trade_at_or_through_our_ask_fills_what_the_queue_leaves(size, trade_qty, ticks):
+    paper = venue()
+    cid = sell(paper, size)
+    ahead = 500 if ticks == 0 else 0  # at our price the 0.500 already there goes first
+    paper.on_trade(buy_trade(ASK + ticks, trade_qty))
+    assert filled(paper, cid) == min(size, max(0, trade_qty - ahead))
+    assert paper.orders[cid].queue_ahead == (max(0, 500 - trade_qty) if ticks == 0 else 500)
+
+
+def test_two_market_sells_in_a_row_get_worse_prices():
+    paper = venue(bid_qty=300)
+    first, second = sell(paper, 300, price=None), sell(paper, 300, price=None)
+    assert [f.last_price_ticks for f in paper.fills if f.client_order_id == first] == [BID]
+    assert [f.last_price_ticks for f in paper.fills if f.client_order_id == second] == [BID - 1]

@@ -127,14 +127,14 @@ class PluginRegistry:
 
     def known(self) -> str:
         """Every known type by source, for a person: "built-in: a, b; entry points: c; /plugins: d"."""
-        groups: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {"built-in": [], "entry points": []}
         for name in sorted(self.classes):
             source = self.sources[name]
             label = {"builtin": "built-in", "entry_point": "entry points"}.get(source.kind, str(self.directory))
             groups.setdefault(label, []).append(name)
         if self.directory is not None and str(self.directory) not in groups:
             groups[str(self.directory)] = ["none"]
-        return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items())
+        return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items() if names)
 
     def unknown(self, type_name: str) -> UnknownStrategyType:
         failed = "".join(f"; {where} failed to load ({error[:120]})"

@@ -128,13 +128,13 @@ def test_an_unknown_type_is_refused_before_anything_starts(tmp_path, btcusdt):
 def test_the_refusal_names_every_source_and_what_failed_to_load(tmp_path, monkeypatch):
     directory = plugin_dir(tmp_path)
     (directory / "broken.py").write_text("def oops(:\n")
-    package = tmp_path / "acme_strats"
+    package = tmp_path / "desk_strats_plugcfg"  # a name of its own: the module stays imported after the test
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent(PLUGIN).replace('name = "mine"', 'name = "acme"'))
-    dist = tmp_path / "acme_strats-1.0.dist-info"
+    dist = tmp_path / "desk_strats_plugcfg-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-strats\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[celeris.strategies]\nacme_echo = acme_strats:Mine\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: desk-strats-plugcfg\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[celeris.strategies]\ndesk_echo = desk_strats_plugcfg:Mine\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = PluginRegistry(directory)
     with pytest.raises(UnknownStrategyType) as refused:
@@ -142,11 +142,11 @@ def test_the_refusal_names_every_source_and_what_failed_to_load(tmp_path, monkey
     message = str(refused.value)
     assert message.startswith("unknown strategy type 'nope' (known: built-in: market_making, mean_reversion, "
                               "momentum; ")
-    assert "entry points: acme_echo" in message and f"{directory}: mine" in message
+    assert "entry points: desk_echo" in message and f"{directory}: mine" in message
     assert f"{directory / 'broken.py'} failed to load (SyntaxError" in message and len(message.splitlines()) == 1
     # Still a KeyError for the callers that look a type up, and a ValueError for configuration checks.
     assert isinstance(refused.value, KeyError) and isinstance(refused.value, ValueError)
-    registry.refuse_unknown(["momentum", "acme_echo", "mine"])  # every source counts
+    registry.refuse_unknown(["momentum", "desk_echo", "mine"])  # every source counts
 
 
 def test_an_empty_directory_is_named_too(tmp_path):

@@ -214,7 +214,7 @@ class Up:
     def _strategy_dir(args: argparse.Namespace, spec: Any) -> str:
         from pathlib import Path
 
-        if args.strategy_dir:
+        if getattr(args, "strategy_dir", ""):
             return str(Path(args.strategy_dir).resolve())
         if spec is not None and spec.strategyDir:  # relative to the spec file, as its other paths would be
             return str((Path(args.file).parent / spec.strategyDir).resolve())

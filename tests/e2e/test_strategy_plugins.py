@@ -18,8 +18,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from celeris.api.v1 import strategy_pb2, strategy_pb2_grpc
+
 from tests.support.waits import until
 
 CELERIS = str(Path(sys.executable).with_name("celeris"))

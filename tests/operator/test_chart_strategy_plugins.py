@@ -15,8 +15,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-
 from celeris_operator import builders
+
 from tests.operator.apiserver import ApiServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +79,8 @@ def test_a_configmap_of_ones_own_is_named_and_none_is_made(tmp_path):
     assert (ts["spec"]["strategyDir"], ts["spec"]["strategyConfigMap"]) == ("/etc/celeris/strategies", "desk-strategies")
     pod, container = strategy_pod(ts)
     assert {"name": builders.STRATEGIES_VOLUME, "configMap": {"name": "desk-strategies"}} in pod["volumes"]
+    assert {"name": builders.STRATEGIES_VOLUME, "mountPath": "/etc/celeris/strategies", "readOnly": True} \
+        in container["volumeMounts"]
 
 
 def test_without_plugins_nothing_is_mounted(tmp_path):

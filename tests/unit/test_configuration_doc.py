@@ -16,12 +16,11 @@ from typing import Any, get_args, get_origin
 
 import pytest
 import yaml
-from pydantic import BaseModel, SecretStr
-from pydantic_core import PydanticUndefined
-
 from celeris.assembly.plan import SETTINGS
 from celeris.config.spec import TradingSystemSpec
 from celeris.runtime.settings import ServiceSettings
+from pydantic import BaseModel, SecretStr
+from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "configuration.md"

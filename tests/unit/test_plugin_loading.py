@@ -8,9 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from celeris.assembly import plan
 from celeris.assembly.strategy import StrategyRefused, build_strategy, plugin_registry
 from celeris.cli import build_parser
@@ -20,6 +17,8 @@ from celeris.domain.clock import TestClock
 from celeris.runtime.settings import load_settings
 from celeris.strategies import BUILTIN
 from celeris.strategy.plugins import PluginRegistry, UnknownStrategyType
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 PLUGIN = '''
 from celeris.domain.signals import Signal
@@ -66,17 +65,17 @@ def plugin_dir(root: Path) -> Path:
 
 
 class Feed:
-    def on_book(self, handler):  # noqa: ANN001
+    def on_book(self, handler):
         self.book = handler
 
-    def on_trade(self, handler):  # noqa: ANN001
+    def on_trade(self, handler):
         self.trade = handler
 
     async def stop(self) -> None:
         pass
 
 
-def wiring(btcusdt):  # noqa: ANN001
+def wiring(btcusdt):
     from celeris.assembly.wiring import Wiring
     from celeris.runtime import metrics
     from celeris.transport.bus import InProcessBus

@@ -123,9 +123,11 @@ def test_celeris_up_refuses_an_unknown_type_in_one_line(plugins: Path, tmp_path:
     flag = subprocess.run([CELERIS, "up", "--duration", "30", "--strategies", json.dumps(unknown)],
                           capture_output=True, text=True, timeout=60)
     _one_line_refusal(flag, "unknown strategy type 'mine'", "built-in: market_making, mean_reversion, momentum")
+    (plugins / "mine.py").write_text("class Mine(:\n")  # the file that should have provided it
     with_dir = subprocess.run([CELERIS, "up", "--duration", "30", "--strategy-dir", str(plugins),
                                "--strategies", json.dumps(unknown)], capture_output=True, text=True, timeout=60)
-    _one_line_refusal(with_dir, "unknown strategy type 'mine'", f"{plugins}: every_twentieth")
+    _one_line_refusal(with_dir, "unknown strategy type 'mine'", f"{plugins}: every_twentieth",
+                      f"{plugins / 'mine.py'} failed to load (SyntaxError")
     spec = tmp_path / "system.yaml"
     spec.write_text(textwrap.dedent(f"""\
         kind: TradingSystem

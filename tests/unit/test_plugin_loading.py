@@ -182,3 +182,15 @@ def test_a_configmap_needs_the_directory_it_is_mounted_at():
         parse_spec({**base, "strategyDir": "/s", "strategyConfigMap": "Not_A_Name"})
     _, spec = parse_spec({**base, "strategyDir": "/etc/celeris/strategies", "strategyConfigMap": "plugins"})
     assert (spec.strategyDir, spec.strategyConfigMap) == ("/etc/celeris/strategies", "plugins")
+
+
+def test_a_broken_file_no_strategy_needs_is_logged_once_and_the_rest_loads(tmp_path, caplog):
+    directory = plugin_dir(tmp_path)
+    (directory / "broken.py").write_text("import nothing_of_that_name\n")
+    with caplog.at_level("ERROR"):
+        registry = plugin_registry(str(directory), ["mine"])
+        plugin_registry(str(directory), ["mine"], report_failures=False)  # an early check: the builder reports
+    assert "mine" in registry.classes
+    failures = [r.getMessage() for r in caplog.records if "failed to load" in r.getMessage()]
+    assert failures == [f"strategy plugin {directory / 'broken.py'} failed to load: "
+                        f"ModuleNotFoundError: No module named 'nothing_of_that_name'"]

@@ -11,6 +11,7 @@ refuses, before anything is started, a directory that is not one or a strategy t
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from celeris.domain.values import MONEY_SCALE
 from celeris.runtime.settings import SettingsError
 
 MONEY = 10**MONEY_SCALE
+log = logging.getLogger(__name__)
 
 
 class StrategyRefused(SettingsError):
@@ -29,19 +31,22 @@ class StrategyRefused(SettingsError):
     directory. A settings error: the process reports it in one line and exits 2."""
 
 
-def plugin_registry(strategy_dir: str, types: list[str]) -> Any:
+def plugin_registry(strategy_dir: str, types: list[str], report_failures: bool = True) -> Any:
     """The PluginRegistry of `strategy_dir` (built-ins and entry points always), checked to provide every
-    one of `types`; raises StrategyRefused."""
+    one of `types`; raises StrategyRefused. Files that failed to load but provide none of `types` are
+    logged (unless `report_failures` is false: an early check whose builder will report them)."""
     from celeris.strategy.plugins import PluginRegistry, UnknownStrategyType
 
     directory = Path(strategy_dir) if strategy_dir else None
     if directory is not None and not directory.is_dir():
         raise StrategyRefused(f"strategy_dir {strategy_dir} is not a directory")
-    registry = PluginRegistry(directory)
+    registry = PluginRegistry(directory, report_failures=False)
     try:
         registry.refuse_unknown(types)
-    except UnknownStrategyType as exc:
+    except UnknownStrategyType as exc:  # it names the files that failed: the one line says it all
         raise StrategyRefused(str(exc)) from None
+    for where, error in sorted(registry.load_errors.items()) if report_failures else ():
+        log.error("strategy plugin %s failed to load: %s", where, error)  # not needed now; a person must know
     return registry
 
 
@@ -55,7 +60,7 @@ def refuse_unknown_strategies(settings: StrategySettings, desired: dict[str, Any
     wanted = desired.get("strategies")
     if isinstance(wanted, list):
         types += [s["type"] for s in wanted if isinstance(s, dict) and isinstance(s.get("type"), str)]
-    plugin_registry(settings.strategy_dir, types)
+    plugin_registry(settings.strategy_dir, types, report_failures=False)  # the builder reports them
 
 
 def build_strategy(settings: StrategySettings, w: Wiring, gateway: Any, feed: Any,

@@ -227,7 +227,7 @@ class Up:
         from celeris.config.spec import SpecError
 
         try:
-            plugin_registry(self.strategy_dir, [str(s["type"]) for s in self.strategies])
+            plugin_registry(self.strategy_dir, [str(s["type"]) for s in self.strategies], report_failures=False)
         except StrategyRefused as exc:
             raise SpecError(str(exc)) from None
 

@@ -63,8 +63,11 @@ def is_strategy_class(obj: Any) -> bool:
 
 
 class PluginRegistry:
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, report_failures: bool = True) -> None:
+        """`report_failures=False`: a file that fails to load is only recorded (load_errors), for a caller
+        that reports it itself (in a refusal that names it, or a log line once its check passed)."""
         self.directory = directory
+        self.report_failures = report_failures
         self.classes: dict[str, type] = {}
         self.sources: dict[str, PluginSource] = {}
         self.load_errors: dict[str, str] = {}
@@ -84,6 +87,7 @@ class PluginRegistry:
         if directory is not None:
             for path in sorted(directory.glob("*.py")):
                 self._load_file(path)
+        self.report_failures = True  # reloads always log
 
     def _load_file(self, path: Path) -> list[str]:
         self.seen_mtime[path] = path.stat().st_mtime_ns
@@ -96,7 +100,8 @@ class PluginRegistry:
             spec.loader.exec_module(module)
         except Exception as exc:
             self.load_errors[str(path)] = _one_line(exc)
-            log.error("strategy plugin %s failed to load: %s", path.name, self.load_errors[str(path)])
+            if self.report_failures:
+                log.error("strategy plugin %s failed to load: %s", path.name, self.load_errors[str(path)])
             return []
         self.load_errors.pop(str(path), None)
         names = []

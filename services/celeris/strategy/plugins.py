@@ -79,7 +79,7 @@ class PluginRegistry:
             try:
                 cls = ep.load()
             except Exception as exc:  # a broken plugin must not stop the others
-                self.load_errors[ep.name] = repr(exc)
+                self.load_errors[f"entry point {ep.name}"] = _one_line(exc)
                 continue
             if is_strategy_class(cls):
                 self.classes[ep.name] = cls

@@ -111,7 +111,8 @@ def test_the_flag_overrides_the_specs_strategy_dir(tmp_path, monkeypatch):
 def test_an_unknown_type_is_refused_before_anything_starts(tmp_path, btcusdt):
     spec = tmp_path / "system.yaml"
     spec.write_text(SPEC)
-    with pytest.raises(SpecError, match="is not a directory"):  # strategyDir names nothing
+    with pytest.raises(SpecError, match=r"^spec.strategyDir \(relative to the spec file; --strategy-dir overrides "
+                                        r"it\): .*plugins is not a directory$"):  # strategyDir names nothing
         Up(build_parser().parse_args(["up", "-f", str(spec)]))
     plugin_dir(tmp_path)
     with pytest.raises(SpecError, match=r"unknown strategy type 'mien' \(known: built-in: market_making, "

@@ -223,9 +223,15 @@ class Up:
     def _refuse_unknown_strategies(self) -> None:
         """Before anything starts: every strategy's type is provided by a built-in, an entry point or a file
         of the strategy directory (the builder's own check, run early), else one line and exit 2."""
+        from pathlib import Path
+
         from celeris.assembly.strategy import StrategyRefused, plugin_registry
         from celeris.config.spec import SpecError
 
+        if self.strategy_dir and not Path(self.strategy_dir).is_dir():
+            given = "--strategy-dir" if getattr(self.args, "strategy_dir", "") else \
+                "spec.strategyDir (relative to the spec file; --strategy-dir overrides it)"
+            raise SpecError(f"{given}: {self.strategy_dir} is not a directory")
         try:
             plugin_registry(self.strategy_dir, [str(s["type"]) for s in self.strategies], report_failures=False)
         except StrategyRefused as exc:

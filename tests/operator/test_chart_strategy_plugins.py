@@ -100,10 +100,17 @@ def test_plugins_baked_into_the_image_need_only_strategy_dir(tmp_path):
 
 
 @pytest.mark.parametrize("plugins", [{"files": {"../evil.py": "x"}}, {"files": {"mine.txt": "x"}},
-                                     {"dir": "relative/path"}, {"configMap": "Not_A_Name"}, {"confgMap": "x"}])
+                                     {"dir": "relative/path"}, {"configMap": "Not_A_Name"}, {"confgMap": "x"},
+                                     {"namespace": "Desk"}])
 def test_the_values_schema_refuses_nonsense(tmp_path, plugins):
     path = tmp_path / "values.yaml"
     path.write_text(yaml.safe_dump({"strategies": {"plugins": plugins}}))
     out = subprocess.run([HELM, "template", "c", str(ROOT / "charts/celeris"), "-f", str(path)],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "strategies" in out.stderr, out.stderr
+
+
+def test_the_chart_can_put_the_configmap_where_the_trading_systems_are(tmp_path):
+    objects = render(tmp_path, {"strategies": {"plugins": {"files": {"mine.py": SOURCE}, "namespace": "desk"}}})
+    configmap = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "c-strategy-plugins")
+    assert configmap["metadata"]["namespace"] == "desk"

@@ -146,6 +146,10 @@ async def serve(name: str, settings: Any) -> None:
     from celeris.runtime import control, desired_state, grpc_server, metrics
 
     settings, desired = desired_overlay(settings)
+    if name == "strategy":  # a strategy type no plugin source provides is refused before anything is opened
+        from celeris.assembly.strategy import refuse_unknown_strategies
+
+        refuse_unknown_strategies(settings, desired.settings if desired is not None else {})
     options: dict[str, Any] = {}
     if name == "marketdata":
         options["budget_limit"] = settings.weight_limit

@@ -273,13 +273,18 @@ class Up:
                 raise
             self._progress(system.banner())
             deadline = self.started + self.args.duration if self.args.duration else None
+            next_line = time.monotonic() + 1.0
             while not self.stop_event.is_set():
-                timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+                wake = next_line if deadline is None else min(next_line, deadline)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), timeout)
-                if deadline is not None and time.monotonic() >= deadline:
+                    await asyncio.wait_for(self.stop_event.wait(), max(0.0, wake - time.monotonic()))
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     break
-                self._progress(await system.progress_line())
+                # The loop's timers may fire a little early: a line only once a second has really passed.
+                if now >= next_line:
+                    self._progress(await system.progress_line())
+                    next_line = max(next_line + 1.0, now + 0.5)
             self._progress("stopping: cancelling open orders, flushing state ...")
             summary = await system.stop()
             summary["duration_s"] = round(time.monotonic() - self.started, 1)

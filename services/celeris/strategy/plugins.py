@@ -19,6 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from celeris.domain import sdk
 from celeris.domain.signals import Strategy
 from celeris.strategies import BUILTIN
 
@@ -40,6 +41,9 @@ def _load(spec: str) -> type:
 
 
 def is_strategy_class(obj: Any) -> bool:
+    """A signal strategy (celeris.domain.signals.Strategy) or an SDK one (a named celeris.domain.sdk.Strategy)."""
+    if inspect.isclass(obj) and issubclass(obj, sdk.Strategy):
+        return obj is not sdk.Strategy and isinstance(obj.name, str) and bool(obj.name)
     return (inspect.isclass(obj) and isinstance(getattr(obj, "name", None), str)
             and all(callable(getattr(obj, m, None)) for m in
                     ("initialize", "on_market_data", "on_order_fill", "on_position_update", "get_state")))
@@ -108,7 +112,7 @@ class PluginRegistry:
         self.classes[type_name] = cls
         self.sources[type_name] = PluginSource("builtin")
 
-    def create(self, type_name: str) -> Strategy:
+    def create(self, type_name: str) -> Strategy | sdk.Strategy:
         cls = self.classes.get(type_name)
         if cls is None:
             raise KeyError(f"unknown strategy type {type_name!r} (known: {', '.join(sorted(self.classes))})")

@@ -1,0 +1,394 @@
+"""The strategy engine's side of the SDK (celeris.domain.sdk): running strategies that own their orders.
+
+Owns, for each SDK strategy, its context (bound at add, kept across hot reloads), the dispatch of market
+data, timers, its own order updates and fills to it (each call guarded as the roster guards every
+strategy call), and the draining of the intents it queued: a placement goes through the same pre-trade
+filter as a signal's order, is reserved as the strategy's own before it is sent (so the next decision's
+filter counts it), then to the gateway; cancels and amendments follow the order's answer (a cancel of an
+order still on its way waits for its acknowledgement; an amendment keeps the worse of the old and the new
+terms reserved until its answer). In observation mode, or halted, a placement is logged and refused to
+the strategy, nothing is sent.
+
+A mixin of StrategyEngine: the state it works on (runners, owned orders, gateway, clock) is the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from decimal import Decimal
+from typing import Any
+
+from celeris.domain import sdk
+from celeris.domain.instruments import OrderType
+from celeris.domain.messages import AmendRequest, MarkUpdate, OrderRequest, TradeUpdate
+from celeris.domain.modes import Mode
+from celeris.domain.orders import OrderStatus
+from celeris.domain.sdk_types import (
+    AmendIntent,
+    BookView,
+    CancelIntent,
+    InvalidOrderMove,
+    MarkTick,
+    OrderState,
+    OrderUpdate,
+    OwnFill,
+    PlaceIntent,
+    TradeTick,
+)
+from celeris.domain.signals import Signal
+from celeris.domain.values import Side
+from celeris.strategy.filters import risk_filter
+from celeris.strategy.model import Runner
+from celeris.strategy.owned import StrategyBook, WorkingRecord
+
+log = logging.getLogger("celeris.strategy.engine")
+
+MAX_DRAIN_ROUNDS = 32
+"""Callbacks answering updates answering callbacks in one event: beyond this a strategy is looping."""
+
+_CLOSED_STATE = {OrderStatus.FILLED: (OrderState.FILLED, "filled"), OrderStatus.CANCELED: (OrderState.CANCELED, "canceled"),
+                 OrderStatus.REJECTED: (OrderState.REJECTED, "rejected"),
+                 OrderStatus.EXPIRED: (OrderState.EXPIRED, "expired")}
+
+
+class SdkDriver:
+    # -- binding ----------------------------------------------------------------------------------
+    def _bind_sdk(self, runner: Runner, context: sdk.StrategyContext | None = None) -> None:
+        name = runner.config.name
+        if context is None:
+            book = self.owned.books.setdefault(name, StrategyBook())
+            context = sdk.StrategyContext(name, self.instruments, self.clock, book.positions, self.mark)
+        runner.context = context
+        runner.strategy.bind(context)
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def _sdk_runners(self, symbol: str | None = None) -> list[Runner]:
+        return [r for r in self.runners.values() if r.context is not None and r.enabled
+                and (symbol is None or r.config.symbol == symbol)]
+
+    def _sdk_call(self, runner: Runner, method: str | None, *args: Any) -> None:
+        if not runner.enabled:
+            return
+        if not runner.started:
+            runner.started = True
+            self._call(runner, "on_start")
+            self._drain(runner)
+        if method is not None and runner.enabled:
+            self._call(runner, method, *args)
+            self._drain(runner)
+
+    def _sdk_book(self, symbol: str) -> None:
+        book = self.books[symbol]
+        ts = self.received_ns.get(symbol) or self.clock.now_ns()
+        views: dict[int | None, BookView] = {}
+        for runner in self._sdk_runners(symbol):
+            depth = runner.strategy.depth
+            view = views.get(depth)
+            if view is None:
+                view = views[depth] = BookView(symbol, ts, tuple(book.bids(depth)), tuple(book.asks(depth)))
+            self._sdk_call(runner, "on_book", view)
+
+    def _sdk_trade(self, trade: TradeUpdate) -> None:
+        tick = TradeTick(trade.symbol, trade.trade_id, trade.price_ticks, trade.qty_steps,
+                         Side.SELL if trade.buyer_is_maker else Side.BUY, trade.ts_event_ns)
+        for runner in self._sdk_runners(trade.symbol):
+            self._sdk_call(runner, "on_trade", tick)
+
+    def on_mark(self, mark: MarkUpdate) -> None:
+        """The mark price and funding (the markPrice stream): to the SDK strategies of the symbol."""
+        if mark.symbol not in self.instruments:
+            return
+        self.run_timers()
+        try:
+            tick = MarkTick(mark.symbol, Decimal(mark.mark_price), Decimal(mark.index_price or "0"),
+                            Decimal(mark.funding_rate or "0"), mark.next_funding_ms * 1_000_000, mark.ts_event_ns)
+        except ArithmeticError:
+            log.warning("mark update for %s unreadable: %r", mark.symbol, mark)
+            return
+        for runner in self._sdk_runners(mark.symbol):
+            self._sdk_call(runner, "on_mark", tick)
+
+    def run_timers(self) -> int:
+        """Fire every SDK timer due on the engine's clock (each once, however far behind); returns how many.
+        Called on every market data event (a backtest's event clock) and by the timer loop (live)."""
+        now = self.clock.now_ns()
+        fired = 0
+        for runner in self._sdk_runners():
+            timers = runner.context.timers
+            due = sorted((t.next_ns, name) for name, t in timers.items() if t.next_ns <= now)
+            for _, name in due:
+                timer = timers.get(name)
+                if timer is None or timer.next_ns > now:
+                    continue  # cancelled or moved by an earlier callback
+                timer.next_ns += ((now - timer.next_ns) // timer.interval_ns + 1) * timer.interval_ns
+                fired += 1
+                self._sdk_call(runner, "on_timer", name)
+        return fired
+
+    def next_timer_ns(self) -> int | None:
+        dues = [t.next_ns for r in self._sdk_runners() for t in r.context.timers.values()]
+        return min(dues) if dues else None
+
+    async def _timer_loop(self) -> None:
+        while True:
+            try:
+                self.run_timers()
+            except Exception:
+                log.exception("strategy timers failed")
+            due = self.next_timer_ns()
+            wait_ns = 50_000_000 if due is None else max(0, min(50_000_000, due - self.clock.now_ns()))
+            await asyncio.sleep(wait_ns / 1e9)
+
+    def _notify(self, runner: Runner | None, method: str, arg: Any) -> None:
+        """An answer that arrived after the callback that caused it (an acknowledgement, a fill)."""
+        if runner is None or not runner.enabled:
+            return
+        if runner.draining:
+            runner.pending.append((method, arg))
+            return
+        self._sdk_call(runner, method, arg)
+
+    def _drain(self, runner: Runner) -> None:
+        """Execute the intents the strategy queued, then tell it what became of those refused at once."""
+        if runner.draining:
+            return
+        ctx = runner.context
+        runner.draining = True
+        try:
+            for _ in range(MAX_DRAIN_ROUNDS):
+                if not ctx.intents and not runner.pending:
+                    return
+                intents, ctx.intents = ctx.intents, []
+                for intent in intents:
+                    try:
+                        self._execute(runner, intent)
+                    except Exception:
+                        log.exception("strategy %s: executing %r failed", runner.config.name, intent)
+                pending, runner.pending = runner.pending, []
+                for method, arg in pending:
+                    if runner.enabled:
+                        self._call(runner, method, arg)
+            ctx.intents.clear()
+            runner.pending.clear()
+            self._strategy_error(runner, f"still acting after {MAX_DRAIN_ROUNDS} rounds of its own updates")
+        finally:
+            runner.draining = False
+
+    # -- intents -> orders --------------------------------------------------------------------------
+    def _execute(self, runner: Runner, intent: Any) -> None:
+        if isinstance(intent, PlaceIntent):
+            self._sdk_place(runner, intent.order)
+        elif isinstance(intent, CancelIntent):
+            self._sdk_cancel_intent(runner, intent)
+        elif isinstance(intent, AmendIntent):
+            self._sdk_amend_intent(runner, intent)
+
+    def _sdk_refusal(self, runner: Runner, signal_side: Side, symbol: str, qty_steps: int) -> str | None:
+        if self.mode is Mode.OBSERVATION:
+            return "observation mode: logged, not sent"
+        if self.halted:
+            return "halted: not sent"
+        view = self.account_view(signal_side)
+        probe = Signal(symbol, signal_side, 1.0, runner.config.name, self.clock.now_ns())
+        reason = risk_filter(probe, qty_steps, self.instruments[symbol], self.instruments, view, self.limits)
+        if reason is not None:
+            self.stats["filtered"] += 1
+            kind = reason.split(":")[0]
+            self.filter_reasons[kind] = self.filter_reasons.get(kind, 0) + 1
+        return reason
+
+    def _sdk_place(self, runner: Runner, order: sdk.OwnOrder) -> None:
+        name = runner.config.name
+        ins = self.instruments[order.symbol]
+        self.sdk_owner[order.client_order_id] = name
+        if self.mode is Mode.OBSERVATION or self.halted or not order.reduce_only:
+            reason = self._sdk_refusal(runner, order.side, order.symbol, order.qty_steps)
+            if reason is not None:
+                log.info("strategy %s: %s %s %s @ %s refused: %s", name, order.side.value, ins.format_qty(order.qty_steps),
+                         order.symbol, "market" if order.price_ticks is None else ins.format_price(order.price_ticks),
+                         reason)
+                self._sdk_move(order.client_order_id, OrderState.REJECTED, "rejected", reason=reason)
+                return
+        now = self.clock.now_ns()
+        cid = order.client_order_id
+        self.owned.reserve(WorkingRecord(cid, (name,), (order.qty_steps,), order.symbol, order.side, order.qty_steps,
+                                         order.price_ticks, False, now, order.reduce_only, managed=True))
+        self.order_owner[cid] = (name,)
+        request = OrderRequest(f"{name}-sdk-{cid}", order.symbol, order.side,
+                               OrderType.MARKET if order.price_ticks is None else OrderType.LIMIT, order.qty_steps,
+                               order.price_ticks, order.time_in_force, reduce_only=order.reduce_only,
+                               strategy_id=name, client_order_id=cid, ts_signal_ns=now)
+        self._spawn(self._sdk_send(request))
+
+    async def _sdk_send(self, request: OrderRequest) -> None:
+        cid = request.client_order_id
+        self.order_times.append(self.clock.now_ns())
+        self.stats["orders"] += 1
+        try:
+            outcome = await self.gateway.submit(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("sending the order of %s failed", request.strategy_id)
+            self._sdk_closed(cid, OrderState.REJECTED, "rejected", f"sending failed: {exc!r}")
+            return
+        if outcome.accepted and outcome.order is not None:
+            if outcome.order.is_open:
+                self.owned.acknowledged(cid)
+                self._sdk_move(cid, OrderState.WORKING, "accepted", only_from=OrderState.PENDING)
+            else:
+                state, event = _CLOSED_STATE.get(outcome.order.status, (OrderState.CANCELED, "canceled"))
+                self._sdk_closed(cid, state, event, outcome.order.reject_reason)
+        else:
+            self.stats["rejected_by_execution"] += 1
+            reason = outcome.rejection.message if outcome.rejection else "refused by execution"
+            self._sdk_closed(cid, OrderState.REJECTED, "rejected", reason)
+        if cid in self._deferred_cancels:
+            self._deferred_cancels.discard(cid)
+            record = self.owned.working.get(cid)
+            if record is not None:
+                self._sdk_send_cancel(record)
+
+    def _sdk_cancel_intent(self, runner: Runner, intent: CancelIntent) -> None:
+        record = self.owned.working.get(intent.client_order_id)
+        if record is None:
+            # Never sent (refused at once) or finished meanwhile: nothing works at the venue.
+            self._sdk_move(intent.client_order_id, OrderState.CANCELED, "canceled", reason="not working")
+            return
+        if not record.acknowledged:
+            self._deferred_cancels.add(record.client_order_id)  # sent when its acknowledgement comes
+            return
+        self._sdk_send_cancel(record)
+
+    def _sdk_send_cancel(self, record: WorkingRecord) -> None:
+        if record.cancel_requested:
+            return
+        record.cancel_requested = True
+        self._spawn(self._cancel(record, f"sdk{self._next_sequence()}"))
+
+    def _sdk_amend_intent(self, runner: Runner, intent: AmendIntent) -> None:
+        cid = intent.client_order_id
+        record = self.owned.working.get(cid)
+        order = runner.context.orders.get(cid)
+        amend = getattr(self.gateway, "amend", None)
+        refusal = None
+        if record is None or order is None:
+            refusal = "the order is no longer working"
+        elif not callable(amend):
+            refusal = "this gateway cannot amend orders"
+        elif intent.qty_steps > intent.old_qty_steps and not order.reduce_only:
+            refusal = self._sdk_refusal(runner, order.side, order.symbol, intent.qty_steps - intent.old_qty_steps)
+        elif self.mode is Mode.OBSERVATION or self.halted:
+            refusal = "observation mode" if self.mode is Mode.OBSERVATION else "halted"
+        if refusal is not None:
+            self._sdk_move(cid, OrderState.WORKING, "amend_rejected", reason=refusal)
+            return
+        # Until the answer either the old or the new terms may be the venue's: the worse of both is reserved.
+        remaining = max(record.qty_steps, intent.qty_steps - order.filled_steps)
+        record.qty_steps = remaining
+        self.owned.ledger.track(cid, record.symbol, record.side, remaining,
+                                max(intent.price_ticks, intent.old_price_ticks), record.reduce_only)
+        request = AmendRequest(f"amend{self._next_sequence()}-{cid}", record.symbol, cid, intent.qty_steps,
+                               intent.price_ticks)
+        self._spawn(self._sdk_amend(record, request))
+
+    async def _sdk_amend(self, record: WorkingRecord, request: AmendRequest) -> None:
+        cid = request.client_order_id
+        try:
+            outcome = await self.gateway.amend(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("amending %s failed", cid)
+            outcome = None
+            reason = repr(exc)
+        else:
+            reason = outcome.rejection.message if outcome.rejection else "refused"
+        if outcome is not None and outcome.accepted and outcome.order is not None:
+            placed = outcome.order
+            if not placed.is_open:
+                state, event = _CLOSED_STATE.get(placed.status, (OrderState.CANCELED, "canceled"))
+                self._sdk_closed(cid, state, event)
+                return
+            if cid in self.owned.working:
+                record.qty_steps, record.price_ticks = placed.remaining_steps, placed.price_ticks
+                self.owned.ledger.track(cid, record.symbol, record.side, record.qty_steps, record.price_ticks,
+                                        record.reduce_only)
+            self._sdk_move(cid, OrderState.WORKING, "amended", qty_steps=placed.qty_steps,
+                           price_ticks=placed.price_ticks)
+            return
+        own = self._sdk_order(cid)
+        if own is not None and cid in self.owned.working:  # the old terms stand
+            record.qty_steps, record.price_ticks = own.remaining_steps, own.price_ticks
+            self.owned.ledger.track(cid, record.symbol, record.side, record.qty_steps, record.price_ticks,
+                                    record.reduce_only)
+        self._sdk_move(cid, OrderState.WORKING, "amend_rejected", reason=reason)
+
+    # -- the strategy's view of its orders ---------------------------------------------------------------
+    def _sdk_runner_of(self, cid: str) -> Runner | None:
+        name = self.sdk_owner.get(cid)
+        runner = self.runners.get(name) if name else None
+        return runner if runner is not None and runner.context is not None else None
+
+    def _sdk_order(self, cid: str) -> sdk.OwnOrder | None:
+        runner = self._sdk_runner_of(cid)
+        return runner.context.orders.get(cid) if runner else None
+
+    def _sdk_move(self, cid: str, state: OrderState, event: str, *, only_from: OrderState | None = None,
+                  **changes: Any) -> None:
+        """Move the strategy's view of an order along its table and tell it (illegal moves are logged)."""
+        runner = self._sdk_runner_of(cid)
+        if runner is None:
+            return
+        order = runner.context.orders.get(cid)
+        if order is None or (only_from is not None and order.state is not only_from):
+            return
+        try:
+            moved = order.moved(state, **changes)
+        except InvalidOrderMove:
+            log.exception("strategy %s", runner.config.name)
+            return
+        runner.context.update(moved)
+        self._notify(runner, "on_order", OrderUpdate(event, moved))
+
+    def _sdk_closed(self, cid: str, state: OrderState, event: str, reason: str = "") -> None:
+        self.owned.closed(cid)
+        self._deferred_cancels.discard(cid)
+        self._sdk_move(cid, state, event, **({"reason": reason} if reason else {}))
+
+    def _order_closed(self, cid: str, status: OrderStatus | None = None, reason: str = "") -> None:
+        """An order that no longer works (execution's update, a cancel's answer): released, its owner told."""
+        order = self._sdk_order(cid)
+        if order is None:
+            self.owned.closed(cid)
+            return
+        if status is None:
+            status = OrderStatus.FILLED if order.filled_steps >= order.qty_steps else OrderStatus.CANCELED
+        state, event = _CLOSED_STATE.get(status, (OrderState.CANCELED, "canceled"))
+        self._sdk_closed(cid, state, event, reason)
+
+    def _sdk_fill(self, name: str, cid: str, symbol: str, side: Side, qty: int, price_ticks: int, fee: int,
+                  is_maker: bool, ts_ns: int) -> None:
+        runner = self.runners.get(name)
+        if runner is None or runner.context is None:
+            return
+        order = runner.context.orders.get(cid)
+        if order is not None:
+            filled = order.filled_steps + qty
+            if filled >= order.qty_steps:
+                moved = order.moved(OrderState.FILLED, filled_steps=filled)
+                self._deferred_cancels.discard(cid)
+            elif order.state is OrderState.PENDING:  # the fill overtook the acknowledgement
+                moved = order.moved(OrderState.WORKING, filled_steps=filled)
+            else:
+                moved = dataclasses.replace(order, filled_steps=filled)  # a part: the state stands
+            runner.context.update(moved)
+        self._notify(runner, "on_fill", OwnFill(cid, symbol, side, price_ticks, qty, fee, is_maker, ts_ns))
+        if order is not None and not moved.is_open:
+            self._notify(runner, "on_order", OrderUpdate("filled", moved))
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence

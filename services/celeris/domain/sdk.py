@@ -40,7 +40,7 @@ from celeris.domain.sdk_types import (
     TradeTick,
     parse_params,
 )
-from celeris.domain.values import DecimalFormatError, OffGridError, Side
+from celeris.domain.values import DecimalFormatError, OffGridError, Side, parse_decimal
 
 Number = Decimal | str
 
@@ -319,7 +319,12 @@ class Strategy:
             raise OrderRefused(f"{symbol}: {what} {text} is off the {'tick' if what == 'price' else 'step'} grid "
                                f"({grid.increment})") from None
         except DecimalFormatError:
-            raise OrderRefused(f"{symbol}: {what} {text!r} is not a decimal on the grid ({grid.increment})") from None
+            try:
+                parse_decimal(text)
+            except DecimalFormatError:
+                raise OrderRefused(f"{symbol}: {what} {text!r} is not a decimal") from None
+            raise OrderRefused(f"{symbol}: {what} {text} is off the {'tick' if what == 'price' else 'step'} grid "
+                               f"({grid.increment}): finer than it") from None
 
     def _signed_steps(self, symbol: str, qty: Number) -> int:
         text = format(qty, "f") if isinstance(qty, Decimal) else qty

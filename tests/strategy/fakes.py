@@ -9,7 +9,7 @@ from typing import Any
 
 from celeris.domain.book import BookState
 from celeris.domain.clock import TestClock
-from celeris.domain.messages import BookUpdate, Fill, Outcome, RejectCode, Rejection
+from celeris.domain.messages import BookUpdate, Fill, Outcome, RejectCode, Rejection, client_order_id_for
 from celeris.domain.modes import Mode
 from celeris.domain.orders import Order, OrderEvent
 from celeris.strategy.engine import StrategyConfig, StrategyEngine
@@ -29,6 +29,8 @@ class ControlledGateway:
         self.refuse_next = ""
 
     async def submit(self, request):
+        # Execution refuses a client order id it cannot derive from the request id and the owner.
+        assert request.client_order_id == client_order_id_for(request.request_id, request.strategy_id), request
         self.submitted.append(request)
         order = Order(request.client_order_id, request.symbol, request.side, request.order_type, request.qty_steps,
                       request.price_ticks, request.time_in_force, request.reduce_only, strategy_id=request.strategy_id)
@@ -86,12 +88,13 @@ def book(seq: int, bid: int = 600000, ask: int = 600010, levels: int = 1, symbol
     return BookUpdate(symbol, seq, BookState.LIVE, True, bids, asks, seq, 0, 0)
 
 
-def engine_with(btcusdt, *strategies: tuple[str, type, dict], gateway=None, clock=None, mode=Mode.LIVE, **kw):
-    """An engine running `(name, class, params)` strategies on BTCUSDT (order size 0.010)."""
+def engine_with(btcusdt, *strategies: tuple[str, type, dict], gateway=None, clock=None, mode=Mode.LIVE,
+                order_size="0.010", **kw):
+    """An engine running `(name, class, params)` strategies on BTCUSDT."""
     registry = PluginRegistry()
     for _, cls, _ in strategies:
         registry.register(cls.name, cls)
-    configs = [StrategyConfig(n, cls.name, "BTCUSDT", "0.010", params) for n, cls, params in strategies]
+    configs = [StrategyConfig(n, cls.name, "BTCUSDT", order_size, params) for n, cls, params in strategies]
     return StrategyEngine(configs, {"BTCUSDT": btcusdt}, clock or TestClock(10**18), gateway or ControlledGateway(),
                           lambda t, m: None, mode=mode, registry=registry, **kw)
 

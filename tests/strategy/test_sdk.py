@@ -162,7 +162,7 @@ async def test_timers_fire_on_the_test_clock(btcusdt):
     engine = engine_with(btcusdt, ("a", Recorder, {}), clock=clock)
     strategy(engine).script = lambda s, e: e == "start" and s.set_timer("q", 100_000_000)
     engine.on_book(book(1))  # on_start: the timer is set for +100 ms
-    timers = lambda: [e for e in strategy(engine).events if e[0] == "timer"]  # noqa: E731
+    timers = lambda: [e for e in strategy(engine).events if e[0] == "timer"]
     clock.advance(ms=99)
     assert engine.run_timers() == 0
     clock.advance(ms=1)

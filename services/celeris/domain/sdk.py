@@ -67,9 +67,11 @@ class StrategyContext:
             position = self.positions[symbol] = Position(self.instruments[symbol])
         return position
 
-    def next_client_order_id(self) -> str:
+    def next_ids(self) -> tuple[str, str]:
+        """A fresh request id and the client order id execution derives from it (and the owner)."""
         self.sequence += 1
-        return client_order_id_for(f"{self.name}-sdk-{self.clock.now_ns()}-{self.sequence}", self.name)
+        request_id = f"{self.name}-sdk-{self.clock.now_ns()}-{self.sequence}"
+        return request_id, client_order_id_for(request_id, self.name)
 
     def update(self, order: OwnOrder) -> None:
         if order.is_open:
@@ -197,12 +199,12 @@ class Strategy:
             raise OrderRefused(f"{symbol}: a market order cannot be post-only (GTX)")
         if tif is TimeInForce.GTX:
             post_only = True
-        client_id = self.ctx.next_client_order_id()
+        request_id, client_id = self.ctx.next_ids()
         order = OwnOrder(client_id, symbol, side, qty_steps, price_ticks,
                          TimeInForce.GTX if post_only else (TimeInForce.IOC if price_ticks is None else tif),
                          post_only, bool(reduce_only), OrderState.PENDING, 0, self.now_ns)
         self.ctx.update(order)
-        self.ctx.intents.append(PlaceIntent(order))
+        self.ctx.intents.append(PlaceIntent(order, request_id))
         return client_id
 
     def cancel(self, client_order_id: str) -> None:

@@ -184,6 +184,8 @@ class Pnl:
 @dataclass(frozen=True, slots=True)
 class PlaceIntent:
     order: OwnOrder
+    request_id: str
+    """Execution derives the client order id from it and the owner (celeris.domain.messages.client_order_id_for)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +263,7 @@ def _coerce(kind: Any, value: Any) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"{value!r} is not a list")
-        (inner, *rest) = typing.get_args(kind)
+        inner = typing.get_args(kind)[0]
         return tuple(_coerce(inner, v) for v in value)
     if kind is bool:
         if not isinstance(value, bool):

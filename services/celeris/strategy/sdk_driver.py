@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from celeris.domain import sdk
-from celeris.domain.instruments import OrderType
+from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.messages import AmendRequest, MarkUpdate, OrderRequest, TradeUpdate
 from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
@@ -37,8 +37,9 @@ from celeris.domain.sdk_types import (
     PlaceIntent,
     TradeTick,
 )
-from celeris.domain.signals import Signal
+from celeris.domain.signals import Signal, Urgency
 from celeris.domain.values import Side
+from celeris.strategy.aggregation import Aggregated
 from celeris.strategy.filters import risk_filter
 from celeris.strategy.model import Runner
 from celeris.strategy.owned import StrategyBook, WorkingRecord
@@ -179,7 +180,7 @@ class SdkDriver:
     # -- intents -> orders --------------------------------------------------------------------------
     def _execute(self, runner: Runner, intent: Any) -> None:
         if isinstance(intent, PlaceIntent):
-            self._sdk_place(runner, intent.order)
+            self._sdk_place(runner, intent.order, intent.request_id)
         elif isinstance(intent, CancelIntent):
             self._sdk_cancel_intent(runner, intent)
         elif isinstance(intent, AmendIntent):
@@ -199,24 +200,36 @@ class SdkDriver:
             self.filter_reasons[kind] = self.filter_reasons.get(kind, 0) + 1
         return reason
 
-    def _sdk_place(self, runner: Runner, order: sdk.OwnOrder) -> None:
+    def _sdk_place(self, runner: Runner, order: sdk.OwnOrder, request_id: str) -> None:
         name = runner.config.name
         ins = self.instruments[order.symbol]
         self.sdk_owner[order.client_order_id] = name
+        # A placement is the SDK's signal: counted and published on signals.{symbol} like one (dashboards,
+        # observation mode), with what became of it.
+        runner.signals += 1
+        self.stats["signals"] += 1
+        urgency = (Urgency.PASSIVE if order.post_only else Urgency.AGGRESSIVE if order.price_ticks is None
+                   or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) else Urgency.NORMAL)
+        decision = Aggregated(Signal(order.symbol, order.side, 1.0, name, self.clock.now_ns(), urgency,
+                                     order.price_ticks, "sdk order", qty_steps=order.qty_steps,
+                                     reduce_only=order.reduce_only), (name,))
         if self.mode is Mode.OBSERVATION or self.halted or not order.reduce_only:
             reason = self._sdk_refusal(runner, order.side, order.symbol, order.qty_steps)
             if reason is not None:
                 log.info("strategy %s: %s %s %s @ %s refused: %s", name, order.side.value, ins.format_qty(order.qty_steps),
                          order.symbol, "market" if order.price_ticks is None else ins.format_price(order.price_ticks),
                          reason)
+                observed = self.mode is Mode.OBSERVATION or self.halted
+                self._publish_signal(decision, observed, "" if observed else reason, "observed" if observed else "filtered")
                 self._sdk_move(order.client_order_id, OrderState.REJECTED, "rejected", reason=reason)
                 return
+        self._publish_signal(decision, True, "", "quote" if order.post_only else "order")
         now = self.clock.now_ns()
         cid = order.client_order_id
         self.owned.reserve(WorkingRecord(cid, (name,), (order.qty_steps,), order.symbol, order.side, order.qty_steps,
                                          order.price_ticks, False, now, order.reduce_only, managed=True))
         self.order_owner[cid] = (name,)
-        request = OrderRequest(f"{name}-sdk-{cid}", order.symbol, order.side,
+        request = OrderRequest(request_id, order.symbol, order.side,
                                OrderType.MARKET if order.price_ticks is None else OrderType.LIMIT, order.qty_steps,
                                order.price_ticks, order.time_in_force, reduce_only=order.reduce_only,
                                strategy_id=name, client_order_id=cid, ts_signal_ns=now)

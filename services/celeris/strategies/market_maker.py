@@ -5,7 +5,8 @@ moved away from the market by `skew_ticks_per_unit` ticks per `inventory_unit_st
 holds (its own position, from its own fills), and it withdraws the side that would take inventory beyond
 `max_inventory_steps`. Quotes are half the configured order size, less on the side that adds to
 inventory as it fills up (at least the venue's minimum quantity and notional). A quote that moves is
-amended in place (the same order, new price or size); one that is refused or fills is placed again.
+amended in place (the same order, new price or size); one that is refused or fills is placed again,
+and one whose amendment is refused is cancelled and placed again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from celeris.domain import sdk
-from celeris.domain.sdk_types import BookView, OrderState, param
+from celeris.domain.sdk_types import BookView, OrderState, OrderUpdate, param
 from celeris.domain.values import Side
 
 
@@ -58,6 +59,12 @@ class MarketMaker(sdk.Strategy):
         ask = max(ask_t - skew, bid_t + 1)
         self._quote(Side.BUY, bid if inventory < p.max_inventory_steps else None, inventory)
         self._quote(Side.SELL, ask if inventory > -p.max_inventory_steps else None, inventory)
+
+    def on_order(self, update: OrderUpdate) -> None:
+        # An amendment refused (it would cross as post-only, or the gateway cannot amend): the quote is
+        # cancelled, and placed afresh at the next requote.
+        if update.event == "amend_rejected" and update.order.client_order_id in self._quote_ids.values():
+            self.cancel(update.order.client_order_id)
 
     def _size(self, side: Side, price_ticks: int, inventory: int) -> int:
         ins = self.instrument(self.symbol)

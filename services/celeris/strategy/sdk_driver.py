@@ -204,15 +204,7 @@ class SdkDriver:
         name = runner.config.name
         ins = self.instruments[order.symbol]
         self.sdk_owner[order.client_order_id] = name
-        # A placement is the SDK's signal: counted and published on signals.{symbol} like one (dashboards,
-        # observation mode), with what became of it.
-        runner.signals += 1
-        self.stats["signals"] += 1
-        urgency = (Urgency.PASSIVE if order.post_only else Urgency.AGGRESSIVE if order.price_ticks is None
-                   or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) else Urgency.NORMAL)
-        decision = Aggregated(Signal(order.symbol, order.side, 1.0, name, self.clock.now_ns(), urgency,
-                                     order.price_ticks, "sdk order", qty_steps=order.qty_steps,
-                                     reduce_only=order.reduce_only), (name,))
+        decision = self._sdk_decision(runner, order, order.price_ticks, order.qty_steps, "sdk order")
         if self.mode is Mode.OBSERVATION or self.halted or not order.reduce_only:
             reason = self._sdk_refusal(runner, order.side, order.symbol, order.qty_steps)
             if reason is not None:
@@ -234,6 +226,18 @@ class SdkDriver:
                                order.price_ticks, order.time_in_force, reduce_only=order.reduce_only,
                                strategy_id=name, client_order_id=cid, ts_signal_ns=now)
         self._spawn(self._sdk_send(request))
+
+    def _sdk_decision(self, runner: Runner, order: sdk.OwnOrder, price_ticks: int | None, qty_steps: int,
+                      why: str) -> Aggregated:
+        """A placement or amendment is the SDK's signal: counted and published on signals.{symbol} like one
+        (dashboards, observation mode), with what became of it."""
+        runner.signals += 1
+        self.stats["signals"] += 1
+        urgency = (Urgency.PASSIVE if order.post_only else Urgency.AGGRESSIVE if order.price_ticks is None
+                   or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) else Urgency.NORMAL)
+        return Aggregated(Signal(order.symbol, order.side, 1.0, runner.config.name, self.clock.now_ns(), urgency,
+                                 price_ticks, why, qty_steps=qty_steps, reduce_only=order.reduce_only),
+                          (runner.config.name,))
 
     async def _sdk_send(self, request: OrderRequest) -> None:
         cid = request.client_order_id
@@ -295,6 +299,9 @@ class SdkDriver:
             refusal = self._sdk_refusal(runner, order.side, order.symbol, intent.qty_steps - intent.old_qty_steps)
         elif self.mode is Mode.OBSERVATION or self.halted:
             refusal = "observation mode" if self.mode is Mode.OBSERVATION else "halted"
+        if order is not None:
+            decision = self._sdk_decision(runner, order, intent.price_ticks, intent.qty_steps, "sdk amendment")
+            self._publish_signal(decision, refusal is None, refusal or "", "quote" if refusal is None else "filtered")
         if refusal is not None:
             self._sdk_move(cid, OrderState.WORKING, "amend_rejected", reason=refusal)
             return

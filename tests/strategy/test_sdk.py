@@ -298,3 +298,24 @@ async def test_a_strategy_answering_its_own_refusals_forever_is_stopped(btcusdt)
         "BTCUSDT", Side.BUY, "60000.00", "0.001")
     engine.on_book(book(1))
     assert not engine.runners["loop"].enabled and "rounds" in engine.runners["loop"].disabled_reason
+
+
+async def test_trades_and_marks_reach_the_strategy(btcusdt):
+    from celeris.domain.messages import MarkUpdate, TradeUpdate
+
+    class Watcher(Recorder):
+        name = "watcher"
+
+        def on_trade(self, trade):
+            self.events.append(("trade", trade))
+
+        def on_mark(self, mark):
+            self.events.append(("mark", mark))
+
+    engine = engine_with(btcusdt, ("w", Watcher, {}))
+    engine.on_trade(TradeUpdate("BTCUSDT", 1, 77, 600005, 3, True, 5, 6))
+    engine.on_mark(MarkUpdate("BTCUSDT", "60000.12345678", "59999.9", "0.00010000", 1_700_000_000_000, 9))
+    trade, mark = (e[1] for e in strategy(engine, "w").events if e[0] in ("trade", "mark"))
+    assert (trade.trade_id, trade.price_ticks, trade.qty_steps, trade.aggressor) == (77, 600005, 3, Side.SELL)
+    assert mark.mark_price == Decimal("60000.12345678") and mark.funding_rate == Decimal("0.0001")
+    assert mark.next_funding_ns == 1_700_000_000_000 * 1_000_000

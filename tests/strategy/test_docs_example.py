@@ -153,3 +153,27 @@ async def test_the_example_backtest_is_deterministic():
     key = lambda run: [(r.client_order_id, r.side, r.price_ticks, r.qty_steps) for r in run["submitted"]]  # noqa: E731
     assert key(a) == key(b) and a["canceled"] == b["canceled"] and a["positions"] == b["positions"]
     assert a["strategy"].pnl() == b["strategy"].pnl()
+
+
+async def test_the_docs_snippets_run_as_written(btcusdt):
+    """docs/strategies.md's section 2 strategy and section 4 test, executed from the page itself."""
+    import re
+    import sys
+    import types
+
+    from celeris.domain.clock import TestClock
+    from tests.strategy.fakes import ControlledGateway, book, engine_with, settle
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "strategies.md").read_text(), re.S)
+    module = types.ModuleType("docs_strategies_snippet")  # a module, so the Params' type hints resolve
+    sys.modules[module.__name__] = module
+    exec(compile(blocks[0], "docs/strategies.md#2", "exec"), module.__dict__)  # noqa: S102 - our own page
+    skewer = module.Skewer
+    test_ns = {"Skewer": skewer, "TestClock": TestClock, "ControlledGateway": ControlledGateway, "book": book,
+               "engine_with": engine_with, "settle": settle}
+    exec(compile(blocks[2].replace("from celeris.domain.clock import TestClock\n", "")
+                 .replace("from tests.strategy.fakes import ControlledGateway, book, engine_with, settle\n", ""),
+                 "docs/strategies.md#4", "exec"), test_ns)  # noqa: S102
+    await test_ns["test_it_quotes_inside_its_edge"](btcusdt)
+    with __import__("pytest").raises(ValueError, match=r"skewer: params\.edge_ticks: 0 is below the minimum 1"):
+        engine_with(btcusdt, ("s", skewer, {"edge_ticks": 0}))

@@ -319,3 +319,22 @@ async def test_trades_and_marks_reach_the_strategy(btcusdt):
     assert (trade.trade_id, trade.price_ticks, trade.qty_steps, trade.aggressor) == (77, 600005, 3, Side.SELL)
     assert mark.mark_price == Decimal("60000.12345678") and mark.funding_rate == Decimal("0.0001")
     assert mark.next_funding_ns == 1_700_000_000_000 * 1_000_000
+
+
+async def test_a_fill_after_the_order_closed_here_is_still_the_strategys(btcusdt):
+    """The venue filled the order while its cancel was on the way; the cancel's answer came first."""
+    from celeris.domain.messages import Fill
+
+    engine = engine_with(btcusdt, ("a", Recorder, {}), ("b", Recorder, {}))
+    s = strategy(engine)
+    s.script = lambda s, e: e == "start" and s.place("BTCUSDT", Side.BUY, "60000.00", "0.010")
+    engine.on_book(book(1))
+    await settle()
+    (order,) = s.orders()
+    s.cancel(order.client_order_id)
+    engine._drain(engine.runners["a"])
+    await settle()
+    assert s.orders() == () and engine.owned.working == {}
+    engine.on_fill(Fill("BTCUSDT", order.client_order_id, 1, 9, Side.BUY, 600000, 4, 0, True, 0, "a", "live", 0))
+    assert s.position() == 4 and strategy(engine, "b").position() == 0
+    assert [e[1].qty_steps for e in s.events if e[0] == "fill"] == [4]

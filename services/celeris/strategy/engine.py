@@ -6,6 +6,9 @@ fills, and the upkeep loop. The engine is a facade over two mixins: the roster (
 strategies added, enabled, reloaded and called guarded, hot reload of plugins) and the orders
 (strategy/orders.py: one working quote per strategy, symbol and side, directional orders with a time to
 live, sends and cancels). In observation mode signals are logged and published, nothing is sent.
+SDK strategies (celeris.domain.sdk, the built-ins among them) are run by the third mixin, the SDK driver
+(strategy/sdk_driver.py): the book at their depth, trades, marks, timers, their own order updates and
+fills, and their queued intents executed through the same filter and ownership.
 
 Every order has an owner (celeris.strategy.owned): it is reserved before it is sent, so the filter
 counts open and in-flight orders; a quote the strategy stops giving is cancelled, a directional order
@@ -251,8 +254,13 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver):
         self._roll_day()
         self.day_realized += result.realized_pnl - fee
         # Each owner is credited its share of the fill (by contribution), in its own position and PnL.
-        for name, qty, pnl in self.owned.fill(fill.client_order_id, fill.symbol, fill.side, fill.qty_steps,
-                                              fill.price_ticks, fee):
+        shares = self.owned.fill(fill.client_order_id, fill.symbol, fill.side, fill.qty_steps, fill.price_ticks, fee)
+        owner = self.sdk_owner.get(fill.client_order_id)
+        if not shares and owner is not None:
+            # A fill of an SDK order already closed here (it raced the cancel's answer): still its own.
+            own = self.owned.position_of(owner, fill.symbol).apply_fill(fill.side, fill.qty_steps, fill.price_ticks, fee)
+            shares = [(owner, fill.qty_steps, own.realized_pnl - fee)]
+        for name, qty, pnl in shares:
             runner = self.runners.get(name)
             if runner is None:
                 continue

@@ -6,8 +6,8 @@ fills, and the upkeep loop. The engine is a facade over two mixins: the roster (
 strategies added, enabled, reloaded and called guarded, hot reload of plugins) and the orders
 (strategy/orders.py: one working quote per strategy, symbol and side, directional orders with a time to
 live, sends and cancels). In observation mode signals are logged and published, nothing is sent.
-SDK strategies (celeris.domain.sdk, the built-ins among them) are run by the third mixin, the SDK driver
-(strategy/sdk_driver.py): the book at their depth, trades, marks, timers, their own order updates and
+SDK strategies (celeris.domain.sdk, the built-ins among them) are run by two more mixins, the SDK driver
+(strategy/sdk_driver.py) and its intents (strategy/sdk_intents.py): the book at their depth, trades, marks, timers, their own order updates and
 fills, and their queued intents executed through the same filter and ownership.
 
 Every order has an owner (celeris.strategy.owned): it is reserved before it is sent, so the filter
@@ -47,6 +47,7 @@ from celeris.strategy.orders import OrderIntents
 from celeris.strategy.plugins import PluginRegistry
 from celeris.strategy.roster import StrategyRoster
 from celeris.strategy.sdk_driver import SdkDriver
+from celeris.strategy.sdk_intents import SdkIntents
 from celeris.domain.stats import percentile
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class SignalEvent:
     action: str  # "order", "quote", "observed", "filtered", "unchanged"
 
 
-class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver):
+class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
     def __init__(self, configs: list[StrategyConfig], instruments: dict[str, Instrument], clock: Clock,
                  gateway: OrderGateway, publish: Callable[[str, Any], None], *, mode: Mode = Mode.OBSERVATION,
                  limits: FilterLimits | None = None, registry: PluginRegistry | None = None,

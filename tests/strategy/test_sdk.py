@@ -338,3 +338,48 @@ async def test_a_fill_after_the_order_closed_here_is_still_the_strategys(btcusdt
     engine.on_fill(Fill("BTCUSDT", order.client_order_id, 1, 9, Side.BUY, 600000, 4, 0, True, 0, "a", "live", 0))
     assert s.position() == 4 and strategy(engine, "b").position() == 0
     assert [e[1].qty_steps for e in s.events if e[0] == "fill"] == [4]
+
+
+async def test_a_halt_cancels_sdk_orders_tells_the_strategy_and_refuses_new_ones(btcusdt):
+    engine = engine_with(btcusdt, ("a", Recorder, {}))
+    s = strategy(engine)
+    s.script = lambda s, e: e == "start" and s.place("BTCUSDT", Side.BUY, "60000.00", "0.010")
+    engine.on_book(book(1))
+    await settle()
+    (order,) = s.orders()
+    engine.halted = True  # what StrategyComponent.halt does, then it cancels every owned order
+    await engine.cancel_quotes()
+    assert engine.gateway.canceled == [order.client_order_id] and s.orders() == ()
+    assert s.updates()[-1] == ("canceled", OrderState.CANCELED)
+    s.place("BTCUSDT", Side.BUY, "60000.00", "0.010")
+    engine._drain(engine.runners["a"])
+    await settle()
+    assert len(engine.gateway.submitted) == 1 and s.updates()[-1] == ("rejected", OrderState.REJECTED)
+
+
+async def test_a_signal_strategys_order_is_filtered_by_an_sdk_reservation(btcusdt):
+    """One ledger for both kinds: the SDK order in flight counts against the signal strategy's buy."""
+    from celeris.domain.signals import Signal, Urgency
+    from tests.strategy.test_ownership import Scripted
+
+    engine = engine_with(btcusdt, ("a", Recorder, {}), ("sig", Scripted, {}), gateway=ControlledGateway(hold=True),
+                         limits=FilterLimits(max_position_usdt=1_000 * 10**MONEY_SCALE))
+    strategy(engine).script = lambda s, e: e == "start" and s.place("BTCUSDT", Side.BUY, "60000.00", "0.010")
+    engine.on_book(book(1))
+    await settle()
+    engine.runners["sig"].strategy.next = [Signal("BTCUSDT", Side.BUY, 1.0, "sig", 0, Urgency.NORMAL)]
+    engine.on_book(book(2))
+    await settle()
+    assert [r.strategy_id for r in engine.gateway.submitted] == ["a"] and engine.stats["filtered"] == 1
+
+
+async def test_depth_none_is_the_whole_book(btcusdt):
+    class Whole(Recorder):
+        name = "whole"
+        depth = None
+
+    engine = engine_with(btcusdt, ("w", Whole, {}), ("a", Recorder, {}))
+    engine.on_book(book(1, levels=5))
+    whole = [e[1] for e in strategy(engine, "w").events if e[0] == "book"][0]
+    top2 = [e[1] for e in strategy(engine, "a").events if e[0] == "book"][0]
+    assert len(whole.bids) == len(whole.asks) == 5 and len(top2.bids) == 2

@@ -383,3 +383,26 @@ async def test_depth_none_is_the_whole_book(btcusdt):
     whole = [e[1] for e in strategy(engine, "w").events if e[0] == "book"][0]
     top2 = [e[1] for e in strategy(engine, "a").events if e[0] == "book"][0]
     assert len(whole.bids) == len(whole.asks) == 5 and len(top2.bids) == 2
+
+
+async def test_an_order_cancelled_before_its_refusal_leaves_no_ghost(btcusdt):
+    engine = engine_with(btcusdt, ("a", Recorder, {}), gateway=ControlledGateway(hold=True),
+                         limits=FilterLimits(max_position_usdt=1_000 * 10**MONEY_SCALE))
+
+    def script(s, event):
+        if event == "start":
+            for _ in range(2):  # the second is refused by the filter, after the cancel was asked
+                s.cancel(s.place("BTCUSDT", Side.BUY, "60000.00", "0.010"))
+
+    strategy(engine).script = script
+    engine.on_book(book(1))
+    await settle()
+    s = strategy(engine)
+    assert [o.state for o in s.orders()] == [OrderState.PENDING_CANCEL]  # the first, waiting for its ack
+    engine.gateway.refuse_next = "refused"
+    engine.gateway.hold = False
+    s.cancel_all()
+    engine.gateway.ack(engine.gateway.held()[0])
+    await settle()
+    assert s.orders() == () and engine.owned.working == {}
+    assert ("rejected", OrderState.REJECTED) in s.updates()

@@ -56,6 +56,7 @@ TRANSITIONS: frozenset[tuple[OrderState, OrderState]] = frozenset({
     (_S.PENDING_AMEND, _S.CANCELED), (_S.PENDING_AMEND, _S.EXPIRED),
     (_S.PENDING_CANCEL, _S.WORKING),  # a refused cancel: the order still works
     (_S.PENDING_CANCEL, _S.FILLED), (_S.PENDING_CANCEL, _S.CANCELED), (_S.PENDING_CANCEL, _S.EXPIRED),
+    (_S.PENDING_CANCEL, _S.REJECTED),  # cancelled before its acknowledgement, and the placement was refused
 })
 """The legal moves of an order as the strategy sees it (the engine's view of execution's lifecycle)."""
 

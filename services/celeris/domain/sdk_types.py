@@ -57,6 +57,8 @@ TRANSITIONS: frozenset[tuple[OrderState, OrderState]] = frozenset({
     (_S.PENDING_CANCEL, _S.WORKING),  # a refused cancel: the order still works
     (_S.PENDING_CANCEL, _S.FILLED), (_S.PENDING_CANCEL, _S.CANCELED), (_S.PENDING_CANCEL, _S.EXPIRED),
     (_S.PENDING_CANCEL, _S.REJECTED),  # cancelled before its acknowledgement, and the placement was refused
+    # Execution may answer "accepted" while the venue's answer is pending, and the venue refuse it after.
+    (_S.WORKING, _S.REJECTED), (_S.PENDING_AMEND, _S.REJECTED),
 })
 """The legal moves of an order as the strategy sees it (the engine's view of execution's lifecycle)."""
 

@@ -239,7 +239,10 @@ class SdkIntents:
             moved = order.moved(state, **changes)
         except InvalidOrderMove:
             log.exception("strategy %s", runner.config.name)
-            return
+            if state.is_open:
+                return
+            # Execution says it no longer works: that fact stands, the strategy must not keep a ghost.
+            moved = dataclasses.replace(order, state=state, **changes)
         runner.context.update(moved)
         self._notify(runner, "on_order", OrderUpdate(event, moved))
 

@@ -4,9 +4,12 @@ orders in flight, and a failing callback contained."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from celeris.domain import sdk
 from celeris.domain.clock import TestClock
@@ -406,3 +409,38 @@ async def test_an_order_cancelled_before_its_refusal_leaves_no_ghost(btcusdt):
     await settle()
     assert s.orders() == () and engine.owned.working == {}
     assert ("rejected", OrderState.REJECTED) in s.updates()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(price=st.decimals(min_value=Decimal("1000"), max_value=Decimal("99999"), places=3),
+       qty=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("5"), places=4),
+       as_text=st.booleans())
+def test_a_price_or_size_is_accepted_exactly_when_it_is_on_the_grid(btcusdt, price, qty, as_text):
+    """BTCUSDT: tick 0.10, step 0.001. On the grid: the gateway gets exactly price/0.10 ticks and
+    qty/0.001 steps; off it: OrderRefused, and nothing is sent."""
+    on_grid = price % Decimal("0.1") == 0 and qty % Decimal("0.001") == 0
+    got = {}
+
+    def script(s, event):
+        if event == "start":
+            try:
+                got["id"] = s.place("BTCUSDT", Side.BUY, str(price) if as_text else price,
+                                    str(qty) if as_text else qty)
+            except OrderRefused as exc:
+                got["refused"] = str(exc)
+
+    async def run():
+        engine = engine_with(btcusdt, ("a", Recorder, {}), limits=FilterLimits(
+            max_position_usdt=10**12 * 10**MONEY_SCALE, max_total_exposure_usdt=10**12 * 10**MONEY_SCALE))
+        strategy(engine).script = script
+        engine.on_book(book(1))
+        await settle()
+        return engine.gateway.submitted
+
+    submitted = asyncio.run(run())
+    if on_grid:
+        (request,) = submitted
+        assert request.client_order_id == got["id"]
+        assert request.price_ticks == int(price / Decimal("0.1")) and request.qty_steps == int(qty / Decimal("0.001"))
+    else:
+        assert submitted == [] and "off the" in got["refused"] and "grid" in got["refused"]

@@ -1,7 +1,7 @@
 """Builds the strategy engine from StrategySettings: its strategies (built-in and plugins), the pre-trade
 filter with the system's limits, its metrics and its gRPC service. Ports: `gateway` (execution: submit,
-cancel, leases), `feed` (market data's books and trades) and `order_events` (execution's fills and order
-updates, delivered to the two handlers it is given).
+cancel, amend, leases), `feed` (market data's books, trades and marks) and `order_events` (execution's fills
+and order updates, delivered to the two handlers it is given).
 
 Plugins load here and only here, for `celeris up` (both topologies), a `celeris strategy run` process and
 a pod alike: `plugin_registry` reads the built-ins, the installed entry points and `strategy_dir`, and
@@ -85,6 +85,7 @@ def build_strategy(settings: StrategySettings, w: Wiring, gateway: Any, feed: An
     w.registry.register(StrategyCollector(engine))
     feed.on_book(engine.on_book)
     feed.on_trade(engine.on_trade)
+    feed.on_mark(engine.on_mark)  # mark price and funding, for SDK strategies' on_mark
     order_events(engine.on_fill, engine.on_order_update)
     component = StrategyComponent(engine)
     closers: list[Any] = [feed.stop]

@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from celeris.domain import sdk
 from celeris.domain.signals import Strategy
 from celeris.strategies import BUILTIN
 
@@ -57,6 +58,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def is_strategy_class(obj: Any) -> bool:
+    """A signal strategy (celeris.domain.signals.Strategy) or an SDK one (a named celeris.domain.sdk.Strategy)."""
+    if inspect.isclass(obj) and issubclass(obj, sdk.Strategy):
+        return obj is not sdk.Strategy and isinstance(obj.name, str) and bool(obj.name)
     return (inspect.isclass(obj) and isinstance(getattr(obj, "name", None), str)
             and all(callable(getattr(obj, m, None)) for m in
                     ("initialize", "on_market_data", "on_order_fill", "on_position_update", "get_state")))
@@ -152,7 +156,7 @@ class PluginRegistry:
             if type_name not in self.classes:
                 raise self.unknown(type_name)
 
-    def create(self, type_name: str) -> Strategy:
+    def create(self, type_name: str) -> Strategy | sdk.Strategy:
         cls = self.classes.get(type_name)
         if cls is None:
             raise self.unknown(type_name)

@@ -38,6 +38,7 @@ from celeris.domain.orders import Order, OrderEvent, OrderStatus
 from celeris.domain.positions import Position
 from celeris.domain.risk import Approved, Denied
 from celeris.domain.topics import order_topic
+from celeris.execution.retention import ClosedOrderRetention
 from celeris.execution.halt import HaltControl
 from celeris.execution.model import ExecutionConfig, order_from_json, order_to_json
 from celeris.execution.reconciliation import Reconciliation
@@ -135,8 +136,10 @@ class ExecutionEngine:
         self._closing: dict[str, tuple[OrderEvent, int]] = {}
         """Orders the venue cancelled after filling part: closed once those fills have been applied."""
         self._locks: dict[str, asyncio.Lock] = {}
-        self.audit_log: list[dict[str, Any]] = []
-        self.alerts: list[tuple[int, str, str]] = []
+        self.retention = ClosedOrderRetention(self, config.closed_order_retention_s, config.idempotency_ttl_s)
+        self.audit_log: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.alerts: deque[tuple[int, str, str]] = deque(maxlen=10_000)
+        """Both bounded: the most recent; the journal and the alert channel keep the rest."""
         self.on_alert: list[Callable[[str, str], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.draining = False
@@ -165,6 +168,8 @@ class ExecutionEngine:
             if order.venue_order_id:
                 self.by_venue_id[order.venue_order_id] = order.client_order_id
             self._sync_exposure(order)
+            if not order.is_open:
+                self.retention.closed(order.client_order_id, order.ts_updated_ns)
             if order.strategy_id != FLATTEN_OWNER:
                 self.traded_modes.add(self.order_mode[order.client_order_id])
         halted, reason = await self.hot.get_halt()
@@ -339,6 +344,7 @@ class ExecutionEngine:
     # -- the order table ------------------------------------------------------------------------
     def _register(self, order: Order, mode: Mode, request_id: str) -> None:
         cid = order.client_order_id
+        self.retention.prune(self.clock.now_ns())
         self.orders[cid] = order
         self.working[cid] = order
         self.order_mode[cid] = mode
@@ -383,8 +389,8 @@ class ExecutionEngine:
         """One order's place in the ledger after any change: working with what is left, or gone."""
         if order.is_open:
             self.working[order.client_order_id] = order
-        else:
-            self.working.pop(order.client_order_id, None)
+        elif self.working.pop(order.client_order_id, None) is not None:
+            self.retention.closed(order.client_order_id, self.clock.now_ns())
         if order.symbol not in self.exposure.symbols:
             return
         if order.is_open:
@@ -400,6 +406,7 @@ class ExecutionEngine:
         mode = self.order_mode.get(order.client_order_id, self.mode)
         doc = order_to_json(order, {"mode": mode.value, "request_id": self.request_of.get(order.client_order_id, "")})
         await self.hot.save_order(doc)
+        await self.retention.forget_in_hot_state()
         await self.journal.order_event(self.clock.now_ns(), doc, event, mode.value,
                                        self.instruments[order.symbol], detail)
 

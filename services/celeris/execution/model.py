@@ -83,6 +83,8 @@ class ExecutionConfig:
     max_rate_limit_wait_s: float = 5.0
     unknown_orders_policy: str = "adopt"  # or "cancel": venue orders we did not place, found at start
     idempotency_ttl_s: int = 24 * 3600
+    closed_order_retention_s: float = 600.0
+    """A closed order stays in memory (and hot state) this long, then only its id is kept (retention.py)."""
     venue_orders_per_10s: int = 270
     venue_orders_per_minute: int = 1080
     flatten_timeout_s: float = 30.0

@@ -69,6 +69,8 @@ class Reconciliation:
             # A triggered conditional order's actual order: the venue may name it with its own id.
             client_id = engine.by_venue_id[event.venue_order_id]
         order = engine.orders.get(client_id)
+        if order is None and engine.retention.known_closed(client_id):
+            return  # a late event of one of our orders, closed and dropped from memory: not an unknown order
         if order is None:
             if event.execution is Execution.TRADE and client_id:
                 order = await self.adopt(event)

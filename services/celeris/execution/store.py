@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections import deque
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from celeris.domain.messages import Fill
 class HotState(Protocol):
     async def save_order(self, doc: dict[str, Any]) -> None: ...
     async def load_orders(self) -> list[dict[str, Any]]: ...
+    async def forget_orders(self, client_ids: list[str]) -> None: ...
     async def get_answer(self, request_id: str) -> dict[str, Any] | None: ...
     async def put_answer(self, request_id: str, answer: dict[str, Any], ttl_s: int) -> None: ...
     async def add_trade(self, symbol: str, trade_id: int) -> bool: ...
@@ -48,6 +50,10 @@ class MemoryHotState:
 
     async def load_orders(self) -> list[dict[str, Any]]:
         return [dict(d) for d in self.orders.values()]
+
+    async def forget_orders(self, client_ids: list[str]) -> None:
+        for cid in client_ids:
+            self.orders.pop(cid, None)
 
     async def get_answer(self, request_id: str) -> dict[str, Any] | None:
         return self.answers.get(request_id)
@@ -83,6 +89,10 @@ class RedisHotState:
     async def load_orders(self) -> list[dict[str, Any]]:
         raw = await self.redis.hgetall(f"{self.prefix}:orders")
         return [json.loads(v) for v in raw.values()]
+
+    async def forget_orders(self, client_ids: list[str]) -> None:
+        if client_ids:
+            await self.redis.hdel(f"{self.prefix}:orders", *client_ids)
 
     async def get_answer(self, request_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(f"{self.prefix}:answer:{request_id}")
@@ -134,9 +144,12 @@ class FileHaltState:
 
 
 class MemoryJournal:
-    def __init__(self) -> None:
-        self.events: list[tuple[int, str, str, str]] = []
-        self.fills: list[Fill] = []
+    """The journal without a database: the most recent `capacity` order events and fills (bounded, so a
+    long `celeris up` session does not grow without end; PostgreSQL keeps the full history)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.events: deque[tuple[int, str, str, str]] = deque(maxlen=capacity)
+        self.fills: deque[Fill] = deque(maxlen=capacity)
 
     async def order_event(self, ts_ns: int, doc: dict[str, Any], event: str, mode: str, ins: Instrument,
                           detail: str = "") -> None:

@@ -89,6 +89,11 @@ class Submission:
             return self.reject(request, rejection)
         client_id = request.client_order_id or client_order_id_for(request.request_id, request.strategy_id)
         existing = engine.orders.get(client_id)
+        if existing is None and engine.retention.known_closed(client_id):
+            # Closed and dropped from memory, its id still inside the idempotency window: never placed twice.
+            engine.stats.duplicates_answered += 1
+            return self.reject(request, Rejection(RejectCode.DUPLICATE_CLIENT_ORDER_ID,
+                                                  f"client order id {client_id} was already used (order closed)"))
         if existing is not None:
             if engine.request_of.get(client_id) == request.request_id:
                 # The same request, whose answer was lost (a crash between sending and answering).

@@ -17,26 +17,36 @@ from celeris.risk.metrics import RiskMetrics
 from celeris.runtime.convert import decimal_str
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def dec(value: Decimal | int, scale: int = MONEY_SCALE) -> common_pb2.Decimal:
     """A real-unit figure (the metrics' Decimal edge) as a protobuf Decimal, half-even at `scale`."""
-    return common_pb2.Decimal(mantissa=round(Decimal(value).scaleb(scale)), scale=scale)
+    mantissa = round(Decimal(value).scaleb(scale))
+    while abs(mantissa) > _INT64_MAX and scale > 0:  # a huge figure ("infinite" concentration): fewer decimals
+        scale -= 1
+        mantissa = round(Decimal(value).scaleb(scale))
+    return common_pb2.Decimal(mantissa=mantissa, scale=scale)
 
 
-_PPM_TO_SCALE = 10 ** (MONEY_SCALE - 6)
-"""ppm of 1 -> mantissa at MONEY_SCALE (exact: the same figure `dec` gives from the Decimal edge)."""
-_PPM_PCT_TO_SCALE = 10 ** (MONEY_SCALE - 4)
-"""ppm of 1 as a percentage -> mantissa at MONEY_SCALE."""
+def _ppm_dec(ppm: int, native_scale: int) -> common_pb2.Decimal:
+    """A ppm figure (`native_scale` 6 for a ratio, 4 for a percentage) at MONEY_SCALE, like every other
+    Decimal of the API; at its own exact scale when MONEY_SCALE would overflow the int64 mantissa (the
+    "infinite" ratio of a non-positive equity is 10^15 ppm)."""
+    mantissa = ppm * 10 ** (MONEY_SCALE - native_scale)
+    if -_INT64_MAX <= mantissa <= _INT64_MAX:
+        return common_pb2.Decimal(mantissa=mantissa, scale=MONEY_SCALE)
+    return common_pb2.Decimal(mantissa=ppm, scale=native_scale)
 
 
 def metrics_pb(m: RiskMetrics, ts_ns: int) -> risk_pb2.RiskMetrics:
     """Straight from the integers (money units are already MONEY_SCALE): no Decimal per call."""
     D, s = common_pb2.Decimal, MONEY_SCALE
     return risk_pb2.RiskMetrics(
-        equity=D(mantissa=m.equity_units, scale=s), margin_ratio=D(mantissa=m.margin_ratio_ppm * _PPM_TO_SCALE, scale=s),
-        leverage=D(mantissa=m.leverage_ppm * _PPM_TO_SCALE, scale=s),
-        daily_drawdown_pct=D(mantissa=m.daily_drawdown_ppm * _PPM_PCT_TO_SCALE, scale=s),
-        peak_drawdown_pct=D(mantissa=m.peak_drawdown_ppm * _PPM_PCT_TO_SCALE, scale=s),
-        concentration_pct={k: D(mantissa=v * _PPM_PCT_TO_SCALE, scale=s) for k, v in m.concentration_ppm.items()},
+        equity=D(mantissa=m.equity_units, scale=s), margin_ratio=_ppm_dec(m.margin_ratio_ppm, 6),
+        leverage=_ppm_dec(m.leverage_ppm, 6), daily_drawdown_pct=_ppm_dec(m.daily_drawdown_ppm, 4),
+        peak_drawdown_pct=_ppm_dec(m.peak_drawdown_ppm, 4),
+        concentration_pct={k: _ppm_dec(v, 4) for k, v in m.concentration_ppm.items()},
         orders_per_minute=m.orders_per_minute, ts_ns=ts_ns)
 
 

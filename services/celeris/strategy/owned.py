@@ -34,6 +34,8 @@ class WorkingRecord:
     reduce_only: bool = False
     acknowledged: bool = False
     cancel_requested: bool = False
+    managed: bool = False
+    """An SDK strategy's own order: it lives until the strategy cancels it (no time-to-live, no reversal)."""
 
 
 @dataclass(slots=True)
@@ -123,7 +125,8 @@ class OwnedOrders:
     # -- what is due for cancelling ---------------------------------------------------------------
     def expired(self, now_ns: int, ttl_ns: int) -> list[WorkingRecord]:
         """Non-quote orders older than their time-to-live (a quote lives until it is replaced or withdrawn)."""
-        return [r for r in self.working.values() if not r.is_quote and not r.cancel_requested and r.acknowledged
+        return [r for r in self.working.values() if not r.is_quote and not r.managed and not r.cancel_requested
+                and r.acknowledged
                 and now_ns - r.sent_ns >= ttl_ns]
 
     def withdrawn_quotes(self, owner: str, symbol: str, quoted_sides: Iterable[Side]) -> list[WorkingRecord]:
@@ -141,4 +144,4 @@ class OwnedOrders:
     def against(self, owner: str, symbol: str, side: Side) -> list[WorkingRecord]:
         """The owner's working directional orders on the other side: its intent has reversed."""
         return [r for r in self.working.values() if owner in r.owners and r.symbol == symbol and not r.is_quote
-                and r.side is not side and not r.cancel_requested and not r.reduce_only]
+                and r.side is not side and not r.cancel_requested and not r.reduce_only and not r.managed]

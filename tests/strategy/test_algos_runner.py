@@ -235,6 +235,18 @@ async def test_the_strategy_engine_can_follow_each_child_and_the_progress_throug
     assert told == [("alpha", AlgoState.RUNNING, 0), ("alpha", AlgoState.FINISHED, 10)]
 
 
+async def test_a_caller_may_name_the_parent_but_never_twice():
+    gateway = FakeGateway()
+    _, runner, _ = await started(gateway)
+    named = runner.start(twap(), "alpha", algo_id="alpha-sdk-7")
+    await runner.settle()
+    assert named == "alpha-sdk-7" and gateway.submitted[-1].request_id.startswith("alpha-sdk-7-")
+    with pytest.raises(ValueError):
+        runner.start(twap(), "alpha", algo_id="alpha-sdk-7")
+    with pytest.raises(ValueError):
+        runner.start(twap(), "")
+
+
 async def test_only_a_finished_parent_is_forgotten():
     gateway = FakeGateway()
     _clock, runner, algo_id = await started(gateway, twap(style=ChildStyle.PASSIVE))

@@ -89,10 +89,14 @@ class AlgoRunner:
         """Children whose submit has not answered yet."""
 
     # -- the API a strategy calls ---------------------------------------------------------------------
-    def start(self, parent: ParentOrder, owner: str) -> str:
-        """Hand a parent order over; its children are `owner`'s. Returns the algo id."""
+    def start(self, parent: ParentOrder, owner: str, algo_id: str = "") -> str:
+        """Hand a parent order over; its children are `owner`'s. Returns the algo id: `algo_id` if given (a
+        caller that must name it before the start, e.g. an SDK intent; it must be unique, for execution
+        answers a repeated request id with its first answer), else one made from the owner and the clock."""
         if not owner:
             raise ValueError("every child has an owner: start needs one")
+        if algo_id in self.algos:
+            raise ValueError(f"algo id {algo_id!r} is taken")
         instrument = self.instruments.get(parent.symbol)
         if instrument is None:
             raise ValueError(f"unknown symbol {parent.symbol}")
@@ -100,7 +104,7 @@ class AlgoRunner:
         kind = type(parent.params).__name__.removesuffix("Params").lower()
         # The clock and a sequence make the id (and so every child's request id) unique across restarts:
         # execution answers a repeated request id with its first answer.
-        algo_id = f"{owner}-{kind}-{now}-{next(self._sequence)}"
+        algo_id = algo_id or f"{owner}-{kind}-{now}-{next(self._sequence)}"
         running = RunningAlgo(make_algo(algo_id, parent, instrument), owner)
         self.algos[algo_id] = running
         if self.halted:

@@ -71,6 +71,9 @@ class Feed:
     def on_trade(self, handler):
         self.trade = handler
 
+    def on_mark(self, handler):
+        self.mark = handler
+
     async def stop(self) -> None:
         pass
 

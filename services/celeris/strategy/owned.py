@@ -10,6 +10,7 @@ shared fill split by contribution. Pure and synchronous: the engine does the sen
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -17,6 +18,9 @@ from celeris.domain.exposure import ExposureLedger
 from celeris.domain.instruments import Instrument
 from celeris.domain.positions import Position
 from celeris.domain.values import Side
+
+
+RECENT_CAPACITY = 10_000
 
 
 @dataclass(slots=True)
@@ -53,6 +57,9 @@ class OwnedOrders:
         self.quotes: dict[tuple[str, str, Side], str] = {}
         """(owner, symbol, side) -> client order id of the owner's working quote."""
         self.books: dict[str, StrategyBook] = {}
+        self.recently_closed: OrderedDict[str, WorkingRecord] = OrderedDict()
+        """The last RECENT_CAPACITY closed records: a fill can arrive after its order closed here (it raced
+        the cancel's answer) and is still its owners' (bounded: the oldest go first)."""
 
     # -- the lifecycle of one order ---------------------------------------------------------------
     def reserve(self, record: WorkingRecord) -> None:
@@ -74,6 +81,9 @@ class OwnedOrders:
         if record is None:
             return None
         self.ledger.release(client_order_id, record.symbol)
+        self.recently_closed[client_order_id] = record
+        if len(self.recently_closed) > RECENT_CAPACITY:
+            self.recently_closed.popitem(last=False)
         key = ("+".join(record.owners), record.symbol, record.side)
         if self.quotes.get(key) == client_order_id:
             del self.quotes[key]
@@ -90,6 +100,8 @@ class OwnedOrders:
             record.qty_steps -= qty_steps
             if record.qty_steps <= 0:
                 self.closed(client_order_id)
+        else:
+            record = self.recently_closed.get(client_order_id)
         if record is None:
             return []
         out = []

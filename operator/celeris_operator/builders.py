@@ -8,7 +8,8 @@ decided) and the Control RPCs push it to running components, so editing it resta
 `distributed`, one Deployment per component, and `colocated`, market data, strategy and execution as
 containers of one pod on a dedicated node. Hot-path pods get Guaranteed QoS with whole CPUs; placement on
 dedicated nodes uses a documented label and taint. Credentials are referenced from their Secret, never
-copied into a ConfigMap.
+copied into a ConfigMap. Strategy plugins are files at spec.strategyDir in the strategy engine's container:
+in the image, or spec.strategyConfigMap mounted there read-only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ HOT_PATH = ("marketdata", "strategy", "execution")
 DATA_PLANE_FIRST = ("marketdata", "execution", "account", "risk", "strategy", "dashboard")
 DESIRED_MOUNT = "/etc/celeris/desired"
 DESIRED_KEY = "desired.json"
+STRATEGIES_VOLUME = "strategies"
+"""The strategy engine's plugin files (spec.strategyConfigMap), mounted read-only at spec.strategyDir."""
 RUNTIME_KEYS = ("mode", "risk_limits", "strategies")
 """Settings the desired state carries instead of the pod's env (they change without a restart)."""
 OPERATOR_LABELS = {"app.kubernetes.io/name": "celeris-operator"}
@@ -112,7 +115,7 @@ def settings_for(body: dict[str, Any], component: str) -> dict[str, str]:
     # the pod runs (the symbols) goes into the pod: mode, risk and strategies are the desired state's.
     strategies = [StrategySpec.model_validate(s).engine_config() for s in spec.get("strategies", [])]
     from_spec = spec_keys(component, list(spec["symbols"]), "observation", RiskSpec.model_validate(risk), strategies,
-                          spec["venue"].get("cancelAllAfter") or "60s")
+                          spec["venue"].get("cancelAllAfter") or "60s", spec.get("strategyDir") or "")
     out.update({f"CELERIS_{key.upper()}": str(value) for key, value in from_spec.items() if key not in RUNTIME_KEYS})
     out["CELERIS_DESIRED_STATE"] = f"{DESIRED_MOUNT}/{DESIRED_KEY}"
     if component in ("execution", "strategy", "dashboard"):
@@ -222,6 +225,9 @@ def _container(body: dict[str, Any], component: str, image: str) -> dict[str, An
     }
     if component == "dashboard":
         container["ports"].append({"name": "http", "containerPort": HTTP_PORT})
+    if component == "strategy" and spec.get("strategyConfigMap"):  # the plugin files, where strategyDir says
+        container["volumeMounts"].append({"name": STRATEGIES_VOLUME, "mountPath": spec["strategyDir"],
+                                          "readOnly": True})
     return container
 
 
@@ -250,6 +256,9 @@ def build_deployment(body: dict[str, Any], group: str, components: tuple[str, ..
         "containers": [_container(body, c, image) for c in components],
         "volumes": [{"name": "desired", "configMap": {"name": desired_configmap_name(name)}}],
     }
+    if "strategy" in components and body["spec"].get("strategyConfigMap"):
+        pod_spec["volumes"].append({"name": STRATEGIES_VOLUME,
+                                    "configMap": {"name": body["spec"]["strategyConfigMap"]}})
     pod_spec.update(placement(body["spec"], group))
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(body, f"{name}-{group}", group),
             "spec": {"replicas": 1, "selector": {"matchLabels": selector},

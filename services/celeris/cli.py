@@ -171,13 +171,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "control" and args.action == "set-mode" and not args.mode:
         parser.error("set-mode needs --mode")
     from celeris.runtime.settings import SettingsError
-    from celeris.venues.binance.errors import UnsupportedAccountMode
+    from celeris.venues.binance.errors import UnsupportedAccountMode, VenueError
 
     try:
         return int(args.func(args) or 0)
     except (SettingsError, UnsupportedAccountMode) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except VenueError as exc:  # at start: the venue unreachable or refusing us; one line, not a traceback
+        print(f"error: the venue refused or did not answer at start: {exc} (check the venue URL settings, "
+              f"e.g. CELERIS_VENUE_REST_URL, and the API key)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

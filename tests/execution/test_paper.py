@@ -69,8 +69,13 @@ async def test_resting_order_waits_for_the_queue_ahead(setup):
     paper.on_trade(trade(600000, 600, True))  # 0.5 left ahead, 0.1 reaches us
     assert await wait_for(lambda: order.filled_steps == 100)
     assert order.status is OrderStatus.PARTIALLY_FILLED
-    paper.on_trade(trade(599999, 10, True))  # the market trades through our price: the rest fills
-    assert await wait_for(lambda: order.status is OrderStatus.FILLED)
+    # A trade through our price fills at most its own quantity (the taker's size), never the whole rest
+    # (this test once asserted the opposite: 0.010 through a 0.200 remainder filled all of it).
+    paper.on_trade(trade(599999, 10, True))
+    assert await wait_for(lambda: order.filled_steps == 110)
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    paper.on_book(BookUpdate("BTCUSDT", 2, BookState.LIVE, False, [], [(600000, 400)], 2, 0, 0))
+    assert await wait_for(lambda: order.status is OrderStatus.FILLED)  # the ask moved through our bid
     fills = [m for t, m in published if t == "fills.BTCUSDT"]
     assert all(f.is_maker for f in fills) and sum(f.qty_steps for f in fills) == 300
 

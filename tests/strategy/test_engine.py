@@ -164,6 +164,7 @@ async def test_signals_become_orders_fills_and_positions_in_simulation(btcusdt):
     await asyncio.sleep(0.01)
     await execution.settle()
     open_orders = execution.open_orders()
+    first_bid = next(o.client_order_id for o in open_orders if o.side is Side.BUY)
     assert {o.side for o in open_orders} == {Side.BUY, Side.SELL}
     assert {o.price_ticks for o in open_orders} == {600000, 600002}
     # The market moves up through our ask: the paper venue fills it; the engine learns the position.
@@ -178,8 +179,12 @@ async def test_signals_become_orders_fills_and_positions_in_simulation(btcusdt):
     await asyncio.sleep(0.01)
     await execution.settle()
     bids = [o for o in execution.open_orders() if o.side is Side.BUY]
-    assert len(bids) == 1 and bids[0].price_ticks == 600003
-    assert len([o for o in execution.orders.values() if o.status is OrderStatus.CANCELED]) == 1
+    asks = [o for o in execution.open_orders() if o.side is Side.SELL]
+    # The market maker is an SDK strategy: its bid is amended in place (the same order at the new price,
+    # nothing cancelled; it was cancelled and replaced when it was a signal strategy), the filled ask placed again.
+    assert len(bids) == 1 and bids[0].price_ticks == 600003 and bids[0].client_order_id == first_bid
+    assert len(asks) == 1 and asks[0].price_ticks == 600004
+    assert [o for o in execution.orders.values() if o.status is OrderStatus.CANCELED] == []
     await strategy.stop()
 
 

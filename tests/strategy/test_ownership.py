@@ -243,3 +243,23 @@ async def test_an_exit_signal_becomes_a_reduce_only_order_of_the_exact_size(btcu
     request = gw.submitted[0]
     assert request.reduce_only and request.qty_steps == 7 and request.order_type is OrderType.LIMIT
     assert request.time_in_force is TimeInForce.IOC
+
+
+def test_a_fill_arriving_after_its_order_closed_is_still_its_owners(btcusdt):
+    # The cancel's answer closed the record, then the venue's fill of that order arrived (they raced):
+    # the owners are still credited, split by contribution as before; a signal strategy lost it before.
+    from celeris.strategy.owned import RECENT_CAPACITY, OwnedOrders, WorkingRecord
+
+    owned = OwnedOrders({"BTCUSDT": btcusdt})
+    owned.reserve(WorkingRecord("c1", ("a", "b"), (3, 1), "BTCUSDT", Side.BUY, 4, 600000, False, 0))
+    assert owned.closed("c1") is not None
+    shares = owned.fill("c1", "BTCUSDT", Side.BUY, 4, 600000, 0)
+    assert [(o, q) for o, q, _ in shares] == [("a", 3), ("b", 1)]
+    assert owned.position_of("a", "BTCUSDT").qty_steps == 3 and owned.position_of("b", "BTCUSDT").qty_steps == 1
+    assert "c1" not in owned.working and owned.ledger.symbols["BTCUSDT"] is not None
+    # Bounded: the oldest closed records go first.
+    for k in range(RECENT_CAPACITY + 5):
+        owned.reserve(WorkingRecord(f"x{k}", ("a",), (1,), "BTCUSDT", Side.SELL, 1, 600100, False, 0))
+        owned.closed(f"x{k}")
+    assert len(owned.recently_closed) == RECENT_CAPACITY and "c1" not in owned.recently_closed
+    assert owned.fill("c1", "BTCUSDT", Side.BUY, 1, 600000, 0) == []

@@ -5,13 +5,14 @@ from fractions import Fraction
 import pytest
 
 from celeris.domain.instruments import OrderType, TimeInForce
-from celeris.domain.signals import BookTop, FillReport, Signal, Urgency
+from celeris.domain.signals import BookTop, Signal, Urgency
 from celeris.domain.values import MONEY_SCALE, Side
 from celeris.strategies.market_maker import MarketMaker
 from celeris.strategies.mean_reversion import MeanReversion
 from celeris.strategies.momentum import Momentum
 from celeris.strategy.aggregation import Method, aggregate
 from celeris.strategy.filters import AccountView, FilterLimits, plan_order, risk_filter
+from tests.strategy.fakes import book, engine_with, settle
 
 
 def top(bid, ask=None, ts=0, symbol="BTCUSDT"):
@@ -46,25 +47,41 @@ def test_momentum_buys_a_rise_and_sells_a_fall_with_cooldown():
         Momentum().initialize({"params": {"lookback": 1}})
 
 
-def test_market_maker_quotes_both_sides_and_skews_with_inventory():
-    mm = MarketMaker()
-    mm.initialize({"params": {"requote_every": 1, "max_inventory_steps": 100, "inventory_unit_steps": 10,
-                              "skew_ticks_per_unit": 1}})
-    (bid, ask) = mm.on_market_data(top(600000, 600002))
-    assert (bid.side, bid.price_hint_ticks, ask.side, ask.price_hint_ticks) == (Side.BUY, 600000, Side.SELL, 600002)
-    assert bid.urgency is Urgency.PASSIVE
-    mm.on_order_fill(FillReport("BTCUSDT", "c", Side.BUY, 30, 600000, 0, True, 0))  # long 30 steps
-    (bid, ask) = mm.on_market_data(top(600000, 600010))
-    assert bid.price_hint_ticks == 599997 and ask.price_hint_ticks == 600007  # both shifted down 3 ticks
-    assert bid.strength < ask.strength  # less eager to add to a long
-    mm.on_order_fill(FillReport("BTCUSDT", "c", Side.BUY, 70, 600000, 0, True, 0))  # at the inventory cap
-    signals = mm.on_market_data(top(600000, 600010))
-    assert [s.side for s in signals] == [Side.SELL]
-    short = MarketMaker()
-    short.initialize({"params": {"requote_every": 1}})
-    short.on_order_fill(FillReport("BTCUSDT", "c", Side.SELL, 20, 600000, 0, True, 0))
-    (bid, ask) = short.on_market_data(top(600000, 600001))
-    assert bid.price_hint_ticks == 600000 and ask.price_hint_ticks == 600003  # never crosses the ask
+async def test_market_maker_quotes_both_sides_and_skews_with_inventory(btcusdt):
+    """The market maker is an SDK strategy: its quotes are its own orders, its inventory its own fills.
+    (It emitted passive signals with price hints before; the prices and sizes asked for are the same.)"""
+    params = {"requote_every": 1, "max_inventory_steps": 50, "inventory_unit_steps": 10, "skew_ticks_per_unit": 1}
+    engine = engine_with(btcusdt, ("mm", MarketMaker, params), order_size="0.100")  # a flat quote: 50 steps
+    gw, mm = engine.gateway, engine.runners["mm"].strategy
+
+    def quotes():
+        return {o.side: (o.price_ticks, o.remaining_steps, o.time_in_force) for o in mm.orders()}
+
+    engine.on_book(book(1, 600000, 600002))
+    await settle()
+    assert quotes() == {Side.BUY: (600000, 50, TimeInForce.GTX), Side.SELL: (600002, 50, TimeInForce.GTX)}
+    bid = next(o.client_order_id for o in mm.orders() if o.side is Side.BUY)
+    gw.fill(engine, bid, 30)  # long 30 steps: both quotes shift down 3 ticks, the bid shrinks
+    engine.on_book(book(2, 600000, 600010))
+    await settle()
+    assert quotes() == {Side.BUY: (599997, 20, TimeInForce.GTX), Side.SELL: (600007, 50, TimeInForce.GTX)}
+    assert [(a.client_order_id, a.qty_steps, a.price_ticks) for a in gw.amended][0] == (bid, 50, 599997)
+    gw.fill(engine, bid, 20)  # long 50: at the cap, the bid is withdrawn
+    engine.on_book(book(3, 600000, 600010))
+    await settle()
+    assert quotes() == {Side.SELL: (600005, 50, TimeInForce.GTX)} and mm.position() == 50
+    assert mm.get_state()["inventory_steps"] == 50
+
+    short = engine_with(btcusdt, ("mm", MarketMaker, {"requote_every": 1, "inventory_unit_steps": 2}))
+    s = short.runners["mm"].strategy
+    short.on_book(book(1, 600000, 600001))
+    await settle()
+    ask = next(o.client_order_id for o in s.orders() if o.side is Side.SELL)
+    short.gateway.fill(short, ask, 5)  # short 5 steps: both quotes shift up 2 ticks
+    short.on_book(book(2, 600000, 600001))
+    await settle()
+    assert s.position() == -5
+    assert {o.side: o.price_ticks for o in s.orders()} == {Side.BUY: 600000, Side.SELL: 600003}  # never crosses
 
 
 def test_mean_reversion_fades_a_spike():

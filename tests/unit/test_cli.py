@@ -36,7 +36,7 @@ def test_settings_all_lists_every_key_and_secrets_are_never_partly_printed():
 
     celeris = str(Path(sys.executable).with_name("celeris"))
     listing = subprocess.run([celeris, "settings", "--all"], capture_output=True, text=True, timeout=60).stdout
-    for key in ("state_dir", "risk_limits", "max_orders_per_second", "plugin_dir", "monitor_interval_s"):
+    for key in ("state_dir", "risk_limits", "max_orders_per_second", "strategy_dir", "monitor_interval_s"):
         assert key in listing, key
     for component in ("marketdata", "execution", "strategy", "risk", "account", "dashboard"):
         assert f"celeris {component} run also takes" in listing

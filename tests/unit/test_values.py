@@ -70,3 +70,41 @@ def test_money_and_normalize():
 
 def test_side():
     assert Side.BUY.sign == 1 and Side.SELL.sign == -1 and Side.BUY.opposite is Side.SELL
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from celeris.domain.values import DecimalFormatError, to_units_general  # noqa: E402
+
+_decimal_like = st.one_of(
+    st.from_regex(r"-?[0-9]{0,8}(\.[0-9]{0,10})?", fullmatch=True),
+    st.text(alphabet="0123456789.-+_ e٣²", max_size=12),
+    st.text(max_size=10),
+    # The fast path's own shape: digits, a point, then exactly `scale` characters of anything.
+    st.builds(lambda w, f: w + "." + f, st.from_regex(r"-?[0-9]{0,6}", fullmatch=True),
+              st.text(alphabet="0123456789_ +-٣²e", max_size=10)),
+)
+
+
+@given(text=_decimal_like, scale=st.integers(min_value=0, max_value=10))
+def test_the_fast_path_of_to_units_answers_exactly_as_the_general_parser(text, scale):
+    def outcome(parse):
+        try:
+            return parse(text, scale)
+        except DecimalFormatError as exc:
+            return type(exc)
+    assert outcome(to_units) == outcome(to_units_general)
+
+
+@given(whole=st.from_regex(r"-?[0-9]{0,6}", fullmatch=True),
+       frac=st.text(alphabet="0123456789_ +-٣²e.", min_size=1, max_size=10))
+def test_the_fast_path_shape_with_junk_in_its_decimals_answers_as_the_general_parser(whole, frac):
+    # Exactly `scale` characters after the point: the strings the fast path takes, with junk among them.
+    text, scale = whole + "." + frac, len(frac)
+
+    def outcome(parse):
+        try:
+            return parse(text, scale)
+        except DecimalFormatError as exc:
+            return type(exc)
+    assert outcome(to_units) == outcome(to_units_general)

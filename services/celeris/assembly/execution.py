@@ -46,8 +46,9 @@ def build_execution(settings: ExecutionSettings, w: Wiring, risk: Any, feed: Any
     journal: Any = PostgresJournal(w.pool) if w.pool is not None else MemoryJournal()
     live = BinanceOrderVenue(w.rest, settings.venue_ws_url, instruments, clock,
                              cancel_all_after_ms=settings.venue_cancel_all_after_ms)
+    # simulation mode runs on the wall clock: latency passes there too, so a quiet market holds no order back
     paper = PaperVenue(instruments, clock, latency_ms=settings.paper_latency_ms,
-                       wallet_usdt=settings.paper_wallet_usdt, leverage=settings.leverage)
+                       wallet_usdt=settings.paper_wallet_usdt, leverage=settings.leverage, sleep=asyncio.sleep)
     submitted = Counter("orders_submitted_total", "Order requests received", registry=w.registry)
     rejected = Counter("orders_rejected_total", "Order requests refused", ["code"], registry=w.registry)
     fills = Counter("fills_total", "Fills applied", ["symbol"], registry=w.registry)

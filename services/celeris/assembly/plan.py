@@ -17,10 +17,11 @@ SETTINGS = {"marketdata": component_settings.MarketDataSettings, "execution": co
 
 
 def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: list[dict[str, Any]],
-              cancel_all_after: str = "60s") -> dict[str, Any]:
+              cancel_all_after: str = "60s", strategy_dir: str = "") -> dict[str, Any]:
     """The settings component `name` takes from a TradingSystem's spec: its symbols, the mode, the risk
     limits (`spec.risk`, a RiskSpec: every component that checks orders applies the same numbers), the
-    strategies (the strategy engine's shape) and the venue's dead-man's switch (`spec.venue.cancelAllAfter`).
+    strategies (the strategy engine's shape) and where their plugins are (`spec.strategyDir`, as the process
+    sees it), and the venue's dead-man's switch (`spec.venue.cancelAllAfter`).
     `celeris up` and the operator both call this."""
     from celeris.config.spec import duration_ms
 
@@ -31,6 +32,8 @@ def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: l
         keys["risk_limits"] = risk.model_dump_json(exclude_none=True)
     if name == "strategy":
         keys["strategies"] = json.dumps(strategies)
+        if strategy_dir:
+            keys["strategy_dir"] = strategy_dir
     return keys
 
 
@@ -38,7 +41,7 @@ def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, A
     """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`)."""
     keys = {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "state_dir": str(up.state_dir()),
             **spec_keys(name, up.symbols, up.mode, up.risk, up.strategies,
-                        up.spec.venue.cancelAllAfter if up.spec is not None else "60s")}
+                        up.spec.venue.cancelAllAfter if up.spec is not None else "60s", up.strategy_dir)}
     limits = getattr(up.args, "venue_order_limits", "")
     if name == "execution" and limits:  # "N_PER_10S,N_PER_MINUTE" (celeris up --venue-order-limits)
         per_10s, per_minute = limits.split(",")

@@ -14,6 +14,8 @@ time the operator steers through Control. With CELERIS_CONTROL_TOKEN, Control ca
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Any
 
 from celeris.assembly.ports import Built, BusFeed, RemoteFeed
@@ -146,6 +148,10 @@ async def serve(name: str, settings: Any) -> None:
     from celeris.runtime import control, desired_state, grpc_server, metrics
 
     settings, desired = desired_overlay(settings)
+    if name == "strategy":  # a strategy type no plugin source provides is refused before anything is opened
+        from celeris.assembly.strategy import refuse_unknown_strategies
+
+        refuse_unknown_strategies(settings, desired.settings if desired is not None else {})
     options: dict[str, Any] = {}
     if name == "marketdata":
         options["budget_limit"] = settings.weight_limit
@@ -158,7 +164,13 @@ async def serve(name: str, settings: Any) -> None:
             await desired_state.apply_at_boot(ctl, desired, f"desired state {settings.desired_state}")
         for feed in feeds:
             feed.start()
-        await component.start()
+        try:
+            await component.start()
+        except BaseException:
+            for close in built.closers:  # its clients (the venue's REST session) are closed, not leaked
+                with contextlib.suppress(Exception):
+                    await close()
+            raise
         if desired is not None and desired.halted:  # again, now that the venue is read: what is open is cancelled
             await ctl.halt(desired.halt_reason or desired_state.DEFAULT_HALT_REASON, desired_state.REQUESTED_BY)
         halted, reason = getattr(component, "halt_state", (False, ""))

@@ -65,8 +65,12 @@ class StrategySettings(ServiceSettings):
     strategies: str = Field("[]", description="JSON list of {name, type, symbol, order_size, params}")
     aggregation: str = "{}"
     """JSON map symbol -> majority | weighted | first_above (default: none, each strategy acts alone)."""
-    plugin_dir: str = ""
+    strategy_dir: str = ""
+    """A directory of strategy plugin files (*.py) loaded besides the built-ins and the entry points (the
+    TradingSystem's strategyDir; `celeris up --strategy-dir`). Empty = none. A strategy whose type no source
+    provides stops the engine at start."""
     hot_reload: bool = False
+    """Reload a plugin file of strategy_dir when it changes (the strategies of its types are rebuilt)."""
     marketdata_target: str = "127.0.0.1:50051"
     execution_target: str = "127.0.0.1:50052"
     max_position_usdt: int = Field(10_000, ge=0)

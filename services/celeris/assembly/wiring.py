@@ -177,8 +177,12 @@ async def connect_venue(settings: Any, clock: Any, **options: Any) -> tuple[Any,
         options["budget"] = local_budget(settings)
     rest = BinanceRestClient(settings.venue_rest_url, clock, api_key=settings.venue_api_key.get_secret_value(),
                              api_secret=settings.venue_api_secret.get_secret_value(), **options)
-    await rest.sync_clock()
-    return rest, await venue_instruments(rest, settings.symbols)
+    try:
+        await rest.sync_clock()
+        return rest, await venue_instruments(rest, settings.symbols)
+    except BaseException:
+        await rest.close()  # an unreachable venue at start: no session left open behind the error
+        raise
 
 
 def local_budget(settings: Any, limit: int = 2400) -> Any:

@@ -14,7 +14,7 @@ from celeris.domain.instruments import Instrument
 from celeris.domain.orders import Order, OrderStatus
 from celeris.domain.values import Side, format_units
 from celeris.clients import execution_pb as convert
-from celeris.domain.messages import Fill, OrderRequest, Outcome, RejectCode, Rejection
+from celeris.domain.messages import AmendRequest, Fill, OrderRequest, Outcome, RejectCode, Rejection
 from celeris.runtime import grpc_server
 from celeris.transport.tasks import supervised
 
@@ -73,6 +73,19 @@ class ExecutionClient:
                 venue_order_id=venue_order_id), timeout=self.timeout_s)
         except grpc.aio.AioRpcError as exc:
             return Outcome(request_id, False, None, Rejection(RejectCode.SUBMIT_FAILED, exc.code().name))
+        return self._outcome(ack)
+
+    async def amend(self, request: AmendRequest) -> Outcome:
+        """Execution's AmendOrder: a working LIMIT order's new quantity and price (SDK strategies amend)."""
+        ins = self.instruments[request.symbol]
+        pb = execution_pb2.AmendOrderRequest(
+            request_id=request.request_id, symbol=request.symbol, client_order_id=request.client_order_id,
+            quantity=common_pb2.Decimal(mantissa=ins.qty_grid.units(request.qty_steps), scale=ins.qty_grid.scale),
+            price=common_pb2.Decimal(mantissa=ins.price_grid.units(request.price_ticks), scale=ins.price_grid.scale))
+        try:
+            ack = await self._stub.AmendOrder(pb, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return Outcome(request.request_id, False, None, Rejection(RejectCode.SUBMIT_FAILED, exc.code().name))
         return self._outcome(ack)
 
     def _outcome(self, ack: execution_pb2.OrderAck) -> Outcome:

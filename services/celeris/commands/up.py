@@ -51,6 +51,9 @@ def register(sub: Any) -> None:
     p.add_argument("--api-key", default=os.environ.get("CELERIS_VENUE_API_KEY", ""))
     p.add_argument("--api-secret", default=os.environ.get("CELERIS_VENUE_API_SECRET", ""))
     p.add_argument("--strategies", default="", help="JSON list of strategies (default: momentum + market making)")
+    p.add_argument("--strategy-dir", default="",
+                   help="a directory of strategy plugin files (*.py) whose types --strategies or the spec may name "
+                        "(default: the spec's strategyDir, relative to the spec file)")
     p.add_argument("--dashboard-port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--dashboard-token", default="", help="default: a fresh random token")
     p.add_argument("--seed", type=int, default=7, help="simulator market seed")
@@ -190,6 +193,10 @@ class Up:
             self.strategies = [s.engine_config() for s in spec.strategies if s.symbol in self.symbols]
         else:
             self.strategies = default_strategies(self.symbols)
+        self.strategy_dir = self._strategy_dir(args, spec)
+        """Where strategy plugins are (--strategy-dir, else the spec's strategyDir), absolute: every process
+        of the services topology reads it from its own working directory."""
+        self._refuse_unknown_strategies()
         self.risk: RiskSpec = spec.risk if spec is not None else default_risk()
         self.halted_at_start = bool(spec is not None and spec.halted)
         self.api_key = args.api_key or ("celeris-up-" + secrets.token_hex(4))
@@ -202,6 +209,33 @@ class Up:
         self.started = time.monotonic()
         self.components: dict[str, Any] = {}
         self.closers: list[Any] = []
+
+    @staticmethod
+    def _strategy_dir(args: argparse.Namespace, spec: Any) -> str:
+        from pathlib import Path
+
+        if getattr(args, "strategy_dir", ""):
+            return str(Path(args.strategy_dir).resolve())
+        if spec is not None and spec.strategyDir:  # relative to the spec file, as its other paths would be
+            return str((Path(args.file).parent / spec.strategyDir).resolve())
+        return ""
+
+    def _refuse_unknown_strategies(self) -> None:
+        """Before anything starts: every strategy's type is provided by a built-in, an entry point or a file
+        of the strategy directory (the builder's own check, run early), else one line and exit 2."""
+        from pathlib import Path
+
+        from celeris.assembly.strategy import StrategyRefused, plugin_registry
+        from celeris.config.spec import SpecError
+
+        if self.strategy_dir and not Path(self.strategy_dir).is_dir():
+            given = "--strategy-dir" if getattr(self.args, "strategy_dir", "") else \
+                "spec.strategyDir (relative to the spec file; --strategy-dir overrides it)"
+            raise SpecError(f"{given}: {self.strategy_dir} is not a directory")
+        try:
+            plugin_registry(self.strategy_dir, [str(s["type"]) for s in self.strategies], report_failures=False)
+        except StrategyRefused as exc:
+            raise SpecError(str(exc)) from None
 
     def state_dir(self) -> Any:
         from pathlib import Path
@@ -239,13 +273,18 @@ class Up:
                 raise
             self._progress(system.banner())
             deadline = self.started + self.args.duration if self.args.duration else None
+            next_line = time.monotonic() + 1.0
             while not self.stop_event.is_set():
-                timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+                wake = next_line if deadline is None else min(next_line, deadline)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), timeout)
-                if deadline is not None and time.monotonic() >= deadline:
+                    await asyncio.wait_for(self.stop_event.wait(), max(0.0, wake - time.monotonic()))
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     break
-                self._progress(await system.progress_line())
+                # The loop's timers may fire a little early: a line only once a second has really passed.
+                if now >= next_line:
+                    self._progress(await system.progress_line())
+                    next_line = max(next_line + 1.0, now + 0.5)
             self._progress("stopping: cancelling open orders, flushing state ...")
             summary = await system.stop()
             summary["duration_s"] = round(time.monotonic() - self.started, 1)

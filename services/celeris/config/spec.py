@@ -132,6 +132,13 @@ class TradingSystemSpec(BaseModel):
     approvedForLive: bool = False
     rollout: dict[str, Any] | None = None
     strategies: list[StrategySpec] = Field(default_factory=list, max_length=100)
+    strategyDir: str | None = Field(None, min_length=1, max_length=1024)
+    """A directory of strategy plugin files (*.py) the strategy engine loads besides the built-ins and the
+    installed entry points. `celeris up`: relative to the spec file; a pod: an absolute path in the
+    container (baked into the image, or strategyConfigMap mounted there)."""
+    strategyConfigMap: str | None = Field(None, max_length=253, pattern=SECRET_NAME.pattern)
+    """Kubernetes: a ConfigMap of plugin files (key = file name) the operator mounts read-only at
+    strategyDir in the strategy engine's container."""
     risk: RiskSpec = Field(default_factory=RiskSpec)
     placement: dict[str, Any] | None = None
     resources: dict[str, Any] | None = None
@@ -149,6 +156,8 @@ class TradingSystemSpec(BaseModel):
 
     @model_validator(mode="after")
     def _strategies_fit(self) -> TradingSystemSpec:
+        if self.strategyConfigMap and not self.strategyDir:
+            raise ValueError("strategyConfigMap is mounted at strategyDir: set strategyDir too")
         names = [s.name for s in self.strategies]
         if len(set(names)) != len(names):
             raise ValueError("two strategies share a name")

@@ -1,7 +1,8 @@
 """Trading signals and the `Strategy` protocol every strategy plugin implements.
 
 Owns what a strategy may say (a `Signal`: symbol, side, strength 0..1, urgency, optional price hint,
-reason) and what it is told (`BookTop` market data, `FillReport` fills, position updates). Strength is a
+reason) and what it is told (`BookTop` market data, `FillReport` fills, position updates), and how a
+signal becomes an order (`plan_order`). Strength is a
 confidence, not money, so it is a plain number; prices stay in ticks.
 """
 
@@ -11,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, runtime_checkable
 
+from celeris.domain.instruments import Instrument, OrderType, TimeInForce
 from celeris.domain.values import Side
 
 
@@ -102,3 +104,42 @@ def exit_signal(data: BookTop, position_steps: int, strategy: str, why: str) -> 
     return Signal(data.symbol, side, 1.0, strategy, data.ts_event_ns, Urgency.AGGRESSIVE,
                   data.bid_ticks if side is Side.SELL else data.ask_ticks, f"exit: {why}",
                   qty_steps=abs(position_steps), reduce_only=True)
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty_steps: int
+    price_ticks: int | None
+
+
+def plan_order(signal: Signal, top: BookTop, ins: Instrument, order_size_steps: int) -> OrderPlan | None:
+    """The order a signal asks for, or None when it rounds to nothing tradable."""
+    if signal.qty_steps is not None:
+        qty = signal.qty_steps
+        if qty <= 0 or qty > ins.max_qty_steps:
+            return None
+    else:
+        qty = int(order_size_steps * signal.strength)
+        qty = max(qty, ins.min_qty_steps)
+    if signal.urgency is Urgency.AGGRESSIVE:
+        price = top.ask_ticks if signal.side is Side.BUY else top.bid_ticks
+        tif = TimeInForce.IOC
+    else:
+        touch = top.bid_ticks if signal.side is Side.BUY else top.ask_ticks
+        price = signal.price_hint_ticks if signal.price_hint_ticks is not None else touch
+        # Post-only must not cross: never above the ask to buy, never below the bid to sell.
+        price = min(price, top.ask_ticks - 1) if signal.side is Side.BUY else max(price, top.bid_ticks + 1)
+        tif = TimeInForce.GTX
+    if price <= 0:
+        return None
+    if ins.min_notional and ins.notional(price, qty) < ins.min_notional and not signal.reduce_only:
+        unit = ins.notional(price, 1)
+        qty = -(-ins.min_notional // unit) if unit else qty
+        while ins.notional(price, qty) < ins.min_notional:  # rounding of the unit notional
+            qty += 1
+    if qty > ins.max_qty_steps:
+        return None
+    return OrderPlan(signal.side, OrderType.LIMIT, tif, qty, price)

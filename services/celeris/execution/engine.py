@@ -137,8 +137,9 @@ class ExecutionEngine:
         """Orders the venue cancelled after filling part: closed once those fills have been applied."""
         self._locks: dict[str, asyncio.Lock] = {}
         self.retention = ClosedOrderRetention(self, config.closed_order_retention_s, config.idempotency_ttl_s)
-        self.audit_log: list[dict[str, Any]] = []
-        self.alerts: list[tuple[int, str, str]] = []
+        self.audit_log: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.alerts: deque[tuple[int, str, str]] = deque(maxlen=10_000)
+        """Both bounded: the most recent; the journal and the alert channel keep the rest."""
         self.on_alert: list[Callable[[str, str], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.draining = False

@@ -1,21 +1,34 @@
-"""The paper venue of simulation mode: orders filled against live books, as close to live as possible.
+"""The paper venue of simulation mode and of backtests: orders filled against books as hftbacktest fills them.
 
 Owns a local copy of each book (from market data's book updates) and the client's resting orders, and
-fills them the way the venue would: marketable orders walk the visible levels as taker (so size moves the
-price), resting limit orders join the queue behind the quantity already at their price and fill only as
-trades eat through it, or all at once when the market trades through their price; a latency model delays
-placements and cancels; maker/taker fees; partial fills; GTX/FOK/IOC and reduce-only as on the venue;
-funding at each funding time of the mark price stream, on the event clock (execution/paper_funding.py). It
-reports the same VenueOrderEvents as the live user stream, so the engine cannot tell them apart.
-Amendments, batches and conditional (algo) orders with their triggers are in paper_surface.py.
+fills them the way the venue would, in integer steps, deterministically on the event clock:
+- marketable orders walk the visible levels as taker (so size moves the price) and use that liquidity up
+  in the local copy: a second order right after gets the next levels, until a book update for a level
+  replaces its quantity (hftbacktest does not deplete; we do, since the issue asked for it);
+- resting limit orders join the queue behind the quantity at their price; the queue model (queue_models.py:
+  risk_averse by default, power, log) moves them forward on trades and level decreases;
+- a trade at our price fills what of it is left after the queue ahead (hftbacktest's PartialFillExchange);
+  a trade strictly through our price fills at most the trade's quantity. Here we depart from
+  hftbacktest, which fills the whole order on a trade through: our order is not in the real book, and the
+  taker who printed 0.001 would have taken 0.001 from us, not our 3 BTC. One trade fills our orders
+  together at most its quantity, best price first, then oldest;
+- the whole order fills (at its price, as maker) when the book itself moves through it: the best ask at or
+  below our bid (hftbacktest's full execution on the best price);
+- latency (latency_models.py: constant or interpolated from recorded latencies) on the event clock
+  (paper_timing.py): a request reaches the venue after the entry latency and is matched against the book
+  as it is then; answers and events reach the client after the response latency;
+maker/taker fees; GTX/FOK/IOC and reduce-only as on the venue; funding at each funding time of the mark
+price stream (paper_funding.py). It reports the same VenueOrderEvents as the live user stream, so the engine
+cannot tell them apart. Amendments, batches and conditional (algo) orders are in paper_surface.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import random
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Awaitable, Callable
 
 from celeris.domain.book import BookState, OrderBook
@@ -28,6 +41,8 @@ from celeris.domain.messages import Execution, VenueOrderEvent, VenueOrderState
 from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.execution.paper_surface import PaperOrderSurface
 from celeris.execution.paper_funding import PaperFunding
+from celeris.execution.paper_timing import PaperTiming
+from celeris.execution import latency_models, queue_models
 from celeris.venues.binance import errors
 
 OnEvent = Callable[[VenueOrderEvent], None]
@@ -39,6 +54,8 @@ class _Resting:
     venue_order_id: int
     queue_ahead: int
     filled: int = 0
+    traded: int = 0
+    """Traded at our price since the level last changed (the probabilistic queue models subtract it)."""
     status: str = "NEW"
     qty: int = 0
     """The venue's own terms (an amendment changes them before the engine hears of it)."""
@@ -57,20 +74,42 @@ class _Resting:
         return self.qty - self.filled
 
 
-class PaperVenue(PaperOrderSurface, PaperFunding):
+class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
     name = "paper"
 
     def __init__(self, instruments: dict[str, Instrument], clock: Clock, *, latency_ms: float = 5.0,
                  maker_fee: Fraction = Fraction(2, 10_000), taker_fee: Fraction = Fraction(4, 10_000),
                  wallet_usdt: int = 100_000, leverage: int = 20,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 queue_model: str = "risk_averse", seed: int = 0, latency_file: Path | None = None,
+                 response_latency_ms: float | None = None) -> None:
+        """`latency_ms`: order entry latency, and the response latency too unless `response_latency_ms`
+        says otherwise (hftbacktest's ConstantLatency(L, L)); `latency_file`: recorded latencies
+        (latency_models.load_latency_file), which replace both. `sleep`: None on the event clock (backtests);
+        simulation mode passes asyncio.sleep so latency also passes on the wall. `queue_model`: a name of
+        queue_models.build; `seed`: the probabilistic queue models' random.Random."""
         self.instruments = instruments
         self.clock = clock
-        self.latency_s = latency_ms / 1000
+        self.queue_model_name = queue_model
+        self.seed = seed
+        rng = random.Random(seed)
+        self.queue_models = {s: queue_models.build(queue_model, rng=rng,
+                                                   lot=ins.qty_grid.step_units / 10**ins.qty_grid.scale)
+                             for s, ins in instruments.items()}
+        if latency_file is not None:
+            latency: latency_models.LatencyModel = latency_models.load_latency_file(latency_file)
+        else:
+            response_ms = latency_ms if response_latency_ms is None else response_latency_ms
+            if latency_ms < 0 or response_ms < 0:
+                raise ValueError("paper venue: a latency is negative")
+            latency = latency_models.ConstantLatency(round(latency_ms * 1_000_000), round(response_ms * 1_000_000))
         self.maker_fee, self.taker_fee = maker_fee, taker_fee
         self.books = {s: OrderBook(s) for s in instruments}
         self.live = {s: False for s in instruments}
         self.orders: dict[str, _Resting] = {}
+        self._working: dict[str, list[_Resting]] = {s: [] for s in instruments}
+        """Per symbol, the orders that may still be open (closed ones are dropped as they are met), so the
+        per-event work follows the working orders, not every order of the run."""
         self.account_positions = {s: Position(ins) for s, ins in instruments.items()}
         self.wallet = wallet_usdt * 10**MONEY_SCALE
         self.leverage = leverage
@@ -80,7 +119,7 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
         self._on_event: OnEvent | None = None
         self.observers: list[OnEvent] = []
         """Also told of every fill (the paper account's user-data events)."""
-        self._sleep = sleep
+        self._init_timing(latency, sleep)
         self.init_surface()
         self._init_funding()
 
@@ -89,46 +128,67 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
         book = self.books.get(update.symbol)
         if book is None:
             return
+        self.advance_before_event()
         self.settle_funding_due(update.symbol, update.ts_event_ns)
         if update.state is not BookState.LIVE:
             self.live[update.symbol] = False
             return
+        watched = [(r, book.qty_at(r.order.side is Side.BUY, r.price)) for r in self._open(update.symbol)
+                   if r.price is not None]
         if update.snapshot:
             book.apply_snapshot(update.bids, update.asks, update.update_id)
         else:
             book.apply_diff(update.bids, update.asks, update.update_id)
+        model = self.queue_models[update.symbol]
+        for resting, prev_qty in watched:
+            assert resting.price is not None
+            new_qty = book.qty_at(resting.order.side is Side.BUY, resting.price)
+            if new_qty != prev_qty:
+                resting.queue_ahead = model.depth(resting.queue_ahead, resting.traded, prev_qty, new_qty)
+                resting.traded = 0
         self.live[update.symbol] = True
         self._fill_crossed(update.symbol)
         self.check_triggers(update.symbol, None)
 
     def on_trade(self, trade: TradeUpdate) -> None:
+        if trade.symbol not in self.books:
+            return
+        self.advance_before_event()
         self.settle_funding_due(trade.symbol, trade.ts_event_ns)
         # buyer is maker -> a seller took liquidity: it hits resting bids (ours among them).
         hits_bids = trade.buyer_is_maker
-        for resting in list(self.orders.values()):
-            order = resting.order
-            if order.symbol != trade.symbol or resting.status not in ("NEW", "PARTIALLY_FILLED"):
-                continue
-            if (order.side is Side.BUY) != hits_bids or resting.price is None:
-                continue
-            price = resting.price
-            through = trade.price_ticks < price if hits_bids else trade.price_ticks > price
-            if through:
-                self._fill(resting, price, resting.remaining, maker=True)
-            elif trade.price_ticks == price:
-                resting.queue_ahead -= trade.qty_steps
-                if resting.queue_ahead < 0:
-                    self._fill(resting, price, min(resting.remaining, -resting.queue_ahead), maker=True)
-                    resting.queue_ahead = 0
+        price = trade.price_ticks
+        hit = [r for r in self._open(trade.symbol) if (r.order.side is Side.BUY) == hits_bids
+               and r.price is not None and (r.price >= price if hits_bids else r.price <= price)]
+        # The taker meets our best-priced, then oldest order first; together they get at most its quantity.
+        hit.sort(key=lambda r: (-(r.price or 0) if hits_bids else (r.price or 0), r.venue_order_id))
+        left = trade.qty_steps
+        for resting in hit:
+            reaches = left
+            if resting.price == price:  # the queue ahead moves whether or not anything is left for us
+                resting.queue_ahead, reaches = queue_models.trade(resting.queue_ahead, trade.qty_steps)
+                resting.traded += trade.qty_steps
+            qty = min(reaches, left, resting.remaining)
+            if qty > 0 and resting.status in ("NEW", "PARTIALLY_FILLED"):  # an earlier fill may have closed it
+                before = resting.filled
+                self._fill(resting, resting.price or 0, qty, maker=True)
+                left -= resting.filled - before
         self.check_triggers(trade.symbol, trade.price_ticks)
+
+    def _open(self, symbol: str) -> list[_Resting]:
+        working = self._working[symbol]
+        open_now = [r for r in working if r.status in ("NEW", "PARTIALLY_FILLED")]
+        if len(open_now) != len(working):
+            working[:] = open_now
+        return list(open_now)
 
     def _fill_crossed(self, symbol: str) -> None:
         book = self.books[symbol]
         bid, ask = book.best_bid(), book.best_ask()
-        for resting in list(self.orders.values()):
+        for resting in self._open(symbol):
             order = resting.order
-            if order.symbol != symbol or resting.status not in ("NEW", "PARTIALLY_FILLED"):
-                continue
+            if resting.status not in ("NEW", "PARTIALLY_FILLED"):
+                continue  # filled or expired by an earlier order's fill in this pass
             if resting.price is None:
                 continue
             if order.side is Side.BUY and ask is not None and ask[0] <= resting.price:
@@ -148,11 +208,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
             # the paper venue's "socket": the order is out of our hands here, on the injected clock (a backtest
             # on the event clock must not read the wall clock)
             on_write(self.clock.now_ns())
-        if self.latency_s:
-            await self._sleep(self.latency_s)
         if order.is_algo:
-            return self.place_algo(order)
-        return self.place_now(order)
+            return await self._request(lambda: self.place_algo(order))
+        return await self._request(lambda: self.place_now(order))
 
     def place_now(self, order: Order, qty: int | None = None, price: int | None = None,
                   reduce_only: bool | None = None, venue_id: int | None = None) -> VenueOrderState:
@@ -193,14 +251,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
         queue = book.qty_at(order.side is Side.BUY, limit) if limit is not None else 0
         resting = _Resting(order, venue_id, queue, qty=order_qty, price=limit, reducing=reduce_only)
         self.orders[order.client_order_id] = resting
+        self._working[order.symbol].append(resting)
         self._emit(resting, Execution.NEW)
-        take = min(qty, available)
-        for price, level_qty in marketable:
-            if take <= 0:
-                break
-            now_qty = min(level_qty, take)
-            self._fill(resting, price, now_qty, maker=False)
-            take -= now_qty
+        self.take_liquidity(resting, marketable, min(qty, available))
         if resting.remaining and resting.status in ("NEW", "PARTIALLY_FILLED") and (
                 kind is OrderType.MARKET or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)):
             resting.status = "EXPIRED"
@@ -209,17 +262,17 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
         return VenueOrderState(order.client_order_id, venue_id, resting.status, resting.filled)
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
-        if self.latency_s:
-            await self._sleep(self.latency_s)
-        return self.cancel_now(client_order_id)
+        return await self._request(lambda: self.cancel_now(client_order_id))
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
+        self.advance(self.clock.now_ns())
         resting = self.orders.get(client_order_id)
         if resting is None:
             return None
         return VenueOrderState(client_order_id, resting.venue_order_id, resting.status, resting.filled)
 
     async def open_orders(self) -> list[VenueOrderEvent]:
+        self.advance(self.clock.now_ns())
         return [self._event(r, Execution.NEW) for r in self.orders.values()
                 if r.status in ("NEW", "PARTIALLY_FILLED")] + self.open_algo_events()
 
@@ -242,6 +295,23 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
                 for s, p in self.account_positions.items()}
 
     # -- internals ------------------------------------------------------------------------------
+    def take_liquidity(self, resting: _Resting, levels: list[tuple[int, int]], qty: int) -> None:
+        """Fill `resting` as taker across `levels` (best first), up to `qty`, using the liquidity up in the
+        local book: what we took is not there for the next order until an update replaces the level."""
+        book = self.books[resting.order.symbol]
+        buy = resting.order.side is Side.BUY
+        for price, level_qty in levels:
+            if qty <= 0 or resting.status not in ("NEW", "PARTIALLY_FILLED"):
+                break
+            before = resting.filled
+            self._fill(resting, price, min(level_qty, qty), maker=False)
+            took = resting.filled - before
+            if took <= 0:
+                break
+            qty -= took
+            left = [(price, level_qty - took)]
+            book.apply_diff([] if buy else left, left if buy else [])
+
     def _status_after_fill(self, resting: _Resting) -> str:
         """As the venue reports it: a reduce-only order that has filled the whole position is FILLED."""
         if resting.reducing and resting.remaining and self._reduce_only_room(resting) == 0:
@@ -255,8 +325,8 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
 
     def _clamp_reduce_only(self, symbol: str) -> None:
         """A working reduce-only order expires once the position it reduces is gone."""
-        for resting in list(self.orders.values()):
-            if resting.order.symbol == symbol and resting.reducing and \
+        for resting in self._open(symbol):
+            if resting.reducing and \
                     resting.status in ("NEW", "PARTIALLY_FILLED") and self._reduce_only_room(resting) == 0:
                 resting.status = "EXPIRED"
                 self._emit(resting, Execution.EXPIRED)
@@ -278,22 +348,26 @@ class PaperVenue(PaperOrderSurface, PaperFunding):
         resting.status = "FILLED" if resting.remaining == 0 else "PARTIALLY_FILLED"
         event = VenueOrderEvent(order.symbol, order.client_order_id, resting.venue_order_id, Execution.TRADE,
                                 order.side, qty, price, next(self._trade_ids), commission, maker,
-                                result.realized_pnl, self.clock.now_ns(), order.order_type.value, resting.qty,
+                                result.realized_pnl, self.now_ns(), order.order_type.value, resting.qty,
                                 resting.price or 0, bool(resting.reducing), self._status_after_fill(resting))
         self.fills.append(event)
-        if self._on_event:
-            self._on_event(event)
-        for observer in self.observers:
-            observer(event)
+        self._deliver(event)
         self._clamp_reduce_only(order.symbol)
 
     def _event(self, resting: _Resting, execution: Execution) -> VenueOrderEvent:
         order = resting.order
         return VenueOrderEvent(order.symbol, order.client_order_id, resting.venue_order_id, execution, order.side,
-                               ts_event_ns=self.clock.now_ns(), order_type=order.order_type.value,
+                               ts_event_ns=self.now_ns(), order_type=order.order_type.value,
                                orig_qty_steps=resting.qty, price_ticks=resting.price or 0,
                                reduce_only=bool(resting.reducing))
 
     def _emit(self, resting: _Resting, execution: Execution) -> None:
+        self._deliver(self._event(resting, execution))
+
+    def _send(self, event: VenueOrderEvent) -> None:
+        """The event reaches the client: the engine, and for fills the paper account's observers."""
         if self._on_event:
-            self._on_event(self._event(resting, execution))
+            self._on_event(event)
+        if event.execution is Execution.TRADE:
+            for observer in self.observers:
+                observer(event)

@@ -28,6 +28,9 @@ class PaperFunding:
     account_positions: dict[str, Position]
     wallet: int
 
+    advance_before_event: Callable[[], None]
+    """PaperTiming's: what was in flight before this event happens first."""
+
     def _init_funding(self) -> None:
         self.funding_paid: dict[str, int] = {s: 0 for s in self.instruments}
         """Money units received per symbol (negative: paid) since the start."""
@@ -47,6 +50,7 @@ class PaperFunding:
         symbol = update.symbol
         if symbol not in self.instruments:
             return
+        self.advance_before_event()
         now_ms = update.ts_event_ns // NS_PER_MS
         due = self._funding_due.get(symbol)
         if due is not None and now_ms == due[0]:  # this mark is the mark at the funding time

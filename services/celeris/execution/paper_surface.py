@@ -59,9 +59,7 @@ class PaperOrderSurface:
 
     # -- amendments -----------------------------------------------------------------------------
     async def amend(self: PaperVenue, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:
-        if self.latency_s:
-            await self._sleep(self.latency_s)
-        return self.amend_now(order, qty_steps, price_ticks)
+        return await self._request(lambda: self.amend_now(order, qty_steps, price_ticks))
 
     def amend_now(self: PaperVenue, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:
         resting = self.orders.get(order.client_order_id)
@@ -82,13 +80,10 @@ class PaperOrderSurface:
                                               "will be rejected.")
         resting.qty, resting.price = qty_steps, price_ticks
         resting.queue_ahead = book.qty_at(buy, price_ticks)  # an amended order joins the back of the queue
+        resting.traded = 0
         self._emit(resting, Execution.AMENDMENT)
-        for level_price, level_qty in levels:
-            if resting.remaining <= 0 or resting.status not in _OPEN:
-                break
-            if (level_price > price_ticks) if buy else (level_price < price_ticks):
-                break
-            self._fill(resting, level_price, min(level_qty, resting.remaining), maker=False)
+        crossed = [(p, q) for p, q in levels if (p <= price_ticks if buy else p >= price_ticks)]
+        self.take_liquidity(resting, crossed, resting.remaining)
         return VenueOrderState(order.client_order_id, resting.venue_order_id, resting.status, resting.filled,
                                resting.qty, resting.price)
 
@@ -105,10 +100,10 @@ class PaperOrderSurface:
 
     def expire_gtd(self: PaperVenue, symbol: str) -> None:
         """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock."""
-        now_ms = self.clock.now_ns() // 1_000_000
-        for resting in list(self.orders.values()):
+        now_ms = self.now_ns() // 1_000_000
+        for resting in self._open(symbol):
             o = resting.order
-            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
+            if o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
                 resting.status = "EXPIRED"
                 self._emit(resting, Execution.EXPIRED)
         for algo in list(self.algo.values()):
@@ -119,19 +114,17 @@ class PaperOrderSurface:
 
     # -- batches --------------------------------------------------------------------------------
     async def place_batch(self: PaperVenue, orders: list[Order]) -> list[BatchResult]:
-        if self.latency_s:
-            await self._sleep(self.latency_s)  # one request: one latency
-        return [_each(lambda o=o: self.place_algo(o) if o.is_algo else self.place_now(o)) for o in orders]
+        # one request: one latency
+        return await self._request(
+            lambda: [_each(lambda o=o: self.place_algo(o) if o.is_algo else self.place_now(o)) for o in orders])
 
     async def amend_batch(self: PaperVenue, amendments: list[tuple[Order, int, int]]) -> list[BatchResult]:
-        if self.latency_s:
-            await self._sleep(self.latency_s)
-        return [_each(lambda a=a: self.amend_now(*a)) for a in amendments]
+        return await self._request(
+            lambda: [_each(lambda a=a: self.amend_now(*a)) for a in amendments])
 
     async def cancel_batch(self: PaperVenue, symbol: str, client_order_ids: list[str]) -> list[BatchResult]:
-        if self.latency_s:
-            await self._sleep(self.latency_s)
-        return [_each(lambda c=c: self.cancel_now(c)) for c in client_order_ids]
+        return await self._request(
+            lambda: [_each(lambda c=c: self.cancel_now(c)) for c in client_order_ids])
 
     def cancel_now(self: PaperVenue, client_order_id: str) -> VenueOrderState:
         resting = self.orders.get(client_order_id)
@@ -157,8 +150,9 @@ class PaperOrderSurface:
                                algo_id=algo.algo_id)
 
     async def cancel_algo(self: PaperVenue, symbol: str, client_order_id: str) -> VenueOrderState:
-        if self.latency_s:
-            await self._sleep(self.latency_s)
+        return await self._request(lambda: self.cancel_algo_now(client_order_id))
+
+    def cancel_algo_now(self: PaperVenue, client_order_id: str) -> VenueOrderState:
         algo = self.algo.get(client_order_id)
         if algo is None or algo.status != "NEW":
             raise errors.UnknownOrder(-2011, "Unknown order sent.")
@@ -248,13 +242,12 @@ class PaperOrderSurface:
     def _algo_event(self: PaperVenue, algo: PaperAlgo, execution: Execution, venue_id: int = 0) -> VenueOrderEvent:
         order = algo.order
         return VenueOrderEvent(order.symbol, order.client_order_id, venue_id, execution, order.side,
-                               ts_event_ns=self.clock.now_ns(), order_type=order.order_type.value,
+                               ts_event_ns=self.now_ns(), order_type=order.order_type.value,
                                orig_qty_steps=order.qty_steps, price_ticks=order.price_ticks or 0,
                                reduce_only=order.reduce_only, order_status=algo.status, algo_id=algo.algo_id)
 
     def _algo_emit(self: PaperVenue, algo: PaperAlgo, execution: Execution, venue_id: int = 0) -> None:
-        if self._on_event:
-            self._on_event(self._algo_event(algo, execution, venue_id))
+        self._deliver(self._algo_event(algo, execution, venue_id))
 
 
 def _each(call: Any) -> BatchResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections import deque
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -143,9 +144,12 @@ class FileHaltState:
 
 
 class MemoryJournal:
-    def __init__(self) -> None:
-        self.events: list[tuple[int, str, str, str]] = []
-        self.fills: list[Fill] = []
+    """The journal without a database: the most recent `capacity` order events and fills (bounded, so a
+    long `celeris up` session does not grow without end; PostgreSQL keeps the full history)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.events: deque[tuple[int, str, str, str]] = deque(maxlen=capacity)
+        self.fills: deque[Fill] = deque(maxlen=capacity)
 
     async def order_event(self, ts_ns: int, doc: dict[str, Any], event: str, mode: str, ins: Instrument,
                           detail: str = "") -> None:

@@ -1,7 +1,8 @@
 """Built-in strategy plugins: momentum, market making with inventory skew, mean reversion.
 
-Each is a plain class implementing celeris.domain.signals.Strategy: pure, synchronous, no I/O, driven
-by the BookTop values it is given (so it is deterministic on deterministic data).
+Each is an SDK strategy (celeris.domain.sdk.Strategy): market making written on the SDK, momentum and
+mean reversion signal-style through the SDK's signal adapter. Pure, synchronous, no I/O, so deterministic
+on deterministic data.
 """
 
 BUILTIN = {

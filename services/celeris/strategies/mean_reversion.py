@@ -7,6 +7,9 @@ growing with the deviation. Passive (it provides liquidity back toward the mean)
 It exits: once the mid is back at the mean (the deviation it traded has reverted), when the deviation
 flips to the other side, or after `max_hold_updates` book updates, it closes the whole position with a
 reduce-only order (never a flip).
+
+A signal-style strategy run on the SDK through celeris.domain.sdk_signals.SignalAdapter: its orders and
+position are its own.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Mapping
 
+from celeris.domain.sdk_signals import SignalAdapter
 from celeris.domain.signals import BookTop, FillReport, PositionReport, Signal, Urgency, exit_signal
 from celeris.domain.values import Side
 
 
-class MeanReversion:
+class MeanReversion(SignalAdapter):
     name = "mean_reversion"
 
     def __init__(self) -> None:
@@ -35,6 +39,7 @@ class MeanReversion:
         self.exits = 0
 
     def initialize(self, config: Mapping[str, Any]) -> None:
+        super().initialize(config)
         params = config.get("params", {})
         self.window = int(params.get("window", 100))
         self.entry_z = float(params.get("entry_z", 2.0))

@@ -6,6 +6,9 @@ move is at least twice the threshold.
 
 It exits: when the move reverses against a position it holds, or once the position has been held for
 `max_hold_updates` book updates, it closes the whole position with a reduce-only order (never a flip).
+
+A signal-style strategy run on the SDK through celeris.domain.sdk_signals.SignalAdapter: its orders and
+position are its own.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Mapping
 
+from celeris.domain.sdk_signals import SignalAdapter
 from celeris.domain.signals import BookTop, FillReport, PositionReport, Signal, Urgency, exit_signal
 from celeris.domain.values import Side
 
 
-class Momentum:
+class Momentum(SignalAdapter):
     name = "momentum"
 
     def __init__(self) -> None:
@@ -33,6 +37,7 @@ class Momentum:
         self.exits = 0
 
     def initialize(self, config: Mapping[str, Any]) -> None:
+        super().initialize(config)
         params = config.get("params", {})
         self.lookback = int(params.get("lookback", 50))
         self.threshold_bps = float(params.get("threshold_bps", 5.0))

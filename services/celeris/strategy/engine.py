@@ -6,6 +6,9 @@ fills, and the upkeep loop. The engine is a facade over two mixins: the roster (
 strategies added, enabled, reloaded and called guarded, hot reload of plugins) and the orders
 (strategy/orders.py: one working quote per strategy, symbol and side, directional orders with a time to
 live, sends and cancels). In observation mode signals are logged and published, nothing is sent.
+SDK strategies (celeris.domain.sdk, the built-ins among them) are run by two more mixins, the SDK driver
+(strategy/sdk_driver.py) and its intents (strategy/sdk_intents.py): the book at their depth, trades, marks, timers, their own order updates and
+fills, and their queued intents executed through the same filter and ownership.
 
 Every order has an owner (celeris.strategy.owned): it is reserved before it is sent, so the filter
 counts open and in-flight orders; a quote the strategy stops giving is cancelled, a directional order
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Mapping, Protocol
 
+from celeris.domain import sdk_types
 from celeris.domain.topics import signal_topic
 from celeris.domain.book import BookState, OrderBook
 from celeris.domain.clock import Clock, utc_day_start_ns
@@ -42,6 +46,8 @@ from celeris.strategy.model import Runner, StrategyConfig
 from celeris.strategy.orders import OrderIntents
 from celeris.strategy.plugins import PluginRegistry
 from celeris.strategy.roster import StrategyRoster
+from celeris.strategy.sdk_driver import SdkDriver
+from celeris.strategy.sdk_intents import SdkIntents
 from celeris.domain.stats import percentile
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,7 @@ class SignalEvent:
     action: str  # "order", "quote", "observed", "filtered", "unchanged"
 
 
-class StrategyEngine(StrategyRoster, OrderIntents):
+class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
     def __init__(self, configs: list[StrategyConfig], instruments: dict[str, Instrument], clock: Clock,
                  gateway: OrderGateway, publish: Callable[[str, Any], None], *, mode: Mode = Mode.OBSERVATION,
                  limits: FilterLimits | None = None, registry: PluginRegistry | None = None,
@@ -102,6 +108,10 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         self._inflight: set[tuple[str, str, Side]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sequence = 0
+        self.sdk_owner: dict[str, str] = {}
+        """client order id -> the SDK strategy that placed it (its updates and fills go to it)."""
+        self._deferred_cancels: set[str] = set()
+        """SDK orders the strategy cancelled before their acknowledgement: cancelled when it comes."""
         self.stats = {"signals": 0, "orders": 0, "filtered": 0, "rejected_by_execution": 0, "errors": 0,
                       "decision_ns_total": 0, "decisions": 0, "canceled_ttl": 0, "canceled_withdrawn": 0,
                       "canceled_reversed": 0, "canceled_owner_gone": 0}
@@ -115,6 +125,7 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         flows = self.net_taker.get(trade.symbol)
         if flows is None:
             return
+        self.run_timers()
         qty = -trade.qty_steps if trade.buyer_is_maker else trade.qty_steps
         flows.append((trade.ts_event_ns, qty))
         total = self.net_taker_sum[trade.symbol] + qty
@@ -123,11 +134,13 @@ class StrategyEngine(StrategyRoster, OrderIntents):
             total -= flows.popleft()[1]
         self.net_taker_sum[trade.symbol] = total
         self.last_trade[trade.symbol] = trade.price_ticks
+        self._sdk_trade(trade)
 
     def on_book(self, update: BookUpdate) -> None:
         book = self.books.get(update.symbol)
         if book is None:
             return
+        self.run_timers()
         if update.state is not BookState.LIVE:
             self.live[update.symbol] = False  # no decisions on a stale book
             return
@@ -138,6 +151,8 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         self.live[update.symbol] = True
         self.received_ns[update.symbol] = update.ts_recv_ns or self.clock.now_ns()
         self.decide(update.symbol)
+        if self.top(update.symbol) is not None:
+            self._sdk_book(update.symbol)
 
     def top(self, symbol: str) -> BookTop | None:
         book = self.books[symbol]
@@ -158,8 +173,8 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         voters = 0
         quoted: dict[str, set[Side]] = {}
         for runner in self.runners.values():
-            if runner.config.symbol != symbol or not runner.enabled:
-                continue
+            if runner.config.symbol != symbol or not runner.enabled or runner.context is not None:
+                continue  # SDK strategies get the book itself (SdkDriver)
             voters += 1
             signals = self._call(runner, "on_market_data", top)
             if not signals:
@@ -190,7 +205,7 @@ class StrategyEngine(StrategyRoster, OrderIntents):
                 weights = {r.config.name: max(0.1, 1 + r.realized_pnl / 10**MONEY_SCALE / 100)
                            for r in self.runners.values()}
                 voting = sum(1 for r in self.runners.values() if r.config.symbol == symbol and r.enabled
-                             and r.config.name not in quoted)
+                             and r.context is None and r.config.name not in quoted)
                 decisions = aggregate_round(produced, method, weights=weights, voters=max(voting, 1))
             for decision in decisions:
                 self._act(decision, top)
@@ -203,9 +218,11 @@ class StrategyEngine(StrategyRoster, OrderIntents):
     def start(self) -> None:
         """The upkeep timer: leases renewed with execution, orders past their time-to-live cancelled."""
         self._spawn(self._upkeep_loop())
+        self._spawn(self._timer_loop())
 
     def upkeep(self) -> None:
         now = self.clock.now_ns()
+        self.run_timers()
         self._cancel_records(self.owned.expired(now, int(self.order_ttl_s * 1e9)), "canceled_ttl", "ttl")
         renew = getattr(self.gateway, "renew_owners", None)
         if callable(renew):
@@ -238,12 +255,22 @@ class StrategyEngine(StrategyRoster, OrderIntents):
         self._roll_day()
         self.day_realized += result.realized_pnl - fee
         # Each owner is credited its share of the fill (by contribution), in its own position and PnL.
-        for name, qty, pnl in self.owned.fill(fill.client_order_id, fill.symbol, fill.side, fill.qty_steps,
-                                              fill.price_ticks, fee):
+        shares = self.owned.fill(fill.client_order_id, fill.symbol, fill.side, fill.qty_steps, fill.price_ticks, fee)
+        owner = self.sdk_owner.get(fill.client_order_id)
+        if not shares and owner is not None:
+            # A fill of an SDK order already closed here (it raced the cancel's answer): still its own.
+            own = self.owned.position_of(owner, fill.symbol).apply_fill(fill.side, fill.qty_steps, fill.price_ticks, fee)
+            shares = [(owner, fill.qty_steps, own.realized_pnl - fee)]
+        for name, qty, pnl in shares:
             runner = self.runners.get(name)
             if runner is None:
                 continue
             runner.realized_pnl += pnl
+            if runner.context is not None:
+                self._sdk_fill(name, fill.client_order_id, fill.symbol, fill.side, qty, fill.price_ticks,
+                               fee if qty == fill.qty_steps else fee * qty // fill.qty_steps, fill.is_maker,
+                               fill.ts_event_ns)
+                continue
             self._call(runner, "on_order_fill", FillReport(fill.symbol, fill.client_order_id, fill.side, qty,
                                                            fill.price_ticks, fill.commission, fill.is_maker,
                                                            fill.ts_event_ns, name))
@@ -255,14 +282,16 @@ class StrategyEngine(StrategyRoster, OrderIntents):
 
     def on_order_closed(self, client_order_id: str) -> None:
         """An order that is no longer working (filled, cancelled, expired) stops counting and being a quote."""
-        self.owned.closed(client_order_id)
+        self._order_closed(client_order_id)
 
     def on_order_update(self, order: Any) -> None:
         """Execution's order updates (the bus in-process, its stream as a service)."""
         if order.is_open:
             self.owned.acknowledged(order.client_order_id)
+            self._sdk_move(order.client_order_id, sdk_types.OrderState.WORKING, "accepted",
+                           only_from=sdk_types.OrderState.PENDING)
         else:
-            self.owned.closed(order.client_order_id)
+            self._order_closed(order.client_order_id, order.status, order.reject_reason)
 
     def mark(self, symbol: str) -> int | None:
         mid = self.books[symbol].mid()

@@ -4,7 +4,8 @@ The filter refuses a signal that would break a per-symbol position limit, the to
 order frequency, the daily loss or the drawdown limit, with the reason. Order generation turns an
 approved signal into an order request: passive/normal urgency become a post-only limit at the touch
 (or the strategy's price hint), aggressive may take (IOC at the far touch); size is the configured order
-size times strength, rounded down to the venue's step, at least the minimum quantity and notional.
+size times strength, rounded down to the venue's step, at least the minimum quantity and notional
+(`plan_order`, in celeris.domain.signals since the SDK's signal adapter plans the same way).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from celeris.domain.exposure import ExposureLimits
-from celeris.domain.instruments import Instrument, OrderType, TimeInForce
-from celeris.domain.signals import BookTop, Signal, Urgency
-from celeris.domain.values import MONEY_SCALE, Side
+from celeris.domain.instruments import Instrument
+from celeris.domain.signals import OrderPlan, Signal, plan_order
+from celeris.domain.values import MONEY_SCALE
 
 
 @dataclass(frozen=True)
@@ -73,40 +74,4 @@ def risk_filter(signal: Signal, qty_steps: int, ins: Instrument, instruments: di
     return None
 
 
-@dataclass(frozen=True)
-class OrderPlan:
-    side: Side
-    order_type: OrderType
-    time_in_force: TimeInForce
-    qty_steps: int
-    price_ticks: int | None
-
-
-def plan_order(signal: Signal, top: BookTop, ins: Instrument, order_size_steps: int) -> OrderPlan | None:
-    """The order a signal asks for, or None when it rounds to nothing tradable."""
-    if signal.qty_steps is not None:
-        qty = signal.qty_steps
-        if qty <= 0 or qty > ins.max_qty_steps:
-            return None
-    else:
-        qty = int(order_size_steps * signal.strength)
-        qty = max(qty, ins.min_qty_steps)
-    if signal.urgency is Urgency.AGGRESSIVE:
-        price = top.ask_ticks if signal.side is Side.BUY else top.bid_ticks
-        tif = TimeInForce.IOC
-    else:
-        touch = top.bid_ticks if signal.side is Side.BUY else top.ask_ticks
-        price = signal.price_hint_ticks if signal.price_hint_ticks is not None else touch
-        # Post-only must not cross: never above the ask to buy, never below the bid to sell.
-        price = min(price, top.ask_ticks - 1) if signal.side is Side.BUY else max(price, top.bid_ticks + 1)
-        tif = TimeInForce.GTX
-    if price <= 0:
-        return None
-    if ins.min_notional and ins.notional(price, qty) < ins.min_notional and not signal.reduce_only:
-        unit = ins.notional(price, 1)
-        qty = -(-ins.min_notional // unit) if unit else qty
-        while ins.notional(price, qty) < ins.min_notional:  # rounding of the unit notional
-            qty += 1
-    if qty > ins.max_qty_steps:
-        return None
-    return OrderPlan(signal.side, OrderType.LIMIT, tif, qty, price)
+__all__ = ["AccountView", "FilterLimits", "OrderPlan", "filter_limits", "plan_order", "risk_filter"]

@@ -29,3 +29,9 @@ class Runner:
     errors: int = 0
     consecutive_errors: int = 0
     realized_pnl: int = 0
+    context: Any = None
+    """An SDK strategy's celeris.domain.sdk.StrategyContext (None for a signal strategy)."""
+    started: bool = False
+    """Whether the SDK strategy's on_start has run (at its first event, when an event loop runs)."""
+    pending: list[tuple[str, Any]] = field(default_factory=list)
+    draining: bool = False

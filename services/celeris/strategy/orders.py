@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from celeris.domain.modes import Mode
+from celeris.domain.sdk_types import OrderState
 from celeris.domain.signals import BookTop, Urgency
 from celeris.domain.values import Side
 from celeris.domain.messages import OrderRequest, client_order_id_for
@@ -124,14 +125,21 @@ class OrderIntents:
             outcome = await self.gateway.cancel(f"{why}-{record.client_order_id}", record.symbol,
                                                 record.client_order_id)
             if outcome.order is not None and not outcome.order.is_open:
-                self.owned.closed(record.client_order_id)
+                self._order_closed(record.client_order_id, outcome.order.status)
             elif not outcome.accepted:
                 record.cancel_requested = False  # try again at the next occasion
+                self._cancel_refused(record, outcome.rejection.message if outcome.rejection else "refused")
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             record.cancel_requested = False
             log.exception("cancelling %s failed", record.client_order_id)
+            self._cancel_refused(record, repr(exc))
+
+    def _cancel_refused(self, record: WorkingRecord, reason: str) -> None:
+        if record.managed and record.client_order_id in self.owned.working:  # an SDK strategy's: it is told
+            self._sdk_move(record.client_order_id, OrderState.WORKING, "cancel_rejected",
+                           only_from=OrderState.PENDING_CANCEL, reason=reason)
 
     def _owner_gone(self, name: str, stat: str) -> None:
         release = getattr(self.gateway, "release_owner", None)
@@ -154,4 +162,4 @@ class OrderIntents:
                                        return_exceptions=True)
         for record, result in zip(records, results):
             if not isinstance(result, BaseException) and result.order is not None and not result.order.is_open:
-                self.owned.closed(record.client_order_id)
+                self._order_closed(record.client_order_id, result.order.status)

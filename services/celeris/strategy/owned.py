@@ -10,6 +10,7 @@ shared fill split by contribution. Pure and synchronous: the engine does the sen
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -17,6 +18,9 @@ from celeris.domain.exposure import ExposureLedger
 from celeris.domain.instruments import Instrument
 from celeris.domain.positions import Position
 from celeris.domain.values import Side
+
+
+RECENT_CAPACITY = 10_000
 
 
 @dataclass(slots=True)
@@ -34,6 +38,8 @@ class WorkingRecord:
     reduce_only: bool = False
     acknowledged: bool = False
     cancel_requested: bool = False
+    managed: bool = False
+    """An SDK strategy's own order: it lives until the strategy cancels it (no time-to-live, no reversal)."""
 
 
 @dataclass(slots=True)
@@ -51,6 +57,9 @@ class OwnedOrders:
         self.quotes: dict[tuple[str, str, Side], str] = {}
         """(owner, symbol, side) -> client order id of the owner's working quote."""
         self.books: dict[str, StrategyBook] = {}
+        self.recently_closed: OrderedDict[str, WorkingRecord] = OrderedDict()
+        """The last RECENT_CAPACITY closed records: a fill can arrive after its order closed here (it raced
+        the cancel's answer) and is still its owners' (bounded: the oldest go first)."""
 
     # -- the lifecycle of one order ---------------------------------------------------------------
     def reserve(self, record: WorkingRecord) -> None:
@@ -72,6 +81,9 @@ class OwnedOrders:
         if record is None:
             return None
         self.ledger.release(client_order_id, record.symbol)
+        self.recently_closed[client_order_id] = record
+        if len(self.recently_closed) > RECENT_CAPACITY:
+            self.recently_closed.popitem(last=False)
         key = ("+".join(record.owners), record.symbol, record.side)
         if self.quotes.get(key) == client_order_id:
             del self.quotes[key]
@@ -88,6 +100,8 @@ class OwnedOrders:
             record.qty_steps -= qty_steps
             if record.qty_steps <= 0:
                 self.closed(client_order_id)
+        else:
+            record = self.recently_closed.get(client_order_id)
         if record is None:
             return []
         out = []
@@ -123,7 +137,8 @@ class OwnedOrders:
     # -- what is due for cancelling ---------------------------------------------------------------
     def expired(self, now_ns: int, ttl_ns: int) -> list[WorkingRecord]:
         """Non-quote orders older than their time-to-live (a quote lives until it is replaced or withdrawn)."""
-        return [r for r in self.working.values() if not r.is_quote and not r.cancel_requested and r.acknowledged
+        return [r for r in self.working.values() if not r.is_quote and not r.managed and not r.cancel_requested
+                and r.acknowledged
                 and now_ns - r.sent_ns >= ttl_ns]
 
     def withdrawn_quotes(self, owner: str, symbol: str, quoted_sides: Iterable[Side]) -> list[WorkingRecord]:
@@ -141,4 +156,4 @@ class OwnedOrders:
     def against(self, owner: str, symbol: str, side: Side) -> list[WorkingRecord]:
         """The owner's working directional orders on the other side: its intent has reversed."""
         return [r for r in self.working.values() if owner in r.owners and r.symbol == symbol and not r.is_quote
-                and r.side is not side and not r.cancel_requested and not r.reduce_only]
+                and r.side is not side and not r.cancel_requested and not r.reduce_only and not r.managed]

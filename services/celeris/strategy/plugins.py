@@ -5,6 +5,8 @@ any installed package's `celeris.strategies` entry point, or from a directory of
 classes with a `name` attribute; the file's classes are registered under their `name`). Directory plugins
 are reloaded when their file changes: the new class replaces the old, and if it has
 `restore(state)` it receives the old instance's get_state() (the strategy chooses handover or reset).
+A type that none of the three provides is refused with `UnknownStrategyType`, one line naming every type
+that is known and where it comes from (and the plugin files that failed to load, the usual reason).
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from celeris.domain import sdk
 from celeris.domain.signals import Strategy
 from celeris.strategies import BUILTIN
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "celeris.strategies"
+
+
+class UnknownStrategyType(KeyError, ValueError):
+    """A strategy type no source provides. A KeyError (a lookup that failed) and a ValueError (a
+    configuration that cannot be applied), whose str() is its one-line message, unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass
@@ -39,15 +50,28 @@ def _load(spec: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def _one_line(exc: BaseException) -> str:
+    """What failed in a plugin file, for one line: a syntax error by its line, anything else by its text."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 def is_strategy_class(obj: Any) -> bool:
+    """A signal strategy (celeris.domain.signals.Strategy) or an SDK one (a named celeris.domain.sdk.Strategy)."""
+    if inspect.isclass(obj) and issubclass(obj, sdk.Strategy):
+        return obj is not sdk.Strategy and isinstance(obj.name, str) and bool(obj.name)
     return (inspect.isclass(obj) and isinstance(getattr(obj, "name", None), str)
             and all(callable(getattr(obj, m, None)) for m in
                     ("initialize", "on_market_data", "on_order_fill", "on_position_update", "get_state")))
 
 
 class PluginRegistry:
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, report_failures: bool = True) -> None:
+        """`report_failures=False`: a file that fails to load is only recorded (load_errors), for a caller
+        that reports it itself (in a refusal that names it, or a log line once its check passed)."""
         self.directory = directory
+        self.report_failures = report_failures
         self.classes: dict[str, type] = {}
         self.sources: dict[str, PluginSource] = {}
         self.load_errors: dict[str, str] = {}
@@ -59,7 +83,7 @@ class PluginRegistry:
             try:
                 cls = ep.load()
             except Exception as exc:  # a broken plugin must not stop the others
-                self.load_errors[ep.name] = repr(exc)
+                self.load_errors[f"entry point {ep.name}"] = _one_line(exc)
                 continue
             if is_strategy_class(cls):
                 self.classes[ep.name] = cls
@@ -67,6 +91,7 @@ class PluginRegistry:
         if directory is not None:
             for path in sorted(directory.glob("*.py")):
                 self._load_file(path)
+        self.report_failures = True  # reloads always log
 
     def _load_file(self, path: Path) -> list[str]:
         self.seen_mtime[path] = path.stat().st_mtime_ns
@@ -78,8 +103,9 @@ class PluginRegistry:
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
         except Exception as exc:
-            self.load_errors[str(path)] = repr(exc)
-            log.error("strategy plugin %s failed to load: %r", path.name, exc)
+            self.load_errors[str(path)] = _one_line(exc)
+            if self.report_failures:
+                log.error("strategy plugin %s failed to load: %s", path.name, self.load_errors[str(path)])
             return []
         self.load_errors.pop(str(path), None)
         names = []
@@ -108,8 +134,30 @@ class PluginRegistry:
         self.classes[type_name] = cls
         self.sources[type_name] = PluginSource("builtin")
 
-    def create(self, type_name: str) -> Strategy:
+    def known(self) -> str:
+        """Every known type by source, for a person: "built-in: a, b; entry points: c; /plugins: d"."""
+        groups: dict[str, list[str]] = {"built-in": [], "entry points": []}
+        for name in sorted(self.classes):
+            source = self.sources[name]
+            label = {"builtin": "built-in", "entry_point": "entry points"}.get(source.kind, str(self.directory))
+            groups.setdefault(label, []).append(name)
+        if self.directory is not None and str(self.directory) not in groups:
+            groups[str(self.directory)] = ["none"]
+        return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items() if names)
+
+    def unknown(self, type_name: str) -> UnknownStrategyType:
+        failed = "".join(f"; {where} failed to load ({error[:120]})"
+                         for where, error in sorted(self.load_errors.items()))
+        return UnknownStrategyType(f"unknown strategy type {type_name!r} (known: {self.known()}){failed}")
+
+    def refuse_unknown(self, type_names: list[str]) -> None:
+        """Raise UnknownStrategyType for the first of `type_names` no source provides."""
+        for type_name in type_names:
+            if type_name not in self.classes:
+                raise self.unknown(type_name)
+
+    def create(self, type_name: str) -> Strategy | sdk.Strategy:
         cls = self.classes.get(type_name)
         if cls is None:
-            raise KeyError(f"unknown strategy type {type_name!r} (known: {', '.join(sorted(self.classes))})")
+            raise self.unknown(type_name)
         return cls()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from celeris.domain import sdk
 from celeris.domain.values import Side
 from celeris.strategy.model import Runner, StrategyConfig
 
@@ -29,6 +30,8 @@ class StrategyRoster:
         strategy = self.registry.create(config.type)
         strategy.initialize({"symbol": config.symbol, "order_size": config.order_size, "params": dict(config.params)})
         runner = Runner(config, strategy, enabled=config.enabled)
+        if isinstance(strategy, sdk.Strategy):
+            self._bind_sdk(runner)
         self.runners[config.name] = runner
         return runner
 
@@ -59,12 +62,31 @@ class StrategyRoster:
         fresh.initialize({"symbol": runner.config.symbol, "order_size": runner.config.order_size,
                           "params": dict(runner.config.params)})
         restore = getattr(fresh, "restore", None)
+        runner.consecutive_errors = 0
+        if isinstance(fresh, sdk.Strategy):
+            # An SDK strategy's orders stay its own: the fresh instance gets the same context (its working
+            # orders in self.orders(), its position and PnL); its timers and unsent intents start over, and
+            # its on_start runs again at the next event.
+            context = runner.context
+            if context is not None:
+                context.intents.clear()
+                context.timers.clear()
+            else:  # a signal strategy became an SDK one: the signal orders go
+                self._cancel_records(self.owned.owned_by(name), "canceled_owner_gone", "reload")
+            runner.strategy, runner.started, runner.pending = fresh, False, []
+            self._bind_sdk(runner, context)
+            if callable(restore):
+                restore(old_state)
+            log.info("strategy %s reloaded (%s, its %d working orders kept)", name,
+                     "state handed over" if callable(restore) else "state reset", len(runner.context.orders))
+            return runner
         if callable(restore):
             restore(old_state)
         runner.strategy = fresh
-        runner.consecutive_errors = 0
         # The fresh instance does not know the old one's orders: they go (hot reload re-quotes).
         self._cancel_records(self.owned.owned_by(name), "canceled_owner_gone", "reload")
+        if runner.context is not None:  # an SDK strategy became a signal one: its orders go too
+            runner.context = None
         log.info("strategy %s reloaded (%s)", name, "state handed over" if callable(restore) else "state reset")
         return runner
 

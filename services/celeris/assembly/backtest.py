@@ -274,7 +274,12 @@ class _Run:
                             for o in sorted(self.tape.open_orders(), key=lambda o: o.client_order_id)]
         self.tape.sample(self.end_ns, self.equity())
         # The strategies cancel what they left working (reported above as open at the end); the cancels take
-        # their latency on the event clock, so the clock runs on until they are done.
+        # their latency on the event clock, so the clock runs on until they are done (a venue with its own
+        # timeline lets what is in flight happen at its time, then answers at once: no data moves it again).
+        drain_venue = getattr(self.paper, "drain", None)
+        if callable(drain_venue):
+            drain_venue()
+            await self.drain()
         stopping = asyncio.ensure_future(self.strategy.stop())
         await self.drain()
         while not stopping.done() and self.sleeper.next_wake() is not None:
@@ -321,9 +326,13 @@ class _Run:
 
 def _paper_venue(cls: Any, instruments: dict[str, Any], clock: Any, settings: BacktestSettings,
                  sleeper: EventSleeper) -> tuple[Any, list[str]]:
-    """The paper venue with the settings it takes (latency on the event clock); the names it does not take."""
-    wanted: dict[str, Any] = {"latency_ms": settings.latency_ms, "sleep": sleeper.sleep, "seed": settings.seed,
+    """The paper venue with the settings it takes; the names it does not take. A venue with its own
+    timeline on the event clock (`drain`: execution/paper_timing.py) is given no sleep, so its latency
+    passes on the capture's clock alone; an older one sleeps on ours (EventSleeper)."""
+    wanted: dict[str, Any] = {"latency_ms": settings.latency_ms, "seed": settings.seed,
                               "wallet_usdt": START_WALLET_USDT}
+    if not callable(getattr(cls, "drain", None)):
+        wanted["sleep"] = sleeper.sleep
     if settings.queue_model is not None:
         wanted["queue_model"] = settings.queue_model
     if settings.latency_file is not None:
@@ -331,7 +340,7 @@ def _paper_venue(cls: Any, instruments: dict[str, Any], clock: Any, settings: Ba
     kwargs, ignored = _accepted_kwargs(cls, wanted)
     try:
         return cls(instruments, clock, **kwargs), ignored
-    except (TypeError, ValueError, KeyError) as exc:  # e.g. a queue model the venue does not know
+    except (TypeError, ValueError, KeyError, OSError) as exc:  # a queue model it does not know, a bad file
         raise BacktestError(f"paper venue: {exc.args[0] if exc.args else exc}") from None
 
 

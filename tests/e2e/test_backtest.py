@@ -213,9 +213,27 @@ def test_a_spec_runs_its_strategies_and_a_plugin_directory_adds_types(head, tmp_
     assert "'mine'" in line and "known: " in line
     (plugins / "touch.py").write_text(PLUGIN.replace("def get_state", "def get_state(:"))  # a syntax error
     line = refused(celeris("backtest", str(head), "-f", str(spec), "--strategy-dir", str(plugins)))
-    assert "touch.py did not load" in line and "SyntaxError" in line
+    assert "touch.py failed to load" in line and "SyntaxError" in line
     spec.write_text("kind: TradingSystem\nspec: {symbols: [BTCUSDT], risk: {maxPositionUsdt: lots}}\n")
     assert "maxPositionUsdt" in refused(celeris("backtest", str(head), "-f", str(spec)))
+
+
+def test_the_documented_example_strategy_backtests_and_sweeps_with_its_params_checked(head, tmp_path):
+    examples = Path(__file__).resolve().parents[2] / "examples" / "strategies"
+    spec = tmp_path / "system.yaml"
+    spec.write_text(f"kind: TradingSystem\nspec:\n  symbols: [BTCUSDT]\n  strategyDir: {examples}\n  strategies:\n"
+                    "  - {name: fs-btc, type: fixed_spread, symbol: BTCUSDT, orderSize: '0.001',"
+                    " params: {half_spread_ticks: 20}}\n")
+    r, _ = backtest_json(head, "-f", str(spec))  # the spec's strategyDir, as celeris up reads it
+    assert list(r["per_strategy"]) == ["fs-btc"] and r["per_strategy"]["fs-btc"]["orders"] > 0
+    result = celeris("backtest", str(head), "-f", str(spec), "--json", "--sweep", "half_spread_ticks=5,40",
+                     "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [row["point"]["half_spread_ticks"] for row in rows] == ["5", "40"]
+    assert rows[0]["result"]["fills"] > rows[1]["result"]["fills"]  # quotes nearer the touch fill more
+    line = refused(celeris("backtest", str(head), "-f", str(spec), "--sweep", "half_spread_ticks=5,-1"))
+    assert "half_spread_ticks=-1" in line and "half_spread_ticks" in line.split(":", 2)[-1]
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

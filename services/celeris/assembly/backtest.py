@@ -19,7 +19,6 @@ import heapq
 import inspect
 import itertools
 import json
-import logging
 import math
 import time
 from dataclasses import dataclass, replace
@@ -97,22 +96,49 @@ def _accepted_kwargs(cls: Any, wanted: dict[str, Any]) -> tuple[dict[str, Any], 
     return {k: v for k, v in wanted.items() if k in params}, [k for k in wanted if k not in params]
 
 
-def _strategy_configs(settings: BacktestSettings, symbol: str, registry: Any) -> list[Any]:
+def _strategies(settings: BacktestSettings, symbol: str) -> tuple[Any, list[Any], dict[str, str]]:
+    """The plugin registry (loaded as every component loads it: celeris.assembly.strategy.plugin_registry),
+    the configurations of the strategies that trade `symbol`, and the plugin files that failed to load."""
+    from celeris.assembly.strategy import StrategyRefused, plugin_registry
     from celeris.strategy.component import parse_strategies
 
     configs = [dict(c) for c in settings.strategies]
-    unknown = sorted({str(c.get("type")) for c in configs} - set(registry.classes))
-    if unknown:
-        failed = "; ".join(f"{Path(k).name} did not load: {v[:120]}" for k, v in sorted(registry.load_errors.items()))
-        raise BacktestError(f"unknown strategy type {', '.join(map(repr, unknown))} (known: "
-                            f"{', '.join(sorted(registry.classes))}{'; ' + failed if failed else ''})")
+    if settings.strategy_dir is not None and not settings.strategy_dir.is_dir():
+        raise BacktestError(f"the strategy directory {settings.strategy_dir} is not a directory (--strategy-dir, "
+                            f"or the spec's strategyDir, relative to the spec file)")
+    try:
+        registry = plugin_registry(str(settings.strategy_dir or ""), [str(c.get("type")) for c in configs],
+                                   report_failures=False)  # a failure that matters is in the refusal's line
+    except StrategyRefused as exc:
+        raise BacktestError(str(exc)) from None
     mine = [c for c in configs if c.get("symbol") == symbol]
     if configs and not mine:
         raise BacktestError(f"no strategy trades {symbol}, the capture's symbol")
     try:
-        return parse_strategies(json.dumps(mine))
+        parsed = parse_strategies(json.dumps(mine))
     except (KeyError, TypeError, ValueError) as exc:
         raise BacktestError(f"a strategy configuration is incomplete: {exc}") from None
+    return registry, parsed, {Path(k).name: v[:200] for k, v in sorted(registry.load_errors.items())}
+
+
+def check(settings: BacktestSettings, symbol: str) -> None:
+    """Raise BacktestError if the strategies of `settings` could not run on a capture of `symbol` (a type no
+    source provides, a size off the step, parameters a strategy refuses), without running anything: a
+    sweep checks every point before the first one runs."""
+    from celeris.domain.clock import TestClock
+    from celeris.marketdata.verify import bundled_instruments
+    from celeris.strategy.engine import StrategyEngine
+
+    instrument = bundled_instruments().get(symbol)
+    if instrument is None:
+        raise BacktestError(f"the capture's symbol {symbol} is not in the bundled exchange info")
+    registry, configs, _ = _strategies(settings, symbol)
+    engine = StrategyEngine([], {symbol: instrument}, TestClock(start_ns=0), None, lambda topic, message: None,
+                            registry=registry)
+    try:
+        engine.check_configs(configs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise BacktestError(f"strategy: {exc.args[0] if exc.args else exc}") from None
 
 
 async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, Any]:
@@ -144,7 +170,6 @@ class _Run:
         from celeris.marketdata.core import MarketDataCore, Sink
         from celeris.marketdata.verify import bundled_instruments
         from celeris.strategy.engine import StrategyEngine
-        from celeris.strategy.plugins import PluginRegistry
         from celeris.transport.bus import InProcessBus
 
         self.info, self.settings, self.first_ns = info, settings, first_ns
@@ -153,17 +178,7 @@ class _Run:
         if instrument is None:
             raise BacktestError(f"{info.path}: the capture's symbol {symbol} is not in the bundled exchange info")
         instruments = {symbol: instrument}
-        if settings.strategy_dir is not None and not settings.strategy_dir.is_dir():
-            raise BacktestError(f"--strategy-dir {settings.strategy_dir} is not a directory")
-        plugin_log = logging.getLogger("celeris.strategy.plugins")
-        level = plugin_log.level
-        plugin_log.setLevel(logging.CRITICAL)  # a file that fails to load is named in the refusal or the result
-        try:
-            registry = PluginRegistry(settings.strategy_dir)
-        finally:
-            plugin_log.setLevel(level)
-        self.plugin_errors = {Path(k).name: v[:200] for k, v in sorted(registry.load_errors.items())}
-        self.configs = _strategy_configs(settings, symbol, registry)
+        registry, self.configs, self.plugin_errors = _strategies(settings, symbol)
         # The clock starts at the capture's first line: what sleeps from the start (execution's orphan
         # reaper) wakes on the capture's seconds, not on every second since 1970.
         clock = self.clock = TestClock(start_ns=first_ns)

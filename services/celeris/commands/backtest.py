@@ -77,7 +77,7 @@ def settings_from(args: argparse.Namespace, symbol: str) -> Any:
     from celeris.commands.up import default_strategies
 
     strategies: tuple[dict[str, Any], ...] | None = None
-    risk = None
+    risk = spec = None
     if args.spec is not None:
         from celeris.config.spec import load_spec
 
@@ -88,11 +88,14 @@ def settings_from(args: argparse.Namespace, symbol: str) -> Any:
         from celeris.commands.up import parse_strategy_flag
 
         strategies = tuple(parse_strategy_flag(args.strategies))
+    strategy_dir = args.strategy_dir
+    if strategy_dir is None and args.spec is not None and spec.strategyDir:
+        strategy_dir = args.spec.parent / spec.strategyDir  # relative to the spec file, as `celeris up` reads it
     if strategies is None:
         strategies = tuple(default_strategies([symbol]))
     if args.latency_file is not None and not args.latency_file.is_file():
         raise BacktestError(f"--latency-file {args.latency_file} is not a file")
-    return BacktestSettings(strategies=strategies, strategy_dir=args.strategy_dir, latency_ms=args.latency_ms,
+    return BacktestSettings(strategies=strategies, strategy_dir=strategy_dir, latency_ms=args.latency_ms,
                             queue_model=args.queue_model, seed=args.seed, risk=risk,
                             latency_file=args.latency_file)
 
@@ -171,15 +174,19 @@ def sweep_point(path: str, settings: Any, point: dict[str, str]) -> dict[str, An
 
 
 def _sweep(args: argparse.Namespace, info: Any, settings: Any) -> int:
-    from celeris.assembly.backtest import BacktestError, with_point
+    from celeris.assembly.backtest import BacktestError, check, with_point
     from celeris.commands import sweep
 
     try:
         points = sweep.parse_grid(args.sweep)
-        for point in points:
-            with_point(settings, point)  # every point checked before any runs
-    except (sweep.SweepError, BacktestError) as exc:
+    except sweep.SweepError as exc:
         return _fail(str(exc))
+    for point in points:  # every point checked before any runs: a value its strategy refuses is named now
+        try:
+            check(with_point(settings, point), info.symbol)
+        except BacktestError as exc:
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            return _fail(f"--sweep point {where}: {exc}")
     task = functools.partial(sweep_point, str(args.file.resolve()), settings)
     try:
         rows = sweep.run(task, points, workers=args.workers, scheduler=args.scheduler)

@@ -8,10 +8,10 @@ The strategy (the same rules as examples/strategies/fixed_spread.py on the Celer
 `interval` it cancels its quotes and places a post-only (GTX) bid at best_bid - half_spread and ask at
 best_ask + half_spread, `qty` each, while |position| < max_position; a side at the limit is not quoted.
 Market data comes from hftbacktest's own converter of the same capture; latency is constant (feed:
-the recorded receive time; order entry and response: `latency-ms` each); the queue model is
-hftbacktest's RiskAdverseQueueModel; fees maker 0.02 % / taker 0.05 %; no partial fills of our
-orders by one trade beyond the trade's size (hftbacktest's no_partial_fill_exchange fills the whole
-order when its price is traded through, which is the known difference; see docs/strategies.md).
+the recorded receive time; order entry and response: `latency-ms` each); the queue model by name
+(`risk_averse` = RiskAdverseQueueModel, `power:N` = PowerProbQueueModel(N), `log` = LogProbQueueModel);
+fees maker 0.02 % / taker 0.04 % (the paper venue's); `--exchange partial` (default) fills our order by
+at most a trade's size, as Celeris's paper venue does; `no_partial` is hftbacktest's whole-order fill.
 Prints fills, position, PnL (quote units: realized + marked at the last mid, before and after fees).
 """
 
@@ -39,6 +39,11 @@ def main() -> int:
     p.add_argument("--interval-ms", type=int, default=100)
     p.add_argument("--tick", type=float, default=0.1)
     p.add_argument("--lot", type=float, default=0.001)
+    p.add_argument("--queue-model", default="risk_averse", help="risk_averse | power[:N] | log (as celeris backtest)")
+    p.add_argument("--exchange", choices=("partial", "no_partial"), default="partial",
+                   help="partial: a trade fills at most its own size (as Celeris's paper venue)")
+    p.add_argument("--maker-fee", type=float, default=0.0002)
+    p.add_argument("--taker-fee", type=float, default=0.0004)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     started = time.perf_counter()
@@ -46,10 +51,18 @@ def main() -> int:
         npz = Path(tmp) / "capture.npz"
         binancefutures.convert(str(args.capture), str(npz), combined_stream=True)
         latency_ns = int(args.latency_ms * 1_000_000)
-        asset = (BacktestAsset().data([str(npz)]).linear_asset(1.0)
-                 .constant_order_latency(latency_ns, latency_ns)
-                 .risk_adverse_queue_model().no_partial_fill_exchange()
-                 .trading_value_fee_model(0.0002, 0.0005)
+        asset = BacktestAsset().data([str(npz)]).linear_asset(1.0).constant_order_latency(latency_ns, latency_ns)
+        name, _, n = args.queue_model.partition(":")
+        if name == "risk_averse":
+            asset = asset.risk_adverse_queue_model()
+        elif name == "power":
+            asset = asset.power_prob_queue_model(float(n or 2))
+        elif name == "log":
+            asset = asset.log_prob_queue_model()
+        else:
+            p.error(f"unknown queue model {args.queue_model!r}")
+        asset = asset.partial_fill_exchange() if args.exchange == "partial" else asset.no_partial_fill_exchange()
+        asset = (asset.trading_value_fee_model(args.maker_fee, args.taker_fee)
                  .tick_size(args.tick).lot_size(args.lot).last_trades_capacity(0))
         hbt = HashMapMarketDepthBacktest([asset])
         result = run(hbt, args)

@@ -121,7 +121,7 @@ def test_a_good_till_date_less_than_600_s_ahead_is_refused(venue, clock, ahead_m
 
 @pytest.mark.parametrize("extra, code", [
     ({"timeInForce": "GTD"}, -1102),                                  # goodTillDate missing
-    ({"timeInForce": "GTD", "goodTillDate": "soon"}, -1102),          # not a timestamp
+    ({"timeInForce": "GTD", "goodTillDate": "soon"}, -1100),          # not a timestamp
     ({"timeInForce": "GTD", "goodTillDate": "253402300799000"}, -5040),  # past the venue's last date
     ({"timeInForce": "GTC", "goodTillDate": "1890000000000"}, -1106),  # only for GTD
 ])

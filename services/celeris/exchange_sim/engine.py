@@ -16,9 +16,9 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from celeris.domain.clock import Clock
-from celeris.domain.values import MONEY_SCALE, DecimalFormatError, Side, parse_decimal
-from celeris.exchange_sim import filters
-from celeris.exchange_sim.algo import PRICE_MATCHES, AlgoOrders
+from celeris.domain.values import MONEY_SCALE, Side, parse_decimal
+from celeris.exchange_sim import filters, params as strict
+from celeris.exchange_sim.algo import PRICE_MATCHES, RESPONSE_TYPES, WORKING_TYPES, AlgoOrders, check_position_side
 from celeris.exchange_sim.algo_wire import AlgoWire
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
 from celeris.exchange_sim.margin import Margin
@@ -94,25 +94,27 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if order_type.is_conditional and not self.config.conditional_on_order_endpoint:
             raise VenueError(-4120, "Order type not supported for this endpoint. "
                                     "Please use the Algo Order API endpoints instead.")
-        position_side = params.get("positionSide", "BOTH")
-        if position_side != "BOTH" or account.dual_side:  # hedge-mode orders are not simulated
-            raise VenueError(-4061, "Order's position side does not match user's setting.")
-        close_position = params.get("closePosition", "false").lower() == "true"
+        check_position_side(account, params)
+        close_position = strict.boolean(params, "closePosition")
         if close_position:
             if order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
                 raise VenueError(-1106, "Parameter 'closePosition' sent when not required.")
             if params.get("quantity"):
                 raise VenueError(-4137, "Quantity must be zero with closePosition equals true.")
-        reduce_only = params.get("reduceOnly", "false").lower() == "true"
+        reduce_only = strict.boolean(params, "reduceOnly")
+        strict.boolean(params, "priceProtect")  # read strictly; it only matters on the Algo Order API
+        working_type = params.get("workingType") or "CONTRACT_PRICE"
+        if working_type not in WORKING_TYPES:
+            raise VenueError(-4031, f"Invalid parameter working type: {working_type[:64]}")
+        if (params.get("newOrderRespType") or "ACK") not in RESPONSE_TYPES:
+            raise VenueError(-1136, "Invalid newOrderRespType.")
         tif_text = params.get("timeInForce")
         if order_type.has_limit_price:
             if tif_text is None:
                 raise VenueError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, "
                                         "or malformed.")
         tif = _enum(TimeInForce, tif_text or "GTC", -1115, "Invalid timeInForce.")
-        price_match = params.get("priceMatch") or "NONE"
-        if price_match not in PRICE_MATCHES:
-            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        price_match = strict.choice(params, "priceMatch", PRICE_MATCHES, "NONE")
         if price_match != "NONE" and not order_type.has_limit_price:
             raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
         price_ticks = 0
@@ -128,11 +130,8 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             price_ticks = matched
         good_till = 0
         if tif is TimeInForce.GTD:
-            text = _required(params, "goodTillDate")
-            if not text.isdigit():
-                raise filters.malformed("goodTillDate")
             # The venue keeps whole seconds of goodTillDate.
-            good_till = int(text) // 1000 * 1000
+            good_till = strict.required_integer(params, "goodTillDate") // 1000 * 1000
             if not self.now_ms() + GTD_MIN_AHEAD_MS < good_till < GTD_MAX_MS:
                 raise VenueError(-5040, GTD_INVALID)
         elif params.get("goodTillDate") not in (None, "", "0"):
@@ -154,9 +153,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             reduce_only = True
         else:
             qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        stp_mode = params.get("selfTradePreventionMode") or "NONE"
-        if stp_mode not in STP_MODES:
-            raise VenueError(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid.")
+        stp_mode = strict.choice(params, "selfTradePreventionMode", STP_MODES, "NONE")
         client_id = params.get("newClientOrderId") or f"sim{next(self._auto_ids):016d}"
         filters.check_client_order_id(client_id)
         if any(o.client_order_id == client_id and o.is_open for o in account.orders.values()):
@@ -191,12 +188,11 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if order_type is OrderType.MARKET:
             self._check_market_protection(book, side)
         if order_type.is_conditional and order_type is not OrderType.TRAILING_STOP_MARKET and \
-                self._triggered(book, order_type, side, stop_ticks,
-                                                         params.get("workingType", "CONTRACT_PRICE")):
+                self._triggered(book, order_type, side, stop_ticks, working_type):
             raise VenueError(-2021, "Order would immediately trigger.")
         now = self.now_ms()
         order = SimOrder(next(self._order_ids), client_id, symbol, side, order_type, tif, qty_steps, price_ticks,
-                         stop_ticks, reduce_only, close_position, params.get("workingType", "CONTRACT_PRICE"),
+                         stop_ticks, reduce_only, close_position, working_type,
                          callback, activation, 0, "NEW", 0, 0, now, now, stp_mode=stp_mode,
                          price_match=price_match, good_till_ms=good_till)
         account.orders[order.order_id] = order
@@ -229,8 +225,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         loses its queue priority (to the back of its new level) and may trade at once if the new price crosses."""
         symbol = _required(params, "symbol")
         ins = self.instrument(symbol)
-        order_id = params.get("orderId")
-        order = self.find(account, symbol, int(order_id) if order_id else None, params.get("origClientOrderId"))
+        order = self.find(account, symbol, strict.optional_integer(params, "orderId"), params.get("origClientOrderId"))
         if order is None or not order.is_open:
             raise VenueError(-2013, "Order does not exist.")
         if order.order_type is not OrderType.LIMIT:
@@ -239,9 +234,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if side is not order.side:
             raise VenueError(-1117, "Invalid side: an order's side cannot be modified.")
         qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        price_match = params.get("priceMatch") or "NONE"
-        if price_match not in PRICE_MATCHES:
-            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        price_match = strict.choice(params, "priceMatch", PRICE_MATCHES, "NONE")
         if price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
         elif params.get("price") not in (None, "", "0"):
@@ -314,11 +307,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         return open_[-1] if open_ else matches[-1]
 
 
-def _required(params: dict[str, str], name: str) -> str:
-    value = params.get(name)
-    if value is None or value == "":
-        raise filters.malformed(name)
-    return value
+_required = strict.required
 
 
 def _enum(enum_cls: Any, value: str, code: int, msg: str) -> Any:
@@ -329,8 +318,5 @@ def _enum(enum_cls: Any, value: str, code: int, msg: str) -> Any:
 
 
 def _fraction(text: str, name: str) -> Fraction:
-    try:
-        mantissa, scale = parse_decimal(text)
-    except DecimalFormatError:
-        raise filters.malformed(name) from None
+    mantissa, scale = parse_decimal(strict.decimal(name, text))
     return Fraction(mantissa, 10**scale)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from celeris.exchange_sim import params as strict
 from celeris.exchange_sim.auth_weights import UnknownStatus
 from celeris.exchange_sim.engine import Account, MatchingEngine, SimOrder, VenueError
 
@@ -61,8 +62,7 @@ class OrderRoutes:
         return self._answer(order)
 
     async def _cancel_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
-        order_id = params.get("orderId")
-        order = self.engine.cancel(account, params.get("symbol", ""), int(order_id) if order_id else None,
+        order = self.engine.cancel(account, params.get("symbol", ""), strict.optional_integer(params, "orderId"),
                                    params.get("origClientOrderId"))
         await self._flush_users()
         return self._answer(order)
@@ -84,11 +84,10 @@ class OrderRoutes:
         for spec in amends:
             try:
                 self._count_order()
-                order = self.engine.amend(account, {k: str(v) for k, v in spec.items()})
+                order = self.engine.amend(account, _element(spec))
                 out.append(self._answer(order))
-            except (VenueError, ValueError) as exc:
-                out.append(exc.body() if isinstance(exc, VenueError) else
-                           {"code": -1102, "msg": "A mandatory parameter was not sent, was empty/null, or malformed."})
+            except VenueError as exc:
+                out.append(exc.body())
         await self._flush_users()
         return web.json_response(out)
 
@@ -99,12 +98,8 @@ class OrderRoutes:
         return body
 
     def _find(self, account: Account, params: dict[str, str]) -> SimOrder | None:
-        order_id = params.get("orderId")
-        try:
-            oid = int(order_id) if order_id else None
-        except ValueError:
-            raise VenueError(-1102, "Mandatory parameter 'orderId' was not sent, was empty/null, or malformed.") from None
-        return self.engine.find(account, params.get("symbol", ""), oid, params.get("origClientOrderId"))
+        return self.engine.find(account, params.get("symbol", ""), strict.optional_integer(params, "orderId"),
+                                params.get("origClientOrderId"))
 
     async def query_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -141,7 +136,7 @@ class OrderRoutes:
         symbol = params.get("symbol", "")
         self.engine.instrument(symbol)
         out = [dict(self.engine.order_json(o), time=o.time_ms) for o in account.orders.values() if o.symbol == symbol]
-        return web.json_response(out[-int(params.get("limit", "500")):])
+        return web.json_response(out[-_limit(params, 500):])
 
     async def cancel_all(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
@@ -151,12 +146,8 @@ class OrderRoutes:
 
     async def countdown_cancel_all(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        symbol = params.get("symbol", "")
-        text = params.get("countdownTime", "")
-        if not symbol or not text:
-            missing = "symbol" if not symbol else "countdownTime"
-            raise VenueError(-1102, f"Mandatory parameter '{missing}' was not sent, was empty/null, or malformed.")
-        countdown = int(text)
+        symbol = strict.required(params, "symbol")
+        countdown = strict.required_integer(params, "countdownTime")
         self.engine.set_countdown(account, symbol, countdown)
         return web.json_response({"symbol": symbol, "countdownTime": str(countdown)})
 
@@ -167,8 +158,7 @@ class OrderRoutes:
         for spec in orders:
             try:
                 self._count_order()
-                order = self.engine.place(account, {k: str(v).lower() if isinstance(v, bool) else str(v)
-                                                    for k, v in spec.items()})
+                order = self.engine.place(account, _element(spec))
                 out.append(self._answer(order))
             except VenueError as exc:
                 out.append(exc.body())
@@ -180,12 +170,7 @@ class OrderRoutes:
         lowered = {k.lower(): v for k, v in params.items()}
         ids = lowered.get("orderidlist")
         client_ids = lowered.get("origclientorderidlist")
-        try:
-            targets = [(int(i), None) for i in json.loads(ids)] if ids else \
-                [(None, c) for c in json.loads(client_ids or "")]
-        except ValueError:
-            raise VenueError(-1102, "Mandatory parameter 'orderIdList' was not sent, was empty/null, "
-                                    "or malformed.") from None
+        targets = [(i, None) for i in _id_list(ids)] if ids else [(None, c) for c in _client_id_list(client_ids)]
         if len(targets) > 10:
             raise VenueError(-4083, "Invalid number of batch cancel orders.")
         out: list[dict[str, Any]] = []
@@ -203,17 +188,17 @@ class OrderRoutes:
         symbol = params.get("symbol", "")
         self.engine.instrument(symbol)
         trades = [t for t in account.trades if t["symbol"] == symbol]
-        return web.json_response(trades[-int(params.get("limit", "500")):])
+        return web.json_response(trades[-_limit(params, 500):])
 
     async def income(self, request: web.Request) -> web.Response:
         """GET /fapi/v1/income: the account's income records, filtered as the venue filters them."""
         account, params = await self._signed(request)
-        start, end = params.get("startTime"), params.get("endTime")
+        start, end = strict.optional_integer(params, "startTime"), strict.optional_integer(params, "endTime")
         records = [r for r in account.income
                    if (not params.get("incomeType") or r["incomeType"] == params["incomeType"])
                    and (not params.get("symbol") or r["symbol"] == params["symbol"])
-                   and (start is None or r["time"] >= int(start)) and (end is None or r["time"] <= int(end))]
-        limit = min(int(params.get("limit", "100")), 1000)
+                   and (start is None or r["time"] >= start) and (end is None or r["time"] <= end)]
+        limit = min(_limit(params, 100), 1000)
         return web.json_response(records[:limit] if start is not None else records[-limit:])
 
 
@@ -228,3 +213,40 @@ def _batch(params: dict[str, str]) -> list[dict[str, Any]]:
     if len(specs) > 5:
         raise VenueError(-4082, "Invalid number of batch place orders.")
     return specs
+
+
+def _element(spec: dict[str, Any]) -> dict[str, str]:
+    """One batch element's values as the order logic reads parameters: JSON booleans as true/false, every
+    other value as its text (a JSON number 0.01 reads as "0.01"; null, lists and objects read as junk)."""
+    return {str(k): ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in spec.items()}
+
+
+def _limit(params: dict[str, str], default: int) -> int:
+    limit = strict.optional_integer(params, "limit")
+    return default if limit is None else max(1, limit)
+
+
+def _id_list(text: str) -> list[int]:
+    """orderIdList: a JSON list of order ids, each a JSON integer (or its digits as a string)."""
+    try:
+        ids = json.loads(text)
+    except (ValueError, RecursionError):
+        raise strict.malformed("orderIdList") from None
+    if not isinstance(ids, list):
+        raise strict.malformed("orderIdList")
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, (int, str)):
+            raise strict.illegal("orderIdList", strict.INTEGER_RANGE)
+        out.append(strict.integer("orderIdList", str(i)))
+    return out
+
+
+def _client_id_list(text: str | None) -> list[str]:
+    try:
+        ids = json.loads(text or "")
+    except (ValueError, RecursionError):
+        raise strict.malformed("origClientOrderIdList") from None
+    if not isinstance(ids, list) or not all(isinstance(c, str) for c in ids):
+        raise strict.malformed("origClientOrderIdList")
+    return ids

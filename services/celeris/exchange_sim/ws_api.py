@@ -120,10 +120,11 @@ class WsApi:
             result = await run(self, session, values, received_ns)
         except VenueError as exc:
             return _failure(req_id, exc, self._rate_limits(used, method_name))
-        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
-            return _failure(req_id, VenueError(-1102, f"A mandatory parameter was not sent, was empty/null, or "
-                                                      f"malformed ({type(exc).__name__})."),
-                            self._rate_limits(used, method_name))
+        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
+            # Read loosely somewhere (params.py reads strictly): the generic answer, never our exception's name.
+            log.warning("simulator WebSocket API %s could not read a parameter", method_name, exc_info=True)
+            return _failure(req_id, VenueError(-1102, "A mandatory parameter was not sent, was empty/null, or "
+                                                      "malformed."), self._rate_limits(used, method_name))
         except Exception:  # a bug: answered as the venue's unknown error, the connection keeps serving
             log.exception("simulator WebSocket API %s failed", method_name)
             return _failure(req_id, VenueError(-1000, "An unknown error occured while processing the request.",

@@ -195,7 +195,7 @@ class AccountRoutes:
             self.engine.instrument(symbol)
             out.append({"symbol": symbol, "marginType": "ISOLATED" if account.margin_type[symbol] == "isolated"
                         else "CROSSED", "isAutoAddMargin": False, "leverage": account.leverage[symbol],
-                        "maxNotionalValue": "1000000"})
+                        "maxNotionalValue": _whole(self.engine.max_notional(account, symbol))})
         return web.json_response(out)
 
     async def position_side(self, request: web.Request) -> web.Response:

@@ -257,10 +257,10 @@ async def test_a_gtd_algo_order_expires_at_its_date(stepped_venue):
     venue.step(3)
     async with aiohttp.ClientSession() as s, _user_stream(s, venue) as events:
         placed = await _place(s, venue, side="BUY", type="STOP_MARKET", quantity="0.010", timeInForce="GTD",
-                              goodTillDate=venue.now_ms() + 5_000,
+                              goodTillDate=venue.now_ms() + 601_000,  # more than 600 s ahead, as the venue wants
                               triggerPrice=_px(venue, _book(venue).last_price_ticks * 2))
-        assert placed["goodTillDate"] == venue.now_ms() + 5_000 and placed["timeInForce"] == "GTD"
-        venue.step(4)
+        assert placed["goodTillDate"] == venue.now_ms() + 601_000 and placed["timeInForce"] == "GTD"
+        venue.step(600)
         assert venue.engine.accounts[API_KEY].algo_orders[placed["algoId"]].status is AlgoStatus.NEW
         venue.step(1)
         got = await events(_has("EXPIRED"))

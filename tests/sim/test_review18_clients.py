@@ -6,6 +6,8 @@ the leverage, so ccxt's fetch_leverage and a client sizing from it read a cap th
 from __future__ import annotations
 
 import aiohttp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from tests.sim.test_errors_and_admin import _signed
@@ -22,3 +24,84 @@ async def test_symbol_config_says_the_max_notional_the_leverage_call_says(live_v
         status, risk = await _signed(s, live_venue, "GET", "/fapi/v2/positionRisk", {"symbol": "BTCUSDT"})
     assert config[0]["leverage"] == leverage
     assert config[0]["maxNotionalValue"] == changed["maxNotionalValue"] == risk[0]["maxNotionalValue"]
+
+
+# -- GTD on the Algo Order API: the venue's one rule for goodTillDate, as on /fapi/v1/order ----------------
+def _algo_gtd(venue, good_till: int) -> dict:
+    book = venue.engine.books["BTCUSDT"]
+    above = book.instrument.format_price(book.best(False) + 500)
+    return {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "STOP", "quantity": "0.010",
+            "price": above, "triggerPrice": above, "timeInForce": "GTD", "goodTillDate": good_till}
+
+
+@pytest.mark.parametrize("ahead_ms, code", [(60_000, -5040), (599_000, -5040), (700_000, None)])
+async def test_an_algo_gtd_needs_a_good_till_date_600_s_ahead_as_an_order_does(live_venue, ahead_ms, code):
+    from tests.support.waits import wait_for
+
+    assert await wait_for(lambda: live_venue.engine.books["BTCUSDT"].best(False) is not None)
+    good_till = live_venue.now_ms() + ahead_ms + 123
+    async with aiohttp.ClientSession() as s:
+        status, body = await _signed(s, live_venue, "POST", "/fapi/v1/algoOrder", _algo_gtd(live_venue, good_till))
+    if code is None:
+        assert status == 200, body
+        assert body["goodTillDate"] == good_till // 1000 * 1000  # whole seconds are kept
+    else:
+        assert (status, body["code"]) == (400, code), body
+
+
+async def test_an_algo_gtd_beyond_the_last_date_is_refused(live_venue):
+    async with aiohttp.ClientSession() as s:
+        status, body = await _signed(s, live_venue, "POST", "/fapi/v1/algoOrder",
+                                     _algo_gtd(live_venue, 253_402_300_799_000))
+    assert (status, body["code"]) == (400, -5040), body
+
+
+# -- a parameter sent twice ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("path, method, query", [
+    ("/fapi/v1/order", "POST", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.010&quantity=5"),
+    ("/fapi/v1/leverage", "POST", "symbol=BTCUSDT&leverage=5&leverage=125"),
+])
+async def test_a_parameter_sent_twice_is_refused_not_read_as_its_last_value(live_venue, path, method, query):
+    """Binance: -1101 "Duplicate values for a parameter detected."; the simulator took the last value."""
+    import hashlib
+    import hmac
+    import time
+
+    from yarl import URL
+
+    from tests.sim.conftest import API_KEY, API_SECRET
+
+    query += f"&timestamp={int(time.time() * 1000)}"
+    signature = hmac.new(API_SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
+    before = dict(live_venue.engine.accounts[API_KEY].leverage), len(live_venue.engine.accounts[API_KEY].orders)
+    async with aiohttp.ClientSession() as s, s.request(
+            method, URL(f"{live_venue.base_url}{path}?{query}&signature={signature}", encoded=True),
+            headers={"X-MBX-APIKEY": API_KEY}) as resp:
+        body = await resp.json()
+    assert (resp.status, body["code"]) == (400, -1101), body
+    assert (dict(live_venue.engine.accounts[API_KEY].leverage), len(live_venue.engine.accounts[API_KEY].orders)) \
+        == before
+
+
+# -- execution and the venue agree on goodTillDate at its boundary --------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(now_ms=st.integers(1_700_000_000_000, 1_800_000_000_000), ahead_ms=st.integers(598_000, 602_000))
+def test_execution_refuses_exactly_the_good_till_dates_the_venue_refuses(now_ms, ahead_ms):
+    """The venue keeps whole seconds and wants more than 600 s ahead: execution passing a date the venue then
+    refuses (-5040) is a live rejection that pre-trade validation is there to prevent."""
+    from celeris.domain.instruments import OrderType, TimeInForce
+    from celeris.domain.messages import OrderRequest
+    from celeris.domain.values import Side
+    from celeris.exchange_sim.algo import read_good_till
+    from celeris.exchange_sim.state import VenueError
+    from celeris.execution.validation import check_surface
+
+    good_till = now_ms + ahead_ms
+    request = OrderRequest("g", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, 600000, TimeInForce.GTD, strategy_id="m",
+                           good_till_ms=good_till)
+    try:
+        read_good_till({"goodTillDate": str(good_till)}, now_ms)
+        venue_accepts = True
+    except VenueError:
+        venue_accepts = False
+    assert (check_surface(request, now_ms) is None) == venue_accepts, (now_ms, ahead_ms)

@@ -28,6 +28,10 @@ PRICE_MATCHES = ("NONE", "OPPONENT", "OPPONENT_5", "OPPONENT_10", "OPPONENT_20",
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 RESPONSE_TYPES = ("ACK", "RESULT")
 POSITION_SIDES = ("BOTH", "LONG", "SHORT")
+GTD_MIN_AHEAD_MS = 600_000
+GTD_MAX_MS = 253_402_300_799_000
+GTD_INVALID = "The goodTillDate timestamp must be greater than the current time plus 600 seconds and smaller than " \
+              "253402300799000"
 REDUCE_ONLY_REJECT = "Reduce Only reject"
 """ALGO_UPDATE "rm" when the triggered order had nothing to reduce (the venue's own wording)."""
 
@@ -110,9 +114,7 @@ class AlgoOrders:
         qty_steps = 0 if close_position else filters.parse_qty(ins, "quantity", _required(params, "quantity"))
         good_till = 0
         if tif is TimeInForce.GTD:
-            good_till = strict.required_integer(params, "goodTillDate")
-            if good_till <= self.now_ms():
-                raise VenueError(-1130, "Data sent for parameter 'goodTillDate' is not valid.")
+            good_till = read_good_till(params, self.now_ms())
         client_id = params.get("clientAlgoId") or f"simalgo{next(self._auto_ids):015d}"
         filters.check_client_order_id(client_id)
         if any(a.client_algo_id == client_id and a.status.is_open for a in account.algo_orders.values()):
@@ -247,6 +249,15 @@ class AlgoOrders:
 
 
 _required = strict.required
+
+
+def read_good_till(params: dict[str, str], now_ms: int) -> int:
+    """goodTillDate of a GTD order, on /fapi/v1/order and the Algo Order API alike: whole seconds are kept,
+    and it must lie more than 600 s ahead and before 253402300799000 (-5040)."""
+    good_till = strict.required_integer(params, "goodTillDate") // 1000 * 1000
+    if not now_ms + GTD_MIN_AHEAD_MS < good_till < GTD_MAX_MS:
+        raise VenueError(-5040, GTD_INVALID)
+    return good_till
 
 
 def check_position_side(account: Account, params: dict[str, str]) -> None:

@@ -158,8 +158,8 @@ class AuthWeights:
         body = await request.text()
         params: dict[str, str] = {}
         if body and not body.lstrip().startswith("{"):
-            params.update(parse_qsl(body, keep_blank_values=True))
-        params.update(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))  # the query wins
+            params.update(_unique(parse_qsl(body, keep_blank_values=True)))
+        params.update(_unique(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)))  # query wins
         return params
 
     async def _signed(self, request: web.Request) -> tuple[Account, dict[str, str]]:
@@ -216,6 +216,17 @@ class AuthWeights:
             raise VenueError(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND.", 429)
         if self._orders_since(now - 10_000) > self.orders_per_10s:
             raise VenueError(-1015, "Too many new orders; current limit is 300 orders per 10 SECOND.", 429)
+
+
+def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """One value per name: the venue refuses a name sent twice in the query (or twice in the body) with
+    -1101 instead of reading one of them; the same name in both is allowed, the query's value wins."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise VenueError(-1101, "Duplicate values for a parameter detected.")
+        out[name] = value
+    return out
 
 
 def _strip_signature(raw: str) -> str:

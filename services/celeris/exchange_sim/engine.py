@@ -18,7 +18,17 @@ from typing import Any, Callable
 from celeris.domain.clock import Clock
 from celeris.domain.values import MONEY_SCALE, Side, parse_decimal
 from celeris.exchange_sim import filters, params as strict
-from celeris.exchange_sim.algo import PRICE_MATCHES, RESPONSE_TYPES, WORKING_TYPES, AlgoOrders, check_position_side
+from celeris.exchange_sim.algo import (
+    GTD_INVALID,
+    GTD_MAX_MS,
+    GTD_MIN_AHEAD_MS,
+    PRICE_MATCHES,
+    RESPONSE_TYPES,
+    WORKING_TYPES,
+    AlgoOrders,
+    check_position_side,
+    read_good_till,
+)
 from celeris.exchange_sim.algo_wire import AlgoWire
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
 from celeris.exchange_sim.margin import Margin
@@ -36,14 +46,10 @@ from celeris.exchange_sim.triggers import Triggers
 from celeris.exchange_sim.wire import WireRendering, price_str
 
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
-GTD_MIN_AHEAD_MS = 600_000
-GTD_MAX_MS = 253_402_300_799_000
-GTD_INVALID = "The goodTillDate timestamp must be greater than the current time plus 600 seconds and smaller than " \
-              "253402300799000"
 
 # Names other modules imported from here before the split.
 _price_str = price_str
-__all__ = ["NS_PER_MS", "Account", "EngineConfig", "MatchingEngine", "SimOrder", "SymbolBook", "VenueError"]
+__all__ = ["GTD_INVALID", "GTD_MAX_MS", "GTD_MIN_AHEAD_MS", "NS_PER_MS", "Account", "EngineConfig", "MatchingEngine", "SimOrder", "SymbolBook", "VenueError"]
 
 
 class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, AlgoWire):
@@ -130,10 +136,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             price_ticks = matched
         good_till = 0
         if tif is TimeInForce.GTD:
-            # The venue keeps whole seconds of goodTillDate.
-            good_till = strict.required_integer(params, "goodTillDate") // 1000 * 1000
-            if not self.now_ms() + GTD_MIN_AHEAD_MS < good_till < GTD_MAX_MS:
-                raise VenueError(-5040, GTD_INVALID)
+            good_till = read_good_till(params, self.now_ms())
         elif params.get("goodTillDate") not in (None, "", "0"):
             raise VenueError(-1106, "Parameter 'goodTillDate' sent when not required.")
         stop_ticks = 0

@@ -196,6 +196,21 @@ async def test_gtd_orders_expire_at_their_date_on_the_venue_clock(paper_engine):
     assert order.status is OrderStatus.EXPIRED and paper.orders[order.client_order_id].status == "EXPIRED"
 
 
+async def test_a_gtd_date_with_milliseconds_expires_at_its_whole_second_as_at_the_venue(paper_engine):
+    """The venue keeps whole seconds of goodTillDate (it answers and expires at them): so does paper."""
+    engine, paper = paper_engine
+    now_ms = paper.clock.now_ns() // 1_000_000 // 1000 * 1000
+    paper.clock.advance(ms=now_ms + 1000 - paper.clock.now_ns() // 1_000_000)  # on a whole second
+    now_ms += 1000
+    gtd = OrderRequest("gtd-ms", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, 599000, TimeInForce.GTD,
+                       strategy_id="paper", good_till_ms=now_ms + 700_900)
+    order = (await engine.submit(gtd)).order
+    paper.clock.advance(ms=700_000)
+    paper.on_trade(trade(600000, 1, True))
+    await engine.settle()
+    assert order.status is OrderStatus.EXPIRED
+
+
 # -- paper = venue -------------------------------------------------------------------------------
 async def _sequence(engine, ins, bid, ask):
     """The same steps on either venue; what each answered (accepted, the venue's code) and where it ended."""

@@ -104,16 +104,17 @@ class PaperOrderSurface:
         return levels[min(level, len(levels)) - 1][0]
 
     def expire_gtd(self: PaperVenue, symbol: str) -> None:
-        """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock."""
+        """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock; the venue keeps whole
+        seconds of the date, so the milliseconds sent do not delay it."""
         now_ms = self.clock.now_ns() // 1_000_000
         for resting in list(self.orders.values()):
             o = resting.order
-            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
+            if o.symbol == symbol and o.good_till_ms and now_ms >= _kept(o.good_till_ms) and resting.status in _OPEN:
                 resting.status = "EXPIRED"
                 self._emit(resting, Execution.EXPIRED)
         for algo in list(self.algo.values()):
             o = algo.order
-            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and algo.status == "NEW":
+            if o.symbol == symbol and o.good_till_ms and now_ms >= _kept(o.good_till_ms) and algo.status == "NEW":
                 algo.status = "EXPIRED"
                 self._algo_emit(algo, Execution.EXPIRED)
 
@@ -262,3 +263,8 @@ def _each(call: Any) -> BatchResult:
         return BatchResult(state=call())
     except errors.VenueError as exc:
         return BatchResult(error=exc)
+
+
+def _kept(good_till_ms: int) -> int:
+    """goodTillDate as the venue keeps it: whole seconds."""
+    return good_till_ms // 1000 * 1000

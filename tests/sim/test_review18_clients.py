@@ -105,3 +105,42 @@ def test_execution_refuses_exactly_the_good_till_dates_the_venue_refuses(now_ms,
     except VenueError:
         venue_accepts = False
     assert (check_surface(request, now_ms) is None) == venue_accepts, (now_ms, ahead_ms)
+
+
+# -- GET /fapi/v1/orderAmendment (python-binance's futures_v1_get_order_amendment got a 404) ---------------
+async def test_an_orders_amendments_are_listed_with_before_and_after(live_venue):
+    from tests.support.waits import wait_for
+
+    book = live_venue.engine.books["BTCUSDT"]
+    assert await wait_for(lambda: book.best(True) is not None and live_venue.engine.mark("BTCUSDT"))
+    fmt = book.instrument.format_price
+    low = book.best(True) - 300
+    async with aiohttp.ClientSession() as s:
+        status, placed = await _signed(s, live_venue, "POST", "/fapi/v1/order", {
+            "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+            "price": fmt(low)})
+        assert status == 200, placed
+        for qty, price in (("0.020", low), ("0.020", low - 10)):
+            status, body = await _signed(s, live_venue, "PUT", "/fapi/v1/order", {
+                "symbol": "BTCUSDT", "orderId": placed["orderId"], "side": "BUY", "quantity": qty, "price": fmt(price)})
+            assert status == 200, body
+        status, history = await _signed(s, live_venue, "GET", "/fapi/v1/orderAmendment",
+                                        {"symbol": "BTCUSDT", "orderId": placed["orderId"]})
+        assert status == 200, history
+        status, by_client_id = await _signed(s, live_venue, "GET", "/fapi/v1/orderAmendment",
+                                             {"symbol": "BTCUSDT", "origClientOrderId": placed["clientOrderId"],
+                                              "limit": 1})
+        status_missing, missing = await _signed(s, live_venue, "GET", "/fapi/v1/orderAmendment", {"symbol": "BTCUSDT"})
+        status_junk, junk = await _signed(s, live_venue, "GET", "/fapi/v1/orderAmendment",
+                                          {"symbol": "BTCUSDT", "orderId": placed["orderId"], "limit": "NaN"})
+    assert [h["amendment"]["count"] for h in history] == [1, 2]
+    first, second = history
+    assert set(first) == {"amendmentId", "symbol", "pair", "orderId", "clientOrderId", "time", "amendment"}
+    assert first["orderId"] == placed["orderId"] and first["clientOrderId"] == placed["clientOrderId"]
+    assert first["amendment"]["origQty"] == {"before": "0.010", "after": "0.020"}
+    assert first["amendment"]["price"] == {"before": fmt(low), "after": fmt(low)}
+    assert second["amendment"]["price"] == {"before": fmt(low), "after": fmt(low - 10)}
+    assert second["amendmentId"] > first["amendmentId"]
+    assert len(by_client_id) == 1
+    assert (status_missing, missing["code"]) == (400, -1102)
+    assert (status_junk, junk["code"]) == (400, -1100)

@@ -46,6 +46,8 @@ from celeris.exchange_sim.triggers import Triggers
 from celeris.exchange_sim.wire import WireRendering, price_str
 
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+MAX_AMENDMENTS = 10_000
+"""Amendment history kept per account (the venue keeps three months; a simulator bounds its memory)."""
 
 # Names other modules imported from here before the split.
 _price_str = price_str
@@ -64,6 +66,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         self._trade_ids = itertools.count(500_000_001)
         self._auto_ids = itertools.count(1)
         self._algo_ids = itertools.count(1_000_000_000_000_001)  # the venue's algoIds are this large
+        self._amendment_ids = itertools.count(1)
         self.on_account_event: Callable[[Account], None] | None = None
         self.insurance_fund = 0
 
@@ -260,12 +263,26 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if order.time_in_force is TimeInForce.GTX and self._would_take(self.books[symbol], side, price_ticks):
             raise VenueError(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                     "will be rejected. The order will not be recorded in the order history")
+        self._record_amendment(account, order, qty_steps, price_ticks)
         self._remove_resting(order)
         order.qty_steps, order.price_ticks, order.price_match = qty_steps, price_ticks, price_match
         order.update_ms = self.now_ms()
         self._order_event(account, order, "AMENDMENT")
         self._execute(account, order)
         return order
+
+    def _record_amendment(self, account: Account, order: SimOrder, qty_steps: int, price_ticks: int) -> None:
+        """One entry of GET /fapi/v1/orderAmendment: the terms before and after, and the order's count so far."""
+        ins = self.books[order.symbol].instrument
+        count = sum(1 for a in account.amendments if a["orderId"] == order.order_id) + 1
+        account.amendments.append({
+            "amendmentId": next(self._amendment_ids), "symbol": order.symbol, "pair": order.symbol,
+            "orderId": order.order_id, "clientOrderId": order.client_order_id, "time": self.now_ms(),
+            "amendment": {
+                "price": {"before": ins.format_price(order.price_ticks), "after": ins.format_price(price_ticks)},
+                "origQty": {"before": ins.format_qty(order.qty_steps), "after": ins.format_qty(qty_steps)},
+                "count": count}})
+        del account.amendments[:-MAX_AMENDMENTS]
 
     def set_countdown(self, account: Account, symbol: str, countdown_ms: int) -> None:
         """countdownCancelAll: every open order of `symbol` is cancelled `countdown_ms` from now unless the

@@ -1,9 +1,9 @@
 """The simulated venue's order REST endpoints: new, query, cancel, open and all orders, batches, trades.
 
-Owns the TRADE / USER_DATA order answers: /fapi/v1/order (POST, GET, DELETE), openOrders / openOrder /
-allOrders, allOpenOrders, batchOrders (place up to 5, cancel up to 10, one answer per element in request
-order) and userTrades; `cumQty` only in new/cancel answers and `time` only in query answers, as the venue
-does. The engine decides; these handlers read parameters and shape answers.
+Owns the TRADE / USER_DATA order answers: /fapi/v1/order (POST, GET, DELETE, PUT), openOrders / openOrder /
+allOrders, allOpenOrders, orderAmendment (an order's modification history), batchOrders (place up to 5, cancel
+up to 10, one answer per element in request order) and userTrades; `cumQty` only in new/cancel answers and
+`time` only in query answers, as the venue does. The engine decides; these handlers read parameters and shape answers.
 """
 
 from __future__ import annotations
@@ -76,6 +76,19 @@ class OrderRoutes:
         body = self.engine.order_json(order)
         body["time"] = order.time_ms
         return body
+
+    async def order_amendments(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/orderAmendment: one order's modification history (by orderId or origClientOrderId),
+        oldest first, within startTime / endTime, at most `limit` (default 50, at most 100)."""
+        account, params = await self._signed(request)
+        order = self._find(account, dict(params, symbol=strict.required(params, "symbol")))
+        start, end = strict.optional_integer(params, "startTime"), strict.optional_integer(params, "endTime")
+        limit = min(_limit(params, 50), 100)
+        if order is None:
+            return web.json_response([])
+        out = [a for a in account.amendments if a["orderId"] == order.order_id
+               and (start is None or a["time"] >= start) and (end is None or a["time"] <= end)]
+        return web.json_response(out[:limit])
 
     async def batch_amend(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)

@@ -221,7 +221,7 @@ class SimVenue(AuthWeights, MarketRoutes, HistoryRoutes, OrderRoutes, AlgoRoutes
             "GET /fapi/v1/fundingRate": self.funding_rate_history, "GET /fapi/v1/openInterest": self.open_interest,
             "POST /fapi/v1/order": self.new_order, "GET /fapi/v1/order": self.query_order,
             "DELETE /fapi/v1/order": self.cancel_order, "PUT /fapi/v1/order": self.amend_order,
-            "PUT /fapi/v1/batchOrders": self.batch_amend, "GET /fapi/v1/openOrders": self.open_orders,
+            "PUT /fapi/v1/batchOrders": self.batch_amend, "GET /fapi/v1/orderAmendment": self.order_amendments, "GET /fapi/v1/openOrders": self.open_orders,
             "GET /fapi/v1/openOrder": self.open_order, "GET /fapi/v1/allOrders": self.all_orders,
             "DELETE /fapi/v1/allOpenOrders": self.cancel_all,
             "POST /fapi/v1/countdownCancelAll": self.countdown_cancel_all,

@@ -114,6 +114,8 @@ class Account:
     """algoId -> SimAlgoOrder (exchange_sim/algo_state.py): the account's orders at the algo service."""
     algo_by_order: dict[int, Any] = field(default_factory=dict)
     """orderId of an order a triggered algo order placed -> that SimAlgoOrder."""
+    amendments: list[dict[str, Any]] = field(default_factory=list)
+    """Order modification history (GET /fapi/v1/orderAmendment) in the venue's shape, oldest first, bounded."""
 
 
 @dataclass

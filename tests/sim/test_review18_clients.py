@@ -144,3 +144,38 @@ async def test_an_orders_amendments_are_listed_with_before_and_after(live_venue)
     assert len(by_client_id) == 1
     assert (status_missing, missing["code"]) == (400, -1102)
     assert (status_junk, junk["code"]) == (400, -1100)
+
+
+# -- an amendment weighs on the order counts, not the IP weight (Binance: 1 on 10 s, 1 on 1 min, 0 on IP) ----
+async def test_an_amendment_weighs_0_on_the_ip_and_its_ws_answer_reports_the_order_counts(live_venue):
+    import json
+
+    from tests.sim.test_ws_api import call, signed
+    from tests.support.waits import wait_for
+
+    book = live_venue.engine.books["BTCUSDT"]
+    assert await wait_for(lambda: book.best(True) is not None and live_venue.engine.mark("BTCUSDT"))
+    fmt = book.instrument.format_price
+    low = book.best(True) - 300
+    async with aiohttp.ClientSession() as s:
+        status, placed = await _signed(s, live_venue, "POST", "/fapi/v1/order", {
+            "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+            "price": fmt(low)})
+        assert status == 200, placed
+        used = []
+        for qty in ("0.011", "0.012"):
+            from tests.sim.conftest import API_KEY, signed_query
+
+            query = signed_query({"symbol": "BTCUSDT", "orderId": placed["orderId"], "side": "BUY", "quantity": qty,
+                                  "price": fmt(low)})
+            async with s.put(f"{live_venue.base_url}/fapi/v1/order?{query}", headers={"X-MBX-APIKEY": API_KEY}) as r:
+                assert r.status == 200, await r.text()
+                used.append(int(r.headers["X-MBX-USED-WEIGHT-1M"]))
+                assert int(r.headers["X-MBX-ORDER-COUNT-10S"]) >= 1
+        assert used[1] == used[0]  # the second amendment added no IP weight
+        async with s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1") as ws:
+            modified = await call(ws, "order.modify", signed({"symbol": "BTCUSDT", "orderId": placed["orderId"],
+                                                              "side": "BUY", "quantity": "0.013", "price": fmt(low)}))
+    assert modified["status"] == 200, json.dumps(modified)
+    limits = {(r["rateLimitType"], r["interval"], r["intervalNum"]): r["count"] for r in modified["rateLimits"]}
+    assert limits[("ORDERS", "SECOND", 10)] >= 4 and limits[("ORDERS", "MINUTE", 1)] >= 4

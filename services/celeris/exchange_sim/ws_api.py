@@ -135,10 +135,11 @@ class WsApi:
         return answer
 
     def _rate_limits(self, used: int, method_name: str) -> list[dict[str, Any]]:
-        """The answer's rateLimits: the IP's request weight, and for order.place the order counts after it."""
+        """The answer's rateLimits: the IP's request weight, and for order.place / order.modify the order counts
+        after it."""
         limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                    "limit": self.weights.limit, "count": used}]
-        if method_name == "order.place":
+        if method_name in ("order.place", "order.modify"):  # both count as orders
             now = self.now_ms()
             limits += [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
                         "limit": self.orders_per_10s, "count": self._orders_since(now - 10_000)},
@@ -222,8 +223,9 @@ class WsApi:
 
 
 _METHODS: dict[str, tuple[int, Method]] = {
-    # method -> (request weight, handler); order.place weighs 0 and counts against the order limits instead.
-    "order.place": (0, WsApi._ws_order_place), "order.modify": (1, WsApi._ws_order_modify),
+    # method -> (request weight, handler); order.place and order.modify weigh 0 and count against the order
+    # limits instead, as their REST twins do.
+    "order.place": (0, WsApi._ws_order_place), "order.modify": (0, WsApi._ws_order_modify),
     "order.cancel": (1, WsApi._ws_order_cancel), "order.status": (1, WsApi._ws_order_status),
     "session.logon": (2, WsApi._ws_session_logon), "session.status": (2, WsApi._ws_session_status),
     "session.logout": (2, WsApi._ws_session_logout),

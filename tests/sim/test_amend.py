@@ -96,3 +96,41 @@ async def test_amend_and_batch_amend_over_the_wire(stepped_venue):
                          headers=headers) as resp:
             answers = await resp.json()
         assert resp.status == 200 and answers[0]["origQty"] == "0.040" and answers[1]["code"] == -2013
+
+
+# Binance (PUT /fapi/v1/order): "the order will be cancelled by the amendment" when it is partially filled and
+# the new quantity is not above its executedQty, or post-only (GTX) and the new price would trade at once.
+def _partially_filled(venue):
+    b = book(venue)
+    ask = b.best(False)
+    b.set_synthetic(False, ask, 5)  # 0.005 at the best ask: an order of 0.010 crossing it fills half
+    order = _rest_bid(venue)
+    _amend(venue, order, quantity="0.010", price=fmt(venue, ask))
+    assert (order.status, order.filled_steps) == ("PARTIALLY_FILLED", 5)
+    return order
+
+
+@pytest.mark.parametrize("qty", ["0.005", "0.004"])
+def test_an_amendment_to_no_more_than_the_fill_cancels_the_partially_filled_order(venue, qty):
+    order = _partially_filled(venue)
+    with pytest.raises(VenueError):
+        _amend(venue, order, quantity=qty, price=fmt(venue, order.price_ticks))
+    assert order.status == "CANCELED" and order not in book(venue).queues.get((True, order.price_ticks), [])
+    events = [e["o"] for e in venue.engine.accounts[API_KEY].events
+              if e.get("e") == "ORDER_TRADE_UPDATE" and e["o"]["i"] == order.order_id]
+    assert events[-1]["x"] == "CANCELED" and events[-1]["X"] == "CANCELED"
+
+
+def test_an_amendment_above_the_fill_keeps_the_partially_filled_order(venue):
+    order = _partially_filled(venue)
+    _amend(venue, order, quantity="0.006", price=fmt(venue, order.price_ticks))
+    assert (order.status, order.qty_steps) == ("PARTIALLY_FILLED", 6)
+
+
+def test_a_post_only_amendment_that_would_trade_cancels_the_order(venue):
+    order = place(venue, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTX", quantity="0.010",
+                  price=fmt(venue, book(venue).best(True) - 50))
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, order, quantity="0.010", price=fmt(venue, book(venue).best(False)))
+    assert refused.value.code == -5022
+    assert order.status == "CANCELED" and order.filled_steps == 0

@@ -228,7 +228,9 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
 
     def amend(self, account: Account, params: dict[str, str]) -> SimOrder:
         """PUT /fapi/v1/order: a resting LIMIT order's price and quantity change in place; it keeps its ids,
-        loses its queue priority (to the back of its new level) and may trade at once if the new price crosses."""
+        loses its queue priority (to the back of its new level) and may trade at once if the new price crosses.
+        Refused, it stays as it was, except where Binance says the amendment cancels it: a post-only order whose
+        new price would trade, a partially filled one whose new quantity is not above its fill."""
         symbol = _required(params, "symbol")
         ins = self.instrument(symbol)
         order = self.find(account, symbol, strict.optional_integer(params, "orderId"), params.get("origClientOrderId"))
@@ -253,14 +255,17 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             price_ticks = matched
         if (qty_steps, price_ticks) == (order.qty_steps, order.price_ticks):
             raise VenueError(-5027, "No need to modify the order.")
-        if qty_steps <= order.filled_steps:
-            # (the code is ours: Binance's is undocumented for this case)
+        if order.filled_steps and qty_steps <= order.filled_steps:
+            # Binance: "the order will be cancelled by the amendment" when it is partially filled and the new
+            # quantity is not above what it filled (the refusal's code is ours: Binance's is undocumented).
+            self._finish(account, order, "CANCELED")
             raise VenueError(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
         refusal = filters.check_order(ins, order_type=order.order_type, qty_steps=qty_steps, price_ticks=price_ticks,
                                       mark_ticks=self.mark(symbol) or None, reduce_only=order.reduce_only)
         if refusal is not None:
             raise refusal
         if order.time_in_force is TimeInForce.GTX and self._would_take(self.books[symbol], side, price_ticks):
+            self._finish(account, order, "CANCELED")  # Binance: such an amendment cancels the post-only order
             raise VenueError(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                     "will be rejected. The order will not be recorded in the order history")
         self._record_amendment(account, order, qty_steps, price_ticks)

@@ -57,8 +57,10 @@ class OrderRoutes:
 
     async def _amend_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
         self._count_order()  # the venue counts a modification as an order (1 on 10 s, 1 on 1 min)
-        order = self.engine.amend(account, params)
-        await self._flush_users()
+        try:
+            order = self.engine.amend(account, params)
+        finally:  # a refused amendment may still have cancelled the order: its event goes out now
+            await self._flush_users()
         return self._answer(order)
 
     async def _cancel_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:

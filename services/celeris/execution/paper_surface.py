@@ -3,7 +3,8 @@ orders with their triggers, answered as the live venue answers them.
 
 A mixin of PaperVenue (paper.py). Amendments change the venue's own terms of a resting LIMIT order (it
 loses its queue place; a price that crosses trades at once, a post-only one that would is refused with
--5022), as PUT /fapi/v1/order does, with an AMENDMENT event. Batches answer element by element. Algo
+-5022 and cancels the order, as a new quantity at or below a partial fill does), as PUT /fapi/v1/order does,
+with an AMENDMENT event. Batches answer element by element. Algo
 orders wait apart from the book: STOP / TAKE_PROFIT (and their _MARKET forms) trigger on the last trade
 price (CONTRACT_PRICE) or, for MARK_PRICE, on the book's mid (the paper venue sees no mark stream: the
 nearest it has); trailing stops activate at their activation price (or at once) and trigger when the
@@ -71,13 +72,15 @@ class PaperOrderSurface:
             raise errors.OrderRejected(-1116, "Invalid orderType: only LIMIT orders can be modified.")
         if (qty_steps, price_ticks) == (resting.qty, resting.price):
             raise errors.OrderRejected(-5027, "No need to modify the order.")
-        if qty_steps <= resting.filled:
+        if resting.filled and qty_steps <= resting.filled:
+            self._cancelled_by_amendment(resting)  # as the venue does
             raise errors.OrderRejected(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
         book = self.books[order.symbol]
         buy = order.side is Side.BUY
         levels = book.asks() if buy else book.bids()
         crosses = bool(levels) and (levels[0][0] <= price_ticks if buy else levels[0][0] >= price_ticks)
         if crosses and order.time_in_force is TimeInForce.GTX:
+            self._cancelled_by_amendment(resting)
             raise errors.OrderRejected(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                               "will be rejected.")
         resting.qty, resting.price = qty_steps, price_ticks
@@ -91,6 +94,12 @@ class PaperOrderSurface:
             self._fill(resting, level_price, min(level_qty, resting.remaining), maker=False)
         return VenueOrderState(order.client_order_id, resting.venue_order_id, resting.status, resting.filled,
                                resting.qty, resting.price)
+
+    def _cancelled_by_amendment(self: PaperVenue, resting: Any) -> None:
+        """Binance: "the order will be cancelled by the amendment" when it is partially filled and the new
+        quantity is not above its fill, or post-only and the new price would trade at once."""
+        resting.status = "CANCELED"
+        self._emit(resting, Execution.CANCELED)
 
     def matched_price(self: PaperVenue, order: Order) -> int:
         """A priceMatch order's limit price from the book now; an empty side refuses it, as the venue does."""

@@ -169,3 +169,24 @@ async def test_one_malformed_element_does_not_refuse_its_good_neighbours(api):
 async def test_an_unknown_time_in_force_is_refused_not_read_as_gtc(api, tif):
     ack = await api.SubmitOrder(_good(f"tif-{tif}", time_in_force=tif))
     assert not ack.accepted and ack.error.code == "INVALID_REQUEST" and "time_in_force" in ack.error.message
+
+
+@SETTINGS
+@given(data=st.data())
+async def test_any_cancel_is_answered_with_one_clear_reason(api, data):
+    resting = await api.SubmitOrder(_good(f"rc-{next(api.counter)}"))
+    ids = data.draw(st.lists(st.sampled_from(["KNOWN", ""]) | TEXT, max_size=15))
+    ids = [resting.order.client_order_id if i == "KNOWN" else i for i in ids]
+    symbol = data.draw(st.sampled_from(["BTCUSDT", "", "NOPEUSDT"]) | TEXT)
+    one = await api.CancelOrder(pb.CancelOrderRequest(request_id=f"co-{next(api.counter)}", symbol=symbol,
+                                                      client_order_id=ids[0] if ids else "",
+                                                      venue_order_id=data.draw(st.integers(0, 2**64 - 1))))
+    _clear(one)
+    batch = await api.CancelBatch(pb.CancelBatchRequest(request_id=f"cb-{next(api.counter)}", symbol=symbol,
+                                                        client_order_ids=ids))
+    assert len(batch.acks) == len(ids)
+    for ack in batch.acks:
+        _clear(ack)
+    every = await api.CancelAll(pb.CancelAllRequest(request_id=f"ca-{next(api.counter)}", symbol=symbol))
+    assert all(e.code and e.message for e in every.errors)
+    await _still_serving(api)

@@ -190,3 +190,15 @@ async def test_any_cancel_is_answered_with_one_clear_reason(api, data):
     every = await api.CancelAll(pb.CancelAllRequest(request_id=f"ca-{next(api.counter)}", symbol=symbol))
     assert all(e.code and e.message for e in every.errors)
     await _still_serving(api)
+
+
+async def test_an_amendment_of_an_algo_or_market_order_is_refused_in_one_line(api):
+    stop = await api.SubmitOrder(_good("algo-1", type=pb.ORDER_TYPE_STOP_MARKET, stop_price=_dec(7000000, 2),
+                                       price=None, time_in_force=0))
+    assert stop.accepted, stop.error
+    ack = await api.AmendOrder(pb.AmendOrderRequest(request_id="algo-am", symbol="BTCUSDT",
+                                                    client_order_id=stop.order.client_order_id,
+                                                    quantity=_dec(2, 3), price=_dec(5000000, 2)))
+    assert not ack.accepted
+    _clear(ack)
+    await _still_serving(api)

@@ -179,3 +179,37 @@ async def test_an_amendment_weighs_0_on_the_ip_and_its_ws_answer_reports_the_ord
     assert modified["status"] == 200, json.dumps(modified)
     limits = {(r["rateLimitType"], r["interval"], r["intervalNum"]): r["count"] for r in modified["rateLimits"]}
     assert limits[("ORDERS", "SECOND", 10)] >= 4 and limits[("ORDERS", "MINUTE", 1)] >= 4
+
+
+# -- the WebSocket API takes DECIMAL values as JSON numbers, as Binance's own order.place example sends them ---
+async def test_ws_order_place_with_price_and_quantity_as_json_numbers_as_binance_documents(live_venue):
+    """Binance's USD-M order.place request example: "price": 43187.00, "quantity": 0.1 (numbers). The
+    signature payload carries each value as written in the request."""
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    from tests.sim.conftest import API_KEY, API_SECRET
+    from tests.support.waits import wait_for
+
+    book = live_venue.engine.books["BTCUSDT"]
+    assert await wait_for(lambda: book.best(True) is not None and live_venue.engine.mark("BTCUSDT"))
+    price = book.instrument.format_price(book.best(True) - 300)  # e.g. "59700.10", written as a number below
+    params = {"apiKey": API_KEY, "positionSide": "BOTH", "price": price, "quantity": "0.010", "side": "BUY",
+              "symbol": "BTCUSDT", "timeInForce": "GTC", "timestamp": str(int(time.time() * 1000)), "type": "LIMIT"}
+    payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+    signature = hmac.new(API_SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    numbers = {"price", "quantity", "timestamp"}
+    body = ", ".join(f'"{k}": {v}' if k in numbers else f'"{k}": "{v}"' for k, v in params.items())
+    frame = f'{{"id": "n1", "method": "order.place", "params": {{{body}, "signature": "{signature}"}}}}'
+    assert f'"price": {price}' in frame and '"quantity": 0.010' in frame
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"{live_venue.ws_url}/ws-fapi/v1") as ws:
+        await ws.send_str(frame)
+        answer = json.loads(await ws.receive_str(timeout=5))
+        # a float id is still no id (an integer, a string or null)
+        await ws.send_str('{"id": 1.5, "method": "session.status"}')
+        float_id = json.loads(await ws.receive_str(timeout=5))
+    assert answer["status"] == 200, answer
+    assert (answer["result"]["price"], answer["result"]["origQty"]) == (price, "0.010")
+    assert float_id["status"] == 400 and float_id["error"]["code"] == -1135, float_id

@@ -5,6 +5,7 @@ gives the same answers on paper and on the simulator."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from celeris.domain.book import BookState
@@ -301,3 +302,12 @@ async def test_the_same_amend_batch_and_algo_sequence_answers_the_same_on_paper_
     assert venue_result[0] == paper_result[0]
     assert ("same", False, -5027) in venue_result[0] and ("batch1", False, -5022) in venue_result[0]
     assert venue_result[1] == paper_result[1]
+
+
+async def test_the_paper_venue_refuses_to_amend_a_non_limit_order_with_binances_code(paper_engine):
+    engine, paper = paper_engine
+    order = (await engine.submit(limit("ioc-am", Side.BUY, 10, 599990, TimeInForce.GTC))).order
+    paper.orders[order.client_order_id].order = dataclasses.replace(order, order_type=OrderType.MARKET)
+    with pytest.raises(errors.OrderRejected) as refused:
+        paper.amend_now(order, 20, 599990)
+    assert refused.value.code == -5025

@@ -134,3 +134,21 @@ def test_a_post_only_amendment_that_would_trade_cancels_the_order(venue):
         _amend(venue, order, quantity="0.010", price=fmt(venue, book(venue).best(False)))
     assert refused.value.code == -5022
     assert order.status == "CANCELED" and order.filled_steps == 0
+
+
+def test_amending_a_non_limit_order_is_binances_limit_order_only(venue):
+    stop = place(venue, symbol="BTCUSDT", side="BUY", type="STOP_MARKET", quantity="0.010",
+                 stopPrice=fmt(venue, book(venue).best(False) + 500))
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, stop, quantity="0.020", price=fmt(venue, book(venue).best(True)))
+    assert (refused.value.code, refused.value.msg) == (-5025, "Only limit order is supported.")
+
+
+def test_an_order_is_modified_fewer_than_10000_times(venue, monkeypatch):
+    order = _rest_bid(venue)
+    order.amendments = 9_998
+    _amend(venue, order, quantity="0.011", price=fmt(venue, order.price_ticks))  # the 9,999th
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, order, quantity="0.012", price=fmt(venue, order.price_ticks))
+    assert (refused.value.code, refused.value.msg) == (-5026, "Exceed maximum modify order limit.")
+    assert order.qty_steps == 11

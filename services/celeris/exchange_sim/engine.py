@@ -46,6 +46,8 @@ from celeris.exchange_sim.triggers import Triggers
 from celeris.exchange_sim.wire import WireRendering, price_str
 
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+MAX_MODIFICATIONS = 9_999
+"""Binance: "one order can only be modified for less than 10000 times" (-5026 beyond)."""
 MAX_AMENDMENTS = 10_000
 """Amendment history kept per account (the venue keeps three months; a simulator bounds its memory)."""
 
@@ -237,7 +239,9 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if order is None or not order.is_open:
             raise VenueError(-2013, "Order does not exist.")
         if order.order_type is not OrderType.LIMIT:
-            raise VenueError(-1116, "Invalid orderType: only LIMIT orders can be modified.")
+            raise VenueError(-5025, "Only limit order is supported.")
+        if order.amendments >= MAX_MODIFICATIONS:
+            raise VenueError(-5026, "Exceed maximum modify order limit.")
         side = _enum(Side, _required(params, "side"), -1117, "Invalid side.")
         if side is not order.side:
             raise VenueError(-1117, "Invalid side: an order's side cannot be modified.")
@@ -279,14 +283,14 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
     def _record_amendment(self, account: Account, order: SimOrder, qty_steps: int, price_ticks: int) -> None:
         """One entry of GET /fapi/v1/orderAmendment: the terms before and after, and the order's count so far."""
         ins = self.books[order.symbol].instrument
-        count = sum(1 for a in account.amendments if a["orderId"] == order.order_id) + 1
+        order.amendments += 1
         account.amendments.append({
             "amendmentId": next(self._amendment_ids), "symbol": order.symbol, "pair": order.symbol,
             "orderId": order.order_id, "clientOrderId": order.client_order_id, "time": self.now_ms(),
             "amendment": {
                 "price": {"before": ins.format_price(order.price_ticks), "after": ins.format_price(price_ticks)},
                 "origQty": {"before": ins.format_qty(order.qty_steps), "after": ins.format_qty(qty_steps)},
-                "count": count}})
+                "count": order.amendments}})
         del account.amendments[:-MAX_AMENDMENTS]
 
     def set_countdown(self, account: Account, symbol: str, countdown_ms: int) -> None:

@@ -69,6 +69,8 @@ class SimOrder:
     """priceMatch the order was placed with (its price was taken from the book at arrival)."""
     good_till_ms: int = 0
     """goodTillDate of a GTD order (whole seconds, as the venue keeps it); it expires then."""
+    amendments: int = 0
+    """How many times it was modified (the venue allows fewer than 10,000)."""
 
     @property
     def remaining(self) -> int:

@@ -69,7 +69,7 @@ class PaperOrderSurface:
         if resting is None or resting.status not in _OPEN:
             raise errors.UnknownOrder(-2013, "Order does not exist.")
         if resting.order.order_type is not OrderType.LIMIT:
-            raise errors.OrderRejected(-1116, "Invalid orderType: only LIMIT orders can be modified.")
+            raise errors.OrderRejected(-5025, "Only limit order is supported.")
         if (qty_steps, price_ticks) == (resting.qty, resting.price):
             raise errors.OrderRejected(-5027, "No need to modify the order.")
         if resting.filled and qty_steps <= resting.filled:

@@ -19,7 +19,8 @@ from tests.execution.conftest import live_venue  # noqa: F401
 
 # The venue's codes for a parameter or combination of parameters (not for the market at that moment).
 PARAMETER_CODES = {-1100, -1102, -1106, -1111, -1115, -1116, -1117, -1130, -1136, -2007, -4001, -4002, -4003,
-                   -4004, -4005, -4006, -4007, -4013, -4014, -4015, -4023, -4031, -4061, -4120, -4137, -5040}
+                   -4004, -4005, -4006, -4007, -4013, -4014, -4015, -4023, -4031, -4061, -4120, -4137, -5037,
+                   -5038, -5039, -5040}
 _ids = itertools.count(1)
 
 

@@ -377,7 +377,7 @@ def _valid(venue, **overrides):
     ({"quantity": "100000"}, -4005),
     ({"positionSide": "LONG"}, -4061),
     ({"clientAlgoId": "no spaces allowed"}, -4015),
-    ({"selfTradePreventionMode": "MAYBE"}, -1130),
+    ({"selfTradePreventionMode": "MAYBE"}, -5039),  # INVALID_SELF_TRADE_PREVENTION_MODE
     ({"priceProtect": "perhaps"}, -1130),
     ({"timeInForce": "GTD", "goodTillDate": None}, -1102),
     ({"symbol": "NOPEUSDT"}, -1121),
@@ -552,7 +552,7 @@ async def test_price_match_sets_the_triggered_orders_limit_from_the_book(stepped
     async with aiohttp.ClientSession() as s:
         status, body = await _signed(s, venue, "POST", "/fapi/v1/algoOrder",
                                      _valid(venue, priceMatch="OPPONENT"))  # STOP_MARKET: no limit to match
-        assert (status, body["code"]) == (400, -1106)
+        assert (status, body["code"]) == (400, -5038)  # UNSUPPORTED_ORDER_TYPE_PRICE_MATCH
         status, body = await _signed(s, venue, "POST", "/fapi/v1/algoOrder", _valid(
             venue, type="STOP", timeInForce="GTC", priceMatch="QUEUE", price=_px(venue, last)))
         assert (status, body["code"]) == (400, -1106)  # priceMatch or price, not both

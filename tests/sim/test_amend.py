@@ -152,3 +152,18 @@ def test_an_order_is_modified_fewer_than_10000_times(venue, monkeypatch):
         _amend(venue, order, quantity="0.012", price=fmt(venue, order.price_ticks))
     assert (refused.value.code, refused.value.msg) == (-5026, "Exceed maximum modify order limit.")
     assert order.qty_steps == 11
+
+
+def test_an_amendment_below_min_notional_is_binances_modification_min_notional(venue):
+    eth = book(venue, "ETHUSDT")
+    bid = eth.best(True)
+    ins = eth.instrument
+    order = place(venue, symbol="ETHUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="1.000",
+                  price=ins.format_price(bid - 50))
+    assert ins.notional_exact(order.price_ticks, 1) < ins.min_notional  # 0.001 ETH is below MIN_NOTIONAL
+    with pytest.raises(VenueError) as refused:
+        venue.engine.amend(venue.engine.accounts[API_KEY], {"symbol": "ETHUSDT", "orderId": str(order.order_id),
+                                                            "side": "BUY", "quantity": "0.001",
+                                                            "price": ins.format_price(order.price_ticks)})
+    assert refused.value.code == -5029 and refused.value.msg.startswith("Order's notional must be no smaller than")
+    assert "reduce only" not in refused.value.msg and order.qty_steps == ins.qty("1.000")

@@ -115,7 +115,7 @@ STP = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 MATCH = ("NONE", "OPPONENT", "OPPONENT_5", "OPPONENT_10", "OPPONENT_20", "QUEUE", "QUEUE_5", "QUEUE_10", "QUEUE_20")
 ENUMS: dict[str, tuple[tuple[str, ...], int]] = {
     "side": (SIDE, -1117), "type": (TYPES, -1116), "timeInForce": (TIFS, -1115),
-    "selfTradePreventionMode": (STP, -1130), "priceMatch": (MATCH, -1130), "positionSide": (("BOTH",), -1130),
+    "selfTradePreventionMode": (STP, -5039), "priceMatch": (MATCH, -5037), "positionSide": (("BOTH",), -1130),
     "workingType": (("MARK_PRICE", "CONTRACT_PRICE"), -4031), "newOrderRespType": (("ACK", "RESULT"), -1136),
     "algoType": (("CONDITIONAL",), -1130),
 }

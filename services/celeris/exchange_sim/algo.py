@@ -79,8 +79,8 @@ class AlgoOrders:
         working_type = params.get("workingType") or "CONTRACT_PRICE"
         if working_type not in WORKING_TYPES:
             raise VenueError(-4031, f"Invalid parameter working type: {working_type[:64]}")
-        price_match = strict.choice(params, "priceMatch", PRICE_MATCHES, "NONE")
-        stp_mode = strict.choice(params, "selfTradePreventionMode", STP_MODES, "NONE")
+        price_match = read_price_match(params)
+        stp_mode = read_stp_mode(params)
         if (params.get("newOrderRespType") or "ACK") not in RESPONSE_TYPES:
             raise VenueError(-1136, "Invalid newOrderRespType.")
         close_position = strict.boolean(params, "closePosition")
@@ -94,7 +94,7 @@ class AlgoOrders:
             if "reduceOnly" in params:
                 raise VenueError(-1106, "Parameter 'reduceonly' sent when not required.")
         if price_match != "NONE" and not order_type.has_limit_price:
-            raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
+            raise price_match_types()
         price_ticks = 0
         if order_type.has_limit_price and price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
@@ -226,8 +226,7 @@ class AlgoOrders:
         if order_type is OrderType.LIMIT and algo.price_match != "NONE":
             best = book.match_price(algo.side, algo.price_match)
             if best is None:
-                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
-                                        "limit.")
+                raise no_depth()
             price = best
         if not reduce_only:
             needed = ins.notional(price or self.mark(algo.symbol), qty) // account.leverage[algo.symbol]
@@ -249,6 +248,32 @@ class AlgoOrders:
 
 
 _required = strict.required
+
+
+def price_match_types() -> VenueError:
+    """priceMatch on a type without a limit price: Binance's UNSUPPORTED_ORDER_TYPE_PRICE_MATCH."""
+    return VenueError(-5038, "Price match only supports order type: LIMIT, STOP AND TAKE_PROFIT")
+
+
+def read_price_match(params: dict[str, str]) -> str:
+    """priceMatch (absent: NONE); outside the venue's values, Binance's INVALID_PRICE_MATCH."""
+    value = params.get("priceMatch") or "NONE"
+    if value not in PRICE_MATCHES:
+        raise VenueError(-5037, "Invalid price match")
+    return value
+
+
+def read_stp_mode(params: dict[str, str]) -> str:
+    """selfTradePreventionMode (absent: NONE); outside its values, Binance's INVALID_SELF_TRADE_PREVENTION_MODE."""
+    value = params.get("selfTradePreventionMode") or "NONE"
+    if value not in STP_MODES:
+        raise VenueError(-5039, "Invalid self trade prevention mode")
+    return value
+
+
+def no_depth() -> VenueError:
+    """A priceMatch price wanted from an empty side of the book: Binance's BBO_ORDER_REJECT."""
+    return VenueError(-5041, "No depth matches this BBO order")
 
 
 def read_good_till(params: dict[str, str], now_ms: int) -> int:

@@ -22,12 +22,15 @@ from celeris.exchange_sim.algo import (
     GTD_INVALID,
     GTD_MAX_MS,
     GTD_MIN_AHEAD_MS,
-    PRICE_MATCHES,
     RESPONSE_TYPES,
     WORKING_TYPES,
     AlgoOrders,
     check_position_side,
+    no_depth,
+    price_match_types,
     read_good_till,
+    read_price_match,
+    read_stp_mode,
 )
 from celeris.exchange_sim.algo_wire import AlgoWire
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
@@ -125,9 +128,9 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
                 raise VenueError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, "
                                         "or malformed.")
         tif = _enum(TimeInForce, tif_text or "GTC", -1115, "Invalid timeInForce.")
-        price_match = strict.choice(params, "priceMatch", PRICE_MATCHES, "NONE")
+        price_match = read_price_match(params)
         if price_match != "NONE" and not order_type.has_limit_price:
-            raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
+            raise price_match_types()
         price_ticks = 0
         if order_type.has_limit_price and price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
@@ -136,8 +139,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         elif price_match != "NONE":
             matched = self.books[symbol].match_price(side, price_match)
             if matched is None:
-                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
-                                        "limit.")
+                raise no_depth()
             price_ticks = matched
         good_till = 0
         if tif is TimeInForce.GTD:
@@ -161,7 +163,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             reduce_only = True
         else:
             qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        stp_mode = strict.choice(params, "selfTradePreventionMode", STP_MODES, "NONE")
+        stp_mode = read_stp_mode(params)
         client_id = params.get("newClientOrderId") or f"sim{next(self._auto_ids):016d}"
         filters.check_client_order_id(client_id)
         if any(o.client_order_id == client_id and o.is_open for o in account.orders.values()):
@@ -246,7 +248,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if side is not order.side:
             raise VenueError(-1117, "Invalid side: an order's side cannot be modified.")
         qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        price_match = strict.choice(params, "priceMatch", PRICE_MATCHES, "NONE")
+        price_match = read_price_match(params)
         if price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
         elif params.get("price") not in (None, "", "0"):
@@ -254,8 +256,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         else:  # the new price comes from the book now, as at placement
             matched = self.books[symbol].match_price(side, price_match)
             if matched is None:
-                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
-                                        "limit.")
+                raise no_depth()
             price_ticks = matched
         if (qty_steps, price_ticks) == (order.qty_steps, order.price_ticks):
             raise VenueError(-5027, "No need to modify the order.")
@@ -266,6 +267,8 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             raise VenueError(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
         refusal = filters.check_order(ins, order_type=order.order_type, qty_steps=qty_steps, price_ticks=price_ticks,
                                       mark_ticks=self.mark(symbol) or None, reduce_only=order.reduce_only)
+        if refusal is not None and refusal.code == -4164:  # an amendment's own code: MODIFICATION_MIN_NOTIONAL
+            refusal = VenueError(-5029, refusal.msg.replace(" (unless you choose reduce only)", ""))
         if refusal is not None:
             raise refusal
         if order.time_in_force is TimeInForce.GTX and self._would_take(self.books[symbol], side, price_ticks):

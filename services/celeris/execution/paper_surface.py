@@ -108,8 +108,7 @@ class PaperOrderSurface:
         side_is_bid = (order.side is Side.SELL) if opposite else (order.side is Side.BUY)
         levels = book.bids() if side_is_bid else book.asks()
         if not levels:
-            raise errors.OrderRejected(-4131, "The counterparty's best price does not meet the PERCENT_PRICE "
-                                              "filter limit.")
+            raise errors.OrderRejected(-5041, "No depth matches this BBO order")  # Binance's BBO_ORDER_REJECT
         return levels[min(level, len(levels)) - 1][0]
 
     def expire_gtd(self: PaperVenue, symbol: str) -> None:

@@ -264,7 +264,8 @@ async def test_generated_junk_in_any_parameter_is_refused_with_binances_code(ven
 async def test_junk_in_a_batch_cancel_list_is_refused_and_cancels_nothing(venue, ids, name):
     before = _state(venue)
     async with aiohttp.ClientSession() as s:
-        status, body = await _rest(s, venue, "DELETE", "/fapi/v1/batchOrders", {"symbol": "BTCUSDT", "orderIdList": ids})
+        status, body = await _rest(s, venue, "DELETE", "/fapi/v1/batchOrders",
+                                   {"symbol": "BTCUSDT", "orderIdList": ids})
     assert status == 400 and body["code"] in (-1100, -1102, -1130), body
     assert name in body["msg"] and "Error" not in body["msg"]
     assert _state(venue) == before

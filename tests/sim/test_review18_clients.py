@@ -213,3 +213,31 @@ async def test_ws_order_place_with_price_and_quantity_as_json_numbers_as_binance
     assert answer["status"] == 200, answer
     assert (answer["result"]["price"], answer["result"]["origQty"]) == (price, "0.010")
     assert float_id["status"] == 400 and float_id["error"]["code"] == -1135, float_id
+
+
+# -- newOrderRespType: ACK (the default) answers the order as accepted, RESULT as it ended ------------------
+@pytest.mark.parametrize("resp_type", [None, "ACK", "RESULT"])
+async def test_a_market_order_answers_as_accepted_with_ack_and_as_filled_with_result(live_venue, resp_type):
+    """PROTOCOL.md §5.2: with ACK a market order comes back status NEW, executedQty 0 (its fills follow on the
+    user stream); RESULT waits for the final state. A client reading fills from an ACK answer meets it here."""
+    from tests.support.waits import wait_for
+
+    assert await wait_for(lambda: live_venue.engine.books["BTCUSDT"].best(False) is not None)
+    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010"}
+    if resp_type:
+        params["newOrderRespType"] = resp_type
+    async with aiohttp.ClientSession() as s:
+        status, body = await _signed(s, live_venue, "POST", "/fapi/v1/order", params)
+        assert status == 200, body
+        status, seen = await _signed(s, live_venue, "GET", "/fapi/v1/order",
+                                     {"symbol": "BTCUSDT", "orderId": body["orderId"]})
+        await _signed(s, live_venue, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "MARKET",
+                                                               "quantity": "0.010", "reduceOnly": "true"})
+    assert seen["status"] == "FILLED"
+    if resp_type == "RESULT":
+        assert (body["status"], body["executedQty"], body["cumQty"]) == ("FILLED", "0.010", "0.010")
+        assert body["avgPrice"] == seen["avgPrice"]
+    else:
+        assert (body["status"], body["executedQty"], body["cumQty"], body["cumQuote"]) == \
+            ("NEW", "0.000", "0.000", "0.00000")
+        assert float(body["avgPrice"]) == 0 and set(body) == set(seen) - {"time"} | {"cumQty"}

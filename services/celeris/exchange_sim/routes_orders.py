@@ -8,6 +8,7 @@ up to 10, one answer per element in request order) and userTrades; `cumQty` only
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,7 @@ class OrderRoutes:
         order = self.engine.place(account, params)
         self.stats["orders"] += 1
         await self._flush_users()
-        return self._answer(order)
+        return self._answer(order, params)
 
     async def _amend_order(self, account: Account, params: dict[str, str]) -> dict[str, Any]:
         self._count_order()  # the venue counts a modification as an order (1 on 10 s, 1 on 1 min)
@@ -106,8 +107,12 @@ class OrderRoutes:
         await self._flush_users()
         return web.json_response(out)
 
-    def _answer(self, order: SimOrder) -> dict[str, Any]:
-        """An order as place, amend and cancel answer it (the query answers add `time` instead of cumQty)."""
+    def _answer(self, order: SimOrder, placed: dict[str, str] | None = None) -> dict[str, Any]:
+        """An order as place, amend and cancel answer it (the query answers add `time` instead of cumQty). A
+        placement's answer follows its newOrderRespType: ACK (the default) is the order as accepted -- NEW,
+        nothing executed, its fills follow on the user stream --, RESULT the order as it ended."""
+        if placed is not None and (placed.get("newOrderRespType") or "ACK") == "ACK":
+            order = dataclasses.replace(order, status="NEW", filled_steps=0, filled_quote=0, update_ms=order.time_ms)
         body = self.engine.order_json(order)
         body["cumQty"] = body["executedQty"]
         return body
@@ -173,8 +178,9 @@ class OrderRoutes:
         for spec in orders:
             try:
                 self._count_order()
-                order = self.engine.place(account, _element(spec))
-                out.append(self._answer(order))
+                element = _element(spec)
+                order = self.engine.place(account, element)
+                out.append(self._answer(order, element))
             except VenueError as exc:
                 out.append(exc.body())
         await self._flush_users()

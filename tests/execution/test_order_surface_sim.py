@@ -101,3 +101,19 @@ async def test_a_trailing_stop_rests_at_the_algo_api_and_is_cancelled_there(harn
     # After a restart the open algo orders are reconciled from openAlgoOrders: none is left.
     await h.engine.reconcile(h.live)
     assert order.status is OrderStatus.CANCELED
+
+
+async def test_a_post_only_amendment_across_the_book_is_refused_and_the_venue_cancels_the_order(harness):
+    """Binance: "the order will be cancelled by the amendment" when a GTX order's new price would trade."""
+    h = harness
+    ins = h.ins()
+    outcome = await h.engine.submit(request(price=ins.format_price(h.best(True) - 200), tif=TimeInForce.GTX,
+                                            instrument=ins, strategy_id="gtx"))
+    assert outcome.accepted, outcome.rejection
+    order = outcome.order
+    refused = await h.engine.amend(AmendRequest("sim-gtx-am", "BTCUSDT", order.client_order_id, ins.qty("0.010"),
+                                                h.best(False) + 20))
+    assert not refused.accepted and refused.rejection.venue_code == -5022
+    assert [o.status for o in sim_orders(h, order.client_order_id)] == ["CANCELED"]
+    assert await wait_for(lambda: order.status is OrderStatus.CANCELED)
+    assert h.engine.stats.illegal_transitions == 0

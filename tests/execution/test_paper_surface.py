@@ -5,18 +5,20 @@ gives the same answers on paper and on the simulator."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from celeris.domain.book import BookState
 from celeris.domain.clock import TestClock
 from celeris.domain.instruments import OrderType, PriceMatch, TimeInForce, WorkingType
-from celeris.domain.messages import AmendRequest, BookUpdate, OrderRequest, TradeUpdate
+from celeris.domain.messages import AmendRequest, BookUpdate, OrderRequest, RejectCode, TradeUpdate
 from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import Side
 from celeris.execution.engine import ExecutionEngine
 from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.execution.paper import PaperVenue
+from celeris.venues.binance import errors
 
 from tests.execution.conftest import Harness, wait_for
 from tests.sim.conftest import live_venue  # noqa: F401
@@ -196,6 +198,49 @@ async def test_gtd_orders_expire_at_their_date_on_the_venue_clock(paper_engine):
     assert order.status is OrderStatus.EXPIRED and paper.orders[order.client_order_id].status == "EXPIRED"
 
 
+async def test_a_post_only_amendment_that_would_trade_cancels_the_order_as_at_the_venue(paper_engine):
+    """Binance: "the order will be cancelled by the amendment" (post-only, new price would trade at once)."""
+    engine, paper = paper_engine
+    order = (await engine.submit(limit("gtx-am", Side.BUY, 100, 599990, TimeInForce.GTX))).order
+    refused = await engine.amend(AmendRequest("gtx-am-1", "BTCUSDT", order.client_order_id, 100, 600001))
+    await engine.settle()
+    assert not refused.accepted and refused.rejection.venue_code == -5022
+    assert order.status is OrderStatus.CANCELED and paper.orders[order.client_order_id].status == "CANCELED"
+    assert engine.stats.illegal_transitions == 0
+
+
+async def test_an_amendment_to_no_more_than_the_fill_cancels_the_partially_filled_order(paper_engine):
+    engine, paper = paper_engine
+    order = (await engine.submit(limit("pf-am", Side.BUY, 1000, 600001))).order  # takes the 0.500 at 60000.1
+    await engine.settle()
+    assert paper.orders[order.client_order_id].filled == 500
+    # Execution never sends an amendment the venue would turn into a cancel: it refuses it itself.
+    refused = await engine.amend(AmendRequest("pf-am-1", "BTCUSDT", order.client_order_id, 500, 599990))
+    assert not refused.accepted and refused.rejection.code is RejectCode.INVALID_REQUEST
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    # Sent anyway (another client of the venue would), the paper venue cancels it, as the venue does.
+    with pytest.raises(errors.OrderRejected):
+        paper.amend_now(order, 500, 599990)
+    await engine.settle()
+    assert order.status is OrderStatus.CANCELED and paper.orders[order.client_order_id].status == "CANCELED"
+    assert engine.stats.illegal_transitions == 0
+
+
+async def test_a_gtd_date_with_milliseconds_expires_at_its_whole_second_as_at_the_venue(paper_engine):
+    """The venue keeps whole seconds of goodTillDate (it answers and expires at them): so does paper."""
+    engine, paper = paper_engine
+    now_ms = paper.clock.now_ns() // 1_000_000 // 1000 * 1000
+    paper.clock.advance(ms=now_ms + 1000 - paper.clock.now_ns() // 1_000_000)  # on a whole second
+    now_ms += 1000
+    gtd = OrderRequest("gtd-ms", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, 599000, TimeInForce.GTD,
+                       strategy_id="paper", good_till_ms=now_ms + 700_900)
+    order = (await engine.submit(gtd)).order
+    paper.clock.advance(ms=700_000)
+    paper.on_trade(trade(600000, 1, True))
+    await engine.settle()
+    assert order.status is OrderStatus.EXPIRED
+
+
 # -- paper = venue -------------------------------------------------------------------------------
 async def _sequence(engine, ins, bid, ask):
     """The same steps on either venue; what each answered (accepted, the venue's code) and where it ended."""
@@ -257,3 +302,12 @@ async def test_the_same_amend_batch_and_algo_sequence_answers_the_same_on_paper_
     assert venue_result[0] == paper_result[0]
     assert ("same", False, -5027) in venue_result[0] and ("batch1", False, -5022) in venue_result[0]
     assert venue_result[1] == paper_result[1]
+
+
+async def test_the_paper_venue_refuses_to_amend_a_non_limit_order_with_binances_code(paper_engine):
+    engine, paper = paper_engine
+    order = (await engine.submit(limit("ioc-am", Side.BUY, 10, 599990, TimeInForce.GTC))).order
+    paper.orders[order.client_order_id].order = dataclasses.replace(order, order_type=OrderType.MARKET)
+    with pytest.raises(errors.OrderRejected) as refused:
+        paper.amend_now(order, 20, 599990)
+    assert refused.value.code == -5025

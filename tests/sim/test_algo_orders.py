@@ -257,10 +257,10 @@ async def test_a_gtd_algo_order_expires_at_its_date(stepped_venue):
     venue.step(3)
     async with aiohttp.ClientSession() as s, _user_stream(s, venue) as events:
         placed = await _place(s, venue, side="BUY", type="STOP_MARKET", quantity="0.010", timeInForce="GTD",
-                              goodTillDate=venue.now_ms() + 5_000,
+                              goodTillDate=venue.now_ms() + 601_000,  # more than 600 s ahead, as the venue wants
                               triggerPrice=_px(venue, _book(venue).last_price_ticks * 2))
-        assert placed["goodTillDate"] == venue.now_ms() + 5_000 and placed["timeInForce"] == "GTD"
-        venue.step(4)
+        assert placed["goodTillDate"] == venue.now_ms() + 601_000 and placed["timeInForce"] == "GTD"
+        venue.step(600)
         assert venue.engine.accounts[API_KEY].algo_orders[placed["algoId"]].status is AlgoStatus.NEW
         venue.step(1)
         got = await events(_has("EXPIRED"))
@@ -372,12 +372,12 @@ def _valid(venue, **overrides):
     ({"triggerPrice": "0"}, -4006),
     ({"triggerPrice": "99999999.00"}, -4007),
     ({"quantity": "0.0105"}, -1111),
-    ({"quantity": "lots"}, -1102),
+    ({"quantity": "lots"}, -1100),
     ({"quantity": "0.000"}, -4003),
     ({"quantity": "100000"}, -4005),
     ({"positionSide": "LONG"}, -4061),
     ({"clientAlgoId": "no spaces allowed"}, -4015),
-    ({"selfTradePreventionMode": "MAYBE"}, -1130),
+    ({"selfTradePreventionMode": "MAYBE"}, -5039),  # INVALID_SELF_TRADE_PREVENTION_MODE
     ({"priceProtect": "perhaps"}, -1130),
     ({"timeInForce": "GTD", "goodTillDate": None}, -1102),
     ({"symbol": "NOPEUSDT"}, -1121),
@@ -425,7 +425,8 @@ def test_callback_rate_is_accepted_exactly_from_0_1_to_10_in_tenths(tenths_hundr
     else:
         with pytest.raises(VenueError) as refusal:
             venue.engine.place_algo(account, params)
-        assert refusal.value.code in (-2007, -1102)
+        # a negative rate is outside the DECIMAL grammar (-1100); a readable one out of range is -2007
+        assert refusal.value.code == (-1100 if tenths_hundredths < 0 else -2007)
 
 
 def test_the_lifecycle_moves_only_through_its_table():
@@ -551,7 +552,7 @@ async def test_price_match_sets_the_triggered_orders_limit_from_the_book(stepped
     async with aiohttp.ClientSession() as s:
         status, body = await _signed(s, venue, "POST", "/fapi/v1/algoOrder",
                                      _valid(venue, priceMatch="OPPONENT"))  # STOP_MARKET: no limit to match
-        assert (status, body["code"]) == (400, -1106)
+        assert (status, body["code"]) == (400, -5038)  # UNSUPPORTED_ORDER_TYPE_PRICE_MATCH
         status, body = await _signed(s, venue, "POST", "/fapi/v1/algoOrder", _valid(
             venue, type="STOP", timeInForce="GTC", priceMatch="QUEUE", price=_px(venue, last)))
         assert (status, body["code"]) == (400, -1106)  # priceMatch or price, not both

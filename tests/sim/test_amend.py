@@ -96,3 +96,74 @@ async def test_amend_and_batch_amend_over_the_wire(stepped_venue):
                          headers=headers) as resp:
             answers = await resp.json()
         assert resp.status == 200 and answers[0]["origQty"] == "0.040" and answers[1]["code"] == -2013
+
+
+# Binance (PUT /fapi/v1/order): "the order will be cancelled by the amendment" when it is partially filled and
+# the new quantity is not above its executedQty, or post-only (GTX) and the new price would trade at once.
+def _partially_filled(venue):
+    b = book(venue)
+    ask = b.best(False)
+    b.set_synthetic(False, ask, 5)  # 0.005 at the best ask: an order of 0.010 crossing it fills half
+    order = _rest_bid(venue)
+    _amend(venue, order, quantity="0.010", price=fmt(venue, ask))
+    assert (order.status, order.filled_steps) == ("PARTIALLY_FILLED", 5)
+    return order
+
+
+@pytest.mark.parametrize("qty", ["0.005", "0.004"])
+def test_an_amendment_to_no_more_than_the_fill_cancels_the_partially_filled_order(venue, qty):
+    order = _partially_filled(venue)
+    with pytest.raises(VenueError):
+        _amend(venue, order, quantity=qty, price=fmt(venue, order.price_ticks))
+    assert order.status == "CANCELED" and order not in book(venue).queues.get((True, order.price_ticks), [])
+    events = [e["o"] for e in venue.engine.accounts[API_KEY].events
+              if e.get("e") == "ORDER_TRADE_UPDATE" and e["o"]["i"] == order.order_id]
+    assert events[-1]["x"] == "CANCELED" and events[-1]["X"] == "CANCELED"
+
+
+def test_an_amendment_above_the_fill_keeps_the_partially_filled_order(venue):
+    order = _partially_filled(venue)
+    _amend(venue, order, quantity="0.006", price=fmt(venue, order.price_ticks))
+    assert (order.status, order.qty_steps) == ("PARTIALLY_FILLED", 6)
+
+
+def test_a_post_only_amendment_that_would_trade_cancels_the_order(venue):
+    order = place(venue, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTX", quantity="0.010",
+                  price=fmt(venue, book(venue).best(True) - 50))
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, order, quantity="0.010", price=fmt(venue, book(venue).best(False)))
+    assert refused.value.code == -5022
+    assert order.status == "CANCELED" and order.filled_steps == 0
+
+
+def test_amending_a_non_limit_order_is_binances_limit_order_only(venue):
+    stop = place(venue, symbol="BTCUSDT", side="BUY", type="STOP_MARKET", quantity="0.010",
+                 stopPrice=fmt(venue, book(venue).best(False) + 500))
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, stop, quantity="0.020", price=fmt(venue, book(venue).best(True)))
+    assert (refused.value.code, refused.value.msg) == (-5025, "Only limit order is supported.")
+
+
+def test_an_order_is_modified_fewer_than_10000_times(venue, monkeypatch):
+    order = _rest_bid(venue)
+    order.amendments = 9_998
+    _amend(venue, order, quantity="0.011", price=fmt(venue, order.price_ticks))  # the 9,999th
+    with pytest.raises(VenueError) as refused:
+        _amend(venue, order, quantity="0.012", price=fmt(venue, order.price_ticks))
+    assert (refused.value.code, refused.value.msg) == (-5026, "Exceed maximum modify order limit.")
+    assert order.qty_steps == 11
+
+
+def test_an_amendment_below_min_notional_is_binances_modification_min_notional(venue):
+    eth = book(venue, "ETHUSDT")
+    bid = eth.best(True)
+    ins = eth.instrument
+    order = place(venue, symbol="ETHUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="1.000",
+                  price=ins.format_price(bid - 50))
+    assert ins.notional_exact(order.price_ticks, 1) < ins.min_notional  # 0.001 ETH is below MIN_NOTIONAL
+    with pytest.raises(VenueError) as refused:
+        venue.engine.amend(venue.engine.accounts[API_KEY], {"symbol": "ETHUSDT", "orderId": str(order.order_id),
+                                                            "side": "BUY", "quantity": "0.001",
+                                                            "price": ins.format_price(order.price_ticks)})
+    assert refused.value.code == -5029 and refused.value.msg.startswith("Order's notional must be no smaller than")
+    assert "reduce only" not in refused.value.msg and order.qty_steps == ins.qty("1.000")

@@ -145,6 +145,9 @@ bid = float(c.futures_orderbook_ticker(symbol="BTCUSDT")["bidPrice"])
 placed = c.futures_create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.008",
                                 price=f"{bid - 350:.1f}", newClientOrderId="pb-sync-1")
 out = {"placed": placed, "queried": c.futures_get_order(symbol="BTCUSDT", origClientOrderId="pb-sync-1"),
+       "modified": c.futures_modify_order(symbol="BTCUSDT", orderId=placed["orderId"], side="BUY", quantity="0.009",
+                                          price=f"{bid - 350:.1f}"),
+       "amendments": c.futures_v1_get_order_amendment(symbol="BTCUSDT", orderId=placed["orderId"]),
        "open": c.futures_get_open_orders(symbol="BTCUSDT"),
        "positions": c.futures_position_information(symbol="BTCUSDT"),  # v3: listed while an order is open
        "cancelled": c.futures_cancel_order(symbol="BTCUSDT", orderId=placed["orderId"]),
@@ -263,6 +266,10 @@ def test_python_binance_sync_futures_trade_and_account(sim_process):
     placed = got["placed"]
     assert placed["status"] == "NEW" and placed["clientOrderId"] == "pb-sync-1" and placed["origQty"] == "0.008"
     assert got["queried"]["orderId"] == placed["orderId"] and got["queried"]["price"] == placed["price"]
+    assert got["modified"]["origQty"] == "0.009"
+    (amendment,) = got["amendments"]  # GET /fapi/v1/orderAmendment
+    assert amendment["orderId"] == placed["orderId"] and amendment["amendment"]["count"] == 1
+    assert amendment["amendment"]["origQty"] == {"before": "0.008", "after": "0.009"}
     assert any(o["orderId"] == placed["orderId"] for o in got["open"])
     assert got["cancelled"]["orderId"] == placed["orderId"] and got["cancelled"]["status"] == "CANCELED"
     assert got["leverage"]["leverage"] == 20 and got["leverage"]["symbol"] == "BTCUSDT"

@@ -49,9 +49,9 @@ def test_an_opponent_buy_takes_liquidity_and_a_queue_buy_rests_at_the_best_bid(v
 
 @pytest.mark.parametrize("params, code", [
     ({"type": "LIMIT", "timeInForce": "GTC", "priceMatch": "OPPONENT", "price": "60000.00"}, -1106),
-    ({"type": "MARKET", "priceMatch": "OPPONENT"}, -1106),
-    ({"type": "LIMIT", "timeInForce": "GTC", "priceMatch": "OPPONENT_3"}, -1130),
-    ({"type": "LIMIT", "timeInForce": "GTC", "priceMatch": "opponent"}, -1130),
+    ({"type": "MARKET", "priceMatch": "OPPONENT"}, -5038),  # UNSUPPORTED_ORDER_TYPE_PRICE_MATCH
+    ({"type": "LIMIT", "timeInForce": "GTC", "priceMatch": "OPPONENT_3"}, -5037),  # INVALID_PRICE_MATCH
+    ({"type": "LIMIT", "timeInForce": "GTC", "priceMatch": "opponent"}, -5037),
 ])
 def test_price_match_where_it_does_not_belong_is_refused(venue, params, code):
     before = dict(venue.engine.accounts[API_KEY].orders)
@@ -65,7 +65,7 @@ def test_an_empty_side_has_no_price_to_match(venue):
     b.synthetic_asks.clear()
     with pytest.raises(VenueError) as refused:
         _limit(venue, timeInForce="GTC", priceMatch="OPPONENT")
-    assert refused.value.code == -4131
+    assert (refused.value.code, refused.value.msg) == (-5041, "No depth matches this BBO order")  # BBO_ORDER_REJECT
 
 
 @settings(max_examples=200, deadline=None)
@@ -121,7 +121,7 @@ def test_a_good_till_date_less_than_600_s_ahead_is_refused(venue, clock, ahead_m
 
 @pytest.mark.parametrize("extra, code", [
     ({"timeInForce": "GTD"}, -1102),                                  # goodTillDate missing
-    ({"timeInForce": "GTD", "goodTillDate": "soon"}, -1102),          # not a timestamp
+    ({"timeInForce": "GTD", "goodTillDate": "soon"}, -1100),          # not a timestamp
     ({"timeInForce": "GTD", "goodTillDate": "253402300799000"}, -5040),  # past the venue's last date
     ({"timeInForce": "GTC", "goodTillDate": "1890000000000"}, -1106),  # only for GTD
 ])

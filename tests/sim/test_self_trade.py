@@ -63,4 +63,4 @@ def test_an_unknown_mode_is_refused(venue):
     with pytest.raises(VenueError) as refused:
         place(venue, symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.010",
               price=fmt(venue, book(venue).best(True) - 10), selfTradePreventionMode="EXPIRE_SOMETIMES")
-    assert refused.value.code == -1130
+    assert refused.value.code == -5039  # INVALID_SELF_TRADE_PREVENTION_MODE

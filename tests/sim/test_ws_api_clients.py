@@ -69,6 +69,10 @@ async def main():
                                                quantity="0.020", price=lower)
         seen = await c.ws_futures_get_order(symbol="BTCUSDT", orderId=placed["orderId"])
         cancelled = await c.ws_futures_cancel_order(symbol="BTCUSDT", orderId=placed["orderId"])
+        # Floats, as a python-binance user may pass them: JSON numbers, as in Binance's own order.place example.
+        floated = await c.ws_futures_create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                                                  quantity=0.01, price=float(lower))
+        await c.ws_futures_cancel_order(symbol="BTCUSDT", orderId=floated["orderId"])
         try:
             await c.ws_futures_create_order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
                                             quantity="0.010", price=price, reduceOnly="true")
@@ -78,7 +82,8 @@ async def main():
         print(json.dumps({"placed": placed["orderId"], "client_id": placed["clientOrderId"],
                           "placed_status": placed["status"], "seen": seen["status"],
                           "edited": [edited["origQty"], edited["price"], seen["origQty"], seen["price"], lower],
-                          "cancelled": cancelled["status"], "refused": refused}))
+                          "cancelled": cancelled["status"], "refused": refused,
+                          "floated": [floated["status"], floated["origQty"], floated["price"]]}))
     finally:
         await c.close_connection()
 
@@ -118,3 +123,5 @@ async def test_python_binance_places_queries_and_cancels_over_the_ws_api_unchang
     assert (Decimal(seen_qty), Decimal(seen_price)) == (Decimal("0.020"), Decimal(wanted)), got
     order = live_venue.engine.accounts[API_KEY].orders[got["placed"]]
     assert (order.status, order.client_order_id) == ("CANCELED", got["client_id"])
+    status, qty, price = got["floated"]
+    assert (status, qty, Decimal(price)) == ("NEW", "0.010", Decimal(got["edited"][4])), got

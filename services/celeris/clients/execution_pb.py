@@ -66,6 +66,8 @@ def order_request(pb: execution_pb2.SubmitOrderRequest, instruments: dict[str, I
     if pb.type not in TYPE_IN:
         raise BadRequest("type is required")
     order_type = TYPE_IN[pb.type]
+    if pb.time_in_force != execution_pb2.TIME_IN_FORCE_UNSPECIFIED and pb.time_in_force not in TIF_IN:
+        raise BadRequest("time_in_force is not one of the venue's values")  # not silently GTC
     tif = TIF_IN.get(pb.time_in_force, TimeInForce.GTC)
     if not pb.HasField("quantity") and not pb.close_position:
         raise BadRequest("quantity is required")

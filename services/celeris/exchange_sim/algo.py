@@ -16,8 +16,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Iterator
 
-from celeris.domain.values import DecimalFormatError, Side, parse_decimal
-from celeris.exchange_sim import filters
+from celeris.domain.values import Side, parse_decimal
+from celeris.exchange_sim import filters, params as strict
 from celeris.exchange_sim.algo_state import AlgoStatus, SimAlgoOrder
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
 from celeris.exchange_sim.state import Account, EngineConfig, SimOrder, SymbolBook, VenueError
@@ -26,6 +26,12 @@ WORKING_TYPES = ("CONTRACT_PRICE", "MARK_PRICE")
 PRICE_MATCHES = ("NONE", "OPPONENT", "OPPONENT_5", "OPPONENT_10", "OPPONENT_20", "QUEUE", "QUEUE_5", "QUEUE_10",
                  "QUEUE_20")
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+RESPONSE_TYPES = ("ACK", "RESULT")
+POSITION_SIDES = ("BOTH", "LONG", "SHORT")
+GTD_MIN_AHEAD_MS = 600_000
+GTD_MAX_MS = 253_402_300_799_000
+GTD_INVALID = "The goodTillDate timestamp must be greater than the current time plus 600 seconds and smaller than " \
+              "253402300799000"
 REDUCE_ONLY_REJECT = "Reduce Only reject"
 """ALGO_UPDATE "rm" when the triggered order had nothing to reduce (the venue's own wording)."""
 
@@ -68,23 +74,18 @@ class AlgoOrders:
         order_type = _enum(OrderType, _required(params, "type"), -1116, "Invalid orderType.")
         if not order_type.is_conditional:
             raise VenueError(-1116, "Invalid orderType.")
-        if params.get("positionSide", "BOTH") != "BOTH" or account.dual_side:  # hedge mode is not simulated
-            raise VenueError(-4061, "Order's position side does not match user's setting.")
+        check_position_side(account, params)
         tif = _enum(TimeInForce, params.get("timeInForce") or "GTC", -1115, "Invalid timeInForce.")
         working_type = params.get("workingType") or "CONTRACT_PRICE"
         if working_type not in WORKING_TYPES:
-            raise VenueError(-4031, f"Invalid parameter working type: {working_type}")
-        price_match = params.get("priceMatch") or "NONE"
-        if price_match not in PRICE_MATCHES:
-            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
-        stp_mode = params.get("selfTradePreventionMode") or "NONE"
-        if stp_mode not in STP_MODES:
-            raise VenueError(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid.")
-        if params.get("newOrderRespType", "ACK") not in ("ACK", "RESULT"):
-            raise VenueError(-1130, "Data sent for parameter 'newOrderRespType' is not valid.")
-        close_position = _flag(params, "closePosition")
-        price_protect = _flag(params, "priceProtect")
-        reduce_only = _flag(params, "reduceOnly")
+            raise VenueError(-4031, f"Invalid parameter working type: {working_type[:64]}")
+        price_match = read_price_match(params)
+        stp_mode = read_stp_mode(params)
+        if (params.get("newOrderRespType") or "ACK") not in RESPONSE_TYPES:
+            raise VenueError(-1136, "Invalid newOrderRespType.")
+        close_position = strict.boolean(params, "closePosition")
+        price_protect = strict.boolean(params, "priceProtect")
+        reduce_only = strict.boolean(params, "reduceOnly")
         if close_position:
             if order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
                 raise VenueError(-1106, "Parameter 'closePosition' sent when not required.")
@@ -93,7 +94,7 @@ class AlgoOrders:
             if "reduceOnly" in params:
                 raise VenueError(-1106, "Parameter 'reduceonly' sent when not required.")
         if price_match != "NONE" and not order_type.has_limit_price:
-            raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
+            raise price_match_types()
         price_ticks = 0
         if order_type.has_limit_price and price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
@@ -113,9 +114,7 @@ class AlgoOrders:
         qty_steps = 0 if close_position else filters.parse_qty(ins, "quantity", _required(params, "quantity"))
         good_till = 0
         if tif is TimeInForce.GTD:
-            good_till = int(_required(params, "goodTillDate"))
-            if good_till <= self.now_ms():
-                raise VenueError(-1130, "Data sent for parameter 'goodTillDate' is not valid.")
+            good_till = read_good_till(params, self.now_ms())
         client_id = params.get("clientAlgoId") or f"simalgo{next(self._auto_ids):015d}"
         filters.check_client_order_id(client_id)
         if any(a.client_algo_id == client_id and a.status.is_open for a in account.algo_orders.values()):
@@ -227,8 +226,7 @@ class AlgoOrders:
         if order_type is OrderType.LIMIT and algo.price_match != "NONE":
             best = book.match_price(algo.side, algo.price_match)
             if best is None:
-                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
-                                        "limit.")
+                raise no_depth()
             price = best
         if not reduce_only:
             needed = ins.notional(price or self.mark(algo.symbol), qty) // account.leverage[algo.symbol]
@@ -249,11 +247,50 @@ class AlgoOrders:
             self._algo_event(account, algo)
 
 
-def _required(params: dict[str, str], name: str) -> str:
-    value = params.get(name)
-    if value is None or value == "":
-        raise filters.malformed(name)
+_required = strict.required
+
+
+def price_match_types() -> VenueError:
+    """priceMatch on a type without a limit price: Binance's UNSUPPORTED_ORDER_TYPE_PRICE_MATCH."""
+    return VenueError(-5038, "Price match only supports order type: LIMIT, STOP AND TAKE_PROFIT")
+
+
+def read_price_match(params: dict[str, str]) -> str:
+    """priceMatch (absent: NONE); outside the venue's values, Binance's INVALID_PRICE_MATCH."""
+    value = params.get("priceMatch") or "NONE"
+    if value not in PRICE_MATCHES:
+        raise VenueError(-5037, "Invalid price match")
     return value
+
+
+def read_stp_mode(params: dict[str, str]) -> str:
+    """selfTradePreventionMode (absent: NONE); outside its values, Binance's INVALID_SELF_TRADE_PREVENTION_MODE."""
+    value = params.get("selfTradePreventionMode") or "NONE"
+    if value not in STP_MODES:
+        raise VenueError(-5039, "Invalid self trade prevention mode")
+    return value
+
+
+def no_depth() -> VenueError:
+    """A priceMatch price wanted from an empty side of the book: Binance's BBO_ORDER_REJECT."""
+    return VenueError(-5041, "No depth matches this BBO order")
+
+
+def read_good_till(params: dict[str, str], now_ms: int) -> int:
+    """goodTillDate of a GTD order, on /fapi/v1/order and the Algo Order API alike: whole seconds are kept,
+    and it must lie more than 600 s ahead and before 253402300799000 (-5040)."""
+    good_till = strict.required_integer(params, "goodTillDate") // 1000 * 1000
+    if not now_ms + GTD_MIN_AHEAD_MS < good_till < GTD_MAX_MS:
+        raise VenueError(-5040, GTD_INVALID)
+    return good_till
+
+
+def check_position_side(account: Account, params: dict[str, str]) -> None:
+    """positionSide: junk is -1130; LONG / SHORT, or any order in hedge mode, is -4061 (hedge mode is not
+    simulated)."""
+    position_side = strict.choice(params, "positionSide", POSITION_SIDES, "BOTH")
+    if position_side != "BOTH" or account.dual_side:
+        raise VenueError(-4061, "Order's position side does not match user's setting.")
 
 
 def _enum(enum_cls: Any, value: str, code: int, msg: str) -> Any:
@@ -261,13 +298,6 @@ def _enum(enum_cls: Any, value: str, code: int, msg: str) -> Any:
         return enum_cls(value)
     except ValueError:
         raise VenueError(code, msg) from None
-
-
-def _flag(params: dict[str, str], name: str) -> bool:
-    value = params.get(name, "false").lower()
-    if value not in ("true", "false"):
-        raise VenueError(-1130, f"Data sent for parameter '{name}' is not valid.")
-    return value == "true"
 
 
 def _trigger(ins: Contract, text: str, name: str) -> int:
@@ -285,10 +315,7 @@ def _trigger(ins: Contract, text: str, name: str) -> int:
 
 def _callback_rate(text: str) -> Fraction:
     """callbackRate in percent: 0.1 to 10 in steps of 0.1, else the venue's -2007."""
-    try:
-        mantissa, scale = parse_decimal(text)
-    except DecimalFormatError:
-        raise filters.malformed("callbackRate") from None
+    mantissa, scale = parse_decimal(strict.decimal("callbackRate", text))
     rate = Fraction(mantissa, 10**scale)
     if not Fraction(1, 10) <= rate <= 10 or (rate * 10).denominator != 1:
         raise VenueError(-2007, "Invalid callBack rate.")

@@ -16,9 +16,22 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from celeris.domain.clock import Clock
-from celeris.domain.values import MONEY_SCALE, DecimalFormatError, Side, parse_decimal
-from celeris.exchange_sim import filters
-from celeris.exchange_sim.algo import PRICE_MATCHES, AlgoOrders
+from celeris.domain.values import MONEY_SCALE, Side, parse_decimal
+from celeris.exchange_sim import filters, params as strict
+from celeris.exchange_sim.algo import (
+    GTD_INVALID,
+    GTD_MAX_MS,
+    GTD_MIN_AHEAD_MS,
+    RESPONSE_TYPES,
+    WORKING_TYPES,
+    AlgoOrders,
+    check_position_side,
+    no_depth,
+    price_match_types,
+    read_good_till,
+    read_price_match,
+    read_stp_mode,
+)
 from celeris.exchange_sim.algo_wire import AlgoWire
 from celeris.exchange_sim.contract import Contract, OrderType, TimeInForce
 from celeris.exchange_sim.margin import Margin
@@ -36,14 +49,14 @@ from celeris.exchange_sim.triggers import Triggers
 from celeris.exchange_sim.wire import WireRendering, price_str
 
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
-GTD_MIN_AHEAD_MS = 600_000
-GTD_MAX_MS = 253_402_300_799_000
-GTD_INVALID = "The goodTillDate timestamp must be greater than the current time plus 600 seconds and smaller than " \
-              "253402300799000"
+MAX_MODIFICATIONS = 9_999
+"""Binance: "one order can only be modified for less than 10000 times" (-5026 beyond)."""
+MAX_AMENDMENTS = 10_000
+"""Amendment history kept per account (the venue keeps three months; a simulator bounds its memory)."""
 
 # Names other modules imported from here before the split.
 _price_str = price_str
-__all__ = ["NS_PER_MS", "Account", "EngineConfig", "MatchingEngine", "SimOrder", "SymbolBook", "VenueError"]
+__all__ = ["GTD_INVALID", "GTD_MAX_MS", "GTD_MIN_AHEAD_MS", "NS_PER_MS", "Account", "EngineConfig", "MatchingEngine", "SimOrder", "SymbolBook", "VenueError"]
 
 
 class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, AlgoWire):
@@ -58,6 +71,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         self._trade_ids = itertools.count(500_000_001)
         self._auto_ids = itertools.count(1)
         self._algo_ids = itertools.count(1_000_000_000_000_001)  # the venue's algoIds are this large
+        self._amendment_ids = itertools.count(1)
         self.on_account_event: Callable[[Account], None] | None = None
         self.insurance_fund = 0
 
@@ -94,27 +108,29 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if order_type.is_conditional and not self.config.conditional_on_order_endpoint:
             raise VenueError(-4120, "Order type not supported for this endpoint. "
                                     "Please use the Algo Order API endpoints instead.")
-        position_side = params.get("positionSide", "BOTH")
-        if position_side != "BOTH" or account.dual_side:  # hedge-mode orders are not simulated
-            raise VenueError(-4061, "Order's position side does not match user's setting.")
-        close_position = params.get("closePosition", "false").lower() == "true"
+        check_position_side(account, params)
+        close_position = strict.boolean(params, "closePosition")
         if close_position:
             if order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
                 raise VenueError(-1106, "Parameter 'closePosition' sent when not required.")
             if params.get("quantity"):
                 raise VenueError(-4137, "Quantity must be zero with closePosition equals true.")
-        reduce_only = params.get("reduceOnly", "false").lower() == "true"
+        reduce_only = strict.boolean(params, "reduceOnly")
+        strict.boolean(params, "priceProtect")  # read strictly; it only matters on the Algo Order API
+        working_type = params.get("workingType") or "CONTRACT_PRICE"
+        if working_type not in WORKING_TYPES:
+            raise VenueError(-4031, f"Invalid parameter working type: {working_type[:64]}")
+        if (params.get("newOrderRespType") or "ACK") not in RESPONSE_TYPES:
+            raise VenueError(-1136, "Invalid newOrderRespType.")
         tif_text = params.get("timeInForce")
         if order_type.has_limit_price:
             if tif_text is None:
                 raise VenueError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, "
                                         "or malformed.")
         tif = _enum(TimeInForce, tif_text or "GTC", -1115, "Invalid timeInForce.")
-        price_match = params.get("priceMatch") or "NONE"
-        if price_match not in PRICE_MATCHES:
-            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        price_match = read_price_match(params)
         if price_match != "NONE" and not order_type.has_limit_price:
-            raise VenueError(-1106, "Parameter 'priceMatch' sent when not required.")
+            raise price_match_types()
         price_ticks = 0
         if order_type.has_limit_price and price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
@@ -123,18 +139,11 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         elif price_match != "NONE":
             matched = self.books[symbol].match_price(side, price_match)
             if matched is None:
-                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
-                                        "limit.")
+                raise no_depth()
             price_ticks = matched
         good_till = 0
         if tif is TimeInForce.GTD:
-            text = _required(params, "goodTillDate")
-            if not text.isdigit():
-                raise filters.malformed("goodTillDate")
-            # The venue keeps whole seconds of goodTillDate.
-            good_till = int(text) // 1000 * 1000
-            if not self.now_ms() + GTD_MIN_AHEAD_MS < good_till < GTD_MAX_MS:
-                raise VenueError(-5040, GTD_INVALID)
+            good_till = read_good_till(params, self.now_ms())
         elif params.get("goodTillDate") not in (None, "", "0"):
             raise VenueError(-1106, "Parameter 'goodTillDate' sent when not required.")
         stop_ticks = 0
@@ -154,9 +163,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
             reduce_only = True
         else:
             qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        stp_mode = params.get("selfTradePreventionMode") or "NONE"
-        if stp_mode not in STP_MODES:
-            raise VenueError(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid.")
+        stp_mode = read_stp_mode(params)
         client_id = params.get("newClientOrderId") or f"sim{next(self._auto_ids):016d}"
         filters.check_client_order_id(client_id)
         if any(o.client_order_id == client_id and o.is_open for o in account.orders.values()):
@@ -191,12 +198,11 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         if order_type is OrderType.MARKET:
             self._check_market_protection(book, side)
         if order_type.is_conditional and order_type is not OrderType.TRAILING_STOP_MARKET and \
-                self._triggered(book, order_type, side, stop_ticks,
-                                                         params.get("workingType", "CONTRACT_PRICE")):
+                self._triggered(book, order_type, side, stop_ticks, working_type):
             raise VenueError(-2021, "Order would immediately trigger.")
         now = self.now_ms()
         order = SimOrder(next(self._order_ids), client_id, symbol, side, order_type, tif, qty_steps, price_ticks,
-                         stop_ticks, reduce_only, close_position, params.get("workingType", "CONTRACT_PRICE"),
+                         stop_ticks, reduce_only, close_position, working_type,
                          callback, activation, 0, "NEW", 0, 0, now, now, stp_mode=stp_mode,
                          price_match=price_match, good_till_ms=good_till)
         account.orders[order.order_id] = order
@@ -226,22 +232,23 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
 
     def amend(self, account: Account, params: dict[str, str]) -> SimOrder:
         """PUT /fapi/v1/order: a resting LIMIT order's price and quantity change in place; it keeps its ids,
-        loses its queue priority (to the back of its new level) and may trade at once if the new price crosses."""
+        loses its queue priority (to the back of its new level) and may trade at once if the new price crosses.
+        Refused, it stays as it was, except where Binance says the amendment cancels it: a post-only order whose
+        new price would trade, a partially filled one whose new quantity is not above its fill."""
         symbol = _required(params, "symbol")
         ins = self.instrument(symbol)
-        order_id = params.get("orderId")
-        order = self.find(account, symbol, int(order_id) if order_id else None, params.get("origClientOrderId"))
+        order = self.find(account, symbol, strict.optional_integer(params, "orderId"), params.get("origClientOrderId"))
         if order is None or not order.is_open:
             raise VenueError(-2013, "Order does not exist.")
         if order.order_type is not OrderType.LIMIT:
-            raise VenueError(-1116, "Invalid orderType: only LIMIT orders can be modified.")
+            raise VenueError(-5025, "Only limit order is supported.")
+        if order.amendments >= MAX_MODIFICATIONS:
+            raise VenueError(-5026, "Exceed maximum modify order limit.")
         side = _enum(Side, _required(params, "side"), -1117, "Invalid side.")
         if side is not order.side:
             raise VenueError(-1117, "Invalid side: an order's side cannot be modified.")
         qty_steps = filters.parse_qty(ins, "quantity", _required(params, "quantity"))
-        price_match = params.get("priceMatch") or "NONE"
-        if price_match not in PRICE_MATCHES:
-            raise VenueError(-1130, "Data sent for parameter 'priceMatch' is not valid.")
+        price_match = read_price_match(params)
         if price_match == "NONE":
             price_ticks = filters.parse_price(ins, "price", _required(params, "price"))
         elif params.get("price") not in (None, "", "0"):
@@ -249,27 +256,45 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         else:  # the new price comes from the book now, as at placement
             matched = self.books[symbol].match_price(side, price_match)
             if matched is None:
-                raise VenueError(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter "
-                                        "limit.")
+                raise no_depth()
             price_ticks = matched
         if (qty_steps, price_ticks) == (order.qty_steps, order.price_ticks):
             raise VenueError(-5027, "No need to modify the order.")
-        if qty_steps <= order.filled_steps:
-            # (the code is ours: Binance's is undocumented for this case)
+        if order.filled_steps and qty_steps <= order.filled_steps:
+            # Binance: "the order will be cancelled by the amendment" when it is partially filled and the new
+            # quantity is not above what it filled (the refusal's code is ours: Binance's is undocumented).
+            self._finish(account, order, "CANCELED")
             raise VenueError(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
         refusal = filters.check_order(ins, order_type=order.order_type, qty_steps=qty_steps, price_ticks=price_ticks,
                                       mark_ticks=self.mark(symbol) or None, reduce_only=order.reduce_only)
+        if refusal is not None and refusal.code == -4164:  # an amendment's own code: MODIFICATION_MIN_NOTIONAL
+            refusal = VenueError(-5029, refusal.msg.replace(" (unless you choose reduce only)", ""))
         if refusal is not None:
             raise refusal
         if order.time_in_force is TimeInForce.GTX and self._would_take(self.books[symbol], side, price_ticks):
+            self._finish(account, order, "CANCELED")  # Binance: such an amendment cancels the post-only order
             raise VenueError(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                     "will be rejected. The order will not be recorded in the order history")
+        self._record_amendment(account, order, qty_steps, price_ticks)
         self._remove_resting(order)
         order.qty_steps, order.price_ticks, order.price_match = qty_steps, price_ticks, price_match
         order.update_ms = self.now_ms()
         self._order_event(account, order, "AMENDMENT")
         self._execute(account, order)
         return order
+
+    def _record_amendment(self, account: Account, order: SimOrder, qty_steps: int, price_ticks: int) -> None:
+        """One entry of GET /fapi/v1/orderAmendment: the terms before and after, and the order's count so far."""
+        ins = self.books[order.symbol].instrument
+        order.amendments += 1
+        account.amendments.append({
+            "amendmentId": next(self._amendment_ids), "symbol": order.symbol, "pair": order.symbol,
+            "orderId": order.order_id, "clientOrderId": order.client_order_id, "time": self.now_ms(),
+            "amendment": {
+                "price": {"before": ins.format_price(order.price_ticks), "after": ins.format_price(price_ticks)},
+                "origQty": {"before": ins.format_qty(order.qty_steps), "after": ins.format_qty(qty_steps)},
+                "count": order.amendments}})
+        del account.amendments[:-MAX_AMENDMENTS]
 
     def set_countdown(self, account: Account, symbol: str, countdown_ms: int) -> None:
         """countdownCancelAll: every open order of `symbol` is cancelled `countdown_ms` from now unless the
@@ -314,11 +339,7 @@ class MatchingEngine(Matching, Margin, Triggers, AlgoOrders, WireRendering, Algo
         return open_[-1] if open_ else matches[-1]
 
 
-def _required(params: dict[str, str], name: str) -> str:
-    value = params.get(name)
-    if value is None or value == "":
-        raise filters.malformed(name)
-    return value
+_required = strict.required
 
 
 def _enum(enum_cls: Any, value: str, code: int, msg: str) -> Any:
@@ -329,8 +350,5 @@ def _enum(enum_cls: Any, value: str, code: int, msg: str) -> Any:
 
 
 def _fraction(text: str, name: str) -> Fraction:
-    try:
-        mantissa, scale = parse_decimal(text)
-    except DecimalFormatError:
-        raise filters.malformed(name) from None
+    mantissa, scale = parse_decimal(strict.decimal(name, text))
     return Fraction(mantissa, 10**scale)

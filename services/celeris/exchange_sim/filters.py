@@ -1,7 +1,7 @@
 """The simulator's own order filters, answering with Binance USD-M's own error codes and messages.
 
 Owns what the venue refuses about one order before it reaches the book: reading price and quantity
-strings (-1102 malformed, -1111 too many decimals, -4014 off tick, -4023 off step), LOT_SIZE and
+strings (-1100 not a decimal, per params.py; -1111 too many decimals, -4014 off tick, -4023 off step), LOT_SIZE and
 MARKET_LOT_SIZE (-4003 / -4004 / -4005), PRICE_FILTER (-4001 / -4013 / -4002), PERCENT_PRICE against
 the mark price (-4016 / -4024), MIN_NOTIONAL (-4164, reduce-only exempt), MAX_NUM_ORDERS (-2025) and the
 newClientOrderId format (-4015). Written from the exchangeInfo filters the simulator serves and the codes
@@ -16,6 +16,7 @@ import re
 from fractions import Fraction
 
 from celeris.domain.values import DecimalFormatError, format_units, to_units
+from celeris.exchange_sim import params
 from celeris.exchange_sim.contract import Contract, OrderType
 from celeris.exchange_sim.state import VenueError
 
@@ -23,8 +24,7 @@ CLIENT_ORDER_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
 """newClientOrderId as the venue documents it: ^[\\.A-Z\\:/a-z0-9_-]{1,36}$."""
 
 
-def malformed(name: str) -> VenueError:
-    return VenueError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+malformed = params.malformed
 
 
 def parse_price(contract: Contract, name: str, text: str) -> int:
@@ -46,17 +46,13 @@ def parse_qty(contract: Contract, name: str, text: str) -> int:
 
 
 def _units(name: str, text: str, scale: int) -> int:
+    # Outside the DECIMAL grammar (an exponent, a sign, NaN, 21 digits) is -1100; inside it, more
+    # decimals than the asset has is a precision error.
+    params.decimal(name, text)
     try:
         return to_units(text, scale)
     except DecimalFormatError:
-        pass
-    # Not a plain decimal with at most `scale` decimals: a number the venue reads (exponent, extra
-    # decimals) is a precision error, anything else is a malformed parameter.
-    try:
-        float(text)
-    except ValueError:
-        raise malformed(name) from None
-    raise VenueError(-1111, "Precision is over the maximum defined for this asset.")
+        raise VenueError(-1111, "Precision is over the maximum defined for this asset.") from None
 
 
 def check_client_order_id(client_order_id: str) -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 from celeris.domain.values import MONEY_SCALE, money_str
 from celeris.exchange_sim.contract import Contract
 from celeris.exchange_sim.engine import Account, MatchingEngine, VenueError
-from celeris.exchange_sim import brackets
+from celeris.exchange_sim import brackets, params as strict
 from celeris.exchange_sim.wire import mark_str, price_str, rate_str, units8_str
 
 
@@ -146,11 +146,7 @@ class AccountRoutes:
 
     async def leverage(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        try:
-            lev = int(params.get("leverage", ""))
-        except ValueError:
-            raise VenueError(-1102, "Mandatory parameter 'leverage' was not sent, was empty/null, "
-                                    "or malformed.") from None
+        lev = strict.required_integer(params, "leverage")
         symbol = params.get("symbol", "")
         self.engine.set_leverage(account, symbol, lev)
         await self._flush_users()
@@ -199,7 +195,7 @@ class AccountRoutes:
             self.engine.instrument(symbol)
             out.append({"symbol": symbol, "marginType": "ISOLATED" if account.margin_type[symbol] == "isolated"
                         else "CROSSED", "isAutoAddMargin": False, "leverage": account.leverage[symbol],
-                        "maxNotionalValue": "1000000"})
+                        "maxNotionalValue": _whole(self.engine.max_notional(account, symbol))})
         return web.json_response(out)
 
     async def position_side(self, request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from celeris.exchange_sim import params as strict
 from celeris.exchange_sim.engine import Account, MatchingEngine, VenueError
 
 
@@ -69,8 +70,8 @@ class AlgoRoutes:
         if not symbol:
             raise VenueError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
         self.engine.instrument(symbol)
-        limit = int(params.get("limit") or 500)
-        page = int(params.get("page") or 1)
+        limit, page = _int(params, "limit"), _int(params, "page")
+        limit, page = 500 if limit is None else limit, 1 if page is None else page
         if not 1 <= limit <= 1000 or page < 1:
             raise VenueError(-1130, "Data sent for parameter 'limit' is not valid.")
         start, end, algo_id = _int(params, "startTime"), _int(params, "endTime"), _algo_id(params)
@@ -95,14 +96,7 @@ class AlgoRoutes:
         return web.json_response({"code": 200, "msg": "The operation of cancel all open order is done."})
 
 
-def _int(params: dict[str, str], name: str) -> int | None:
-    text = params.get(name)
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise VenueError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.") from None
+_int = strict.optional_integer
 
 
 def _algo_id(params: dict[str, str]) -> int | None:

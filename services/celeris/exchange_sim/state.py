@@ -69,6 +69,8 @@ class SimOrder:
     """priceMatch the order was placed with (its price was taken from the book at arrival)."""
     good_till_ms: int = 0
     """goodTillDate of a GTD order (whole seconds, as the venue keeps it); it expires then."""
+    amendments: int = 0
+    """How many times it was modified (the venue allows fewer than 10,000)."""
 
     @property
     def remaining(self) -> int:
@@ -114,6 +116,8 @@ class Account:
     """algoId -> SimAlgoOrder (exchange_sim/algo_state.py): the account's orders at the algo service."""
     algo_by_order: dict[int, Any] = field(default_factory=dict)
     """orderId of an order a triggered algo order placed -> that SimAlgoOrder."""
+    amendments: list[dict[str, Any]] = field(default_factory=list)
+    """Order modification history (GET /fapi/v1/orderAmendment) in the venue's shape, oldest first, bounded."""
 
 
 @dataclass

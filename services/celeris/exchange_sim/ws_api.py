@@ -14,7 +14,8 @@ A frame that is not a request (not JSON, no id or method, an unknown method, too
 the wrong JSON type) is answered with an error and the connection keeps serving.
 
 Where Binance does not document the code, these are the simulator's choices: -1135 for a frame that is
-not a JSON request object, -1020 for an unknown method, -1102 for a parameter of the wrong JSON type, and
+not a JSON request object, -1020 for an unknown method, -1102 for a parameter of the wrong JSON type (null,
+a list, an object; numbers are read as written, as Binance's own example sends DECIMALs as numbers), and
 status 400 for the key errors (REST answers them 401; the WebSocket API's statuses have no 401). The real
 session.logon takes Ed25519 keys only; the simulator's keys are HMAC, so it accepts an HMAC signature.
 """
@@ -120,10 +121,11 @@ class WsApi:
             result = await run(self, session, values, received_ns)
         except VenueError as exc:
             return _failure(req_id, exc, self._rate_limits(used, method_name))
-        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
-            return _failure(req_id, VenueError(-1102, f"A mandatory parameter was not sent, was empty/null, or "
-                                                      f"malformed ({type(exc).__name__})."),
-                            self._rate_limits(used, method_name))
+        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
+            # Read loosely somewhere (params.py reads strictly): the generic answer, never our exception's name.
+            log.warning("simulator WebSocket API %s could not read a parameter", method_name, exc_info=True)
+            return _failure(req_id, VenueError(-1102, "A mandatory parameter was not sent, was empty/null, or "
+                                                      "malformed."), self._rate_limits(used, method_name))
         except Exception:  # a bug: answered as the venue's unknown error, the connection keeps serving
             log.exception("simulator WebSocket API %s failed", method_name)
             return _failure(req_id, VenueError(-1000, "An unknown error occured while processing the request.",
@@ -134,10 +136,11 @@ class WsApi:
         return answer
 
     def _rate_limits(self, used: int, method_name: str) -> list[dict[str, Any]]:
-        """The answer's rateLimits: the IP's request weight, and for order.place the order counts after it."""
+        """The answer's rateLimits: the IP's request weight, and for order.place / order.modify the order counts
+        after it."""
         limits = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                    "limit": self.weights.limit, "count": used}]
-        if method_name == "order.place":
+        if method_name in ("order.place", "order.modify"):  # both count as orders
             now = self.now_ms()
             limits += [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
                         "limit": self.orders_per_10s, "count": self._orders_since(now - 10_000)},
@@ -221,8 +224,9 @@ class WsApi:
 
 
 _METHODS: dict[str, tuple[int, Method]] = {
-    # method -> (request weight, handler); order.place weighs 0 and counts against the order limits instead.
-    "order.place": (0, WsApi._ws_order_place), "order.modify": (1, WsApi._ws_order_modify),
+    # method -> (request weight, handler); order.place and order.modify weigh 0 and count against the order
+    # limits instead, as their REST twins do.
+    "order.place": (0, WsApi._ws_order_place), "order.modify": (0, WsApi._ws_order_modify),
     "order.cancel": (1, WsApi._ws_order_cancel), "order.status": (1, WsApi._ws_order_status),
     "session.logon": (2, WsApi._ws_session_logon), "session.status": (2, WsApi._ws_session_status),
     "session.logout": (2, WsApi._ws_session_logout),
@@ -247,13 +251,15 @@ def _request(data: str | bytes) -> tuple[Any, str, dict[str, Any]]:
         raise _BadFrame(VenueError(-1135, f"Invalid JSON request: a request is at most {MAX_REQUEST_CHARS} "
                                           f"characters."))
     try:
-        msg = json.loads(data)
+        # A JSON number with a fraction (or NaN / Infinity) is kept as written: Binance's own order.place example
+        # sends "price": 43187.00, and the value is read, and signed, as that text.
+        msg = json.loads(data, parse_float=_Number, parse_constant=_Number)
     except (ValueError, RecursionError):
         raise _BadFrame(VenueError(-1135, "Invalid JSON request: the frame is not JSON.")) from None
     if not isinstance(msg, dict):
         raise _BadFrame(VenueError(-1135, "Invalid JSON request: expected an object."))
     req_id = msg.get("id")
-    if "id" not in msg or not (req_id is None or isinstance(req_id, str) or
+    if "id" not in msg or isinstance(req_id, _Number) or not (req_id is None or isinstance(req_id, str) or
                                (isinstance(req_id, int) and not isinstance(req_id, bool))):
         raise _BadFrame(VenueError(-1135, "Invalid JSON request: 'id' is mandatory and an integer, a string or "
                                           "null."))
@@ -266,10 +272,14 @@ def _request(data: str | bytes) -> tuple[Any, str, dict[str, Any]]:
     return req_id, method, params
 
 
+class _Number(str):
+    """A JSON number with a fraction, exponent or NaN / Infinity, as the text it was written with."""
+
+
 def _text(name: str, value: Any) -> str:
-    """A parameter as the signature payload and the order logic read it: strings as sent, integers in
-    decimal, booleans as true/false. DECIMAL values must be strings (Binance: "not floats"); anything else
-    (null, floats, lists, objects) is malformed."""
+    """A parameter as the signature payload and the order logic read it: strings as sent, numbers as written
+    (43187.00 reads "43187.00", then strictly, as any value: 1e-05 is -1100 where a DECIMAL belongs),
+    booleans as true/false; anything else (null, lists, objects) is malformed."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -3,7 +3,8 @@ orders with their triggers, answered as the live venue answers them.
 
 A mixin of PaperVenue (paper.py). Amendments change the venue's own terms of a resting LIMIT order (it
 loses its queue place; a price that crosses trades at once, a post-only one that would is refused with
--5022), as PUT /fapi/v1/order does, with an AMENDMENT event. Batches answer element by element. Algo
+-5022 and cancels the order, as a new quantity at or below a partial fill does), as PUT /fapi/v1/order does,
+with an AMENDMENT event. Batches answer element by element. Algo
 orders wait apart from the book: STOP / TAKE_PROFIT (and their _MARKET forms) trigger on the last trade
 price (CONTRACT_PRICE) or, for MARK_PRICE, on the book's mid (the paper venue sees no mark stream: the
 nearest it has); trailing stops activate at their activation price (or at once) and trigger when the
@@ -66,16 +67,18 @@ class PaperOrderSurface:
         if resting is None or resting.status not in _OPEN:
             raise errors.UnknownOrder(-2013, "Order does not exist.")
         if resting.order.order_type is not OrderType.LIMIT:
-            raise errors.OrderRejected(-1116, "Invalid orderType: only LIMIT orders can be modified.")
+            raise errors.OrderRejected(-5025, "Only limit order is supported.")
         if (qty_steps, price_ticks) == (resting.qty, resting.price):
             raise errors.OrderRejected(-5027, "No need to modify the order.")
-        if qty_steps <= resting.filled:
+        if resting.filled and qty_steps <= resting.filled:
+            self._cancelled_by_amendment(resting)  # as the venue does
             raise errors.OrderRejected(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
         book = self.books[order.symbol]
         buy = order.side is Side.BUY
         levels = book.asks() if buy else book.bids()
         crosses = bool(levels) and (levels[0][0] <= price_ticks if buy else levels[0][0] >= price_ticks)
         if crosses and order.time_in_force is TimeInForce.GTX:
+            self._cancelled_by_amendment(resting)
             raise errors.OrderRejected(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                               "will be rejected.")
         resting.qty, resting.price = qty_steps, price_ticks
@@ -87,6 +90,12 @@ class PaperOrderSurface:
         return VenueOrderState(order.client_order_id, resting.venue_order_id, resting.status, resting.filled,
                                resting.qty, resting.price)
 
+    def _cancelled_by_amendment(self: PaperVenue, resting: Any) -> None:
+        """Binance: "the order will be cancelled by the amendment" when it is partially filled and the new
+        quantity is not above its fill, or post-only and the new price would trade at once."""
+        resting.status = "CANCELED"
+        self._emit(resting, Execution.CANCELED)
+
     def matched_price(self: PaperVenue, order: Order) -> int:
         """A priceMatch order's limit price from the book now; an empty side refuses it, as the venue does."""
         opposite, level = _MATCH_LEVEL[order.price_match]
@@ -94,21 +103,21 @@ class PaperOrderSurface:
         side_is_bid = (order.side is Side.SELL) if opposite else (order.side is Side.BUY)
         levels = book.bids() if side_is_bid else book.asks()
         if not levels:
-            raise errors.OrderRejected(-4131, "The counterparty's best price does not meet the PERCENT_PRICE "
-                                              "filter limit.")
+            raise errors.OrderRejected(-5041, "No depth matches this BBO order")  # Binance's BBO_ORDER_REJECT
         return levels[min(level, len(levels)) - 1][0]
 
     def expire_gtd(self: PaperVenue, symbol: str) -> None:
-        """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock."""
+        """GTD orders (resting and algo) end at their goodTillDate, on the venue's clock; the venue keeps whole
+        seconds of the date, so the milliseconds sent do not delay it."""
         now_ms = self.now_ns() // 1_000_000
         for resting in self._open(symbol):
             o = resting.order
-            if o.good_till_ms and now_ms >= o.good_till_ms and resting.status in _OPEN:
+            if o.good_till_ms and now_ms >= _kept(o.good_till_ms) and resting.status in _OPEN:
                 resting.status = "EXPIRED"
                 self._emit(resting, Execution.EXPIRED)
         for algo in list(self.algo.values()):
             o = algo.order
-            if o.symbol == symbol and o.good_till_ms and now_ms >= o.good_till_ms and algo.status == "NEW":
+            if o.symbol == symbol and o.good_till_ms and now_ms >= _kept(o.good_till_ms) and algo.status == "NEW":
                 algo.status = "EXPIRED"
                 self._algo_emit(algo, Execution.EXPIRED)
 
@@ -255,3 +264,8 @@ def _each(call: Any) -> BatchResult:
         return BatchResult(state=call())
     except errors.VenueError as exc:
         return BatchResult(error=exc)
+
+
+def _kept(good_till_ms: int) -> int:
+    """goodTillDate as the venue keeps it: whole seconds."""
+    return good_till_ms // 1000 * 1000

@@ -12,6 +12,7 @@ from celeris.domain.messages import Fill, Outcome
 from celeris.domain.orders import Order
 from celeris.domain.topics import fill_topic, order_topic
 from celeris.execution.engine import ExecutionEngine
+from celeris.execution.surface import MAX_BATCH_PLACE
 from celeris.transport.bus import InProcessBus
 
 
@@ -19,9 +20,21 @@ def _batch(request, acks: list[execution_pb2.OrderAck]) -> execution_pb2.BatchAc
     return execution_pb2.BatchAck(request_id=request.request_id, acks=acks)
 
 
-def _invalid(request_id: str, exc: Exception) -> execution_pb2.OrderAck:
+def _invalid(request_id: str, exc: Exception | str) -> execution_pb2.OrderAck:
     return execution_pb2.OrderAck(request_id=request_id, accepted=False,
                                   error=common_pb2.Error(code="INVALID_REQUEST", message=str(exc)))
+
+
+def _each(elements, read):  # type: ignore[no-untyped-def]
+    """A batch's elements read one by one: the domain request, or the refusal of that element alone (a
+    malformed element must not refuse its neighbours, nor lend them its reason)."""
+    out = []
+    for element in elements:
+        try:
+            out.append(read(element))
+        except convert.BadRequest as exc:
+            out.append(_invalid(element.request_id, exc))
+    return out
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
@@ -53,20 +66,23 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServicer):
         return convert.ack_pb(outcome, self._engine.instruments, self._engine.mode)
 
     async def SubmitBatch(self, request, context):  # type: ignore[no-untyped-def]
-        try:
-            orders = [convert.order_request(o, self._engine.instruments) for o in request.orders]
-        except convert.BadRequest as exc:
-            return _batch(request, [_invalid(o.request_id, exc) for o in request.orders])
-        outcomes = await self._engine.submit_batch(orders)
-        return self._acks(request, outcomes)
+        read = _each(request.orders, lambda o: convert.order_request(o, self._engine.instruments))
+        return await self._merged(request, read, self._engine.submit_batch, "orders")
 
     async def AmendBatch(self, request, context):  # type: ignore[no-untyped-def]
-        try:
-            amendments = [convert.amend_request(a, self._engine.instruments) for a in request.amendments]
-        except convert.BadRequest as exc:
-            return _batch(request, [_invalid(a.request_id, exc) for a in request.amendments])
-        outcomes = await self._engine.amend_batch(amendments)
-        return self._acks(request, outcomes)
+        read = _each(request.amendments, lambda a: convert.amend_request(a, self._engine.instruments))
+        return await self._merged(request, read, self._engine.amend_batch, "amendments")
+
+    async def _merged(self, request, read, run, what: str) -> execution_pb2.BatchAck:  # type: ignore[no-untyped-def]
+        """The well-formed elements go to the engine as one batch; every element is answered in its place."""
+        if not 0 < len(read) <= MAX_BATCH_PLACE:  # the engine's own size rule, for a batch it never sees whole
+            return _batch(request, [_invalid(r.request_id, f"a batch holds 1 to {MAX_BATCH_PLACE} {what}")
+                                    for r in read])
+        good = [r for r in read if not isinstance(r, execution_pb2.OrderAck)]
+        outcomes = iter(await run(good) if good else [])
+        return _batch(request, [r if isinstance(r, execution_pb2.OrderAck) else
+                                convert.ack_pb(next(outcomes), self._engine.instruments, self._engine.mode)
+                                for r in read])
 
     async def CancelBatch(self, request, context):  # type: ignore[no-untyped-def]
         outcomes = await self._engine.cancel_batch(request.request_id, request.symbol, list(request.client_order_ids))

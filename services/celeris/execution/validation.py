@@ -117,7 +117,7 @@ def check_shape(request: OrderRequest, flatten: bool) -> Rejection | None:
 _PRICED = frozenset({OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT})
 _CLOSING = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
 GTD_MIN_AHEAD_MS = 600_000
-"""The venue refuses a goodTillDate less than 600 s ahead (-4129 style); we refuse it first."""
+"""The venue refuses a goodTillDate not more than 600 s ahead (-5040); we refuse it first."""
 GTD_MAX_MS = 253_402_300_799_000
 
 
@@ -163,8 +163,10 @@ def check_surface(request: OrderRequest, now_ms: int | None = None) -> Rejection
     if request.time_in_force is TimeInForce.GTD:
         if not request.good_till_ms:
             return _invalid("a GTD order needs goodTillDate")
-        if now_ms is not None and not now_ms + GTD_MIN_AHEAD_MS <= request.good_till_ms <= GTD_MAX_MS:
-            return _invalid("goodTillDate must be at least 600 s ahead (and before year 10000)")
+        # The venue keeps whole seconds of goodTillDate and wants them strictly more than 600 s ahead.
+        kept = request.good_till_ms // 1000 * 1000
+        if now_ms is not None and not now_ms + GTD_MIN_AHEAD_MS < kept < GTD_MAX_MS:
+            return _invalid("goodTillDate must be more than 600 s ahead in whole seconds (and before year 10000)")
     elif request.good_till_ms:
         return _invalid("goodTillDate is for GTD orders only")
     return None

@@ -77,7 +77,9 @@ class BadRequest(VenueError):
 
 
 _ORDER_CODES = {-1111, -2010, -2019, -2021, -2022, -2027, -4001, -4002, -4003, -4004, -4005, -4013, -4014, -4015,
-                -4016, -4023, -4024, -4061, -4116, -4120, -4131, -4164, -5021, -5022}
+                -4016, -4023, -4024, -4061, -4116, -4120, -4131, -4164, -5021, -5022,
+                # amendments, priceMatch, STP and GTD (the 50xx order-execution codes)
+                -5025, -5026, -5027, -5029, -5037, -5038, -5039, -5040, -5041}
 
 
 def from_response(status: int, body: object, retry_after: str | None = None) -> VenueError:

@@ -108,6 +108,24 @@ class OrderBook:
         keys = self._ask_keys if depth is None else self._ask_keys[:depth]
         return [(k, self._asks[k]) for k in keys]
 
+    def asks_through(self, limit: int | None = None) -> list[Level]:
+        """Asks at or below `limit` (every ask without one), best first: what a buy at `limit` would take."""
+        out = []
+        for price in self._ask_keys:
+            if limit is not None and price > limit:
+                break
+            out.append((price, self._asks[price]))
+        return out
+
+    def bids_through(self, limit: int | None = None) -> list[Level]:
+        """Bids at or above `limit` (every bid without one), best first: what a sell at `limit` would take."""
+        out = []
+        for key in self._bid_keys:
+            if limit is not None and -key < limit:
+                break
+            out.append((-key, self._bids[-key]))
+        return out
+
     def qty_at(self, is_bid: bool, price: int) -> int:
         return (self._bids if is_bid else self._asks).get(price, 0)
 

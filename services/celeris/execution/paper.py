@@ -219,8 +219,8 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         if price is None and order.price_match is not PriceMatch.NONE:
             price = self.matched_price(order)  # the venue prices it from the book at arrival
         reduce_only = order.reduce_only if reduce_only is None else reduce_only
-        if any(r.order.client_order_id == order.client_order_id and r.status in ("NEW", "PARTIALLY_FILLED")
-               for r in self.orders.values()):
+        same = self.orders.get(order.client_order_id)
+        if same is not None and same.status in ("NEW", "PARTIALLY_FILLED"):
             raise errors.OrderRejected(-4116, "ClientOrderId is duplicated.")
         if not self.live[order.symbol]:
             raise errors.OrderRejected(-4131, f"paper venue: no live book for {order.symbol}")
@@ -232,10 +232,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
             if pos == 0 or (pos > 0) == (order.side is Side.BUY):
                 raise errors.OrderRejected(-2022, "ReduceOnly Order is rejected.")
             qty = min(qty, abs(pos))  # what it may take now; the rest rests, clamped as it fills
-        levels = book.asks() if order.side is Side.BUY else book.bids()
         limit = price
-        marketable = [(p, q) for p, q in levels
-                      if limit is None or (p <= limit if order.side is Side.BUY else p >= limit)]
+        # Only the levels the order can reach (a resting quote reads none): not a copy of the whole book.
+        marketable = book.asks_through(limit) if order.side is Side.BUY else book.bids_through(limit)
         available = sum(q for _, q in marketable)
         kind = OrderType.MARKET if price is None else OrderType.LIMIT  # what reaches the book
         if order.time_in_force is TimeInForce.GTX and kind is OrderType.LIMIT and marketable:

@@ -75,8 +75,8 @@ class PaperOrderSurface:
             raise errors.OrderRejected(-1102, "Parameter 'quantity' must be more than the order's filled quantity.")
         book = self.books[order.symbol]
         buy = order.side is Side.BUY
-        levels = book.asks() if buy else book.bids()
-        crosses = bool(levels) and (levels[0][0] <= price_ticks if buy else levels[0][0] >= price_ticks)
+        crossed = book.asks_through(price_ticks) if buy else book.bids_through(price_ticks)
+        crosses = bool(crossed)
         if crosses and order.time_in_force is TimeInForce.GTX:
             self._cancelled_by_amendment(resting)
             raise errors.OrderRejected(-5022, "Due to the order could not be executed as maker, the Post Only order "
@@ -85,7 +85,6 @@ class PaperOrderSurface:
         resting.queue_ahead = book.qty_at(buy, price_ticks)  # an amended order joins the back of the queue
         resting.traded = 0
         self._emit(resting, Execution.AMENDMENT)
-        crossed = [(p, q) for p, q in levels if (p <= price_ticks if buy else p >= price_ticks)]
         self.take_liquidity(resting, crossed, resting.remaining)
         return VenueOrderState(order.client_order_id, resting.venue_order_id, resting.status, resting.filled,
                                resting.qty, resting.price)

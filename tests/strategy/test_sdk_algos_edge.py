@@ -215,3 +215,18 @@ async def test_the_component_s_stop_leaves_no_child_working(btcusdt):
     await StrategyComponent(engine).stop()
     assert not any(o.is_open for o in gateway.orders.values())
     assert strategy.algo(strategy.ids[0]).stop_reason is StopReason.CANCELED
+
+
+async def test_a_parent_s_wake_up_is_an_engine_timer_on_its_clock(btcusdt):
+    # A POV with a horizon, in a market without trades: it ends at its horizon on the engine's timer path
+    # (a backtest advances its clock to next_timer_ns), no book or trade needed.
+    engine, gateway, strategy = await started(btcusdt, cls=scripted(
+        lambda s: s.pov(s.symbol, Side.BUY, "0.040", rate_bps=100, duration_ns=5 * S)))
+    [algo_id] = strategy.ids
+    assert engine.next_timer_ns() == T0 + 5 * S
+    engine.clock.set(T0 + 5 * S)
+    engine.run_timers()
+    await settle()
+    progress = strategy.algo(algo_id)
+    assert progress.state is AlgoState.FINISHED and progress.stop_reason is StopReason.END_OF_HORIZON
+    assert engine.next_timer_ns() is None and strategy.told[-1].state is AlgoState.FINISHED

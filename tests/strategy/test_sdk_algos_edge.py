@@ -230,3 +230,20 @@ async def test_a_parent_s_wake_up_is_an_engine_timer_on_its_clock(btcusdt):
     progress = strategy.algo(algo_id)
     assert progress.state is AlgoState.FINISHED and progress.stop_reason is StopReason.END_OF_HORIZON
     assert engine.next_timer_ns() is None and strategy.told[-1].state is AlgoState.FINISHED
+
+
+async def test_the_docs_algo_snippet_runs_as_written(btcusdt):
+    """docs/strategies.md's section 8 snippet (the strategy and its test), executed from the page itself."""
+    import re
+    import sys
+    import types
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "strategies.md").read_text()
+    section = text.split("## 8. Execution algorithms", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```python\n(.*?)```", section, re.S)
+    module = types.ModuleType("docs_algos_snippet")
+    sys.modules[module.__name__] = module
+    exec(compile(block, "docs/strategies.md#8", "exec"), module.__dict__)  # noqa: S102 - our own page
+    await module.test_it_hands_the_work_to_a_twap(btcusdt)

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from celeris.domain import sdk
 from celeris.domain.algo_orders import ChildStyle
 from celeris.domain.algos import AlgoState, StopReason
@@ -19,6 +16,8 @@ from celeris.domain.modes import Mode
 from celeris.domain.sdk_types import OrderRefused
 from celeris.domain.values import Side
 from celeris.strategy.component import StrategyComponent
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.strategy.fakes import ControlledGateway, book, engine_with, settle
 
@@ -230,6 +229,7 @@ async def test_a_parent_s_wake_up_is_an_engine_timer_on_its_clock(btcusdt):
     progress = strategy.algo(algo_id)
     assert progress.state is AlgoState.FINISHED and progress.stop_reason is StopReason.END_OF_HORIZON
     assert engine.next_timer_ns() is None and strategy.told[-1].state is AlgoState.FINISHED
+    assert gateway.submitted == []  # no market volume, nothing to take part in
 
 
 async def test_the_docs_algo_snippet_runs_as_written(btcusdt):
@@ -242,7 +242,7 @@ async def test_the_docs_algo_snippet_runs_as_written(btcusdt):
 
     text = (ROOT / "docs" / "strategies.md").read_text()
     section = text.split("## 8. Execution algorithms", 1)[1].split("\n## ", 1)[0]
-    [block] = re.findall(r"```python\n(.*?)```", section, re.S)
+    [block] = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     module = types.ModuleType("docs_algos_snippet")
     sys.modules[module.__name__] = module
     exec(compile(block, "docs/strategies.md#8", "exec"), module.__dict__)  # noqa: S102 - our own page

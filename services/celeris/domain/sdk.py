@@ -19,11 +19,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable, ClassVar, Mapping
 
+from celeris.domain.algos import AlgoProgress
 from celeris.domain.clock import Clock
 from celeris.domain.instruments import Instrument, TimeInForce
 from celeris.domain.messages import client_order_id_for
 from celeris.domain.positions import Position
-from celeris.domain.algos import AlgoProgress
 from celeris.domain.sdk_algos import AlgoActions
 from celeris.domain.sdk_types import (
     AmendIntent,

@@ -247,3 +247,15 @@ async def test_the_docs_algo_snippet_runs_as_written(btcusdt):
     sys.modules[module.__name__] = module
     exec(compile(block, "docs/strategies.md#8", "exec"), module.__dict__)  # noqa: S102 - our own page
     await module.test_it_hands_the_work_to_a_twap(btcusdt)
+
+
+async def test_a_hot_reload_keeps_the_parents_and_the_fresh_instance_follows_them(btcusdt):
+    engine, gateway, strategy = await started(btcusdt)
+    [algo_id] = strategy.ids
+    fresh = engine.reload("a").strategy
+    assert fresh is not strategy and fresh.algos() == (algo_id,)
+    child = gateway.submitted[0].client_order_id
+    gateway.fill(engine, child, 10)
+    await settle()
+    assert fresh.algo(algo_id).filled_steps == 10 and fresh.position() == 10
+    assert fresh.told and fresh.told[-1].filled_steps == 10 and not strategy.told[1:]

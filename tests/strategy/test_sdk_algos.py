@@ -25,6 +25,7 @@ from celeris.execution.model import ExecutionConfig, PositionLimits
 from celeris.execution.paper import PaperVenue
 from celeris.marketdata.core import MarketDataCore, Sink
 from celeris.marketdata.verify import _open, bundled_instruments
+from celeris.strategy.algo_profile import capture_profile
 from celeris.strategy.component import StrategyComponent
 from celeris.strategy.engine import StrategyConfig, StrategyEngine
 from celeris.strategy.filters import FilterLimits
@@ -233,3 +234,32 @@ async def test_an_iceberg_never_shows_more_than_its_display():
     assert progress.filled_steps > 0, "the iceberg never filled in the capture's first lines"
     assert strategy.position() == progress.filled_steps
     assert len(run["sent"]) >= 2  # replenished
+
+
+class Vwapper(Twapper):
+    """Sells 0.100 BTC over 10 s along the capture's own recorded volume profile (look-ahead here, so that
+    every bucket's target is exactly known; a real run takes yesterday's, time_of_day=True)."""
+
+    profile: tuple[int, ...] = ()
+
+    def on_book(self, book) -> None:
+        if not self.algo_id:
+            ins = self.instrument(self.symbol)
+            type(self).profile = capture_profile(CAPTURE, ins, self.now_ns, self.now_ns + 10 * S, 10, max_lines=5000)
+            self.algo_id = self.vwap(self.symbol, Side.SELL, "0.100", duration_ns=10 * S, profile=self.profile)
+
+
+async def test_a_strategy_s_vwap_follows_the_recorded_profile():
+    run = await backtest(Vwapper, lines=5000)
+    strategy, profile = run["strategy"], Vwapper.profile
+    assert len(set(profile)) > 5
+    assert strategy.algo(strategy.algo_id).filled_steps == 100 and strategy.position() == -100
+    total, running = sum(profile), 0
+    for bucket, volume in enumerate(profile):
+        running += volume
+        sent = sum(r.qty_steps for t, r in run["sent"] if t < run["start_ns"] + (bucket + 1) * S)
+        assert sent == 100 * running // total, f"bucket {bucket}"
+    [report] = run["reports"]
+    fills = [f for f in run["fills"] if f.strategy_id == "alg"]
+    assert abs(Decimal(report["slippage_bps"]) - expected_slippage_bps(Side.SELL, fills, run["arrival"])) <= \
+        Decimal("0.01")

@@ -2,7 +2,8 @@
 
 Owns `Strategy` (callbacks for the book at the depth it declares, trades, mark price and funding, its own
 order updates and fills, timers; actions to place, cancel and amend orders with exact price, size, TIF,
-post-only and reduce-only, a target-position helper and timers; reads of its own position, PnL and
+post-only and reduce-only, a target-position helper, timers and execution algorithms (TWAP, VWAP, POV,
+iceberg: celeris.domain.sdk_algos); reads of its own position, PnL and
 working orders and of the clock) and `StrategyContext`, the state the engine keeps for it and hands from
 one instance to the next on a hot reload (its orders, positions and client order id sequence).
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable, ClassVar, Mapping
 
+from celeris.domain.algos import AlgoProgress
 from celeris.domain.clock import Clock
 from celeris.domain.instruments import Instrument, TimeInForce
 from celeris.domain.messages import client_order_id_for
 from celeris.domain.positions import Position
+from celeris.domain.sdk_algos import AlgoActions
 from celeris.domain.sdk_types import (
     AmendIntent,
     BookView,
@@ -60,6 +63,10 @@ class StrategyContext:
         self.intents: list[Intent] = []
         self.timers: dict[str, Timer] = {}
         self.sequence = 0
+        self.algo_ids: list[str] = []
+        """The execution algorithms it started (celeris.domain.sdk_algos), oldest first."""
+        self.algo_progress: Callable[[str], AlgoProgress | None] = lambda algo_id: None
+        """Set by the engine: a started parent's progress."""
 
     def position(self, symbol: str) -> Position:
         position = self.positions.get(symbol)
@@ -80,7 +87,7 @@ class StrategyContext:
             self.orders.pop(order.client_order_id, None)
 
 
-class Strategy:
+class Strategy(AlgoActions):
     """Subclass this. Set `name` (the type the configuration names), optionally `depth` (book levels a side
     on_book gets; None for the whole book) and a nested `Params` dataclass (validated at load), and
     override the callbacks you need. Every callback may act; actions take effect once it returns."""

@@ -3,7 +3,8 @@
 Owns the market data views a strategy receives (`BookView` at the depth it declared, `TradeTick`,
 `MarkTick` with the funding rate and time), its own orders as it sees them (`OwnOrder`, their
 `OrderState` table and the `OrderUpdate` of each change), its own fills (`OwnFill`) and PnL (`Pnl`), the
-intents the engine drains after each callback (`PlaceIntent`, `CancelIntent`, `AmendIntent`), and the
+intents the engine drains after each callback (`PlaceIntent`, `CancelIntent`, `AmendIntent`, and
+`StartAlgoIntent`, `CancelAlgoIntent` for execution algorithms), and the
 typed parameters (`param()` bounds and `parse_params`, which refuses a bad value with one line naming the
 field). Prices are ticks, quantities steps, money integer units; Decimal only for the mark and funding
 figures a strategy reads (exact, never float).
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from celeris.domain.algo_orders import ParentOrder
 from celeris.domain.instruments import OrderType, TimeInForce
 from celeris.domain.values import Side
 
@@ -207,7 +209,19 @@ class AmendIntent:
     old_price_ticks: int
 
 
-Intent = PlaceIntent | CancelIntent | AmendIntent
+@dataclass(frozen=True, slots=True)
+class StartAlgoIntent:
+    algo_id: str
+    """Chosen by the strategy's context before the start (deterministic: name, clock, sequence)."""
+    parent: ParentOrder
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAlgoIntent:
+    algo_id: str
+
+
+Intent = PlaceIntent | CancelIntent | AmendIntent | StartAlgoIntent | CancelAlgoIntent
 
 
 @dataclass(slots=True)

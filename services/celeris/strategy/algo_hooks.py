@@ -6,8 +6,9 @@ a child is reserved in the engine's owned orders before it is sent, as its strat
 the engine's pre-trade filter counts it while it works, no time-to-live or reversal cancels it, a halt's
 cancel of the strategies' orders reaches it, and its fills are credited to the strategy's own position
 and reach an SDK strategy's `on_fill`); it is released once it can no longer fill; and a parent's progress
-calls the owning SDK strategy's `on_algo(progress)` if it defines one. Neither the engine nor the runner
-imports the other: this module knows both.
+calls the owning SDK strategy's `on_algo(progress)` if it defines one. The runner does not import the
+engine, nor this module the engine: the engine builds its own runner with these hooks
+(celeris.strategy.engine_algos).
 """
 
 from __future__ import annotations

@@ -117,6 +117,16 @@ class AlgoRunner:
             self._apply(running, running.algo.on_time(now))
         return algo_id
 
+    def refuse(self, parent: ParentOrder, owner: str, algo_id: str) -> str:
+        """Record a parent its owner's engine refused (observation mode, halted, the pre-trade filter): it
+        finishes at once with stop reason `refused`, nothing sent; its progress and report say so."""
+        if algo_id in self.algos:
+            raise ValueError(f"algo id {algo_id!r} is taken")
+        running = RunningAlgo(make_algo(algo_id, parent, self.instruments[parent.symbol]), owner)
+        self.algos[algo_id] = running
+        self._apply(running, running.algo.stop(StopReason.REFUSED, self.clock.now_ns()))
+        return algo_id
+
     def cancel(self, algo_id: str) -> None:
         """Stop the parent: no new children, the working one cancelled."""
         running = self.algos[algo_id]

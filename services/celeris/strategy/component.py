@@ -1,4 +1,5 @@
-"""The strategy engine as a Component: a halt stops new orders and cancels the engine's own quotes;
+"""The strategy engine as a Component: a halt stops new orders, stops every execution algorithm's parent and
+cancels the engine's own quotes (their children among them); stop stops the parents too (the engine's stop);
 a configuration's `strategies` replaces the running set (enabled, disabled, reloaded by name) and its
 `risk` section the pre-trade filter's limits (decimal strings parsed exactly, all or nothing)."""
 
@@ -44,10 +45,12 @@ class StrategyComponent:
 
     async def halt(self, reason: str, requested_by: str, flatten: bool) -> None:
         self.engine.halted = True
+        self.engine.algos.halt(reason)  # every parent stops for good and cancels its working child
         await self.engine.cancel_quotes()
 
     async def resume(self, requested_by: str) -> None:
         self.engine.halted = False
+        self.engine.algos.resume()  # new parents may start; the halted ones stay stopped
 
     def validate(self, config: dict[str, Any]) -> None:
         """Raise if `config` could not be applied whole; changes nothing."""

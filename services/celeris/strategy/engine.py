@@ -40,6 +40,7 @@ from celeris.domain.values import MONEY_SCALE, Side
 from celeris.domain.messages import Fill, OrderRequest, Outcome
 from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.strategy.aggregation import Aggregated, Method, aggregate_round
+from celeris.strategy.engine_algos import EngineAlgos
 from celeris.strategy.filters import AccountView, FilterLimits
 from celeris.strategy.owned import OwnedOrders
 from celeris.strategy.model import Runner, StrategyConfig
@@ -71,7 +72,7 @@ class SignalEvent:
     action: str  # "order", "quote", "observed", "filtered", "unchanged"
 
 
-class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
+class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, EngineAlgos):
     def __init__(self, configs: list[StrategyConfig], instruments: dict[str, Instrument], clock: Clock,
                  gateway: OrderGateway, publish: Callable[[str, Any], None], *, mode: Mode = Mode.OBSERVATION,
                  limits: FilterLimits | None = None, registry: PluginRegistry | None = None,
@@ -118,6 +119,7 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
         self.decision_latency_ns: deque[int] = deque(maxlen=10_000)
         self.filter_reasons: dict[str, int] = {}
         """Why signals were filtered (the reason's first words -> count): shown where a person looks."""
+        self._init_algos()
         for config in configs:
             self.add(config)
 
@@ -134,6 +136,7 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
             total -= flows.popleft()[1]
         self.net_taker_sum[trade.symbol] = total
         self.last_trade[trade.symbol] = trade.price_ticks
+        self.algos.on_trade(trade)
         self._sdk_trade(trade)
 
     def on_book(self, update: BookUpdate) -> None:
@@ -143,6 +146,7 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
         self.run_timers()
         if update.state is not BookState.LIVE:
             self.live[update.symbol] = False  # no decisions on a stale book
+            self.algos.on_book(update)  # nor a price for a parent to start or trade at
             return
         if update.snapshot:
             book.apply_snapshot(update.bids, update.asks, update.update_id)
@@ -151,7 +155,10 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
         self.live[update.symbol] = True
         self.received_ns[update.symbol] = update.ts_recv_ns or self.clock.now_ns()
         self.decide(update.symbol)
-        if self.top(update.symbol) is not None:
+        top = self.top(update.symbol)
+        if top is not None:
+            # The parents first: one an SDK strategy starts on this book arrives at this top.
+            self.algos.on_top(update.symbol, top.bid_ticks, top.bid_steps, top.ask_ticks, top.ask_steps)
             self._sdk_book(update.symbol)
 
     def top(self, symbol: str) -> BookTop | None:
@@ -279,6 +286,7 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
             self._call(runner, "on_position_update",
                        PositionReport(fill.symbol, own.qty_steps, str(own.entry_price),
                                       own.unrealized_pnl(mark) if mark and own.qty_steps else 0, fill.ts_event_ns))
+        self.algos.on_fill(fill)  # after the owner's credit: its on_algo sees the position with the fill
 
     def on_order_closed(self, client_order_id: str) -> None:
         """An order that is no longer working (filled, cancelled, expired) stops counting and being a quote."""
@@ -292,6 +300,7 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
                            only_from=sdk_types.OrderState.PENDING)
         else:
             self._order_closed(order.client_order_id, order.status, order.reject_reason)
+        self.algos.on_order_update(order)
 
     def mark(self, symbol: str) -> int | None:
         mid = self.books[symbol].mid()
@@ -327,6 +336,7 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents):
 
     async def stop(self) -> None:
         """Stop deciding and cancel every order the strategies own (stopping the system leaves none)."""
+        await self.algos.stop()  # every parent stops, its working child cancelled, before the tasks go
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -150,6 +150,7 @@ class OrderIntents:
                     self._spawn(result)
             except Exception:
                 log.exception("releasing owner %s failed", name)
+        self._stop_algos_of(name)  # no new children for a strategy that left
         self._cancel_records(self.owned.owned_by(name), stat, "owner-gone")
 
     # -- upkeep: leases and time-to-live ------------------------------------------------------------

@@ -86,6 +86,7 @@ class StrategyRoster:
         # The fresh instance does not know the old one's orders: they go (hot reload re-quotes).
         self._cancel_records(self.owned.owned_by(name), "canceled_owner_gone", "reload")
         if runner.context is not None:  # an SDK strategy became a signal one: its orders go too
+            self._stop_algos_of(name)
             runner.context = None
         log.info("strategy %s reloaded (%s)", name, "state handed over" if callable(restore) else "state reset")
         return runner

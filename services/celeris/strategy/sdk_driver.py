@@ -36,6 +36,7 @@ class SdkDriver:
         if context is None:
             book = self.owned.books.setdefault(name, StrategyBook())
             context = sdk.StrategyContext(name, self.instruments, self.clock, book.positions, self.mark)
+        context.algo_progress = lambda algo_id: self._algo_progress(name, algo_id)
         runner.context = context
         runner.strategy.bind(context)
 
@@ -91,6 +92,7 @@ class SdkDriver:
         Called on every market data event (a backtest's event clock) and by the timer loop (live)."""
         now = self.clock.now_ns()
         fired = 0
+        self.algo_due()  # the execution algorithms' own wake-ups on the same clock
         for runner in self._sdk_runners():
             timers = runner.context.timers
             due = sorted((t.next_ns, name) for name, t in timers.items() if t.next_ns <= now)
@@ -104,13 +106,18 @@ class SdkDriver:
         return fired
 
     def next_timer_ns(self) -> int | None:
+        """The earliest SDK timer or execution algorithm wake-up (a backtest may advance its clock to it)."""
         dues = [t.next_ns for r in self._sdk_runners() for t in r.context.timers.values()]
+        algo = self.algos.next_wakeup_ns()
+        if algo is not None:
+            dues.append(algo)
         return min(dues) if dues else None
 
     async def _timer_loop(self) -> None:
         while True:
             try:
                 self.run_timers()
+                self.algos.on_timer()  # live: a parent's slice falls due between market events too
             except Exception:
                 log.exception("strategy timers failed")
             due = self.next_timer_ns()

@@ -25,12 +25,14 @@ from celeris.domain.modes import Mode
 from celeris.domain.orders import OrderStatus
 from celeris.domain.sdk_types import (
     AmendIntent,
+    CancelAlgoIntent,
     CancelIntent,
     InvalidOrderMove,
     OrderState,
     OrderUpdate,
     OwnFill,
     PlaceIntent,
+    StartAlgoIntent,
 )
 from celeris.domain.signals import Signal, Urgency
 from celeris.domain.values import Side
@@ -55,6 +57,10 @@ class SdkIntents:
             self._sdk_cancel_intent(runner, intent)
         elif isinstance(intent, AmendIntent):
             self._sdk_amend_intent(runner, intent)
+        elif isinstance(intent, StartAlgoIntent):
+            self._sdk_start_algo(runner, intent)
+        elif isinstance(intent, CancelAlgoIntent):
+            self._sdk_cancel_algo(runner, intent)
 
     def _sdk_refusal(self, runner: Runner, signal_side: Side, symbol: str, qty_steps: int) -> str | None:
         if self.mode is Mode.OBSERVATION:

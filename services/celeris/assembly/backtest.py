@@ -212,6 +212,7 @@ class _Run:
                                (book_topic(symbol), on_book_mid), (trade_topic(symbol), paper.on_trade),
                                (trade_topic(symbol), strategy.on_trade),
                                (mark_topic(symbol), paper.on_mark),  # funding at the capture's funding times
+                               (mark_topic(symbol), strategy.on_mark),  # SDK strategies' on_mark
                                (mark_topic(symbol), lambda m: execution.on_mark(
                                    symbol, mark_ticks(instrument, m.mark_price)) if m.mark_price else None),
                                (fill_topic(symbol), strategy.on_fill), (fill_topic(symbol), tape.on_fill),
@@ -295,6 +296,9 @@ class _Run:
         if callable(drain_venue):
             drain_venue()
             await self.drain()
+        # Execution algorithms as they stand at the end of the data (a parent still running shows what is left).
+        await self.strategy.algos.settle()
+        self.algo_reports = self.strategy.algo_reports()
         stopping = asyncio.ensure_future(self.strategy.stop())
         await self.drain()
         while not stopping.done() and self.sleeper.next_wake() is not None:
@@ -329,6 +333,7 @@ class _Run:
                     "funding_usdt": money_str(paper.funding_total), "unrealized_usdt": money_str(unrealized),
                     "funding_payments": len(paper.fundings), "start_wallet_usdt": money_str(tape.start_wallet)},
             "open_orders_at_end": self.open_at_end,
+            "algos": self.algo_reports,
             **statistics(tape, end_ns, final_mid),
             "curve": {"units": {"t": "seconds since the capture's first message", "equity": "USDT"},
                       "t": [round((t - first_ns) / NS_PER_S, 3) for t in tape.equity_ts],

@@ -237,6 +237,9 @@ def human(r: dict[str, Any]) -> str:
             lines.append(f"  {o['strategy']:22} {o['side']:4} {o['open_qty']:>10} @ {f(o['price']):>12}  {o['client_order_id']}")
     else:
         lines.append("open at the end: none")
+    for a in r.get("algos", []):
+        lines.append(f"algo {a['algo_id']}: {a['kind']} {a['side']} {a['filled']}/{a['qty']} @ {f(a['average_price'])}, "
+                     f"arrival {f(a['arrival_price'])}, slippage {f(a['slippage_bps'])} bps ({a['state']})")
     if r.get("report"):
         lines.append("report: " + ", ".join(r["report"]))
     return "\n".join(lines)

@@ -124,5 +124,14 @@ def markdown(r: dict[str, Any]) -> str:
                 for o in r["open_orders_at_end"]]
     else:
         out.append("none")
+    out += ["", "## Execution algorithms (slippage against the arrival mid; positive = cost)", ""]
+    if r.get("algos"):
+        out += ["| algo | strategy | kind | side | qty | filled | average price | arrival price | slippage (bps) | state |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        out += [f"| {a['algo_id']} | {a['owner']} | {a['kind']} | {a['side']} | {a['qty']} | {a['filled']} | "
+                f"{_v(a['average_price'])} | {_v(a['arrival_price'])} | {_v(a['slippage_bps'])} | {a['state']} |"
+                for a in r["algos"]]
+    else:
+        out.append("none")
     out += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in s["definitions"].items()]
     return "\n".join(out) + "\n"

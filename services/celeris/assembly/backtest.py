@@ -189,15 +189,18 @@ class _Run:
         exec_kwargs, _ = _accepted_kwargs(ExecutionEngine, {"sleep": self.sleeper.sleep})
         self.execution = ExecutionEngine(exec_config, instruments, clock, {Mode.SIMULATION: self.paper}, bus.publish,
                                          mode=Mode.SIMULATION, **exec_kwargs)
-        try:
-            self.strategy = StrategyEngine(self.configs, instruments, clock, self.execution, bus.publish,
-                                           mode=Mode.SIMULATION, limits=limits, registry=registry)
-        except (KeyError, ValueError, TypeError) as exc:  # parameters a strategy refuses, an off-step size...
-            raise BacktestError(f"strategy: {exc.args[0] if exc.args else exc}") from None
         self.core = MarketDataCore([instrument], clock,
                                    Sink(book=lambda u: bus.publish(book_topic(u.symbol), u),
                                         trade=lambda t: bus.publish(trade_topic(t.symbol), t),
                                         mark=lambda m: bus.publish(mark_topic(m.symbol), m)))
+        try:
+            # One book per symbol for market data and the strategies (the paper venue keeps its own: it takes
+            # liquidity out of it).
+            self.strategy = StrategyEngine(self.configs, instruments, clock, self.execution, bus.publish,
+                                           mode=Mode.SIMULATION, limits=limits, registry=registry,
+                                           books={symbol: self.core.symbols[symbol].synced.book})
+        except (KeyError, ValueError, TypeError) as exc:  # parameters a strategy refuses, an off-step size...
+            raise BacktestError(f"strategy: {exc.args[0] if exc.args else exc}") from None
         self.tape = Tape(instrument, START_WALLET_USDT * MONEY)
         book = self.core.symbols[symbol].synced.book
         tape = self.tape

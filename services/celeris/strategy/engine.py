@@ -77,7 +77,8 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
                  gateway: OrderGateway, publish: Callable[[str, Any], None], *, mode: Mode = Mode.OBSERVATION,
                  limits: FilterLimits | None = None, registry: PluginRegistry | None = None,
                  aggregation: Mapping[str, Method] | None = None, max_consecutive_errors: int = 5,
-                 order_ttl_s: float = 5.0, lease_s: float = 5.0) -> None:
+                 order_ttl_s: float = 5.0, lease_s: float = 5.0,
+                 books: Mapping[str, OrderBook] | None = None) -> None:
         self.instruments = instruments
         self.clock = clock
         self.gateway = gateway
@@ -88,7 +89,10 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         self.aggregation = dict(aggregation or {})
         self.max_consecutive_errors = max_consecutive_errors
         self.runners: dict[str, Runner] = {}
-        self.books = {s: OrderBook(s) for s in instruments}
+        self.shared_books = books is not None
+        """Market data's own books, read-only (in one process): the update is already applied to them when it
+        is published, so the engine keeps no copy of its own and applies nothing (one book per symbol)."""
+        self.books = {s: books[s] for s in instruments} if books is not None else {s: OrderBook(s) for s in instruments}
         self.live = {s: False for s in instruments}
         self.net_taker: dict[str, deque[tuple[int, int]]] = {s: deque() for s in instruments}
         self.net_taker_sum: dict[str, int] = {s: 0 for s in instruments}
@@ -148,7 +152,9 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
             self.live[update.symbol] = False  # no decisions on a stale book
             self.algos.on_book(update)  # nor a price for a parent to start or trade at
             return
-        if update.snapshot:
+        if self.shared_books:
+            pass
+        elif update.snapshot:
             book.apply_snapshot(update.bids, update.asks, update.update_id)
         else:
             book.apply_diff(update.bids, update.asks, update.update_id)

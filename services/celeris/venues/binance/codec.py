@@ -155,16 +155,13 @@ class LevelParser:
             return [(prices[p], qtys[q]) for p, q in pairs]
         except KeyError:
             pass
-        price_grid, qty_grid = self.instrument.price_grid, self.instrument.qty_grid
+        out = []
+        append, price, qty = out.append, self.price, self.qty
         for p, q in pairs:
-            if p not in prices:
-                self._remember(prices, price_grid, p)
-            if q not in qtys:
-                self._remember(qtys, qty_grid, q)
-        try:
-            return [(prices[p], qtys[q]) for p, q in pairs]
-        except KeyError:  # a cache just cleared by its bound, in the middle of this event
-            return [(self.price(p), self.qty(q)) for p, q in pairs]
+            ticks = prices.get(p)
+            steps = qtys.get(q)
+            append((price(p) if ticks is None else ticks, qty(q) if steps is None else steps))
+        return out
 
     def _remember(self, cache: dict[str, int], grid: values.Grid, text: str) -> int:
         try:

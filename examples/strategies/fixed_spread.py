@@ -6,8 +6,10 @@ and a post-only ask at best ask + `half_spread_ticks`, `qty` each, while its own
 `max_position`; the side at the limit is not quoted.
 
 Drop this file in a strategy directory (`--strategy-dir`, the TradingSystem's strategyDir) and name
-its type in a strategy entry: {"name": "fs-btc", "type": "fixed_spread", "symbol": "BTCUSDT",
-"orderSize": "0.001", "params": {"half_spread_ticks": 20}}.
+its type in a strategy entry: in the TradingSystem YAML `{name: fs-btc, type: fixed_spread, symbol: BTCUSDT,
+orderSize: "0.001", params: {half_spread_ticks: 20}}`; in a `--strategies` JSON list (the engine's own
+keys) `{"name": "fs-btc", "type": "fixed_spread", "symbol": "BTCUSDT", "order_size": "0.001",
+"params": {"half_spread_ticks": 20}}`.
 """
 
 from __future__ import annotations

@@ -271,7 +271,8 @@ def test_a_sweep_is_one_table_in_grid_order(head):
                      "--workers", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split()[:4] == ["latency_ms", "mm-btcusdt.requote_every", "orders", "fills"]
+    assert lines[0].split()[:6] == ["latency_ms", "mm-btcusdt.requote_every", "orders", "orders_filtered",
+                                    "strategy_errors", "fills"]
     assert [line.split()[:2] for line in lines[1:]] == [["0", "5"], ["0", "10"], ["200", "5"], ["200", "10"]]
     as_json = celeris("backtest", str(head), "--json", "--sweep", "latency_ms=0,200", "--workers", "2")
     assert as_json.returncode == 0, as_json.stderr
@@ -288,6 +289,7 @@ def test_a_sweep_is_one_table_in_grid_order(head):
     assert "not a number" in refused(celeris("backtest", str(head), "--sweep", "latency_ms=0,fast"))
     refused(celeris("backtest", str(head), "--sweep", "latency_ms="))
     assert "inf" in refused(celeris("backtest", str(head), "--sweep", "latency_ms=0,inf"))
+    assert "queue_model=bogus" in refused(celeris("backtest", str(head), "--sweep", "queue_model=risk_averse,bogus"))
     assert "--plot" in refused(celeris("backtest", str(head), "--sweep", "seed=1,2", "--plot", "somewhere"))
 
 
@@ -349,3 +351,41 @@ def test_junk_files_are_refused_by_the_command(tmp_path, data):
     path = tmp_path / "junk"
     path.write_bytes(data)
     refused(celeris("backtest", str(path)))
+
+
+def test_a_failing_strategy_is_reported_and_a_plugin_that_exits_or_shadows_a_name_is_refused(head, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "boom.py").write_text("from celeris.domain.sdk import Strategy\n\n\nclass Boom(Strategy):\n"
+                                     "    name = 'boom'\n\n    def on_book(self, book):\n"
+                                     "        raise RuntimeError('boom')\n")
+    (plugins / "exits.py").write_text("import sys\nsys.exit(3)\n")  # must not end the command
+    both = ('[{"name": "b", "type": "boom", "symbol": "BTCUSDT", "order_size": "0.001"},'
+            ' {"name": "mm", "type": "market_making", "symbol": "BTCUSDT", "order_size": "0.001"}]')
+    r, _ = backtest_json(head, "--strategy-dir", str(plugins), "--strategies", both)
+    assert r["strategy_errors"] == 5 and list(r["strategies_disabled"]) == ["b"]
+    assert "on_book" in r["strategies_disabled"]["b"] and "boom" in r["strategies_disabled"]["b"]
+    assert "exits.py" in r["settings"]["plugin_load_errors"] and "SystemExit" in r["settings"]["plugin_load_errors"]["exits.py"]
+    assert r["per_strategy"]["mm"]["orders"] > 0 and r["orders_filtered"] >= 0 and isinstance(r["filter_reasons"], dict)
+    text = celeris("backtest", str(head), "--strategy-dir", str(plugins), "--strategies", both).stdout
+    assert "DISABLED   b: 5 consecutive errors" in text
+    # A plugin class named like a built-in, or like another file's, is a conflict named in one line.
+    (plugins / "shadow.py").write_text("from celeris.domain.sdk import Strategy\n\n\nclass M(Strategy):\n"
+                                       "    name = 'market_making'\n\n\nclass B(Strategy):\n    name = 'boom'\n")
+    line = refused(celeris("backtest", str(head), "--strategy-dir", str(plugins), "--strategies", both))
+    assert "defined twice" in line and "shadow.py" in line
+
+
+def test_lines_without_a_timestamp_or_stamped_backwards_are_counted_not_lost(head, tmp_path):
+    with gzip.open(head, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)[:3000]
+    stamp, _, rest = lines[2000].partition(b" ")
+    earlier = int(lines[1000].partition(b" ")[0])
+    damaged = lines[:1500] + [b"not a line of a capture\n", b"\n"] + lines[1500:2000] + \
+        [b"%d %s" % (earlier, rest)] + lines[2001:]
+    path = tmp_path / "damaged.gz"
+    path.write_bytes(gzip.compress(b"".join(damaged)))
+    r, _ = backtest_json(path)
+    assert r["messages"] == 3000 and r["lines_skipped"] == 1 and r["lines_out_of_order"] == 1
+    clean, _ = backtest_json(head)
+    assert clean["lines_skipped"] == 0 and clean["lines_out_of_order"] == 0

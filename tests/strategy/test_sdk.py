@@ -289,6 +289,42 @@ async def test_an_exception_in_a_callback_is_contained(btcusdt):
     assert len([e for e in strategy(engine, "good").events if e[0] == "book"]) == 5
 
 
+async def test_a_callback_that_always_raises_is_disabled_though_the_others_succeed_in_between(btcusdt):
+    from celeris.domain.messages import TradeUpdate
+
+    class BadBook(Recorder):
+        name = "bad-book"
+
+        def on_book(self, book):
+            raise RuntimeError("boom")
+
+    engine = engine_with(btcusdt, ("bad", BadBook, {}), max_consecutive_errors=3)
+    for i in range(3):
+        engine.on_book(book(i + 1))
+        engine.on_trade(TradeUpdate("BTCUSDT", i + 1, 77, 600005, 3, True, 5, 6))  # on_trade works
+    await settle()
+    bad = engine.runners["bad"]
+    assert not bad.enabled and bad.errors == 3 and "on_book" in bad.disabled_reason
+
+
+async def test_a_callback_that_recovers_ends_its_run_of_errors(btcusdt):
+    class Flaky(Recorder):
+        name = "flaky"
+        calls = 0
+
+        def on_book(self, book):
+            self.calls += 1
+            if self.calls % 3:  # two errors, one success, again and again
+                raise RuntimeError("flaky")
+
+    engine = engine_with(btcusdt, ("f", Flaky, {}), max_consecutive_errors=3)
+    for i in range(12):
+        engine.on_book(book(i + 1))
+    await settle()
+    runner = engine.runners["f"]
+    assert runner.enabled and runner.errors == 8
+
+
 async def test_a_strategy_answering_its_own_refusals_forever_is_stopped(btcusdt):
     class Loop(Recorder):
         name = "loop"

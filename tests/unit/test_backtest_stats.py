@@ -81,6 +81,20 @@ def test_fill_ratio_maker_share_turnover_and_per_strategy(btcusdt):
     assert out["per_strategy"]["b"]["maker_share"] == 0.0 and out["per_strategy"]["b"]["fills"] == 1
 
 
+def test_an_order_amended_up_counts_at_its_largest_quantity(btcusdt):
+    from celeris.domain.instruments import OrderType
+    from celeris.domain.orders import Order
+
+    tape = bs.Tape(btcusdt, 100_000 * MONEY)
+    order = Order("o1", "BTCUSDT", Side.BUY, OrderType.LIMIT, 2, 600_000, strategy_id="a", venue_order_id=1)
+    tape.on_order(order)
+    for qty in (5, 3):  # amended up to 5, then down to 3; 5 fill in all
+        order.qty_steps = qty
+        tape.on_order(order)
+    tape.on_fill(fill(1, Side.BUY, 600_000, qty=5))
+    assert bs.statistics(tape, end_ns=10 * S, final_mid_ticks=600_000)["stats"]["fill_ratio"] == 1.0
+
+
 def test_a_sweep_point_sets_backtest_settings_or_strategy_parameters():
     base = BacktestSettings(strategies=({"name": "a", "type": "momentum", "symbol": "BTCUSDT", "order_size": "0.001",
                                          "params": {"lookback": 30}},

@@ -59,7 +59,10 @@ def test_the_pool_keeps_grid_order_and_a_failure_is_one_row():
     assert [r["result"]["pnl"] for r in rows if "result" in r] == ["30", "10", "20"]
     text = sweep.table(rows, ["pnl", "stats.fills"])
     assert text.splitlines()[0].split() == ["x", "pnl", "stats.fills"]
-    assert "error: RuntimeError: this point cannot run" in text.splitlines()[2]
+    lines = text.splitlines()
+    assert lines[2].split() == ["boom", "error", "[1]"]  # the message is below the table, not in a column
+    assert lines[5] == "error [1] at x=boom: RuntimeError: this point cannot run"
+    assert max(len(line) for line in lines[:5]) < 30
 
 
 def test_a_dask_cluster_gives_the_same_rows_as_the_pool():

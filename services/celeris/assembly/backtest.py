@@ -58,7 +58,8 @@ class BacktestSettings:
     latency_file: Path | None = None
     """Recorded order latencies for the paper venue to interpolate (a venue that takes `latency_file`)."""
     risk: Any = None
-    """A TradingSystem's RiskSpec: the strategy filter's and execution's limits (None: generous defaults)."""
+    """A TradingSystem's RiskSpec: the strategy filter's and execution's limits (None: celeris.config.spec.
+    default_risk, the limits of `celeris up` without a spec)."""
 
 
 class EventSleeper:
@@ -122,9 +123,9 @@ def _strategies(settings: BacktestSettings, symbol: str) -> tuple[Any, list[Any]
 
 
 def check(settings: BacktestSettings, symbol: str) -> None:
-    """Raise BacktestError if the strategies of `settings` could not run on a capture of `symbol` (a type no
-    source provides, a size off the step, parameters a strategy refuses), without running anything: a
-    sweep checks every point before the first one runs."""
+    """Raise BacktestError if `settings` could not run on a capture of `symbol` (a queue model or latency
+    file the paper venue refuses, a strategy type no source provides, a size off the step, parameters a
+    strategy refuses), without running anything: a sweep checks every point before the first one runs."""
     from celeris.domain.clock import TestClock
     from celeris.marketdata.verify import bundled_instruments
     from celeris.strategy.engine import StrategyEngine
@@ -132,6 +133,10 @@ def check(settings: BacktestSettings, symbol: str) -> None:
     instrument = bundled_instruments().get(symbol)
     if instrument is None:
         raise BacktestError(f"the capture's symbol {symbol} is not in the bundled exchange info")
+    from celeris.execution.paper import PaperVenue
+
+    clock = TestClock(start_ns=0)
+    _paper_venue(PaperVenue, {symbol: instrument}, clock, settings, EventSleeper(clock))  # a queue model it lacks
     registry, configs, _ = _strategies(settings, symbol)
     engine = StrategyEngine([], {symbol: instrument}, TestClock(start_ns=0), None, lambda topic, message: None,
                             registry=registry)
@@ -146,7 +151,8 @@ async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, A
     from celeris.marketdata import capture as capture_mod
 
     info = capture_mod.inspect(capture)
-    stream = capture_mod.lines(info)
+    skipped = [0]
+    stream = capture_mod.lines(info, skipped=skipped)
     first = next(stream, None)
     if first is None:
         raise capture_mod.CaptureError(f"{capture} has no timestamped line: not a capture")
@@ -154,6 +160,7 @@ async def run_backtest(capture: Path, settings: BacktestSettings) -> dict[str, A
     await run.start()
     await run.drive(itertools.chain((first,), stream))
     await run.finish()
+    run.skipped = skipped[0]
     return run.result()
 
 
@@ -228,10 +235,15 @@ class _Run:
         """CPython's queue of runnable callbacks: a yield to the loop only when there is work (an empty yield
         per message, with its epoll call, was a tenth of the run). Another loop (uvloop) has none: then a yield
         after every message."""
-        self.lines = self.snapshots = 0
+        self.lines = self.snapshots = self.skipped = self.backwards = 0
         self.end_ns = first_ns
         self.elapsed = self.cpu = 0.0
         self.open_at_end: list[dict[str, Any]] = []
+
+    def disabled(self) -> dict[str, str]:
+        """The strategies the run disabled (errors in a row, a refused configuration) and why."""
+        return {name: runner.disabled_reason for name, runner in sorted(self.strategy.runners.items())
+                if not runner.enabled}
 
     def mid(self) -> int | None:
         bid, ask = self.paper_book.best_bid(), self.paper_book.best_ask()
@@ -260,10 +272,14 @@ class _Run:
                                                         self.ready)
         on_message, on_snapshot, set_clock, now = core.on_message, core.on_snapshot, clock.set, clock.now_ns
         pending, symbol, drain = sleeper.pending, self.symbol, self.drain
-        next_sample = self.first_ns
-        lines = snapshots = 0
+        next_sample = last_ts = self.first_ns
+        lines = snapshots = backwards = 0
         started, cpu_started = time.perf_counter(), time.process_time()
         for ts, raw in stream:
+            if ts < last_ts:  # a line stamped before the one above it: run at the clock's time, counted
+                backwards += 1
+            else:
+                last_ts = ts
             while pending and pending[0][0] <= ts:
                 sleeper.wake_one()  # an order reaches the venue (its latency is up) before this message
                 await drain()
@@ -285,7 +301,7 @@ class _Run:
             if ready is None or ready:
                 await drain()
         self.elapsed, self.cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        self.lines, self.snapshots, self.end_ns = lines, snapshots, clock.now_ns()
+        self.lines, self.snapshots, self.backwards, self.end_ns = lines, snapshots, backwards, clock.now_ns()
 
     async def finish(self) -> None:
         await self.drain()
@@ -326,10 +342,14 @@ class _Run:
                          "strategies": [c.name for c in self.configs],
                          "strategy_dir": str(settings.strategy_dir or ""), "plugin_load_errors": self.plugin_errors},
             "messages": lines, "snapshots": self.snapshots, "malformed": self.core.stats.malformed,
+            "lines_skipped": self.skipped, "lines_out_of_order": self.backwards,
             "gaps": self.core.symbols[self.symbol].synced.stats.gaps,
             "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3), "start_utc_ns": first_ns,
             "end_utc_ns": end_ns, "signals": self.strategy.stats["signals"], "orders": len(tape.placed),
             "orders_refused": self.execution.stats.rejected, "fills": len(tape.fills),
+            "orders_filtered": self.strategy.stats["filtered"],
+            "filter_reasons": dict(sorted(self.strategy.filter_reasons.items())),
+            "strategy_errors": self.strategy.stats["errors"], "strategies_disabled": self.disabled(),
             "position": self.instrument.format_qty(position.qty_steps),
             "pnl": {"net_usdt": money_str(paper.wallet - tape.start_wallet + unrealized),
                     "realized_usdt": money_str(position.realized_pnl), "fees_usdt": money_str(position.fees_paid),
@@ -368,13 +388,13 @@ def _paper_venue(cls: Any, instruments: dict[str, Any], clock: Any, settings: Ba
 
 
 def _limits(settings: BacktestSettings, symbol: str) -> tuple[Any, Any]:
-    """The strategy filter's and execution's limits: the spec's risk section, else generous defaults."""
+    """The strategy filter's and execution's limits: the spec's risk section, else `celeris up`'s defaults."""
     from celeris.execution.model import ExecutionConfig, PositionLimits
     from celeris.strategy.filters import FilterLimits, filter_limits
 
-    risk = settings.risk
-    if risk is None:
-        return FilterLimits(), ExecutionConfig((symbol,), PositionLimits(0, 10_000))
+    from celeris.config.spec import default_risk
+
+    risk = settings.risk or default_risk()  # without a spec, `celeris up`'s limits: a backtest of that paper run
     return (filter_limits(risk.exposure_limits(), risk.maxOrdersPerSecond, FilterLimits()),
             ExecutionConfig((symbol,), PositionLimits(0, risk.maxOrdersPerSecond, risk.maxLeverage),
                             exposure=risk.exposure_limits()))

@@ -37,7 +37,8 @@ DEFINITIONS = {
                          "on the 1 s curve and at the end",
     "turnover_usdt": "sum of |price x quantity| of every fill",
     "turnover_x_wallet": "turnover_usdt / the starting wallet",
-    "fill_ratio": "filled quantity / quantity of every order the venue accepted (by quantity, not count)",
+    "fill_ratio": "filled quantity / quantity of every order the venue accepted (by quantity, not count; an "
+                  "order amended up counts at its largest quantity, so the ratio is at most 1)",
     "maker_share": "filled quantity as maker / all filled quantity",
     "markouts": "after each fill, the mid price h seconds later minus the fill price, signed in the fill's "
                 "favour (a buy gains when the mid rises), averaged over the fills with h seconds of capture "
@@ -77,8 +78,12 @@ class Tape:
 
     def on_order(self, order: Order) -> None:
         cid = order.client_order_id
-        if cid not in self.placed and order.venue_order_id:  # the venue accepted it (it has an id there)
-            self.placed[cid] = _Placed(order.strategy_id, order.qty_steps)
+        placed = self.placed.get(cid)
+        if placed is None:
+            if order.venue_order_id:  # the venue accepted it (it has an id there)
+                self.placed[cid] = _Placed(order.strategy_id, order.qty_steps)
+        elif order.qty_steps > placed.qty_steps:  # amended up: the ratio is of the most it ever asked for
+            placed.qty_steps = order.qty_steps
         self.last_order[cid] = order
 
     def on_fill(self, fill: Fill) -> None:

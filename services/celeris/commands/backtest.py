@@ -21,7 +21,7 @@ from typing import Any
 
 from celeris.assembly.backtest import MAX_LATENCY_MS
 
-SWEEP_COLUMNS = ("orders", "fills", "pnl.net_usdt", "stats.sharpe", "stats.sortino", "stats.max_drawdown_usdt",
+SWEEP_COLUMNS = ("orders", "orders_filtered", "strategy_errors", "fills", "pnl.net_usdt", "stats.sharpe", "stats.sortino", "stats.max_drawdown_usdt",
                  "stats.fill_ratio", "stats.maker_share", "stats.markouts.1s.mean_bps",
                  "stats.markouts.10s.mean_bps")
 
@@ -215,7 +215,8 @@ def human(r: dict[str, Any]) -> str:
         f"settings   latency {r['settings']['latency_ms']} ms, queue model {r['settings']['queue_model']}, "
         f"seed {r['settings']['seed']}" + (f"  (not taken by this paper venue: {', '.join(r['settings']['venue_ignored'])})"
                                            if r["settings"]["venue_ignored"] else ""),
-        f"orders     {r['orders']:,} placed ({r['orders_refused']:,} refused), {r['fills']:,} fills, "
+        f"orders     {r['orders']:,} placed ({r['orders_refused']:,} refused by execution, "
+        f"{r['orders_filtered']:,} filtered by the strategy filter), {r['fills']:,} fills, "
         f"fill ratio {f(s['fill_ratio'])}, maker share {f(s['maker_share'])}",
         f"PnL USDT   net {pnl['net_usdt']} = realized {pnl['realized_usdt']} - fees {pnl['fees_usdt']} "
         f"+ funding {pnl['funding_usdt']} + unrealized {pnl['unrealized_usdt']}",
@@ -231,6 +232,12 @@ def human(r: dict[str, Any]) -> str:
                      f"{f(row['maker_share']):>12} {f(row['fill_ratio']):>11} "
                      f"{f(row['markouts']['10s']['mean_bps']):>16}")
     lines.append("")
+    if r["filter_reasons"]:
+        lines.append("filtered   " + ", ".join(f"{k}: {v:,}" for k, v in r["filter_reasons"].items()))
+    if r["strategy_errors"]:
+        lines.append(f"errors     {r['strategy_errors']:,} strategy callback error(s) (logged)")
+    for name, reason in r["strategies_disabled"].items():
+        lines.append(f"DISABLED   {name}: {reason}")
     if r["open_orders_at_end"]:
         lines.append(f"open at the end: {len(r['open_orders_at_end'])} order(s)")
         for o in r["open_orders_at_end"]:

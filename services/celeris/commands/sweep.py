@@ -88,15 +88,19 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     names = list(rows[0]["point"]) if rows else []
     header = names + list(columns)
     lines = [header]
+    errors = []
     for row in rows:
         cells = [row["point"][n] for n in names]
-        if "error" in row:
-            cells += [f"error: {row['error']}"] + [""] * (len(columns) - 1)
+        if "error" in row:  # the message below the table: in a cell it would widen a column for every row
+            errors.append(f"error [{len(errors) + 1}] at " + ", ".join(f"{n}={row['point'][n]}" for n in names)
+                          + f": {row['error']}")
+            cells += [f"error [{len(errors)}]"] + [""] * (len(columns) - 1)
         else:
             cells += [_cell(row["result"], c) for c in columns]
         lines.append(cells)
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    body = ["  ".join(str(c).rjust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    return "\n".join(body + errors)
 
 
 def _cell(result: dict[str, Any], column: str) -> str:

@@ -157,22 +157,17 @@ def parse_strategy_flag(text: str) -> list[dict[str, Any]]:
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise SpecError("--strategies is a JSON list of objects: [{\"name\", \"type\", \"symbol\", \"order_size\"}]")
     for item in items:
+        if "orderSize" in item and "order_size" not in item:  # the TradingSystem's spelling, as users copy it
+            item["order_size"] = item.pop("orderSize")
         missing = [k for k in ("name", "type", "symbol", "order_size") if k not in item]
         if missing:
             raise SpecError(f"--strategies: {item.get('name', 'a strategy')} lacks {', '.join(missing)}")
     return items
 
 
-def default_risk() -> Any:
-    """Limits of a `celeris up` without a spec: generous for the demo's sizes, never none."""
-    from celeris.config.spec import RiskSpec
-
-    return RiskSpec(maxPositionUsdt="5000", maxOrdersPerSecond=50, maxLeverage=20)
-
-
 class Up:
     def __init__(self, args: argparse.Namespace) -> None:
-        from celeris.config.spec import RiskSpec, load_spec
+        from celeris.config.spec import RiskSpec, default_risk, load_spec
 
         self.args = args
         spec = None
@@ -197,7 +192,7 @@ class Up:
         """Where strategy plugins are (--strategy-dir, else the spec's strategyDir), absolute: every process
         of the services topology reads it from its own working directory."""
         self._refuse_unknown_strategies()
-        self.risk: RiskSpec = spec.risk if spec is not None else default_risk()
+        self.risk: RiskSpec = spec.risk if spec is not None else default_risk()  # as celeris backtest's
         self.halted_at_start = bool(spec is not None and spec.halted)
         self.api_key = args.api_key or ("celeris-up-" + secrets.token_hex(4))
         self.api_secret = args.api_secret or secrets.token_hex(16)

@@ -117,6 +117,12 @@ class RiskSpec(_Strict):
         return self.model_dump(exclude_none=True)
 
 
+def default_risk() -> RiskSpec:
+    """The limits of a run without a TradingSystem (`celeris up`, `celeris backtest`): generous for the
+    demo's sizes, never none, and the same in both so a backtest behaves as the paper run it stands for."""
+    return RiskSpec(maxPositionUsdt="5000", maxOrdersPerSecond=50, maxLeverage=20)
+
+
 class TradingSystemSpec(BaseModel):
     """`spec` of a TradingSystem. Operator-only sections (rollout, placement, resources, stores) are kept as
     given; the operator reads them."""

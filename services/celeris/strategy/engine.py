@@ -54,6 +54,10 @@ from celeris.domain.stats import percentile
 log = logging.getLogger(__name__)
 
 
+RESULT = "on_market_data's result"
+"""The error count of what on_market_data returns (it can succeed and return garbage every time)."""
+
+
 class OrderGateway(Protocol):
     async def submit(self, request: OrderRequest) -> Outcome: ...
     async def cancel(self, request_id: str, symbol: str, client_order_id: str = "",
@@ -194,8 +198,10 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
                 continue
             for signal in signals:
                 if not isinstance(signal, Signal) or signal.symbol != symbol:
-                    self._strategy_error(runner, f"returned {signal!r}, not a Signal for {symbol}")
+                    self._strategy_error(runner, f"returned {signal!r}, not a Signal for {symbol}", RESULT)
                     continue
+                if runner.failing:
+                    self._succeeded(runner, RESULT)
                 runner.signals += 1
                 if signal.strategy != runner.config.name:
                     # Attribute it to this configured instance (several may share one strategy type).

@@ -28,6 +28,10 @@ class Runner:
     signals: int = 0
     errors: int = 0
     consecutive_errors: int = 0
+    """The longest run of errors of one callback not yet ended by a success of that same callback."""
+    failing: dict[str, int] = field(default_factory=dict)
+    """callback name -> its errors in a row: a strategy whose on_book always raises is disabled even though its
+    other callbacks (often the SDK's empty defaults) succeed in between."""
     realized_pnl: int = 0
     context: Any = None
     """An SDK strategy's celeris.domain.sdk.StrategyContext (None for a signal strategy)."""

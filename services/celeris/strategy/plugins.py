@@ -75,6 +75,8 @@ class PluginRegistry:
         self.classes: dict[str, type] = {}
         self.sources: dict[str, PluginSource] = {}
         self.load_errors: dict[str, str] = {}
+        self.conflicts: dict[str, str] = {}
+        """Type names two sources define (-> which): refused when configured, never one picked silently."""
         self.seen_mtime: dict[Path, int] = {}
         for name, spec in BUILTIN.items():
             self.classes[name] = _load(spec)
@@ -82,10 +84,13 @@ class PluginRegistry:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 cls = ep.load()
-            except Exception as exc:  # a broken plugin must not stop the others
+            except (Exception, SystemExit) as exc:  # a broken plugin must not stop the others
                 self.load_errors[f"entry point {ep.name}"] = _one_line(exc)
                 continue
             if is_strategy_class(cls):
+                if ep.name in self.classes:
+                    self.conflicts[ep.name] = f"entry point {ep.name} and the {self._where(ep.name)}"
+                    continue
                 self.classes[ep.name] = cls
                 self.sources[ep.name] = PluginSource("entry_point")
         if directory is not None:
@@ -102,20 +107,35 @@ class PluginRegistry:
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() at import must not stop us
             self.load_errors[str(path)] = _one_line(exc)
             if self.report_failures:
                 log.error("strategy plugin %s failed to load: %s", path.name, self.load_errors[str(path)])
             return []
         self.load_errors.pop(str(path), None)
-        names = []
+        names: list[str] = []
         for _, obj in inspect.getmembers(module, is_strategy_class):
             if obj.__module__ != module_name:
                 continue  # imported, not defined here
+            source = self.sources.get(obj.name)
+            if obj.name in names or (source is not None and source.path != path):
+                where = f"two classes of {path.name}" if obj.name in names else f"{path.name} and the {self._where(obj.name)}"
+                self.conflicts[obj.name] = where
+                message = f"defines strategy type {obj.name!r}, already defined ({where})"
+                self.load_errors[str(path)] = message
+                if self.report_failures:
+                    log.error("strategy plugin %s %s: not loaded", path.name, message)
+                continue
+            self.conflicts.pop(obj.name, None)
             self.classes[obj.name] = obj
             self.sources[obj.name] = PluginSource("file", path, path.stat().st_mtime_ns)
             names.append(obj.name)
         return names
+
+    def _where(self, type_name: str) -> str:
+        source = self.sources[type_name]
+        return {"builtin": "built-in strategy", "entry_point": "entry point"}.get(
+            source.kind, f"plugin file {source.path.name if source.path else '?'}")
 
     def changed_files(self) -> list[Path]:
         """Plugin files that changed (or appeared) since their last load attempt."""
@@ -153,10 +173,14 @@ class PluginRegistry:
     def refuse_unknown(self, type_names: list[str]) -> None:
         """Raise UnknownStrategyType for the first of `type_names` no source provides."""
         for type_name in type_names:
+            if type_name in self.conflicts:
+                raise UnknownStrategyType(f"strategy type {type_name!r} is defined twice ({self.conflicts[type_name]}): "
+                                          f"rename one (its class's `name`)")
             if type_name not in self.classes:
                 raise self.unknown(type_name)
 
     def create(self, type_name: str) -> Strategy | sdk.Strategy:
+        self.refuse_unknown([type_name])
         cls = self.classes.get(type_name)
         if cls is None:
             raise self.unknown(type_name)

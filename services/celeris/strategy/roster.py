@@ -38,6 +38,7 @@ class StrategyRoster:
     def enable(self, name: str) -> Runner:
         runner = self.runners[name]
         runner.enabled, runner.disabled_reason, runner.consecutive_errors = True, "", 0
+        runner.failing.clear()
         return runner
 
     def disable(self, name: str, reason: str = "disabled by request") -> Runner:
@@ -63,6 +64,7 @@ class StrategyRoster:
                           "params": dict(runner.config.params)})
         restore = getattr(fresh, "restore", None)
         runner.consecutive_errors = 0
+        runner.failing.clear()
         if isinstance(fresh, sdk.Strategy):
             # An SDK strategy's orders stay its own: the fresh instance gets the same context (its working
             # orders in self.orders(), its position and PnL); its timers and unsent intents start over, and
@@ -147,15 +149,25 @@ class StrategyRoster:
     def _call(self, runner: Runner, method: str, *args: Any) -> Any:
         try:
             result = getattr(runner.strategy, method)(*args)
-            runner.consecutive_errors = 0
-            return result
         except Exception as exc:
-            self._strategy_error(runner, f"{method}: {exc!r}")
+            self._strategy_error(runner, f"{method}: {exc!r}", method)
             return None
+        if runner.failing:
+            self._succeeded(runner, method)
+        return result
 
-    def _strategy_error(self, runner: Runner, what: str) -> None:
+    @staticmethod
+    def _succeeded(runner: Runner, what: str) -> None:
+        """`what` of `runner` worked: its run of errors ends (another callback's run does not)."""
+        if runner.failing.pop(what, None) is not None:
+            runner.consecutive_errors = max(runner.failing.values(), default=0)
+
+    def _strategy_error(self, runner: Runner, what: str, method: str = "(engine)") -> None:
+        """An error of `runner` in `method` (a callback, or what the engine did on its behalf): counted;
+        `max_consecutive_errors` in a row in the same callback disable the strategy."""
         runner.errors += 1
-        runner.consecutive_errors += 1
+        runner.failing[method] = runner.failing.get(method, 0) + 1
+        runner.consecutive_errors = max(runner.failing.values())
         self.stats["errors"] += 1
         log.error("strategy %s failed: %s", runner.config.name, what)
         if runner.consecutive_errors >= self.max_consecutive_errors:

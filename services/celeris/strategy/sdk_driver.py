@@ -155,6 +155,6 @@ class SdkDriver:
                         self._call(runner, method, arg)
             ctx.intents.clear()
             runner.pending.clear()
-            self._strategy_error(runner, f"still acting after {MAX_DRAIN_ROUNDS} rounds of its own updates")
+            self._strategy_error(runner, f"still acting after {MAX_DRAIN_ROUNDS} rounds of its own updates", "(its own updates)")
         finally:
             runner.draining = False

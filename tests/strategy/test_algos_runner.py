@@ -267,3 +267,16 @@ def test_the_recorded_volume_profile_is_the_capture_s_trade_quantities_per_bucke
     assert sum(profile) == sum(q for _, q in trades) and len(profile) == 10
     first = sum(q for ts, q in trades if ts < start + (end - start) // 10)
     assert profile[0] == first
+
+
+def test_finished_parents_beyond_the_kept_number_are_forgotten_running_ones_never(monkeypatch):
+    from celeris.strategy import algos
+
+    monkeypatch.setattr(algos, "KEEP_FINISHED", 3)
+    clock = TestClock(start_ns=T0)
+    runner = AlgoRunner({"BTCUSDT": INS}, clock, FakeGateway())
+    running = runner.start(twap(seconds=3600), "alpha")  # no top yet: it waits, unfinished
+    refused = [runner.refuse(twap(), "alpha", f"r{i}") for i in range(10)]
+    assert list(runner.algos) == [running, *refused[-3:]]
+    assert runner.algos[running].algo.state is not AlgoState.FINISHED
+    assert [r["algo_id"] for r in runner.reports()] == [running, *refused[-3:]]

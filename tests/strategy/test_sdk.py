@@ -480,3 +480,26 @@ def test_a_price_or_size_is_accepted_exactly_when_it_is_on_the_grid(btcusdt, pri
         assert request.price_ticks == int(price / Decimal("0.1")) and request.qty_steps == int(qty / Decimal("0.001"))
     else:
         assert submitted == [] and "off the" in got["refused"] and "grid" in got["refused"]
+
+
+async def test_the_owner_index_keeps_working_orders_and_only_the_last_closed_ones(btcusdt):
+    engine = engine_with(btcusdt, ("a", Recorder, {}))
+    engine.sdk_owner.capacity = 5
+    placed = []
+
+    def script(s, event):
+        if event == "book":
+            for order in s.orders():
+                s.cancel(order.client_order_id)
+            placed.append(s.place("BTCUSDT", Side.BUY, "60000.00", "0.001"))
+
+    strategy(engine).script = script
+    for i in range(20):
+        engine.on_book(book(i + 1))
+        await settle()
+    assert len(placed) == 20 and len(engine.gateway.canceled) == 19
+    assert list(engine.sdk_owner.working) == [placed[-1]]  # the one still working
+    assert list(engine.sdk_owner.closed) == placed[-6:-1]  # the last 5 closed, oldest gone
+    # A late fill of a recently closed order is still the strategy's own.
+    fill = engine.gateway.fill(engine, placed[-1], 1)
+    assert engine.sdk_owner.get(fill.client_order_id) == "a" and placed[-1] in engine.sdk_owner.closed

@@ -29,13 +29,13 @@ def engine_hooks(engine: Any) -> dict[str, Callable[..., None]]:
         engine.owned.reserve(WorkingRecord(cid, (owner,), (request.qty_steps,), request.symbol, request.side,
                                            request.qty_steps, request.price_ticks, False, engine.clock.now_ns(),
                                            request.reduce_only, managed=True))
-        engine.order_owner[cid] = (owner,)
         runner = engine.runners.get(owner)
         if runner is not None and runner.context is not None:
             engine.sdk_owner[cid] = owner  # a fill racing the close is still the strategy's own
 
     def done(owner: str, client_order_id: str) -> None:
         engine.owned.closed(client_order_id)
+        engine.sdk_owner.close(client_order_id)
 
     def progress(owner: str, update: AlgoProgress) -> None:
         runner = engine.runners.get(owner)

@@ -57,6 +57,10 @@ class RunningAlgo:
     """child id -> client order id of the children sent that may still fill (on_child_done once each)."""
 
 
+KEEP_FINISHED = 1_000
+"""Finished parents kept for their reports; beyond it the oldest are forgotten (a session runs for weeks)."""
+
+
 class AlgoRunner:
     """Start parents, feed them market data and order events, read their progress."""
 
@@ -106,6 +110,7 @@ class AlgoRunner:
         # execution answers a repeated request id with its first answer.
         algo_id = algo_id or f"{owner}-{kind}-{now}-{next(self._sequence)}"
         running = RunningAlgo(make_algo(algo_id, parent, instrument), owner)
+        self._prune()
         self.algos[algo_id] = running
         if self.halted:
             self._apply(running, running.algo.stop(StopReason.HALTED, now))
@@ -123,6 +128,7 @@ class AlgoRunner:
         if algo_id in self.algos:
             raise ValueError(f"algo id {algo_id!r} is taken")
         running = RunningAlgo(make_algo(algo_id, parent, self.instruments[parent.symbol]), owner)
+        self._prune()
         self.algos[algo_id] = running
         self._apply(running, running.algo.stop(StopReason.REFUSED, self.clock.now_ns()))
         return algo_id
@@ -173,6 +179,12 @@ class AlgoRunner:
         del self.algos[algo_id]
         for cid in [c for c, (a, _) in self.children.items() if a == algo_id]:
             del self.children[cid]
+
+    def _prune(self) -> None:
+        """Forget the oldest finished parents beyond KEEP_FINISHED (running ones are never forgotten)."""
+        finished = [a for a, r in self.algos.items() if r.algo.state is AlgoState.FINISHED]
+        for algo_id in finished[:max(0, len(finished) - KEEP_FINISHED + 1)]:
+            self.forget(algo_id)
 
     def next_wakeup_ns(self) -> int | None:
         """The earliest time a running parent wants `on_timer` without a market event (None = none)."""

@@ -42,7 +42,7 @@ from celeris.domain.messages import BookUpdate, TradeUpdate
 from celeris.strategy.aggregation import Aggregated, Method, aggregate_round
 from celeris.strategy.engine_algos import EngineAlgos
 from celeris.strategy.filters import AccountView, FilterLimits
-from celeris.strategy.owned import OwnedOrders
+from celeris.strategy.owned import OrderOwners, OwnedOrders
 from celeris.strategy.model import Runner, StrategyConfig
 from celeris.strategy.orders import OrderIntents
 from celeris.strategy.plugins import PluginRegistry
@@ -106,7 +106,6 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         """When the market data behind the current top arrived (tick-to-order starts there)."""
         self.positions = {s: Position(ins) for s, ins in instruments.items()}
         self.owned = OwnedOrders(instruments)
-        self.order_owner: dict[str, tuple[str, ...]] = {}
         self.order_ttl_s = order_ttl_s
         self.lease_s = lease_s
         self.order_times: deque[int] = deque()
@@ -117,8 +116,8 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         self._inflight: set[tuple[str, str, Side]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sequence = 0
-        self.sdk_owner: dict[str, str] = {}
-        """client order id -> the SDK strategy that placed it (its updates and fills go to it)."""
+        self.sdk_owner = OrderOwners()
+        """client order id -> the SDK strategy that placed it (its updates and fills go to it); bounded."""
         self._deferred_cancels: set[str] = set()
         """SDK orders the strategy cancelled before their acknowledgement: cancelled when it comes."""
         self.stats = {"signals": 0, "orders": 0, "filtered": 0, "rejected_by_execution": 0, "errors": 0,

@@ -73,7 +73,6 @@ class OrderIntents:
         self.owned.reserve(WorkingRecord(client_id, decision.contributors, shares, signal.symbol, signal.side,
                                          plan.qty_steps, plan.price_ticks, signal.urgency is Urgency.PASSIVE, now,
                                          signal.reduce_only))
-        self.order_owner[client_id] = decision.contributors
         self._inflight.add(key)
         self._publish_signal(decision, True, "", "quote" if signal.urgency is Urgency.PASSIVE else "order")
         if quote is not None:

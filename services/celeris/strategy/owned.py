@@ -49,6 +49,34 @@ class StrategyBook:
     positions: dict[str, Position] = field(default_factory=dict)
 
 
+class OrderOwners:
+    """client order id -> the SDK strategy that placed it: every working order, and the last `capacity`
+    closed ones (a fill or an answer can come after the order closed here and is still its owner's); the
+    oldest closed go first, so a long session keeps a bounded index."""
+
+    def __init__(self, capacity: int = RECENT_CAPACITY) -> None:
+        self.capacity = capacity
+        self.working: dict[str, str] = {}
+        self.closed: OrderedDict[str, str] = OrderedDict()
+
+    def __setitem__(self, client_order_id: str, owner: str) -> None:
+        self.working[client_order_id] = owner
+
+    def get(self, client_order_id: str) -> str | None:
+        owner = self.working.get(client_order_id)
+        return owner if owner is not None else self.closed.get(client_order_id)
+
+    def close(self, client_order_id: str) -> None:
+        owner = self.working.pop(client_order_id, None)
+        if owner is not None:
+            self.closed[client_order_id] = owner
+            if len(self.closed) > self.capacity:
+                self.closed.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self.working) + len(self.closed)
+
+
 class OwnedOrders:
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self.instruments = instruments

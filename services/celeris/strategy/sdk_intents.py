@@ -96,7 +96,6 @@ class SdkIntents:
         cid = order.client_order_id
         self.owned.reserve(WorkingRecord(cid, (name,), (order.qty_steps,), order.symbol, order.side, order.qty_steps,
                                          order.price_ticks, False, now, order.reduce_only, managed=True))
-        self.order_owner[cid] = (name,)
         request = OrderRequest(request_id, order.symbol, order.side,
                                OrderType.MARKET if order.price_ticks is None else OrderType.LIMIT, order.qty_steps,
                                order.price_ticks, order.time_in_force, reduce_only=order.reduce_only,
@@ -250,6 +249,8 @@ class SdkIntents:
             # Execution says it no longer works: that fact stands, the strategy must not keep a ghost.
             moved = dataclasses.replace(order, state=state, **changes)
         runner.context.update(moved)
+        if not moved.is_open:
+            self.sdk_owner.close(cid)
         self._notify(runner, "on_order", OrderUpdate(event, moved))
 
     def _sdk_closed(self, cid: str, state: OrderState, event: str, reason: str = "") -> None:
@@ -284,6 +285,8 @@ class SdkIntents:
             else:
                 moved = dataclasses.replace(order, filled_steps=filled)  # a part: the state stands
             runner.context.update(moved)
+            if not moved.is_open:
+                self.sdk_owner.close(cid)
         self._notify(runner, "on_fill", OwnFill(cid, symbol, side, price_ticks, qty, fee, is_maker, ts_ns))
         if order is not None and not moved.is_open:
             self._notify(runner, "on_order", OrderUpdate("filled", moved))

@@ -109,9 +109,10 @@ class SignalAdapter(sdk.Strategy):
                 if order.client_order_id in self._directional and order.side is not signal.side \
                         and not order.reduce_only and order.state is not OrderState.PENDING_CANCEL:
                     self.cancel(order.client_order_id)
-        if any(self.order(c) is not None and self.order(c).state is OrderState.PENDING
-               and self.order(c).side is signal.side for c in self._directional):
-            return  # the previous order for this intent is still on its way
+        for c in self._directional:
+            order = self.order(c)
+            if order is not None and order.state is OrderState.PENDING and order.side is signal.side:
+                return  # the previous order for this intent is still on its way
         cid = self.place_ticks(self.symbol, signal.side, plan.price_ticks, plan.qty_steps, tif=tif,
                                post_only=post_only, reduce_only=signal.reduce_only)
         self._directional[cid] = self.now_ns
@@ -121,6 +122,10 @@ class SignalAdapter(sdk.Strategy):
         order = self.order(cid) if cid else None
         if order is not None and order.state is not OrderState.PENDING_CANCEL:
             self.cancel(cid)
+
+    def on_order(self, update: Any) -> None:
+        if not update.order.is_open:  # a closed directional order leaves the set every decision scans
+            self._directional.pop(update.order.client_order_id, None)
 
     def on_timer(self, name: str) -> None:
         now = self.now_ns

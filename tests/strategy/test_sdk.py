@@ -503,3 +503,18 @@ async def test_the_owner_index_keeps_working_orders_and_only_the_last_closed_one
     # A late fill of a recently closed order is still the strategy's own.
     fill = engine.gateway.fill(engine, placed[-1], 1)
     assert engine.sdk_owner.get(fill.client_order_id) == "a" and placed[-1] in engine.sdk_owner.closed
+
+
+async def test_an_order_placed_on_a_book_carries_the_books_receipt_time(btcusdt):
+    import dataclasses
+
+    engine = engine_with(btcusdt, ("a", Recorder, {}))
+    strategy(engine).script = lambda s, e: e == "book" and s.place("BTCUSDT", Side.BUY, "60000.00", "0.001")
+    engine.clock.advance(5_000_000)
+    engine.on_book(dataclasses.replace(book(1), ts_recv_ns=engine.clock.now_ns() - 4_000_000))
+    await settle()
+    (request,) = engine.gateway.submitted
+    assert request.ts_signal_ns == engine.clock.now_ns() - 4_000_000  # the tick's, not the decision's time
+    strategy(engine).script = lambda s, e: e == "start"
+    engine.run_timers()  # outside a dispatch: the time it was decided
+    assert engine.stimulus_ns == 0

@@ -116,6 +116,9 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         self._inflight: set[tuple[str, str, Side]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sequence = 0
+        self.stimulus_ns = 0
+        """While a book is dispatched to the SDK strategies, its receipt time: an order placed on it carries it
+        as ts_signal_ns (execution's tick-to-order starts there, not when the order was decided)."""
         self.sdk_owner = OrderOwners()
         """client order id -> the SDK strategy that placed it (its updates and fills go to it); bounded."""
         self._deferred_cancels: set[str] = set()
@@ -168,7 +171,11 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         if top is not None:
             # The parents first: one an SDK strategy starts on this book arrives at this top.
             self.algos.on_top(update.symbol, top.bid_ticks, top.bid_steps, top.ask_ticks, top.ask_steps)
-            self._sdk_book(update.symbol)
+            self.stimulus_ns = self.received_ns[update.symbol]
+            try:
+                self._sdk_book(update.symbol)
+            finally:
+                self.stimulus_ns = 0
 
     def top(self, symbol: str) -> BookTop | None:
         book = self.books[symbol]

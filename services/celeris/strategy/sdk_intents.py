@@ -99,7 +99,7 @@ class SdkIntents:
         request = OrderRequest(request_id, order.symbol, order.side,
                                OrderType.MARKET if order.price_ticks is None else OrderType.LIMIT, order.qty_steps,
                                order.price_ticks, order.time_in_force, reduce_only=order.reduce_only,
-                               strategy_id=name, client_order_id=cid, ts_signal_ns=now)
+                               strategy_id=name, client_order_id=cid, ts_signal_ns=self.stimulus_ns or now)
         self._spawn(self._sdk_send(request))
 
     def _sdk_decision(self, runner: Runner, order: sdk.OwnOrder, price_ticks: int | None, qty_steps: int,

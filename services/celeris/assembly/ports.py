@@ -34,11 +34,11 @@ class BusFeed:
 
     def on_book(self, handler: Callable[[BookUpdate], None]) -> None:
         for symbol in self.symbols:
-            self.bus.subscribe(book_topic(symbol), handler)
+            self.bus.subscribe(book_topic(symbol), handler, hot=True)
 
     def on_trade(self, handler: Callable[[TradeUpdate], None]) -> None:
         for symbol in self.symbols:
-            self.bus.subscribe(trade_topic(symbol), handler)
+            self.bus.subscribe(trade_topic(symbol), handler, hot=True)
 
     def on_mark(self, handler: Callable[[MarkUpdate], None]) -> None:
         for symbol in self.symbols:

@@ -23,15 +23,26 @@ Callback = Callable[[Any], None]
 class InProcessBus:
     def __init__(self) -> None:
         self._subscribers: dict[str, list[Callback]] = defaultdict(list)
+        self._hot: dict[str, int] = defaultdict(int)
+        """topic -> how many of its first subscribers are on the hot path."""
         self.errors = 0
 
-    def subscribe(self, topic: str, callback: Callback) -> Callable[[], None]:
-        """Call `callback(message)` for each message on `topic`; returns an unsubscribe function."""
-        self._subscribers[topic].append(callback)
+    def subscribe(self, topic: str, callback: Callback, hot: bool = False) -> Callable[[], None]:
+        """Call `callback(message)` for each message on `topic`; returns an unsubscribe function. `hot`
+        subscribers (the strategy engine's feed) are called before the others (dashboards, fan-out queues),
+        in the order they subscribed: a tick reaches the decision first."""
+        subscribers = self._subscribers[topic]
+        if hot:
+            subscribers.insert(self._hot[topic], callback)
+            self._hot[topic] += 1
+        else:
+            subscribers.append(callback)
 
         def unsubscribe() -> None:
-            if callback in self._subscribers[topic]:
-                self._subscribers[topic].remove(callback)
+            if callback in subscribers:
+                if subscribers.index(callback) < self._hot[topic]:
+                    self._hot[topic] -= 1
+                subscribers.remove(callback)
         return unsubscribe
 
     def publish(self, topic: str, message: Any) -> None:

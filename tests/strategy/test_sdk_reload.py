@@ -18,6 +18,7 @@ from celeris.domain import sdk
 from celeris.domain.clock import TestClock
 from celeris.domain.modes import Mode
 from celeris.domain.sdk_types import param, parse_params
+from celeris.domain.values import Side
 from celeris.strategy.engine import StrategyConfig, StrategyEngine
 from celeris.strategy.plugins import PluginRegistry
 from tests.strategy.fakes import ControlledGateway, book, settle
@@ -91,6 +92,61 @@ async def test_hot_reload_keeps_the_working_orders_owned_by_the_new_instance(tmp
     engine.disable("q")
     await settle()
     assert gateway.canceled == [placed.client_order_id]
+
+
+async def test_a_version_that_refuses_the_running_configuration_leaves_the_old_one_and_reloads_go_on(tmp_path,
+                                                                                                       btcusdt):
+    path = tmp_path / "quoter.py"
+    write_plugin(path, 1)
+    gateway = ControlledGateway()
+    engine = StrategyEngine([StrategyConfig("q", "quoter", "BTCUSDT", "0.010", {"offset_ticks": 7})],
+                            {"BTCUSDT": btcusdt}, TestClock(10**18), gateway, lambda t, m: None, mode=Mode.LIVE,
+                            registry=PluginRegistry(tmp_path))
+    engine.on_book(book(1))
+    await settle()
+    old = engine.runners["q"].strategy
+    path.write_text(textwrap.dedent(PLUGIN.format(version=2)).replace("offset_ticks", "edge_ticks"))
+    t = time.time() + 2
+    os.utime(path, (t, t))
+    assert engine.reload_changed() == []  # its Params no longer know offset_ticks: not reloaded
+    runner = engine.runners["q"]
+    assert runner.strategy is old and runner.enabled and "offset_ticks" in runner.last_error
+    assert gateway.canceled == []  # its order still works, still its own
+    write_plugin(path, 3)  # the next edit is tried again
+    assert engine.reload_changed() == ["q"] and type(engine.runners["q"].strategy).VERSION == 3
+
+
+async def test_a_strategy_whose_on_start_fails_is_disabled_at_once(btcusdt):
+    class Broken(sdk.Strategy):
+        name = "broken"
+
+        def on_start(self):
+            self.place_ticks(self.symbol, Side.BUY, 599_990, 1)
+            raise ValueError("cannot start")
+
+    from tests.strategy.fakes import engine_with
+
+    engine = engine_with(btcusdt, ("b", Broken, {}))
+    engine.on_book(book(1))
+    await settle()
+    runner = engine.runners["b"]
+    assert not runner.enabled and "on_start failed" in runner.disabled_reason and "cannot start" in runner.disabled_reason
+    assert engine.gateway.submitted == []  # what it queued before failing never went out
+
+
+async def test_a_strategy_calling_sys_exit_is_contained(btcusdt):
+    class Exits(sdk.Strategy):
+        name = "exits"
+
+        def on_book(self, book):
+            raise SystemExit(3)
+
+    from tests.strategy.fakes import engine_with
+
+    engine = engine_with(btcusdt, ("x", Exits, {}), max_consecutive_errors=2)
+    for i in range(3):
+        engine.on_book(book(i + 1))
+    assert not engine.runners["x"].enabled and "SystemExit" in engine.runners["x"].disabled_reason
 
 
 @dataclass(frozen=True)

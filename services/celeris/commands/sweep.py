@@ -57,7 +57,7 @@ Task = Callable[[dict[str, str]], dict[str, Any]]
 def _guarded(task: Task, point: dict[str, str]) -> dict[str, Any]:
     try:
         return {"point": point, "result": task(point)}
-    except Exception as exc:  # one failed point is a row of the table, not the end of the sweep
+    except (Exception, SystemExit) as exc:  # one failed point is a row of the table, not the end of the sweep
         return {"point": point, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 

@@ -29,6 +29,7 @@ class Runner:
     errors: int = 0
     consecutive_errors: int = 0
     """The longest run of errors of one callback not yet ended by a success of that same callback."""
+    last_error: str = ""
     failing: dict[str, int] = field(default_factory=dict)
     """callback name -> its errors in a row: a strategy whose on_book always raises is disabled even though its
     other callbacks (often the SDK's empty defaults) succeed in between."""

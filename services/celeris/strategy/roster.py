@@ -39,6 +39,8 @@ class StrategyRoster:
         runner = self.runners[name]
         runner.enabled, runner.disabled_reason, runner.consecutive_errors = True, "", 0
         runner.failing.clear()
+        if runner.context is not None:
+            runner.started = False  # an SDK strategy starts over: its on_start runs at the next event
         return runner
 
     def disable(self, name: str, reason: str = "disabled by request") -> Runner:
@@ -137,7 +139,15 @@ class StrategyRoster:
             types = self.registry.reload(path)
             for runner in self.runners.values():
                 if runner.config.type in types:
-                    self.reload(runner.config.name)
+                    try:
+                        self.reload(runner.config.name)
+                    except Exception as exc:  # e.g. its new Params refuse the running configuration
+                        # The running instance stays (its orders, its state); the next edit is tried again.
+                        runner.errors += 1
+                        runner.last_error = f"reload of {path.name}: {exc}"
+                        self.stats["errors"] += 1
+                        log.error("strategy %s not reloaded, the running version stays: %s", runner.config.name, exc)
+                        continue
                     reloaded.append(runner.config.name)
         return reloaded
 
@@ -149,7 +159,7 @@ class StrategyRoster:
     def _call(self, runner: Runner, method: str, *args: Any) -> Any:
         try:
             result = getattr(runner.strategy, method)(*args)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a strategy's sys.exit() ends the strategy, not the process
             self._strategy_error(runner, f"{method}: {exc!r}", method)
             return None
         if runner.failing:
@@ -166,6 +176,7 @@ class StrategyRoster:
         """An error of `runner` in `method` (a callback, or what the engine did on its behalf): counted;
         `max_consecutive_errors` in a row in the same callback disable the strategy."""
         runner.errors += 1
+        runner.last_error = what
         runner.failing[method] = runner.failing.get(method, 0) + 1
         runner.consecutive_errors = max(runner.failing.values())
         self.stats["errors"] += 1

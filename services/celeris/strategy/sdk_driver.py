@@ -50,7 +50,12 @@ class SdkDriver:
             return
         if not runner.started:
             runner.started = True
+            errors = runner.errors
             self._call(runner, "on_start")
+            if runner.errors > errors:  # a strategy whose set-up failed would run half made: it stops here
+                runner.context.intents.clear()
+                self.disable(runner.config.name, f"on_start failed: {runner.last_error}")
+                return
             self._drain(runner)
         if method is not None and runner.enabled:
             self._call(runner, method, *args)

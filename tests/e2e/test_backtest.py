@@ -389,3 +389,48 @@ def test_lines_without_a_timestamp_or_stamped_backwards_are_counted_not_lost(hea
     assert r["messages"] == 3000 and r["lines_skipped"] == 1 and r["lines_out_of_order"] == 1
     clean, _ = backtest_json(head)
     assert clean["lines_skipped"] == 0 and clean["lines_out_of_order"] == 0
+
+
+def test_without_a_mark_price_stream_the_book_mid_is_the_mark_and_refusals_have_reasons(head, tmp_path):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    r, _ = backtest_json(head, "-f", str(examples / "tight-limits.yaml"))
+    assert r["settings"]["mark_price"].startswith("the book's mid")  # this capture has no markPrice stream
+    assert r["orders"] > 0  # price bands and market orders can be checked
+    assert sum(r["refusal_reasons"].values()) == r["orders_refused"] or r["refusal_reasons"]
+    assert all(code.isupper() for code in r["refusal_reasons"]) and r["warnings"] == []
+    # A capture without its depth snapshot never syncs: said, not a silent zero.
+    with gzip.open(head, "rb") as fh:
+        lines = [line for line in fh.read().splitlines(keepends=True)[:3000] if b'"lastUpdateId"' not in line[:40]
+                 and b'{"lastUpdateId"' not in line]
+    nosnap = tmp_path / "nosnap.gz"
+    nosnap.write_bytes(gzip.compress(b"".join(lines)))
+    r, _ = backtest_json(nosnap)
+    assert r["orders"] == 0 and any("never synced" in w for w in r["warnings"])
+
+
+def test_what_a_strategy_prints_does_not_break_the_json_and_odd_settings_are_refused_first(head, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "talker.py").write_text("from celeris.domain.sdk import Strategy\n\n\nclass Talker(Strategy):\n"
+                                       "    name = 'talker'\n\n    def on_book(self, book):\n"
+                                       "        print('book', book.best_bid_ticks)\n")
+    talker = '[{"name": "t", "type": "talker", "symbol": "BTCUSDT", "order_size": "0.001"}]'
+    r, _ = backtest_json(head, "--strategy-dir", str(plugins), "--strategies", talker)  # one JSON line on stdout
+    assert r["messages"] == HEAD_LINES
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert "cannot create" in refused(celeris("backtest", str(head), "--plot", str(blocker / "sub")))
+    latencies = tmp_path / "lat.csv"
+    latencies.write_text("0,5000000,5000000\n")
+    assert "give one" in refused(celeris("backtest", str(head), "--latency-file", str(latencies), "--latency-ms", "5"))
+    assert "--latency-file" in refused(celeris("backtest", str(head), "--latency-file", str(latencies),
+                                               "--sweep", "latency_ms=0,5"))
+    line = refused(celeris("backtest", str(head), "--sweep", "seed=1,2", "--scheduler", "nonsense://x"))
+    assert "no Dask scheduler" in line
+
+
+def test_the_docs_example_spec_backtests_without_its_limits_refusing_the_quotes(head):
+    spec = Path(__file__).resolve().parents[2] / "examples" / "fixed-spread.yaml"
+    r, _ = backtest_json(head, "-f", str(spec), "--latency-ms", "5", "--queue-model", "risk_averse", "--seed", "1")
+    assert list(r["per_strategy"]) == ["fs-btc"] and r["orders"] > 500 and r["fills"] > 0
+    assert "RATE_LIMIT" not in r["refusal_reasons"] and r["orders_filtered"] == 0

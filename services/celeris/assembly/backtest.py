@@ -212,10 +212,23 @@ class _Run:
         book = self.core.symbols[symbol].synced.book
         tape = self.tape
 
+        marks = self.marks_from = {"stream": 0, "book": 0}
+        """How execution's mark was set: by the capture's markPrice stream, or (a capture without one) by the
+        book's mid — else every market order and price band check would be refused for want of a price."""
+        exec_marks = self.execution.marks
+
         def on_book_mid(update: Any) -> None:
             bid, ask = book.best_bid(), book.best_ask()
             if bid is not None and ask is not None:
                 tape.on_mid(clock.now_ns(), bid[0], ask[0])
+                if not marks["stream"]:
+                    exec_marks[symbol] = (bid[0] + ask[0]) // 2
+                    marks["book"] += 1
+
+        def on_mark(m: Any) -> None:
+            if m.mark_price:
+                marks["stream"] += 1
+                execution.on_mark(symbol, mark_ticks(instrument, m.mark_price))
 
         paper, strategy, execution = self.paper, self.strategy, self.execution
         for topic, handler in ((book_topic(symbol), paper.on_book), (book_topic(symbol), strategy.on_book),
@@ -223,8 +236,7 @@ class _Run:
                                (trade_topic(symbol), strategy.on_trade),
                                (mark_topic(symbol), paper.on_mark),  # funding at the capture's funding times
                                (mark_topic(symbol), strategy.on_mark),  # SDK strategies' on_mark
-                               (mark_topic(symbol), lambda m: execution.on_mark(
-                                   symbol, mark_ticks(instrument, m.mark_price)) if m.mark_price else None),
+                               (mark_topic(symbol), on_mark),
                                (fill_topic(symbol), strategy.on_fill), (fill_topic(symbol), tape.on_fill),
                                (order_topic(symbol), strategy.on_order_update), (order_topic(symbol), tape.on_order)):
             bus.subscribe(topic, handler)
@@ -239,6 +251,14 @@ class _Run:
         self.end_ns = first_ns
         self.elapsed = self.cpu = 0.0
         self.open_at_end: list[dict[str, Any]] = []
+
+    def warnings(self) -> list[str]:
+        """What makes the result mean less than it seems, in words (empty: nothing)."""
+        out = []
+        if not self.tape.mid_ts:
+            out.append("the book never synced (no depth snapshot in the capture, or only other streams): "
+                       "no strategy saw a book")
+        return out
 
     def disabled(self) -> dict[str, str]:
         """The strategies the run disabled (errors in a row, a refused configuration) and why."""
@@ -340,13 +360,16 @@ class _Run:
                          "latency_file": str(settings.latency_file or ""),
                          "venue_ignored": sorted(k for k in self.ignored if k != "sleep"),
                          "strategies": [c.name for c in self.configs],
-                         "strategy_dir": str(settings.strategy_dir or ""), "plugin_load_errors": self.plugin_errors},
+                         "strategy_dir": str(settings.strategy_dir or ""), "plugin_load_errors": self.plugin_errors,
+                         "mark_price": "the capture's markPrice stream" if self.marks_from["stream"] else
+                         "the book's mid (the capture has no markPrice stream)" if self.marks_from["book"] else "none"},
             "messages": lines, "snapshots": self.snapshots, "malformed": self.core.stats.malformed,
             "lines_skipped": self.skipped, "lines_out_of_order": self.backwards,
             "gaps": self.core.symbols[self.symbol].synced.stats.gaps,
             "capture_seconds": round((end_ns - first_ns) / NS_PER_S, 3), "start_utc_ns": first_ns,
             "end_utc_ns": end_ns, "signals": self.strategy.stats["signals"], "orders": len(tape.placed),
             "orders_refused": self.execution.stats.rejected, "fills": len(tape.fills),
+            "refusal_reasons": dict(sorted(self.execution.stats.reject_codes.items())),
             "orders_filtered": self.strategy.stats["filtered"],
             "filter_reasons": dict(sorted(self.strategy.filter_reasons.items())),
             "strategy_errors": self.strategy.stats["errors"], "strategies_disabled": self.disabled(),
@@ -355,6 +378,7 @@ class _Run:
                     "realized_usdt": money_str(position.realized_pnl), "fees_usdt": money_str(position.fees_paid),
                     "funding_usdt": money_str(paper.funding_total), "unrealized_usdt": money_str(unrealized),
                     "funding_payments": len(paper.fundings), "start_wallet_usdt": money_str(tape.start_wallet)},
+            "warnings": self.warnings(),
             "open_orders_at_end": self.open_at_end,
             "algos": self.algo_reports,
             **statistics(tape, end_ns, final_mid),
@@ -415,6 +439,8 @@ def with_point(settings: BacktestSettings, point: dict[str, str]) -> BacktestSet
     strategies = [dict(c, params=dict(c.get("params") or {})) for c in settings.strategies]
     for name, text in point.items():
         if name == "latency_ms":
+            if settings.latency_file is not None:
+                raise BacktestError("--sweep latency_ms: the latency comes from --latency-file in this run")
             updates[name] = _number(name, text, float, MAX_LATENCY_MS)
         elif name == "seed":
             updates[name] = _number(name, text, int)

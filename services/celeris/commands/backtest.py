@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import sys
@@ -95,15 +96,19 @@ def settings_from(args: argparse.Namespace, symbol: str) -> Any:
         strategies = tuple(default_strategies([symbol]))
     if args.latency_file is not None and not args.latency_file.is_file():
         raise BacktestError(f"--latency-file {args.latency_file} is not a file")
+    if args.latency_file is not None and args.latency_ms:
+        raise BacktestError("--latency-ms and --latency-file both set the order latency: give one")
     return BacktestSettings(strategies=strategies, strategy_dir=strategy_dir, latency_ms=args.latency_ms,
                             queue_model=args.queue_model, seed=args.seed, risk=risk,
                             latency_file=args.latency_file)
 
 
 def run_one(path: Path, settings: Any) -> dict[str, Any]:
+    """One backtest; what a strategy prints goes to stderr (stdout is the command's report: its JSON)."""
     from celeris.assembly.backtest import run_backtest
 
-    return asyncio.run(run_backtest(path, settings))
+    with contextlib.redirect_stdout(sys.stderr):
+        return asyncio.run(run_backtest(path, settings))
 
 
 def cmd_backtest(args: argparse.Namespace, legacy: bool = False) -> int:
@@ -157,6 +162,10 @@ def _plot_problem(target: Path, one_file: bool = False) -> str:
         import matplotlib  # noqa: F401
     except ImportError:
         return "--plot needs matplotlib: pip install 'celeris[report]'"
+    try:  # made now: a directory that cannot be is refused before the run, not after it
+        (target.parent if one_file else target).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--plot {target}: cannot create it ({exc.strerror or exc})"
     return ""
 
 
@@ -232,10 +241,14 @@ def human(r: dict[str, Any]) -> str:
                      f"{f(row['maker_share']):>12} {f(row['fill_ratio']):>11} "
                      f"{f(row['markouts']['10s']['mean_bps']):>16}")
     lines.append("")
+    if r["refusal_reasons"]:
+        lines.append("refused    " + ", ".join(f"{k}: {v:,}" for k, v in r["refusal_reasons"].items()))
     if r["filter_reasons"]:
         lines.append("filtered   " + ", ".join(f"{k}: {v:,}" for k, v in r["filter_reasons"].items()))
     if r["strategy_errors"]:
         lines.append(f"errors     {r['strategy_errors']:,} strategy callback error(s) (logged)")
+    for warning in r["warnings"]:
+        lines.append(f"WARNING    {warning}")
     for name, reason in r["strategies_disabled"].items():
         lines.append(f"DISABLED   {name}: {reason}")
     if r["open_orders_at_end"]:

@@ -78,7 +78,12 @@ def _run_dask(task: Task, points: list[dict[str, str]], scheduler: str) -> list[
         from distributed import Client
     except ImportError:
         raise SweepError("a Dask scheduler needs dask.distributed: pip install 'celeris[sweep]'") from None
-    with Client(scheduler, timeout="10s") as client:
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (ValueError, TypeError, OSError, TimeoutError) as exc:  # a malformed address, nothing listening
+        raise SweepError(f"--scheduler {scheduler}: no Dask scheduler there ({type(exc).__name__}: "
+                         f"{str(exc)[:120]})") from None
+    with client:
         futures = client.map(_guarded, [task] * len(points), points, pure=False)
         return client.gather(futures)  # type: ignore[no-any-return]
 

@@ -55,6 +55,8 @@ class RunningAlgo:
     """The state and fill the owner was last told of (on_progress)."""
     live: dict[str, str] = field(default_factory=dict)
     """child id -> client order id of the children sent that may still fill (on_child_done once each)."""
+    last_child_refusal: str = ""
+    """Why the last refused child was refused (execution's or the venue's words), for the report."""
 
 
 KEEP_FINISHED = 1_000
@@ -165,7 +167,8 @@ class AlgoRunner:
                 "average_price": _price(ins, p.filled_quote, p.filled_steps) if p.filled_steps else None,
                 "arrival_price": _price(ins, p.arrival_x2_ticks, 2) if p.arrival_x2_ticks else None,
                 "slippage_bps": _bps(p.slippage_ppm) if p.slippage_ppm is not None else None,
-                "children": p.children_placed, "children_refused": p.children_refused}
+                "children": p.children_placed, "children_refused": p.children_refused,
+                "last_child_refusal": running.last_child_refusal or None}
 
     def reports(self, owner: str = "") -> list[dict[str, Any]]:
         """Every parent's report (of one owner if given), in the order they were started."""
@@ -316,7 +319,9 @@ class AlgoRunner:
                 self._apply(running, algo.on_closed(child_id, outcome.order.filled_steps, now))
             return
         halted = outcome.rejection is not None and outcome.rejection.code is RejectCode.HALTED
-        log.info("child %s refused: %s", child_id, outcome.rejection.message if outcome.rejection else "refused")
+        reason = outcome.rejection.message if outcome.rejection else "refused"
+        running.last_child_refusal = reason
+        log.info("child %s refused: %s", child_id, reason)
         self._apply(running, algo.on_refused(child_id, now, halted))
         if halted:
             self._stop_all(StopReason.HALTED)

@@ -85,9 +85,10 @@ class CheckStream:
                 for reply in message.answers:
                     if not self._waiting:
                         raise StreamBroken("answer without a request")
-                    request_id, future = self._waiting.popleft()
+                    request_id, future = self._waiting[0]
                     if reply.request_id != request_id:
-                        raise StreamBroken("answer out of order")
+                        raise StreamBroken("answer out of order")  # its check too is denied, below
+                    self._waiting.popleft()
                     if not future.done():  # a check that timed out has gone; its answer is dropped
                         future.set_result(reply)
         except grpc.aio.AioRpcError as exc:

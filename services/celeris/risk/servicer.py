@@ -30,6 +30,9 @@ def dec(value: Decimal | int, scale: int = MONEY_SCALE) -> common_pb2.Decimal:
     while abs(mantissa) > _INT64_MAX and scale > 0:  # a huge figure ("infinite" concentration): fewer decimals
         scale -= 1
         mantissa = round(Decimal(value).scaleb(scale))
+    # Beyond int64 at scale 0 (a quantity of 2^63 steps: its leverage): the largest figure the wire holds,
+    # rather than an encoding error in place of the denial.
+    mantissa = max(-_INT64_MAX, min(_INT64_MAX, mantissa))
     return common_pb2.Decimal(mantissa=mantissa, scale=scale)
 
 
@@ -137,6 +140,9 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         if qty <= 0 or (price is not None and price <= 0):
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "quantity and price must be positive")
+        if qty > max(ins.max_qty_steps, ins.market_max_qty_steps) or (price is not None and price > ins.max_price_ticks):
+            # No venue takes it, and its figures (2^63 steps) do not fit the answer's int64 mantissas.
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "quantity or price above the instrument's maximum")
         result = self._engine.check_order(request.request_id, request.symbol,
                                           Side.BUY if request.side == common_pb2.SIDE_BUY else Side.SELL,
                                           qty, price, request.reduce_only, request.strategy_id)

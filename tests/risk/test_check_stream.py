@@ -162,6 +162,7 @@ BAD = [
     ("no-side", dict(side=common_pb2.SIDE_UNSPECIFIED)),
     ("long-strategy", dict(strategy_id="s" * 129)),
     ("oversized-id", dict(request_id="x" * 5_000)),
+    ("oversized-symbol", dict(symbol="X" * 100_000)),  # not echoed back in the error
 ]
 
 
@@ -182,6 +183,7 @@ async def test_a_malformed_check_is_refused_with_an_error_and_the_stream_goes_on
         assert ok1.approved and ok2.approved
         assert refused.request_id == bad.request_id and not refused.approved
         assert refused.error_code and refused.error and engine.checks == checked + 2  # never reached the engine
+        assert len(refused.error) <= grpc_server.MAX_STRING + 100
         with pytest.raises(grpc.aio.AioRpcError) as unary:  # what CheckOrder ends with for the same check
             await stub.CheckOrder(bad)
         assert unary.value.code().name == refused.error_code

@@ -1,4 +1,5 @@
-"""gRPC shell of the risk manager: CheckOrder (unary and the CheckOrders stream), metrics, policies, the emergency stop, alerts."""
+"""gRPC shell of the risk manager: CheckOrder (unary, and the CheckOrders stream sharing its translation),
+metrics, policies, the emergency stop, alerts."""
 
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         if qty <= 0 or (price is not None and price <= 0):
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "quantity and price must be positive")
-        if qty > max(ins.max_qty_steps, ins.market_max_qty_steps) or (price is not None and price > ins.max_price_ticks):
+        if qty > max(ins.max_qty_steps, ins.market_max_qty_steps) or \
+                (price is not None and price > ins.max_price_ticks):
             # No venue takes it, and its figures (2^63 steps) do not fit the answer's int64 mantissas.
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "quantity or price above the instrument's maximum")
         result = self._engine.check_order(request.request_id, request.symbol,

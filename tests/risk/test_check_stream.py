@@ -148,6 +148,21 @@ async def test_a_breach_mid_stream_refuses_increases_and_allows_reductions(serve
         assert reduce.approved and plain_reduce.approved  # an order that lowers the breach is let through
 
 
+async def test_post_trade_metrics_are_left_out_only_when_asked(served, btcusdt):
+    bound, _ = served
+    async with grpc_server.insecure_channel(bound.target) as channel:
+        call = risk_pb2_grpc.RiskManagerStub(channel).CheckOrders()
+        unary = await risk_pb2_grpc.RiskManagerStub(channel).CheckOrder(check(btcusdt, "u", 2_000))
+        await call.write(risk_pb2.CheckOrdersRequest(checks=[check(btcusdt, "full", 2_000)]))
+        full, = (await call.read()).answers
+        await call.write(risk_pb2.CheckOrdersRequest(checks=[check(btcusdt, "lean", 2_000)], without_post_trade=True))
+        lean, = (await call.read()).answers
+        assert full.HasField("post_trade") and full.post_trade.leverage == unary.post_trade.leverage
+        assert not lean.HasField("post_trade")
+        assert (lean.approved, list(lean.violations)) == (full.approved, list(full.violations)) == \
+            (unary.approved, list(unary.violations)) and not unary.approved  # the same verdict either way
+
+
 BAD = [
     ("huge-qty", dict(quantity=common_pb2.Decimal(mantissa=2**63 - 1, scale=0))),
     ("qty-over-max", dict(quantity=common_pb2.Decimal(mantissa=1_001, scale=0))),

@@ -57,7 +57,8 @@ class CheckStream:
 
     async def _requests(self) -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
         """One message per turn with every check queued since the last one went out (at most MAX_BATCH):
-        under load one message carries many checks, alone a check goes out at once."""
+        under load one message carries many checks, alone a check goes out at once. Only the verdicts
+        are read, so the server is asked not to build the post-trade metrics."""
         while True:
             request = await self._outbox.get()
             if request is None:
@@ -66,10 +67,10 @@ class CheckStream:
             while len(batch) < MAX_BATCH and not self._outbox.empty():
                 request = self._outbox.get_nowait()
                 if request is None:
-                    yield risk_pb2.CheckOrdersRequest(checks=batch)
+                    yield risk_pb2.CheckOrdersRequest(checks=batch, without_post_trade=True)
                     return
                 batch.append(request)
-            yield risk_pb2.CheckOrdersRequest(checks=batch)
+            yield risk_pb2.CheckOrdersRequest(checks=batch, without_post_trade=True)
 
     def send(self, request: risk_pb2.CheckOrderRequest) -> asyncio.Future[risk_pb2.CheckOrderResponse]:
         """Queue `request` (synchronously, so the order of calls is the order on the wire)."""

@@ -110,22 +110,23 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
                                   f"{len(batch.checks)} checks in one message (at most {grpc_server.MAX_REPEATED})")
                 yield risk_pb2.CheckOrdersResponse(answers=[_refusal(r, refused) for r in batch.checks])
                 continue
-            yield risk_pb2.CheckOrdersResponse(answers=[self._answer(r) for r in batch.checks])
+            post_trade = not batch.without_post_trade
+            yield risk_pb2.CheckOrdersResponse(answers=[self._answer(r, post_trade) for r in batch.checks])
 
-    def _answer(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+    def _answer(self, request: risk_pb2.CheckOrderRequest, post_trade: bool) -> risk_pb2.CheckOrderResponse:
         """A check of the stream: what CheckOrder would refuse with a status is an answer that says so."""
         try:
             problem = grpc_server.oversized(request)  # the interceptor sees the batch, not each check
             if problem:
                 raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"request refused: {problem}")
-            return self._check(request)
+            return self._check(request, post_trade)
         except Refused as refused:
             return _refusal(request, refused)
         except Exception as exc:  # one check must not end the stream: refused, logged, the next served
             log.exception("risk check failed for %r", request.request_id[:128])
             return _refusal(request, Refused(grpc.StatusCode.INTERNAL, f"check failed: {type(exc).__name__}"))
 
-    def _check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+    def _check(self, request: risk_pb2.CheckOrderRequest, post_trade: bool = True) -> risk_pb2.CheckOrderResponse:
         """Decode, one engine call, encode; `Refused` for a request the engine must not see."""
         ins = self._engine.instruments.get(request.symbol)
         if ins is None:
@@ -153,7 +154,7 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
         return risk_pb2.CheckOrderResponse(
             request_id=request.request_id, approved=not isinstance(outcome, Denied),
             violations=[violation_pb(v) for v in violations],
-            post_trade=metrics_pb(result.post_trade, self._engine.clock.now_ns()),
+            post_trade=metrics_pb(result.post_trade, self._engine.clock.now_ns()) if post_trade else None,
             processing_time_us=result.processing_time_us)
 
     async def GetRiskMetrics(self, request, context):  # type: ignore[no-untyped-def]

@@ -1,8 +1,10 @@
-"""gRPC shell of the risk manager: CheckOrder, metrics, policies, the emergency stop, alerts."""
+"""gRPC shell of the risk manager: CheckOrder (unary, and the CheckOrders stream sharing its translation),
+metrics, policies, the emergency stop, alerts."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 
 import grpc
@@ -14,7 +16,10 @@ from celeris.domain.alerts import Alert
 from celeris.domain.values import MONEY_SCALE
 from celeris.risk.engine import RiskEngine, StopState
 from celeris.risk.metrics import RiskMetrics
+from celeris.runtime import grpc_server
 from celeris.runtime.convert import decimal_str
+
+log = logging.getLogger(__name__)
 
 
 _INT64_MAX = 2**63 - 1
@@ -26,6 +31,9 @@ def dec(value: Decimal | int, scale: int = MONEY_SCALE) -> common_pb2.Decimal:
     while abs(mantissa) > _INT64_MAX and scale > 0:  # a huge figure ("infinite" concentration): fewer decimals
         scale -= 1
         mantissa = round(Decimal(value).scaleb(scale))
+    # Beyond int64 at scale 0 (a quantity of 2^63 steps: its leverage): the largest figure the wire holds,
+    # rather than an encoding error in place of the denial.
+    mantissa = max(-_INT64_MAX, min(_INT64_MAX, mantissa))
     return common_pb2.Decimal(mantissa=mantissa, scale=scale)
 
 
@@ -69,25 +77,75 @@ def policy_pb(p: Policy, request_id: str = "") -> risk_pb2.RiskPolicy:
                                enabled=p.enabled, priority=p.priority)
 
 
+class Refused(Exception):
+    """A request the check cannot read: the status CheckOrder ends with, the answer CheckOrders gives."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _refusal(request: risk_pb2.CheckOrderRequest, refused: Refused) -> risk_pb2.CheckOrderResponse:
+    return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=False, error_code=refused.code.name,
+                                       error=refused.message)
+
+
 class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
     def __init__(self, engine: RiskEngine) -> None:
         self._engine = engine
 
     async def CheckOrder(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            return self._check(request)
+        except Refused as refused:
+            await context.abort(refused.code, refused.message)
+
+    async def CheckOrders(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        """CheckOrder for every check of every message, answered in order. One message at a time: the
+        next is read only once these answers are written, so a client that never reads is held back by
+        HTTP/2 flow control instead of growing a queue here."""
+        async for batch in request_iterator:
+            if len(batch.checks) > grpc_server.MAX_REPEATED:
+                refused = Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"{len(batch.checks)} checks in one message (at most {grpc_server.MAX_REPEATED})")
+                yield risk_pb2.CheckOrdersResponse(answers=[_refusal(r, refused) for r in batch.checks])
+                continue
+            post_trade = not batch.without_post_trade
+            yield risk_pb2.CheckOrdersResponse(answers=[self._answer(r, post_trade) for r in batch.checks])
+
+    def _answer(self, request: risk_pb2.CheckOrderRequest, post_trade: bool) -> risk_pb2.CheckOrderResponse:
+        """A check of the stream: what CheckOrder would refuse with a status is an answer that says so."""
+        try:
+            problem = grpc_server.oversized(request)  # the interceptor sees the batch, not each check
+            if problem:
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"request refused: {problem}")
+            return self._check(request, post_trade)
+        except Refused as refused:
+            return _refusal(request, refused)
+        except Exception as exc:  # one check must not end the stream: refused, logged, the next served
+            log.exception("risk check failed for %r", request.request_id[:128])
+            return _refusal(request, Refused(grpc.StatusCode.INTERNAL, f"check failed: {type(exc).__name__}"))
+
+    def _check(self, request: risk_pb2.CheckOrderRequest, post_trade: bool = True) -> risk_pb2.CheckOrderResponse:
+        """Decode, one engine call, encode; `Refused` for a request the engine must not see."""
         ins = self._engine.instruments.get(request.symbol)
         if ins is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol!r}")
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol!r}")
         if request.side not in (common_pb2.SIDE_BUY, common_pb2.SIDE_SELL):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "side must be BUY or SELL")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "side must be BUY or SELL")
         if len(request.request_id) > 128 or len(request.strategy_id) > 128:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id and strategy_id: at most 128 characters")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "request_id and strategy_id: at most 128 characters")
         try:
             qty = ins.qty(decimal_str(request.quantity, "quantity"))
             price = ins.price(decimal_str(request.price, "price")) if request.price.mantissa else None
         except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         if qty <= 0 or (price is not None and price <= 0):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "quantity and price must be positive")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "quantity and price must be positive")
+        if qty > max(ins.max_qty_steps, ins.market_max_qty_steps) or \
+                (price is not None and price > ins.max_price_ticks):
+            # No venue takes it, and its figures (2^63 steps) do not fit the answer's int64 mantissas.
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "quantity or price above the instrument's maximum")
         result = self._engine.check_order(request.request_id, request.symbol,
                                           Side.BUY if request.side == common_pb2.SIDE_BUY else Side.SELL,
                                           qty, price, request.reduce_only, request.strategy_id)
@@ -96,7 +154,7 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
         return risk_pb2.CheckOrderResponse(
             request_id=request.request_id, approved=not isinstance(outcome, Denied),
             violations=[violation_pb(v) for v in violations],
-            post_trade=metrics_pb(result.post_trade, self._engine.clock.now_ns()),
+            post_trade=metrics_pb(result.post_trade, self._engine.clock.now_ns()) if post_trade else None,
             processing_time_us=result.processing_time_us)
 
     async def GetRiskMetrics(self, request, context):  # type: ignore[no-untyped-def]

@@ -99,6 +99,18 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, cid: str) -> grpc.RpcMethodHan
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, handler.request_deserializer,
                                                     handler.response_serializer)
+    if handler.stream_stream:
+        inner_bidi = handler.stream_stream
+
+        async def stream_stream(request_iterator: Any, context: Any) -> Any:
+            # The handler bounds each message itself (risk's CheckOrders answers an oversized one with an
+            # error and serves the next): aborting here would end the whole stream for one message.
+            logs.correlation_id.set(cid)
+            async for item in inner_bidi(request_iterator, context):
+                yield item
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, handler.request_deserializer,
+                                                     handler.response_serializer)
     return handler  # client-streaming calls: none in our contracts
 
 

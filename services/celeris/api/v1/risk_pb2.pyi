@@ -65,6 +65,54 @@ class CheckOrderRequest(_message.Message):
 Global___CheckOrderRequest: _TypeAlias = CheckOrderRequest  # noqa: Y015
 
 @_typing.final
+class CheckOrdersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKS_FIELD_NUMBER: _builtins.int
+    WITHOUT_POST_TRADE_FIELD_NUMBER: _builtins.int
+    without_post_trade: _builtins.bool
+    """The caller needs only the verdict (execution's pre-trade gate): the answers leave post_trade empty.
+    Building and encoding the post-trade metrics is about half the server's time per check.
+    """
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOrderRequest]:
+        """at most 1,000: a larger batch has every check refused"""
+
+    def __init__(
+        self,
+        *,
+        checks: _abc.Iterable[Global___CheckOrderRequest] | None = ...,
+        without_post_trade: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "without_post_trade", b"without_post_trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckOrdersRequest: _TypeAlias = CheckOrdersRequest  # noqa: Y015
+
+@_typing.final
+class CheckOrdersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOrderResponse]: ...
+    def __init__(
+        self,
+        *,
+        answers: _abc.Iterable[Global___CheckOrderResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckOrdersResponse: _TypeAlias = CheckOrdersResponse  # noqa: Y015
+
+@_typing.final
 class PolicyViolation(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -112,9 +160,16 @@ class CheckOrderResponse(_message.Message):
     VIOLATIONS_FIELD_NUMBER: _builtins.int
     POST_TRADE_FIELD_NUMBER: _builtins.int
     PROCESSING_TIME_US_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     approved: _builtins.bool
     processing_time_us: _builtins.int
+    error_code: _builtins.str
+    """CheckOrders only: the request was refused unread (malformed, unknown symbol, too large). The gRPC
+    status name CheckOrder would have ended with ("INVALID_ARGUMENT", "NOT_FOUND", ...) and why.
+    """
+    error: _builtins.str
     @_builtins.property
     def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyViolation]: ...
     @_builtins.property
@@ -127,10 +182,12 @@ class CheckOrderResponse(_message.Message):
         violations: _abc.Iterable[Global___PolicyViolation] | None = ...,
         post_trade: Global___RiskMetrics | None = ...,
         processing_time_us: _builtins.int = ...,
+        error_code: _builtins.str = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["post_trade", b"post_trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "post_trade", b"post_trade", "processing_time_us", b"processing_time_us", "request_id", b"request_id", "violations", b"violations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "error", b"error", "error_code", b"error_code", "post_trade", b"post_trade", "processing_time_us", b"processing_time_us", "request_id", b"request_id", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,11 @@ class RiskManagerStub:
                 request_serializer=celeris_dot_v1_dot_risk__pb2.CheckOrderRequest.SerializeToString,
                 response_deserializer=celeris_dot_v1_dot_risk__pb2.CheckOrderResponse.FromString,
                 _registered_method=True)
+        self.CheckOrders = channel.stream_stream(
+                '/celeris.v1.RiskManager/CheckOrders',
+                request_serializer=celeris_dot_v1_dot_risk__pb2.CheckOrdersRequest.SerializeToString,
+                response_deserializer=celeris_dot_v1_dot_risk__pb2.CheckOrdersResponse.FromString,
+                _registered_method=True)
         self.GetRiskMetrics = channel.unary_unary(
                 '/celeris.v1.RiskManager/GetRiskMetrics',
                 request_serializer=celeris_dot_v1_dot_risk__pb2.GetRiskMetricsRequest.SerializeToString,
@@ -87,6 +92,19 @@ class RiskManagerServicer:
 
     def CheckOrder(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckOrders(self, request_iterator, context):
+        """The same check, many on one HTTP/2 stream a client keeps open. Each message carries a batch of
+        checks (whatever the client had queued while its previous message was on the wire); the answer
+        message carries one answer per check, in the same order, each with its check's request_id, and
+        answer messages come in request-message order. A check CheckOrder would end with an error status
+        is answered with approved=false and error_code/error set; the stream goes on serving. The server
+        reads the next message only after it has written the answers to the previous one, so a client that
+        sends and never reads is held back by HTTP/2 flow control, not buffered.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -147,6 +165,11 @@ def add_RiskManagerServicer_to_server(servicer, server):
                     servicer.CheckOrder,
                     request_deserializer=celeris_dot_v1_dot_risk__pb2.CheckOrderRequest.FromString,
                     response_serializer=celeris_dot_v1_dot_risk__pb2.CheckOrderResponse.SerializeToString,
+            ),
+            'CheckOrders': grpc.stream_stream_rpc_method_handler(
+                    servicer.CheckOrders,
+                    request_deserializer=celeris_dot_v1_dot_risk__pb2.CheckOrdersRequest.FromString,
+                    response_serializer=celeris_dot_v1_dot_risk__pb2.CheckOrdersResponse.SerializeToString,
             ),
             'GetRiskMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRiskMetrics,
@@ -216,6 +239,33 @@ class RiskManager:
             '/celeris.v1.RiskManager/CheckOrder',
             celeris_dot_v1_dot_risk__pb2.CheckOrderRequest.SerializeToString,
             celeris_dot_v1_dot_risk__pb2.CheckOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckOrders(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/celeris.v1.RiskManager/CheckOrders',
+            celeris_dot_v1_dot_risk__pb2.CheckOrdersRequest.SerializeToString,
+            celeris_dot_v1_dot_risk__pb2.CheckOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

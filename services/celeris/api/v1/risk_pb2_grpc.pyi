@@ -33,6 +33,15 @@ class RiskManagerStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RiskManagerAsyncStub: ...
     CheckOrder: _grpc.UnaryUnaryMultiCallable[_risk_pb2.CheckOrderRequest, _risk_pb2.CheckOrderResponse]
+    CheckOrders: _grpc.StreamStreamMultiCallable[_risk_pb2.CheckOrdersRequest, _risk_pb2.CheckOrdersResponse]
+    """The same check, many on one HTTP/2 stream a client keeps open. Each message carries a batch of
+    checks (whatever the client had queued while its previous message was on the wire); the answer
+    message carries one answer per check, in the same order, each with its check's request_id, and
+    answer messages come in request-message order. A check CheckOrder would end with an error status
+    is answered with approved=false and error_code/error set; the stream goes on serving. The server
+    reads the next message only after it has written the answers to the previous one, so a client that
+    sends and never reads is held back by HTTP/2 flow control, not buffered.
+    """
     GetRiskMetrics: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetRiskMetricsRequest, _risk_pb2.RiskMetrics]
     TriggerEmergencyStop: _grpc.UnaryUnaryMultiCallable[_risk_pb2.EmergencyStopRequest, _risk_pb2.EmergencyStopStatus]
     GetEmergencyStopStatus: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetEmergencyStopStatusRequest, _risk_pb2.EmergencyStopStatus]
@@ -47,6 +56,15 @@ class RiskManagerStub:
 class RiskManagerAsyncStub(RiskManagerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CheckOrder: _aio.UnaryUnaryMultiCallable[_risk_pb2.CheckOrderRequest, _risk_pb2.CheckOrderResponse]  # type: ignore[assignment]
+    CheckOrders: _aio.StreamStreamMultiCallable[_risk_pb2.CheckOrdersRequest, _risk_pb2.CheckOrdersResponse]  # type: ignore[assignment]
+    """The same check, many on one HTTP/2 stream a client keeps open. Each message carries a batch of
+    checks (whatever the client had queued while its previous message was on the wire); the answer
+    message carries one answer per check, in the same order, each with its check's request_id, and
+    answer messages come in request-message order. A check CheckOrder would end with an error status
+    is answered with approved=false and error_code/error set; the stream goes on serving. The server
+    reads the next message only after it has written the answers to the previous one, so a client that
+    sends and never reads is held back by HTTP/2 flow control, not buffered.
+    """
     GetRiskMetrics: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetRiskMetricsRequest, _risk_pb2.RiskMetrics]  # type: ignore[assignment]
     TriggerEmergencyStop: _aio.UnaryUnaryMultiCallable[_risk_pb2.EmergencyStopRequest, _risk_pb2.EmergencyStopStatus]  # type: ignore[assignment]
     GetEmergencyStopStatus: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetEmergencyStopStatusRequest, _risk_pb2.EmergencyStopStatus]  # type: ignore[assignment]
@@ -64,6 +82,21 @@ class RiskManagerServicer(metaclass=_abc_1.ABCMeta):
         request: _risk_pb2.CheckOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_risk_pb2.CheckOrderResponse, _abc.Awaitable[_risk_pb2.CheckOrderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CheckOrders(
+        self,
+        request_iterator: _MaybeAsyncIterator[_risk_pb2.CheckOrdersRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_risk_pb2.CheckOrdersResponse], _abc.AsyncIterator[_risk_pb2.CheckOrdersResponse]]:
+        """The same check, many on one HTTP/2 stream a client keeps open. Each message carries a batch of
+        checks (whatever the client had queued while its previous message was on the wire); the answer
+        message carries one answer per check, in the same order, each with its check's request_id, and
+        answer messages come in request-message order. A check CheckOrder would end with an error status
+        is answered with approved=false and error_code/error set; the stream goes on serving. The server
+        reads the next message only after it has written the answers to the previous one, so a client that
+        sends and never reads is held back by HTTP/2 flow control, not buffered.
+        """
 
     @_abc_1.abstractmethod
     def GetRiskMetrics(

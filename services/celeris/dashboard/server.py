@@ -301,7 +301,7 @@ class DashboardServer:
         timeout = self.config.slow_client_timeout_ms / 1000
         encoded: dict[tuple[int, frozenset[str] | None, bool], tuple[dict[str, Any], bytes | str] | None] = {}
         now_ns = self.now_ns()
-        handed = skipped = 0
+        skipped = 0
         for client in self.clients:
             if not client.free:
                 if client.busy_since and now - client.busy_since > timeout:
@@ -317,7 +317,6 @@ class DashboardServer:
                             "data": self.state.snapshot(client.channels)}
                 client.sent_version = version
                 self._hand(client, "snapshot", self._encode(client.binary, snapshot))
-                handed += 1
                 continue
             if client.sent_version >= version:
                 continue
@@ -337,7 +336,6 @@ class DashboardServer:
             entry = encoded[key]
             if entry is not None:
                 self._hand(client, "update", entry[1])
-                handed += 1
         self.push_count += 1
         self.metrics.pushes.inc()
         if skipped:
@@ -389,8 +387,11 @@ class DashboardServer:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_ms / 1000)
+            timeout = self.config.slow_client_timeout_ms / 1000
             for client in list(self.clients):
-                if client.free:
+                if client.busy_since and self._loop is not None and self._loop.time() - client.busy_since > timeout:
+                    self._drop(client)  # stuck while nothing changed (pushes check this too)
+                elif client.free:
                     self._hand(client, "heartbeat", self._encode(client.binary, {
                         "type": "heartbeat", "seq": client.sent_version, "ts": self.now_ns() // 1_000_000}))
 

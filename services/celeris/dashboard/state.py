@@ -92,7 +92,7 @@ class DashboardState:
         start = max(version + 1, first) - first
         for i in range(start, len(log)):
             ts, path = log[i]
-            if channels is None or path.split(".", 1)[0] in channels:
+            if ts and (channels is None or path.split(".", 1)[0] in channels):  # a removal may carry no time
                 return ts
         if version + 1 < first and log:
             return log[0][0]  # older than the log: the oldest time kept (an overstatement)

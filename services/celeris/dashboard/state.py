@@ -14,6 +14,7 @@ next read, so the trading path only pays for the mark.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -83,7 +84,10 @@ class DashboardState:
         while self.pending:
             pending, self.pending = self.pending, []
             for fn in pending:
-                fn()
+                try:
+                    fn()
+                except Exception:  # one figure that cannot be formatted must not stop every push
+                    logging.getLogger(__name__).exception("dashboard: deferred formatting failed")
 
     def oldest_unseen_ns(self, version: int, channels: set[str] | None = None) -> int:
         """The time of the first change after `version` in `channels` (0 when there is none)."""

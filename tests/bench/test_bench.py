@@ -67,11 +67,13 @@ def test_account_benchmark_prints_one_json_object():
 
 def test_dashboard_benchmark_prints_one_json_object():
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "dashboard.py"), "--json", "--clients", "10",
-                             "--duration", "1"], capture_output=True, text=True, timeout=300)
+                             "--duration", "1", "--runs", "2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["web_updates_per_client_per_s"] > 1 and out["tui_updates_per_client_per_s"] > 3
     assert out["web_p99_staleness_ms"] > 0 and "baseline_p99_staleness_ms" in out
+    assert out["runs"] == 2 and out["web_p99_staleness_ms_min"] <= out["web_p99_staleness_ms_max"]
+    assert out["burst_updates_per_client_per_s"] > 0 and out["web_samples_per_run_min"] > 0
 
 
 def test_celeris_bench_suite_subset_prints_one_json_object():

@@ -1,12 +1,19 @@
 """The dashboard server: aggregated state over WebSocket to web and terminal clients, and a small action API.
 
 Owns client connections (FR-DS-002..005): token authentication (off only when explicitly configured), a
-maximum number of clients, the full state on connect and then changed paths only, at 100 ms for terminal
-clients and 250 ms for web clients, per-client channel subscriptions, MessagePack by default and JSON
-with ?format=json, heartbeats, dead clients dropped by ping/pong, and slow clients coalesced (a client
-whose previous message is still being written skips a round and gets everything in the next one). The
-HTTP API halts and resumes trading and acknowledges alerts (token required). It also serves the built
-web dashboard. State comes from a source (in-process engines, or the services' gRPC streams).
+maximum number of clients, the full state on connect and then changed paths only, per-client channel
+subscriptions, MessagePack by default and JSON with ?format=json, heartbeats, dead clients dropped by
+ping/pong. The HTTP API halts and resumes trading and acknowledges alerts (token required). It also serves
+the built web dashboard. State comes from a source (in-process engines, or the services' gRPC streams).
+
+Pushes follow changes, coalesced: the first change after a push schedules the next one, no sooner than
+`push_interval_ms` after the previous (so a change waits at most that long, and a burst of any size is
+at most 1000/push_interval_ms pushes a second to each client). A push computes and encodes each distinct
+update once (clients at the same version, channels and format share the bytes). Each client has a writer
+with a mailbox of one message: a client whose previous message is still being written is skipped and gets
+everything it missed, coalesced, when it is free; one stuck longer than `slow_client_timeout_ms` is
+dropped. So a client that does not read costs one message and its socket's buffers, and never delays the
+others.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from celeris.dashboard.state import CHANNELS, DashboardState
 log = logging.getLogger(__name__)
 
 WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
-RATES_MS = {"tui": 100, "web": 250}
+CLIENT_KINDS = ("tui", "web")
 
 
 class Actions(Protocol):
@@ -38,17 +45,28 @@ class Actions(Protocol):
     async def acknowledge(self, alert_id: str, by: str) -> bool: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class Client:
     ws: web.WebSocketResponse
     kind: str
     binary: bool
     channels: set[str] | None
+    transport: asyncio.BaseTransport | None = None
     sent_version: int = 0
-    busy: bool = False
-    last_send: float = 0.0
     sent: int = 0
+    skipped: int = 0
+    """Pushes this client missed because its previous message was still being written."""
     needs_snapshot: bool = True
+    outbox: tuple[str, bytes | str] | None = None
+    """The one message waiting for the writer: (type, encoded). Never more than one."""
+    busy_since: float = 0.0
+    """Loop time when the message being written was handed over; 0.0 when the writer is idle."""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    writer: asyncio.Task[None] | None = None
+
+    @property
+    def free(self) -> bool:
+        return self.outbox is None and not self.busy_since
 
 
 @dataclass
@@ -59,6 +77,11 @@ class DashboardConfig:
     heartbeat_ms: int = 5000
     ws_ping_s: float = 10.0
     static_dir: Path = WEB_DIST
+    push_interval_ms: int = 20
+    """Minimum time between two pushes (20 ms: a change reaches a client within ~20 ms plus the write, and no
+    client gets more than 50 pushes a second however fast the state changes)."""
+    slow_client_timeout_ms: int = 5000
+    """A client whose message has not been written for this long (it does not read) is disconnected."""
 
 
 @dataclass
@@ -72,6 +95,11 @@ class DashboardMetrics:
         self.staleness = Histogram("dashboard_update_staleness_ms", "Source change to send, milliseconds",
                                    buckets=(5, 10, 25, 50, 100, 250, 500, 1000), registry=r)
         self.rejected = Counter("dashboard_clients_rejected_total", "Refused connections", ["reason"], registry=r)
+        self.pushes = Counter("dashboard_pushes_total", "Push rounds (each encodes each distinct update once)",
+                              registry=r)
+        self.skipped = Counter("dashboard_client_skips_total", "Pushes a busy (slow) client missed", registry=r)
+        self.dropped = Counter("dashboard_clients_dropped_total", "Clients disconnected for not reading",
+                               registry=r)
 
 
 class DashboardServer:
@@ -90,6 +118,11 @@ class DashboardServer:
         self._json = msgspec.json.Encoder()
         self._msgpack = msgspec.msgpack.Encoder()
         self.sources: list[Any] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._push_handle: asyncio.Handle | None = None
+        self._last_push = float("-inf")
+        self.push_count = 0
+        self._sent_counters: dict[str, Any] = {}
 
     @classmethod
     def for_system(cls, system: Any, token: str, registry: CollectorRegistry | None = None,
@@ -128,24 +161,36 @@ class DashboardServer:
         return web.Response(text="web dashboard not built: run scripts/install (npm run build in web/)", status=503)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._loop = asyncio.get_running_loop()
+        self.state.on_change = self.schedule_push
         for source in self.sources:
             await source.start()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="dashboard-broadcast"))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="dashboard-heartbeat"))
         sockets = site._server.sockets if site._server else []  # aiohttp exposes no public getter
         return sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        if self.state.on_change == self.schedule_push:
+            self.state.on_change = None
+        if self._push_handle is not None:
+            self._push_handle.cancel()
+            self._push_handle = None
         for task in self._tasks:
             task.cancel()
         for source in self.sources:
             await source.stop()
         for client in list(self.clients):
-            await client.ws.close()
+            if client.writer is not None:
+                client.writer.cancel()
+            try:  # a client that does not read would hold the close frame (and the shutdown) forever
+                await asyncio.wait_for(client.ws.close(), 2.0)
+            except (asyncio.TimeoutError, ConnectionResetError, RuntimeError):
+                if client.transport is not None:
+                    client.transport.abort()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -172,17 +217,20 @@ class DashboardServer:
             self.metrics.rejected.labels("full").inc()
             return web.json_response({"error": "too many clients"}, status=503)
         kind = request.query.get("client", "web")
-        if kind not in RATES_MS:
+        if kind not in CLIENT_KINDS:
             return web.json_response({"error": "client must be web or tui"}, status=400)
-        ws = web.WebSocketResponse(heartbeat=self.config.ws_ping_s, max_msg_size=1 << 16)
+        # No per-message deflate: it would compress every push once per client (the bytes are shared), and
+        # the dashboard's messages are small and local.
+        ws = web.WebSocketResponse(heartbeat=self.config.ws_ping_s, max_msg_size=1 << 16, compress=False)
         await ws.prepare(request)
         channels = request.query.get("channels")
         client = Client(ws, kind, request.query.get("format", "msgpack") != "json",
-                        set(channels.split(",")) & set(CHANNELS) if channels else None)
+                        set(channels.split(",")) & set(CHANNELS) if channels else None, request.transport)
+        client.writer = asyncio.create_task(self._writer(client), name="dashboard-client-writer")
         self.clients.append(client)
         self.metrics.clients.labels(kind).inc()
+        self.schedule_push()  # the snapshot goes with the next push
         try:
-            await self._send_snapshot(client)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._client_message(client, msg.data)
@@ -193,6 +241,7 @@ class DashboardServer:
         finally:
             self.clients.remove(client)
             self.metrics.clients.labels(kind).dec()
+            client.writer.cancel()
         return ws
 
     async def _client_message(self, client: Client, text: str) -> None:
@@ -207,72 +256,144 @@ class DashboardServer:
             current = set(CHANNELS) if client.channels is None else set(client.channels)
             client.channels = current | requested if kind == "subscribe" else current - requested
             client.needs_snapshot = True  # the new channels' state arrives as a snapshot
+            self.schedule_push()
         elif kind == "refresh":
             client.needs_snapshot = True
+            self.schedule_push()
         elif kind == "ping":
             await self._send(client, {"type": "pong", "ts": self.now_ns() // 1_000_000})
         else:
             await self._send(client, {"type": "error", "message": f"unknown message type {kind!r}"})
 
     async def _send(self, client: Client, payload: dict[str, Any]) -> None:
-        if client.binary:
-            await client.ws.send_bytes(self._msgpack.encode(payload))
+        """A direct reply (pong, error) from the client's reader; pushes go through its writer."""
+        data = self._encode(client.binary, payload)
+        if isinstance(data, bytes):
+            await client.ws.send_bytes(data)
         else:
-            await client.ws.send_str(self._json.encode(payload).decode())
+            await client.ws.send_str(data)
         client.sent += 1
         self.metrics.messages.labels(payload["type"]).inc()
 
-    async def _send_snapshot(self, client: Client) -> None:
-        client.needs_snapshot = False
+    def _encode(self, binary: bool, payload: dict[str, Any]) -> bytes | str:
+        return self._msgpack.encode(payload) if binary else self._json.encode(payload).decode()
+
+    # -- pushing --------------------------------------------------------------------------------
+    def schedule_push(self) -> None:
+        """The state changed (or a client needs something): push at the earliest moment the interval allows.
+
+        Called by the state on every change, so it is O(1) and idempotent; the push itself runs on the loop,
+        after the code that made the change has returned (changes made together go together).
+        """
+        if self._push_handle is not None or self._loop is None:
+            return
+        delay = self._last_push + self.config.push_interval_ms / 1000 - self._loop.time()
+        self._push_handle = self._loop.call_later(max(0.0, delay), self._push)
+
+    def _push(self) -> None:
+        """One push round: every free client behind the state gets one message; each distinct one encoded once."""
+        self._push_handle = None
+        assert self._loop is not None
+        now = self._loop.time()
+        self._last_push = now
+        self.state.flush()
         version = self.state.version
-        await self._send(client, {"type": "snapshot", "seq": version, "ts": self.now_ns() // 1_000_000,
-                                  "channels": sorted(client.channels) if client.channels is not None else list(CHANNELS),
-                                  "data": self.state.snapshot(client.channels)})
-        client.sent_version = version
-
-    # -- broadcasting ---------------------------------------------------------------------------
-    async def _broadcast_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.02)
-            now = time.monotonic()
-            for client in list(self.clients):
-                if client.busy or now - client.last_send < RATES_MS[client.kind] / 1000:
-                    continue
-                if client.needs_snapshot or client.sent_version < self.state.version:
-                    client.busy = True  # a slow client skips rounds: its next update covers them
-                    client.last_send = now
-                    asyncio.ensure_future(self._deliver(client))
-
-    async def _deliver(self, client: Client) -> None:
-        try:
+        timeout = self.config.slow_client_timeout_ms / 1000
+        encoded: dict[tuple[int, frozenset[str] | None, bool], tuple[dict[str, Any], bytes | str] | None] = {}
+        now_ns = self.now_ns()
+        skipped = 0
+        for client in self.clients:
+            if not client.free:
+                if client.busy_since and now - client.busy_since > timeout:
+                    self._drop(client)
+                elif client.needs_snapshot or client.sent_version < version:
+                    client.skipped += 1
+                    skipped += 1
+                continue
             if client.needs_snapshot:
-                await self._send_snapshot(client)
-                return
-            version = self.state.version
-            changes, removed, oldest = self.state.changes_since(client.sent_version, client.channels)
+                client.needs_snapshot = False
+                snapshot = {"type": "snapshot", "seq": version, "ts": now_ns // 1_000_000,
+                            "channels": sorted(client.channels) if client.channels is not None else list(CHANNELS),
+                            "data": self.state.snapshot(client.channels)}
+                client.sent_version = version
+                self._hand(client, "snapshot", self._encode(client.binary, snapshot))
+                continue
+            if client.sent_version >= version:
+                continue
+            key = (client.sent_version, frozenset(client.channels) if client.channels is not None else None,
+                   client.binary)
+            if key not in encoded:
+                changes, removed, oldest = self.state.changes_since(client.sent_version, client.channels)
+                if not changes and not removed:
+                    encoded[key] = None
+                else:
+                    if oldest:
+                        self.metrics.staleness.observe((now_ns - oldest) / 1e6)
+                    update = {"type": "update", "seq": version, "ts": now_ns // 1_000_000,
+                              "source_ts": oldest // 1_000_000, "changes": changes, "removed": removed}
+                    encoded[key] = (update, self._encode(client.binary, update))
             client.sent_version = version
-            if not changes and not removed:
-                return
-            now = self.now_ns()
-            if oldest:
-                self.metrics.staleness.observe((now - oldest) / 1e6)
-            await self._send(client, {"type": "update", "seq": version, "ts": now // 1_000_000,
-                                      "source_ts": oldest // 1_000_000, "changes": changes, "removed": removed})
+            entry = encoded[key]
+            if entry is not None:
+                self._hand(client, "update", entry[1])
+        self.push_count += 1
+        self.metrics.pushes.inc()
+        if skipped:
+            self.metrics.skipped.inc(skipped)
+
+    def _hand(self, client: Client, kind: str, data: bytes | str) -> None:
+        client.outbox = (kind, data)
+        client.busy_since = self._loop.time() if self._loop is not None else 1.0
+        client.wake.set()
+
+    def _drop(self, client: Client) -> None:
+        """A client that has not taken its message for too long: cut it off (its reader ends and removes it)."""
+        log.warning("dashboard client dropped: its last message was not written for %d ms",
+                    self.config.slow_client_timeout_ms)
+        self.metrics.dropped.inc()
+        client.outbox = None
+        if client.writer is not None:
+            client.writer.cancel()
+        if client.transport is not None:
+            client.transport.abort()
+
+    async def _writer(self, client: Client) -> None:
+        """Writes the client's one pending message; the only task that waits on this client's socket."""
+        try:
+            while True:
+                await client.wake.wait()
+                client.wake.clear()
+                item, client.outbox = client.outbox, None
+                if item is None:
+                    client.busy_since = 0.0
+                    continue
+                kind, data = item
+                if isinstance(data, bytes):
+                    await client.ws.send_bytes(data)
+                else:
+                    await client.ws.send_str(data)
+                client.sent += 1
+                client.busy_since = 0.0
+                sent = self._sent_counters.get(kind)
+                if sent is None:
+                    sent = self._sent_counters[kind] = self.metrics.messages.labels(kind)
+                sent.inc()
+                if client.needs_snapshot or client.sent_version < self.state.version:
+                    self.schedule_push()  # it was skipped while writing: it catches up with the next push
         except (ConnectionResetError, RuntimeError):
+            client.busy_since = 0.0
             await client.ws.close()
-        finally:
-            client.busy = False
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_ms / 1000)
+            timeout = self.config.slow_client_timeout_ms / 1000
             for client in list(self.clients):
-                if not client.busy:
-                    try:
-                        await self._send(client, {"type": "heartbeat", "seq": client.sent_version,
-                                                  "ts": self.now_ns() // 1_000_000})
-                    except (ConnectionResetError, RuntimeError):
-                        await client.ws.close()
+                if client.busy_since and self._loop is not None and self._loop.time() - client.busy_since > timeout:
+                    self._drop(client)  # stuck while nothing changed (pushes check this too)
+                elif client.free:
+                    self._hand(client, "heartbeat", self._encode(client.binary, {
+                        "type": "heartbeat", "seq": client.sent_version, "ts": self.now_ns() // 1_000_000}))
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.Response:

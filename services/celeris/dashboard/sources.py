@@ -58,8 +58,8 @@ class InProcessSource:
         self._unsubscribe: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._last_point = 0.0
-        self._dirty_books: set[str] = set()
-        self._book_task: asyncio.Task[None] | None = None
+        self._dirty_books: dict[str, int] = {}
+        """Symbols whose book changed since it was last formatted, with the time of the first change."""
 
     async def start(self) -> None:
         from celeris.domain.topics import fill_topic, order_topic
@@ -75,34 +75,32 @@ class InProcessSource:
         self.load_open_orders()
         self.poll()
         self._task = asyncio.create_task(self._loop(), name="dashboard-source")
-        self._book_task = asyncio.create_task(self._book_loop(), name="dashboard-books")
-
-    async def _book_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.1)  # the terminal cadence: nobody sees books faster than this
-            self._flush_books()
 
     async def stop(self) -> None:
         for off in self._unsubscribe:
             off()
-        for task in (self._task, self._book_task):
-            if task is not None:
-                task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
     def _now(self) -> int:
         return self.system.clock.now_ns()
 
     # -- events ---------------------------------------------------------------------------------
     def _on_book(self, update: Any) -> None:
-        # Formatting a book for display is not the hot path's business: mark it, format it on the tick.
-        self._dirty_books.add(update.symbol)
+        # Formatting a book for display is not the hot path's business: mark it dirty, and the dashboard
+        # formats it once, just before its next push. Only the first event of a batch does more than a lookup.
+        dirty = self._dirty_books
+        if update.symbol not in dirty:
+            if not dirty:
+                self.state.mark_dirty(self._flush_books)
+            dirty[update.symbol] = self._now()
 
     def _flush_books(self) -> None:
-        dirty, self._dirty_books = self._dirty_books, set()
-        for symbol in dirty:
-            self._format_book(symbol)
+        dirty, self._dirty_books = self._dirty_books, {}
+        for symbol, ts_ns in dirty.items():
+            self._format_book(symbol, ts_ns)
 
-    def _format_book(self, symbol: str) -> None:
+    def _format_book(self, symbol: str, ts_ns: int) -> None:
         core = self.system.marketdata.core
         state = core.symbols[symbol]
         book, ins = state.synced.book, state.instrument
@@ -115,7 +113,7 @@ class InProcessSource:
             "mid": dec(ins.price_fraction(1) * mid, ins.price_grid.scale + 1) if live and mid is not None else "",
             "spread_ticks": book.spread() if live else None, "update_id": book.last_update_id,
             "gaps": state.synced.stats.gaps, "resyncs": state.synced.stats.resyncs,
-        }, self._now())
+        }, ts_ns)  # the time of the first change it shows: staleness counts from there
 
     def _order_doc(self, order: Order) -> dict[str, Any]:
         ins = self.system.instruments[order.symbol]

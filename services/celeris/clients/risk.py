@@ -67,10 +67,10 @@ class CheckStream:
             while len(batch) < MAX_BATCH and not self._outbox.empty():
                 request = self._outbox.get_nowait()
                 if request is None:
-                    yield risk_pb2.CheckOrdersRequest(checks=batch, without_post_trade=True)
+                    yield risk_pb2.CheckOrdersRequest(checks=batch, without_post_trade=True, request_id=batch[0].request_id)
                     return
                 batch.append(request)
-            yield risk_pb2.CheckOrdersRequest(checks=batch, without_post_trade=True)
+            yield risk_pb2.CheckOrdersRequest(checks=batch, without_post_trade=True, request_id=batch[0].request_id)
 
     def send(self, request: risk_pb2.CheckOrderRequest) -> asyncio.Future[risk_pb2.CheckOrderResponse]:
         """Queue `request` (synchronously, so the order of calls is the order on the wire)."""

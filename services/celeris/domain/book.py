@@ -25,13 +25,21 @@ class CrossedBookError(ValueError):
     """A snapshot whose best bid is at or above its best ask."""
 
 
+MAX_LEVELS_PER_SIDE = 5_000
+"""Levels kept per side. The venue's diff stream only speaks of the levels near the touch (its snapshot has
+1,000): a level left behind as the price moves away is never updated again and would stay forever, so
+past this many (plus a tenth, to trim rarely) the farthest are dropped."""
+
+
 class OrderBook:
     """An L2 book of one symbol. Quantities are absolute; a zero quantity deletes the level."""
 
-    __slots__ = ("symbol", "_bids", "_asks", "_bid_keys", "_ask_keys", "last_update_id")
+    __slots__ = ("symbol", "_bids", "_asks", "_bid_keys", "_ask_keys", "last_update_id", "max_levels", "_trim_at")
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, max_levels: int = MAX_LEVELS_PER_SIDE) -> None:
         self.symbol = symbol
+        self.max_levels = max_levels
+        self._trim_at = max_levels + max_levels // 10
         self._bids: dict[int, int] = {}
         self._asks: dict[int, int] = {}
         # Sorted ascending; bids are stored negated so both lists put the best level first.
@@ -65,8 +73,18 @@ class OrderBook:
                 levels[price] = qty
             elif levels.pop(price, None) is not None:
                 del keys[bisect_left(keys, price)]
+        if len(self._bid_keys) > self._trim_at or len(self._ask_keys) > self._trim_at:
+            self._trim()
         if update_id is not None:
             self.last_update_id = update_id
+
+    def _trim(self) -> None:
+        """Drop the farthest levels beyond max_levels on each side (the keys are sorted best first)."""
+        for levels, keys, sign in ((self._bids, self._bid_keys, -1), (self._asks, self._ask_keys, 1)):
+            if len(keys) > self.max_levels:
+                for key in keys[self.max_levels:]:
+                    del levels[sign * key]
+                del keys[self.max_levels:]
 
     def clear(self) -> None:
         self.apply_snapshot((), (), 0)

@@ -174,9 +174,13 @@ class MemoryPolicyStore:
         return self.policies.pop(name, None) is not None
 
 
+AUDIT_CHECKS_KEPT = 10_000
+"""The in-memory audit keeps the last this many checks (PostgreSQL keeps them all)."""
+
+
 class MemoryAudit:
     def __init__(self) -> None:
-        self.checks: list[dict[str, Any]] = []
+        self.checks: deque[dict[str, Any]] = deque(maxlen=AUDIT_CHECKS_KEPT)
         self.stops: list[dict[str, Any]] = []
 
     async def check(self, record: dict[str, Any]) -> None:

@@ -104,14 +104,19 @@ class RiskServicer(risk_pb2_grpc.RiskManagerServicer):
         """CheckOrder for every check of every message, answered in order. One message at a time: the
         next is read only once these answers are written, so a client that never reads is held back by
         HTTP/2 flow control instead of growing a queue here."""
+        sequence = 0
         async for batch in request_iterator:
+            sequence += 1
+            header = common_pb2.StreamHeader(sequence=sequence, ts_publish_ns=self._engine.clock.now_ns())
             if len(batch.checks) > grpc_server.MAX_REPEATED:
                 refused = Refused(grpc.StatusCode.INVALID_ARGUMENT,
                                   f"{len(batch.checks)} checks in one message (at most {grpc_server.MAX_REPEATED})")
-                yield risk_pb2.CheckOrdersResponse(answers=[_refusal(r, refused) for r in batch.checks])
+                yield risk_pb2.CheckOrdersResponse(answers=[_refusal(r, refused) for r in batch.checks],
+                                                   header=header, request_id=batch.request_id)
                 continue
             post_trade = not batch.without_post_trade
-            yield risk_pb2.CheckOrdersResponse(answers=[self._answer(r, post_trade) for r in batch.checks])
+            yield risk_pb2.CheckOrdersResponse(answers=[self._answer(r, post_trade) for r in batch.checks],
+                                               header=header, request_id=batch.request_id)
 
     def _answer(self, request: risk_pb2.CheckOrderRequest, post_trade: bool) -> risk_pb2.CheckOrderResponse:
         """A check of the stream: what CheckOrder would refuse with a status is an answer that says so."""

@@ -70,10 +70,13 @@ class CheckOrdersRequest(_message.Message):
 
     CHECKS_FIELD_NUMBER: _builtins.int
     WITHOUT_POST_TRADE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     without_post_trade: _builtins.bool
     """The caller needs only the verdict (execution's pre-trade gate): the answers leave post_trade empty.
     Building and encoding the post-trade metrics is about half the server's time per check.
     """
+    request_id: _builtins.str
+    """the message's own id (each check carries its own as well)"""
     @_builtins.property
     def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOrderRequest]:
         """at most 1,000: a larger batch has every check refused"""
@@ -83,10 +86,11 @@ class CheckOrdersRequest(_message.Message):
         *,
         checks: _abc.Iterable[Global___CheckOrderRequest] | None = ...,
         without_post_trade: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "without_post_trade", b"without_post_trade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "request_id", b"request_id", "without_post_trade", b"without_post_trade"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -97,16 +101,26 @@ class CheckOrdersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ANSWERS_FIELD_NUMBER: _builtins.int
+    HEADER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """the request message it answers"""
     @_builtins.property
     def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOrderResponse]: ...
+    @_builtins.property
+    def header(self) -> _common_pb2.StreamHeader:
+        """sequence: the answer message's number on this stream, from 1"""
+
     def __init__(
         self,
         *,
         answers: _abc.Iterable[Global___CheckOrderResponse] | None = ...,
+        header: _common_pb2.StreamHeader | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "header", b"header", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,6 +1,6 @@
 """`celeris sim`: run the exchange simulator until interrupted.
 
-Prints one JSON line first ({"rest_url", "ws_url", "port", "admin_url"}) so scripts can find it.
+Prints one JSON line first ({"rest_url", "ws_url", "ws_api_url", "port", "admin_url"}) so scripts can find it.
 """
 
 from __future__ import annotations

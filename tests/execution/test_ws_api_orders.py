@@ -221,8 +221,10 @@ async def test_frames_that_answer_nothing_do_not_break_the_reader(ws_harness):
     async def garbage_first(session, data):
         for conn in ws_api_connections(venue):
             for frame in ("not json", "[1, 2]", '{"no": "id"}', '{"id": [1]}', '{"id": 987654321, "status": 200}',
-                          '{"id": null, "status": 400, "error": {"code": -1135, "msg": "x"}}'):
+                          '{"id": null, "status": 400, "error": {"code": -1135, "msg": "x"}}',
+                          '{"id": true, "status": 200}', '{"id": 1.0, "status": 200}'):
                 await conn.ws.send_str(frame)
+            await conn.ws.send_bytes(b'{"id": 1}')
         return await answer(session, data)
 
     venue._ws_api_answer = garbage_first
@@ -230,5 +232,18 @@ async def test_frames_that_answer_nothing_do_not_break_the_reader(ws_harness):
     outcome = await h.engine.submit(request(price=ins.format_price(h.best(True) - 100), instrument=ins,
                                             tif=TimeInForce.GTC))
     assert outcome.accepted and h.live.orders_over_ws_api == 1
-    assert h.live.ws_api.unmatched_frames == 6 and h.live.ws_api.connected
+    assert h.live.ws_api.unmatched_frames == 9 and h.live.ws_api.connected
     assert len(sim_orders(h, outcome.order.client_order_id)) == 1
+
+
+async def test_a_rate_limit_answer_is_rest_s_rate_limited_and_blocks_the_shared_budget(ws_harness):
+    h = ws_harness
+    ins = h.ins()
+    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010",
+              "price": ins.format_price(h.best(True) - 100), "newClientOrderId": "limited-1"}
+    h.sim.faults.rest_429 = 1  # the IP's request weight: REST and the WebSocket API count against one budget
+    with pytest.raises(errors.RateLimited) as over_ws:
+        await h.live.ws_api.request("order.place", params, weight=0)
+    assert (over_ws.value.code, over_ws.value.status) == (-1003, 429)
+    assert h.rest.budget.blocked_until > 0  # as REST does: nothing goes out until the block ends
+    assert sim_orders(h, "limited-1") == []

@@ -243,14 +243,18 @@ class WsApiClient:
         async for msg in ws:
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self._on_frame(msg.data)
+            elif msg.type is aiohttp.WSMsgType.BINARY:  # the API answers in text frames only
+                self._on_frame("")
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 return
 
     def _on_frame(self, data: str) -> None:
         try:
             answer = _decode(data)
-            waiting = self._pending.get(answer["id"])
-        except (msgspec.DecodeError, KeyError, TypeError):  # not JSON, not an object, no id, an unhashable id
+            req_id = answer["id"]
+            # Our ids are ints; `true` would hash as 1 and 1.0 equals 1: neither answers request 1.
+            waiting = self._pending.get(req_id) if type(req_id) is int else None
+        except (msgspec.DecodeError, KeyError, TypeError):  # not JSON, not an object, no id
             waiting = None
         if waiting is None or waiting.done():
             self.unmatched_frames += 1

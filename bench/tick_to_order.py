@@ -1,7 +1,9 @@
 """Tick-to-order, wire to wire, measured from outside the process by the simulator.
 
 Starts `celeris sim --latency-probe` and `celeris up` against it (in-process topology, then
-`--topology services`), each a process of its own. The simulator drives steps: it moves the book, writes
+`--topology services`), each a process of its own, once per order transport (`--order-transport`):
+`rest` (POST /fapi/v1/order on a kept-alive connection) and `websocket` (order.place on the venue's
+WebSocket API, `--venue-ws-api-url` = the simulator's `ws_api_url`), so both are measured in the same run. The simulator drives steps: it moves the book, writes
 the depth frame, and waits for the new-order request the move triggers; a sample is
 `order request received (headers parsed) - depth frame written`, both stamped by the simulator with one
 clock (celeris.exchange_sim.probe has the details). A run is `--samples` such steps against the running
@@ -10,8 +12,8 @@ with a threshold below the probe's one-tick move, so every step is a signal; eve
 through the strategy filter, the risk check and execution's validation (limits loose enough, not off).
 
 Baseline, in the same run: a bare aiohttp WebSocket client (this process, uvloop) that answers each depth
-frame at once with a signed POST /fapi/v1/order against the same simulator: the floor of a Python client
-on this machine.
+frame at once with a signed order, per transport (a POST /fapi/v1/order, or an order.place frame on the
+WebSocket API) against the same simulator: the floor of a Python client on this machine.
 
 Prints p50 / p99 / p999 per run and the median of the runs with min-max; `--json` prints one object
 (units in the keys). Total time is bounded by `--budget-s` (runs not started past it are skipped and
@@ -99,14 +101,16 @@ def start_sim(state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     return proc, json.loads(line)
 
 
-def start_up(topology: str, sim: dict[str, Any], state: Path) -> subprocess.Popen[str]:
+def start_up(topology: str, transport: str, sim: dict[str, Any], state: Path) -> subprocess.Popen[str]:
     spec = state / "probe.yaml"
     spec.write_text(SPEC)
+    ws_api = sim["ws_api_url"] if transport == "websocket" else "off"
     argv = [sys.executable, "-m", "celeris", "up", "-f", str(spec), "--topology", topology, "--quiet",
             "--dashboard-port", "0", "--venue-rest-url", sim["rest_url"], "--venue-ws-url", sim["ws_url"],
-            "--venue-order-limits", CLIENT_ORDER_LIMITS, "--state-dir", str(state / f"up-{topology}")]
+            "--venue-ws-api-url", ws_api, "--venue-order-limits", CLIENT_ORDER_LIMITS,
+            "--state-dir", str(state / f"up-{topology}-{transport}")]
     env = dict(os.environ, CELERIS_VENUE_API_KEY=KEY, CELERIS_VENUE_API_SECRET=SECRET)
-    with open(state / f"up-{topology}.log", "a") as log:
+    with open(state / f"up-{topology}-{transport}.log", "a") as log:
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=ROOT,
                                 start_new_session=True)
 
@@ -145,14 +149,22 @@ async def wait_ready(session: aiohttp.ClientSession, sim: dict[str, Any], proc: 
     raise RuntimeError(f"celeris up sent no order on probe steps within {deadline_s} s")
 
 
-class BareClient:
-    """The baseline: answers each depth frame at once with a signed POST (no book, no checks)."""
+async def sim_stats(session: aiohttp.ClientSession, sim: dict[str, Any]) -> dict[str, int]:
+    async with session.get(f"{sim['admin_url']}/state") as resp:
+        return (await resp.json())["stats"]  # type: ignore[no-any-return]
 
-    def __init__(self, sim: dict[str, Any], session: aiohttp.ClientSession) -> None:
-        self.sim, self.session = sim, session
+
+class BareClient:
+    """The baseline: answers each depth frame at once with a signed order (no book, no checks), as a POST
+    or as an order.place frame on the WebSocket API (`transport`)."""
+
+    def __init__(self, sim: dict[str, Any], session: aiohttp.ClientSession, transport: str = "rest") -> None:
+        self.sim, self.session, self.transport = sim, session, transport
         self.price = ""
         self.task: asyncio.Task[None] | None = None
         self.sent = 0
+        self.api: aiohttp.ClientWebSocketResponse | None = None
+        self.reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         async with self.session.get(f"{self.sim['rest_url']}/fapi/v1/ticker/bookTicker",
@@ -160,7 +172,15 @@ class BareClient:
             bid = float((await resp.json())["bidPrice"])
         self.price = f"{bid - 10:.1f}"  # passive, well inside the price band
         ws = await self.session.ws_connect(f"{self.sim['ws_url']}/ws/{SYMBOL.lower()}@depth@100ms")
+        if self.transport == "websocket":
+            self.api = await self.session.ws_connect(self.sim["ws_api_url"], compress=0)
+            self.reader = asyncio.create_task(self._drain(self.api))
         self.task = asyncio.create_task(self._run(ws))
+
+    @staticmethod
+    async def _drain(api: aiohttp.ClientWebSocketResponse) -> None:
+        async for _ in api:  # the answers: read, not waited for (the next frame does not wait either)
+            pass
 
     async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         url = f"{self.sim['rest_url']}/fapi/v1/order"
@@ -171,16 +191,26 @@ class BareClient:
             if event.get("e") != "depthUpdate":
                 continue
             self.sent += 1
-            params = {"symbol": SYMBOL, "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.002",
-                      "price": self.price, "timestamp": int(time.time() * 1000), "recvWindow": 5000}
+            params: dict[str, Any] = {"symbol": SYMBOL, "side": "BUY", "type": "LIMIT", "timeInForce": "GTX",
+                                      "quantity": "0.002", "price": self.price,
+                                      "timestamp": int(time.time() * 1000), "recvWindow": 5000}
+            if self.api is not None:
+                params["apiKey"] = KEY
+                payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+                params["signature"] = hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
+                await self.api.send_str(json.dumps({"id": self.sent, "method": "order.place", "params": params}))
+                continue
             query = urlencode(params)
             query += "&signature=" + hmac.new(SECRET.encode(), query.encode(), hashlib.sha256).hexdigest()
             async with self.session.post(f"{url}?{query}", headers={"X-MBX-APIKEY": KEY}) as resp:
                 await resp.read()
 
     async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
+        for task in (self.task, self.reader):
+            if task:
+                task.cancel()
+        if self.api is not None:
+            await self.api.close()
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -193,40 +223,49 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     def over_budget() -> bool:
         return time.monotonic() - started > args.budget_s
 
+    transports = [t for t in args.order_transport.split(",") if t]
+    out["order_transports"] = transports
     async with aiohttp.ClientSession() as session:
         for topology in [t for t in args.topologies.split(",") if t]:
-            sim, info = start_sim(state)
-            up = None
-            runs: list[dict[str, Any]] = []
-            try:
-                # The baseline first, against the same simulator, before the system connects.
-                if topology == args.topologies.split(",")[0] and args.baseline:
-                    client = BareClient(info, session)
-                    await client.start()
-                    await probe(session, info, 3, 3, 300, args.quiet_ms)
-                    base_runs = []
+            for transport in transports:
+                name = f"{topology}_{transport}"
+                sim, info = start_sim(state)
+                up = None
+                runs: list[dict[str, Any]] = []
+                try:
+                    # The baseline first, against the same simulator, before the system connects.
+                    if topology == args.topologies.split(",")[0] and args.baseline:
+                        client = BareClient(info, session, transport)
+                        await client.start()
+                        await probe(session, info, 3, 3, 300, args.quiet_ms)
+                        base_runs = []
+                        for _ in range(args.runs):
+                            if over_budget():
+                                out["skipped"].append(f"baseline_{transport} run")
+                                continue
+                            r = await probe(session, info, args.samples, args.warmup, args.timeout_ms,
+                                            args.quiet_ms)
+                            base_runs.append(dict(_figures(r["samples_ns"]), timeouts=r["timeouts"]))
+                        await client.stop()
+                        out.update(_summary(f"baseline_{transport}", base_runs))
+                    before = (await sim_stats(session, info)).get("ws_api_requests", 0)
+                    up = start_up(topology, transport, info, state)
+                    await wait_ready(session, info, up, args.ready_s)
                     for _ in range(args.runs):
                         if over_budget():
-                            out["skipped"].append("baseline run")
+                            out["skipped"].append(f"{name} run")
                             continue
-                        r = await probe(session, info, args.samples, args.warmup, args.timeout_ms, args.quiet_ms)
-                        base_runs.append(dict(_figures(r["samples_ns"]), timeouts=r["timeouts"]))
-                    await client.stop()
-                    out.update(_summary("baseline", base_runs))
-                up = start_up(topology, info, state)
-                await wait_ready(session, info, up, args.ready_s)
-                for _ in range(args.runs):
-                    if over_budget():
-                        out["skipped"].append(f"{topology} run")
-                        continue
-                    quiet = args.services_quiet_ms if topology == "services" else args.quiet_ms
-                    r = await probe(session, info, args.samples, args.warmup, args.timeout_ms, quiet)
-                    runs.append(dict(_figures(r["samples_ns"]), timeouts=r["timeouts"], duration_s=r["duration_s"]))
-            finally:
-                if up is not None:
-                    stop(up)
-                stop(sim)
-            out.update(_summary(topology, runs))
+                        quiet = args.services_quiet_ms if topology == "services" else args.quiet_ms
+                        r = await probe(session, info, args.samples, args.warmup, args.timeout_ms, quiet)
+                        runs.append(dict(_figures(r["samples_ns"]), timeouts=r["timeouts"],
+                                         duration_s=r["duration_s"]))
+                    # Which transport the orders took, as the venue saw them (a check on the flag's effect).
+                    out[f"{name}_ws_api_requests"] = (await sim_stats(session, info)).get("ws_api_requests", 0) - before
+                finally:
+                    if up is not None:
+                        stop(up)
+                    stop(sim)
+                out.update(_summary(name, runs))
     out["duration_s"] = round(time.monotonic() - started, 1)
     return out
 
@@ -237,13 +276,15 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=1000, help="frame -> order samples per run")
     p.add_argument("--warmup", type=int, default=20, help="steps before each run's samples")
     p.add_argument("--topologies", default="inproc,services")
+    p.add_argument("--order-transport", default="rest,websocket",
+                   help="comma-separated: rest (POST /fapi/v1/order), websocket (the WebSocket API's order.place)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false")
     p.add_argument("--timeout-ms", type=float, default=200, help="a step without an order this long is a miss")
     p.add_argument("--quiet-ms", type=float, default=2, help="settling time before and after each step")
     p.add_argument("--services-quiet-ms", type=float, default=6,
                    help="the same for the services topology (its answers take gRPC hops to settle)")
     p.add_argument("--ready-s", type=float, default=40, help="how long `celeris up` may take to trade")
-    p.add_argument("--budget-s", type=float, default=90, help="no run starts after this many seconds")
+    p.add_argument("--budget-s", type=float, default=240, help="no run starts after this many seconds")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     from celeris.runtime.grpc_server import install_uvloop
@@ -253,14 +294,18 @@ def main() -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    for name in ["baseline", *[t for t in args.topologies.split(",") if t]]:
+    names = [f"baseline_{t}" for t in out["order_transports"]] + [
+        f"{topology}_{t}" for topology in args.topologies.split(",") if topology for t in out["order_transports"]]
+    for name in names:
         runs = out.get(f"{name}_runs")
         if runs is None:
             continue
         for i, r in enumerate(runs):
-            print(f"{name:9} run {i + 1}: n={r['count']:5} p50 {r['p50_us']} us  p99 {r['p99_us']} us  "
+            print(f"{name:18} run {i + 1}: n={r['count']:5} p50 {r['p50_us']} us  p99 {r['p99_us']} us  "
                   f"p999 {r['p999_us']} us  ({r['timeouts']} misses)")
-        print(f"{name:9} median of {len(runs)} runs: " + "  ".join(
+        if f"{name}_ws_api_requests" in out:
+            print(f"{name:18} WebSocket API requests at the venue: {out[f'{name}_ws_api_requests']}")
+        print(f"{name:18} median of {len(runs)} runs: " + "  ".join(
             f"{q} {out[f'{name}_{q}_us_median']} us [{out[f'{name}_{q}_us_min']}-{out[f'{name}_{q}_us_max']}]"
             for q in ("p50", "p99", "p999")))
     if out["skipped"]:

@@ -89,6 +89,15 @@ def venue_urls(body: dict[str, Any]) -> tuple[str, str]:
     return spec["venue"]["restUrl"], spec["venue"]["wsUrl"]
 
 
+def venue_ws_api_url(body: dict[str, Any]) -> str:
+    """The venue's WebSocket API execution's orders go over: the spec's venue.wsApiUrl, else the bundled
+    simulator's, else none (orders over REST)."""
+    spec = body["spec"]
+    if spec["venue"].get("wsApiUrl"):
+        return str(spec["venue"]["wsApiUrl"])
+    return f"{venue_urls(body)[1]}/ws-fapi/v1" if bundled_simulator(spec) else ""
+
+
 def component_target(ts_name: str, namespace: str, component: str) -> str:
     return f"{service_name(ts_name, component)}.{namespace}.svc:{GRPC_PORT}"
 
@@ -118,6 +127,8 @@ def settings_for(body: dict[str, Any], component: str) -> dict[str, str]:
                           spec["venue"].get("cancelAllAfter") or "60s", spec.get("strategyDir") or "")
     out.update({f"CELERIS_{key.upper()}": str(value) for key, value in from_spec.items() if key not in RUNTIME_KEYS})
     out["CELERIS_DESIRED_STATE"] = f"{DESIRED_MOUNT}/{DESIRED_KEY}"
+    if component == "execution" and (ws_api_url := venue_ws_api_url(body)):
+        out["CELERIS_VENUE_WS_API_URL"] = ws_api_url
     if component in ("execution", "strategy", "dashboard"):
         out["CELERIS_MARKETDATA_TARGET"] = target("marketdata")
     if component in ("strategy", "dashboard"):

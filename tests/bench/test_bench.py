@@ -97,7 +97,10 @@ def test_tick_to_order_benchmark_counts_the_samples_it_was_asked_for():
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["samples_requested"] == 30 and out["skipped"] == []
     # The services topology misses steps (an order that never comes within 200 ms): not yet a clean figure.
-    for name in ("baseline", "inproc"):
+    assert out["order_transports"] == ["rest", "websocket"]
+    # Each transport's orders took it: none over the WebSocket API for rest, every one for websocket.
+    assert out["inproc_rest_ws_api_requests"] == 0 and out["inproc_websocket_ws_api_requests"] >= 60
+    for name in ("baseline_rest", "baseline_websocket", "inproc_rest", "inproc_websocket"):
         assert out[f"{name}_samples_per_run"] == [30, 30]
         assert out[f"{name}_samples_total"] == 60
         for q in ("p50", "p99", "p999"):

@@ -33,7 +33,8 @@ def request(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, qty="0.
 
 
 class Harness:
-    def __init__(self, venue_sim, hot=None, journal=None, mode=Mode.LIVE, cancel_all_after_ms=0, **config):
+    def __init__(self, venue_sim, hot=None, journal=None, mode=Mode.LIVE, cancel_all_after_ms=0, ws_api=None,
+                 **config):
         self.sim = venue_sim
         self.clock = SystemClock()
         self.instruments = {i.symbol: i for i in venue_sim.instruments}
@@ -44,7 +45,8 @@ class Harness:
         self.rest = BinanceRestClient(venue_sim.base_url, self.clock, api_key=API_KEY, api_secret=API_SECRET)
         self.live = BinanceOrderVenue(self.rest, venue_sim.ws_url, self.instruments, self.clock,
                                       stream_config=StreamConfig(backoff_initial_s=0.05, stall_s=3600),
-                                      cancel_all_after_ms=cancel_all_after_ms)
+                                      cancel_all_after_ms=cancel_all_after_ms,
+                                      ws_api=ws_api(self.rest) if ws_api is not None else None)
         limits = config.pop("limits", PositionLimits(max_position_usdt=0, max_orders_per_second=1000))
         self.engine = ExecutionEngine(ExecutionConfig(tuple(self.instruments), limits, retry_backoff_s=0.01,
                                                       **config),

@@ -45,7 +45,8 @@ def build_execution(settings: ExecutionSettings, w: Wiring, risk: Any, feed: Any
         hot = FileHaltState(hot, w.state_dir / "execution-halt.json")
     journal: Any = PostgresJournal(w.pool) if w.pool is not None else MemoryJournal()
     live = BinanceOrderVenue(w.rest, settings.venue_ws_url, instruments, clock,
-                             cancel_all_after_ms=settings.venue_cancel_all_after_ms)
+                             cancel_all_after_ms=settings.venue_cancel_all_after_ms,
+                             ws_api_url=settings.venue_ws_api_url)
     # simulation mode runs on the wall clock: latency passes there too, so a quiet market holds no order back
     paper = PaperVenue(instruments, clock, latency_ms=settings.paper_latency_ms,
                        wallet_usdt=settings.paper_wallet_usdt, leverage=settings.leverage, sleep=asyncio.sleep)

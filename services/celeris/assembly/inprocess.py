@@ -76,9 +76,10 @@ class InProcessSystem:
             self.closers.append(runner.cleanup)
             rest_url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
         self.venue_url = rest_url
+        ws_api_url = up.ws_api_url(ws_url)
 
         def settings(name: str) -> Any:
-            return plan.settings_for(up, name, rest_url, ws_url)
+            return plan.settings_for(up, name, rest_url, ws_url, ws_api_url)
 
         self.rest = rest = BinanceRestClient(rest_url, clock, api_key=up.api_key, api_secret=up.api_secret)
         self.closers.append(rest.close)

@@ -37,11 +37,14 @@ def spec_keys(name: str, symbols: list[str], mode: str, risk: Any, strategies: l
     return keys
 
 
-def settings_keys(up: Any, name: str, rest_url: str, ws_url: str) -> dict[str, Any]:
-    """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`)."""
+def settings_keys(up: Any, name: str, rest_url: str, ws_url: str, ws_api_url: str = "") -> dict[str, Any]:
+    """The settings `name` takes from the system `up` describes (not secrets: see `secret_keys`);
+    `ws_api_url`, the venue's WebSocket API, is execution's (its orders go over it)."""
     keys = {"venue_rest_url": rest_url, "venue_ws_url": ws_url, "state_dir": str(up.state_dir()),
             **spec_keys(name, up.symbols, up.mode, up.risk, up.strategies,
                         up.spec.venue.cancelAllAfter if up.spec is not None else "60s", up.strategy_dir)}
+    if name == "execution" and ws_api_url:
+        keys["venue_ws_api_url"] = ws_api_url
     limits = getattr(up.args, "venue_order_limits", "")
     if name == "execution" and limits:  # "N_PER_10S,N_PER_MINUTE" (celeris up --venue-order-limits)
         per_10s, per_minute = limits.split(",")
@@ -64,7 +67,7 @@ def secret_keys(up: Any, name: str) -> dict[str, str]:
     return keys
 
 
-def settings_for(up: Any, name: str, rest_url: str, ws_url: str, **extra: Any) -> Any:
+def settings_for(up: Any, name: str, rest_url: str, ws_url: str, ws_api_url: str = "", **extra: Any) -> Any:
     """The typed settings of `name`, validated exactly as a service process validates its own."""
-    keys = {**settings_keys(up, name, rest_url, ws_url), **secret_keys(up, name), **extra}
+    keys = {**settings_keys(up, name, rest_url, ws_url, ws_api_url), **secret_keys(up, name), **extra}
     return load_settings(SETTINGS[name], keys, environ={})

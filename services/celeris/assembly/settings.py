@@ -56,6 +56,9 @@ class ExecutionSettings(ServiceSettings):
     venue_cancel_all_after_ms: int = Field(60_000, ge=0)
     """The dead-man's switch (countdownCancelAll) on the live venue, armed before the first live order and
     renewed every third of it; 0 = off (the TradingSystem's venue.cancelAllAfter)."""
+    venue_ws_api_url: str = Field("", pattern=r"^(wss?://.+)?$", max_length=256)
+    """The venue's WebSocket API (the TradingSystem's venue.wsApiUrl): new orders go over it while it is
+    connected, over REST otherwise; empty = REST only."""
 
 
 class StrategySettings(ServiceSettings):

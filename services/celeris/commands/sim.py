@@ -1,6 +1,6 @@
 """`celeris sim`: run the exchange simulator until interrupted.
 
-Prints one JSON line first ({"rest_url", "ws_url", "port", "admin_url"}) so scripts can find it.
+Prints one JSON line first ({"rest_url", "ws_url", "ws_api_url", "port", "admin_url"}) so scripts can find it.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         runner, port = await start(venue, args.host, args.port)
         base = f"{args.host}:{port}"
-        print(json.dumps({"rest_url": f"http://{base}", "ws_url": f"ws://{base}", "port": port,
+        print(json.dumps({"rest_url": f"http://{base}", "ws_url": f"ws://{base}",
+                          "ws_api_url": f"ws://{base}/ws-fapi/v1", "port": port,
                           "admin_url": f"http://{base}/_sim"}), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

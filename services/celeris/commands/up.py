@@ -45,6 +45,10 @@ def register(sub: Any) -> None:
     p.add_argument("--postgres-url", default="")
     p.add_argument("--venue-rest-url", default="", help="a real venue (e.g. Binance testnet); default: simulator")
     p.add_argument("--venue-ws-url", default="")
+    p.add_argument("--venue-ws-api-url", default="", type=_ws_api_url,
+                   help="the venue's WebSocket API (ws(s)://...), which new orders then go over (REST while it is "
+                        "down); 'off' = orders over REST. Default: the spec's venue.wsApiUrl; the bundled "
+                        "simulator's /ws-fapi/v1 when it runs; else REST")
     p.add_argument("--venue-order-limits", default="", type=_order_limits,
                    help="N_PER_10S,N_PER_MINUTE: the venue's new-order limits we keep (default 270,1080: 90 %% "
                         "of Binance USD-M's); for a simulator started with other limits")
@@ -63,6 +67,12 @@ def register(sub: Any) -> None:
                         "per run against the bundled simulator, whose account is new each run; "
                         "~/.local/state/celeris against a real venue)")
     p.set_defaults(func=cmd_up)
+
+
+def _ws_api_url(text: str) -> str:
+    if text not in ("", "off") and not (text.startswith(("ws://", "wss://")) and len(text) <= 256):
+        raise argparse.ArgumentTypeError("a ws:// or wss:// URL (at most 256 characters), or off")
+    return text
 
 
 def _order_limits(text: str) -> str:
@@ -232,6 +242,17 @@ class Up:
         except StrategyRefused as exc:
             raise SpecError(str(exc)) from None
 
+    def ws_api_url(self, bundled_ws_url: str) -> str:
+        """The venue's WebSocket API that execution's orders go over ("" = REST): --venue-ws-api-url (off =
+        none), else the spec's venue.wsApiUrl, else the bundled simulator's (`bundled_ws_url`, its stream
+        base) when it is the venue."""
+        flag = getattr(self.args, "venue_ws_api_url", "")
+        if flag:
+            return "" if flag == "off" else flag
+        if self.spec is not None and self.spec.venue.wsApiUrl:
+            return self.spec.venue.wsApiUrl
+        return "" if self.real_venue else f"{bundled_ws_url.rstrip('/')}/ws-fapi/v1"
+
     def state_dir(self) -> Any:
         from pathlib import Path
         import tempfile
@@ -321,7 +342,8 @@ class ServicesSystem:
         from celeris.assembly import plan
 
         up = self.up
-        keys = {**plan.settings_keys(up, name, self.sim["rest_url"], self.sim["ws_url"]),
+        keys = {**plan.settings_keys(up, name, self.sim["rest_url"], self.sim["ws_url"],
+                                     up.ws_api_url(self.sim["ws_url"])),
                 "log_level": "WARNING", "metrics_port": free_port(), **settings}
         argv = [sys.executable, "-m", "celeris", name, "run"]
         for key, value in keys.items():

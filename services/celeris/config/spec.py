@@ -57,6 +57,9 @@ class VenueSpec(_Strict):
     kind: Literal["binance-usdm", "simulator"] = "binance-usdm"
     restUrl: str | None = Field(None, pattern=r"^https?://", max_length=256)
     wsUrl: str | None = Field(None, pattern=r"^wss?://", max_length=256)
+    wsApiUrl: str | None = Field(None, pattern=r"^wss?://", max_length=256)
+    """The venue's WebSocket API (Binance: wss://ws-fapi.binance.com/ws-fapi/v1): set, new orders go over it
+    (REST while it is down); unset, over REST. For kind: simulator the bundled one's is used."""
     credentialsSecret: str | None = Field(None, max_length=253, pattern=SECRET_NAME.pattern)
     cancelAllAfter: str = Field("60s", max_length=32)
     """The dead-man's switch countdown (countdownCancelAll), "0s" = off."""

@@ -1,9 +1,13 @@
-"""Execution's order venue for Binance USD-M: orders over REST, their events from the user data stream,
-and the venue's answers (orders, trades, positions, balance) parsed into the domain's values.
+"""Execution's order venue for Binance USD-M: orders over REST (new orders over the WebSocket API when one
+is configured and connected), their events from the user data stream, and the venue's answers (orders,
+trades, positions, balance) parsed into the domain's values.
 
 The whole order surface: place, amend (PUT /fapi/v1/order), batches (POST/PUT/DELETE /fapi/v1/batchOrders),
 and conditional and trailing orders through the Algo Order API (POST/DELETE/GET /fapi/v1/algoOrder,
-openAlgoOrders, ALGO_UPDATE); the parameters and shapes are in order_wire.py.
+openAlgoOrders, ALGO_UPDATE); the parameters and shapes are in order_wire.py. With `ws_api_url` a new
+non-algo order is one `order.place` frame on the open WebSocket API connection (ws_api.py), the hot path;
+while that connection is down it goes over REST, never over both. Its answer has POST /fapi/v1/order's
+fields and is parsed by the same code. Amends, cancels, batches, queries and algo orders stay on REST.
 
 It implements celeris.execution.venue.OrderVenue without importing it (the port is a Protocol): the
 venue package knows the domain and Binance, never an engine.
@@ -28,6 +32,7 @@ from celeris.venues.binance.deadman import DeadMansSwitch
 from celeris.venues.binance.rest import BinanceRestClient
 from celeris.venues.binance.streams import StreamConfig
 from celeris.venues.binance.userstream import UserDataStream
+from celeris.venues.binance.ws_api import WsApiClient
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,12 @@ class BinanceOrderVenue:
 
     def __init__(self, rest: BinanceRestClient, ws_url: str, instruments: dict[str, Instrument], clock: Clock,
                  keepalive_s: float = 30 * 60, stream_config: StreamConfig | None = None,
-                 cancel_all_after_ms: int = 0) -> None:
+                 cancel_all_after_ms: int = 0, ws_api_url: str = "", ws_api: WsApiClient | None = None) -> None:
         self.rest = rest
+        self.ws_api = ws_api or (WsApiClient(ws_api_url, rest) if ws_api_url else None)
+        """New orders go over it while it is connected (`ws_api_url`: the venue's WebSocket API, optional)."""
+        self.orders_over_ws_api = 0
+        self.orders_over_rest = 0
         self.deadman = DeadMansSwitch(rest, list(instruments), cancel_all_after_ms, clock)
         """Armed before the first order is sent (deadman.py): the venue cancels our orders if we die."""
         self.instruments = instruments
@@ -70,6 +79,8 @@ class BinanceOrderVenue:
         await self.check_position_mode()
         self._on_event, self._on_reconnect = on_event, on_reconnect
         await self.user_stream.start()
+        if self.ws_api is not None:
+            await self.ws_api.start()
 
     async def check_position_mode(self) -> None:
         await check_position_mode(self.rest)
@@ -77,6 +88,8 @@ class BinanceOrderVenue:
     async def stop(self) -> None:
         await self.deadman.stop()
         await self.user_stream.stop()
+        if self.ws_api is not None:
+            await self.ws_api.stop()
 
     async def _reconnected(self) -> None:
         if self._on_reconnect is not None:
@@ -123,7 +136,14 @@ class BinanceOrderVenue:
             body = await self.rest.request("POST", "/fapi/v1/algoOrder", params, signed=True, weight=0,
                                            on_write=on_write)
             return order_wire.algo_state(body, ins)
-        body = await self.rest.request("POST", "/fapi/v1/order", params, signed=True, weight=0, on_write=on_write)
+        ws_api = self.ws_api
+        if ws_api is not None and ws_api.connected:
+            self.orders_over_ws_api += 1
+            body = await ws_api.request("order.place", params, weight=0, on_write=on_write)
+        else:
+            self.orders_over_rest += 1
+            body = await self.rest.request("POST", "/fapi/v1/order", params, signed=True, weight=0,
+                                           on_write=on_write)
         return _state(body, ins)
 
     async def amend(self, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:

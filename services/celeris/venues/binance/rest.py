@@ -82,6 +82,19 @@ class BinanceRestClient:
         signature = hmac.new(self._secret, query.encode(), hashlib.sha256).hexdigest()
         return f"{query}&signature={signature}"
 
+    def sign_ws_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The params of one WebSocket API request (ws_api.py), signed as Binance documents it there: apiKey,
+        timestamp (the same venue clock) and recvWindow among them, HMAC-SHA256 over every param sorted by
+        name and joined `name=value&...`, the hex digest as `signature`. Booleans travel as "true"/"false"
+        (as in a REST query), numbers as JSON numbers (signed as their decimal text)."""
+        out = {k: _wire(v) for k, v in params.items() if v is not None}
+        out["apiKey"] = self._api_key
+        out["timestamp"] = self.server_clock.now_ms()
+        out.setdefault("recvWindow", self.recv_window_ms)
+        payload = "&".join([f"{k}={out[k]}" for k in sorted(out)])
+        out["signature"] = hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
+        return out
+
     async def request(self, method: str, path: str, params: dict[str, Any] | None = None, *,
                       signed: bool = False, keyed: bool = False, weight: int = 1, raw: bool = False,
                       on_write: Callable[[int], None] | None = None) -> Any:

@@ -79,14 +79,17 @@ def test_dashboard_benchmark_prints_one_json_object():
 def test_celeris_bench_suite_subset_prints_one_json_object():
     celeris = str(Path(sys.executable).with_name("celeris"))
     result = subprocess.run([celeris, "bench", "--json", "--only", "book,tick_to_order", "--soak-seconds", "4",
-                             "--services-seconds", "4"], capture_output=True, text=True, timeout=300)
+                             "--t2o-runs", "1", "--t2o-samples", "100", "--t2o-transports", "websocket,rest"],
+                            capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["book"]["depth_events_per_s"] > 0
     for topology in ("inproc", "services"):
         assert set(out["tick_to_order"][topology]) >= {"p50_us", "p99_us"}
-    assert out["tick_to_order"]["inproc"]["count"] > 0
-    assert "memory_growth_pct" in out["soak"]
+    assert out["tick_to_order"]["inproc"]["count"] > 0 and out["tick_to_order"]["order_transport"] == "websocket"
+    assert out["tick_to_order"]["inproc"] == out["tick_to_order"]["inproc_websocket"]
+    assert out["tick_to_order"]["inproc_rest"]["count"] > 0
+    assert "memory_growth_pct" in out["soak"] and out["soak"]["tables_end"]["orders_placed"] >= 0
 
 
 def test_tick_to_order_benchmark_counts_the_samples_it_was_asked_for():

@@ -265,9 +265,10 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
             # the paper venue's "socket": the order is out of our hands here, on the injected clock (a backtest
             # on the event clock must not read the wall clock)
             on_write(self.clock.now_ns())
+        never_rested = lambda: VenueOrderState(order.client_order_id, 0, "CANCELED", 0)  # noqa: E731
         if order.is_algo:
-            return await self._request(lambda: self.place_algo(order))
-        return await self._request(lambda: self.place_now(order))
+            return await self._request(lambda: self.place_algo(order), never_rested)
+        return await self._request(lambda: self.place_now(order), never_rested)
 
     def place_now(self, order: Order, qty: int | None = None, price: int | None = None,
                   reduce_only: bool | None = None, venue_id: int | None = None) -> VenueOrderState:
@@ -320,7 +321,7 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         return VenueOrderState(order.client_order_id, venue_id, resting.status, resting.filled)
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
-        return await self._request(lambda: self.cancel_now(client_order_id))
+        return await self._request(lambda: self.cancel_now(client_order_id), None)  # at the end: done then
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
         self.advance(self.clock.now_ns())

@@ -131,6 +131,20 @@ def test_crossing_liquidity_goes_to_our_best_priced_then_oldest_order_and_is_use
     assert filled(paper, young) == 5 and filled(paper, high) == 1
 
 
+def test_a_snapshot_keeps_what_our_crossed_order_took_off_the_levels_it_still_shows():
+    paper = venue()
+    cid = sell(paper, 100, ASK + 3)
+    book(paper, bids=[(ASK + 5, 30)])
+    assert filled(paper, cid) == 30
+    paper.on_book(BookUpdate("BTCUSDT", next(_seq), BookState.LIVE, True, [(ASK + 5, 40), (BID, 2_000)],
+                             [(ASK + 9, 500)], 3, 0, 0))  # a resync: the 30 we took are still in the feed
+    assert filled(paper, cid) == 40 and paper.books["BTCUSDT"].qty_at(True, ASK + 5) == 0
+    paper.on_book(BookUpdate("BTCUSDT", next(_seq), BookState.LIVE, True, [(BID, 2_000)], [(ASK + 9, 500)], 4, 0,
+                             0))  # a resync without the level: those we took from have gone
+    book(paper, bids=[(ASK + 5, 10)])  # all new
+    assert filled(paper, cid) == 50
+
+
 @settings(max_examples=150, deadline=None)
 @given(orders=st.lists(st.tuples(st.integers(0, 6), st.integers(1, 3_000)), min_size=1, max_size=6),
        levels=st.lists(st.tuples(st.integers(0, 8), st.integers(1, 2_000)), min_size=1, max_size=6))

@@ -135,3 +135,47 @@ async def test_the_write_stamp_is_the_injected_clock_not_the_wall_clock(setup):
     order = Order("cel-w-1", "BTCUSDT", Side.BUY, OrderType.LIMIT, btcusdt.qty("0.010"), btcusdt.price("59000.0"))
     await paper.place(order, on_write=stamps.append)
     assert stamps == [paper.clock.now_ns()]
+
+
+def test_the_venue_refuses_the_order_past_the_open_orders_limit_as_binance_does(btcusdt):
+    """MAX_NUM_ORDERS (200 on BTCUSDT): the 201st open order is refused with -2025; a closed one frees a place."""
+    from celeris.domain.orders import Order
+    from celeris.venues.binance import errors
+
+    assert btcusdt.max_num_orders == 200  # from the bundled exchangeInfo's filter
+    paper = PaperVenue({"BTCUSDT": btcusdt}, TestClock(), latency_ms=0)
+    paper.on_book(BookUpdate("BTCUSDT", 1, BookState.LIVE, True, [(600000, 2000)], [(600001, 500)], 1, 0, 0))
+
+    def bid(i, price=599_000):
+        return paper.place_now(Order(f"o-{i}", "BTCUSDT", Side.BUY, OrderType.LIMIT, 1, price - i % 50))
+
+    for i in range(200):
+        bid(i)
+    with pytest.raises(errors.OrderRejected) as err:
+        bid(200)
+    assert (err.value.code, err.value.msg) == (-2025, "Reach max open order limit.")
+    with pytest.raises(errors.OrderRejected):  # a market order too: the count is checked before matching
+        paper.place_now(Order("m", "BTCUSDT", Side.BUY, OrderType.MARKET, 1, None))
+    paper.cancel_now("o-0")
+    assert bid(201).status == "NEW"
+    with pytest.raises(errors.OrderRejected):
+        bid(202)
+    paper.on_trade(TradeUpdate("BTCUSDT", 2, 2, 598_000, 10_000, True, 0, 0))  # fills every bid: none open
+    assert bid(203).status == "NEW"
+
+
+async def test_an_order_past_the_open_orders_limit_reaches_the_strategy_as_a_refusal(btcusdt):
+    import dataclasses
+
+    ins = dataclasses.replace(btcusdt, max_num_orders=3)  # the instrument's limit, not a constant
+    clock = TestClock()
+    paper = PaperVenue({"BTCUSDT": ins}, clock, latency_ms=0)
+    engine = ExecutionEngine(ExecutionConfig(("BTCUSDT",), PositionLimits(0, 1000)), {"BTCUSDT": ins}, clock,
+                             {Mode.SIMULATION: paper}, lambda t, m: None, mode=Mode.SIMULATION)
+    paper.on_book(BookUpdate("BTCUSDT", 1, BookState.LIVE, True, [(600000, 2000)], [(600001, 500)], 1, 0, 0))
+    await engine.start()
+    outcomes = [await engine.submit(request(price="59990.00", qty="0.001", instrument=ins)) for _ in range(4)]
+    assert [o.accepted for o in outcomes] == [True, True, True, False]
+    refusal = outcomes[3].rejection
+    assert refusal.code is RejectCode.VENUE_REJECTED and refusal.venue_code == -2025
+    assert refusal.message == "Reach max open order limit."

@@ -100,11 +100,67 @@ def test_one_trade_fills_all_our_orders_together_at_most_its_quantity(sizes, tra
         assert not touched[k] or all(done[:k])
 
 
-def test_the_book_moving_through_our_bid_fills_it_whole():
+def test_the_book_moving_through_our_bid_fills_at_most_the_crossing_levels_and_rests_the_rest():
     paper = venue()
     cid = buy(paper, 3_000)
-    book(paper, asks=[(ASK, 0), (BID, 10)])  # the best ask falls onto our bid (hftbacktest's full execution)
-    assert filled(paper, cid) == 3_000
+    book(paper, asks=[(ASK, 0), (BID, 10), (BID - 1, 5)])  # 15 steps at or below our bid, 3,000 above it
+    resting = paper.orders[cid]
+    assert filled(paper, cid) == 15 and resting.status == "PARTIALLY_FILLED"
+    assert all(f.last_price_ticks == BID and f.is_maker for f in paper.fills)  # at our price, as maker
+    assert paper.books["BTCUSDT"].asks_through(BID) == []  # used up, as a taker's order would
+    assert resting.queue_ahead == 0  # the rest rests at the front: the next trade at our price is ours
+    paper.on_trade(sell_trade(BID, 7))
+    assert filled(paper, cid) == 22
+
+
+def test_crossing_liquidity_goes_to_our_best_priced_then_oldest_order_and_is_used_up():
+    paper = venue()
+    low, high, old, young = sell(paper, 10, ASK + 3), sell(paper, 10, ASK + 5), sell(paper, 5, ASK + 4), \
+        sell(paper, 5, ASK + 4)
+    book(paper, bids=[(ASK + 6, 12), (ASK + 4, 4)])  # the bids jump through all of them: 16 steps shown
+    assert [filled(paper, c) for c in (low, old, young, high)] == [10, 5, 1, 0]
+    assert paper.books["BTCUSDT"].bids_through(ASK + 3) == []
+    # What we took stays taken while the feed shows it (our orders are not in the real book): a level that
+    # shrinks brings nothing, one that grows brings what it shows beyond what we took.
+    book(paper, bids=[(ASK + 6, 9)])
+    assert filled(paper, young) == 1 and paper.books["BTCUSDT"].qty_at(True, ASK + 6) == 0
+    book(paper, bids=[(ASK + 6, 12)])  # 9 of it is still the 9 we took: 3 are new
+    assert filled(paper, young) == 4 and filled(paper, high) == 0
+    book(paper, bids=[(ASK + 6, 0)])
+    book(paper, bids=[(ASK + 6, 2)])  # the level went away and came back: all of it is new
+    assert filled(paper, young) == 5 and filled(paper, high) == 1
+
+
+def test_a_snapshot_keeps_what_our_crossed_order_took_off_the_levels_it_still_shows():
+    paper = venue()
+    cid = sell(paper, 100, ASK + 3)
+    book(paper, bids=[(ASK + 5, 30)])
+    assert filled(paper, cid) == 30
+    paper.on_book(BookUpdate("BTCUSDT", next(_seq), BookState.LIVE, True, [(ASK + 5, 40), (BID, 2_000)],
+                             [(ASK + 9, 500)], 3, 0, 0))  # a resync: the 30 we took are still in the feed
+    assert filled(paper, cid) == 40 and paper.books["BTCUSDT"].qty_at(True, ASK + 5) == 0
+    paper.on_book(BookUpdate("BTCUSDT", next(_seq), BookState.LIVE, True, [(BID, 2_000)], [(ASK + 9, 500)], 4, 0,
+                             0))  # a resync without the level: those we took from have gone
+    book(paper, bids=[(ASK + 5, 10)])  # all new
+    assert filled(paper, cid) == 50
+
+
+@settings(max_examples=150, deadline=None)
+@given(orders=st.lists(st.tuples(st.integers(0, 6), st.integers(1, 3_000)), min_size=1, max_size=6),
+       levels=st.lists(st.tuples(st.integers(0, 8), st.integers(1, 2_000)), min_size=1, max_size=6))
+def test_a_crossing_book_never_fills_more_than_it_shows_through_our_prices(orders, levels):
+    paper = venue()
+    cids = {sell(paper, qty, ASK + ticks): ASK + ticks for ticks, qty in orders}
+    crossing = dict((ASK + ticks, qty) for ticks, qty in levels)
+    book(paper, bids=list(crossing.items()))
+    lowest = min(cids.values())
+    assert filled(paper) <= sum(q for p, q in crossing.items() if p >= lowest)
+    for cid, price in cids.items():  # no order took more than what showed at or above its own price
+        assert filled(paper, cid) <= sum(q for p, q in crossing.items() if p >= price)
+    top = max(crossing)
+    if top >= lowest:  # the best of our crossed orders got everything it could
+        best = min((c for c, p in cids.items() if p == lowest), key=lambda c: paper.orders[c].venue_order_id)
+        assert filled(paper, best) == min(paper.orders[best].qty, sum(q for p, q in crossing.items() if p >= lowest))
 
 
 # -- queue models on level changes -----------------------------------------------------------------
@@ -189,6 +245,32 @@ def test_an_unknown_queue_model_is_refused_in_one_line(name):
         PaperVenue({"BTCUSDT": INS}, TestClock(), latency_ms=0, queue_model=name)
     message = str(err.value)
     assert "\n" not in message and all(n in message for n in queue_models.NAMES)
+
+
+@pytest.mark.parametrize("name", ["power:500", "power:10.5", "power:1e9", "power:inf", "power:nan", "power:0"])
+def test_a_power_the_formula_cannot_compute_is_refused_in_one_line(name):
+    with pytest.raises(ValueError) as err:
+        PaperVenue({"BTCUSDT": INS}, TestClock(), latency_ms=0, queue_model=name)
+    assert "\n" not in str(err.value) and "power" in str(err.value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.floats(0.01, queue_models.MAX_POWER_N), front=st.integers(0, 10**60), back=st.integers(0, 10**60),
+       cut=st.integers(1, 10**60))
+def test_the_largest_accepted_power_computes_on_any_level_without_overflow(n, front, back, cut):
+    model = queue_models.build(f"power:{n!r}", rng=random.Random(0), lot=0.001)
+    ahead = model.depth(front, 0, front + back, max(0, front + back - cut))
+    assert 0 <= ahead <= front
+
+
+def test_a_huge_level_under_the_largest_power_keeps_the_probability_of_the_formula():
+    big = queue_models.build(f"power:{queue_models.MAX_POWER_N}", rng=random.Random(0), lot=1.0)
+    # back 10x front: p = f(back) / (f(back) + f(front)) = 1 / (1 + 0.1**10): 1e-10 of the cut is ahead of us
+    from_front = 10**40 - big.depth(10**40, 0, 11 * 10**40, 11 * 10**40 - 10**39)
+    assert abs(from_front - 10**29) < 10**25
+    # front 10x back: all but 1e-10 of the cut is ahead of us
+    from_front = 10**41 - big.depth(10**41, 0, 11 * 10**40, 11 * 10**40 - 10**39)
+    assert abs(from_front - (10**39 - 10**29)) < 10**25
 
 
 # -- liquidity depletion ---------------------------------------------------------------------------

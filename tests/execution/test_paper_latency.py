@@ -151,6 +151,51 @@ async def test_draining_finishes_what_is_in_flight_and_later_requests_at_once():
     assert state.status == "CANCELED"
 
 
+async def test_at_the_end_of_the_data_nothing_happens_after_the_last_line():
+    """drain(end): what arrived by the end happens at its time; an order still on the wire never reaches the
+    venue (a marketable one does not fill against the last book), answers sent before the end arrive now."""
+    s = await Session(latency_ms=50).start()
+    early = s.place("early", 10, price=BID - 3)  # arrives at 50 ms, its answer comes back at 100 ms
+    await asyncio.sleep(0)
+    s.at(40)
+    late = s.place("late", 300, price=None)  # a market order, would arrive at 90 ms: the data ends at 60
+    algo = asyncio.ensure_future(s.paper.place(Order("stop", "BTCUSDT", Side.SELL, OrderType.STOP_MARKET, 10,
+                                                     None, stop_price_ticks=BID - 50)))
+    await asyncio.sleep(0)
+    s.at(60).book(asks=[(ASK + 9, 1)])
+    s.paper.drain(T0 + 60 * NS_PER_MS)
+    await asyncio.sleep(0)
+    assert early.done() and early.result().status == "NEW"  # it reached the venue at 50 ms
+    assert not late.done() and not algo.done()  # in flight: the engine still sees them as sent (reported)
+    assert s.paper.end_in_flight() == 2
+    await asyncio.sleep(0)
+    assert late.result().status == "CANCELED" and late.result().executed_steps == 0
+    assert algo.result().status == "CANCELED"
+    assert "late" not in s.paper.orders and s.paper.fills == [] and s.paper.algo == {}
+    # After the end: a new order is answered at once and never rests; a cancel is done at the end's time.
+    after = await asyncio.wait_for(s.place("after", 300, price=None), 1)
+    assert after.status == "CANCELED" and s.paper.fills == [] and "after" not in s.paper.orders
+    state = await asyncio.wait_for(s.paper.cancel("BTCUSDT", "early"), 1)
+    assert state.status == "CANCELED"
+    assert max(e.ts_event_ns for e in s.events) <= T0 + 60 * NS_PER_MS
+
+
+async def test_an_amendment_the_data_ended_before_is_refused_not_done_later():
+    s = await Session(latency_ms=5).start()
+    placed = s.place("a", 10, price=BID - 3)
+    await asyncio.sleep(0)
+    s.at(20).book(asks=[(ASK + 9, 1)])
+    await placed
+    order = Order("a", "BTCUSDT", Side.BUY, OrderType.LIMIT, 10, BID - 3)
+    amend = asyncio.ensure_future(s.paper.amend(order, 10, ASK + 5))  # would cross: take liquidity at arrival
+    await asyncio.sleep(0)
+    s.paper.drain(T0 + 21 * NS_PER_MS)
+    s.paper.end_in_flight()
+    with pytest.raises(errors.OrderRejected):
+        await amend
+    assert s.paper.orders["a"].price == BID - 3 and s.paper.fills == []
+
+
 async def turn() -> None:
     """One turn of the event loop, without asyncio.sleep."""
     loop = asyncio.get_running_loop()

@@ -325,14 +325,26 @@ class _Run:
 
     async def finish(self) -> None:
         await self.drain()
-        self.open_at_end = [_open_order(o, self.instrument)
-                            for o in sorted(self.tape.open_orders(), key=lambda o: o.client_order_id)]
-        self.tape.sample(self.end_ns, self.equity())
-        # The strategies cancel what they left working (reported above as open at the end); the cancels take
-        # their latency on the event clock, so the clock runs on until they are done (a venue with its own
-        # timeline lets what is in flight happen at its time, then answers at once: no data moves it again).
+        # The data has ended: nothing happens at the venue after the last line's time. What was in flight up
+        # to then happens at its time; answers and events already on their way reach the engines now; a request
+        # that had not reached the venue never does (a new order in flight is reported open below, as
+        # PENDING_SUBMIT, then never rests: the stop's cancel in effect), so no order meets the last book later.
         drain_venue = getattr(self.paper, "drain", None)
-        if callable(drain_venue):
+        ends = callable(drain_venue) and "end_ns" in inspect.signature(drain_venue).parameters
+        if ends:
+            drain_venue(self.end_ns)
+            await self.drain()
+        orders = {o.client_order_id: o for o in self.tape.open_orders()}
+        for order in self.execution.open_orders(self.symbol):  # in flight: the venue has not heard of them
+            orders.setdefault(order.client_order_id, order)
+        self.open_at_end = [_open_order(o, self.instrument) for _, o in sorted(orders.items())]
+        self.tape.sample(self.end_ns, self.equity())
+        # The strategies cancel what they left working (reported above as open at the end); a venue with its own
+        # timeline answers at once from now on (no data moves the clock again).
+        if ends:
+            self.paper.end_in_flight()
+            await self.drain()
+        elif callable(drain_venue):
             drain_venue()
             await self.drain()
         # Execution algorithms as they stand at the end of the data (a parent still running shows what is left).

@@ -12,13 +12,19 @@ fills them the way the venue would, in integer steps, deterministically on the e
   hftbacktest, which fills the whole order on a trade through: our order is not in the real book, and the
   taker who printed 0.001 would have taken 0.001 from us, not our 3 BTC. One trade fills our orders
   together at most its quantity, best price first, then oldest;
-- the whole order fills (at its price, as maker) when the book itself moves through it: the best ask at or
-  below our bid (hftbacktest's full execution on the best price);
+- an order fills (at its price, as maker) when the book itself moves through it (the best ask at or below
+  our bid), at most the quantity on the crossing levels (asks at or below our bid, bids at or above our
+  ask), which it uses up as a taker's order would: the next order (ours, best price then oldest) gets
+  what is left, and what is not filled keeps resting at the front of its queue. What it took stays taken
+  while the feed shows it (our order is not in the real book, so the feed never takes it off): an update
+  of such a level brings only what it shows beyond that. hftbacktest fills the whole order here; a 20 BTC
+  quote crossed by a book that shows 7.5 BTC through it would take 20 at once;
 - latency (latency_models.py: constant or interpolated from recorded latencies) on the event clock
   (paper_timing.py): a request reaches the venue after the entry latency and is matched against the book
   as it is then; answers and events reach the client after the response latency;
-maker/taker fees; GTX/FOK/IOC and reduce-only as on the venue; funding at each funding time of the mark
-price stream (paper_funding.py). It reports the same VenueOrderEvents as the live user stream, so the engine
+maker/taker fees; GTX/FOK/IOC and reduce-only as on the venue; the open-orders limit per symbol
+(exchangeInfo's MAX_NUM_ORDERS, 200 on BTCUSDT: the next order is refused with -2025); funding at each
+funding time of the mark price stream (paper_funding.py). It reports the same VenueOrderEvents as the live user stream, so the engine
 cannot tell them apart. Amendments, batches and conditional (algo) orders are in paper_surface.py.
 """
 
@@ -107,6 +113,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         self.books = {s: OrderBook(s) for s in instruments}
         self.live = {s: False for s in instruments}
         self.orders: dict[str, _Resting] = {}
+        self._crossed_used: dict[str, tuple[dict[int, int], dict[int, int]]] = {s: ({}, {}) for s in instruments}
+        """Per symbol, (bids, asks): price -> what our crossed resting orders took of the level while the feed
+        still shows it (our orders are not in the real book, so the feed does not take it off)."""
         self._working: dict[str, list[_Resting]] = {s: [] for s in instruments}
         """Per symbol, the orders that may still be open (closed ones are dropped as they are met), so the
         per-event work follows the working orders, not every order of the run."""
@@ -139,6 +148,9 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
             book.apply_snapshot(update.bids, update.asks, update.update_id)
         else:
             book.apply_diff(update.bids, update.asks, update.update_id)
+        used_bids, used_asks = self._crossed_used[update.symbol]
+        if used_bids or used_asks:
+            self._keep_crossed_used(book, update, used_bids, used_asks)
         model = self.queue_models[update.symbol]
         for resting, prev_qty in watched:
             assert resting.price is not None
@@ -175,6 +187,27 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
                 left -= resting.filled - before
         self.check_triggers(trade.symbol, trade.price_ticks)
 
+    @staticmethod
+    def _keep_crossed_used(book: OrderBook, update: BookUpdate, used_bids: dict[int, int],
+                           used_asks: dict[int, int]) -> None:
+        """A level our crossed orders took from is updated: only what the feed shows beyond what we took is
+        there (a level that shrank below it has lost those we traded with, and counts from what it shows)."""
+        for used, levels, is_bid in ((used_bids, update.bids, True), (used_asks, update.asks, False)):
+            if not used:
+                continue
+            prices = list(used) if update.snapshot else [p for p, _ in levels if p in used]
+            left: list[tuple[int, int]] = []
+            for price in prices:
+                shown = book.qty_at(is_bid, price)  # the feed's quantity: the update has just replaced it
+                took = min(used[price], shown)
+                if took:
+                    used[price] = took
+                    left.append((price, shown - took))
+                else:
+                    del used[price]
+            if left:
+                book.apply_diff(left if is_bid else [], [] if is_bid else left)
+
     def _open(self, symbol: str) -> list[_Resting]:
         working = self._working[symbol]
         open_now = [r for r in working if r.status in ("NEW", "PARTIALLY_FILLED")]
@@ -183,18 +216,42 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         return list(open_now)
 
     def _fill_crossed(self, symbol: str) -> None:
+        """Resting orders the book has moved through (the best ask at or below our bid, the best bid at or
+        above our ask) fill as maker at their price, each at most what the crossing levels show, which it
+        uses up: best-priced order first, then oldest; what is not filled keeps resting at the front."""
         book = self.books[symbol]
         bid, ask = book.best_bid(), book.best_ask()
-        for resting in self._open(symbol):
-            order = resting.order
+        crossed = [r for r in self._open(symbol) if r.price is not None and (
+            (ask is not None and ask[0] <= r.price) if r.order.side is Side.BUY
+            else (bid is not None and bid[0] >= r.price))]
+        if not crossed:
+            return
+        if len(crossed) > 1:
+            crossed.sort(key=lambda r: (r.order.side is Side.BUY, -(r.price or 0) if r.order.side is Side.BUY
+                                        else (r.price or 0), r.venue_order_id))
+        for resting in crossed:
             if resting.status not in ("NEW", "PARTIALLY_FILLED"):
                 continue  # filled or expired by an earlier order's fill in this pass
-            if resting.price is None:
-                continue
-            if order.side is Side.BUY and ask is not None and ask[0] <= resting.price:
-                self._fill(resting, resting.price, resting.remaining, maker=True)
-            elif order.side is Side.SELL and bid is not None and bid[0] >= resting.price:
-                self._fill(resting, resting.price, resting.remaining, maker=True)
+            assert resting.price is not None
+            buy = resting.order.side is Side.BUY
+            levels = book.asks_through(resting.price) if buy else book.bids_through(resting.price)
+            shown = sum(q for _, q in levels)
+            if shown <= 0:
+                continue  # an earlier order of ours used the crossing levels up
+            before = resting.filled
+            self._fill(resting, resting.price, min(resting.remaining, shown), maker=True)
+            took = resting.filled - before
+            resting.queue_ahead, resting.traded = 0, 0  # what was ahead of us traded with the crossing side
+            taken = self._crossed_used[symbol][1 if buy else 0]
+            left: list[tuple[int, int]] = []
+            for price, qty in levels:
+                if took <= 0:
+                    break
+                part = min(qty, took)
+                left.append((price, qty - part))
+                taken[price] = taken.get(price, 0) + part
+                took -= part
+            book.apply_diff([] if buy else left, left if buy else [])
 
     # -- the OrderVenue port --------------------------------------------------------------------
     async def start(self, on_event: OnEvent, on_reconnect: Callable[[], Awaitable[None]]) -> None:
@@ -208,9 +265,10 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
             # the paper venue's "socket": the order is out of our hands here, on the injected clock (a backtest
             # on the event clock must not read the wall clock)
             on_write(self.clock.now_ns())
+        never_rested = lambda: VenueOrderState(order.client_order_id, 0, "CANCELED", 0)  # noqa: E731
         if order.is_algo:
-            return await self._request(lambda: self.place_algo(order))
-        return await self._request(lambda: self.place_now(order))
+            return await self._request(lambda: self.place_algo(order), never_rested)
+        return await self._request(lambda: self.place_now(order), never_rested)
 
     def place_now(self, order: Order, qty: int | None = None, price: int | None = None,
                   reduce_only: bool | None = None, venue_id: int | None = None) -> VenueOrderState:
@@ -224,6 +282,8 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
             raise errors.OrderRejected(-4116, "ClientOrderId is duplicated.")
         if not self.live[order.symbol]:
             raise errors.OrderRejected(-4131, f"paper venue: no live book for {order.symbol}")
+        if len(self._open(order.symbol)) >= self.instruments[order.symbol].max_num_orders:
+            raise errors.OrderRejected(-2025, "Reach max open order limit.")  # exchangeInfo's MAX_NUM_ORDERS
         book = self.books[order.symbol]
         qty = order.qty_steps if qty is None else qty
         order_qty = qty
@@ -261,7 +321,7 @@ class PaperVenue(PaperOrderSurface, PaperFunding, PaperTiming):
         return VenueOrderState(order.client_order_id, venue_id, resting.status, resting.filled)
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
-        return await self._request(lambda: self.cancel_now(client_order_id))
+        return await self._request(lambda: self.cancel_now(client_order_id), None)  # at the end: done then
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
         self.advance(self.clock.now_ns())

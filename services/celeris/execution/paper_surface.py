@@ -27,6 +27,7 @@ from celeris.domain.messages import (
 )
 from celeris.domain.orders import Order
 from celeris.domain.values import Side
+from celeris.execution.paper_timing import never_arrived
 from celeris.venues.binance import errors
 
 if TYPE_CHECKING:
@@ -124,15 +125,17 @@ class PaperOrderSurface:
     async def place_batch(self: PaperVenue, orders: list[Order]) -> list[BatchResult]:
         # one request: one latency
         return await self._request(
-            lambda: [_each(lambda o=o: self.place_algo(o) if o.is_algo else self.place_now(o)) for o in orders])
+            lambda: [_each(lambda o=o: self.place_algo(o) if o.is_algo else self.place_now(o)) for o in orders],
+            lambda: [BatchResult(VenueOrderState(o.client_order_id, 0, "CANCELED", 0)) for o in orders])
 
     async def amend_batch(self: PaperVenue, amendments: list[tuple[Order, int, int]]) -> list[BatchResult]:
         return await self._request(
-            lambda: [_each(lambda a=a: self.amend_now(*a)) for a in amendments])
+            lambda: [_each(lambda a=a: self.amend_now(*a)) for a in amendments],
+            lambda: [_each(never_arrived) for _ in amendments])
 
     async def cancel_batch(self: PaperVenue, symbol: str, client_order_ids: list[str]) -> list[BatchResult]:
         return await self._request(
-            lambda: [_each(lambda c=c: self.cancel_now(c)) for c in client_order_ids])
+            lambda: [_each(lambda c=c: self.cancel_now(c)) for c in client_order_ids], None)
 
     def cancel_now(self: PaperVenue, client_order_id: str) -> VenueOrderState:
         resting = self.orders.get(client_order_id)
@@ -158,7 +161,7 @@ class PaperOrderSurface:
                                algo_id=algo.algo_id)
 
     async def cancel_algo(self: PaperVenue, symbol: str, client_order_id: str) -> VenueOrderState:
-        return await self._request(lambda: self.cancel_algo_now(client_order_id))
+        return await self._request(lambda: self.cancel_algo_now(client_order_id), None)
 
     def cancel_algo_now(self: PaperVenue, client_order_id: str) -> VenueOrderState:
         algo = self.algo.get(client_order_id)

@@ -9,8 +9,13 @@ market events stamped before the arrival and before those stamped after it; an e
 the arrival time is applied first (the conservative tie: the order does not see it). Nothing here reads
 the wall clock. In simulation mode (live books, a wall clock) the assembly passes `sleep`, and a request
 also wakes itself when its latency has passed on the wall, so a quiet market does not hold an order back.
-At the end of a backtest, `drain()` lets everything in flight happen at its own time and makes later
-requests (a strategy cancelling its quotes at stop) complete at once: no data will move the clock again.
+At the end of a backtest, `drain(end_ns)` lets what was in flight up to the last line's time happen at
+its time; nothing happens at the venue after it. A request that had not reached the venue by then never
+does (`end_in_flight()` answers it: a new order is CANCELED without ever resting, anything else is refused,
+a cancel is done at the end's time), answers and events that left the venue before the end reach the
+client at once, and later requests (a strategy cancelling its quotes at stop) are answered at once at
+the end's time, a new order CANCELED: no data will move the clock again, so no order can meet the book.
+`drain()` without a time (tests of the timeline) lets everything in flight happen at its own time.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Awaitable, Callable
 
 from celeris.domain.messages import VenueOrderEvent
 from celeris.execution.latency_models import LatencyModel
+from celeris.venues.binance import errors
 
 _ARRIVE, _RESPOND, _DELIVER = 0, 1, 2
 
@@ -32,6 +38,14 @@ class _Request:
     action: Callable[[], Any]
     future: asyncio.Future[Any]
     response_at: int | None = None
+    at_end: Callable[[], Any] | None = None
+    """The answer if the data ends before the request reaches the venue (None: the action, done at the
+    end's time — only for requests that cannot trade, cancels)."""
+
+
+def never_arrived() -> Any:
+    """The answer to a request the data ended before it reached the venue (an amendment, a batch of them)."""
+    raise errors.OrderRejected(0, "paper venue: the data ended before the request reached the venue")
 
 
 class PaperTiming:
@@ -49,6 +63,9 @@ class PaperTiming:
         """While an in-flight item is processed: its time (the venue's clock then)."""
         self._advancing = False
         self._draining = False
+        self._end_ns: int | None = None
+        """The last line's time once the data has ended (drain(end_ns)): nothing happens at the venue after it."""
+        self._in_flight_at_end: list[_Request] = []
         self._wakers: set[asyncio.Task[None]] = set()
 
     def now_ns(self) -> int:
@@ -59,11 +76,15 @@ class PaperTiming:
     def in_flight(self) -> int:
         return len(self._timeline)
 
-    async def _request(self, action: Callable[[], Any]) -> Any:
-        """`action` runs at the venue after the entry latency; its answer comes back after the response one."""
+    async def _request(self, action: Callable[[], Any], at_end: Callable[[], Any] | None = never_arrived) -> Any:
+        """`action` runs at the venue after the entry latency; its answer comes back after the response one.
+        `at_end`: the answer if the data ends before it arrives (None: the action at the end's time)."""
+        request = _Request(action, asyncio.get_running_loop().create_future(), at_end=at_end)
+        if self._end_ns is not None:  # the data has ended: it cannot reach the venue before the end
+            self._answer_at_end(request)
+            return await request.future
         now = self.clock.now_ns()
         self.advance(now)
-        request = _Request(action, asyncio.get_running_loop().create_future())
         arrival = now + self.latency.entry_ns(now)
         self._push(arrival, _ARRIVE, request)
         if self._draining:
@@ -125,17 +146,50 @@ class PaperTiming:
         while not request.future.done() and self._timeline:
             self.advance(self._timeline[0][0])
 
-    def drain(self) -> None:
-        """The data has ended: everything in flight happens at its own time; later requests complete at once."""
+    def drain(self, end_ns: int | None = None) -> None:
+        """The data has ended at `end_ns`: what was in flight up to then happens at its time; requests still on
+        their way wait for end_in_flight(); answers and events already sent reach the client now; later
+        requests are answered at once. Without `end_ns`, everything in flight happens at its own time."""
         self._draining = True
-        while self._timeline:
-            self.advance(self._timeline[0][0])
+        if end_ns is None:
+            while self._timeline:
+                self.advance(self._timeline[0][0])
+            return
+        self.advance(end_ns)
+        self._end_ns = end_ns
+        timeline, self._timeline = sorted(self._timeline), []
+        for at_ns, _, kind, item in timeline:
+            if kind == _ARRIVE:
+                self._in_flight_at_end.append(item)
+            else:
+                self._process(at_ns, kind, item)
+
+    def end_in_flight(self) -> int:
+        """Answer the requests the data ended before they reached the venue (after drain(end_ns)), in the
+        order they were sent: they never reach it. Returns how many."""
+        stranded, self._in_flight_at_end = self._in_flight_at_end, []
+        for request in stranded:
+            self._answer_at_end(request)
+        return len(stranded)
+
+    def _answer_at_end(self, request: _Request) -> None:
+        self._venue_ns = self._end_ns
+        try:
+            value = (request.action if request.at_end is None else request.at_end)()
+        except Exception as exc:  # a refusal travels back like an answer
+            if not request.future.done():
+                request.future.set_exception(exc)
+        else:
+            if not request.future.done():
+                request.future.set_result(value)
+        finally:
+            self._venue_ns = None
 
     def _deliver(self, event: VenueOrderEvent) -> None:
         """A user-stream event leaves the venue now; the client hears of it after the response latency."""
         now = self.now_ns()
         delay = self.latency.response_ns(now)
-        if delay <= 0:
+        if delay <= 0 or self._end_ns is not None:  # after the end the client hears at once: nothing moves time
             self._send(event)
             return
         self._push(now + delay, _DELIVER, event)

@@ -27,6 +27,11 @@ from typing import Callable, Protocol
 
 DEFAULT_POWER_N = 2
 """hftbacktest's examples use PowerProbQueueModel(2) ... (3); 2 is the milder of the two."""
+MAX_POWER_N = 10.0
+"""The largest n `power:N` accepts. Beyond it the model is already its limit (the whole unexplained
+decrease is taken from the front whenever front > back, from the back otherwise), and x**n stays finite
+for any level below 1e30 instrument units; the probability is computed so that it cannot overflow even
+past that (see Probabilistic.depth)."""
 
 
 class QueueModel(Protocol):
@@ -60,14 +65,26 @@ class Probabilistic:
     rng: random.Random
     lot: float = 1.0
     """One quantity step in instrument units (0.001 BTC): hftbacktest's f sees quantities, not steps."""
+    n: float | None = None
+    """f's exponent when f(x) = x**n: p is then computed from the ratio when x**n overflows."""
 
     def depth(self, ahead: int, traded: int, prev_qty: int, new_qty: int) -> int:
         chg = prev_qty - new_qty - traded  # the trades' part of the decrease already moved us
         if chg < 0:  # an increase (or trades explain it all): new orders join behind us
             return max(0, min(ahead, new_qty))
         front, back = ahead, max(prev_qty - ahead, 0)
-        fb, ff = self.f(back * self.lot), self.f(front * self.lot)
-        p = fb / (fb + ff) if fb + ff > 0 and math.isfinite(fb + ff) else 1.0
+        try:
+            fb, ff = self.f(back * self.lot), self.f(front * self.lot)
+            finite = math.isfinite(fb + ff)
+        except OverflowError:
+            finite = False
+        if finite:
+            p = fb / (fb + ff) if fb + ff > 0 else 1.0
+        elif self.n is not None and back and front:
+            # x**n left the float range: the same p = 1 / (1 + (front/back)**n), as a logistic in logs
+            p = _logistic(self.n * (math.log(front) - math.log(back)))
+        else:
+            p = 0.0 if not back else 1.0
         expected = (1.0 - p) * chg + max(p * chg - back, 0.0)
         steps = math.floor(expected)
         if self.rng.random() < expected - steps:
@@ -77,6 +94,14 @@ class Probabilistic:
 
 def _power(n: float) -> Callable[[float], float]:
     return lambda x: x ** n
+
+
+def _logistic(t: float) -> float:
+    """1 / (1 + e**t) without overflow."""
+    if t >= 0:
+        e = math.exp(-t) if t < 745 else 0.0
+        return e / (1.0 + e)
+    return 1.0 / (1.0 + math.exp(t))
 
 
 def _log(x: float) -> float:
@@ -98,6 +123,9 @@ def build(name: str, *, rng: random.Random, lot: float = 1.0) -> QueueModel:
             n = float(arg) if arg else float(DEFAULT_POWER_N)
         except ValueError:
             n = -1.0
-        if n > 0 and math.isfinite(n):
-            return Probabilistic(name, _power(n), rng, lot)
-    raise ValueError(f"unknown queue model {name!r}: allowed are {', '.join(NAMES)} (power:N for another n)")
+        if 0 < n <= MAX_POWER_N:
+            return Probabilistic(name, _power(n), rng, lot, n)
+        if n > MAX_POWER_N:
+            raise ValueError(f"queue model {name!r}: n must be more than 0 and at most {MAX_POWER_N:g}")
+    raise ValueError(f"unknown queue model {name!r}: allowed are {', '.join(NAMES)} (power:N for another n, "
+                     f"0 < N <= {MAX_POWER_N:g})")

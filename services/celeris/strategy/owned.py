@@ -20,7 +20,9 @@ from celeris.domain.positions import Position
 from celeris.domain.values import Side
 
 
-RECENT_CAPACITY = 10_000
+RECENT_CAPACITY = 2_000
+"""Closed orders remembered for a late fill (one racing the cancel's answer comes within seconds): at 50
+orders a second that is 40 s of them; at the demo's few a second the memory is full within 10 minutes."""
 
 
 @dataclass(slots=True)

@@ -48,6 +48,9 @@ class Harness:
                                       cancel_all_after_ms=cancel_all_after_ms,
                                       ws_api=ws_api(self.rest) if ws_api is not None else None)
         limits = config.pop("limits", PositionLimits(max_position_usdt=0, max_orders_per_second=1000))
+        # The simulator answers at once: a short window after a send of unknown outcome keeps the tests quick
+        # (a test of a venue that answers late sets its own).
+        config.setdefault("unknown_outcome_window_s", 0.3)
         self.engine = ExecutionEngine(ExecutionConfig(tuple(self.instruments), limits, retry_backoff_s=0.01,
                                                       **config),
                                       self.instruments, self.clock, {Mode.LIVE: self.live},

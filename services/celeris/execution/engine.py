@@ -87,6 +87,8 @@ class ExecutionStats:
     duplicate_fills_ignored: int = 0
     illegal_transitions: int = 0
     adopted: int = 0
+    landed_late: int = 0
+    """Orders given up on after a send of unknown outcome that the venue reported after all (tracked again)."""
     canceled_unknown: int = 0
     orphans_canceled: int = 0
     late_fills: int = 0

@@ -79,6 +79,11 @@ class ExecutionConfig:
     exposure: ExposureLimits = field(default_factory=ExposureLimits)
     """Worst-case exposure limits (open and in-flight orders counted); see celeris.domain.exposure."""
     max_submit_attempts: int = 3
+    unknown_outcome_window_s: float = 6.0
+    """After a send whose outcome is unknown (a timeout, a dropped connection, a 503), the order is neither
+    sent again nor given up until this long after that send: the venue refuses a request it receives past
+    its timestamp + recvWindow (5 s), so a query that still finds nothing then means it never landed. A
+    query before that can miss an order still on its way, and a resend would place it twice."""
     retry_backoff_s: float = 0.2
     max_rate_limit_wait_s: float = 5.0
     unknown_orders_policy: str = "adopt"  # or "cancel": venue orders we did not place, found at start

@@ -69,6 +69,9 @@ class Reconciliation:
             # A triggered conditional order's actual order: the venue may name it with its own id.
             client_id = engine.by_venue_id[event.venue_order_id]
         order = engine.orders.get(client_id)
+        if order is not None and order.status is OrderStatus.REJECTED and not order.venue_order_id \
+                and event.execution in (Execution.NEW, Execution.TRADE):
+            order = await self._landed_late(order, event)
         if order is None and engine.retention.known_closed(client_id):
             return  # a late event of one of our orders, closed and dropped from memory: not an unknown order
         if order is None:
@@ -175,6 +178,23 @@ class Reconciliation:
         await engine._persist(order, "fill")
         engine.publish(fill_topic(order.symbol), fill)
         engine._publish_order(order)
+
+    async def _landed_late(self, given_up: Order, event: VenueOrderEvent) -> Order | None:
+        """An order refused here after a send of unknown outcome (nothing found within the venue's receive
+        window) that the venue reports open or filled after all: tracked again under its owner, so its fills
+        count, its exposure is reserved and a cancel or a halt reaches it; halted, it is cancelled now."""
+        engine = self.engine
+        log.error("order %s was given up on after an unknown send but the venue has it (%s): tracked again",
+                  given_up.client_order_id, event.execution.value)
+        del engine.orders[given_up.client_order_id]
+        order = await self.adopt(event if event.orig_qty_steps else _with_qty(event, given_up.qty_steps))
+        if order is None:
+            return None
+        order.strategy_id = given_up.strategy_id
+        engine.stats.landed_late += 1
+        if engine.halt_control.halted:
+            asyncio.ensure_future(engine.cancel(f"late-{order.client_order_id}", order.symbol, order.client_order_id))
+        return order
 
     async def adopt(self, event: VenueOrderEvent) -> Order | None:
         """An order we did not place (manual, liquidation, lost state): track it from now on."""
@@ -333,3 +353,9 @@ class Reconciliation:
                 await self.reap_orphans()
             except Exception:
                 log.exception("orphan reaper failed this round")
+
+
+def _with_qty(event: VenueOrderEvent, qty_steps: int) -> VenueOrderEvent:
+    import dataclasses
+
+    return dataclasses.replace(event, orig_qty_steps=qty_steps)

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DUPLICATE_CLIENT_ID = -4116
+"""Binance: \"ClientOrderId is duplicated\" (an open order has it)."""
+
 
 class Submission:
     def __init__(self, engine: ExecutionEngine) -> None:
@@ -215,14 +218,19 @@ class Submission:
         config = engine.config
         halt = engine.halt_control
         last_error = ""
+        unknown_since = 0
+        """When the last send whose outcome is unknown went out (0: none): until the venue's receive window
+        has passed since then, that send may still land, so nothing is sent again and nothing given up."""
+        sends = 0
         for attempt in range(config.max_submit_attempts):
             if attempt:
                 engine.stats.retries += 1
                 # Before any retry: did the previous attempt reach the venue after all?
-                known = await self.query_quietly(venue, order)
+                known = await self._resolve(venue, order, unknown_since)
                 if known is not None:
                     engine.stats.ambiguous_resolved += 1
                     return known, None
+                unknown_since = 0  # past its window and not found: that send can no longer land
                 await engine._sleep(config.retry_backoff_s * (2 ** (attempt - 1)))
                 if halt.halted and not flatten:
                     # No new attempt once halted; one last look below settles whether an earlier one landed.
@@ -230,13 +238,26 @@ class Submission:
                     break
             if not engine.breaker.allow():
                 return None, Rejection(RejectCode.CIRCUIT_OPEN, "circuit breaker open: the venue is failing")
+            sent_ns = engine.clock.now_ns()
+            sends += 1
             try:
                 state = await venue.place(order, self._latency_probe(order))
                 engine.breaker.success()
                 return state, None
             except errors.OrderRejected as exc:
                 engine.breaker.success()  # the venue works; it refused this order
+                if attempt and exc.code == DUPLICATE_CLIENT_ID:  # an earlier send of this very order landed
+                    known = await self.query_quietly(venue, order)
+                    if known is not None:
+                        engine.stats.ambiguous_resolved += 1
+                        return known, None
                 return None, Rejection(RejectCode.VENUE_REJECTED, exc.msg, exc.code)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # An answer we cannot read to an order the venue may well have placed: unknown, not a crash.
+                log.warning("unreadable answer to the order %s (%r): its outcome is unknown",
+                            order.client_order_id, exc)
+                last_error, unknown_since = f"unreadable answer ({type(exc).__name__})", sent_ns
+                continue
             except errors.AuthenticationFailed as exc:
                 # This order's lock is held here and the halt cancels every order (this one included):
                 # close the gate now, run the rest of the halt outside the lock.
@@ -249,15 +270,28 @@ class Submission:
                 await engine._sleep(exc.retry_after_s)
             except (errors.ServiceUnavailable, errors.UnknownExecutionStatus) as exc:
                 engine.breaker.failure()
-                last_error = exc.msg
+                last_error, unknown_since = exc.msg, sent_ns
             except errors.VenueError as exc:
                 return None, Rejection(RejectCode.VENUE_REJECTED, exc.msg, exc.code)
-        known = await self.query_quietly(venue, order)
+        known = await self._resolve(venue, order, unknown_since)
         if known is not None:
             engine.stats.ambiguous_resolved += 1
             return known, None
-        return None, Rejection(RejectCode.SUBMIT_FAILED, f"not accepted after "
-                                                         f"{config.max_submit_attempts} attempts: {last_error}")
+        return None, Rejection(RejectCode.SUBMIT_FAILED, f"not accepted after {sends} "
+                                                         f"attempt{'s' if sends != 1 else ''}: {last_error}")
+
+    async def _resolve(self, venue: OrderVenue, order: Order, unknown_since: int) -> VenueOrderState | None:
+        """The venue's state of an order after a failed send; after a send of unknown outcome, asked again
+        until the venue's receive window has passed since that send (a miss before then proves nothing)."""
+        engine = self.engine
+        known = await self.query_quietly(venue, order)
+        if known is not None or not unknown_since:
+            return known
+        deadline = unknown_since + int(engine.config.unknown_outcome_window_s * 1e9)
+        while known is None and engine.clock.now_ns() < deadline:
+            await engine._sleep(min(1.0, max(0.05, (deadline - engine.clock.now_ns()) / 1e9)))
+            known = await self.query_quietly(venue, order)
+        return known
 
     def _latency_probe(self, order: Order) -> Callable[[int], None] | None:
         ts_signal = self.ts_signal.pop(order.client_order_id, 0)

@@ -198,3 +198,26 @@ async def test_a_book_event_only_marks_the_book_dirty():
     assert [s for s, _ in formatted] == ["BTCUSDT", "ETHUSDT"] and state.pending == []
     source._on_book(update)
     assert len(state.pending) == 1 and len(woken) == 2  # the next batch marks again
+
+
+async def test_refresh_spam_gets_one_snapshot_a_second_not_one_per_push():
+    srv = await start(push_interval_ms=5)
+    srv.now_ns = lambda: 10**18  # the server's clock stands still: every refresh below is within its second
+    try:
+        async with aiohttp.ClientSession() as session, session.ws_connect(srv.ws_url) as ws:
+            assert json.loads((await ws.receive(timeout=5)).data)["type"] == "snapshot"
+            kinds = []
+            for i in range(5):
+                await ws.send_str('{"type": "refresh"}')
+                await ws.send_str('{"type": "ping"}')
+                while json.loads((await ws.receive(timeout=5)).data)["type"] != "pong":
+                    pass  # the refresh has been read once its ping is answered
+                srv.state.set("system.tick", i, time.time_ns())  # a change: the next push goes out
+                while True:
+                    msg = json.loads((await ws.receive(timeout=5)).data)
+                    if msg["type"] in ("snapshot", "update"):
+                        kinds.append(msg["type"])
+                        break
+            assert kinds == ["snapshot"] + ["update"] * 4  # one refresh granted in the second, then updates
+    finally:
+        await srv.stop()

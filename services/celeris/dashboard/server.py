@@ -45,6 +45,10 @@ class Actions(Protocol):
     async def acknowledge(self, alert_id: str, by: str) -> bool: ...
 
 
+REFRESH_INTERVAL_NS = 1_000_000_000
+"""A client's refresh (a full snapshot for it alone) is granted at most this often; more are ignored: the
+pushes keep it current meanwhile."""
+
 @dataclass(eq=False)
 class Client:
     ws: web.WebSocketResponse
@@ -57,6 +61,9 @@ class Client:
     skipped: int = 0
     """Pushes this client missed because its previous message was still being written."""
     needs_snapshot: bool = True
+    last_refresh_ns: int = 0
+    """When this client last asked for a refresh that was granted (one a second: a snapshot is encoded for
+    it alone, so a client spamming refresh would cost the process a snapshot per push)."""
     outbox: tuple[str, bytes | str] | None = None
     """The one message waiting for the writer: (type, encoded). Never more than one."""
     busy_since: float = 0.0
@@ -258,8 +265,11 @@ class DashboardServer:
             client.needs_snapshot = True  # the new channels' state arrives as a snapshot
             self.schedule_push()
         elif kind == "refresh":
-            client.needs_snapshot = True
-            self.schedule_push()
+            now = self.now_ns()
+            if now - client.last_refresh_ns >= REFRESH_INTERVAL_NS:
+                client.last_refresh_ns = now
+                client.needs_snapshot = True
+                self.schedule_push()
         elif kind == "ping":
             await self._send(client, {"type": "pong", "ts": self.now_ns() // 1_000_000})
         else:

@@ -430,7 +430,7 @@ def test_what_a_strategy_prints_does_not_break_the_json_and_odd_settings_are_ref
 
 
 def test_the_docs_example_spec_backtests_without_its_limits_refusing_the_quotes(head):
-    spec = Path(__file__).resolve().parents[2] / "examples" / "fixed-spread.yaml"
+    spec = Path(__file__).resolve().parents[2] / "examples" / "strategies" / "fixed-spread.yaml"
     r, _ = backtest_json(head, "-f", str(spec), "--latency-ms", "5", "--queue-model", "risk_averse", "--seed", "1")
     assert list(r["per_strategy"]) == ["fs-btc"] and r["orders"] > 500 and r["fills"] > 0
     assert "RATE_LIMIT" not in r["refusal_reasons"] and r["orders_filtered"] == 0

@@ -29,6 +29,7 @@ from fractions import Fraction
 from typing import Any, Callable, Mapping, Protocol
 
 from celeris.domain import sdk_types
+from celeris.runtime.eager import start_eager
 from celeris.domain.topics import signal_topic
 from celeris.domain.book import BookState, OrderBook
 from celeris.domain.clock import Clock, utc_day_start_ns
@@ -114,7 +115,10 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         self.day_realized = 0
         self.halted = False
         self._inflight: set[tuple[str, str, Side]] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._outbox: list[Any] | None = None
+        """While a book is dispatched: the order actions it caused, started eagerly once the dispatch is done
+        (start_eager: checked, signed and written before the other subscribers of that book run)."""
         self._sequence = 0
         self.stimulus_ns = 0
         """While a book is dispatched to the SDK strategies, its receipt time: an order placed on it carries it
@@ -150,9 +154,21 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         self._sdk_trade(trade)
 
     def on_book(self, update: BookUpdate) -> None:
-        book = self.books.get(update.symbol)
-        if book is None:
+        if update.symbol not in self.books:
             return
+        if self._outbox is not None:  # a book published from inside a dispatch: no eager start nested in it
+            self._on_book(update)
+            return
+        self._outbox = []
+        try:
+            self._on_book(update)
+        finally:
+            outbox, self._outbox = self._outbox, None
+            for coro in outbox:
+                self._track(start_eager(coro))
+
+    def _on_book(self, update: BookUpdate) -> None:
+        book = self.books[update.symbol]
         self.run_timers()
         if update.state is not BookState.LIVE:
             self.live[update.symbol] = False  # no decisions on a stale book

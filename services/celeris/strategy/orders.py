@@ -79,12 +79,23 @@ class OrderIntents:
             # A requote cancels the old quote while the new one goes out: the new order does not wait
             # for the cancel's round trip to the venue.
             self._cancel_records([quote], "", "requote")
-        self._spawn(self._send(key, request))
+        self._spawn_order(self._send(key, request))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(asyncio.ensure_future(coro))
+
+    def _spawn_order(self, coro: Any) -> None:
+        """An order action (send, cancel, amend): started eagerly after the book dispatch that caused it,
+        else a task (an answer or a fill from execution must not re-enter execution from its own callback)."""
+        if self._outbox is not None:
+            self._outbox.append(coro)
+        else:
+            self._spawn(coro)
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        if not task.done():
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _send(self, key: tuple[str, str, Side], request: OrderRequest) -> None:
         owner = key[0]
@@ -117,7 +128,7 @@ class OrderIntents:
             record.cancel_requested = True
             if stat:
                 self.stats[stat] += 1
-            self._spawn(self._cancel(record, why))
+            self._spawn_order(self._cancel(record, why))
 
     async def _cancel(self, record: WorkingRecord, why: str) -> None:
         try:

@@ -100,7 +100,7 @@ class SdkIntents:
                                OrderType.MARKET if order.price_ticks is None else OrderType.LIMIT, order.qty_steps,
                                order.price_ticks, order.time_in_force, reduce_only=order.reduce_only,
                                strategy_id=name, client_order_id=cid, ts_signal_ns=self.stimulus_ns or now)
-        self._spawn(self._sdk_send(request))
+        self._spawn_order(self._sdk_send(request))
 
     def _sdk_decision(self, runner: Runner, order: sdk.OwnOrder, price_ticks: int | None, qty_steps: int,
                       why: str) -> Aggregated:
@@ -158,7 +158,7 @@ class SdkIntents:
         if record.cancel_requested:
             return
         record.cancel_requested = True
-        self._spawn(self._cancel(record, f"sdk{self._next_sequence()}"))
+        self._spawn_order(self._cancel(record, f"sdk{self._next_sequence()}"))
 
     def _sdk_amend_intent(self, runner: Runner, intent: AmendIntent) -> None:
         cid = intent.client_order_id
@@ -187,7 +187,7 @@ class SdkIntents:
                                 max(intent.price_ticks, intent.old_price_ticks), record.reduce_only)
         request = AmendRequest(f"amend{self._next_sequence()}-{cid}", record.symbol, cid, intent.qty_steps,
                                intent.price_ticks)
-        self._spawn(self._sdk_amend(record, request))
+        self._spawn_order(self._sdk_amend(record, request))
 
     async def _sdk_amend(self, record: WorkingRecord, request: AmendRequest) -> None:
         cid = request.client_order_id

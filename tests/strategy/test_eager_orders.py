@@ -1,0 +1,103 @@
+"""Orders decided on a book reach the gateway before on_book returns (the tick-to-order path does not wait
+for the loop); actions caused by execution's own answers and fills stay tasks (never re-entering it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from celeris.domain import sdk
+from celeris.domain.values import Side
+from tests.strategy.fakes import ControlledGateway, book, engine_with, settle
+
+
+class Quoter(sdk.Strategy):
+    """Places a bid on every book; on a fill, places another (from execution's callback)."""
+
+    name = "quoter"
+    depth = 1
+
+    def __init__(self):
+        self.placed: list[str] = []
+
+    def on_book(self, book):
+        self.placed.append(self.place("BTCUSDT", Side.BUY, "60000.00", "0.001", post_only=True))
+
+    def on_fill(self, fill):
+        self.placed.append(self.place("BTCUSDT", Side.BUY, "59999.00", "0.001", post_only=True))
+
+
+class SyncGateway(ControlledGateway):
+    """Records, in the order they ran, the synchronous part of each submit (what execution does before
+    its first wait: checks, signing, the socket write)."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(hold=True)
+        self.log = log
+
+    async def submit(self, request):
+        self.log.append(f"submit {request.client_order_id}")
+        return await super().submit(request)
+
+
+async def test_an_order_on_a_book_is_written_before_the_book_call_returns(btcusdt):
+    log: list[str] = []
+    engine = engine_with(btcusdt, ("q", Quoter, {}), gateway=SyncGateway(log))
+    engine.on_book(book(1))
+    quoter = engine.runners["q"].strategy
+    log.append("on_book returned")
+    # Before any loop turn: the order's checks and write ran inside the callback.
+    assert log == [f"submit {quoter.placed[0]}", "on_book returned"]
+    gw = engine.gateway
+    gw.ack(quoter.placed[0])
+    await settle()
+    assert [o.state.value for o in quoter.orders()] == ["WORKING"]
+
+
+async def test_several_orders_of_one_book_go_out_in_the_order_decided(btcusdt):
+    log: list[str] = []
+
+    class Ladder(sdk.Strategy):
+        name = "ladder"
+        depth = 1
+
+        def on_book(self, book):
+            for i in range(3):
+                self.place("BTCUSDT", Side.BUY, f"{59990 + i}.00", "0.001", post_only=True)
+
+    engine = engine_with(btcusdt, ("l", Ladder, {}), gateway=SyncGateway(log))
+    engine.on_book(book(1))
+    sent = [r.price_ticks for r in engine.gateway.submitted]
+    assert sent == [599900, 599910, 599920] and len(log) == 3
+
+
+async def test_an_order_placed_from_a_fill_is_a_task_not_a_reentrant_call(btcusdt):
+    log: list[str] = []
+    engine = engine_with(btcusdt, ("q", Quoter, {}), gateway=SyncGateway(log))
+    engine.on_book(book(1))
+    quoter = engine.runners["q"].strategy
+    gw = engine.gateway
+    gw.ack(quoter.placed[0])
+    await settle()
+    log.clear()
+    gw.fill(engine, quoter.placed[0], 1)
+    log.append("fill delivered")
+    # The fill's order waits for a loop turn: execution, which delivered the fill, is not re-entered.
+    assert log == ["fill delivered"]
+    await settle()
+    assert log == ["fill delivered", f"submit {quoter.placed[-1]}"]
+
+
+async def test_a_failing_gateway_in_the_eager_part_is_the_strategys_refusal(btcusdt):
+    class Broken(ControlledGateway):
+        async def submit(self, request):
+            raise RuntimeError("socket gone")
+
+    engine = engine_with(btcusdt, ("q", Quoter, {}), gateway=Broken())
+    engine.on_book(book(1))  # does not raise into market data
+    quoter = engine.runners["q"].strategy
+    await settle()
+    (order,) = [quoter.order(cid) for cid in quoter.placed if quoter.order(cid) is not None] or [None]
+    assert order is None  # closed as rejected, told to the strategy
+    assert engine.stats["orders"] == 1
+    assert not engine._tasks
+    await asyncio.sleep(0)

@@ -120,3 +120,18 @@ async def test_a_restart_does_not_bring_dropped_orders_back(btcusdt, restart):
     await again.start()
     assert len(again.orders) <= 2
     await again.stop()
+
+
+async def test_memory_hot_state_is_bounded_and_keeps_the_newest():
+    hot = MemoryHotState(answers_kept=10, trades_kept=50)
+    for i in range(25):
+        await hot.put_answer(f"r{i}", {"i": i}, 86_400)
+    assert len(hot.answers) == 10 and await hot.get_answer("r24") == {"i": 24} and await hot.get_answer("r14") is None
+    await hot.put_answer("r15", {"i": 15}, 86_400)  # re-put: the newest again, the oldest goes
+    await hot.put_answer("r25", {"i": 25}, 86_400)
+    assert await hot.get_answer("r15") == {"i": 15} and await hot.get_answer("r16") is None
+    for t in range(200):
+        assert await hot.add_trade("BTCUSDT", t)
+        assert not await hot.add_trade("BTCUSDT", t)  # a duplicate fill event right after: refused
+    assert len(hot.trades) == 50 and not await hot.add_trade("BTCUSDT", 199)
+    assert await hot.add_trade("ETHUSDT", 199)  # per symbol

@@ -22,8 +22,8 @@ class ClosedOrderRetention:
         self._closed: deque[tuple[int, str]] = deque()
         """(closed at, client id), oldest first."""
         self._dropped: deque[tuple[int, str]] = deque()
-        self.dropped_ids: dict[str, str] = {}
-        """client id -> its request id, for orders dropped from memory but still inside the id window."""
+        self.dropped_ids: set[str] = set()
+        """Client ids of orders dropped from memory but still inside the id window."""
         self.pending_forget: list[str] = []
         """Dropped ids whose hot-state records are still to be deleted (done on the next persist)."""
         self.pruned = 0
@@ -50,13 +50,14 @@ class ClosedOrderRetention:
             engine.order_mode.pop(cid, None)
             if order.venue_order_id and engine.by_venue_id.get(order.venue_order_id) == cid:
                 del engine.by_venue_id[order.venue_order_id]
-            self.dropped_ids[cid] = engine.request_of.pop(cid, "")
+            engine.request_of.pop(cid, None)
+            self.dropped_ids.add(cid)
             self._dropped.append((now_ns, cid))
             self.pending_forget.append(cid)
             self.pruned += 1
         while self._dropped and now_ns - self._dropped[0][0] >= self.id_ttl_ns:
             _, cid = self._dropped.popleft()
-            self.dropped_ids.pop(cid, None)
+            self.dropped_ids.discard(cid)
 
     async def forget_in_hot_state(self) -> None:
         if not self.pending_forget:

@@ -38,11 +38,24 @@ class Journal(Protocol):
     async def fill(self, fill: Fill, ins: Instrument) -> None: ...
 
 
+ANSWERS_KEPT = 10_000
+"""Idempotency answers kept without Redis (oldest forgotten first; Redis keeps each for its TTL instead).
+A retried request older than that is still never placed twice: the engine refuses its client order id
+while it is inside the id window (execution/retention.py)."""
+TRADES_KEPT = 20_000
+"""Trade ids remembered without Redis: a duplicate fill event arrives within seconds, not 20,000 fills later."""
+
+
 class MemoryHotState:
-    def __init__(self) -> None:
+    """Hot state in the process (no Redis): orders until forgotten, the last ANSWERS_KEPT answers and
+    TRADES_KEPT trade ids (bounded: a long session does not grow without end)."""
+
+    def __init__(self, answers_kept: int = ANSWERS_KEPT, trades_kept: int = TRADES_KEPT) -> None:
         self.orders: dict[str, dict[str, Any]] = {}
         self.answers: dict[str, dict[str, Any]] = {}
         self.trades: set[tuple[str, int]] = set()
+        self._trade_order: deque[tuple[str, int]] = deque()
+        self.answers_kept, self.trades_kept = answers_kept, trades_kept
         self.halt = (False, "")
 
     async def save_order(self, doc: dict[str, Any]) -> None:
@@ -59,13 +72,20 @@ class MemoryHotState:
         return self.answers.get(request_id)
 
     async def put_answer(self, request_id: str, answer: dict[str, Any], ttl_s: int) -> None:
-        self.answers[request_id] = answer
+        answers = self.answers
+        answers.pop(request_id, None)  # re-put: it is the newest again
+        answers[request_id] = answer
+        while len(answers) > self.answers_kept:
+            del answers[next(iter(answers))]  # dicts keep insertion order: the oldest first
 
     async def add_trade(self, symbol: str, trade_id: int) -> bool:
         key = (symbol, trade_id)
         if key in self.trades:
             return False
         self.trades.add(key)
+        self._trade_order.append(key)
+        while len(self._trade_order) > self.trades_kept:
+            self.trades.discard(self._trade_order.popleft())
         return True
 
     async def set_halt(self, halted: bool, reason: str) -> None:
@@ -147,7 +167,7 @@ class MemoryJournal:
     """The journal without a database: the most recent `capacity` order events and fills (bounded, so a
     long `celeris up` session does not grow without end; PostgreSQL keeps the full history)."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 10_000) -> None:
         self.events: deque[tuple[int, str, str, str]] = deque(maxlen=capacity)
         self.fills: deque[Fill] = deque(maxlen=capacity)
 

@@ -174,7 +174,7 @@ class MemoryPolicyStore:
         return self.policies.pop(name, None) is not None
 
 
-AUDIT_CHECKS_KEPT = 10_000
+AUDIT_CHECKS_KEPT = 2_000
 """The in-memory audit keeps the last this many checks (PostgreSQL keeps them all)."""
 
 

@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from celeris.domain.instruments import OrderType, TimeInForce
+from celeris.domain.messages import AmendRequest
 from celeris.domain.orders import OrderStatus
 from celeris.domain.values import MONEY_SCALE
 from celeris.exchange_sim.engine import VenueError
@@ -24,6 +25,10 @@ from tests.sim.conftest import API_KEY
 def sim_orders(h, client_id):
     account = h.sim.engine.accounts[API_KEY]
     return [o for o in account.orders.values() if o.client_order_id == client_id]
+
+
+def amend_request(order, ins, price_ticks, qty):
+    return AmendRequest(f"amend-{order.client_order_id}", order.symbol, order.client_order_id, ins.qty(qty), price_ticks)
 
 
 def ws_api_connections(venue):
@@ -62,8 +67,17 @@ async def test_an_order_placed_over_the_ws_api_is_accepted_and_its_events_arrive
     # Both went over the WebSocket API, none over REST.
     assert (h.live.orders_over_ws_api, h.live.orders_over_rest) == (2, 0)
     assert h.sim.stats["ws_api_requests"] - requests_before == 2
-    cancel = await h.engine.cancel("c1", "BTCUSDT", resting.order.client_order_id)  # cancels stay on REST
+    # An amendment and a cancel take the same socket (order.modify, order.cancel), with REST's answers.
+    amended = await h.engine.amend(amend_request(resting.order, ins, h.best(True) - 120, "0.020"))
+    assert amended.accepted, amended.rejection
+    (at_venue,) = sim_orders(h, resting.order.client_order_id)
+    assert (at_venue.price_ticks, at_venue.qty_steps) == (h.best(True) - 120, 20)
+    assert (resting.order.price_ticks, resting.order.qty_steps) == (h.best(True) - 120, 20)
+    cancel = await h.engine.cancel("c1", "BTCUSDT", resting.order.client_order_id)
     assert cancel.accepted and resting.order.status is OrderStatus.CANCELED
+    assert [o.status for o in sim_orders(h, resting.order.client_order_id)] == ["CANCELED"]
+    assert (h.live.amends_over_ws_api, h.live.cancels_over_ws_api) == (1, 1)
+    assert h.sim.stats["ws_api_requests"] - requests_before == 4
 
 
 async def _refusal(call):
@@ -105,6 +119,15 @@ async def test_error_answers_become_the_exceptions_rest_raises(ws_harness):
         assert issubclass(refusals[name][0], errors.OrderRejected), name
     account.wallet = wallet
     assert [refusals[name][1] for name in cases][:3] == [-4116, -5022, -2019]
+    # A cancel or an amendment of an order the venue does not have: UnknownOrder over both (execution then
+    # queries the order, as after a REST answer).
+    unknown = {"symbol": "BTCUSDT", "origClientOrderId": "never-placed"}
+    modify = {**unknown, "side": "BUY", "quantity": "0.010", "price": ins.format_price(bid - 100)}
+    assert await _refusal(lambda: h.live.ws_api.request("order.cancel", unknown)) == \
+        await _refusal(lambda: h.rest.request("DELETE", "/fapi/v1/order", unknown, signed=True))
+    assert await _refusal(lambda: h.live.ws_api.request("order.modify", modify)) == \
+        await _refusal(lambda: h.rest.request("PUT", "/fapi/v1/order", modify, signed=True))
+    assert (await _refusal(lambda: h.live.ws_api.request("order.cancel", unknown)))[0] is errors.UnknownOrder
     # A bad key is AuthenticationFailed over both (the WebSocket API answers it 400, REST 401).
     good_key = h.rest._api_key
     h.rest._api_key = "not-a-key"

@@ -1,13 +1,15 @@
 """Execution's order venue for Binance USD-M: orders over REST (new orders over the WebSocket API when one
-is configured and connected), their events from the user data stream, and the venue's answers (orders,
+and cancels and amends over the WebSocket API when one is configured and connected), their events from the user data stream, and the venue's answers (orders,
 trades, positions, balance) parsed into the domain's values.
 
 The whole order surface: place, amend (PUT /fapi/v1/order), batches (POST/PUT/DELETE /fapi/v1/batchOrders),
 and conditional and trailing orders through the Algo Order API (POST/DELETE/GET /fapi/v1/algoOrder,
 openAlgoOrders, ALGO_UPDATE); the parameters and shapes are in order_wire.py. With `ws_api_url` a new
-non-algo order is one `order.place` frame on the open WebSocket API connection (ws_api.py), the hot path;
-while that connection is down it goes over REST, never over both. Its answer has POST /fapi/v1/order's
-fields and is parsed by the same code. Amends, cancels, batches, queries and algo orders stay on REST.
+non-algo order is one `order.place` frame on the open WebSocket API connection (ws_api.py), the hot path,
+and so are a cancel (`order.cancel`) and an amendment (`order.modify`, a requote's other half); while that
+connection is down they go over REST, never over both. The answers have the REST endpoints' fields and are
+parsed by the same code. Batches, queries (an unknown outcome is resolved over the other transport) and
+algo orders stay on REST.
 
 It implements celeris.execution.venue.OrderVenue without importing it (the port is a Protocol): the
 venue package knows the domain and Binance, never an engine.
@@ -56,6 +58,8 @@ class BinanceOrderVenue:
         """New orders go over it while it is connected (`ws_api_url`: the venue's WebSocket API, optional)."""
         self.orders_over_ws_api = 0
         self.orders_over_rest = 0
+        self.cancels_over_ws_api = 0
+        self.amends_over_ws_api = 0
         self.deadman = DeadMansSwitch(rest, list(instruments), cancel_all_after_ms, clock)
         """Armed before the first order is sent (deadman.py): the venue cancels our orders if we die."""
         self.instruments = instruments
@@ -148,8 +152,13 @@ class BinanceOrderVenue:
 
     async def amend(self, order: Order, qty_steps: int, price_ticks: int) -> VenueOrderState:
         ins = self.instruments[order.symbol]
-        body = await self.rest.request("PUT", "/fapi/v1/order", self._amend_params(order, qty_steps, price_ticks),
-                                       signed=True, weight=1)
+        params = self._amend_params(order, qty_steps, price_ticks)
+        ws_api = self.ws_api
+        if ws_api is not None and ws_api.connected:
+            self.amends_over_ws_api += 1
+            body = await ws_api.request("order.modify", params, weight=1)
+        else:
+            body = await self.rest.request("PUT", "/fapi/v1/order", params, signed=True, weight=1)
         return _state(body, ins)
 
     def _amend_params(self, order: Order, qty_steps: int, price_ticks: int) -> dict[str, Any]:
@@ -182,7 +191,13 @@ class BinanceOrderVenue:
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState:
         actual = self._actual.get(client_order_id)
         ref: dict[str, Any] = {"orderId": actual} if actual else {"origClientOrderId": client_order_id}
-        body = await self.rest.request("DELETE", "/fapi/v1/order", {"symbol": symbol, **ref}, signed=True)
+        ws_api = self.ws_api
+        if ws_api is not None and ws_api.connected:
+            # A requote's cancel is on the hot path as much as its new order: the same warm socket, one frame.
+            self.cancels_over_ws_api += 1
+            body = await ws_api.request("order.cancel", {"symbol": symbol, **ref}, weight=1)
+        else:
+            body = await self.rest.request("DELETE", "/fapi/v1/order", {"symbol": symbol, **ref}, signed=True)
         return _state(body, self.instruments[symbol])
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:

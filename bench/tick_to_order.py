@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import hashlib
 import hmac
 import json
@@ -69,6 +70,25 @@ spec:
 """
 
 
+_CHILDREN: list[subprocess.Popen[str]] = []
+"""Every simulator and `celeris up` this run started: killed on SIGTERM/SIGHUP or an unexpected exit too
+(a killed benchmark must not leave a trading system and a venue running)."""
+
+
+def _kill_children(*_: Any) -> None:
+    for proc in _CHILDREN:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # `celeris up` runs in its own session: its children too
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+
+
+def _on_signal(signum: int, _: Any) -> None:
+    _kill_children()
+    os._exit(128 + signum)
+
+
 def _figures(samples_ns: list[int]) -> dict[str, Any]:
     def us(q: float) -> float | None:
         v = percentile(samples_ns, q)
@@ -94,7 +114,9 @@ def start_sim(state: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
             "--orders-per-10s", str(SIM_ORDERS_PER_10S)]
     env = dict(os.environ, CELERIS_SIM_API_KEY=KEY, CELERIS_SIM_API_SECRET=SECRET)
     with open(state / "sim.log", "a") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT,
+                                start_new_session=True)
+    _CHILDREN.append(proc)
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if not line:
         raise RuntimeError(f"the simulator did not start: {(state / 'sim.log').read_text()[-500:]}")
@@ -111,8 +133,10 @@ def start_up(topology: str, transport: str, sim: dict[str, Any], state: Path) ->
             "--state-dir", str(state / f"up-{topology}-{transport}")]
     env = dict(os.environ, CELERIS_VENUE_API_KEY=KEY, CELERIS_VENUE_API_SECRET=SECRET)
     with open(state / f"up-{topology}-{transport}.log", "a") as log:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=ROOT,
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=ROOT,
                                 start_new_session=True)
+    _CHILDREN.append(proc)
+    return proc
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 20) -> None:
@@ -290,6 +314,9 @@ def main() -> int:
     from celeris.runtime.grpc_server import install_uvloop
 
     install_uvloop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+    atexit.register(_kill_children)
     out = asyncio.run(measure(args))
     if args.json:
         print(json.dumps(out))

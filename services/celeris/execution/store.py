@@ -38,7 +38,7 @@ class Journal(Protocol):
     async def fill(self, fill: Fill, ins: Instrument) -> None: ...
 
 
-ANSWERS_KEPT = 10_000
+ANSWERS_KEPT = 2_000
 """Idempotency answers kept without Redis (oldest forgotten first; Redis keeps each for its TTL instead).
 A retried request older than that is still never placed twice: the engine refuses its client order id
 while it is inside the id window (execution/retention.py)."""
@@ -167,7 +167,7 @@ class MemoryJournal:
     """The journal without a database: the most recent `capacity` order events and fills (bounded, so a
     long `celeris up` session does not grow without end; PostgreSQL keeps the full history)."""
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 2_000) -> None:
         self.events: deque[tuple[int, str, str, str]] = deque(maxlen=capacity)
         self.fills: deque[Fill] = deque(maxlen=capacity)
 

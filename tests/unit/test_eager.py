@@ -119,3 +119,23 @@ async def test_order_of_effects_matches_a_task_after_the_first_wait() -> None:
     assert log == ["a0", "b0"]
     await asyncio.gather(a, b)
     assert log == ["a0", "b0", "a1", "b1", "a2", "b2"]
+
+
+async def test_a_context_variable_set_in_the_eager_part_stays_the_coroutines_as_in_a_task():
+    """asyncio.Task runs its coroutine in a copy of the caller's context: what the coroutine sets must not
+    leak into the caller (here the market-data callback), nor the caller's later changes into the task."""
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
+    seen: list[str] = []
+
+    async def coro():
+        var.set("coroutine")
+        await asyncio.sleep(0)
+        seen.append(var.get())
+
+    fut = start_eager(coro())
+    assert var.get() == "caller"
+    var.set("caller-later")
+    await fut
+    assert seen == ["coroutine"]

@@ -15,6 +15,7 @@ synchronously is safe (no half-updated state the coroutine reads): it is a decis
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -24,8 +25,9 @@ T = TypeVar("T")
 def start_eager(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
     """Run `coro` until it first suspends; a done future if it finished, else the task that goes on."""
     loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()  # as a task: the coroutine's context is a copy of the caller's
     try:
-        yielded = coro.send(None)
+        yielded = context.run(coro.send, None)
     except StopIteration as stop:
         done: asyncio.Future[T] = loop.create_future()
         done.set_result(stop.value)
@@ -39,7 +41,7 @@ def start_eager(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         else:
             failed.set_exception(exc)
         return failed
-    return loop.create_task(_resume(coro, yielded))
+    return loop.create_task(_resume(coro, yielded), context=context)
 
 
 async def _resume(coro: Coroutine[Any, Any, T], yielded: Any) -> T:

@@ -101,3 +101,39 @@ async def test_a_failing_gateway_in_the_eager_part_is_the_strategys_refusal(btcu
     assert engine.stats["orders"] == 1
     assert not engine._tasks
     await asyncio.sleep(0)
+
+
+async def test_an_interrupt_in_one_eager_start_leaves_the_rest_of_the_books_orders_tasks(btcusdt):
+    """KeyboardInterrupt/SystemExit in the first order's eager part propagates (as from a task), but the
+    book's other order actions were already reserved: they must become tracked tasks (stop() and the loop's
+    shutdown cancel them, releasing their reservations), not coroutines dropped unawaited."""
+
+    class Ladder(sdk.Strategy):
+        name = "ladder"
+        depth = 1
+
+        def on_book(self, book):
+            for i in range(3):
+                self.place("BTCUSDT", Side.BUY, f"{59990 + i}.00", "0.001", post_only=True)
+
+    class Interrupted(ControlledGateway):
+        def __init__(self):
+            super().__init__(hold=True)
+            self.calls = 0
+
+        async def submit(self, request):
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return await super().submit(request)
+
+    engine = engine_with(btcusdt, ("l", Ladder, {}), gateway=Interrupted())
+    try:
+        engine.on_book(book(1))
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interrupt must propagate")
+    assert len(engine._tasks) == 2
+    await engine.stop()
+    assert not engine._tasks

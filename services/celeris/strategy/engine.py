@@ -164,8 +164,13 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
             self._on_book(update)
         finally:
             outbox, self._outbox = self._outbox, None
-            for coro in outbox:
-                self._track(start_eager(coro))
+            for i, coro in enumerate(outbox):
+                try:
+                    self._track(start_eager(coro))
+                except BaseException:  # KeyboardInterrupt/SystemExit: the rest were reserved, they stay tasks
+                    for rest in outbox[i + 1:]:
+                        self._spawn(rest)
+                    raise
 
     def _on_book(self, update: BookUpdate) -> None:
         book = self.books[update.symbol]

@@ -139,3 +139,25 @@ async def test_a_context_variable_set_in_the_eager_part_stays_the_coroutines_as_
     var.set("caller-later")
     await fut
     assert seen == ["coroutine"]
+
+
+async def test_cancelled_before_the_task_first_runs_the_coroutine_still_sees_the_cancellation():
+    """A task cancelled before its first step throws CancelledError into its coroutine at once: the eager
+    coroutine, already suspended at its wait, must get it there (its finally, e.g. a reservation's release,
+    runs), not be left suspended forever."""
+    cleaned: list[str] = []
+
+    async def coro():
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            cleaned.append("cancelled")
+            raise
+        finally:
+            cleaned.append("finally")
+
+    fut = start_eager(coro())
+    fut.cancel()  # same loop turn: the task has not taken its first step
+    with pytest.raises(asyncio.CancelledError):
+        await fut
+    assert cleaned == ["cancelled", "finally"]

@@ -41,39 +41,31 @@ def start_eager(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         else:
             failed.set_exception(exc)
         return failed
-    return loop.create_task(_resume(coro, yielded), context=context)
+    return loop.create_task(_Resumed(coro, yielded), context=context)
 
 
-async def _resume(coro: Coroutine[Any, Any, T], yielded: Any) -> T:
-    return await _Continuation(coro, yielded)  # type: ignore[no-any-return]
+class _Resumed(Coroutine[Any, Any, Any]):
+    """The task's coroutine: its first step hands the task the wait the coroutine is in; every later step,
+    and a throw (a cancellation) even before that first step, goes straight to the coroutine."""
 
-
-class _Continuation:
-    """Hands the task the future the coroutine suspended on, then drives the coroutine as the task does."""
-
-    __slots__ = ("coro", "yielded")
+    __slots__ = ("coro", "yielded", "started")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self.coro, self.yielded = coro, yielded
+        self.coro, self.yielded, self.started = coro, yielded, False
+
+    def send(self, value: Any) -> Any:
+        if not self.started:
+            self.started = True
+            yielded, self.yielded = self.yielded, None
+            return yielded
+        return self.coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
+        self.started, self.yielded = True, None
+        return self.coro.throw(typ) if val is None and tb is None else self.coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self.coro.close()
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        return _drive(self.coro, self.yielded)
-
-
-def _drive(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
-    while True:
-        try:
-            sent = yield yielded  # the task waits for this future (or, for a bare yield, one loop turn)
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - cancellation and throw() go to the coroutine's wait
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            yielded = coro.send(sent)
-        except StopIteration as stop:
-            return stop.value
+        return self.coro.__await__()

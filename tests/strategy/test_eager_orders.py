@@ -137,3 +137,25 @@ async def test_an_interrupt_in_one_eager_start_leaves_the_rest_of_the_books_orde
     assert len(engine._tasks) == 2
     await engine.stop()
     assert not engine._tasks
+
+
+async def test_stop_right_after_a_book_releases_the_eagerly_started_orders(btcusdt):
+    """stop() in the same loop turn as the book that started an order: its task is cancelled before its
+    first step; the order's coroutine (execution's submit, waiting for the venue) must still get the
+    cancellation and run its cleanup, not stay suspended for ever."""
+    log: list[str] = []
+
+    class Releasing(SyncGateway):
+        async def submit(self, request):
+            try:
+                return await super().submit(request)
+            except asyncio.CancelledError:
+                log.append("submit cancelled")
+                raise
+
+    engine = engine_with(btcusdt, ("q", Quoter, {}), gateway=Releasing(log))
+    engine.on_book(book(1))
+    assert engine._tasks
+    await engine.stop()
+    assert not engine._tasks
+    assert "submit cancelled" in log

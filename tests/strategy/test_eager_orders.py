@@ -26,6 +26,17 @@ class Quoter(sdk.Strategy):
         self.placed.append(self.place("BTCUSDT", Side.BUY, "59999.00", "0.001", post_only=True))
 
 
+class Ladder(sdk.Strategy):
+    """Three bids on every book."""
+
+    name = "ladder"
+    depth = 1
+
+    def on_book(self, book):
+        for i in range(3):
+            self.place("BTCUSDT", Side.BUY, f"{59990 + i}.00", "0.001", post_only=True)
+
+
 class SyncGateway(ControlledGateway):
     """Records, in the order they ran, the synchronous part of each submit (what execution does before
     its first wait: checks, signing, the socket write)."""
@@ -55,14 +66,6 @@ async def test_an_order_on_a_book_is_written_before_the_book_call_returns(btcusd
 
 async def test_several_orders_of_one_book_go_out_in_the_order_decided(btcusdt):
     log: list[str] = []
-
-    class Ladder(sdk.Strategy):
-        name = "ladder"
-        depth = 1
-
-        def on_book(self, book):
-            for i in range(3):
-                self.place("BTCUSDT", Side.BUY, f"{59990 + i}.00", "0.001", post_only=True)
 
     engine = engine_with(btcusdt, ("l", Ladder, {}), gateway=SyncGateway(log))
     engine.on_book(book(1))
@@ -107,14 +110,6 @@ async def test_an_interrupt_in_one_eager_start_leaves_the_rest_of_the_books_orde
     """KeyboardInterrupt/SystemExit in the first order's eager part propagates (as from a task), but the
     book's other order actions were already reserved: they must become tracked tasks (stop() and the loop's
     shutdown cancel them, releasing their reservations), not coroutines dropped unawaited."""
-
-    class Ladder(sdk.Strategy):
-        name = "ladder"
-        depth = 1
-
-        def on_book(self, book):
-            for i in range(3):
-                self.place("BTCUSDT", Side.BUY, f"{59990 + i}.00", "0.001", post_only=True)
 
     class Interrupted(ControlledGateway):
         def __init__(self):

@@ -154,3 +154,29 @@ async def test_stop_right_after_a_book_releases_the_eagerly_started_orders(btcus
     await engine.stop()
     assert not engine._tasks
     assert "submit cancelled" in log
+
+
+async def test_a_book_published_from_inside_an_eager_start_does_not_overtake_the_earlier_books_orders(btcusdt):
+    """Execution's synchronous part may (through the bus) publish another book: that book's orders start
+    after the rest of the first book's, in the order the two books were decided."""
+    holder: dict = {}
+
+    class Republishing(ControlledGateway):
+        def __init__(self):
+            super().__init__(hold=True)
+            self.nested = False
+
+        async def submit(self, request):
+            if not self.nested:
+                self.nested = True
+                holder["engine"].on_book(book(2, bid=600100, ask=600110))
+            return await super().submit(request)
+
+    engine = engine_with(btcusdt, ("l", Ladder, {}), gateway=Republishing())
+    holder["engine"] = engine
+    engine.on_book(book(1))
+    sent = [r.client_order_id for r in engine.gateway.submitted]
+    ladder = engine.runners["l"].strategy
+    placed = [o.client_order_id for o in ladder.orders()]
+    assert len(sent) == 6 and sent == placed  # the order decided: book 1's three, then book 2's three
+    await engine.stop()

@@ -117,6 +117,8 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
         self._inflight: set[tuple[str, str, Side]] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._outbox: list[Any] | None = None
+        self._flushing: list[Any] | None = None
+        """While a book's order actions are being started: that list (a nested book's actions join its end)."""
         """While a book is dispatched: the order actions it caused, started eagerly once the dispatch is done
         (start_eager: checked, signed and written before the other subscribers of that book run)."""
         self._sequence = 0
@@ -164,13 +166,28 @@ class StrategyEngine(StrategyRoster, OrderIntents, SdkDriver, SdkIntents, Engine
             self._on_book(update)
         finally:
             outbox, self._outbox = self._outbox, None
-            for i, coro in enumerate(outbox):
+            if self._flushing is not None:
+                # A book published while an earlier book's orders are being started (from inside one of
+                # them): its orders go after the rest of that book's, never overtaking them.
+                self._flushing.extend(outbox)
+            else:
+                self._flush(outbox)
+
+    def _flush(self, outbox: list[Any]) -> None:
+        self._flushing = outbox
+        try:
+            i = 0
+            while i < len(outbox):
+                coro = outbox[i]
+                i += 1
                 try:
                     self._track(start_eager(coro))
                 except BaseException:  # KeyboardInterrupt/SystemExit: the rest were reserved, they stay tasks
-                    for rest in outbox[i + 1:]:
+                    for rest in outbox[i:]:
                         self._spawn(rest)
                     raise
+        finally:
+            self._flushing = None
 
     def _on_book(self, update: BookUpdate) -> None:
         book = self.books[update.symbol]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from celeris.domain.instruments import OrderType
 from celeris.venues.binance.ws_api import WsApiClient
 from tests.execution.conftest import Harness, live_venue, request, wait_for  # noqa: F401
@@ -24,6 +26,18 @@ async def harness(venue, **config):
     return await Harness(venue, ws_api=lambda rest: WsApiClient(f"{venue.ws_url}/ws-fapi/v1", rest, timeout_s=0.3,
                                                                 backoff_initial_s=0.05, backoff_max_s=0.05),
                          **config).start()
+
+
+@pytest.fixture
+async def late_answer(live_venue):  # noqa: F811
+    """A harness (2 s unknown-outcome window) whose venue holds the first order's answer until it is queried:
+    (harness, instrument, the venue's position before)."""
+    h = await harness(live_venue, unknown_outcome_window_s=2.0)
+    hold_first_order(live_venue, release_on_query=True)
+    try:
+        yield h, h.ins(), venue_position(h)
+    finally:
+        await h.stop()
 
 
 def hold_first_order(venue, release_on_query: bool, every_send: bool = False):
@@ -49,37 +63,25 @@ def hold_first_order(venue, release_on_query: bool, every_send: bool = False):
     return gate
 
 
-async def test_a_market_order_answered_late_is_one_order_not_two(live_venue):
-    h = await harness(live_venue, unknown_outcome_window_s=2.0)
-    try:
-        hold_first_order(live_venue, release_on_query=True)
-        ins = h.ins()
-        before = venue_position(h)
-        out = await asyncio.wait_for(h.engine.submit(request(order_type=OrderType.MARKET, qty="0.050", instrument=ins)),
-                                     20)
-        await h.engine.settle()
-        cid = out.order.client_order_id
-        assert len(venue_orders(h, cid)) == 1  # never sent twice
-        assert venue_position(h) - before == ins.qty("0.050")
-        assert out.accepted and h.engine.stats.ambiguous_resolved == 1
-    finally:
-        await h.stop()
+async def test_a_market_order_answered_late_is_one_order_not_two(late_answer):
+    h, ins, before = late_answer
+    out = await asyncio.wait_for(h.engine.submit(request(order_type=OrderType.MARKET, qty="0.050", instrument=ins)),
+                                 20)
+    await h.engine.settle()
+    cid = out.order.client_order_id
+    assert len(venue_orders(h, cid)) == 1  # never sent twice
+    assert venue_position(h) - before == ins.qty("0.050")
+    assert out.accepted and h.engine.stats.ambiguous_resolved == 1
 
 
-async def test_a_burst_in_flight_when_the_connection_times_out_is_placed_once_each(live_venue):
-    h = await harness(live_venue, unknown_outcome_window_s=2.0)
-    try:
-        hold_first_order(live_venue, release_on_query=True)
-        ins = h.ins()
-        before = venue_position(h)
-        outs = await asyncio.wait_for(asyncio.gather(*(h.engine.submit(
-            request(order_type=OrderType.MARKET, qty="0.010", instrument=ins)) for _ in range(4))), 30)
-        await h.engine.settle()
-        for out in outs:
-            assert len(venue_orders(h, out.order.client_order_id)) == 1
-        assert venue_position(h) - before == 4 * ins.qty("0.010")
-    finally:
-        await h.stop()
+async def test_a_burst_in_flight_when_the_connection_times_out_is_placed_once_each(late_answer):
+    h, ins, before = late_answer
+    outs = await asyncio.wait_for(asyncio.gather(*(h.engine.submit(
+        request(order_type=OrderType.MARKET, qty="0.010", instrument=ins)) for _ in range(4))), 30)
+    await h.engine.settle()
+    for out in outs:
+        assert len(venue_orders(h, out.order.client_order_id)) == 1
+    assert venue_position(h) - before == 4 * ins.qty("0.010")
 
 
 async def test_an_order_given_up_on_that_lands_later_is_tracked_again_and_a_halt_cancels_it(live_venue):
